@@ -1,0 +1,92 @@
+"""The two ports of elastiq, and the few domain errors adapters raise.
+
+Every adapter translates its SDK's exceptions once, at its boundary, into one of the errors
+below; nothing above the adapters ever sees a boto3 or htcondor exception.  Messages must never
+contain secrets (keys, tokens, user-data).
+"""
+from __future__ import annotations
+
+from typing import Optional, Protocol, Sequence, Tuple, runtime_checkable
+
+from ..model import Instance, Pool, Queue
+
+
+class AdapterError(Exception):
+    """Base of the domain errors.  ``kind`` is the short class name used in logs and metrics."""
+
+    kind = "error"
+
+
+class TransientError(AdapterError):
+    """Throttling, 5xx, timeouts, endpoint unreachable, daemon down: try again later."""
+
+    kind = "transient"
+
+
+class QuotaError(AdapterError):
+    """The cloud refused for lack of quota or capacity: back off."""
+
+    kind = "quota"
+
+
+class AuthError(AdapterError):
+    """Credentials missing, wrong or not allowed: the message says what to check."""
+
+    kind = "auth"
+
+
+class ConfigError(AdapterError):
+    """The configuration names something that does not exist (image, flavour, key...).
+
+    ``key`` is the configuration key to fix, e.g. ``ec2.image_id``.
+    """
+
+    kind = "config"
+
+    def __init__(self, message: str, key: Optional[str] = None):
+        super().__init__(message)
+        self.key = key
+
+
+class FatalError(AdapterError):
+    """Anything else that retrying will not fix."""
+
+    kind = "fatal"
+
+
+@runtime_checkable
+class BatchSystem(Protocol):
+    """Read-only view of the batch system plus the one thing we change in it: draining.
+
+    ``queue()`` and ``pool()`` raise an :class:`AdapterError` when nothing can be read; when
+    only part can be read they return an object with ``partial=True``.
+    """
+
+    def queue(self) -> Queue: ...
+
+    def pool(self) -> Pool: ...
+
+    def drain(self, worker: str, reason: str) -> None:
+        """Stop the worker from accepting new jobs; running jobs finish (graceful)."""
+
+    def cancel_drain(self, worker: str) -> None:
+        """Undo :meth:`drain`: the worker accepts jobs again."""
+
+
+@runtime_checkable
+class Cloud(Protocol):
+    """The cloud, seen only through the instances carrying our cluster tag."""
+
+    def list_instances(self) -> Tuple[Instance, ...]:
+        """Every instance tagged with our cluster name, in any state but long gone."""
+
+    def launch(self, count: int) -> Tuple[str, ...]:
+        """Ask for up to ``count`` VMs in as few calls as possible; return the ids granted
+        (possibly fewer than asked, never more)."""
+
+    def terminate(self, instance_ids: Sequence[str]) -> None:
+        """Terminate these instances (ours only); idempotent."""
+
+
+def error_kind(exc: BaseException) -> str:
+    return exc.kind if isinstance(exc, AdapterError) else "fatal"

@@ -1,0 +1,394 @@
+"""elastiq configuration: frozen dataclasses, loaded from YAML or the original's INI.
+
+Every problem raises :class:`InvalidConfig`, whose message names the file, the key and what is
+wrong.  Values of secret keys are never put in a message.
+"""
+from __future__ import annotations
+
+import configparser
+import dataclasses
+import logging
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+
+import yaml
+
+from .adapters import BATCH_SYSTEMS, CLOUDS
+
+DEFAULT_PATH = "/etc/elastiq/elastiq.yaml"
+
+#: Keys whose values are never printed, logged or echoed in an error.
+SECRET_KEYS = frozenset(
+    {"ec2.aws_access_key_id", "ec2.aws_secret_access_key", "ec2.user_data_b64"}
+)
+#: Keys of the original elastiq that are accepted and ignored.
+IGNORED_LEGACY_KEYS = frozenset({"ec2.api_version"})
+
+
+class InvalidConfig(Exception):
+    def __init__(self, source: Optional[str], key: Optional[str], problem: str):
+        self.source, self.key, self.problem = source, key, problem
+        where = ": ".join(p for p in (source or "<config>", key) if p)
+        super().__init__(f"{where}: {problem}")
+
+
+@dataclass(frozen=True)
+class ElastiqSection:
+    cluster_name: str = "elastiq"
+    sleep_s: float = 5
+    check_queue_every_s: float = 15
+    check_vms_every_s: float = 45
+    check_vms_in_error_every_s: float = 20
+    waiting_jobs_threshold: int = 0
+    waiting_jobs_time_s: float = 40
+    n_jobs_per_vm: int = 0  # 0: size launches by packing cpu/memory onto the VM shape
+    idle_for_time_s: float = 3600
+    estimated_vm_deploy_time_s: float = 600
+    launch_backoff_s: float = 60
+    launch_backoff_max_s: float = 1800
+    batch_plugin: str = "htcondor"
+    cloud_plugin: str = "ec2"
+    log_level: str = "INFO"
+    log_file: Optional[str] = None
+    state_dir: Optional[str] = None
+    metrics_port: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class QuotaSection:
+    min_vms: int = 0
+    max_vms: int = 3
+
+
+@dataclass(frozen=True)
+class EC2Section:
+    api_url: Optional[str] = None
+    region: Optional[str] = None
+    aws_access_key_id: Optional[str] = None
+    aws_secret_access_key: Optional[str] = None
+    image_id: Optional[str] = None
+    flavour: Optional[str] = None
+    key_name: Optional[str] = None
+    security_groups: Tuple[str, ...] = ()
+    subnet_id: Optional[str] = None
+    user_data_b64: Optional[str] = None
+    user_data_file: Optional[str] = None
+    ca_bundle: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class VMSection:
+    """Shape of one worker VM.  ``cpus``/``memory_mb`` None: ask the cloud for the flavour's."""
+
+    cpus: Optional[int] = None
+    memory_mb: Optional[int] = None
+    disk_mb: int = 20000
+    opsys: str = "LINUX"
+    arch: str = "X86_64"
+    has_docker: bool = True
+
+    @property
+    def effective_cpus(self) -> int:
+        return self.cpus or 1
+
+    @property
+    def effective_memory_mb(self) -> int:
+        return self.memory_mb or 2048
+
+
+@dataclass(frozen=True)
+class DebugSection:
+    dry_run_boot_vms: bool = False
+    dry_run_shutdown_vms: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    elastiq: ElastiqSection = field(default_factory=ElastiqSection)
+    quota: QuotaSection = field(default_factory=QuotaSection)
+    ec2: EC2Section = field(default_factory=EC2Section)
+    vm: VMSection = field(default_factory=VMSection)
+    debug: DebugSection = field(default_factory=DebugSection)
+    substitute: Mapping[str, str] = field(default_factory=dict)
+    source: Optional[str] = None
+
+    def override(self, assignments: Iterable[str]) -> "Config":
+        """Apply ``SECTION.KEY=VALUE`` strings (values parsed as YAML scalars)."""
+        data = to_dict(self)
+        for assignment in assignments:
+            key, sep, raw = assignment.partition("=")
+            section, dot, name = key.strip().partition(".")
+            if not sep or not dot or not name:
+                raise InvalidConfig("--set", assignment, "expected SECTION.KEY=VALUE")
+            try:
+                data.setdefault(section, {})[name] = yaml.safe_load(raw) if raw.strip() else None
+            except yaml.YAMLError:
+                raise InvalidConfig("--set", key, "value is not a valid YAML scalar") from None
+        try:
+            return from_dict(data, self.source)
+        except InvalidConfig as err:
+            raise InvalidConfig(f"{self.source or 'defaults'} with --set", err.key, err.problem) from None
+
+
+SECTIONS = {
+    "elastiq": ElastiqSection,
+    "quota": QuotaSection,
+    "ec2": EC2Section,
+    "vm": VMSection,
+    "debug": DebugSection,
+}
+
+
+# ----------------------------------------------------------------------------- coercion
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def _coerce(value: Any, hint: Any, key: str, from_text: bool) -> Any:
+    """Convert ``value`` to the type ``hint``; raise ValueError with what was expected."""
+    origin = typing.get_origin(hint)
+    if origin is typing.Union:  # Optional[X]
+        if value is None or (from_text and str(value).strip() == ""):
+            return None
+        inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
+        return _coerce(value, inner, key, from_text)
+    if origin in (tuple, Tuple):
+        if value is None:
+            return ()
+        if isinstance(value, str):
+            value = [v for v in value.replace(",", " ").split() if v]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ValueError("expected a list of strings")
+        return tuple(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)) and value in (0, 1):
+            return bool(value)
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ValueError("expected true or false")
+    if hint is int:
+        if isinstance(value, str) and from_text:
+            value = _number(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ValueError("expected an integer")
+        return value
+    if hint is float:
+        if isinstance(value, str) and from_text:
+            value = _number(value)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValueError("expected a number")
+        return float(value)
+    if hint is str:
+        if key == "elastiq.log_level" and isinstance(value, int) and not isinstance(value, bool):
+            return logging.getLevelName(max(value, logging.DEBUG))
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and from_text:
+            return str(value)
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    raise TypeError(f"unsupported type {hint!r} for {key}")  # programming error
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text.strip())
+    except ValueError:
+        raise ValueError("expected a number") from None
+
+
+def _section(cls, data: Any, name: str, source: Optional[str], from_text: bool):
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidConfig(source, name, "expected a mapping of keys to values")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        full = f"{name}.{key}"
+        if full in IGNORED_LEGACY_KEYS:
+            continue
+        if key not in known:
+            raise InvalidConfig(source, full, f"unknown key (known: {', '.join(sorted(known))})")
+        if key == "log_level" and isinstance(value, str) and from_text and value.strip().isdigit():
+            value = int(value)
+        try:
+            values[key] = _coerce(value, hints[key], full, from_text)
+        except ValueError as err:
+            shown = "value hidden" if full in SECRET_KEYS else f"got {value!r}"
+            raise InvalidConfig(source, full, f"{err} ({shown})") from None
+    return cls(**values)
+
+
+def _substitute(data: Any, source: Optional[str]) -> Dict[str, str]:
+    if data is None:
+        return {}
+    if not isinstance(data, Mapping):
+        raise InvalidConfig(source, "substitute", "expected a mapping of names to values")
+    out = {}
+    for key, value in data.items():
+        if value is None or str(value).strip() == "":
+            continue
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise InvalidConfig(source, f"substitute.{key}", f"expected a string (got {value!r})")
+        out[str(key)] = str(value)
+    return out
+
+
+def _validate(cfg: Config, source: Optional[str]) -> None:
+    def bad(key: str, problem: str) -> None:
+        raise InvalidConfig(source, key, problem)
+
+    e, q = cfg.elastiq, cfg.quota
+    for name in ("sleep_s", "check_queue_every_s", "check_vms_every_s",
+                 "check_vms_in_error_every_s"):
+        if getattr(e, name) <= 0:
+            bad(f"elastiq.{name}", f"must be > 0 (got {getattr(e, name):g})")
+    for name in ("waiting_jobs_time_s", "idle_for_time_s", "estimated_vm_deploy_time_s",
+                 "launch_backoff_s", "launch_backoff_max_s"):
+        if getattr(e, name) < 0:
+            bad(f"elastiq.{name}", f"must not be negative (got {getattr(e, name):g})")
+    for name in ("waiting_jobs_threshold", "n_jobs_per_vm"):
+        if getattr(e, name) < 0:
+            bad(f"elastiq.{name}", f"must not be negative (got {getattr(e, name)})")
+    if e.launch_backoff_max_s < e.launch_backoff_s:
+        bad("elastiq.launch_backoff_max_s", "must be >= elastiq.launch_backoff_s")
+    if not e.cluster_name.strip() or len(e.cluster_name) > 64:
+        bad("elastiq.cluster_name", "must be a non-empty name of at most 64 characters")
+    if e.batch_plugin not in BATCH_SYSTEMS:
+        bad("elastiq.batch_plugin", f"unknown {e.batch_plugin!r} (known: {', '.join(BATCH_SYSTEMS)})")
+    if e.cloud_plugin not in CLOUDS:
+        bad("elastiq.cloud_plugin", f"unknown {e.cloud_plugin!r} (known: {', '.join(CLOUDS)})")
+    if logging.getLevelName(e.log_level.upper()) == f"Level {e.log_level.upper()}":
+        bad("elastiq.log_level", f"unknown level {e.log_level!r} (DEBUG, INFO, WARNING, ERROR)")
+    if e.metrics_port is not None and not 0 < e.metrics_port < 65536:
+        bad("elastiq.metrics_port", f"must be a TCP port 1-65535 (got {e.metrics_port})")
+    if q.min_vms < 0:
+        bad("quota.min_vms", f"must not be negative (got {q.min_vms})")
+    if q.max_vms < 0:
+        bad("quota.max_vms", f"must not be negative (got {q.max_vms})")
+    if q.min_vms > q.max_vms:
+        bad("quota.min_vms", f"min_vms ({q.min_vms}) is greater than max_vms ({q.max_vms})")
+    for name in ("cpus", "memory_mb", "disk_mb"):
+        value = getattr(cfg.vm, name)
+        if value is not None and value < 1:
+            bad(f"vm.{name}", f"must be >= 1 (got {value})")
+    if cfg.ec2.user_data_b64 and cfg.ec2.user_data_file:
+        bad("ec2.user_data_file", "set either ec2.user_data_b64 or ec2.user_data_file, not both")
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+def from_dict(data: Any, source: Optional[str] = None, from_text: bool = False) -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, Mapping):
+        raise InvalidConfig(source, None, "expected a mapping of sections at the top level")
+    known = set(SECTIONS) | {"substitute"}
+    for name in data:
+        if name not in known:
+            raise InvalidConfig(source, str(name), f"unknown section (known: {', '.join(sorted(known))})")
+    sections = {
+        name: _section(cls, data.get(name), name, source, from_text)
+        for name, cls in SECTIONS.items()
+    }
+    cfg = Config(substitute=_substitute(data.get("substitute"), source), source=source, **sections)
+    _validate(cfg, source)
+    return cfg
+
+
+def load_legacy(path: str) -> Config:
+    """Load the original elastiq's INI ``elastiq.conf``."""
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            parser.read_file(handle)
+    except configparser.Error as err:
+        raise InvalidConfig(path, None, f"not a valid INI file: {err.message.splitlines()[0]}") from None
+    data = {name: dict(parser.items(name)) for name in parser.sections()}
+    quota = data.get("quota", {})
+    if str(quota.get("max_vms", "")).strip() in ("0", "0.0"):
+        raise InvalidConfig(path, "quota.max_vms",
+                            "0 meant 'no limit' in the original elastiq; set an explicit limit")
+    return from_dict(data, path, from_text=True)
+
+
+def load(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Config:
+    """Load YAML (or legacy INI, recognised by a ``[section]`` first line) and apply overrides.
+
+    ``path=None`` gives the built-in defaults (with overrides applied).
+    """
+    if path is None:
+        cfg = Config()
+    else:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read()
+        except OSError as err:
+            raise InvalidConfig(path, None, f"cannot read: {err.strerror}") from None
+        if _looks_like_ini(text):
+            cfg = load_legacy(path)
+        else:
+            try:
+                data = yaml.safe_load(text)
+            except yaml.YAMLError as err:
+                mark = getattr(err, "problem_mark", None)
+                where = f" at line {mark.line + 1}" if mark else ""
+                raise InvalidConfig(path, None, f"not valid YAML{where}") from None
+            cfg = from_dict(data, path)
+    return cfg.override(overrides) if overrides else cfg
+
+
+def _looks_like_ini(text: str) -> bool:
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith(("#", ";")):
+            return line.startswith("[") and line.endswith("]")
+    return False
+
+
+# ----------------------------------------------------------------------------- output
+
+
+def to_dict(cfg: Config, include_secrets: bool = True, only_changed: bool = False) -> dict:
+    out: Dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        section = getattr(cfg, name)
+        default = cls()
+        values = {}
+        for f in dataclasses.fields(cls):
+            value = getattr(section, f.name)
+            if only_changed and value == getattr(default, f.name):
+                continue
+            if isinstance(value, tuple):
+                value = list(value)
+            if f"{name}.{f.name}" in SECRET_KEYS and value and not include_secrets:
+                value = "***"
+            values[f.name] = value
+        if values or not only_changed:
+            out[name] = values
+    if cfg.substitute or not only_changed:
+        out["substitute"] = dict(cfg.substitute)
+    return out
+
+
+def to_yaml(cfg: Config, include_secrets: bool = True, only_changed: bool = False) -> str:
+    return yaml.safe_dump(to_dict(cfg, include_secrets, only_changed), sort_keys=False)
+
+
+def summary(cfg: Config) -> str:
+    e, q, c = cfg.elastiq, cfg.quota, cfg.ec2
+    sizing = f"{e.n_jobs_per_vm} jobs/VM" if e.n_jobs_per_vm else "packed by cpu/memory"
+    return (
+        f"cluster {e.cluster_name!r}: {q.min_vms}-{q.max_vms} VMs"
+        f" of {c.flavour or '?'} (image {c.image_id or '?'}), {sizing},"
+        f" idle after {e.idle_for_time_s:g} s, endpoint {c.api_url or c.region or 'default'}"
+    )
+

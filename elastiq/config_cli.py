@@ -1,0 +1,59 @@
+"""Check, show or migrate a configuration file.
+
+  elastiq config check [FILE]      validate; print a one-line summary (exit 0) or the error (exit 2)
+  elastiq config show [FILE]       print the effective configuration, secrets masked
+  elastiq config migrate OLD.conf  print the YAML equivalent of a legacy INI elastiq.conf
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from . import config
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="config_command", metavar="ACTION")
+    sub.required = True
+    for name, text in (("check", "validate a configuration file"),
+                       ("show", "print the effective configuration (secrets masked)")):
+        action = sub.add_parser(name, help=text, description=text)
+        action.add_argument("file", nargs="?", metavar="FILE",
+                            help=f"configuration file (default: {config.DEFAULT_PATH})")
+        action.add_argument("--set", dest="overrides", action="append", default=[],
+                            metavar="SECTION.KEY=VALUE", help="override one setting (repeatable)")
+    migrate = sub.add_parser(
+        "migrate", help="convert a legacy INI elastiq.conf to YAML",
+        description="Convert a legacy INI elastiq.conf to YAML.  Printed to stdout with secrets "
+        "masked; with --output the complete file is written with mode 0600.")
+    migrate.add_argument("file", metavar="OLD.conf")
+    migrate.add_argument("--output", "-o", metavar="NEW.yaml",
+                         help="write the complete YAML (secrets included) to this file, mode 0600")
+
+
+def command(args: argparse.Namespace) -> int:
+    if args.config_command == "migrate":
+        return _migrate(args)
+    path = args.file or os.environ.get("ELASTIQ_CONFIG") or config.DEFAULT_PATH
+    cfg = config.load(path, args.overrides)
+    if args.config_command == "check":
+        print(f"OK {path}: {config.summary(cfg)}")
+    else:
+        sys.stdout.write(config.to_yaml(cfg, include_secrets=False))
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    cfg = config.load_legacy(args.file)
+    if args.output:
+        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(f"# migrated from {args.file}\n")
+            handle.write(config.to_yaml(cfg, include_secrets=True, only_changed=True))
+        os.chmod(args.output, 0o600)
+        print(f"wrote {args.output} (mode 0600); check it with: elastiq config check {args.output}")
+    else:
+        sys.stdout.write(f"# migrated from {args.file}; secrets masked (use --output to keep them)\n")
+        sys.stdout.write(config.to_yaml(cfg, include_secrets=False, only_changed=True))
+    return 0

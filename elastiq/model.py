@@ -1,0 +1,218 @@
+"""Immutable snapshots of the world (in) and plans (out) shared by core, adapters and runtime.
+
+Times are POSIX seconds (floats).  Memory sizes are MiB.  Nothing here does I/O.
+
+An observation that failed is ``None`` in the :class:`Snapshot`; an observation that is only
+partly readable (one schedd of several down) carries ``partial=True``.  The core never scales
+down from a missing or partial observation.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Tuple, Union
+
+
+class InstanceState(str, enum.Enum):
+    """Cloud-side state of one VM, normalised across clouds by the cloud adapter."""
+
+    REQUESTED = "requested"  # accepted by the API, not yet visible as pending (or pending)
+    BOOTING = "booting"  # pending / building
+    RUNNING = "running"
+    SHUTTING_DOWN = "shutting-down"  # stopping / shutting-down: capacity that is going away
+    GONE = "gone"  # terminated / deleted
+    ERROR = "error"  # the cloud says it failed
+
+
+#: States in which a VM costs money and counts against ``max_vms``.
+ALIVE_STATES = frozenset(
+    {InstanceState.REQUESTED, InstanceState.BOOTING, InstanceState.RUNNING, InstanceState.ERROR}
+)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One idle (waiting) job.
+
+    ``matchable`` is False when the job's Requirements can never be satisfied by a worker VM of
+    the configured shape (too much memory, another OpSys...): such a job never causes a launch.
+    """
+
+    id: str
+    cpus: int = 1
+    memory_mb: int = 1024
+    queued_since: float = 0.0
+    matchable: bool = True
+
+
+@dataclass(frozen=True)
+class Queue:
+    """What the schedds told us.  ``partial``: at least one schedd could not be read."""
+
+    idle: Tuple[Job, ...] = ()
+    running: int = 0
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class Worker:
+    """One execute machine of the pool, aggregated over its slots.
+
+    ``instance_id`` is the cloud instance it runs on (from its ``ElastiqInstanceId`` ad, or the
+    IP fallback); ``None`` when it cannot be mapped: such a worker is never touched.
+    ``idle_since`` is when the machine last had no claimed slot (``None`` while any slot is
+    claimed).  ``draining``: it accepts no new jobs.
+    """
+
+    name: str
+    instance_id: Optional[str] = None
+    address: Optional[str] = None
+    cpus: int = 1
+    memory_mb: int = 2048
+    claimed_slots: int = 0
+    free_cpus: int = 1
+    free_memory_mb: int = 2048
+    idle_since: Optional[float] = None
+    draining: bool = False
+
+    @property
+    def claimed(self) -> bool:
+        return self.claimed_slots > 0
+
+
+@dataclass(frozen=True)
+class Pool:
+    workers: Tuple[Worker, ...] = ()
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One cloud VM.  ``cluster`` is the value of its ``elastiq:cluster`` tag (None: untagged)."""
+
+    id: str
+    state: InstanceState
+    launched_at: float = 0.0
+    cluster: Optional[str] = None
+    private_ip: Optional[str] = None
+    instance_type: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One observation of the world.  A ``None`` member could not be read this time."""
+
+    queue: Optional[Queue]
+    pool: Optional[Pool]
+    instances: Optional[Tuple[Instance, ...]]
+    problems: Tuple[str, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Everything read and nothing partial: the only case in which we may scale down."""
+        return (
+            self.queue is not None
+            and self.pool is not None
+            and self.instances is not None
+            and not self.queue.partial
+            and not self.pool.partial
+        )
+
+
+# ----------------------------------------------------------------------------- plan (out)
+
+
+@dataclass(frozen=True)
+class Launch:
+    count: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Drain:
+    worker: str
+    instance_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CancelDrain:
+    worker: str
+    instance_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Terminate:
+    instance_ids: Tuple[str, ...]
+    reason: str
+
+
+Action = Union[Launch, Drain, CancelDrain, Terminate]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the core wants done this tick, and ``notes``: why it did not do more."""
+
+    actions: Tuple[Action, ...] = ()
+    notes: Tuple[str, ...] = ()
+
+    def of(self, kind: type) -> Tuple[Action, ...]:
+        return tuple(a for a in self.actions if isinstance(a, kind))
+
+    @property
+    def launch_count(self) -> int:
+        return sum(a.count for a in self.of(Launch))  # type: ignore[attr-defined]
+
+    @property
+    def terminated_ids(self) -> Tuple[str, ...]:
+        return tuple(i for a in self.of(Terminate) for i in a.instance_ids)  # type: ignore
+
+
+# ----------------------------------------------------------------------------- memory
+
+
+class Lifecycle(str, enum.Enum):
+    """Per-instance life as the core tracks it across ticks."""
+
+    REQUESTED = "requested"
+    BOOTING = "booting"
+    JOINED = "joined"
+    DRAINING = "draining"
+    TERMINATING = "terminating"
+    GONE = "gone"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    lifecycle: Lifecycle
+    since: float
+    launched_at: float
+    joined_at: Optional[float] = None
+    worker: Optional[str] = None
+
+
+@dataclass(frozen=True)
+class Memory:
+    """State carried from one tick to the next (the runtime persists it).
+
+    ``waiting_since``: when demand was first seen above the threshold (None: not above).
+    ``backoff_until`` / ``failures``: launch back-off after consecutive launch failures.
+    ``instances``: lifecycle record of every instance we own and have not seen gone.
+    """
+
+    waiting_since: Optional[float] = None
+    backoff_until: float = 0.0
+    failures: int = 0
+    instances: Mapping[str, InstanceRecord] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LaunchOutcome:
+    """What came of a Launch: ids granted (possibly fewer than asked) or the error class."""
+
+    requested: int
+    granted: Tuple[str, ...] = ()
+    error: Optional[str] = None  # None, or "transient" | "quota" | "auth" | "config" | "fatal"
