@@ -14,7 +14,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import yaml
 
-from .adapters import BATCH_SYSTEMS, CLOUDS
+from .adapters import BATCH_SYSTEMS, CLOUDS, is_dotted_path
 
 DEFAULT_PATH = "/etc/elastiq/elastiq.yaml"
 
@@ -261,10 +261,12 @@ def _validate(cfg: Config, source: Optional[str]) -> None:
         bad("elastiq.launch_backoff_max_s", "must be >= elastiq.launch_backoff_s")
     if not e.cluster_name.strip() or len(e.cluster_name) > 64:
         bad("elastiq.cluster_name", "must be a non-empty name of at most 64 characters")
-    if e.batch_plugin not in BATCH_SYSTEMS:
-        bad("elastiq.batch_plugin", f"unknown {e.batch_plugin!r} (known: {', '.join(BATCH_SYSTEMS)})")
-    if e.cloud_plugin not in CLOUDS:
-        bad("elastiq.cloud_plugin", f"unknown {e.cloud_plugin!r} (known: {', '.join(CLOUDS)})")
+    if e.batch_plugin not in BATCH_SYSTEMS and not is_dotted_path(e.batch_plugin):
+        bad("elastiq.batch_plugin", f"unknown {e.batch_plugin!r} (known: "
+            f"{', '.join(BATCH_SYSTEMS)}, or a 'package.module:Class' path)")
+    if e.cloud_plugin not in CLOUDS and not is_dotted_path(e.cloud_plugin):
+        bad("elastiq.cloud_plugin", f"unknown {e.cloud_plugin!r} (known: "
+            f"{', '.join(CLOUDS)}, or a 'package.module:Class' path)")
     if logging.getLevelName(e.log_level.upper()) == f"Level {e.log_level.upper()}":
         bad("elastiq.log_level", f"unknown level {e.log_level!r} (DEBUG, INFO, WARNING, ERROR)")
     if e.metrics_port is not None and not 0 < e.metrics_port < 65536:

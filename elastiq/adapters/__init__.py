@@ -2,6 +2,8 @@
 
 Entries are ``"module:Class"`` strings so that choosing an adapter imports only its SDK.
 Adding a batch system or a cloud = one adapter module + one line here + its tests.
+A name that is not registered may be given as a dotted ``"package.module:Class"`` path (used by
+test-support adapters and site-specific plugins).
 """
 from __future__ import annotations
 
@@ -16,6 +18,15 @@ CLOUDS = {
 }
 
 
+def is_dotted_path(name: str) -> bool:
+    """True for a ``"package.module:Class"`` path (as opposed to a registry name)."""
+    module_name, sep, class_name = name.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in module_name.split(".")) \
+        and class_name.isidentifier()
+
+
 def load_class(registry: dict, name: str):
-    module_name, _, class_name = registry[name].partition(":")
+    """The class registered as ``name``, or named by a dotted ``"module:Class"`` path."""
+    spec = name if name not in registry and is_dotted_path(name) else registry[name]
+    module_name, _, class_name = spec.partition(":")
     return getattr(importlib.import_module(module_name), class_name)

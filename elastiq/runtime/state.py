@@ -1,0 +1,247 @@
+"""What must outlive the daemon process, stored atomically as one JSON file (mode 0600).
+
+The state holds the core's :class:`~elastiq.model.Memory` (owned instances and their lifecycle,
+when the waiting threshold was first reached, launch back-off), the last decisions with their
+reasons, the boot-to-join times of past workers and a summary of the last observation (what
+``elastiq status`` shows while the daemon runs).
+
+Writes are atomic: a temporary file in the same directory is written, fsync'ed and renamed over
+the old one, then the directory is fsync'ed.  A reader (``elastiq status``) therefore sees the
+old or the new state, never half of one.  A state file that cannot be decoded (truncated, edited
+by hand, written by a newer elastiq) is moved aside with a warning and the daemon starts from
+empty memory: the instances are then adopted from the cloud by their cluster tag.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, Optional, Tuple
+
+from ..model import InstanceRecord, Lifecycle, Memory
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+MAX_DECISIONS = 50
+MAX_JOIN_TIMES = 500
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One thing the daemon decided (or failed to do), with its reason, for ``status``."""
+
+    at: float
+    kind: str  # launch | drain | cancel-drain | terminate | failed | note
+    text: str
+
+
+@dataclass(frozen=True)
+class VMView:
+    """One VM as last observed: cloud state, address, the worker it runs and its jobs."""
+
+    instance_id: str
+    cloud_state: Optional[str] = None
+    address: Optional[str] = None
+    worker: Optional[str] = None
+    jobs: int = 0
+
+
+@dataclass(frozen=True)
+class Observation:
+    at: float
+    idle_jobs: Optional[int] = None
+    running_jobs: Optional[int] = None
+    vms: Tuple[VMView, ...] = ()
+    problems: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class State:
+    memory: Memory = field(default_factory=Memory)
+    decisions: Tuple[Decision, ...] = ()
+    join_times: Tuple[float, ...] = ()  # boot-to-join seconds, oldest first
+    observation: Optional[Observation] = None
+    cluster: str = ""
+    saved_at: float = 0.0
+
+    def with_decisions(self, new: Tuple[Decision, ...]) -> "State":
+        return replace(self, decisions=(self.decisions + tuple(new))[-MAX_DECISIONS:])
+
+    def with_join_times(self, new: Tuple[float, ...]) -> "State":
+        return replace(self, join_times=(self.join_times + tuple(new))[-MAX_JOIN_TIMES:])
+
+
+# ----------------------------------------------------------------------------- codec
+
+
+def encode(state: State) -> Dict[str, Any]:
+    m = state.memory
+    return {
+        "format": FORMAT,
+        "cluster": state.cluster,
+        "saved_at": state.saved_at,
+        "memory": {
+            "waiting_since": m.waiting_since,
+            "backoff_until": m.backoff_until,
+            "failures": m.failures,
+            "instances": {
+                iid: {"lifecycle": r.lifecycle.value, "since": r.since,
+                      "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker}
+                for iid, r in sorted(m.instances.items())
+            },
+        },
+        "decisions": [{"at": d.at, "kind": d.kind, "text": d.text} for d in state.decisions],
+        "join_times": list(state.join_times),
+        "observation": None if state.observation is None else {
+            "at": state.observation.at,
+            "idle_jobs": state.observation.idle_jobs,
+            "running_jobs": state.observation.running_jobs,
+            "problems": list(state.observation.problems),
+            "vms": [{"instance_id": v.instance_id, "cloud_state": v.cloud_state,
+                     "address": v.address, "worker": v.worker, "jobs": v.jobs}
+                    for v in state.observation.vms],
+        },
+    }
+
+
+def _num(value: Any, what: str, optional: bool = False) -> Optional[float]:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _opt_str(value: Any, what: str) -> Optional[str]:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{what}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def decode(data: Any) -> State:
+    """The inverse of :func:`encode`; ValueError (naming the bad field) on anything else."""
+    if not isinstance(data, dict):
+        raise ValueError("top level: expected an object")
+    if data.get("format") != FORMAT:
+        raise ValueError(f"format: expected {FORMAT}, got {data.get('format')!r}")
+    mem = data.get("memory")
+    if not isinstance(mem, dict) or not isinstance(mem.get("instances"), dict):
+        raise ValueError("memory.instances: missing")
+    records = {}
+    for iid, raw in mem["instances"].items():
+        where = f"memory.instances.{iid}"
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: expected an object")
+        try:
+            lifecycle = Lifecycle(raw.get("lifecycle"))
+        except ValueError:
+            raise ValueError(f"{where}.lifecycle: unknown {raw.get('lifecycle')!r}") from None
+        records[iid] = InstanceRecord(
+            lifecycle=lifecycle,
+            since=_num(raw.get("since"), f"{where}.since"),
+            launched_at=_num(raw.get("launched_at"), f"{where}.launched_at"),
+            joined_at=_num(raw.get("joined_at"), f"{where}.joined_at", optional=True),
+            worker=_opt_str(raw.get("worker"), f"{where}.worker"),
+        )
+    failures = mem.get("failures", 0)
+    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+        raise ValueError("memory.failures: expected a non-negative integer")
+    memory = Memory(
+        waiting_since=_num(mem.get("waiting_since"), "memory.waiting_since", optional=True),
+        backoff_until=_num(mem.get("backoff_until", 0.0), "memory.backoff_until"),
+        failures=failures,
+        instances=records,
+    )
+    decisions = tuple(
+        Decision(_num(d["at"], "decisions.at"), str(d["kind"]), str(d["text"]))
+        for d in _list(data, "decisions")
+    )
+    join_times = tuple(_num(t, "join_times") for t in _list(data, "join_times"))
+    obs = data.get("observation")
+    observation = None
+    if obs is not None:
+        if not isinstance(obs, dict):
+            raise ValueError("observation: expected an object")
+        observation = Observation(
+            at=_num(obs.get("at"), "observation.at"),
+            idle_jobs=obs.get("idle_jobs"),
+            running_jobs=obs.get("running_jobs"),
+            problems=tuple(str(p) for p in _list(obs, "problems")),
+            vms=tuple(VMView(str(v["instance_id"]), v.get("cloud_state"), v.get("address"),
+                             v.get("worker"), int(v.get("jobs") or 0))
+                      for v in _list(obs, "vms")),
+        )
+    return State(memory=memory, decisions=decisions, join_times=join_times,
+                 observation=observation, cluster=str(data.get("cluster", "")),
+                 saved_at=_num(data.get("saved_at", 0.0), "saved_at"))
+
+
+def _list(data: dict, key: str) -> list:
+    value = data.get(key, [])
+    if not isinstance(value, list):
+        raise ValueError(f"{key}: expected a list")
+    return value
+
+
+# ----------------------------------------------------------------------------- store
+
+
+class StateStore:
+    """The state file under ``directory`` (created 0700 when missing)."""
+
+    def __init__(self, directory: str, name: str = "state.json"):
+        self.directory = directory
+        self.path = os.path.join(directory, name)
+
+    def load(self) -> Optional[State]:
+        """The saved state; None when there is none or it was corrupt (then moved aside)."""
+        try:
+            with open(self.path, "rb") as handle:
+                raw = handle.read()
+                mode = os.fstat(handle.fileno()).st_mode & 0o777
+        except FileNotFoundError:
+            return None
+        if mode & 0o077:
+            log.warning("state file %s had mode %04o; tightening to 0600", self.path, mode)
+            os.chmod(self.path, 0o600)
+        try:
+            return decode(json.loads(raw.decode("utf-8")))
+        except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+            aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+            os.replace(self.path, aside)
+            log.warning("state file %s is unreadable (%s); moved aside to %s, starting with "
+                        "empty memory (tagged instances will be adopted)",
+                        self.path, _short(err), aside)
+            return None
+
+    def save(self, state: State) -> None:
+        os.makedirs(self.directory, mode=0o700, exist_ok=True)
+        data = json.dumps(encode(state), indent=1, sort_keys=True).encode("utf-8")
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.replace(tmp, self.path)
+        except OSError:
+            os.unlink(tmp)
+            raise
+        dir_fd = os.open(self.directory, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _short(err: Exception) -> str:
+    text = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return text[:200]
