@@ -19,6 +19,8 @@ from .adapters.base import AdapterError
 #: and ``command(args) -> int``; it must import its heavy dependencies lazily.
 COMMANDS = {
     "config": "elastiq.config_cli",
+    "run": "elastiq.runtime.daemon",
+    "status": "elastiq.runtime.status",
 }
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -63,6 +63,7 @@ class State:
     memory: Memory = field(default_factory=Memory)
     decisions: Tuple[Decision, ...] = ()
     join_times: Tuple[float, ...] = ()  # boot-to-join seconds, oldest first
+    awaiting_join: Tuple[str, ...] = ()  # launched by us, not joined yet: to time their boot
     observation: Optional[Observation] = None
     cluster: str = ""
     saved_at: float = 0.0
@@ -89,12 +90,14 @@ def encode(state: State) -> Dict[str, Any]:
             "failures": m.failures,
             "instances": {
                 iid: {"lifecycle": r.lifecycle.value, "since": r.since,
-                      "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker}
+                      "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker,
+                      "seen_at": r.seen_at}
                 for iid, r in sorted(m.instances.items())
             },
         },
         "decisions": [{"at": d.at, "kind": d.kind, "text": d.text} for d in state.decisions],
         "join_times": list(state.join_times),
+        "awaiting_join": list(state.awaiting_join),
         "observation": None if state.observation is None else {
             "at": state.observation.at,
             "idle_jobs": state.observation.idle_jobs,
@@ -145,6 +148,7 @@ def decode(data: Any) -> State:
             launched_at=_num(raw.get("launched_at"), f"{where}.launched_at"),
             joined_at=_num(raw.get("joined_at"), f"{where}.joined_at", optional=True),
             worker=_opt_str(raw.get("worker"), f"{where}.worker"),
+            seen_at=_num(raw.get("seen_at"), f"{where}.seen_at", optional=True),
         )
     failures = mem.get("failures", 0)
     if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
@@ -160,6 +164,7 @@ def decode(data: Any) -> State:
         for d in _list(data, "decisions")
     )
     join_times = tuple(_num(t, "join_times") for t in _list(data, "join_times"))
+    awaiting = tuple(str(i) for i in _list(data, "awaiting_join"))
     obs = data.get("observation")
     observation = None
     if obs is not None:
@@ -175,7 +180,7 @@ def decode(data: Any) -> State:
                       for v in _list(obs, "vms")),
         )
     return State(memory=memory, decisions=decisions, join_times=join_times,
-                 observation=observation, cluster=str(data.get("cluster", "")),
+                 awaiting_join=awaiting, observation=observation, cluster=str(data.get("cluster", "")),
                  saved_at=_num(data.get("saved_at", 0.0), "saved_at"))
 
 
@@ -195,6 +200,18 @@ class StateStore:
     def __init__(self, directory: str, name: str = "state.json"):
         self.directory = directory
         self.path = os.path.join(directory, name)
+
+    def read(self) -> Optional[State]:
+        """Read-only (for ``status``): None when missing; ValueError when unreadable."""
+        try:
+            with open(self.path, "rb") as handle:
+                raw = handle.read()
+        except FileNotFoundError:
+            return None
+        try:
+            return decode(json.loads(raw.decode("utf-8")))
+        except (KeyError, TypeError) as err:
+            raise ValueError(_short(err)) from None
 
     def load(self) -> Optional[State]:
         """The saved state; None when there is none or it was corrupt (then moved aside)."""

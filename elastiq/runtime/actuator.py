@@ -1,0 +1,185 @@
+"""Carry out a Plan, one action at a time: the only place where elastiq changes the world.
+
+- Each action is logged on one INFO line with its reason before it is carried out.
+- A failing action is logged with its error class and reason; the next actions still run.
+  A Terminate of several instances that fails is retried one instance at a time, so one bad
+  id does not keep the others alive.
+- Every launch outcome (ids granted, or the error class) is folded into memory through the
+  policy's ``record_launch`` and handed to ``persist`` at once: a crash right after a launch
+  loses nothing (and the cluster tag covers a crash during the call itself).
+- Dry run: ``dry_run_boot_vms`` skips launches, ``dry_run_shutdown_vms`` skips drains, drain
+  cancellations and terminations; both log what would have happened.  The lifecycle marks the
+  core put on a skipped action's instance are undone, so memory matches the unchanged world.
+- ``should_stop()`` is asked before each action: on shutdown the remaining ones are abandoned
+  (the core plans them again after the restart).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
+from ..config import Config
+from ..model import (Action, CancelDrain, Drain, LaunchOutcome, Launch, Memory, Plan,
+                     Terminate)
+from .metrics import Metrics
+from .state import Decision
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    memory: Memory
+    decisions: Tuple[Decision, ...]
+    launched: Tuple[str, ...]  # ids granted by the cloud this time
+    changed_cloud: bool  # a launch or termination was attempted
+    acted: int  # actions carried out (successful or not), dry-run ones not counted
+    abandoned: int
+
+
+def describe(action: Action) -> Tuple[str, str]:
+    """(kind, one-line text with the reason) of an action, as logged and shown by status."""
+    if isinstance(action, Launch):
+        return "launch", action.reason
+    if isinstance(action, Drain):
+        return "drain", f"{action.reason} ({action.instance_id})"
+    if isinstance(action, CancelDrain):
+        return "cancel-drain", f"{action.reason}: {action.worker} ({action.instance_id})"
+    if isinstance(action, Terminate):
+        return "terminate", f"{action.reason}: {', '.join(action.instance_ids)}"
+    raise TypeError(f"unknown action {action!r}")
+
+
+def _instance_ids(action: Action) -> Iterable[str]:
+    if isinstance(action, Terminate):
+        return action.instance_ids
+    return (action.instance_id,)  # type: ignore[union-attr]
+
+
+class Actuator:
+    def __init__(self, batch: BatchSystem, cloud: Cloud, policy, config: Config,
+                 clock: Callable[[], float], metrics: Optional[Metrics] = None,
+                 dry_run_boot: bool = False, dry_run_shutdown: bool = False,
+                 should_stop: Callable[[], bool] = lambda: False):
+        self.batch, self.cloud, self.policy, self.config = batch, cloud, policy, config
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.dry_run_boot = dry_run_boot or config.debug.dry_run_boot_vms
+        self.dry_run_shutdown = dry_run_shutdown or config.debug.dry_run_shutdown_vms
+        self.should_stop = should_stop
+
+    def execute(self, plan: Plan, memory: Memory, before: Memory,
+                persist: Callable[[Memory, Tuple[str, ...]], None] = lambda m, ids: None
+                ) -> Outcome:
+        """Carry out ``plan``.  ``memory`` is the core's new memory, ``before`` the previous
+        tick's (to undo the marks of dry-run actions).  ``persist(memory, granted_ids)`` is
+        called right after each launch."""
+        decisions: List[Decision] = []
+        launched: List[str] = []
+        changed_cloud, acted = False, 0
+        for done, action in enumerate(plan.actions):
+            if self.should_stop():
+                left = len(plan.actions) - done
+                log.info("shutting down: %d planned action(s) abandoned", left)
+                return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted,
+                               left)
+            kind, text = describe(action)
+            if self._dry(action):
+                log.info("dry run, would %s", text)
+                decisions.append(Decision(self.clock(), kind, f"dry run, would {text}"))
+                if not isinstance(action, Launch):
+                    memory = _undo_marks(memory, before, _instance_ids(action))
+                continue
+            log.info("%s", text)
+            decisions.append(Decision(self.clock(), kind, text))
+            acted += 1
+            if isinstance(action, Launch):
+                changed_cloud = True
+                memory, granted, failure = self._launch(action, memory)
+                launched.extend(granted)
+                persist(memory, granted)
+            elif isinstance(action, Terminate):
+                changed_cloud = True
+                failure = self._terminate(action)
+            elif isinstance(action, Drain):
+                failure = self._call("drain", action.worker, self.batch.drain, action.worker,
+                                     action.reason)
+            else:
+                failure = self._call("cancel drain", action.worker, self.batch.cancel_drain,
+                                     action.worker)
+            if failure:
+                decisions.append(Decision(self.clock(), "failed", failure))
+        return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted, 0)
+
+    def _dry(self, action: Action) -> bool:
+        return self.dry_run_boot if isinstance(action, Launch) else self.dry_run_shutdown
+
+    def _launch(self, action: Launch, memory: Memory) -> Tuple[Memory, Tuple[str, ...], str]:
+        failure = ""
+        try:
+            granted = tuple(self.cloud.launch(action.count))
+            outcome = LaunchOutcome(action.count, granted)
+            self.metrics.launched(len(granted))
+            refused = action.count - len(granted)
+            log.log(logging.INFO if refused else logging.DEBUG, "launched %d%s: %s",
+                    len(granted), f", {refused} refused by the cloud" if refused else "",
+                    ", ".join(granted) or "-")
+        except Exception as err:
+            granted = ()
+            kind = self._failed("launch", f"{action.count} VM(s)", err)
+            outcome = LaunchOutcome(action.count, (), kind if kind != "internal" else "fatal")
+            failure = f"launch {action.count} failed ({kind} error): {_reason(err)}"
+        return self.policy.record_launch(memory, outcome, self.config, self.clock()), granted, failure
+
+    def _terminate(self, action: Terminate) -> str:
+        ids = action.instance_ids
+        failure = self._call("terminate", ", ".join(ids), self.cloud.terminate, ids, quiet=len(ids) > 1)
+        if not failure:
+            self.metrics.terminated(len(ids))
+            return ""
+        if len(ids) == 1:
+            return failure
+        failed = []
+        for instance_id in ids:  # isolate the bad one(s)
+            if self._call("terminate", instance_id, self.cloud.terminate, (instance_id,)):
+                failed.append(instance_id)
+            else:
+                self.metrics.terminated(1)
+        return f"terminate failed for {', '.join(failed)}" if failed else ""
+
+    def _call(self, what: str, target: str, func, *args, quiet: bool = False) -> str:
+        try:
+            func(*args)
+            return ""
+        except Exception as err:
+            kind = self._failed(what, target, err, quiet)
+            return f"{what} {target} failed ({kind} error): {_reason(err)}"
+
+    def _failed(self, what: str, target: str, err: Exception, quiet: bool = False) -> str:
+        kind = error_kind(err) if isinstance(err, AdapterError) else "internal"
+        self.metrics.error(kind)
+        if quiet:
+            log.info("%s %s failed (%s error): %s; retrying one by one", what, target, kind,
+                     _reason(err))
+        elif isinstance(err, AdapterError):
+            log.warning("%s %s failed (%s error): %s", what, target, kind, _reason(err))
+        else:
+            log.error("%s %s failed (unexpected %s)", what, target, type(err).__name__,
+                      exc_info=True)
+        return kind
+
+
+def _reason(err: Exception) -> str:
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _undo_marks(memory: Memory, before: Memory, ids: Iterable[str]) -> Memory:
+    records: Dict = dict(memory.instances)
+    for instance_id in ids:
+        if instance_id in before.instances:
+            records[instance_id] = before.instances[instance_id]
+        else:  # adopted this very tick: the core adopts it again at the next one
+            records.pop(instance_id, None)
+    return Memory(memory.waiting_since, memory.backoff_until, memory.failures, records)

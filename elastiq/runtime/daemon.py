@@ -1,0 +1,146 @@
+"""Run the elastiq daemon: grow and shrink the pool until SIGTERM or SIGINT.
+
+Each tick observes the queue, the pool and the cloud, lets the core decide, carries out the
+plan (launch, drain, terminate) and saves the state.  The checks run at the configured
+intervals and, in between, whenever a time-based decision falls due.
+
+On SIGTERM/SIGINT the action under way is finished, the remaining ones are abandoned, the
+state is saved and the process exits 0.  Exit codes: 1 already running or failed, 2 bad
+configuration, 4 permission denied on the state or log location.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Optional
+
+from .. import __version__, cli, config
+from ..adapters import BATCH_SYSTEMS, CLOUDS, load_class
+from ..adapters.base import AdapterError
+from ..core import get_policy
+from . import logs, paths
+from .metrics import Metrics, MetricsServer
+from .pidfile import AlreadyRunning, PidLock
+from .state import StateStore
+from .tick import Runtime
+
+log = logging.getLogger("elastiq.daemon")
+EXIT_PERMISSION = 4
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    cli.add_config_arguments(parser, config.DEFAULT_PATH)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="log what would be launched, drained and terminated; change nothing")
+    parser.add_argument("--log-stderr", action="store_true",
+                        help="log to stderr (for journald under systemd) instead of the log file")
+    parser.add_argument("--once", action="store_true", help="run a single tick and exit")
+
+
+def build_adapters(cfg: config.Config):
+    """The batch system and the cloud named by the configuration."""
+    batch = load_class(BATCH_SYSTEMS, cfg.elastiq.batch_plugin)(cfg)
+    cloud = load_class(CLOUDS, cfg.elastiq.cloud_plugin)(cfg)
+    return batch, cloud
+
+
+def fill_vm_shape(cfg: config.Config, cloud) -> config.Config:
+    """Complete ``vm.cpus``/``vm.memory_mb`` from the cloud's flavour when they are not set."""
+    vm = cfg.vm
+    if vm.cpus is not None and vm.memory_mb is not None:
+        return cfg
+    describe = getattr(cloud, "describe_flavour", None)
+    shape = None
+    if describe is not None:
+        try:
+            shape = describe()
+        except AdapterError as err:
+            log.warning("cannot read the flavour's shape (%s error): %s", err.kind, err)
+    if not shape:
+        log.warning("worker VM shape unknown: assuming %d cpu(s), %d MiB (set vm.cpus and "
+                    "vm.memory_mb)", vm.effective_cpus, vm.effective_memory_mb)
+        return cfg
+    cpus, memory_mb = shape
+    vm = dataclasses.replace(vm, cpus=vm.cpus or cpus, memory_mb=vm.memory_mb or memory_mb)
+    log.info("worker VM shape of flavour %s: %d cpu(s), %d MiB", cfg.ec2.flavour or "?",
+             vm.cpus, vm.memory_mb)
+    return dataclasses.replace(cfg, vm=vm)
+
+
+def command(args: argparse.Namespace) -> int:
+    cfg = cli.load_config(args)
+    where = paths.resolve(cfg)
+    try:
+        logs.setup(cfg, None if args.log_stderr else where.log_file)
+        lock = PidLock(where.pid_file)
+        lock.acquire()
+    except AlreadyRunning as err:
+        print(f"elastiq: {err}", file=sys.stderr)
+        return cli.EXIT_FAILURE
+    except PermissionError as err:
+        print(f"elastiq: permission denied: {err.filename} (run as root or as the elastiq "
+              "user, or set elastiq.state_dir and elastiq.log_file)", file=sys.stderr)
+        return EXIT_PERMISSION
+    stop = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        if not stop.is_set():
+            log.info("%s received: finishing the current action, then stopping",
+                     signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _serve(cfg, where, args, stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        lock.release()
+
+
+def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
+           stop: threading.Event) -> int:
+    dry_run = args.dry_run or cfg.debug.dry_run_boot_vms or cfg.debug.dry_run_shutdown_vms
+    log.info("elastiq %s starting: %s; state in %s%s", __version__, config.summary(cfg),
+             where.state_dir, " (dry run)" if dry_run else "")
+    batch, cloud = build_adapters(cfg)
+    cfg = fill_vm_shape(cfg, cloud)
+    store = StateStore(where.state_dir)
+    state = store.load()
+    if state is not None:
+        log.info("loaded the state: %d instance(s) owned", len(state.memory.instances))
+    metrics = Metrics()
+    runtime = Runtime(cfg, get_policy("default"), batch, cloud, store, state, time.time,
+                      metrics, dry_run=args.dry_run, stopping=stop)
+    server: Optional[MetricsServer] = None
+    if cfg.elastiq.metrics_port:
+        server = MetricsServer(metrics, cfg.elastiq.metrics_port).start()
+        log.info("metrics on http://%s:%d/metrics", *server.address)
+    try:
+        if args.once:
+            runtime.tick("once")
+        elif not stop.is_set():
+            _loop(cfg, runtime, stop)
+    finally:
+        if server is not None:
+            server.stop()
+    runtime.save()
+    log.info("stopped; state saved to %s", store.path)
+    return cli.EXIT_OK
+
+
+def _loop(cfg: config.Config, runtime: Runtime, stop: threading.Event) -> None:
+    from .scheduler import Scheduler, checks  # apscheduler: only when running
+
+    scheduler = Scheduler(runtime.tick, checks(cfg))
+    scheduler.start()
+    try:
+        while not stop.wait(1.0):
+            pass
+    finally:
+        scheduler.stop()

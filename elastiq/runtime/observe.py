@@ -1,0 +1,77 @@
+"""Observe the world for one tick: queue and pool from the batch system, instances from the cloud.
+
+Every read that fails with an adapter error (or any exception: a bug in an adapter must not
+stop the service) becomes ``None`` in the snapshot, with its reason in ``Snapshot.problems``;
+the core then makes no scale-down decision.
+
+The queue and the pool are read at every tick: whether a worker has a claimed slot must never
+come from an old reading.  The cloud listing is the slow, rate-limited call, so it is read at
+the VM checks (``vms``, ``errors``), at wake-ups and at start, and reused by the queue check
+while it is younger than the VM check intervals -- unless the queue shows new demand, or the
+runtime acted on the cloud since (then the listing is read again at once).  The instances we
+launched since the listing are known to the core from its memory, so a reused listing never
+lets it exceed ``max_vms``.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Callable, List, Optional, Tuple, TypeVar
+
+from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
+from ..model import Instance, Pool, Queue, Snapshot
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: Tick kinds that always read the cloud; the periodic ``queue`` check may reuse the listing.
+CLOUD_KINDS = frozenset({"vms", "errors", "wake", "start", "once"})
+
+
+class Observer:
+    def __init__(self, batch: BatchSystem, cloud: Cloud, cloud_max_age_s: float,
+                 on_error: Callable[[str], None] = lambda kind: None):
+        self.batch, self.cloud = batch, cloud
+        self.cloud_max_age_s = cloud_max_age_s
+        self.on_error = on_error
+        self._listing: Optional[Tuple[Instance, ...]] = None
+        self._listed_at = float("-inf")
+        self._last_idle: Optional[int] = None
+
+    def invalidate_cloud(self) -> None:
+        """The cloud changed because of us: read it again at the next tick."""
+        self._listing = None
+
+    def observe(self, kind: str, now: float) -> Snapshot:
+        problems: List[str] = []
+        queue: Optional[Queue] = self._read("queue", self.batch.queue, problems)
+        pool: Optional[Pool] = self._read("pool", self.batch.pool, problems)
+        idle = None if queue is None else len(queue.idle)
+        new_demand = idle is not None and idle > (self._last_idle or 0)
+        if queue is not None:
+            self._last_idle = idle
+        fresh = (kind in CLOUD_KINDS or new_demand or self._listing is None
+                 or now - self._listed_at >= self.cloud_max_age_s)
+        if fresh:
+            instances = self._read("cloud", self.cloud.list_instances, problems)
+            if instances is not None:
+                instances = tuple(instances)
+                self._listing, self._listed_at = instances, now
+            else:
+                self._listing = None
+        else:
+            instances = self._listing
+        return Snapshot(queue=queue, pool=pool, instances=instances, problems=tuple(problems))
+
+    def _read(self, what: str, call: Callable[[], T], problems: List[str]) -> Optional[T]:
+        try:
+            return call()
+        except AdapterError as err:
+            kind = error_kind(err)
+            log.warning("cannot read the %s (%s error): %s", what, kind, err)
+        except Exception as err:  # an adapter bug: keep running, fail safe
+            kind = "internal"
+            log.error("cannot read the %s (unexpected %s)", what, type(err).__name__,
+                      exc_info=True)
+        problems.append(f"{what} unreadable ({kind} error)")
+        self.on_error(kind)
+        return None

@@ -1,0 +1,195 @@
+"""Show whether the daemon runs, its VMs, boot-to-join times and its last decisions.
+
+Reads the state the daemon saves after every tick, so it works while the daemon runs (and
+after it stopped).  --live also lists the cluster's instances from the cloud and points out
+the ones the state does not know.  Exit codes: 0 running, 3 not running, 2 bad configuration,
+4 the state file cannot be read (permissions), 1 the state file is unreadable otherwise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from .. import cli, config
+from . import hostlist, paths, pidfile
+from .state import State, StateStore
+
+EXIT_NOT_RUNNING, EXIT_PERMISSION = 3, 4
+ORDER = ("requested", "booting", "joined", "draining", "terminating", "error")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    cli.add_config_arguments(parser, config.DEFAULT_PATH)
+    add_options(parser)
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``status`` (shared with ``elastiqctl status``)."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--live", action="store_true",
+                        help="also list the cluster's instances from the cloud now")
+    parser.add_argument("--decisions", type=int, default=10, metavar="N",
+                        help="how many of the last decisions to show (default 10)")
+
+
+def boot_to_join(seconds: Sequence[float]) -> Optional[Dict[str, float]]:
+    """min, max, mean, median and standard deviation (sample; 0 for one value)."""
+    if not seconds:
+        return None
+    return {
+        "count": len(seconds), "min": min(seconds), "max": max(seconds),
+        "mean": statistics.fmean(seconds), "median": statistics.median(seconds),
+        "sd": statistics.stdev(seconds) if len(seconds) > 1 else 0.0,
+    }
+
+
+def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Paths,
+           now: float, decisions: int = 10, live: Optional[List[Dict[str, Any]]] = None) -> dict:
+    """Everything ``status`` shows, as plain data (the JSON output)."""
+    out: Dict[str, Any] = {
+        "running": running.running, "pid": running.pid if running.running else None,
+        "stale_pid_file": running.stale, "state_file": where.state_file,
+        "log_file": where.log_file, "state": state is not None,
+    }
+    if state is None:
+        return out
+    obs = state.observation
+    views = {v.instance_id: v for v in (obs.vms if obs else ())}
+    vms = []
+    for iid, record in sorted(state.memory.instances.items()):
+        view = views.get(iid)
+        vms.append({
+            "instance_id": iid, "state": record.lifecycle.value, "since": record.since,
+            "worker": record.worker or (view.worker if view else None),
+            "address": view.address if view else None,
+            "cloud_state": view.cloud_state if view else None,
+            "jobs": view.jobs if view else 0,
+        })
+    summary = {}
+    for name in ORDER:
+        members = [v for v in vms if v["state"] == name]
+        if members:
+            named = [v["worker"] for v in members if v["worker"]]
+            unnamed = [v["instance_id"] for v in members if not v["worker"]]
+            hosts = ",".join(h for h in (hostlist.compact(named), ",".join(unnamed)) if h)
+            summary[name] = {"count": len(members), "hosts": hosts}
+    m = state.memory
+    out.update({
+        "cluster": state.cluster, "saved_at": state.saved_at, "vms": vms, "summary": summary,
+        "waiting_since": m.waiting_since, "failures": m.failures,
+        "backoff_until": m.backoff_until if m.backoff_until > now else None,
+        "idle_jobs": obs.idle_jobs if obs else None,
+        "running_jobs": obs.running_jobs if obs else None,
+        "problems": list(obs.problems) if obs else [],
+        "boot_to_join_s": boot_to_join(state.join_times),
+        "decisions": [{"at": d.at, "kind": d.kind, "text": d.text}
+                      for d in state.decisions[-decisions:]] if decisions > 0 else [],
+    })
+    if live is not None:
+        known = set(m.instances)
+        out["live"] = live
+        out["untracked"] = sorted(i["instance_id"] for i in live
+                                  if i["instance_id"] not in known and i["state"] != "gone")
+    return out
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    for unit, size, sub, subsize in (("d", 86400, "h", 3600), ("h", 3600, "m", 60),
+                                     ("m", 60, "s", 1)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}{(seconds % size) // subsize:02d}{sub}"
+    return f"{seconds}s"
+
+
+def _clock(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
+
+
+def render(data: dict, now: float) -> str:
+    lines = []
+    if data["running"]:
+        lines.append(f"elastiq is running (pid {data['pid']})")
+    else:
+        stale = " (stale pid file)" if data["stale_pid_file"] else ""
+        lines.append(f"elastiq is not running{stale}")
+    if not data["state"]:
+        lines.append(f"no saved state at {data['state_file']}: elastiq has not run with "
+                     "this configuration yet")
+        return "\n".join(lines) + "\n"
+    lines.append(f"cluster {data['cluster']!r}, state saved {_age(now - data['saved_at'])} ago "
+                 f"({data['state_file']})")
+    jobs = [f"{data[k]} {w}" for k, w in (("idle_jobs", "idle"), ("running_jobs", "running"))
+            if data[k] is not None]
+    if jobs:
+        lines.append("jobs: " + ", ".join(jobs))
+    for problem in data["problems"]:
+        lines.append(f"last tick: {problem}")
+    if data["backoff_until"]:
+        lines.append(f"launches backing off for {_age(data['backoff_until'] - now)} after "
+                     f"{data['failures']} failure(s)")
+    lines.append("")
+    header = ("INSTANCE", "STATE", "WORKER", "SINCE", "JOBS")
+    rows = [header] + [
+        (v["instance_id"], v["state"], v["worker"] or "-",
+         f"{_clock(v['since'])} ({_age(now - v['since'])} ago)", str(v["jobs"]))
+        for v in data["vms"]
+    ]
+    if data["vms"]:
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    else:
+        lines.append("no VMs")
+    lines.append("")
+    for name, entry in data["summary"].items():
+        lines.append(f"{name:<12} {entry['count']:>4}  {entry['hosts']}")
+    stats = data["boot_to_join_s"]
+    if stats:
+        lines.append(f"boot to join ({stats['count']} VMs): min {stats['min']:.0f} s, max "
+                     f"{stats['max']:.0f} s, mean {stats['mean']:.0f} s, median "
+                     f"{stats['median']:.0f} s, SD {stats['sd']:.0f} s")
+    if "live" in data:
+        lines.append(f"cloud now: {len(data['live'])} tagged instance(s); not in the state: "
+                     f"{', '.join(data['untracked']) or 'none'}")
+    if data["decisions"]:
+        lines.append("")
+        lines.append("last decisions:")
+        lines.extend(f"  {_clock(d['at'])}  {d['text']}" for d in data["decisions"])
+    return "\n".join(lines) + "\n"
+
+
+def _live(cfg: config.Config) -> List[Dict[str, Any]]:
+    from ..adapters import CLOUDS, load_class
+
+    cloud = load_class(CLOUDS, cfg.elastiq.cloud_plugin)(cfg)
+    return [{"instance_id": i.id, "state": i.state.value, "address": i.private_ip}
+            for i in cloud.list_instances()]
+
+
+def command(args: argparse.Namespace) -> int:
+    cfg = cli.load_config(args)
+    where = paths.resolve(cfg)
+    try:
+        running = pidfile.status(where.pid_file)
+        state = StateStore(where.state_dir).read()
+    except PermissionError as err:
+        print(f"elastiq: permission denied reading {err.filename} (run as root or as the "
+              "elastiq user)", file=sys.stderr)
+        return EXIT_PERMISSION
+    except ValueError as err:
+        print(f"elastiq: the state file {where.state_file} is unreadable: {err}",
+              file=sys.stderr)
+        return cli.EXIT_FAILURE
+    now = time.time()
+    data = report(state, running, where, now, args.decisions,
+                  _live(cfg) if args.live else None)
+    if args.json:
+        json.dump(data, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render(data, now))
+    return cli.EXIT_OK if running.running else EXIT_NOT_RUNNING

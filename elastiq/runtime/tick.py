@@ -1,0 +1,162 @@
+"""One tick: observe (batch + cloud) -> reconcile (once) -> decide (core) -> act -> persist.
+
+:class:`Runtime` holds what lives between ticks (the persisted :class:`State`, the observer's
+cloud listing, the notes of the last plan) and nothing else; the clock is injected, so tests
+and the latency benchmark drive it in virtual time.
+
+``tick(kind)`` returns when the runtime wants to tick again: the plan's ``next_check`` (a
+time-based condition changes then), or ``sleep_s`` after it acted (to see the effect soon);
+None when nothing is pending and the periodic checks suffice.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import replace
+from typing import Callable, Iterable, List, Optional, Tuple
+
+from ..adapters.base import BatchSystem, Cloud
+from ..config import Config
+from ..model import InstanceState, Memory, Plan, Snapshot
+from .actuator import Actuator, Outcome
+from .metrics import Metrics
+from .observe import Observer
+from .reconcile import reconcile
+from .state import Decision, Observation, State, StateStore, VMView
+
+log = logging.getLogger(__name__)
+
+_DURATION = re.compile(r"\d+(?:\.\d+)? s\b")
+
+
+class Runtime:
+    def __init__(self, config: Config, policy, batch: BatchSystem, cloud: Cloud,
+                 store: StateStore, state: Optional[State] = None,
+                 clock: Callable[[], float] = time.time, metrics: Optional[Metrics] = None,
+                 dry_run: bool = False, stopping: Optional[threading.Event] = None):
+        self.config, self.policy, self.store, self.clock = config, policy, store, clock
+        self.metrics = metrics or Metrics()
+        self.state = state or State(memory=policy.initial_memory())
+        self.state = replace(self.state, cluster=config.elastiq.cluster_name)
+        self.stopping = stopping or threading.Event()  # set: abandon the remaining actions
+        e = config.elastiq
+        self.observer = Observer(batch, cloud, min(e.check_vms_every_s, e.check_vms_in_error_every_s),
+                                 on_error=self.metrics.error)
+        self.actuator = Actuator(batch, cloud, policy, config, clock, self.metrics,
+                                 dry_run_boot=dry_run, dry_run_shutdown=dry_run,
+                                 should_stop=self.stopping.is_set)
+        self.reconciled = False
+        self._notes: Tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ the tick
+
+    def tick(self, kind: str) -> Optional[float]:
+        started = self.clock()
+        snapshot = self.observer.observe(kind, started)
+        self.metrics.observed(snapshot)
+        now = self.clock()
+        before = self.state.memory
+        decisions: List[Decision] = []
+        if not self.reconciled:
+            before, report = reconcile(before, snapshot, self.config.elastiq.cluster_name, now)
+            if report is not None:
+                self.reconciled = True
+                for line in report.lines():
+                    log.info("%s", line)
+                if report.adopted or report.missing:
+                    decisions.extend(Decision(now, "note", line) for line in report.lines()[1:])
+
+        plan, memory = self.policy.plan(snapshot, before, self.config, now)
+        decisions.extend(self._log_notes(plan.notes, now))
+
+        def persist_launch(launched: Memory, granted: Tuple[str, ...]) -> None:
+            awaiting = self.state.awaiting_join + granted
+            self._save(replace(self.state, memory=launched, awaiting_join=awaiting))
+
+        outcome = self.actuator.execute(plan, memory, before, persist=persist_launch)
+        if outcome.changed_cloud:
+            self.observer.invalidate_cloud()
+        self._save(self._next_state(outcome, decisions, snapshot))
+        self.metrics.tick(self.clock() - started)
+        return self._next_wake(plan, outcome, now)
+
+    def _next_state(self, outcome: Outcome, decisions: List[Decision], snapshot: Snapshot) -> State:
+        memory = outcome.memory
+        joins, awaiting = [], []
+        for instance_id in dict.fromkeys(self.state.awaiting_join + outcome.launched):
+            record = memory.instances.get(instance_id)
+            if record is None:
+                continue  # gone before it joined
+            if record.joined_at is not None:
+                joins.append(max(0.0, record.joined_at - record.launched_at))
+            else:
+                awaiting.append(instance_id)
+        state = replace(self.state, memory=memory, awaiting_join=tuple(awaiting),
+                        observation=_summarise(snapshot, memory, self.clock(),
+                                               self.state.observation))
+        return state.with_decisions(tuple(decisions) + outcome.decisions).with_join_times(tuple(joins))
+
+    def _next_wake(self, plan: Plan, outcome: Outcome, now: float) -> Optional[float]:
+        wakes = [plan.next_check] if plan.next_check is not None else []
+        if outcome.acted:
+            wakes.append(now + self.config.elastiq.sleep_s)
+        return min(wakes) if wakes else None
+
+    def _log_notes(self, notes: Iterable[str], now: float) -> List[Decision]:
+        """Log the reasons for not acting: INFO when they changed (durations aside), else DEBUG."""
+        notes = tuple(notes)
+        previous = {_DURATION.sub("# s", n) for n in self._notes}
+        self._notes = notes
+        changed = []
+        for note in notes:
+            if _DURATION.sub("# s", note) in previous:
+                log.debug("%s", note)
+            else:
+                log.info("%s", note)
+                changed.append(Decision(now, "note", note))
+        return changed
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self) -> None:
+        """Persist the current state (at shutdown)."""
+        self._save(self.state)
+
+    def _save(self, state: State) -> None:
+        self.state = replace(state, saved_at=self.clock())
+        try:
+            self.store.save(self.state)
+        except OSError as err:  # disk full, permissions: keep running, try again next tick
+            self.metrics.error("state")
+            log.error("cannot save the state to %s: %s", self.store.path, err.strerror or err)
+
+
+def _summarise(snapshot: Snapshot, memory: Memory, now: float,
+               previous: Optional[Observation]) -> Observation:
+    """What ``status`` shows: our VMs with cloud state, address, worker and running jobs."""
+    listed = {i.id: i for i in snapshot.instances or () if i.state is not InstanceState.GONE}
+    workers = {w.instance_id: w for w in (snapshot.pool.workers if snapshot.pool else ())
+               if w.instance_id}
+    old = {v.instance_id: v for v in (previous.vms if previous else ())}
+    vms = []
+    for instance_id in sorted(set(memory.instances) | set(listed)):
+        instance, worker, prior = listed.get(instance_id), workers.get(instance_id), old.get(instance_id)
+        record = memory.instances.get(instance_id)
+        vms.append(VMView(
+            instance_id,
+            instance.state.value if instance else (None if snapshot.instances is not None
+                                                   else prior and prior.cloud_state),
+            (instance.private_ip if instance else None) or (prior.address if prior else None),
+            worker.name if worker else (record.worker if record else None),
+            worker.claimed_slots if worker else 0,
+        ))
+    queue = snapshot.queue
+    return Observation(
+        at=now,
+        idle_jobs=len(queue.idle) if queue else None,
+        running_jobs=queue.running if queue else None,
+        vms=tuple(vms),
+        problems=snapshot.problems,
+    )
