@@ -13,6 +13,7 @@ empty memory: the instances are then adopted from the cloud by their cluster tag
 """
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -214,7 +215,14 @@ class StateStore:
             raise ValueError(_short(err)) from None
 
     def load(self) -> Optional[State]:
-        """The saved state; None when there is none or it was corrupt (then moved aside)."""
+        """The saved state; None when there is none or it was corrupt (then moved aside).
+
+        Also removes temporary files left by a process killed while saving."""
+        for leftover in glob.glob(glob.escape(self.path) + ".tmp-*"):
+            try:
+                os.unlink(leftover)
+            except OSError:
+                pass
         try:
             with open(self.path, "rb") as handle:
                 raw = handle.read()

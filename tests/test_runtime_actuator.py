@@ -1,0 +1,132 @@
+"""The actuator: one action at a time, failures isolated, dry run, abandon on shutdown."""
+from __future__ import annotations
+
+import logging
+
+from elastiq.adapters.base import QuotaError, TransientError
+from elastiq.core import get_policy
+from elastiq.model import (CancelDrain, Drain, InstanceRecord, Launch, Lifecycle, Memory, Plan,
+                           Terminate)
+from elastiq.runtime.actuator import Actuator
+from elastiq.runtime.metrics import Metrics
+from tests.support.world import make_config, world
+
+POLICY = get_policy("default")
+
+
+def actuator(tmp_path, **kw):
+    clock, cloud, batch = world()
+    metrics = Metrics()
+    act = Actuator(batch, cloud, POLICY, kw.pop("cfg", make_config(tmp_path)), clock, metrics, **kw)
+    return act, clock, cloud, batch, metrics
+
+
+def joined(clock, *ids):
+    return Memory(instances={i: InstanceRecord(Lifecycle.JOINED, clock.now - 50, clock.now - 100,
+                                               clock.now - 90, f"w-{i}") for i in ids})
+
+
+def test_each_failure_is_isolated_and_the_rest_still_runs(tmp_path, caplog):
+    act, clock, cloud, batch, metrics = actuator(tmp_path)
+    a, b = cloud.add(), cloud.add()
+    batch.faults.fail("drain", TransientError("schedd busy"))
+    cloud.faults.fail("launch", QuotaError("InstanceLimitExceeded"))
+    plan = Plan((Drain("w1", a, "drain w1: idle"), Drain("w2", b, "drain w2: idle"),
+                 Launch(2, "launch 2: jobs waiting"), Terminate((a,), "terminate 1: drained")))
+    with caplog.at_level(logging.INFO, logger="elastiq"):
+        out = act.execute(plan, Memory(), Memory())
+    assert batch.drain_calls == ["w2"]  # the first drain failed, the second one ran
+    assert cloud.terminate_calls == [(a,)]  # and so did the termination after the failed launch
+    assert "drain w1 failed (transient error): schedd busy" in caplog.text
+    assert "launch 2 VM(s) failed (quota error): InstanceLimitExceeded" in caplog.text
+    assert metrics.errors == {"transient": 1, "quota": 1}
+    assert out.memory.failures == 1 and out.memory.backoff_until > clock.now  # back-off started
+    kinds = [d.kind for d in out.decisions]
+    assert kinds == ["drain", "failed", "drain", "launch", "failed", "terminate"]
+    assert out.acted == 4
+
+
+def test_each_decision_is_one_info_line_with_its_reason(tmp_path, caplog):
+    act, clock, cloud, batch, _ = actuator(tmp_path)
+    with caplog.at_level(logging.INFO, logger="elastiq"):
+        act.execute(Plan((Launch(3, "launch 3: 11 jobs waiting 140 s >= 40 s, 1 VM booting"),)),
+                    Memory(), Memory())
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == \
+        ["launch 3: 11 jobs waiting 140 s >= 40 s, 1 VM booting"]
+
+
+def test_launch_outcome_is_recorded_and_persisted_at_once(tmp_path):
+    act, clock, cloud, batch, metrics = actuator(tmp_path)
+    cloud.capacity = 2
+    persisted = []
+    out = act.execute(Plan((Launch(3, "launch 3"),)), Memory(), Memory(),
+                      persist=lambda memory, granted: persisted.append((memory, granted)))
+    assert len(out.launched) == 2 and metrics.launches == 2
+    assert persisted == [(out.memory, out.launched)]
+    assert {i: r.lifecycle for i, r in out.memory.instances.items()} == \
+        {i: Lifecycle.REQUESTED for i in out.launched}
+
+
+def test_a_failing_multi_instance_terminate_is_retried_one_by_one(tmp_path):
+    act, clock, cloud, batch, metrics = actuator(tmp_path)
+    ids = (cloud.add(), cloud.add(), cloud.add())
+    cloud.faults.fail("terminate", TransientError("one id is bad"))  # the batch call
+    original = cloud.terminate
+
+    def terminate(instance_ids):
+        if instance_ids == (ids[1],):
+            raise TransientError(f"cannot terminate {ids[1]}")
+        original(instance_ids)
+
+    cloud.terminate = terminate
+    out = act.execute(Plan((Terminate(ids, "terminate 3: idle"),)), Memory(), Memory())
+    assert cloud.terminate_calls == [(ids[0],), (ids[2],)]
+    assert metrics.terminations == 2
+    assert out.decisions[-1].text == f"terminate failed for {ids[1]}"
+
+
+def test_dry_run_changes_nothing_and_undoes_the_cores_marks(tmp_path, caplog):
+    act, clock, cloud, batch, _ = actuator(tmp_path, cfg=make_config(
+        tmp_path, debug={"dry_run_boot_vms": True, "dry_run_shutdown_vms": True}))
+    a, b = cloud.add(), cloud.add()
+    before = joined(clock, a, b)
+    marked = Memory(instances={
+        a: InstanceRecord(Lifecycle.DRAINING, clock.now, clock.now - 100, clock.now - 90, f"w-{a}"),
+        b: InstanceRecord(Lifecycle.TERMINATING, clock.now, clock.now - 100, clock.now - 90, f"w-{b}"),
+    })
+    plan = Plan((Launch(2, "launch 2: jobs"), Drain(f"w-{a}", a, "drain: idle"),
+                 CancelDrain(f"w-{a}", a, "cancel drain: jobs"), Terminate((b,), "terminate 1: drained")))
+    with caplog.at_level(logging.INFO, logger="elastiq"):
+        out = act.execute(plan, marked, before)
+    assert cloud.launch_calls == [] and cloud.terminate_calls == []
+    assert batch.drain_calls == [] and batch.cancel_calls == []
+    assert dict(out.memory.instances) == dict(before.instances)
+    assert "dry run, would launch 2: jobs" in caplog.text
+    assert "dry run, would terminate 1: drained" in caplog.text
+    assert out.acted == 0 and not out.changed_cloud
+
+
+def test_dry_run_boot_only_still_shuts_down(tmp_path):
+    act, clock, cloud, batch, _ = actuator(tmp_path, dry_run_boot=True)
+    a = cloud.add()
+    act.execute(Plan((Launch(1, "launch 1"), Terminate((a,), "terminate 1"))), Memory(), Memory())
+    assert cloud.launch_calls == [] and cloud.terminate_calls == [(a,)]
+
+
+def test_stop_request_abandons_the_remaining_actions(tmp_path, caplog):
+    stopping = []
+    act, clock, cloud, batch, _ = actuator(tmp_path, should_stop=lambda: bool(stopping))
+    a, b = cloud.add(), cloud.add()
+    original = batch.drain
+
+    def drain(worker, reason):
+        original(worker, reason)
+        stopping.append(True)  # SIGTERM arrives during the first action
+
+    batch.drain = drain
+    with caplog.at_level(logging.INFO, logger="elastiq"):
+        out = act.execute(Plan((Drain("w1", a, "d1"), Drain("w2", b, "d2"), Terminate((a,), "t"))),
+                          Memory(), Memory())
+    assert batch.drain_calls == ["w1"] and cloud.terminate_calls == []
+    assert out.abandoned == 2
+    assert "shutting down: 2 planned action(s) abandoned" in caplog.text

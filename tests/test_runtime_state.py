@@ -1,0 +1,138 @@
+"""The state store: lossless codec, atomic writes, 0600, corrupt files moved aside."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from elastiq.model import InstanceRecord, Lifecycle, Memory
+from elastiq.runtime.state import (Decision, Observation, State, StateStore, VMView, decode,
+                                   encode)
+
+times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
+opt_times = st.none() | times
+names = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF), min_size=1, max_size=12)
+records = st.builds(InstanceRecord, st.sampled_from(Lifecycle), times, times, opt_times,
+                    st.none() | names, opt_times)
+memories = st.builds(Memory, opt_times, times, st.integers(0, 50),
+                     st.dictionaries(names, records, max_size=6))
+observations = st.none() | st.builds(
+    Observation, times, st.none() | st.integers(0, 10**6), st.none() | st.integers(0, 10**6),
+    st.lists(st.builds(VMView, names, st.none() | names, st.none() | names, st.none() | names,
+                       st.integers(0, 64)), max_size=4).map(tuple),
+    st.lists(names, max_size=3).map(tuple))
+states = st.builds(
+    State, memories,
+    st.lists(st.builds(Decision, times, names, st.text(max_size=40)), max_size=5).map(tuple),
+    st.lists(times, max_size=5).map(tuple), st.lists(names, max_size=3).map(tuple),
+    observations, names, times)
+
+
+@settings(max_examples=150, deadline=None)
+@given(states)
+def test_codec_round_trips_through_json(state):
+    assert decode(json.loads(json.dumps(encode(state)))) == state
+
+
+def sample_state() -> State:
+    memory = Memory(waiting_since=100.0, backoff_until=160.0, failures=2, instances={
+        "i-1": InstanceRecord(Lifecycle.JOINED, 50.0, 10.0, 40.0, "10-0-0-4", 99.0),
+        "i-2": InstanceRecord(Lifecycle.REQUESTED, 95.0, 95.0),
+    })
+    return State(memory, (Decision(95.0, "launch", "launch 1: 3 jobs waiting"),), (30.0,),
+                 ("i-2",), None, "test", 100.0)
+
+
+def test_saved_file_is_0600_in_a_0700_directory_and_loads_back(tmp_path):
+    store = StateStore(str(tmp_path / "new" / "dir"))
+    store.save(sample_state())
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(store.directory).st_mode) == 0o700
+    assert store.load() == sample_state()
+    assert os.listdir(store.directory) == ["state.json"]  # no temporary file left
+
+
+def test_a_too_open_state_file_is_tightened(tmp_path, caplog):
+    store = StateStore(str(tmp_path))
+    store.save(sample_state())
+    os.chmod(store.path, 0o644)
+    with caplog.at_level(logging.WARNING):
+        assert store.load() == sample_state()
+    assert stat.S_IMODE(os.stat(store.path).st_mode) == 0o600
+    assert "had mode 0644; tightening to 0600" in caplog.text
+
+
+@pytest.mark.parametrize("content, why", [
+    (b'{"format": 1, "memory": {"instan', "Unterminated string"),
+    (b"\x00\x00\x00", "Expecting value"),
+    (b'{"format": 1, "memory": {"instances": {"i-1": {"lifecycle": "zombie"}}}}',
+     "memory.instances.i-1.lifecycle: unknown 'zombie'"),
+    (b'{"format": 1, "memory": {"instances": {"i-1": {"lifecycle": "joined", "since": "x"}}}}',
+     "memory.instances.i-1.since: expected a number"),
+    (b'{"format": 7, "memory": {"instances": {}}}', "format: expected 1, got 7"),
+    (b"[]", "top level: expected an object"),
+])
+def test_a_corrupt_state_file_is_moved_aside_with_a_warning(tmp_path, caplog, content, why):
+    store = StateStore(str(tmp_path))
+    with open(store.path, "wb") as handle:
+        handle.write(content)
+    with caplog.at_level(logging.WARNING):
+        assert store.load() is None
+    aside = [n for n in os.listdir(tmp_path) if n.startswith("state.json.corrupt-")]
+    assert len(aside) == 1 and not os.path.exists(store.path)
+    with open(tmp_path / aside[0], "rb") as handle:
+        assert handle.read() == content  # kept for a post-mortem
+    assert why in caplog.text and "tagged instances will be adopted" in caplog.text
+
+
+def test_status_reads_without_moving_anything(tmp_path):
+    store = StateStore(str(tmp_path))
+    with open(store.path, "w") as handle:
+        handle.write("{")
+    with pytest.raises(ValueError):
+        store.read()
+    assert os.listdir(tmp_path) == ["state.json"]
+    assert StateStore(str(tmp_path / "none")).read() is None
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from elastiq.model import InstanceRecord, Lifecycle, Memory
+    from elastiq.runtime.state import State, StateStore
+    store = StateStore(sys.argv[1])
+    n = 0
+    while True:
+        n += 1
+        ids = {f"i-{k}": InstanceRecord(Lifecycle.BOOTING, n, n, None, "w" * 500) for k in range(n % 40)}
+        store.save(State(Memory(instances=ids), saved_at=float(n)))
+        if n == 3:
+            print("ready", flush=True)
+""")
+
+
+def test_a_process_killed_while_saving_leaves_a_whole_state(tmp_path):
+    store = StateStore(str(tmp_path))
+    rng = random.Random(7)
+    for _ in range(8):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)],
+                                stdout=subprocess.PIPE, cwd=os.getcwd())
+        assert proc.stdout.readline() == b"ready\n"
+        time.sleep(rng.uniform(0, 0.05))  # kill it at varying points of its save loop
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        proc.stdout.close()
+        state = store.load()  # never None: the file is the old or the new one, whole
+        assert state is not None and state.saved_at >= 3
+        assert len(state.memory.instances) == int(state.saved_at) % 40
+        assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]  # cleaned by load
