@@ -1,0 +1,46 @@
+"""etc/: the commented YAML example and the legacy INI example pass `elastiq config check`."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from elastiq import config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = [os.path.join(ROOT, "etc", name) for name in ("elastiq.yaml", "elastiq.conf")]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
+def test_example_passes_config_check(path):
+    done = subprocess.run([sys.executable, "-m", "elastiq", "config", "check", path],
+                          capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"OK {path}: cluster 'elastiq': 0-3 VMs")
+
+
+def test_the_yaml_example_documents_every_key():
+    text = open(EXAMPLES[0], encoding="utf-8").read()
+    for section, cls in config.SECTIONS.items():
+        assert re.search(rf"^{section}:", text, re.M), section
+        for field in dataclasses.fields(cls):
+            assert re.search(rf"^\s*#?\s*{field.name}:", text, re.M), f"{section}.{field.name}"
+
+
+def test_the_yaml_example_shows_the_defaults_it_claims():
+    example = config.load(EXAMPLES[0])
+    defaults = config.Config()
+    for section in ("elastiq", "quota", "vm", "debug"):
+        assert getattr(example, section) == getattr(defaults, section), section
+
+
+def test_the_legacy_example_uses_only_the_original_sections():
+    cfg = config.load(EXAMPLES[1])
+    assert cfg.elastiq.n_jobs_per_vm == 4 and cfg.elastiq.log_level == "INFO"
+    assert cfg.ec2.key_name is None and cfg.ec2.user_data_b64
+    sections = re.findall(r"^\[(\w+)\]", open(EXAMPLES[1], encoding="utf-8").read(), re.M)
+    assert sections == ["elastiq", "debug", "quota", "ec2"]
