@@ -116,12 +116,29 @@ def stop(args: argparse.Namespace, where: paths.Paths) -> int:
         pass
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
-        if not pidfile.status(where.pid_file).running:
+        if not pidfile.status(where.pid_file).running and _gone(now.pid):
             print(f"elastiq stopped (was pid {now.pid})")
             return cli.EXIT_OK
         time.sleep(0.05)
     print(f"elastiq (pid {now.pid}) did not stop within {args.timeout:g} s", file=sys.stderr)
     return cli.EXIT_FAILURE
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (a zombie nobody reaps, as in some containers, counts)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as handle:
+            return handle.read().rpartition(")")[2].split()[0] in ("Z", "X")
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            pass
+        return False
 
 
 def _tail(path: str, lines: int) -> str:

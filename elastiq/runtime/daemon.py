@@ -42,10 +42,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--once", action="store_true", help="run a single tick and exit")
 
 
+def _adapter_class(cfg: config.Config, key: str, registry: dict):
+    name = getattr(cfg.elastiq, key)
+    try:
+        return load_class(registry, name)
+    except (ImportError, AttributeError) as err:
+        raise config.InvalidConfig(cfg.source, f"elastiq.{key}",
+                                   f"cannot load {name!r}: {err}") from None
+
+
 def build_adapters(cfg: config.Config):
     """The batch system and the cloud named by the configuration."""
-    batch = load_class(BATCH_SYSTEMS, cfg.elastiq.batch_plugin)(cfg)
-    cloud = load_class(CLOUDS, cfg.elastiq.cloud_plugin)(cfg)
+    batch = _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)(cfg)
+    cloud = _adapter_class(cfg, "cloud_plugin", CLOUDS)(cfg)
     return batch, cloud
 
 
@@ -77,15 +86,21 @@ def command(args: argparse.Namespace) -> int:
     where = paths.resolve(cfg)
     try:
         logs.setup(cfg, None if args.log_stderr else where.log_file)
-        lock = PidLock(where.pid_file)
+    except PermissionError as err:
+        return _denied(err)
+    dry_run = args.dry_run or cfg.debug.dry_run_boot_vms or cfg.debug.dry_run_shutdown_vms
+    log.info("elastiq %s starting: %s; state in %s%s", __version__, config.summary(cfg),
+             where.state_dir, " (dry run)" if dry_run else "")
+    batch, cloud = build_adapters(cfg)
+    cfg = fill_vm_shape(cfg, cloud)
+    lock = PidLock(where.pid_file)
+    try:
         lock.acquire()
     except AlreadyRunning as err:
         print(f"elastiq: {err}", file=sys.stderr)
         return cli.EXIT_FAILURE
     except PermissionError as err:
-        print(f"elastiq: permission denied: {err.filename} (run as root or as the elastiq "
-              "user, or set elastiq.state_dir and elastiq.log_file)", file=sys.stderr)
-        return EXIT_PERMISSION
+        return _denied(err)
     stop = threading.Event()
 
     def on_signal(signum, _frame) -> None:
@@ -96,20 +111,21 @@ def command(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        return _serve(cfg, where, args, stop)
+        return _serve(cfg, where, args, batch, cloud, stop)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         lock.release()
 
 
-def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
+def _denied(err: PermissionError) -> int:
+    print(f"elastiq: permission denied: {err.filename} (run as root or as the elastiq user, "
+          "or set elastiq.state_dir and elastiq.log_file)", file=sys.stderr)
+    return EXIT_PERMISSION
+
+
+def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, batch, cloud,
            stop: threading.Event) -> int:
-    dry_run = args.dry_run or cfg.debug.dry_run_boot_vms or cfg.debug.dry_run_shutdown_vms
-    log.info("elastiq %s starting: %s; state in %s%s", __version__, config.summary(cfg),
-             where.state_dir, " (dry run)" if dry_run else "")
-    batch, cloud = build_adapters(cfg)
-    cfg = fill_vm_shape(cfg, cloud)
     store = StateStore(where.state_dir)
     state = store.load()
     if state is not None:
