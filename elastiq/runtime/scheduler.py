@@ -19,7 +19,9 @@ import time
 from typing import Callable, Optional, Sequence, Tuple
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import STATE_STOPPED
 
 from ..config import Config
 
@@ -40,6 +42,19 @@ def _at(when: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(when, UTC)
 
 
+class _BackgroundScheduler(BackgroundScheduler):
+    """apscheduler 3 removes a fired date job after handing it to the executor; when shutdown()
+    comes in between, the removal looks among the pending jobs, fails and kills the scheduler
+    thread with a traceback.  At shutdown that removal does not matter: ignore it."""
+
+    def remove_job(self, job_id, jobstore=None):
+        try:
+            super().remove_job(job_id, jobstore)
+        except JobLookupError:
+            if self.state != STATE_STOPPED:
+                raise
+
+
 class Scheduler:
     """Runs ``run(kind)`` for each check and for each requested wake-up, one at a time.
 
@@ -55,7 +70,9 @@ class Scheduler:
         self._lock = threading.Lock()  # the single runner (the executor has one thread too)
         self._wake_lock = threading.Lock()
         self._wake_at: Optional[float] = None
-        self._aps = BackgroundScheduler(
+        self._wake_job: Optional[str] = None
+        self._wake_seq = 0
+        self._aps = _BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
             timezone=UTC,
@@ -77,18 +94,28 @@ class Scheduler:
         with self._wake_lock:
             if self._wake_at is not None and self._wake_at <= when:
                 return
+            if self._wake_job is not None:  # superseded by this earlier one
+                try:
+                    self._aps.remove_job(self._wake_job)
+                except JobLookupError:
+                    pass  # it is firing right now
+            self._wake_seq += 1
+            # a fresh id each time: apscheduler removes a fired date job by its id, which
+            # must never be the id of the wake-up that tick just asked for
+            self._wake_job = f"wake-{self._wake_seq}"
             self._wake_at = when
-            self._aps.add_job(self._run, "date", run_date=_at(when), args=(kind,), id="wake",
-                              replace_existing=True)
+            self._aps.add_job(self._run, "date", run_date=_at(when), args=(kind, self._wake_job),
+                              id=self._wake_job)
 
     @property
     def pending_wake(self) -> Optional[float]:
         return self._wake_at
 
-    def _run(self, kind: str) -> None:
-        if kind in ("wake", "start"):
+    def _run(self, kind: str, wake_job: Optional[str] = None) -> None:
+        if wake_job is not None:
             with self._wake_lock:
-                self._wake_at = None
+                if wake_job == self._wake_job:
+                    self._wake_at = self._wake_job = None
         with self._lock:
             try:
                 next_time = self._run_tick(kind)
