@@ -1,0 +1,182 @@
+"""`elastiq run` as a real process: clean exit 0 on SIGTERM/SIGINT, one daemon per state
+directory, --once, --log-stderr, metrics only when configured; the VM shape from the cloud."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+from elastiq.adapters.base import TransientError
+from elastiq.runtime import daemon, pidfile
+from elastiq.runtime.state import StateStore
+from tests.support.world import make_config
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WAIT_S = 60
+
+
+def write_config(tmp_path, **elastiq):
+    data = {"elastiq": {"cluster_name": "d", "state_dir": str(tmp_path / "state"),
+                        "log_file": str(tmp_path / "elastiq.log"),
+                        "check_queue_every_s": 0.2, "check_vms_every_s": 0.5,
+                        "check_vms_in_error_every_s": 0.3,
+                        "batch_plugin": "tests.support.world:IdleBatch",
+                        "cloud_plugin": "tests.support.world:IdleCloud", **elastiq}}
+    path = tmp_path / "elastiq.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return str(path)
+
+
+def spawn(path, *extra):
+    return subprocess.Popen([sys.executable, "-m", "elastiq", "run", "--config", path, *extra],
+                            cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_until(condition, what):
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.02)
+
+
+def wait_ticked(proc, tmp_path):
+    """Until the daemon holds its pid file and has saved a state (its first tick is done)."""
+    pid_file, store = str(tmp_path / "state" / "elastiq.pid"), StateStore(str(tmp_path / "state"))
+
+    def ready():
+        assert proc.poll() is None, proc.communicate()
+        status = pidfile.status(pid_file)
+        return status.running and status.pid == proc.pid and store.read() is not None
+
+    wait_until(ready, "the daemon's first tick")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_the_daemon_cleanly_with_exit_0(tmp_path, signum):
+    proc = spawn(write_config(tmp_path))
+    try:
+        wait_ticked(proc, tmp_path)
+        proc.send_signal(signum)
+        out, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    log = (tmp_path / "elastiq.log").read_text()
+    assert f"{signal.Signals(signum).name} received: finishing the current action" in log
+    assert log.rstrip().endswith(f"stopped; state saved to {tmp_path / 'state' / 'state.json'}")
+    assert not (tmp_path / "state" / "elastiq.pid").exists()
+    assert StateStore(str(tmp_path / "state")).read().cluster == "d"
+
+
+def test_one_daemon_per_state_directory(tmp_path):
+    path = write_config(tmp_path)
+    first = spawn(path)
+    try:
+        wait_ticked(first, tmp_path)
+        second = spawn(path)
+        _, err = second.communicate(timeout=WAIT_S)
+        assert second.returncode == 1
+        assert f"elastiq is already running (pid {first.pid} holds" in err
+    finally:
+        first.terminate()
+        first.communicate(timeout=WAIT_S)
+    assert first.returncode == 0
+
+
+def test_once_with_log_to_stderr(tmp_path):
+    proc = spawn(write_config(tmp_path), "--once", "--log-stderr")
+    _, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 0, err
+    assert "INFO elastiq.daemon: elastiq " in err and " starting: cluster 'd'" in err
+    assert "reconciled with the cloud: 0 known instance(s) still there" in err
+    assert not (tmp_path / "elastiq.log").exists()
+    assert StateStore(str(tmp_path / "state")).read().observation.idle_jobs == 0
+
+
+def listening_sockets(pid):
+    """Inodes of the TCP sockets in LISTEN state that process ``pid`` holds."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    listening = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            for line in open(table).read().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A":  # LISTEN
+                    listening.add(fields[9])
+    return inodes & listening
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/net/tcp"), reason="needs Linux /proc")
+def test_metrics_endpoint_only_when_configured(tmp_path):
+    (tmp_path / "off").mkdir()
+    (tmp_path / "on").mkdir()
+    port = free_port()
+    off = spawn(write_config(tmp_path / "off"))
+    on = spawn(write_config(tmp_path / "on", metrics_port=port))
+    try:
+        wait_ticked(off, tmp_path / "off")
+        wait_ticked(on, tmp_path / "on")
+        assert listening_sockets(off.pid) == set()
+        assert len(listening_sockets(on.pid)) == 1
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as reply:
+            text = reply.read().decode()
+        assert "elastiq_tick_duration_seconds_count" in text
+        assert 'elastiq_jobs{state="idle"} 0' in text
+    finally:
+        for proc in (off, on):
+            proc.terminate()
+            proc.communicate(timeout=WAIT_S)
+
+
+class ShapedCloud:
+    def __init__(self, shape=None, error=None):
+        self.shape, self.error = shape, error
+
+    def describe_flavour(self):
+        if self.error:
+            raise self.error
+        return self.shape
+
+
+def test_vm_shape_is_filled_from_the_flavour_when_not_configured(caplog):
+    cfg = make_config(vm={"cpus": None, "memory_mb": None}, ec2={"flavour": "m1.large"})
+    with caplog.at_level(logging.INFO, logger="elastiq"):
+        filled = daemon.fill_vm_shape(cfg, ShapedCloud((4, 8192)))
+    assert (filled.vm.cpus, filled.vm.memory_mb) == (4, 8192)
+    assert "worker VM shape of flavour m1.large: 4 cpu(s), 8192 MiB" in caplog.text
+    half = daemon.fill_vm_shape(make_config(vm={"cpus": 2, "memory_mb": None}), ShapedCloud((4, 8192)))
+    assert (half.vm.cpus, half.vm.memory_mb) == (2, 8192)  # what is configured wins
+    full = make_config()
+    assert daemon.fill_vm_shape(full, ShapedCloud(error=AssertionError("not asked"))) is full
+
+
+@pytest.mark.parametrize("cloud", [ShapedCloud(None), ShapedCloud(error=TransientError("503")), object()])
+def test_vm_shape_unknown_keeps_the_defaults_with_a_warning(caplog, cloud):
+    cfg = make_config(vm={"cpus": None, "memory_mb": None})
+    with caplog.at_level(logging.WARNING, logger="elastiq"):
+        assert daemon.fill_vm_shape(cfg, cloud) is cfg
+    assert "worker VM shape unknown: assuming 1 cpu(s), 2048 MiB" in caplog.text
