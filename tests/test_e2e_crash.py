@@ -1,0 +1,270 @@
+"""End to end: the real `elastiq run` process against a moto EC2 server and a simulated pool,
+SIGKILLed at many points of scale-up and scale-down, and restarted each time.
+
+Checked throughout and at the end:
+- the cloud never holds more alive instances of the cluster than ``max_vms`` (a watcher thread
+  lists them every few milliseconds while the daemons run);
+- no tagged instance is forgotten: after every restart, each instance alive before it is in
+  the new daemon's state once it has ticked (adopted or known), or was terminated by it;
+- no instance whose worker had a claimed slot is ever terminated;
+- the daemon never dies by itself, and the last one stops on SIGTERM with exit 0.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import yaml
+
+from elastiq.runtime.state import StateStore
+from tests.support.e2e_pool import claimed_ids
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAX_VMS = 4
+KILLS = 12
+SEED = 20240611
+WAIT_S = 60
+
+ec2_server = pytest.importorskip("tests.support.ec2_server", reason="needs the moto EC2 server support")
+
+
+class Watcher(threading.Thread):
+    """Lists the cluster's instances over and over; remembers the most ever alive at once."""
+
+    def __init__(self, client, cluster):
+        super().__init__(daemon=True)
+        self.client, self.cluster = client, cluster
+        self.peak, self.samples = 0, 0
+        self.done = threading.Event()
+
+    def alive(self):
+        pages = self.client.get_paginator("describe_instances").paginate(Filters=[
+            {"Name": "tag:elastiq:cluster", "Values": [self.cluster]}])
+        return {i["InstanceId"]: i["State"]["Name"] for p in pages for r in p["Reservations"]
+                for i in r["Instances"] if i["State"]["Name"] not in ("terminated", "shutting-down")}
+
+    def run(self):
+        while not self.done.is_set():
+            self.peak = max(self.peak, len(self.alive()))
+            self.samples += 1
+            self.done.wait(0.01)
+
+
+def terminated(client, cluster):
+    pages = client.get_paginator("describe_instances").paginate(Filters=[
+        {"Name": "tag:elastiq:cluster", "Values": [cluster]},
+        {"Name": "instance-state-name", "Values": ["shutting-down", "terminated"]}])
+    return {i["InstanceId"] for p in pages for r in p["Reservations"] for i in r["Instances"]}
+
+
+@pytest.fixture
+def cloud():
+    with ec2_server.MotoServer() as server:
+        yield server
+
+
+def write_files(tmp_path, server, control):
+    client = server.client()
+    image = client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    client.create_key_pair(KeyName="e2e")
+    cfg = {
+        "elastiq": {
+            "cluster_name": "e2e", "state_dir": str(tmp_path / "state"),
+            "log_file": str(tmp_path / "elastiq.log"), "log_level": "DEBUG",
+            "check_queue_every_s": 0.2, "check_vms_every_s": 0.5, "check_vms_in_error_every_s": 0.3,
+            "sleep_s": 0.2, "waiting_jobs_time_s": 0.3, "idle_for_time_s": 1.0,
+            "estimated_vm_deploy_time_s": 30, "n_jobs_per_vm": 1, "launch_backoff_s": 0.5,
+            "launch_backoff_max_s": 2, "batch_plugin": "tests.support.e2e_pool:E2EPool",
+        },
+        "quota": {"min_vms": 0, "max_vms": MAX_VMS},
+        "ec2": {"api_url": server.url, "region": "us-east-1", "image_id": image,
+                "flavour": "t3.micro", "key_name": "e2e",
+                "aws_access_key_id": "AKIAE2ETESTKEY000001",
+                "aws_secret_access_key": "e2e-secret-key-not-real-0000000000000"},
+        "vm": {"cpus": 1, "memory_mb": 2048},
+    }
+    (tmp_path / "pool").mkdir()
+    set_control(tmp_path, control)
+    path = tmp_path / "elastiq.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return str(path)
+
+
+def set_control(tmp_path, control):
+    tmp = tmp_path / "pool" / "control.json.tmp"
+    tmp.write_text(json.dumps(control))
+    os.replace(tmp, tmp_path / "pool" / "control.json")
+
+
+def spawn(path, tmp_path, *extra):
+    env = dict(os.environ, PYTHONPATH=ROOT, E2E_POOL_DIR=str(tmp_path / "pool"))
+    return subprocess.Popen([sys.executable, "-m", "elastiq", "run", "--config", path, *extra],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def wait_first_tick(proc, store, since):
+    """Until the new daemon has saved a state after ``since`` (it reconciled and ticked)."""
+    deadline = time.monotonic() + WAIT_S
+    while True:
+        assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
+        state = store.read()
+        if state is not None and state.saved_at > since:
+            return state
+        assert time.monotonic() < deadline, "the daemon did not tick"
+        time.sleep(0.01)
+
+
+def claims_of_run(tmp_path):
+    """The instances the pool reported claimed since the last call (and start afresh)."""
+    claims = set(claimed_ids(str(tmp_path / "pool")))
+    log = tmp_path / "pool" / "claims.log"
+    if log.exists():
+        log.unlink()
+    return claims
+
+
+#: Where to kill: right after the daemon logs one of these decisions (the kill then lands
+#: before, during or just after the cloud or pool call), or at a random moment (None).
+UP_POINTS = ("launch ", "cancel drain", None)
+DOWN_POINTS = ("drain ", "terminate ", None)
+
+
+def wait_for_line(proc, log_path, offset, text, timeout):
+    """Until the log written after ``offset`` has a line with ``text``; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
+        if os.path.exists(log_path):
+            with open(log_path, encoding="utf-8", errors="replace") as handle:
+                handle.seek(offset)
+                if any(f"INFO    elastiq.runtime.actuator: {text}" in line for line in handle):
+                    return True
+        time.sleep(0.005)
+    return False
+
+
+def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, cloud):
+    rng = random.Random(SEED)
+    control = {"idle_jobs": 6, "join_after_s": 0.4, "claim_one_in": 4}
+    path = write_files(tmp_path, cloud, control)
+    client = cloud.client()
+    store = StateStore(str(tmp_path / "state"))
+    log_path = tmp_path / "elastiq.log"
+    watcher = Watcher(client, "e2e")
+    watcher.start()
+    kills = []
+    claimed_ever = set()
+    try:
+        for run in range(KILLS + 1):
+            # jobs waiting with some workers busy, then no jobs at all, and so on; the load
+            # only changes while no daemon runs, so each run sees one phase
+            phase = "up" if run % 2 == 0 and run < KILLS else "down"
+            control.update(idle_jobs=6 if phase == "up" else 0, claim_one_in=4 if phase == "up" else 0)
+            set_control(tmp_path, control)
+            before, gone_before = watcher.alive(), terminated(client, "e2e")
+            offset = log_path.stat().st_size if log_path.exists() else 0
+            started = time.time()
+            proc = spawn(path, tmp_path)
+            try:
+                state = wait_first_tick(proc, store, started)
+                gone_now = terminated(client, "e2e")
+                forgotten = [i for i in before if i not in state.memory.instances and i not in gone_now]
+                assert forgotten == [], f"run {run}: tagged instances not in the state: {forgotten}"
+                if run < KILLS:
+                    point = (UP_POINTS if phase == "up" else DOWN_POINTS)[(run // 2) % 3]
+                    if point is None or not wait_for_line(proc, log_path, offset, point, 4.0):
+                        point = None
+                        time.sleep(rng.uniform(0.0, 1.5))
+                    time.sleep(rng.uniform(0.0, 0.03))
+                    assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
+                    proc.send_signal(signal.SIGKILL)
+                    kills.append((phase, point))
+                else:  # the last one: let it shrink the cluster to min_vms 0, then SIGTERM
+                    deadline = time.monotonic() + WAIT_S
+                    while watcher.alive():
+                        assert time.monotonic() < deadline, "the idle workers were never terminated"
+                        time.sleep(0.1)
+                    proc.send_signal(signal.SIGTERM)
+                _, err = proc.communicate(timeout=WAIT_S)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            claimed = claims_of_run(tmp_path)
+            claimed_ever |= claimed
+            killed_by_run = terminated(client, "e2e") - gone_before
+            assert not claimed & killed_by_run, f"run {run} terminated busy workers"
+        assert proc.returncode == 0, err.decode()
+    finally:
+        watcher.done.set()
+        watcher.join()
+
+    assert watcher.peak <= MAX_VMS and watcher.samples > 100
+    assert watcher.peak == MAX_VMS  # the limit was reached, and held
+    assert store.read().memory.instances == {}
+    # kills in both directions, most of them right at a decision; busy workers existed
+    assert sum(1 for phase, _ in kills if phase == "up") >= 5, kills
+    assert sum(1 for phase, _ in kills if phase == "down") >= 5, kills
+    assert sum(1 for _, point in kills if point) >= 6, kills
+    assert len(terminated(client, "e2e")) > MAX_VMS and claimed_ever
+    log = log_path.read_text()
+    assert "AKIAE2ETESTKEY000001" not in log and "e2e-secret-key-not-real" not in log
+
+
+def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud):
+    control = {"idle_jobs": 0, "join_after_s": 0, "claim_one_in": 0, "drain_delay_s": 1.0}
+    path = write_files(tmp_path, cloud, control)
+    client = cloud.client()
+    image = client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    client.run_instances(ImageId=image, MinCount=2, MaxCount=2, TagSpecifications=[{
+        "ResourceType": "instance", "Tags": [{"Key": "elastiq:cluster", "Value": "e2e"}]}])
+    log_path = tmp_path / "elastiq.log"
+    proc = spawn(path, tmp_path)
+    try:
+        assert wait_for_line(proc, log_path, 0, "drain ", WAIT_S)  # the first of two drains
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err.decode()
+    log = log_path.read_text()
+    assert "adopted 2 tagged instance(s) not in the saved state" in log
+    assert "SIGTERM received: finishing the current action, then stopping" in log
+    assert "shutting down: 1 planned action(s) abandoned" in log
+    assert len(json.loads((tmp_path / "pool" / "drains.json").read_text())) == 1  # finished
+    assert len(StateStore(str(tmp_path / "state")).read().memory.instances) == 2
+
+    control["drain_delay_s"] = 0  # a new daemon carries on where this one stopped
+    set_control(tmp_path, control)
+    proc = spawn(path, tmp_path)
+    try:
+        deadline = time.monotonic() + WAIT_S
+        while Watcher(client, "e2e").alive():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=WAIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+
+
+def test_dry_run_logs_the_launch_and_launches_nothing(tmp_path, cloud):
+    path = write_files(tmp_path, cloud, {"idle_jobs": 3, "join_after_s": 0, "claim_one_in": 0})
+    proc = spawn(path, tmp_path, "--dry-run", "--once", "--set", "elastiq.waiting_jobs_time_s=0")
+    _, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 0, err.decode()
+    assert "dry run, would launch 3: 3 jobs waiting 0 s >= 0 s, 0/4 VMs" in (tmp_path / "elastiq.log").read_text()
+    assert Watcher(cloud.client(), "e2e").alive() == {}
+    assert cloud.calls("RunInstances") == 0
