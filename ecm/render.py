@@ -32,9 +32,11 @@ import yaml
 
 from .oses import OPERATING_SYSTEMS
 
-#: Raw user-data limit of EC2 (16 KiB); OpenStack Nova accepts 64 KiB base64-encoded, so a file
-#: within this limit fits both.
+#: Raw user-data limit of EC2 (16 KiB): workers (launched through the EC2 API) always fit it.
 USER_DATA_LIMIT = 16384
+#: OpenStack Nova accepts 65535 bytes of base64, i.e. this many raw bytes: the master's limit
+#: when it is booted on OpenStack (Horizon or the openstack CLI).
+NOVA_USER_DATA_LIMIT = 49149
 #: Worst-case growth of the worker user-data when elastiq substitutes %ipv4% and %token%.
 SUBSTITUTION_ALLOWANCE = 1024
 DEFAULT_HTCONDOR_SERIES = "25.0"
@@ -249,8 +251,10 @@ def fit(text: str, what: str, limit: int = USER_DATA_LIMIT) -> UserData:
                            f"than the {limit}-byte limit of EC2 user-data (a large --ca-bundle?)")
 
 
-def master_user_data(a: Answers) -> UserData:
-    return fit(render_master(a), "master user-data")
+def master_user_data(a: Answers, limit: int = USER_DATA_LIMIT) -> UserData:
+    """The master user-data for a cloud accepting ``limit`` raw bytes (plain text when it fits,
+    which is what a web console's upload or paste needs)."""
+    return fit(render_master(a), "master user-data", limit)
 
 
 def available_worker_templates() -> List[str]:

@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
       help="HTCondor repository (a mirror of the official one)")
     a("--elastiq-source", default=render.DEFAULT_ELASTIQ_SOURCE, metavar="SPEC",
       help="what pip installs on the master: elastiq==1.0, a wheel URL or git+https://...")
+    a("--user-data-limit", type=int, metavar="BYTES",
+      help=f"largest master user-data the cloud accepts (default: {render.USER_DATA_LIMIT} on "
+      f"AWS, {render.NOVA_USER_DATA_LIMIT} elsewhere, as OpenStack Nova); gzip beyond it")
     a("--worker-noclaim-shutdown", type=int, metavar="SECONDS",
       help="workers power off when unclaimed this long (default 4 x IDLE_TIME, >= 4 h; 0: never)")
     a("--master-lost-shutdown", type=int, default=3600, metavar="SECONDS",
@@ -152,7 +155,9 @@ def run(args: argparse.Namespace) -> int:
         ca_bundle_pem=ca_pem, security_groups=tuple(args.security_groups),
         subnet_id=args.subnet_id, worker_noclaim_shutdown_s=args.worker_noclaim_shutdown,
         master_lost_shutdown_s=args.master_lost_shutdown)
-    user_data = render.master_user_data(answers)
+    limit = args.user_data_limit or (render.USER_DATA_LIMIT if endpoint.is_aws
+                                     else render.NOVA_USER_DATA_LIMIT)
+    user_data = render.master_user_data(answers, limit)
     output = args.output or f"master-{os_id}-{now:%Y-%m-%d}-{now:%H.%M.%S}"
     if os.path.exists(output) and not args.force:
         raise UsageError(f"{output} exists: choose another --output, or --force to overwrite it")

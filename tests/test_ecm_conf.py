@@ -80,3 +80,10 @@ def test_load_reads_a_file_and_explains_a_missing_one(tmp_path):
     with pytest.raises(EcmConfError) as err:
         load(str(tmp_path / "nope.conf"))
     assert "no such file" in str(err.value) and "--conf" in str(err.value)
+
+
+def test_the_shipped_example_parses():
+    from pathlib import Path
+    example = Path(__file__).resolve().parent.parent / "etc" / "ecm.conf.example"
+    conf = load(str(example))
+    assert (conf.flavour, conf.min_vms, conf.max_vms) == ("m1.large", 0, 10)

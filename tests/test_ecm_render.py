@@ -229,6 +229,15 @@ def test_small_master_is_plain_text_and_large_one_is_gzipped():
     assert gzip.decompress(big.data).decode("utf-8") == render.render_master(a)
 
 
+def test_nova_limit_keeps_a_larger_master_as_plain_text():
+    many = "".join(CA.replace("MIIBszCCAVmgAwIBAgIUQ3bm", f"MIIB{i:060d}") for i in range(150))
+    a = answers(ca_bundle_pem=many)
+    assert render.master_user_data(a).compressed
+    nova = render.master_user_data(a, render.NOVA_USER_DATA_LIMIT)
+    assert not nova.compressed and nova.data.decode("utf-8") == render.render_master(a)
+    assert len(base64.b64encode(b"x" * render.NOVA_USER_DATA_LIMIT)) <= 65535
+
+
 def test_user_data_that_does_not_fit_even_compressed_is_refused():
     pem = "".join(
         "-----BEGIN CERTIFICATE-----\n"

@@ -16,7 +16,7 @@ import pexpect
 import pytest
 import yaml
 
-from ecm import render
+from ecm import render, wizard
 from tests.ecm_support import ecm_moto  # noqa: F401  (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -179,9 +179,21 @@ def test_non_interactive_run_writes_the_file(ecm_moto, workdir):
     assert "Wrote master.ud" in result.stdout and "--user-data" in result.stdout
     text = master_text(path)
     assert "HTCONDOR_SERIES=25.x" in text and "ELASTIQ_SOURCE=elastiq==1.0.0" in text
+    assert path.read_bytes().startswith(b"#!/bin/bash\n")  # not AWS: Nova's limit, plain text
     cfg = embedded_config(text)
     assert (cfg["ec2"]["image_id"], cfg["elastiq"]["cluster_name"]) == (image, "batch-1")
     assert "testing-secret" not in result.stdout + result.stderr
+
+
+def test_a_master_over_the_limit_is_written_gzip_compressed(ecm_moto, workdir):
+    image = ecm_moto.images["debian-12-amd64-20240717-1811"]
+    result = run(ecm_moto, workdir, "--yes", "--os", "debian12", "--image", image, "-o", "m.gz",
+                 "--embed-credentials", "--user-data-limit", "16384")
+    assert result.returncode == 0, result.stderr
+    data = (workdir / "m.gz").read_bytes()
+    assert data[:2] == b"\x1f\x8b" and len(data) <= 16384
+    assert "gzip-compressed" in result.stdout
+    assert embedded_config(master_text(workdir / "m.gz"))["ec2"]["image_id"] == image
 
 
 @pytest.mark.parametrize("args, words", [
@@ -231,3 +243,16 @@ def test_unreachable_endpoint_gives_a_clear_message(ecm_moto, workdir):
                  EC2_URL=f"http://127.0.0.1:{port}")
     assert result.returncode == 1
     assert "cannot reach the EC2 endpoint" in result.stderr and "EC2_URL" in result.stderr
+
+
+def test_write_private_is_atomic_and_0600(tmp_path):
+    target = tmp_path / "master-x"
+    wizard.write_private(str(target), b"#!/bin/bash\n")
+    assert target.read_bytes() == b"#!/bin/bash\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    blocked = tmp_path / "a-directory"
+    blocked.mkdir()
+    (blocked / "inside").write_text("x")
+    with pytest.raises(OSError):  # rename onto a non-empty directory fails: no debris left
+        wizard.write_private(str(blocked), b"data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-directory", "master-x"]
