@@ -126,6 +126,12 @@ def run(args: argparse.Namespace) -> int:
         image_id = found.image_id
     else:
         image_id = prompts.image(os_id, images, cloud)
+    names = {image.image_id: image.name for image in images}
+    image_name = names.get(image_id) or getattr(cloud.find_image(image_id), "name", "")
+    if image_name and not OPERATING_SYSTEMS[os_id].matches(image_name):
+        print(f"Note: the name of {image_id} ({image_name}) does not look like "
+              f"{OPERATING_SYSTEMS[os_id].label}; the user-data is written for "
+              f"{OPERATING_SYSTEMS[os_id].label}.", file=sys.stderr)
     default_name = "elastiq-" + now.strftime("%Y%m%d-%H%M")
     cluster_name = args.cluster_name or (prompts.cluster_name(default_name) if prompts
                                          else default_name)
@@ -168,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         print("Nothing was written.")
         return 1
     write_private(output, user_data.data)
-    print(final_message(output, answers, user_data, endpoint.is_aws))
+    print(final_message(output, answers, user_data, image_name))
     return 0
 
 
@@ -191,14 +197,15 @@ def write_private(path: str, data: bytes) -> None:
 
 
 def final_message(output: str, a: render.Answers, user_data: render.UserData,
-                  aws: bool) -> str:
+                  image_name: str) -> str:
     size = f"{len(user_data.data)} bytes" + (
         f", gzip-compressed from {user_data.text_size}" if user_data.compressed else "")
     key = f" --key-name {shlex.quote(a.key_name)}" if a.key_name else ""
     lines = [
         f"Wrote {output} ({size}, mode 0600).",
         "Boot the master of the cluster with it as user-data, on the same image, e.g.:",
-        f"  openstack server create --image {a.image_id} --flavor <master flavour>{key} "
+        f"  openstack server create --image {shlex.quote(image_name or a.image_id)} "
+        f"--flavor <master flavour>{key} "
         f"--security-group <master group> --user-data {output} {a.cluster_name}-master",
         f"  aws ec2 run-instances --image-id {a.image_id} --instance-type <type>{key} "
         f"--user-data fileb://{output}" + ("" if a.embeds_credentials

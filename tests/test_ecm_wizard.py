@@ -176,7 +176,9 @@ def test_non_interactive_run_writes_the_file(ecm_moto, workdir):
     assert result.returncode == 0, result.stderr
     path = workdir / "master.ud"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert "Wrote master.ud" in result.stdout and "--user-data" in result.stdout
+    assert "Wrote master.ud" in result.stdout and "--user-data master.ud" in result.stdout
+    assert "--image Rocky-9-EC2-Base-9.4-20240509.0.x86_64" in result.stdout  # Glance name
+    assert f"--image-id {image}" in result.stdout                             # EC2 id
     text = master_text(path)
     assert "HTCONDOR_SERIES=25.x" in text and "ELASTIQ_SOURCE=elastiq==1.0.0" in text
     assert path.read_bytes().startswith(b"#!/bin/bash\n")  # not AWS: Nova's limit, plain text
