@@ -5,6 +5,7 @@ the ad translation and the matchmaking with the real classad2 library run for re
 """
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 
@@ -15,7 +16,7 @@ import pytest
 from elastiq.adapters import BATCH_SYSTEMS, load_class
 from elastiq.adapters.base import BatchSystem, FatalError, TransientError
 from elastiq.adapters.htcondor import CondorBindings, HTCondorBatch
-from elastiq.adapters.htcondor_ads import aggregate_workers, candidate_ips
+from elastiq.adapters.htcondor_pool import aggregate_workers, candidate_ips
 from elastiq.config import Config, ElastiqSection, VMSection
 from htcondor_fake import FakeBindings, by_id, load
 
@@ -90,8 +91,12 @@ def test_docker_jobs_need_docker_on_the_vm():
     assert not idle_by_id(batch(cfg=config(has_docker=False)).queue())["5.0"].matchable
 
 
-def test_a_smaller_vm_makes_the_big_jobs_unmatchable():
-    jobs = idle_by_id(batch(cfg=config(cpus=1, memory_mb=2048)).queue())
+def test_a_smaller_vm_makes_the_big_jobs_unmatchable(caplog):
+    with caplog.at_level(logging.INFO):
+        jobs = idle_by_id(batch(cfg=config(cpus=1, memory_mb=4096)).queue())
+    assert not jobs["3.1"].matchable and jobs["5.0"].matchable
+    assert "#3.1 can never run on a worker VM: requests 2 cpus, a worker VM has 1" in caplog.text
+    jobs = idle_by_id(batch(cfg=config(disk_mb=1000)).queue())  # 3.x want 2 GB of disk
     assert not jobs["3.1"].matchable and jobs["5.0"].matchable
 
 
@@ -176,6 +181,19 @@ def test_collector_down_is_a_transient_error_for_queue_and_pool():
 def test_no_schedd_known_is_a_transient_error():
     with pytest.raises(TransientError, match="knows no schedd"):
         batch(FakeBindings({}, [], [])).queue()
+
+
+def test_the_garbage_collector_is_left_as_it_was():
+    adapter = batch()
+    adapter.queue()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        adapter.queue()
+        adapter.pool()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_unexpected_errors_become_fatal_errors_not_tracebacks():

@@ -1,9 +1,10 @@
-"""Pure translation of HTCondor ClassAds into elastiq's snapshot types.
+"""Pure translation of HTCondor job ads into elastiq's Queue: sizes, waiting time, matchability.
 
 No I/O and no import of ``htcondor2``/``classad2``: the functions receive the ClassAd objects the
 bindings returned (mapping-like, with ``get``/``eval``/``externalRefs``) and, for matchmaking,
 the Machine ad template and a blank ad built by ``adapters/htcondor.py``, the only module that
-imports the bindings.  Everything here only calls methods on ads it is given.
+imports the bindings.  Everything here only calls methods on ads it is given.  Slot ads are
+:mod:`.htcondor_pool`'s.
 
 Bad input never raises.  A missing or odd attribute falls back to a conservative value and the
 problem comes back as a note for the caller to log once:
@@ -13,16 +14,13 @@ problem comes back as a note for the caller to log once:
 - EnteredCurrentStatus and QDate missing: queued ``now`` (a job never looks old by accident).
 - Requirements that are false, UNDEFINED or ERROR for a worker VM: the job is not matchable
   and never causes a launch (the negotiator would not match it either).
-- A slot ad whose State is unreadable counts as claimed (never kill a running job); a slot ad
-  without Name/Machine cannot be placed on a worker: the pool is reported partial.
 """
 from __future__ import annotations
 
 import math
-import re
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
-from ..model import Job, Worker
+from ..model import Job
 
 IDLE, RUNNING = 1, 2
 JOB_CONSTRAINT = "JobStatus == 1 || JobStatus == 2"
@@ -34,15 +32,8 @@ JOB_PROJECTION = (
     "DiskUsage", "ImageSize", "MemoryUsage", "ResidentSetSize", "ExecutableSize",
     "FileSystemDomain", "WantDocker",
 )
-SLOT_PROJECTION = (
-    "Name", "Machine", "SlotType", "PartitionableSlot", "DynamicSlot", "State", "Activity",
-    "Cpus", "Memory", "TotalSlotCpus", "TotalSlotMemory", "EnteredCurrentState",
-    "EnteredCurrentActivity", "NumDynamicSlotsTime", "Draining", "ElastiqInstanceId",
-    "ElastiqCluster", "StartdIpAddr", "MyAddress",
-)
 DEFAULT_CPUS, DEFAULT_MEMORY_MB = 1, 1024
-#: Slot states in which a job runs or is about to: such a slot is claimed.
-BUSY_STATES = frozenset({"Claimed", "Matched", "Preempting"})
+_IDS = ("ClusterId", "ProcId")
 _REQUESTS = ("RequestCpus", "RequestMemory", "RequestDisk")
 _UNITS = {"RequestCpus": "cpu", "RequestMemory": "MB", "RequestDisk": "KB"}
 
@@ -50,7 +41,7 @@ _UNITS = {"RequestCpus": "cpu", "RequestMemory": "MB", "RequestDisk": "KB"}
 _UNREAD = object()
 
 
-def _number(ad: Any, attr: str, value: Any = _UNREAD) -> Optional[float]:
+def number(ad: Any, attr: str, value: Any = _UNREAD) -> Optional[float]:
     """The attribute (``value``: as already read) as a finite number >= 0, expressions
     evaluated in the ad; None when it is missing or not such a number."""
     if value is _UNREAD:
@@ -69,7 +60,7 @@ def _number(ad: Any, attr: str, value: Any = _UNREAD) -> Optional[float]:
     return value
 
 
-def _text(value: Any) -> Optional[str]:
+def text(value: Any) -> Optional[str]:
     return value if isinstance(value, str) and value else None
 
 
@@ -99,7 +90,7 @@ class Matcher:
         self.evaluations = 0  # cache misses, for tests and benchmarks
         self._refs: Dict[str, Tuple[str, ...]] = {}
         self._verdicts: Dict[tuple, Tuple[bool, str]] = {}
-        self._size = tuple(int(_number(machine, a) or 0) for a in ("Cpus", "Memory", "Disk"))
+        self._size = tuple(int(number(machine, a) or 0) for a in ("Cpus", "Memory", "Disk"))
         self._shape = "{} cpus, {} MB, {} MB disk, {}/{}, docker {}".format(
             self._size[0], self._size[1], self._size[2] // 1024, machine.get("OpSys"),
             machine.get("Arch"), "yes" if machine.get("HasDocker") is True else "no")
@@ -108,11 +99,11 @@ class Matcher:
         """(matchable, why not: meaningful only when not matchable)."""
         get = ad.get
         expr = get("Requirements")
-        text = None if expr is None else str(expr)
-        refs = self._refs.get(text) if text is not None else ()
+        source = None if expr is None else str(expr)
+        refs = self._refs.get(source) if source is not None else ()
         if refs is None:
-            refs = self._refs[text] = self._direct_refs(expr)
-        key = (text, cpus, memory_mb, disk_kb, *map(get, refs))
+            refs = self._refs[source] = self._direct_refs(expr)
+        key = (source, cpus, memory_mb, disk_kb, *map(get, refs))
         try:
             found = self._verdicts.get(key)
         except TypeError:  # an expression among the values
@@ -122,7 +113,7 @@ class Matcher:
             if len(self._verdicts) >= self._max:
                 self._verdicts.clear()
             self.evaluations += 1
-            why = self._why_not(ad, expr, text, (cpus, memory_mb, disk_kb))
+            why = self._why_not(ad, expr, source, (cpus, memory_mb, disk_kb))
             found = self._verdicts[key] = (why is None, f"can never run on a worker VM: {why}")
         return found
 
@@ -136,7 +127,7 @@ class Matcher:
         self.wanted |= {n for n in names if n not in self.machine}
         return tuple(sorted(names - set(_REQUESTS)))
 
-    def _why_not(self, ad: Any, expr: Any, text: Optional[str],
+    def _why_not(self, ad: Any, expr: Any, source: Optional[str],
                  wants: Tuple[int, int, int]) -> Optional[str]:
         """None when the job matches the template, else why not."""
         for label, want, have, unit in zip(("cpus", "memory", "disk"), wants, self._size,
@@ -148,33 +139,33 @@ class Matcher:
         try:
             value = expr.eval(scope=ad, target=self.machine) if hasattr(expr, "eval") else expr
         except Exception as exc:
-            return f"Requirements cannot be evaluated ({exc}): {_short(text)}"
+            return f"Requirements cannot be evaluated ({exc}): {_short(source)}"
         if type(value) is bool or type(value) in (int, float):
             return None if value else (
-                f"Requirements are false for a worker VM ({self._shape}): {_short(text)}")
+                f"Requirements are false for a worker VM ({self._shape}): {_short(source)}")
         kind = getattr(value, "name", None)  # classad2.Value.Undefined / .Error
         if kind == "Undefined":
             unknown = sorted(r for r in ad.externalRefs(expr) if r.split(".")[-1] not in self.machine)
             return (f"Requirements are UNDEFINED for a worker VM (nobody defines "
-                    f"{', '.join(unknown) or '?'}): {_short(text)}")
+                    f"{', '.join(unknown) or '?'}): {_short(source)}")
         shown = kind.upper() if isinstance(kind, str) else f"a non-boolean ({_short(str(value), 40)})"
-        return f"Requirements evaluate to {shown} for a worker VM: {_short(text)}"
+        return f"Requirements evaluate to {shown} for a worker VM: {_short(source)}"
 
 
 def _hashable(value: Any) -> Any:
     return value if value is None or isinstance(value, (str, int, float)) else str(value)
 
 
-def _short(text: Optional[str], limit: int = 200) -> str:
-    text = text or "(none)"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+def _short(source: Optional[str], limit: int = 200) -> str:
+    source = source or "(none)"
+    return source if len(source) <= limit else source[: limit - 3] + "..."
 
 
 def _request(ad: Any, attr: str, expr: Any, default: int, matcher: Matcher,
              notes: List[Tuple[str, str]], jid: str) -> int:
     """A request that is not a plain literal: evaluated, or the conservative default (filled
     into the ad, as the schedd would, so that Requirements see it)."""
-    value = _number(ad, attr, expr)
+    value = number(ad, attr, expr)
     if value is not None:
         return math.ceil(value)
     if expr is not None or attr != "RequestDisk":
@@ -188,7 +179,7 @@ def _request(ad: Any, attr: str, expr: Any, default: int, matcher: Matcher,
 
 
 def _other_id(ad: Any, schedd: str, index: int) -> str:
-    return _text(ad.get("GlobalJobId")) or f"{schedd}#unknown-{index}"
+    return text(ad.get("GlobalJobId")) or f"{schedd}#unknown-{index}"
 
 
 def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
@@ -207,12 +198,16 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
         if type(status) is not int or status != IDLE:
             running += type(status) is int and status == RUNNING
             continue
-        cluster, proc = get("ClusterId"), get("ProcId")
+        try:  # the usual ad has them all; ad[...] is quicker than ad.get(...)
+            cluster, proc, cpus, memory, disk = (
+                ad["ClusterId"], ad["ProcId"], ad["RequestCpus"], ad["RequestMemory"],
+                ad["RequestDisk"])
+        except KeyError:
+            cluster, proc, cpus, memory, disk = map(get, _IDS + _REQUESTS)
         if type(cluster) is int and type(proc) is int:
             jid = f"{schedd}#{cluster}.{proc}"
         else:
             jid = _other_id(ad, schedd, index)
-        cpus, memory, disk = get("RequestCpus"), get("RequestMemory"), get("RequestDisk")
         if type(cpus) is not int or cpus < 1:
             cpus = max(1, _request(ad, "RequestCpus", cpus, DEFAULT_CPUS, matcher, notes, jid))
         if type(memory) is not int or memory < 0:
@@ -221,7 +216,7 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             disk = _request(ad, "RequestDisk", disk, 0, matcher, notes, jid)
         since = get("EnteredCurrentStatus")
         if type(since) not in (int, float):
-            since = _number(ad, "EnteredCurrentStatus", since) or _number(ad, "QDate")
+            since = number(ad, "EnteredCurrentStatus", since) or number(ad, "QDate")
             if since is None:
                 notes.append((jid, f"has no EnteredCurrentStatus nor QDate: counted as "
                                    f"queued at {now:.0f}"))
@@ -231,132 +226,3 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             notes.append((jid, why_not))
         idle.append(Job(jid, cpus, memory, float(since), ok))
     return idle, running, notes
-
-
-# ----------------------------------------------------------------------------- pool
-
-_SINFUL_HOST = re.compile(r"^<\[?([0-9A-Fa-f:.]+?)\]?:\d+")
-_SINFUL_ADDRS = re.compile(r"[?&]addrs=([^&>]+)")
-_DASHED_IP = re.compile(r"^(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})(?:\.|$)")
-
-
-def startd_name(ad: Any) -> Optional[str]:
-    """The startd a slot belongs to: ``slot1_2@host`` -> ``host`` (``vm-a@vm`` for a named
-    startd); equals Machine on a worker running one startd.  None if the ad names nothing."""
-    name = _text(ad.get("Name"))
-    if name and "@" in name:
-        return name.split("@", 1)[1] or None
-    return _text(ad.get("Machine")) or name
-
-
-def candidate_ips(addresses: Iterable[str], names: Iterable[str]) -> List[str]:
-    """IPs a worker is known by: sinful strings (host and ``addrs=``), and NO_DNS host names
-    made of the dashed IP (``10-64-22-215.INFN-PD`` -> ``10.64.22.215``)."""
-    found: List[str] = []
-    for sinful in addresses:
-        host = _SINFUL_HOST.match(sinful)
-        found.extend([host.group(1)] if host else [])
-        for addrs in _SINFUL_ADDRS.findall(sinful):
-            found.extend(a.rsplit("-", 1)[0].strip("[]") for a in addrs.split("+") if "-" in a)
-    for name in names:
-        dashed = _DASHED_IP.match(name.rsplit("@", 1)[-1])
-        if dashed and all(int(p) < 256 for p in dashed.groups()):
-            found.append(".".join(dashed.groups()))
-    return list(dict.fromkeys(found))
-
-
-class _Machine:
-    """One startd's slots, summed up.  Reads as few attributes per slot as it can: a busy
-    dynamic slot costs two lookups (10,000 slot ads per observation)."""
-
-    __slots__ = ("cpus", "memory", "free_cpus", "free_memory", "claimed", "last_change",
-                 "draining", "instance", "cluster", "addresses", "names")
-
-    def __init__(self, ad: Any) -> None:
-        self.cpus = self.memory = self.free_cpus = self.free_memory = self.claimed = 0
-        self.last_change: Optional[float] = None
-        self.draining = False
-        self.instance = self.cluster = None
-        self.addresses = [a for a in (_text(ad.get("StartdIpAddr")), _text(ad.get("MyAddress"))) if a]
-        self.names = [a for a in (_text(ad.get("Name")), _text(ad.get("Machine"))) if a]
-
-    def add(self, ad: Any) -> None:
-        get = ad.get
-        kind, state = get("SlotType"), get("State")
-        if kind not in ("Partitionable", "Dynamic", "Static"):  # older startds: flags only
-            kind = ("Dynamic" if get("DynamicSlot") is True else
-                    "Partitionable" if get("PartitionableSlot") is True else "Static")
-        busy = type(state) is not str or state in BUSY_STATES
-        if busy:
-            self.claimed += 1
-        if kind != "Dynamic":  # a dynamic slot is carved out of its partitionable slot's totals
-            cpus, memory = _number(ad, "Cpus") or 0, _number(ad, "Memory") or 0
-            self.cpus += int(_number(ad, "TotalSlotCpus") or cpus)
-            self.memory += int(_number(ad, "TotalSlotMemory") or memory)
-            self.draining = self.draining or get("Draining") is True or state == "Drained"
-        if not busy or kind == "Partitionable":
-            if kind == "Dynamic":
-                cpus, memory = _number(ad, "Cpus") or 0, _number(ad, "Memory") or 0
-            self.free_cpus += int(cpus)
-            self.free_memory += int(memory)
-            times = [_number(ad, a) for a in ("EnteredCurrentState", "EnteredCurrentActivity",
-                                              "NumDynamicSlotsTime")] + [self.last_change]
-            self.last_change = max((t for t in times if t is not None), default=None)
-        if self.instance is None:
-            self.instance = _text(get("ElastiqInstanceId"))
-        if self.cluster is None:
-            self.cluster = _text(get("ElastiqCluster"))
-
-
-def aggregate_workers(ads: Iterable[Any], cluster: str, known_ips: Mapping[str, str]):
-    """Group slot ads per startd into Workers of our cluster.
-
-    Ours: ``ElastiqCluster`` equals ``cluster``, or the startd advertises no ElastiqCluster and
-    one of its IPs is in ``known_ips`` (ip -> instance id of our instances).  The instance id is
-    ``ElastiqInstanceId``, else the IP fallback, else None (a worker nobody may touch).
-    ``idle_since``: None while a slot is claimed, else the latest time any slot changed state,
-    activity or number of dynamic slots (None when no slot says: never idle by accident).
-    Returns ``(workers, notes, malformed)``; ``malformed`` slot ads could not be placed.
-    """
-    machines: Dict[str, _Machine] = {}
-    malformed = 0
-    for ad in ads:
-        name = startd_name(ad)
-        if name is None:
-            malformed += 1
-            continue
-        machine = machines.get(name)
-        if machine is None:
-            machine = machines[name] = _Machine(ad)
-        machine.add(ad)
-    workers: List[Worker] = []
-    notes: List[str] = []
-    for name, m in machines.items():
-        ips = candidate_ips(m.addresses, [name] + m.names)
-        by_ip = next(((ip, known_ips[ip]) for ip in ips if ip in known_ips), None)
-        if m.cluster is not None and m.cluster != cluster:
-            notes.append(f"{name}: belongs to cluster {m.cluster!r}, left alone")
-            continue
-        if m.cluster is None and by_ip is None:
-            notes.append(f"{name}: no ElastiqCluster and no IP of ours ({', '.join(ips) or '-'})")
-            continue
-        instance = m.instance or (by_ip[1] if by_ip else None)
-        address = by_ip[0] if by_ip else (ips[0] if ips else None)
-        workers.append(Worker(
-            name=name, instance_id=instance, address=address, cpus=m.cpus, memory_mb=m.memory,
-            claimed_slots=m.claimed, free_cpus=m.free_cpus, free_memory_mb=m.free_memory,
-            idle_since=None if m.claimed else m.last_change, draining=m.draining))
-    return tuple(workers), notes, malformed
-
-
-def slot_constraint(quoted_cluster: str) -> str:
-    """Collector-side filter: slots of our cluster or advertising none (IP fallback)."""
-    return f"ElastiqCluster =?= undefined || ElastiqCluster =?= {quoted_cluster}"
-
-
-def names_draining(ads: Sequence[Any], worker: str) -> Optional[bool]:
-    """Whether the slots of ``worker`` say it drains; None when no slot of it is listed."""
-    mine = [ad for ad in ads if startd_name(ad) == worker]
-    if not mine:
-        return None
-    return any(ad.get("Draining") is True or ad.get("State") == "Drained" for ad in mine)
