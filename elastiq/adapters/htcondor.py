@@ -3,8 +3,9 @@
 The only module importing ``htcondor2`` / ``classad2``.  It talks to HTCondor through the few
 calls of :class:`CondorBindings` (tests inject a fake with the same methods, fed with real
 ClassAds), builds the worker VM's Machine ad template, translates binding errors into domain
-errors, and leaves the ad-to-snapshot translation to :mod:`.htcondor_ads` (pure, no import of
-the bindings; it only calls methods of the ads it is given).
+errors, and leaves the translation of ads to :mod:`.htcondor_ads` (jobs, matchability) and
+:mod:`.htcondor_pool` (slots -> workers): pure modules that do not import the bindings, they
+only call methods of the ads (and of the template) they are given.
 
 Errors: the collector unreachable -> :class:`TransientError` (no observation); one schedd of
 several unreachable -> the others still count and the Queue says ``partial``; anything

@@ -193,17 +193,19 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
     notes: List[Tuple[str, str]] = []
     verdict = matcher.verdict
     for index, ad in enumerate(ads):
-        get = ad.get
-        status = get("JobStatus")
-        if type(status) is not int or status != IDLE:
-            running += type(status) is int and status == RUNNING
-            continue
-        try:  # the usual ad has them all; ad[...] is quicker than ad.get(...)
+        try:  # ad[...] is quicker than ad.get(...); the usual ad has all these
+            status = ad["JobStatus"]
+            if type(status) is not int or status != IDLE:
+                running += type(status) is int and status == RUNNING
+                continue
             cluster, proc, cpus, memory, disk = (
                 ad["ClusterId"], ad["ProcId"], ad["RequestCpus"], ad["RequestMemory"],
                 ad["RequestDisk"])
         except KeyError:
-            cluster, proc, cpus, memory, disk = map(get, _IDS + _REQUESTS)
+            if ad.get("JobStatus") != IDLE:
+                continue
+            cluster, proc, cpus, memory, disk = map(ad.get, _IDS + _REQUESTS)
+        get = ad.get
         if type(cluster) is int and type(proc) is int:
             jid = f"{schedd}#{cluster}.{proc}"
         else:
