@@ -228,6 +228,7 @@ def test_missing_and_odd_requests_are_counted_conservatively(caplog):
     idle(ads, "3.2")["RequestCpus"] = "two"
     held = idle(ads, "6.0")  # RequestMemory is an expression of MemoryUsage / ImageSize
     idle(ads, "3.3")["RequestMemory"] = classad2.ExprTree('"lots" + 1')
+    del idle(ads, "5.0")["DiskUsage"]  # RequestDisk = DiskUsage: undefined
     with caplog.at_level(logging.INFO):
         jobs = idle_by_id(batch(fake(ads)).queue())
     assert (jobs["3.1"].cpus, jobs["3.1"].memory_mb) == (2, 1024)
@@ -238,6 +239,8 @@ def test_missing_and_odd_requests_are_counted_conservatively(caplog):
     text = caplog.text
     assert "#3.1 RequestMemory missing is not a number: counted as 1024 MB" in text
     assert "#3.2 RequestCpus 'two' is not a number: counted as 1 cpu" in text
+    assert "#5.0 RequestDisk 'DiskUsage' is not a number: counted as 0 KB" in text
+    assert jobs["5.0"].matchable
 
 
 def test_requirements_that_evaluate_to_error_or_undefined_are_not_matchable(caplog):

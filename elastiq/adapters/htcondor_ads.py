@@ -161,13 +161,14 @@ def _short(source: Optional[str], limit: int = 200) -> str:
     return source if len(source) <= limit else source[: limit - 3] + "..."
 
 
-def _request(ad: Any, attr: str, expr: Any, default: int, matcher: Matcher,
+def _request(ad: Any, attr: str, read: Any, default: int, matcher: Matcher,
              notes: List[Tuple[str, str]], jid: str) -> int:
-    """A request that is not a plain literal: evaluated, or the conservative default (filled
-    into the ad, as the schedd would, so that Requirements see it)."""
-    value = number(ad, attr, expr)
+    """A request that did not read as a plain number: evaluated, or the conservative default
+    (filled into the ad, as the schedd would, so that Requirements see it)."""
+    value = number(ad, attr, read)
     if value is not None:
         return math.ceil(value)
+    expr = ad.get(attr)
     if expr is not None or attr != "RequestDisk":
         shown = "missing" if expr is None else repr(_short(str(expr), 80))
         notes.append((jid, f"{attr} {shown} is not a number: counted as {default} "
@@ -198,9 +199,9 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             if type(status) is not int or status != IDLE:
                 running += type(status) is int and status == RUNNING
                 continue
-            cluster, proc, cpus, memory, disk = (
-                ad["ClusterId"], ad["ProcId"], ad["RequestCpus"], ad["RequestMemory"],
-                ad["RequestDisk"])
+            cluster, proc, cpus, memory = (
+                ad["ClusterId"], ad["ProcId"], ad["RequestCpus"], ad["RequestMemory"])
+            disk = ad.eval("RequestDisk")  # usually the expression DiskUsage
         except KeyError:
             if ad.get("JobStatus") != IDLE:
                 continue
@@ -226,5 +227,6 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
         ok, why_not = verdict(ad, cpus, memory, disk)
         if not ok:
             notes.append((jid, why_not))
-        idle.append(Job(jid, cpus, memory, float(since), ok))
+        idle.append(Job(id=jid, cpus=cpus, memory_mb=memory, queued_since=float(since),
+                        matchable=ok))
     return idle, running, notes
