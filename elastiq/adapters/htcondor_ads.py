@@ -202,7 +202,7 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             cluster, proc, cpus, memory = (
                 ad["ClusterId"], ad["ProcId"], ad["RequestCpus"], ad["RequestMemory"])
             disk = ad.eval("RequestDisk")  # usually the expression DiskUsage
-        except KeyError:
+        except Exception:  # KeyError: a missing attribute; the slow path below copes
             if ad.get("JobStatus") != IDLE:
                 continue
             cluster, proc, cpus, memory, disk = map(ad.get, _IDS + _REQUESTS)
