@@ -173,3 +173,13 @@ def test_a_crashed_adapter_call_is_isolated_like_an_adapter_error(env, caplog):
         rt.tick("vms")
     assert "cannot read the queue (unexpected KeyError)" in caplog.text
     assert store.load().observation.problems == ("queue unreadable (internal error)",)
+
+
+def test_the_pool_is_read_with_the_addresses_of_the_listed_instances(env):
+    rt, clock, cloud, batch, _ = env
+    a, b = cloud.add(), cloud.add(InstanceState.BOOTING)
+    rt.tick("vms")
+    assert batch.known_ips == {"10.0.0.1": a, "10.0.0.2": b}
+    cloud.faults.fail("list_instances", TransientError("down"))
+    rt.tick("vms")
+    assert batch.known_ips == {}

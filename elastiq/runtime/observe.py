@@ -5,7 +5,8 @@ stop the service) becomes ``None`` in the snapshot, with its reason in ``Snapsho
 the core then makes no scale-down decision.
 
 The queue and the pool are read at every tick: whether a worker has a claimed slot must never
-come from an old reading.  The cloud listing is the slow, rate-limited call, so it is read at
+come from an old reading.  The pool is read last, with the private IPs of the listed instances
+(the adapter maps a worker that does not advertise its instance id by its address).  The cloud listing is the slow, rate-limited call, so it is read at
 the VM checks (``vms``, ``errors``), at wake-ups and at start, and reused by the queue check
 while it is younger than the VM check intervals -- unless the queue shows new demand, or the
 runtime acted on the cloud since (then the listing is read again at once).  The instances we
@@ -44,7 +45,6 @@ class Observer:
     def observe(self, kind: str, now: float) -> Snapshot:
         problems: List[str] = []
         queue: Optional[Queue] = self._read("queue", self.batch.queue, problems)
-        pool: Optional[Pool] = self._read("pool", self.batch.pool, problems)
         idle = None if queue is None else len(queue.idle)
         new_demand = idle is not None and idle > (self._last_idle or 0)
         if queue is not None:
@@ -60,6 +60,8 @@ class Observer:
                 self._listing = None
         else:
             instances = self._listing
+        known_ips = {i.private_ip: i.id for i in instances or () if i.private_ip}
+        pool: Optional[Pool] = self._read("pool", lambda: self.batch.pool(known_ips), problems)
         return Snapshot(queue=queue, pool=pool, instances=instances, problems=tuple(problems))
 
     def _read(self, what: str, call: Callable[[], T], problems: List[str]) -> Optional[T]:

@@ -21,7 +21,7 @@ import hashlib
 import json
 import os
 import time
-from typing import Dict, List, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 import boto3
 
@@ -108,7 +108,7 @@ class E2EPool:
         idle = tuple(Job(f"1.{n}", 1, 1024, now) for n in range(int(self.control()["idle_jobs"])))
         return Queue(idle, len(self._workers()[1]))
 
-    def pool(self) -> Pool:
+    def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
         workers, claimed = self._workers()
         self._record_claims(claimed)
         return Pool(tuple(workers))

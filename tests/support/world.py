@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import replace
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Mapping, List, Optional, Sequence, Set, Tuple
 
 from elastiq.model import Instance, InstanceState, Job, Pool, Queue, Worker
 
@@ -92,6 +92,7 @@ class FakeBatch:
         self.idle_since: Dict[str, float] = {}
         self.draining: Set[str] = set()  # worker names
         self.faults = Faults()
+        self.known_ips: Dict[str, str] = {}  # as the runtime passed them to the last pool()
         self.drain_calls: List[str] = []
         self.cancel_calls: List[str] = []
 
@@ -107,8 +108,9 @@ class FakeBatch:
         self.faults.check("queue")
         return Queue(tuple(self.idle), self.running)
 
-    def pool(self) -> Pool:
+    def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
         self.faults.check("pool")
+        self.known_ips = dict(known_ips or {})
         now = self.clock()
         workers = []
         for inst in self.cloud.instances.values():
@@ -180,7 +182,7 @@ class IdleBatch:
     def queue(self) -> Queue:
         return Queue()
 
-    def pool(self) -> Pool:
+    def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
         return Pool()
 
     def drain(self, worker: str, reason: str) -> None:
