@@ -180,3 +180,16 @@ def test_vm_shape_unknown_keeps_the_defaults_with_a_warning(caplog, cloud):
     with caplog.at_level(logging.WARNING, logger="elastiq"):
         assert daemon.fill_vm_shape(cfg, cloud) is cfg
     assert "worker VM shape unknown: assuming 1 cpu(s), 2048 MiB" in caplog.text
+
+
+def test_a_state_of_another_cluster_is_pointed_out(tmp_path):
+    from elastiq.model import InstanceRecord, Lifecycle, Memory
+    from elastiq.runtime.state import State
+
+    StateStore(str(tmp_path / "state")).save(State(
+        Memory(instances={"i-old": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)}), cluster="old"))
+    proc = spawn(write_config(tmp_path), "--once", "--log-stderr")
+    _, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 0, err
+    assert "the state was saved for cluster 'old', the configuration names 'd': the 1 " \
+           "instance(s) tagged 'old' are no longer managed by this elastiq" in err

@@ -38,7 +38,7 @@ def secret_config(tmp_path):
 def restore_logging():
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    levels = {n: logging.getLogger(n).level for n in ("elastiq", *logs.QUIET)}
+    levels = {n: logging.getLogger(n).level for n in ("elastiq", *logs.QUIET, *logs.QUIETER)}
     yield
     for handler in list(root.handlers):
         root.removeHandler(handler)

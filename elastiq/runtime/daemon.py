@@ -88,6 +88,24 @@ def command(args: argparse.Namespace) -> int:
         logs.setup(cfg, None if args.log_stderr else where.log_file)
     except PermissionError as err:
         return _denied(err)
+    stop = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        if not stop.is_set():
+            log.info("%s received: finishing the current action, then stopping",
+                     signal.Signals(signum).name)
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        return _start(cfg, where, args, stop)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
+           stop: threading.Event) -> int:
     dry_run = args.dry_run or cfg.debug.dry_run_boot_vms or cfg.debug.dry_run_shutdown_vms
     log.info("elastiq %s starting: %s; state in %s%s", __version__, config.summary(cfg),
              where.state_dir, " (dry run)" if dry_run else "")
@@ -101,20 +119,9 @@ def command(args: argparse.Namespace) -> int:
         return cli.EXIT_FAILURE
     except PermissionError as err:
         return _denied(err)
-    stop = threading.Event()
-
-    def on_signal(signum, _frame) -> None:
-        if not stop.is_set():
-            log.info("%s received: finishing the current action, then stopping",
-                     signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return _serve(cfg, where, args, batch, cloud, stop)
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         lock.release()
 
 
@@ -130,6 +137,11 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, bat
     state = store.load()
     if state is not None:
         log.info("loaded the state: %d instance(s) owned", len(state.memory.instances))
+        if state.cluster and state.cluster != cfg.elastiq.cluster_name:
+            log.warning("the state was saved for cluster %r, the configuration names %r: the "
+                        "%d instance(s) tagged %r are no longer managed by this elastiq",
+                        state.cluster, cfg.elastiq.cluster_name, len(state.memory.instances),
+                        state.cluster)
     metrics = Metrics()
     runtime = Runtime(cfg, get_policy("default"), batch, cloud, store, state, time.time,
                       metrics, dry_run=args.dry_run, stopping=stop)

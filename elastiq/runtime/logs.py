@@ -23,7 +23,10 @@ MASK = "***"
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 JOURNAL_FORMAT = "%(levelname)s %(name)s: %(message)s"  # journald adds the time
 #: Libraries whose DEBUG/INFO output is noise (or, for botocore, request dumps).
-QUIET = ("botocore", "boto3", "urllib3", "s3transfer", "apscheduler")
+QUIET = ("botocore", "boto3", "urllib3", "s3transfer")
+#: apscheduler warns when a check is skipped because a long tick still runs: that skip is the
+#: intended coalescing, so only its errors are shown.
+QUIETER = ("apscheduler",)
 MIN_SECRET_LEN = 6
 
 _PATTERNS = (
@@ -125,4 +128,6 @@ def setup(cfg: Config, log_file: Optional[str], level: Optional[str] = None,
     logging.getLogger("elastiq").setLevel((level or cfg.elastiq.log_level).upper())
     for name in QUIET:
         logging.getLogger(name).setLevel(logging.WARNING)
+    for name in QUIETER:
+        logging.getLogger(name).setLevel(logging.ERROR)
     return handler

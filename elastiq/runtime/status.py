@@ -144,7 +144,8 @@ def render(data: dict, now: float) -> str:
         lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
     else:
         lines.append("no VMs")
-    lines.append("")
+    if data["summary"]:
+        lines.append("")
     for name, entry in data["summary"].items():
         lines.append(f"{name:<12} {entry['count']:>4}  {entry['hosts']}")
     stats = data["boot_to_join_s"]
