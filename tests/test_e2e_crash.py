@@ -11,6 +11,7 @@ Checked throughout and at the end:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -109,6 +110,29 @@ def spawn(path, tmp_path, *extra):
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+@contextlib.contextmanager
+def daemon(path, tmp_path, *extra):
+    """`elastiq run` in the background; killed on the way out if the test left it running."""
+    proc = spawn(path, tmp_path, *extra)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def stop_when_empty(proc, watcher):
+    """Let the daemon terminate every VM (min_vms is 0), then SIGTERM it; its stderr."""
+    deadline = time.monotonic() + WAIT_S
+    while watcher.alive():
+        assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
+        assert time.monotonic() < deadline, "the idle workers were never terminated"
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    return proc.communicate(timeout=WAIT_S)[1].decode()
+
+
 def wait_first_tick(proc, store, since):
     """Until the new daemon has saved a state after ``since`` (it reconciled and ticked)."""
     deadline = time.monotonic() + WAIT_S
@@ -171,8 +195,7 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
             before, gone_before = watcher.alive(), terminated(client, "e2e")
             offset = log_path.stat().st_size if log_path.exists() else 0
             started = time.time()
-            proc = spawn(path, tmp_path)
-            try:
+            with daemon(path, tmp_path) as proc:
                 state = wait_first_tick(proc, store, started)
                 gone_now = terminated(client, "e2e")
                 forgotten = [i for i in before if i not in state.memory.instances and i not in gone_now]
@@ -186,22 +209,14 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
                     assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
                     proc.send_signal(signal.SIGKILL)
                     kills.append((phase, point))
-                else:  # the last one: let it shrink the cluster to min_vms 0, then SIGTERM
-                    deadline = time.monotonic() + WAIT_S
-                    while watcher.alive():
-                        assert time.monotonic() < deadline, "the idle workers were never terminated"
-                        time.sleep(0.1)
-                    proc.send_signal(signal.SIGTERM)
-                _, err = proc.communicate(timeout=WAIT_S)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
+                    proc.wait(WAIT_S)
+                else:  # the last one: let it shrink the cluster, then stop it the polite way
+                    err = stop_when_empty(proc, watcher)
             claimed = claims_of_run(tmp_path)
             claimed_ever |= claimed
             killed_by_run = terminated(client, "e2e") - gone_before
             assert not claimed & killed_by_run, f"run {run} terminated busy workers"
-        assert proc.returncode == 0, err.decode()
+        assert proc.returncode == 0, err
     finally:
         watcher.done.set()
         watcher.join()
@@ -226,15 +241,10 @@ def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud)
     client.run_instances(ImageId=image, MinCount=2, MaxCount=2, TagSpecifications=[{
         "ResourceType": "instance", "Tags": [{"Key": "elastiq:cluster", "Value": "e2e"}]}])
     log_path = tmp_path / "elastiq.log"
-    proc = spawn(path, tmp_path)
-    try:
+    with daemon(path, tmp_path) as proc:
         assert wait_for_line(proc, log_path, 0, "drain ", WAIT_S)  # the first of two drains
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 0, err.decode()
     log = log_path.read_text()
     assert "adopted 2 tagged instance(s) not in the saved state" in log
@@ -245,19 +255,9 @@ def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud)
 
     control["drain_delay_s"] = 0  # a new daemon carries on where this one stopped
     set_control(tmp_path, control)
-    proc = spawn(path, tmp_path)
-    try:
-        deadline = time.monotonic() + WAIT_S
-        while Watcher(client, "e2e").alive():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=WAIT_S)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0
+    with daemon(path, tmp_path) as proc:
+        err = stop_when_empty(proc, Watcher(client, "e2e"))
+    assert proc.returncode == 0, err
 
 
 def test_dry_run_logs_the_launch_and_launches_nothing(tmp_path, cloud):
