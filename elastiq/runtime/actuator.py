@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
@@ -182,4 +182,4 @@ def _undo_marks(memory: Memory, before: Memory, ids: Iterable[str]) -> Memory:
             records[instance_id] = before.instances[instance_id]
         else:  # adopted this very tick: the core adopts it again at the next one
             records.pop(instance_id, None)
-    return Memory(memory.waiting_since, memory.backoff_until, memory.failures, records)
+    return replace(memory, instances=records)

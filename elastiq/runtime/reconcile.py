@@ -14,7 +14,7 @@ core makes no decision at all, so nothing can be forgotten or doubled meanwhile)
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Dict, Optional, Tuple
 
 from ..model import (ALIVE_STATES, Instance, InstanceRecord, InstanceState, Lifecycle, Memory,
@@ -73,5 +73,4 @@ def reconcile(memory: Memory, snapshot: Snapshot, cluster: str,
             adopted.append(instance.id)
     missing = tuple(sorted(i for i in memory.instances if i not in listed))
     kept = len(memory.instances) - len(missing)
-    new_memory = Memory(memory.waiting_since, memory.backoff_until, memory.failures, records)
-    return new_memory, Report(tuple(adopted), missing, kept)
+    return replace(memory, instances=records), Report(tuple(adopted), missing, kept)
