@@ -176,3 +176,27 @@ def test_a_user_without_permission_gets_exit_4_and_a_hint(tmp_path, verb):
         os.rmdir(public)
     assert code == 4, err
     assert "permission denied" in err and "run as root or as the elastiq user" in err
+
+
+def test_log_follows_the_file_across_a_rotation(tmp_path):
+    path = write_config(str(tmp_path), tmp_path / "state")
+    (tmp_path / "state").mkdir()
+    log = tmp_path / "state" / "elastiq.log"
+    log.write_text("one\ntwo\nthree\n")
+    proc = subprocess.Popen([sys.executable, "-m", "elastiq.ctl", "log", "--config", path, "-n", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=ROOT))
+    try:
+        assert [proc.stdout.readline() for _ in range(2)] == ["two\n", "three\n"]
+        with open(log, "a") as handle:
+            handle.write("four\n")
+        assert proc.stdout.readline() == "four\n"
+        os.rename(log, str(log) + ".1")  # what RotatingFileHandler does
+        log.write_text("five\n")
+        assert proc.stdout.readline() == "five\n"
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
