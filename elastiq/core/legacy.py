@@ -139,7 +139,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
 
     next_error_check = memory.next_error_check
     if next_error_check is None or now >= next_error_check:
-        next_error_check = now + e.check_vms_in_error_every_s
+        next_error_check = _cadence(next_error_check, now, e.check_vms_in_error_every_s)
         if tick.ours is not None:
             errors = [i.id for i in tick.ours.values() if i.state is InstanceState.ERROR and i.id not in tick.terminated]
             if errors:
@@ -151,7 +151,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
     hosts, next_vms_check, rng_state = memory.hosts, memory.next_vms_check, memory.rng_state
     if snapshot.pool is not None and (next_vms_check is None or now >= next_vms_check):
         hosts, rng_state = _check_vms(snapshot, tick, rng_state)
-        next_vms_check = now + e.check_vms_every_s
+        next_vms_check = _cadence(next_vms_check, now, e.check_vms_every_s)
 
     first_seen = memory.first_seen_above_threshold
     n_waiting = None
@@ -176,6 +176,21 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
                   next_error_check=next_error_check, rng_state=rng_state)
     wake = _next_check(snapshot, tick, new, n_waiting, now)
     return Plan(tuple(tick.actions), tuple(tick.notes), wake), new
+
+
+def _cadence(scheduled: Optional[float], now: float, every: float) -> float:
+    """Next run of a periodic check that was due at ``scheduled`` and runs at ``now``: the
+    cadence is kept, as if it had also run (with nothing to do) at calls that did not happen."""
+    if scheduled is None:
+        return now + every
+    return scheduled + every * (math.floor((now - scheduled) / every) + 1)
+
+
+def _first_run_after(when: float, scheduled: float, every: float) -> float:
+    """First run of a check due at ``scheduled`` (then every ``every``) strictly after ``when``."""
+    if scheduled > when:
+        return scheduled
+    return scheduled + every * (math.floor((when - scheduled) / every) + 1)
 
 
 def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
@@ -234,7 +249,8 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
             wakes.append(vms_check)  # the next VM check will see a change
         for h in m.hosts.values():
             if h.jobs == 0:
-                wakes.append(max(h.unchanged_since + e.idle_for_time_s, vms_check))
+                wakes.append(_first_run_after(h.unchanged_since + e.idle_for_time_s, vms_check,
+                                              e.check_vms_every_s))
         if q.min_vms > len(m.hosts) + m.vms_allegedly_running:
             wakes.append(vms_check)
     future = [w for w in wakes if w is not None]

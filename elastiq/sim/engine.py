@@ -50,6 +50,7 @@ class SimOptions:
     pool_failure: float = 0.0
     list_failure: float = 0.0
     timeline: bool = True
+    every_tick: bool = False  # visit every grid tick and always plan (slow; to check skipping)
     progress: Optional[Callable[[float], None]] = None
 
 
@@ -142,7 +143,7 @@ class Simulation:
         stall = max(86400.0, 10 * (cfg.elastiq.idle_for_time_s + cfg.elastiq.estimated_vm_deploy_time_s))
         span = max(self.workload.span_s, 1.0)
         seen, next_check, acted = None, None, True
-        last_progress, completed, done_at, progress_every = EPOCH, 0, None, 5000
+        last_progress, completed, done_at, progress_every = EPOCH, 0, None, 64
 
         def grid(x: float) -> float:
             return EPOCH + math.ceil((x - EPOCH) / interval - 1e-9) * interval
@@ -154,7 +155,7 @@ class Simulation:
             snapshot = self.observe()
             observed = (pool.version, cloud.version)
             due = next_check is not None and t >= next_check
-            if failing or acted or due or observed != seen:
+            if failing or acted or due or observed != seen or self.options.every_tick:
                 plan, self.memory = self.policy.plan(snapshot, self.memory, cfg, t)
                 rec.plan_calls += 1
                 next_check, seen = plan.next_check, observed
@@ -180,7 +181,8 @@ class Simulation:
                 break
 
             wakes = []
-            if acted or snapshot.problems or (pool.version, cloud.version) != observed:
+            if acted or snapshot.problems or (pool.version, cloud.version) != observed \
+                    or self.options.every_tick:
                 wakes.append(t + interval)
             for when in (pool.next_event(), cloud.next_event()):
                 if when is not None:

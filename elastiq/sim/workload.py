@@ -170,6 +170,9 @@ def _check_sorted(workload: Workload, path: str) -> None:
         for column in ("ids", "submit", "runtime", "cpus", "memory_mb"):
             values = getattr(workload, column)
             setattr(workload, column, [values[i] for i in order])
+        first = workload.submit[0]
+        workload.submit = [s - first for s in workload.submit]
+        workload.origin_s += first
 
 
 def truncate(workload: Workload, max_jobs: int) -> Workload:
