@@ -8,6 +8,7 @@ import pytest
 from elastiq import config
 from elastiq.adapters.sim import BootDelay
 from elastiq.core import legacy
+from elastiq.model import Launch, Plan
 from elastiq.sim import engine, metrics
 from elastiq.sim.workload import Workload, synthetic
 
@@ -164,3 +165,18 @@ def test_progress_is_reported():
     seen = []
     engine.Simulation(synthetic(0), cfg(), engine.SimOptions(progress=seen.append)).run()
     assert seen and seen == sorted(seen) and all(0 <= f <= 1 for f in seen)
+
+
+def test_a_policy_that_overshoots_max_vms_is_caught():
+    def plan(snapshot, memory, config_, now):
+        if memory == "fresh":
+            return Plan((Launch(12, "too many"),)), "launched"
+        return Plan(), memory
+
+    sim = engine.Simulation(synthetic(0), cfg(), engine.SimOptions())
+    sim.policy = types.SimpleNamespace(plan=plan, record_launch=lambda m, o, c, n: m)
+    sim.memory = "fresh"
+    r = sim.run()
+    assert r["max_vms"] == 12 and r["max_vms_violations"] > 0
+    assert r["vms_alive_at_end"] == 12 and r["jobs_completed"] == r["jobs"]
+    assert r["stop_reason"] == "nothing left that could change"

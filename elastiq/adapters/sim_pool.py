@@ -61,6 +61,7 @@ class SimPool:
         self.running = 0
         self.completed = 0
         self.jobs_killed = 0
+        self.used: set = set()  # instances that ran at least one job
         self.busy_s = 0.0
         self.version = 0
         self._dirty_match = True
@@ -206,6 +207,7 @@ class SimPool:
             slot.busy_since, slot.idle_since = now, None
         slot.running[index] = None
         self._running_on[index] = slot.instance_id
+        self.used.add(slot.instance_id)
         self.started[index] = now
         self.running += 1
         heapq.heappush(self._finishes, (now + self.w.runtime[index], index, self._run_gen[index]))

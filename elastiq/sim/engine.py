@@ -117,8 +117,10 @@ class Simulation:
         instances = read("cloud", self.cloud.list_instances)
         return Snapshot(queue, pool, instances, tuple(problems))
 
-    def act(self, plan: Plan) -> None:
+    def act(self, plan: Plan) -> int:
+        """Carry out the plan; return the most instances alive at any point of it."""
         cfg, now = self.config, self.now
+        peak = self.cloud.alive
         for action in plan.actions:
             if isinstance(action, Launch):
                 try:
@@ -126,28 +128,23 @@ class Simulation:
                 except AdapterError as err:
                     outcome = LaunchOutcome(action.count, (), error_kind(err))
                 self.memory = self.policy.record_launch(self.memory, outcome, cfg, now)
+                peak = max(peak, self.cloud.alive)
             elif isinstance(action, Drain):
                 self.pool.drain(action.worker, action.reason)
             elif isinstance(action, CancelDrain):
                 self.pool.cancel_drain(action.worker)
             elif isinstance(action, Terminate):
                 self.cloud.terminate(action.instance_ids)
+        return peak
 
     # -- the loop
     def run(self) -> dict:
+        """Replay the whole workload; return the metrics (see :mod:`elastiq.sim.metrics`)."""
         wall = time.perf_counter()
-        cfg, pool, cloud, rec = self.config, self.pool, self.cloud, self.recorder
-        interval = cfg.elastiq.check_queue_every_s
-        failing = bool(self.options.queue_failure or self.options.pool_failure or self.options.list_failure)
-        tail = 3 * (cfg.elastiq.idle_for_time_s + cfg.elastiq.estimated_vm_deploy_time_s) + 3600
-        stall = max(86400.0, 10 * (cfg.elastiq.idle_for_time_s + cfg.elastiq.estimated_vm_deploy_time_s))
-        span = max(self.workload.span_s, 1.0)
+        pool, cloud, rec, opts = self.pool, self.cloud, self.recorder, self.options
+        failing = bool(opts.queue_failure or opts.pool_failure or opts.list_failure)
         seen, next_check, acted = None, None, True
-        last_progress, completed, done_at, progress_every = EPOCH, 0, None, 64
-
-        def grid(x: float) -> float:
-            return EPOCH + math.ceil((x - EPOCH) / interval - 1e-9) * interval
-
+        self._progress_at, self._completed, self._done_at = EPOCH, 0, None
         while True:
             t = self.now
             pool.advance(t)
@@ -155,46 +152,60 @@ class Simulation:
             snapshot = self.observe()
             observed = (pool.version, cloud.version)
             due = next_check is not None and t >= next_check
-            if failing or acted or due or observed != seen or self.options.every_tick:
-                plan, self.memory = self.policy.plan(snapshot, self.memory, cfg, t)
+            if failing or acted or due or observed != seen or opts.every_tick:
+                plan, self.memory = self.policy.plan(snapshot, self.memory, self.config, t)
                 rec.plan_calls += 1
                 next_check, seen = plan.next_check, observed
             else:
                 plan = _NO_PLAN
             started = pool.negotiate(t)
-            self.act(plan)
+            peak = self.act(plan)
             acted = bool(plan.actions)
-            rec.tick(t, bool(snapshot.problems))
-            if started or pool.completed != completed:
-                last_progress, completed = t, pool.completed
-
-            work_done = pool.all_done()
-            if work_done and done_at is None:
-                done_at = t
-            if work_done and cloud.alive <= cfg.quota.min_vms:
+            rec.tick(t, peak, bool(snapshot.problems))
+            if self._finished(t, started):
                 break
-            if work_done and t - done_at > tail:
-                rec.stop_reason = "VMs still alive long after the last job"
-                break
-            if pool.all_submitted() and not pool.running and t - last_progress > stall:
-                rec.stop_reason = f"no job could start for {stall / 3600:g} h"
-                break
-
-            wakes = []
-            if acted or snapshot.problems or (pool.version, cloud.version) != observed \
-                    or self.options.every_tick:
-                wakes.append(t + interval)
-            for when in (pool.next_event(), cloud.next_event()):
-                if when is not None:
-                    wakes.append(max(grid(when), t + interval))
-            if next_check is not None:
-                wakes.append(t + interval if next_check <= t else max(grid(next_check), t + interval))
-            if not wakes:
+            unseen = acted or bool(snapshot.problems) or observed != (pool.version, cloud.version)
+            following = self._next_tick(t, unseen or opts.every_tick, next_check)
+            if following is None:
                 rec.stop_reason = "nothing left that could change"
                 break
-            self.now = min(wakes)
-            if self.options.progress is not None and rec.ticks % progress_every == 0:
-                self.options.progress(min(1.0, (self.now - EPOCH) / span))
-
+            self.now = following
+            if opts.progress is not None and rec.ticks % 64 == 0:
+                opts.progress(min(1.0, (self.now - EPOCH) / max(self.workload.span_s, 1.0)))
         pool.close(self.now)
         return rec.result(self.now, time.perf_counter() - wall)
+
+    def _finished(self, t: float, started: int) -> bool:
+        """Stop when the work is done and the pool is back to min_vms, or when nothing more
+        can happen (VMs never scaled down, or jobs that can never start)."""
+        e, pool = self.config.elastiq, self.pool
+        if started or pool.completed != self._completed:
+            self._progress_at, self._completed = t, pool.completed
+        if not pool.all_done():
+            stall = max(86400.0, 10 * (e.idle_for_time_s + e.estimated_vm_deploy_time_s))
+            if pool.all_submitted() and not pool.running and t - self._progress_at > stall:
+                self.recorder.stop_reason = f"no job could start for {stall / 3600:g} h"
+                return True
+            return False
+        if self._done_at is None:
+            self._done_at = t
+        if self.cloud.alive <= self.config.quota.min_vms:
+            return True
+        if t - self._done_at > 3 * (e.idle_for_time_s + e.estimated_vm_deploy_time_s) + 3600:
+            self.recorder.stop_reason = "VMs still alive long after the last job"
+            return True
+        return False
+
+    def _next_tick(self, t: float, unseen: bool, next_check: Optional[float]) -> Optional[float]:
+        """The next grid time at which something can change (None: nothing ever will).
+        ``unseen``: this tick changed something the policy has not observed yet."""
+        interval = self.config.elastiq.check_queue_every_s
+
+        def grid(x: float) -> float:
+            return max(EPOCH + math.ceil((x - EPOCH) / interval - 1e-9) * interval, t + interval)
+
+        wakes = [t + interval] if unseen else []
+        wakes += [grid(when) for when in (self.pool.next_event(), self.cloud.next_event()) if when is not None]
+        if next_check is not None:
+            wakes.append(grid(next_check))
+        return min(wakes) if wakes else None

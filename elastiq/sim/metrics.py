@@ -2,10 +2,12 @@
 
 - ``vm_hours``: every VM from its launch request to its termination request (or the end);
 - ``busy_vm_hours``: time a joined worker had at least one running job;
-  ``idle_vm_hours`` the rest (booting, never joined, in error, idle, draining);
+  ``idle_vm_hours`` the rest (booting, never joined, in error, idle, draining), of which
+  ``booting_vm_hours`` from launch to joining (or to termination for VMs that never joined);
 - ``oracle_vm_hours``: sum of cores x run time / cores per VM, the lower bound no policy beats;
 - waits: submission to (last) start of each completed job; ``wait_p95_s`` is nearest-rank;
-- ``max_vms_violations``: ticks at whose end more of our instances were alive than max_vms;
+- ``max_vms``: most instances alive at once (checked after every launch);
+- ``max_vms_violations``: ticks in which more of our instances were alive than max_vms;
 - ``jobs_killed``: jobs that were running on a VM when it was terminated (they are requeued).
 """
 from __future__ import annotations
@@ -36,13 +38,13 @@ class Recorder:
         self.max_alive = 0
         self.stop_reason: Optional[str] = None
 
-    def tick(self, t: float, problems: bool) -> None:
+    def tick(self, t: float, peak_alive: int, problems: bool) -> None:
+        """End of a tick; ``peak_alive``: most instances alive at any point of it."""
         self.ticks += 1
         self.problem_ticks += problems
-        alive = self.sim.cloud.alive
-        if alive > self.sim.config.quota.max_vms:
+        if peak_alive > self.sim.config.quota.max_vms:
             self.violations += 1
-        self.max_alive = max(self.max_alive, alive)
+        self.max_alive = max(self.max_alive, peak_alive)
         if self.keep_timeline:
             self.sample(t)
 
@@ -68,6 +70,11 @@ class Recorder:
             self.sample(end)
         vm_s = sum((vm.terminated_at if vm.terminated_at is not None else end) - vm.launched_at
                    for vm in cloud.vms.values())
+        boot_s = 0.0
+        for vm in cloud.vms.values():
+            gone = vm.terminated_at if vm.terminated_at is not None else end
+            joined = vm.join_at if vm.join_at is not None and vm.join_at <= gone else gone
+            boot_s += joined - vm.launched_at
         start = sim.workload_start
         waits = sorted(pool.started[i] - (start + w.submit[i])
                        for i in range(len(w)) if pool.finished[i] is not None)
@@ -83,6 +90,7 @@ class Recorder:
             "vm_hours": round(vm_hours, 3),
             "busy_vm_hours": round(busy, 3),
             "idle_vm_hours": round(vm_hours - busy, 3),
+            "booting_vm_hours": round(boot_s / 3600.0, 3),
             "oracle_vm_hours": round(oracle, 3),
             "oracle_ratio": round(vm_hours / oracle, 3) if oracle else None,
             "wait_mean_s": round(sum(waits) / len(waits), 1) if waits else 0.0,
@@ -93,6 +101,7 @@ class Recorder:
             "vms_launched": len(cloud.vms),
             "vms_terminated": sum(1 for vm in cloud.vms.values() if vm.terminated_at is not None),
             "vms_alive_at_end": cloud.alive,
+            "vms_never_used": len(cloud.vms) - len(pool.used),
             "max_vms_violations": self.violations,
             "jobs_killed": pool.jobs_killed,
             "sim_span_s": round(end - start, 1),
@@ -138,7 +147,8 @@ def summary_table(r: dict) -> str:
         ("VM-hours", f"{r['vm_hours']:.1f}  (busy {r['busy_vm_hours']:.1f}, idle {r['idle_vm_hours']:.1f})"),
         ("oracle VM-hours", f"{r['oracle_vm_hours']:.1f}  (ratio {r['oracle_ratio']})"),
         ("VMs", f"max {r['max_vms']} at once, {r['vms_launched']} launched in {r['launch_calls']} calls,"
-                f" {r['vms_terminated']} terminated, {r['vms_alive_at_end']} alive at the end"),
+                f" {r['vms_terminated']} terminated, {r['vms_never_used']} never ran a job,"
+                f" {r['vms_alive_at_end']} alive at the end"),
         ("max_vms violations", f"{r['max_vms_violations']}  {ok(r['max_vms_violations'])}"),
         ("jobs killed", f"{r['jobs_killed']}  {ok(r['jobs_killed'])}"),
         ("simulation", f"{r['ticks']} ticks, {r['plan_calls']} plan calls, {r['wall_s']:.2f} s wall;"
