@@ -10,11 +10,9 @@ never joins (running but silent) and a share goes to *error* instead of running.
 quota makes ``launch`` grant fewer VMs than asked, or raise :class:`QuotaError` when none is
 left.  Terminated VMs are *shutting-down* for 30 s, then *gone* (listed one more hour).
 
-The pool: idle jobs are matched at each negotiation (``negotiate``), in FIFO order of their
-queue time, onto the free cpus/memory of joined, non-draining workers (partitionable slots,
-first worker in join order that fits: depth-first filling).  A job runs for its run time.
-A worker whose VM is terminated while jobs run on it kills them: they go back to the queue
-(with their original queue time, as HTCondor does) and are counted in ``jobs_killed``.
+The pool (:mod:`.sim_pool`): idle jobs are matched FIFO onto the free cpus/memory of joined,
+non-draining workers; a worker whose VM is terminated while jobs run on it kills them: they go
+back to the queue and are counted in ``jobs_killed``.
 
 Observation failures: ``queue()``/``pool()``/``list_instances()`` raise TransientError with the
 configured probabilities, to exercise fail-safe behaviour.

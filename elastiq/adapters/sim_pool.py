@@ -1,6 +1,14 @@
 """The simulated HTCondor pool (schedd + collector + negotiator) behind ``elastiq simulate``.
 
-See :mod:`elastiq.adapters.sim` for the semantics; this module holds :class:`SimPool`.
+Jobs of a workload are submitted at their submit time (``advance``).  At each negotiation
+(``negotiate``) idle jobs are matched in FIFO order of their queue time onto the free
+cpus/memory of joined, non-draining workers: partitionable slots, the first worker in join
+order that fits (depth-first filling, so that other workers go idle); a job whose shape did not
+fit is not retried in the same cycle.  A job runs for its run time.  A worker reports
+``idle_since`` from its join or its last job's end.  When its VM is terminated while jobs run
+on it, they are killed, counted in ``jobs_killed`` and requeued with their original queue
+time, as HTCondor does.  ``queue()``/``pool()`` raise TransientError with the configured
+probabilities.  Views are cached and rebuilt only after a change (``version`` counts them).
 """
 from __future__ import annotations
 
@@ -70,6 +78,7 @@ class SimPool:
 
     # -- the BatchSystem port
     def queue(self) -> Queue:
+        """Idle jobs in FIFO order, and how many run."""
         if self.queue_failure and self.rng.random() < self.queue_failure:
             raise TransientError("simulated schedd timeout")
         if self._queue is None:
@@ -77,6 +86,7 @@ class SimPool:
         return self._queue
 
     def pool(self) -> Pool:
+        """Every joined worker, in join order."""
         if self.pool_failure and self.rng.random() < self.pool_failure:
             raise TransientError("simulated collector timeout")
         if self._pool is None:
@@ -84,6 +94,7 @@ class SimPool:
         return self._pool
 
     def drain(self, worker: str, reason: str) -> None:
+        """The worker takes no new job; running ones finish.  Unknown workers are ignored."""
         self._set_draining(worker, True)
 
     def cancel_drain(self, worker: str) -> None:
@@ -97,6 +108,7 @@ class SimPool:
 
     # -- workers
     def add_worker(self, instance_id: str, now: float) -> None:
+        """The VM's startd joined the pool (called by SimCloud)."""
         slot = _Slotted(instance_id, self.vm_cpus, self.vm_memory, now)
         self.workers[instance_id] = slot
         self.by_name[slot.name] = slot

@@ -17,14 +17,20 @@ after the next job submission or completion, VM state change, or the plan's ``ne
 or the next grid point when the last tick changed something the policy has not seen yet or
 acted.  The policy is not called when the snapshot is unchanged since its last call, its last
 plan had no action and ``next_check`` has not come: by the contract of ``Plan.next_check``, it
-would decide nothing.  This is what makes a 239-day replay take seconds.
+would decide nothing.  For the default policy the result is identical to calling it at every
+tick (tested); the legacy policy's own 45 s VM-check cadence can shift by one period.  This is
+what lets a 239-day replay run in well under a minute.
+
+The replay ends when every job is done and our instances are back to ``min_vms``; or when VMs
+are still alive long after the last job, no job could start for a day, or nothing at all can
+change any more (``stop_reason`` says which).
 """
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass, field, replace
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, Optional, Tuple
 
 from ..adapters.base import AdapterError, error_kind
 from ..adapters.sim import BootDelay, SimCloud, SimPool
