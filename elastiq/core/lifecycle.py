@@ -81,8 +81,9 @@ def track(
     workers: Dict[str, Worker] = {}
     if snapshot.pool is not None:
         for worker in snapshot.pool.workers:
-            if worker.instance_id:
-                workers[worker.instance_id] = worker
+            other = workers.get(worker.instance_id or "")
+            if worker.instance_id and (other is None or worker.claimed_slots > other.claimed_slots):
+                workers[worker.instance_id] = worker  # two ads for one VM: trust the busier
     listed = {i.id: i for i in snapshot.instances if i.cluster == cluster}
 
     members = []

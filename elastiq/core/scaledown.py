@@ -94,7 +94,7 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, launching: bool, config: Config
                 wakes.append(worker.idle_since + idle_for)
 
     drains = _choose_drains(idle, fleet, reasons, launching, q.min_vms, idle_for, now, notes)
-    terminates = _guarded(reasons, fleet, notes)
+    terminates = _guarded(reasons, snapshot, notes)
     return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None)
 
 
@@ -117,8 +117,8 @@ def _choose_drains(idle, fleet, reasons, launching, min_vms, idle_for, now, note
     )
 
 
-def _guarded(reasons: Dict[str, List[str]], fleet: Fleet, notes: List[str]) -> Tuple[Terminate, ...]:
-    claimed = {m.id for m in fleet.members if m.worker is not None and m.worker.claimed}
+def _guarded(reasons: Dict[str, List[str]], snapshot: Snapshot, notes: List[str]) -> Tuple[Terminate, ...]:
+    claimed = {w.instance_id for w in snapshot.pool.workers if w.claimed}
     out = []
     for reason, ids in reasons.items():
         kept = [i for i in ids if i in claimed]

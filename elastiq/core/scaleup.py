@@ -62,6 +62,9 @@ def scale_up(
                 wanted = demand.new_vms
                 why.append(f"{_plural(demand.uncovered, 'job')} waiting {held:.0f} s"
                            f" >= {e.waiting_jobs_time_s:g} s")
+                if demand.unplaced:
+                    notes.append(f"{_plural(demand.unplaced, 'job')} without room: max_vms"
+                                 f" {q.max_vms} reached ({fleet.alive} alive)")
             else:
                 wake = waiting_since + e.waiting_jobs_time_s
                 notes.append(f"{_plural(demand.uncovered, 'job')} waiting for {held:.0f} s"
