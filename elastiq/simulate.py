@@ -1,18 +1,18 @@
 """Replay a workload against a simulated cloud and HTCondor pool, in virtual time.
 
-Runs the real decision core (``--policy default``) or the original elastiq's algorithm
-(``--policy legacy``) with the knobs of --config/--set, and prints what it cost (VM-hours,
+Runs the real decision core (--policy default) or the original elastiq's algorithm
+(--policy legacy) with the knobs of --config/--set, and prints what it cost (VM-hours,
 idle VM-hours, ratio to the oracle lower bound) and how long jobs waited.
 
 Without --trace, a built-in synthetic workload (two bursts of short and long jobs) shows
-scale-up and scale-down in a few seconds.  --trace reads a Standard Workload Format file,
+scale-up and scale-down in well under a second.  --trace reads a Standard Workload Format file,
 gzip-compressed or not.  Without --config, the simulation uses 4-cpu / 8 GiB VMs, and
 max_vms 10 and idle_for_time_s 600 for the built-in workload, or max_vms sized on the
 trace's MaxProcs for a trace; --set changes any knob.
 
   elastiq simulate
   elastiq simulate --policy legacy --report /tmp/sim
-  elastiq simulate --trace LPC-EGEE-2004-1.2-cln.swf.gz --window 10d:20d --json
+  elastiq simulate --trace LPC-EGEE-2004-1.2-cln.swf.gz --window 60d:90d --json
   elastiq simulate --set quota.max_vms=20 --boot-delay lognormal:180:0.5 --error-share 0.05
 """
 from __future__ import annotations

@@ -111,3 +111,12 @@ def test_real_trace_replay_both_policies():
         assert result["jobs"] == result["jobs_completed"] == 3000
         assert result["max_vms_violations"] == 0
         assert result["knobs"]["max_vms"] == 35  # 140 procs / 4 cpus
+
+
+def test_report_without_matplotlib_says_what_to_install(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ELASTIQ_CONFIG", raising=False)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes "import matplotlib" fail
+    code = cli.main(["simulate", "--report", str(tmp_path / "rep"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--report needs matplotlib: pip install 'elastiq[report]'" in err
+    assert not (tmp_path / "rep").exists()

@@ -134,7 +134,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
         tick.allegedly = max(0, tick.allegedly - 1)
         instance = tick.ours.get(instance_id) if tick.ours is not None else None
         joined = any(h.instance_id == instance_id for h in memory.hosts.values())
-        if instance is not None and instance.state is not InstanceState.GONE and not joined:
+        if instance is not None and instance.state in ALIVE_STATES and not joined:
             tick.terminate([instance_id], f"terminate {instance_id}: not joined after {e.estimated_vm_deploy_time_s:g} s")
 
     next_error_check = memory.next_error_check
