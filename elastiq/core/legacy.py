@@ -61,6 +61,11 @@ class HostStatus:
 
 @dataclass(frozen=True)
 class LegacyMemory:
+    """The original's state between ticks: its allegedly-running counter and the deadlines
+    that decrement it (and check that the VM joined), the time demand was first seen above
+    the threshold, the last VM check's view of the hosts, when the periodic checks are due,
+    and the state of the random generator used to order idle hosts."""
+
     vms_allegedly_running: int = 0
     deadlines: Tuple[Tuple[float, str], ...] = ()  # (when, instance id), one per launched VM
     first_seen_above_threshold: Optional[float] = None
