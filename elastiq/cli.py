@@ -19,6 +19,7 @@ from .adapters.base import AdapterError
 #: and ``command(args) -> int``; it must import its heavy dependencies lazily.
 COMMANDS = {
     "config": "elastiq.config_cli",
+    "simulate": "elastiq.simulate",
 }
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
