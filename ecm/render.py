@@ -46,8 +46,10 @@ CA_BUNDLE_PATH = "/etc/elastiq/ca-bundle.pem"
 STATE_DIR = "/var/lib/elastiq"
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
+#: Worker templates: ``slave_files/`` of a source checkout, or the same files installed as
+#: the data package ``ecm/slave_files`` (pyproject.toml maps one onto the other).
 _SOURCE_SLAVE_FILES = Path(__file__).resolve().parent.parent / "slave_files"
-_PACKAGED_SLAVE_FILES = TEMPLATES / "slave_files"
+_PACKAGED_SLAVE_FILES = Path(__file__).resolve().parent / "slave_files"
 _HEREDOC_WORDS = ("ELASTIQ_YAML", "ELASTIQ_CA_BUNDLE")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")

@@ -21,6 +21,7 @@ COMMANDS = {
     "config": "elastiq.config_cli",
     "run": "elastiq.runtime.daemon",
     "status": "elastiq.runtime.status",
+    "simulate": "elastiq.simulate",
 }
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130

@@ -1,0 +1,252 @@
+"""The simulated HTCondor pool (schedd + collector + negotiator) behind ``elastiq simulate``.
+
+Jobs of a workload are submitted at their submit time (``advance``).  At each negotiation
+(``negotiate``) idle jobs are matched in FIFO order of their queue time onto the free
+cpus/memory of joined, non-draining workers: partitionable slots, the first worker in join
+order that fits (depth-first filling, so that other workers go idle); a job whose shape did not
+fit is not retried in the same cycle.  A job runs for its run time.  A worker reports
+``idle_since`` from its join or its last job's end.  When its VM is terminated while jobs run
+on it, they are killed, counted in ``jobs_killed`` and requeued with their original queue
+time, as HTCondor does.  ``queue()``/``pool()`` raise TransientError with the configured
+probabilities.  Views are cached and rebuilt only after a change (``version`` counts them).
+"""
+from __future__ import annotations
+
+import bisect
+import heapq
+import random
+from typing import Callable, Dict, List, Optional, Tuple
+
+from ..model import Job, Pool, Queue, Worker
+from .base import TransientError
+
+
+class _Slotted:
+    """Mutable state of one simulated worker (a partitionable slot)."""
+
+    __slots__ = ("name", "instance_id", "cpus", "memory", "free_cpus", "free_memory",
+                 "running", "idle_since", "draining", "busy_since", "view")
+
+    def __init__(self, instance_id: str, cpus: int, memory: int, now: float):
+        self.name, self.instance_id = f"slot1@{instance_id}.sim", instance_id
+        self.cpus, self.memory, self.free_cpus, self.free_memory = cpus, memory, cpus, memory
+        self.running: Dict[int, None] = {}
+        self.idle_since: Optional[float] = now
+        self.draining = False
+        self.busy_since: Optional[float] = None
+        self.view: Optional[Worker] = None
+
+    def as_worker(self) -> Worker:
+        if self.view is None:
+            self.view = Worker(self.name, self.instance_id, None, self.cpus, self.memory,
+                               len(self.running), self.free_cpus, self.free_memory,
+                               self.idle_since, self.draining)
+        return self.view
+
+
+class SimPool:
+    """BatchSystem port over a simulated schedd + collector fed by a workload."""
+
+    def __init__(self, clock: Callable[[], float], workload, *, start: float, vm_cpus: int,
+                 vm_memory_mb: int, queue_failure: float = 0.0, pool_failure: float = 0.0,
+                 seed: int = 0):
+        self.clock, self.w, self.start = clock, workload, start
+        self.vm_cpus, self.vm_memory = vm_cpus, vm_memory_mb
+        self.queue_failure, self.pool_failure = queue_failure, pool_failure
+        self.rng = random.Random(seed + 1)
+        n = len(workload)
+        self.started: List[Optional[float]] = [None] * n
+        self.finished: List[Optional[float]] = [None] * n
+        self.kills = [0] * n
+        self._run_gen = [0] * n
+        self._next_submit = 0
+        self.idle: List[Job] = []  # FIFO by (queued_since, index)
+        self._index: Dict[int, int] = {}  # id(Job) -> workload index
+        self._finishes: List[Tuple[float, int, int]] = []
+        self._running_on: Dict[int, str] = {}
+        self.workers: Dict[str, _Slotted] = {}
+        self.by_name: Dict[str, _Slotted] = {}
+        self.running = 0
+        self.completed = 0
+        self.jobs_killed = 0
+        self.used: set = set()  # instances that ran at least one job
+        self.busy_s = 0.0
+        self.version = 0
+        self._dirty_match = True
+        self._queue: Optional[Queue] = None
+        self._pool: Optional[Pool] = None
+
+    # -- the BatchSystem port
+    def queue(self) -> Queue:
+        """Idle jobs in FIFO order, and how many run."""
+        if self.queue_failure and self.rng.random() < self.queue_failure:
+            raise TransientError("simulated schedd timeout")
+        if self._queue is None:
+            self._queue = Queue(tuple(self.idle), self.running)
+        return self._queue
+
+    def pool(self) -> Pool:
+        """Every joined worker, in join order."""
+        if self.pool_failure and self.rng.random() < self.pool_failure:
+            raise TransientError("simulated collector timeout")
+        if self._pool is None:
+            self._pool = Pool(tuple(s.as_worker() for s in self.workers.values()))
+        return self._pool
+
+    def drain(self, worker: str, reason: str) -> None:
+        """The worker takes no new job; running ones finish.  Unknown workers are ignored."""
+        self._set_draining(worker, True)
+
+    def cancel_drain(self, worker: str) -> None:
+        self._set_draining(worker, False)
+
+    def _set_draining(self, name: str, value: bool) -> None:
+        slot = self.by_name.get(name)
+        if slot is not None and slot.draining != value:
+            slot.draining = value
+            self._touch(slot)
+
+    # -- workers
+    def add_worker(self, instance_id: str, now: float) -> None:
+        """The VM's startd joined the pool (called by SimCloud)."""
+        slot = _Slotted(instance_id, self.vm_cpus, self.vm_memory, now)
+        self.workers[instance_id] = slot
+        self.by_name[slot.name] = slot
+        self._touch(slot)
+
+    def remove_worker(self, instance_id: str, now: float) -> int:
+        """The VM is gone: its running jobs are killed and requeued.  Returns how many."""
+        slot = self.workers.pop(instance_id, None)
+        if slot is None:
+            return 0
+        del self.by_name[slot.name]
+        killed = list(slot.running)
+        for index in killed:
+            self._stop(slot, index, now)
+            self.kills[index] += 1
+            self.started[index] = None
+            self._run_gen[index] += 1
+            self._enqueue(index)
+        self.jobs_killed += len(killed)
+        self._touch(None)
+        return len(killed)
+
+    # -- virtual time
+    def all_submitted(self) -> bool:
+        return self._next_submit >= len(self.w)
+
+    def all_done(self) -> bool:
+        return self.all_submitted() and not self.idle and not self.running
+
+    def next_event(self) -> Optional[float]:
+        times = []
+        if self._next_submit < len(self.w):
+            times.append(self.start + self.w.submit[self._next_submit])
+        if self._finishes:
+            times.append(self._finishes[0][0])
+        return min(times) if times else None
+
+    def advance(self, now: float) -> None:
+        """Submit and finish every job due at or before ``now``."""
+        w, start = self.w, self.start
+        while self._next_submit < len(w) and start + w.submit[self._next_submit] <= now:
+            self._enqueue(self._next_submit)
+            self._next_submit += 1
+        while self._finishes and self._finishes[0][0] <= now:
+            when, index, gen = heapq.heappop(self._finishes)
+            if gen != self._run_gen[index]:
+                continue
+            slot = self.workers[self._running_on[index]]
+            self._stop(slot, index, when)
+            self.finished[index] = when
+            self.completed += 1
+
+    def negotiate(self, now: float) -> int:
+        """Match idle jobs FIFO onto free capacity; returns how many started."""
+        if not self._dirty_match or not self.idle:
+            self._dirty_match = False
+            return 0
+        self._dirty_match = False
+        open_slots = [s for s in self.workers.values() if not s.draining and s.free_cpus > 0]
+        if not open_slots:
+            return 0
+        free = sum(s.free_cpus for s in open_slots)
+        matched: List[int] = []
+        failed = set()
+        for pos, job in enumerate(self.idle):
+            if free <= 0:
+                break
+            shape = (job.cpus, job.memory_mb)
+            if job.cpus > free or shape in failed:
+                continue
+            for slot in open_slots:
+                if slot.free_cpus >= job.cpus and slot.free_memory >= job.memory_mb:
+                    self._start(slot, self._index.pop(id(job)), now)
+                    free -= job.cpus
+                    matched.append(pos)
+                    break
+            else:
+                failed.add(shape)
+        if matched:
+            if matched[-1] == len(matched) - 1:
+                del self.idle[: len(matched)]
+            else:
+                gone = set(matched)
+                self.idle = [j for p, j in enumerate(self.idle) if p not in gone]
+            self._queue = None
+            self.version += 1
+        return len(matched)
+
+    # -- internals
+    def _enqueue(self, index: int) -> None:
+        job = Job(self.w.ids[index], self.w.cpus[index], self.w.memory_mb[index],
+                  self.start + self.w.submit[index])
+        self._index[id(job)] = index
+        if self.idle and self.idle[-1].queued_since > job.queued_since:
+            keys = [j.queued_since for j in self.idle]
+            self.idle.insert(bisect.bisect_right(keys, job.queued_since), job)
+        else:
+            self.idle.append(job)
+        self._queue = None
+        self._dirty_match = True
+        self.version += 1
+
+    def _start(self, slot: _Slotted, index: int, now: float) -> None:
+        cpus, memory = self.w.cpus[index], self.w.memory_mb[index]
+        slot.free_cpus -= cpus
+        slot.free_memory -= memory
+        if not slot.running:
+            slot.busy_since, slot.idle_since = now, None
+        slot.running[index] = None
+        self._running_on[index] = slot.instance_id
+        self.used.add(slot.instance_id)
+        self.started[index] = now
+        self.running += 1
+        heapq.heappush(self._finishes, (now + self.w.runtime[index], index, self._run_gen[index]))
+        self._touch(slot)
+
+    def _stop(self, slot: _Slotted, index: int, now: float) -> None:
+        del slot.running[index]
+        self._running_on.pop(index, None)
+        slot.free_cpus += self.w.cpus[index]
+        slot.free_memory += self.w.memory_mb[index]
+        self.running -= 1
+        if not slot.running:
+            self.busy_s += now - slot.busy_since
+            slot.busy_since, slot.idle_since = None, now
+        self._touch(slot)
+
+    def _touch(self, slot: Optional[_Slotted]) -> None:
+        if slot is not None:
+            slot.view = None
+        self._pool = None
+        self._queue = None
+        self._dirty_match = True
+        self.version += 1
+
+    def close(self, now: float) -> None:
+        """End of the simulation: account the busy time of workers still running jobs."""
+        for slot in self.workers.values():
+            if slot.running:
+                self.busy_s += now - slot.busy_since
+                slot.busy_since = now

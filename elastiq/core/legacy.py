@@ -1,0 +1,275 @@
+"""The original elastiq's algorithm (2014-2018), as a pure policy, to compare against.
+
+Each call of :func:`plan` is one run of the original's ``check_queue`` (the daemon calls it
+every ``check_queue_every_s``); ``check_vms`` and ``check_vm_errors`` run inside it at their
+own cadence (``check_vms_every_s``, ``check_vms_in_error_every_s``), and the per-VM events
+the original queued at launch time fire when their deadline has passed.
+
+What it does, faithfully:
+
+- **Queue** (every call): ``n = idle jobs - vms_allegedly_running * n_jobs_per_vm``, every
+  idle job counted whatever its cpus or memory.  When ``n > waiting_jobs_threshold``, the
+  time is remembered (``first_seen_above_threshold``); once it stays above for more than
+  ``waiting_jobs_time_s``, ``ceil(n / n_jobs_per_vm)`` VMs are launched (capped so that our
+  instances stay within ``max_vms``) and the remembered time is reset, whatever the outcome.
+- **Allegedly running**: +1 per VM granted; -1 when its deadline
+  (``estimated_vm_deploy_time_s`` after the launch) fires, and -1 per VM terminated by the
+  idle scale-down (VMs that joined long ago included: the original's counting, floored at 0).
+- **Deploy deadline** (``check_owned_instance``): at that deadline, a VM still listed by the
+  cloud that is not among the hosts seen at the last VM check is terminated.
+- **VM check**: per host, the number of claimed slots and since when it is unchanged; a
+  host with no job whose count has not changed for more than ``idle_for_time_s`` is
+  terminated directly, *without draining* (in a real pool a job may be matched between the
+  observation and the termination: the simulator counts such jobs as killed), in random
+  order, keeping ``min_vms`` of the instances known to the pool; its timer is reset.  Then
+  VMs are launched up to ``min_vms`` counting joined instances plus allegedly running ones.
+- **Error check**: instances in error are terminated and relaunched one for one.
+- ``n_jobs_per_vm`` 0 (elastiq's "pack by cpu/memory") means ``vm.effective_cpus`` here.
+
+Deviations, so that both policies run on the same ports and can be compared:
+
+- hosts map to instances by ``Worker.instance_id``, not by IP address;
+- the ``max_vms`` cap counts all our alive instances (requested, booting, running, error);
+  the original counted the cloud's ``running`` ones (pending VMs were missed, so it could
+  overshoot while VMs booted; its last version also subtracted the allegedly-running count);
+- the threshold test is ``>`` as in most versions (its last version used ``>=``);
+- terminations are assumed to succeed (the original retried a failed one 10 s later);
+- only instances with our cluster tag are seen (the original saw every VM of the tenant);
+- the random order comes from a seeded generator held in memory, so the policy stays pure;
+- a partial queue or pool counts as read (the original had no such notion); an unreadable
+  one skips that check, as the original did.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field, replace
+from typing import Dict, List, Mapping, Optional, Tuple
+
+from ..config import Config
+from ..model import ALIVE_STATES, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    """What the last VM check saw of one host: claimed slots and since when unchanged."""
+
+    instance_id: Optional[str]
+    jobs: int
+    unchanged_since: float
+
+
+@dataclass(frozen=True)
+class LegacyMemory:
+    """The original's state between ticks: its allegedly-running counter and the deadlines
+    that decrement it (and check that the VM joined), the time demand was first seen above
+    the threshold, the last VM check's view of the hosts, when the periodic checks are due,
+    and the state of the random generator used to order idle hosts."""
+
+    vms_allegedly_running: int = 0
+    deadlines: Tuple[Tuple[float, str], ...] = ()  # (when, instance id), one per launched VM
+    first_seen_above_threshold: Optional[float] = None
+    hosts: Mapping[str, HostStatus] = field(default_factory=dict)
+    next_vms_check: Optional[float] = None  # None: due now
+    next_error_check: Optional[float] = None
+    rng_state: int = 0
+
+
+def initial_memory(seed: int = 0) -> LegacyMemory:
+    return LegacyMemory(rng_state=seed)
+
+
+def jobs_per_vm(config: Config) -> int:
+    return config.elastiq.n_jobs_per_vm or config.vm.effective_cpus
+
+
+class _Tick:
+    """Working state of one plan() call."""
+
+    def __init__(self, snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
+        self.m, self.config, self.now = memory, config, now
+        self.allegedly = memory.vms_allegedly_running
+        self.actions: List = []
+        self.notes: List[str] = []
+        cluster = config.elastiq.cluster_name
+        self.ours = None
+        if snapshot.instances is not None:
+            self.ours = {i.id: i for i in snapshot.instances if i.cluster == cluster}
+        self.terminated: set = set()
+        self.launched = 0
+
+    def alive(self) -> int:
+        if self.ours is None:
+            return 0
+        n = sum(1 for i in self.ours.values() if i.state in ALIVE_STATES and i.id not in self.terminated)
+        return n + self.launched
+
+    def terminate(self, ids: List[str], reason: str) -> None:
+        ids = [i for i in ids if i not in self.terminated]
+        if ids:
+            self.terminated.update(ids)
+            self.actions.append(Terminate(tuple(ids), reason))
+
+    def scale_up(self, wanted: int, reason: str) -> None:
+        """``ec2_scale_up``: launch up to ``wanted``, within max_vms; nothing if no listing."""
+        if wanted <= 0:
+            return
+        if self.ours is None:
+            self.notes.append(f"cannot launch {wanted}: no list of instances")
+            return
+        count = min(wanted, self.config.quota.max_vms - self.alive())
+        if count <= 0:
+            self.notes.append(f"over quota: {self.alive()} of max_vms {self.config.quota.max_vms}")
+            return
+        self.launched += count
+        self.actions.append(Launch(count, reason))
+
+
+def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
+    """One check_queue tick of the original elastiq.  Returns ``(Plan, LegacyMemory)``."""
+    e = config.elastiq
+    tick = _Tick(snapshot, memory, config, now)
+
+    # change_vms_allegedly_running(-1) and check_owned_instance, both due at the deadline
+    deadlines = []
+    for when, instance_id in memory.deadlines:
+        if when > now:
+            deadlines.append((when, instance_id))
+            continue
+        tick.allegedly = max(0, tick.allegedly - 1)
+        instance = tick.ours.get(instance_id) if tick.ours is not None else None
+        joined = any(h.instance_id == instance_id for h in memory.hosts.values())
+        if instance is not None and instance.state in ALIVE_STATES and not joined:
+            tick.terminate([instance_id], f"terminate {instance_id}: not joined after {e.estimated_vm_deploy_time_s:g} s")
+
+    next_error_check = memory.next_error_check
+    if next_error_check is None or now >= next_error_check:
+        next_error_check = _cadence(next_error_check, now, e.check_vms_in_error_every_s)
+        if tick.ours is not None:
+            errors = [i.id for i in tick.ours.values() if i.state is InstanceState.ERROR and i.id not in tick.terminated]
+            if errors:
+                tick.terminate(errors, f"terminate {len(errors)} in error")
+                tick.allegedly = max(0, tick.allegedly - len(errors))
+                deadlines = [d for d in deadlines if d[1] not in errors]
+                tick.scale_up(len(errors), f"replace {len(errors)} in error")
+
+    hosts, next_vms_check, rng_state = memory.hosts, memory.next_vms_check, memory.rng_state
+    if snapshot.pool is not None and (next_vms_check is None or now >= next_vms_check):
+        hosts, rng_state = _check_vms(snapshot, tick, rng_state)
+        next_vms_check = _cadence(next_vms_check, now, e.check_vms_every_s)
+
+    first_seen = memory.first_seen_above_threshold
+    n_waiting = None
+    if snapshot.queue is not None:
+        per_vm = jobs_per_vm(config)
+        n_waiting = len(snapshot.queue.idle) - tick.allegedly * per_vm
+        if n_waiting > e.waiting_jobs_threshold:
+            if first_seen is None:
+                first_seen = now
+            elif now - first_seen > e.waiting_jobs_time_s:
+                tick.scale_up(math.ceil(n_waiting / per_vm),
+                              f"{n_waiting} jobs waiting above {e.waiting_jobs_threshold}"
+                              f" for more than {e.waiting_jobs_time_s:g} s")
+                first_seen = None
+        else:
+            first_seen = None
+    else:
+        tick.notes.append("cannot get the number of waiting jobs this time")
+
+    new = replace(memory, vms_allegedly_running=tick.allegedly, deadlines=tuple(deadlines),
+                  first_seen_above_threshold=first_seen, hosts=hosts, next_vms_check=next_vms_check,
+                  next_error_check=next_error_check, rng_state=rng_state)
+    wake = _next_check(snapshot, tick, new, n_waiting, now)
+    return Plan(tuple(tick.actions), tuple(tick.notes), wake), new
+
+
+def _cadence(scheduled: Optional[float], now: float, every: float) -> float:
+    """Next run of a periodic check that was due at ``scheduled`` and runs at ``now``: the
+    cadence is kept, as if it had also run (with nothing to do) at calls that did not happen."""
+    if scheduled is None:
+        return now + every
+    return scheduled + every * (math.floor((now - scheduled) / every) + 1)
+
+
+def _first_run_after(when: float, scheduled: float, every: float) -> float:
+    """First run of a check due at ``scheduled`` (then every ``every``) strictly after ``when``."""
+    if scheduled > when:
+        return scheduled
+    return scheduled + every * (math.floor((when - scheduled) / every) + 1)
+
+
+def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
+    """``check_vms``: refresh host statuses, terminate idle hosts, keep min_vms."""
+    e, q, now = tick.config.elastiq, tick.config.quota, tick.now
+    old = tick.m.hosts
+    hosts: Dict[str, HostStatus] = {}
+    for w in snapshot.pool.workers:
+        if tick.ours is not None and w.instance_id not in tick.ours:
+            continue  # not one of our VMs: ignored
+        prev = old.get(w.name)
+        since = prev.unchanged_since if prev is not None and prev.jobs == w.claimed_slots else now
+        hosts[w.name] = HostStatus(w.instance_id, w.claimed_slots, since)
+
+    idle = [n for n, h in hosts.items() if h.jobs == 0 and now - h.unchanged_since > e.idle_for_time_s]
+    for name in idle:
+        hosts[name] = replace(hosts[name], unchanged_since=now)
+    known: List[str] = []
+    if tick.ours is not None:
+        host_ids = {h.instance_id for h in hosts.values()}
+        known = [i for i, inst in tick.ours.items()
+                 if inst.state is InstanceState.RUNNING and i in host_ids and i not in tick.terminated]
+    if idle and known:
+        candidates = [hosts[n].instance_id for n in idle if hosts[n].instance_id in known]
+        rng = random.Random(rng_state)
+        rng.shuffle(candidates)
+        rng_state = rng.getrandbits(32)
+        chosen = candidates[: max(0, len(known) - q.min_vms)]
+        if len(chosen) < len(candidates):
+            tick.notes.append(f"keeping {len(candidates) - len(chosen)} idle host(s) for min_vms {q.min_vms}")
+        tick.terminate(chosen, f"terminate {len(chosen)} idle for more than {e.idle_for_time_s:g} s")
+        tick.allegedly = max(0, tick.allegedly - len(chosen))
+    if q.min_vms >= 1 and tick.ours is not None:
+        running = sum(1 for i in known if i not in tick.terminated)
+        tick.scale_up(q.min_vms - running - tick.allegedly, f"below min_vms {q.min_vms}")
+    return hosts, rng_state
+
+
+def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now: float):
+    """Earliest time a time-based condition of this policy can change (see Plan.next_check)."""
+    e, q = tick.config.elastiq, tick.config.quota
+    wakes = [when for when, _ in m.deadlines]
+    if n_waiting is not None and n_waiting > e.waiting_jobs_threshold:
+        wakes.append(m.first_seen_above_threshold + e.waiting_jobs_time_s
+                     if m.first_seen_above_threshold is not None else now + e.check_queue_every_s)
+    if tick.ours is not None and any(
+            i.state is InstanceState.ERROR and i.id not in tick.terminated for i in tick.ours.values()):
+        wakes.append(m.next_error_check)
+    vms_check = m.next_vms_check if m.next_vms_check is not None else now + e.check_queue_every_s
+    if snapshot.pool is None:
+        wakes.append(vms_check)
+    else:
+        seen = {w.name: w.claimed_slots for w in snapshot.pool.workers
+                if tick.ours is None or w.instance_id in tick.ours}
+        if seen != {n: h.jobs for n, h in m.hosts.items()}:
+            wakes.append(vms_check)  # the next VM check will see a change
+        for h in m.hosts.values():
+            if h.jobs == 0:
+                wakes.append(_first_run_after(h.unchanged_since + e.idle_for_time_s, vms_check,
+                                              e.check_vms_every_s))
+        if q.min_vms > len(m.hosts) + m.vms_allegedly_running:
+            wakes.append(vms_check)
+    future = [w for w in wakes if w is not None]
+    return min(future) if future else None
+
+
+def record_launch(memory: LegacyMemory, outcome: LaunchOutcome, config: Config, now: float) -> LegacyMemory:
+    """Every VM granted is allegedly running until its deploy deadline; failures change nothing
+    (the original only logged them)."""
+    if not outcome.granted:
+        return memory
+    deadline = now + config.elastiq.estimated_vm_deploy_time_s
+    return replace(
+        memory,
+        vms_allegedly_running=memory.vms_allegedly_running + len(outcome.granted),
+        deadlines=memory.deadlines + tuple((deadline, i) for i in outcome.granted),
+    )

@@ -1,0 +1,158 @@
+"""What a replay measured, and the summary table.
+
+- ``vm_hours``: every VM from its launch request to its termination request (or the end);
+- ``busy_vm_hours``: time a joined worker had at least one running job;
+  ``idle_vm_hours`` the rest (booting, never joined, in error, idle, draining), of which
+  ``booting_vm_hours`` from launch to joining (or to termination for VMs that never joined);
+- ``oracle_vm_hours``: sum of cores x run time / cores per VM, the lower bound no policy beats;
+- waits: submission to (last) start of each completed job; ``wait_p95_s`` is nearest-rank;
+- ``max_vms``: most instances alive at once (checked after every launch);
+- ``max_vms_violations``: ticks in which more of our instances were alive than max_vms;
+- ``jobs_killed``: jobs that were running on a VM when it was terminated (they are requeued).
+"""
+from __future__ import annotations
+
+import math
+from typing import List, Optional, Tuple
+
+#: The keys ``elastiq simulate --json`` always prints.
+REQUIRED_KEYS = (
+    "jobs", "jobs_completed", "vm_hours", "busy_vm_hours", "idle_vm_hours", "oracle_vm_hours",
+    "wait_mean_s", "wait_p95_s", "max_vms", "launch_calls", "vms_launched", "vms_terminated",
+    "max_vms_violations", "jobs_killed",
+)
+
+#: Timeline columns after the time (hours from the first job).
+TIMELINE_COLUMNS = ("booting", "idle", "busy", "draining", "error", "idle_jobs", "running_jobs")
+
+
+class Recorder:
+    """Counts per tick and the timeline; ``result()`` computes the metrics at the end."""
+
+    def __init__(self, sim, timeline: bool = True):
+        self.sim = sim
+        self.keep_timeline = timeline
+        self.timeline: List[Tuple[float, ...]] = []
+        self._last: Optional[Tuple[int, ...]] = None
+        self.ticks = self.plan_calls = self.violations = self.problem_ticks = 0
+        self.max_alive = 0
+        self.stop_reason: Optional[str] = None
+
+    def tick(self, t: float, peak_alive: int, problems: bool) -> None:
+        """End of a tick; ``peak_alive``: most instances alive at any point of it."""
+        self.ticks += 1
+        self.problem_ticks += problems
+        if peak_alive > self.sim.config.quota.max_vms:
+            self.violations += 1
+        self.max_alive = max(self.max_alive, peak_alive)
+        if self.keep_timeline:
+            self.sample(t)
+
+    def sample(self, t: float) -> None:
+        pool, cloud = self.sim.pool, self.sim.cloud
+        busy = draining = 0
+        for slot in pool.workers.values():
+            if slot.running:
+                busy += 1
+            elif slot.draining:
+                draining += 1
+        joined = len(pool.workers)
+        row = (cloud.alive - joined - cloud.in_error, joined - busy - draining, busy, draining,
+               cloud.in_error, len(pool.idle), pool.running)
+        if row != self._last:
+            self._last = row
+            self.timeline.append(((t - self.sim.workload_start) / 3600.0,) + row)
+
+    def result(self, end: float, wall_s: float) -> dict:
+        sim = self.sim
+        pool, cloud, w, cfg = sim.pool, sim.cloud, sim.workload, sim.config
+        if self.keep_timeline:
+            self.sample(end)
+        vm_s = sum((vm.terminated_at if vm.terminated_at is not None else end) - vm.launched_at
+                   for vm in cloud.vms.values())
+        boot_s = 0.0
+        for vm in cloud.vms.values():
+            gone = vm.terminated_at if vm.terminated_at is not None else end
+            joined = vm.join_at if vm.join_at is not None and vm.join_at <= gone else gone
+            boot_s += joined - vm.launched_at
+        start = sim.workload_start
+        waits = sorted(pool.started[i] - (start + w.submit[i])
+                       for i in range(len(w)) if pool.finished[i] is not None)
+        oracle = w.core_seconds() / cfg.vm.cpus / 3600.0
+        vm_hours, busy = vm_s / 3600.0, pool.busy_s / 3600.0
+        return {
+            "policy": sim.options.policy,
+            "workload": w.name,
+            "jobs": len(w),
+            "jobs_completed": pool.completed,
+            "jobs_unmatchable": sim.unmatchable,
+            "jobs_skipped": sum(v for k, v in w.skipped.items() if k != "zero_runtime_as_1s"),
+            "vm_hours": round(vm_hours, 3),
+            "busy_vm_hours": round(busy, 3),
+            "idle_vm_hours": round(vm_hours - busy, 3),
+            "booting_vm_hours": round(boot_s / 3600.0, 3),
+            "oracle_vm_hours": round(oracle, 3),
+            "oracle_ratio": round(vm_hours / oracle, 3) if oracle else None,
+            "wait_mean_s": round(sum(waits) / len(waits), 1) if waits else 0.0,
+            "wait_p95_s": round(waits[max(0, math.ceil(0.95 * len(waits)) - 1)], 1) if waits else 0.0,
+            "wait_max_s": round(waits[-1], 1) if waits else 0.0,
+            "max_vms": self.max_alive,
+            "launch_calls": cloud.launch_calls,
+            "vms_launched": len(cloud.vms),
+            "vms_terminated": sum(1 for vm in cloud.vms.values() if vm.terminated_at is not None),
+            "vms_alive_at_end": cloud.alive,
+            "vms_never_used": len(cloud.vms) - len(pool.used),
+            "max_vms_violations": self.violations,
+            "jobs_killed": pool.jobs_killed,
+            "sim_span_s": round(end - start, 1),
+            "ticks": self.ticks,
+            "plan_calls": self.plan_calls,
+            "ticks_with_unreadable_observation": self.problem_ticks,
+            "stop_reason": self.stop_reason or "all jobs done and VMs back to min_vms",
+            "wall_s": round(wall_s, 3),
+            "knobs": {
+                "max_vms": cfg.quota.max_vms, "min_vms": cfg.quota.min_vms,
+                "vm_cpus": cfg.vm.cpus, "vm_memory_mb": cfg.vm.memory_mb,
+                "n_jobs_per_vm": cfg.elastiq.n_jobs_per_vm,
+                "waiting_jobs_threshold": cfg.elastiq.waiting_jobs_threshold,
+                "waiting_jobs_time_s": cfg.elastiq.waiting_jobs_time_s,
+                "idle_for_time_s": cfg.elastiq.idle_for_time_s,
+                "estimated_vm_deploy_time_s": cfg.elastiq.estimated_vm_deploy_time_s,
+                "check_queue_every_s": cfg.elastiq.check_queue_every_s,
+            },
+        }
+
+
+def _hours(seconds: float) -> str:
+    if seconds >= 2 * 86400:
+        return f"{seconds / 86400:.1f} d"
+    if seconds >= 2 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    if seconds >= 120:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds:.0f} s"
+
+
+def summary_table(r: dict) -> str:
+    """A readable summary of one result (or of several: pass them one by one)."""
+    ok = lambda n: "ok" if n == 0 else "NOT OK"  # noqa: E731
+    k = r["knobs"]
+    rows = [
+        ("workload", f"{r['workload']}: {r['jobs']} jobs over {_hours(r['sim_span_s'])}"
+                     + (f", {r['jobs_unmatchable']} larger than a VM left out" if r["jobs_unmatchable"] else "")),
+        ("policy", f"{r['policy']}  (max_vms {k['max_vms']}, min_vms {k['min_vms']}, VM {k['vm_cpus']} cpus"
+                   f" / {k['vm_memory_mb']} MiB, idle_for {k['idle_for_time_s']:g} s)"),
+        ("jobs completed", f"{r['jobs_completed']} / {r['jobs']}"),
+        ("wait mean / p95 / max", f"{_hours(r['wait_mean_s'])} / {_hours(r['wait_p95_s'])} / {_hours(r['wait_max_s'])}"),
+        ("VM-hours", f"{r['vm_hours']:.1f}  (busy {r['busy_vm_hours']:.1f}, idle {r['idle_vm_hours']:.1f})"),
+        ("oracle VM-hours", f"{r['oracle_vm_hours']:.1f}  (ratio {r['oracle_ratio']})"),
+        ("VMs", f"max {r['max_vms']} at once, {r['vms_launched']} launched in {r['launch_calls']} calls,"
+                f" {r['vms_terminated']} terminated, {r['vms_never_used']} never ran a job,"
+                f" {r['vms_alive_at_end']} alive at the end"),
+        ("max_vms violations", f"{r['max_vms_violations']}  {ok(r['max_vms_violations'])}"),
+        ("jobs killed", f"{r['jobs_killed']}  {ok(r['jobs_killed'])}"),
+        ("simulation", f"{r['ticks']} ticks, {r['plan_calls']} plan calls, {r['wall_s']:.2f} s wall;"
+                       f" stopped: {r['stop_reason']}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
