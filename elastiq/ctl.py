@@ -141,56 +141,67 @@ def _gone(pid: int) -> bool:
         return False
 
 
+def _last_lines(handle, lines: int) -> str:
+    """The last ``lines`` lines of an open binary file; leaves it positioned at its end."""
+    handle.seek(0, os.SEEK_END)
+    handle.seek(max(0, handle.tell() - 64 * 1024))
+    text = handle.read().decode("utf-8", "replace")
+    return "".join(text.splitlines(keepends=True)[-lines:] if lines > 0 else [])
+
+
 def _tail(path: str, lines: int) -> str:
     try:
         with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - 64 * 1024))
-            text = handle.read().decode("utf-8", "replace")
+            return _last_lines(handle, lines)
     except FileNotFoundError:
         return ""
-    kept = text.splitlines(keepends=True)[-lines:] if lines > 0 else []
-    return "".join(kept)
 
 
-def follow(path: str, lines: int, keep_following: bool, poll_s: float = 0.5) -> int:
+def follow(path: str, lines: int, keep_following: bool, poll_s: float = 0.2) -> int:
     """Print the last ``lines`` of ``path``, then what is appended, across rotations."""
     try:
-        sys.stdout.write(_tail(path, lines))
+        handle = open(path, "rb")
+    except FileNotFoundError:
+        handle = None
     except PermissionError:
         raise Denied(f"cannot read {path}: permission denied") from None
-    sys.stdout.flush()
-    if not keep_following:
-        return cli.EXIT_OK
-    handle = None
     try:
-        while True:
+        if handle is not None:
+            _write(_last_lines(handle, lines).encode())
+        while keep_following:
             if handle is None:
                 try:
-                    handle = open(path, "rb")
-                    handle.seek(0, os.SEEK_END)
+                    handle = open(path, "rb")  # created or rotated in: read it from the start
                 except FileNotFoundError:
                     time.sleep(poll_s)
                     continue
             chunk = handle.read()
             if chunk:
-                sys.stdout.write(chunk.decode("utf-8", "replace"))
-                sys.stdout.flush()
+                _write(chunk)
                 continue
             try:
                 rotated = os.stat(path).st_ino != os.fstat(handle.fileno()).st_ino
             except FileNotFoundError:
                 rotated = True
             if rotated:
+                _write(handle.read())  # what was written just before the rename
                 handle.close()
-                handle = open(path, "rb") if os.path.exists(path) else None
+                handle = None
+                continue
             time.sleep(poll_s)
     except KeyboardInterrupt:
-        return cli.EXIT_OK
+        pass
     finally:
         if handle is not None:
             handle.close()
+    return cli.EXIT_OK
+
+
+def _write(data: bytes) -> None:
+    if data:  # bytes as they are: a chunk may end inside a multi-byte character
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
 # ----------------------------------------------------------------------------- verbs
