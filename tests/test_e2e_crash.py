@@ -110,6 +110,15 @@ def spawn(path, tmp_path, *extra):
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
+def live_status(path, tmp_path):
+    """`elastiq status --live --json`: the saved state next to the cloud's listing."""
+    done = subprocess.run([sys.executable, "-m", "elastiq", "status", "--config", path, "--live",
+                           "--json"], cwd=ROOT, env=dict(os.environ, PYTHONPATH=ROOT),
+                          capture_output=True, text=True, timeout=WAIT_S)
+    assert done.returncode == 3, done.stderr  # no daemon runs
+    return json.loads(done.stdout)
+
+
 @contextlib.contextmanager
 def daemon(path, tmp_path, *extra):
     """`elastiq run` in the background; killed on the way out if the test left it running."""
@@ -240,6 +249,9 @@ def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud)
     image = client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
     client.run_instances(ImageId=image, MinCount=2, MaxCount=2, TagSpecifications=[{
         "ResourceType": "instance", "Tags": [{"Key": "elastiq:cluster", "Value": "e2e"}]}])
+    ours = sorted(Watcher(client, "e2e").alive())
+    before = live_status(path, tmp_path)
+    assert (before["state"], before["untracked"]) == (False, ours)  # orphans, until adopted
     log_path = tmp_path / "elastiq.log"
     with daemon(path, tmp_path) as proc:
         assert wait_for_line(proc, log_path, 0, "drain ", WAIT_S)  # the first of two drains
@@ -251,7 +263,9 @@ def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud)
     assert "SIGTERM received: finishing the current action, then stopping" in log
     assert "shutting down: 1 planned action(s) abandoned" in log
     assert len(json.loads((tmp_path / "pool" / "drains.json").read_text())) == 1  # finished
-    assert len(StateStore(str(tmp_path / "state")).read().memory.instances) == 2
+    assert sorted(StateStore(str(tmp_path / "state")).read().memory.instances) == ours
+    after = live_status(path, tmp_path)
+    assert after["untracked"] == [] and sorted(i["instance_id"] for i in after["live"]) == ours
 
     control["drain_delay_s"] = 0  # a new daemon carries on where this one stopped
     set_control(tmp_path, control)

@@ -55,6 +55,11 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
         "stale_pid_file": running.stale, "state_file": where.state_file,
         "log_file": where.log_file, "state": state is not None,
     }
+    if live is not None:
+        known = set(state.memory.instances) if state else set()
+        out["live"] = live
+        out["untracked"] = sorted(i["instance_id"] for i in live
+                                  if i["instance_id"] not in known and i["state"] != "gone")
     if state is None:
         return out
     obs = state.observation
@@ -89,11 +94,6 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
         "decisions": [{"at": d.at, "kind": d.kind, "text": d.text}
                       for d in state.decisions[-decisions:]] if decisions > 0 else [],
     })
-    if live is not None:
-        known = set(m.instances)
-        out["live"] = live
-        out["untracked"] = sorted(i["instance_id"] for i in live
-                                  if i["instance_id"] not in known and i["state"] != "gone")
     return out
 
 
@@ -110,6 +110,14 @@ def _clock(at: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
+def _live_lines(data: dict) -> List[str]:
+    if "live" not in data:
+        return []
+    alive = [i for i in data["live"] if i["state"] != "gone"]
+    return [f"cloud now: {len(alive)} tagged instance(s) alive; not in the state: "
+            f"{', '.join(data['untracked']) or 'none'}"]
+
+
 def render(data: dict, now: float) -> str:
     lines = []
     if data["running"]:
@@ -120,6 +128,7 @@ def render(data: dict, now: float) -> str:
     if not data["state"]:
         lines.append(f"no saved state at {data['state_file']}: elastiq has not run with "
                      "this configuration yet")
+        lines.extend(_live_lines(data))
         return "\n".join(lines) + "\n"
     lines.append(f"cluster {data['cluster']!r}, state saved {_age(now - data['saved_at'])} ago "
                  f"({data['state_file']})")
@@ -153,9 +162,7 @@ def render(data: dict, now: float) -> str:
         lines.append(f"boot to join ({stats['count']} VMs): min {stats['min']:.0f} s, max "
                      f"{stats['max']:.0f} s, mean {stats['mean']:.0f} s, median "
                      f"{stats['median']:.0f} s, SD {stats['sd']:.0f} s")
-    if "live" in data:
-        lines.append(f"cloud now: {len(data['live'])} tagged instance(s); not in the state: "
-                     f"{', '.join(data['untracked']) or 'none'}")
+    lines.extend(_live_lines(data))
     if data["decisions"]:
         lines.append("")
         lines.append("last decisions:")
