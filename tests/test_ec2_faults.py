@@ -127,6 +127,24 @@ def test_instances_that_cannot_be_tagged_are_not_orphaned(moto, ec2_world, fault
     assert moto.calls("TerminateInstances") == 1 and moto.stats()["alive"] == 0
 
 
+def test_a_cloud_ignoring_filters_still_shows_and_kills_only_ours(moto, ec2_world, fault_proxy,
+                                                                  caplog):
+    foreign = moto.client().run_instances(ImageId=ec2_world.image_id, MinCount=2, MaxCount=2,
+                                          InstanceType="t3.micro")["Instances"]
+    foreign_ids = [i["InstanceId"] for i in foreign]
+    cloud = cloud_via(fault_proxy.url, ec2_world)
+    ours = cloud.launch(2)
+    fault_proxy.inject("drop-filters", "drop-filters", action="DescribeInstances")
+    with caplog.at_level(logging.WARNING):
+        assert {i.id for i in cloud.list_instances()} == set(ours)
+        cloud.terminate(list(ours) + foreign_ids)
+    assert [f for a, f in fault_proxy.seen if a == "DescribeInstances"] == ["drop-filters"] * 2
+    assert "ignored 2 instance(s)" in caplog.text
+    assert moto.stats()["alive"] == 2  # the foreign ones
+    still = moto.client().describe_instances(InstanceIds=foreign_ids)["Reservations"]
+    assert {i["State"]["Name"] for r in still for i in r["Instances"]} == {"running"}
+
+
 def test_terminate_copes_with_an_instance_vanishing_meanwhile(moto, ec2_world, fault_proxy):
     cloud = cloud_via(fault_proxy.url, ec2_world)
     ids = cloud.launch(3)

@@ -99,7 +99,7 @@ class EC2Cloud:
     def __init__(self, config: Config, user_data: Union[bytes, str, None] = None,
                  substitutions: Optional[Mapping[str, str]] = None, client=None,
                  clock: Callable[[], float] = time.time, *, max_attempts: int = 4,
-                 connect_timeout: float = 10.0, read_timeout: float = 60.0,
+                 connect_timeout: float = 10.0, read_timeout: float = 30.0,
                  page_size: int = 1000, batch_size: int = MAX_IDS_PER_CALL,
                  detect: Detect = detect_addresses,
                  environ: Optional[Mapping[str, str]] = None):
@@ -234,14 +234,18 @@ class EC2Cloud:
 
     def _describe(self, **kwargs) -> Iterator[dict]:
         """DescribeInstances items (paginated) carrying our tag; others are dropped, loudly."""
+        foreign = []
         for page in self._client.get_paginator("describe_instances").paginate(**kwargs):
             for reservation in page.get("Reservations") or ():
                 for item in reservation.get("Instances") or ():
                     if tag_value(item, CLUSTER_TAG) == self._cluster:
                         yield item
                     else:
-                        log.warning("ignoring instance %s returned by the cloud: not tagged "
-                                    "%s=%s", item.get("InstanceId"), CLUSTER_TAG, self._cluster)
+                        foreign.append(item.get("InstanceId", "?"))
+        if foreign:
+            log.warning("ignored %d instance(s) the cloud returned without tag %s=%s (does it "
+                        "ignore filters?): %s", len(foreign), CLUSTER_TAG, self._cluster,
+                        " ".join(foreign[:10]))
 
     def _states_of_ours(self, ids: List[str]) -> Dict[str, str]:
         """EC2 state name of each id that carries our tag (ids not ours are absent)."""

@@ -133,6 +133,9 @@ def error_from_code(code: str, message: str, status: Optional[int], operation: s
         what = AUTH_MESSAGES[code].format(op=operation)
         hint = "" if code in ("UnauthorizedOperation", "AccessDenied") else f"; {_CREDENTIALS_HINT}"
         return AuthError(f"{what} ({code} on {operation}){hint}")
+    if code == "IdempotentParameterMismatch":
+        return FatalError(f"a launch request id was reused for another request ({code} on "
+                          f"{operation}): each launch needs its own request_id")
     key = _config_key(code, message or "")
     if key == "ec2.user_data_b64":
         return ConfigError(f"the cloud rejected the worker user-data ({code}); check "

@@ -13,6 +13,8 @@ requests pass through.  Faults:
   reply (the cloud did it, the answer was lost: what ClientToken is for);
 * ``timeout`` / ``timeout-after``: hold the connection for ``hold_s`` seconds (longer than the
   client's read timeout) and close it without an answer, before or after forwarding;
+* ``drop-filters``: forward without the ``Filter.*`` parameters (a cloud that ignores
+  filters), as it is;
 * ``gateway-html``: answer 502 with an HTML page, as a front proxy of the cloud would;
 * ``strip-tags``: forward and remove the tags from the reply (a cloud that ignores
   TagSpecifications in its answer);
@@ -28,7 +30,7 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import List, Optional, Tuple, Union
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from tests.support.ec2_wire import ERRORS, action_of, error_body, parse_params
 
@@ -58,7 +60,7 @@ class FaultProxy:
                 continue
             base = fault[: -len("-after")] if fault.endswith("-after") else fault
             if base not in ERRORS and base not in ("pass", "timeout", "strip-tags",
-                                                   "gateway-html"):
+                                                   "gateway-html", "drop-filters"):
                 raise ValueError(f"unknown fault {fault!r}")
         with self._lock:
             self._schedule.extend((action, fault) for fault in faults)
@@ -127,7 +129,10 @@ class FaultProxy:
         after = fault.endswith("-after")
         base = fault[: -len("-after")] if after else fault
         reply = None
-        if after or base in ("pass", "strip-tags"):
+        if base == "drop-filters":
+            params = [(k, v) for k, v in parse_params(body) if not k.startswith("Filter.")]
+            body = urlencode(params).encode()
+        if after or base in ("pass", "strip-tags", "drop-filters"):
             reply = self._forward(handler, body)
         if base == "timeout":
             self._release.wait(self.hold_s)
