@@ -153,10 +153,17 @@ Action = Union[Launch, Drain, CancelDrain, Terminate]
 
 @dataclass(frozen=True)
 class Plan:
-    """What the core wants done this tick, and ``notes``: why it did not do more."""
+    """What the core wants done this tick, and ``notes``: why it did not do more.
+
+    ``next_check``: the earliest future time at which a time-based condition changes (a
+    waiting threshold held long enough, a worker idle long enough, a deploy deadline, the end
+    of a back-off).  The runtime ticks again no later than that, so a decision never waits for
+    an unrelated interval; None when nothing is pending.
+    """
 
     actions: Tuple[Action, ...] = ()
     notes: Tuple[str, ...] = ()
+    next_check: Optional[float] = None
 
     def of(self, kind: type) -> Tuple[Action, ...]:
         return tuple(a for a in self.actions if isinstance(a, kind))
@@ -192,6 +199,7 @@ class InstanceRecord:
     launched_at: float
     joined_at: Optional[float] = None
     worker: Optional[str] = None
+    seen_at: Optional[float] = None  # last time its worker was seen in the pool
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ contain secrets (keys, tokens, user-data).
 """
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from ..model import Instance, Pool, Queue
 
@@ -64,7 +64,9 @@ class BatchSystem(Protocol):
 
     def queue(self) -> Queue: ...
 
-    def pool(self) -> Pool: ...
+    def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
+        """Our workers.  ``known_ips`` (private IP -> instance id of our instances) lets a
+        worker that does not advertise ``ElastiqInstanceId`` be mapped by its address."""
 
     def drain(self, worker: str, reason: str) -> None:
         """Stop the worker from accepting new jobs; running jobs finish (graceful)."""

@@ -1,0 +1,6 @@
+"""ecm: the wizard that writes the master user-data of an elastiq cluster.
+
+``ecm.conf`` (parsed by :mod:`ecm.conf`) and the answers of the wizard (:mod:`ecm.wizard`) become
+an :class:`ecm.render.Answers`; :mod:`ecm.render` turns it, without any I/O, into the master and
+worker user-data.  :mod:`ecm.cloud` is the only module talking to the cloud.
+"""

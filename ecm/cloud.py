@@ -1,0 +1,167 @@
+"""The wizard's view of the cloud: the only ecm module importing boto3.
+
+Three things: check that the credentials and the endpoint work, list the available images, and
+look one image up by id.  Every boto3/botocore failure becomes a :class:`CloudError` whose message
+says what to check; messages never contain the secret key.
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import List, Mapping, Optional, Tuple
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError,
+                                 EndpointConnectionError, NoCredentialsError,
+                                 PartialCredentialsError, ReadTimeoutError, SSLError)
+
+#: On AWS, DescribeImages without owners lists every public image; ask only for ours and those
+#: of the publishers of the supported systems (Canonical, Debian, AlmaLinux, Rocky Linux).
+AWS_IMAGE_OWNERS = ("self", "099720109477", "136693071363", "764336703387", "792107900819")
+IMAGE_ID = re.compile(r"(ami|aki|ari)-[0-9a-fA-F]{8,17}")
+AUTH_CODES = {"AuthFailure", "InvalidClientTokenId", "SignatureDoesNotMatch", "InvalidAccessKeyId",
+              "IncompleteSignature", "MissingAuthenticationToken", "UnrecognizedClientException",
+              "UnauthorizedOperation", "AccessDenied", "ExpiredToken", "RequestExpired"}
+DEFAULT_REGION = "us-east-1"
+
+
+class CloudError(Exception):
+    """``kind``: "credentials", "endpoint" or "cloud" (the cloud answered with an error)."""
+
+    def __init__(self, message: str, kind: str):
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: Optional[str]
+    region: Optional[str]
+    access_key: Optional[str]
+    secret_key: Optional[str]
+    ca_bundle: Optional[str] = None
+
+    @property
+    def is_aws(self) -> bool:
+        return not self.url or (urlparse(self.url).hostname or "").endswith("amazonaws.com")
+
+    @property
+    def shown(self) -> str:
+        return self.url or f"AWS ({self.region or DEFAULT_REGION})"
+
+
+def endpoint_from_environment(environ: Mapping[str, str] = os.environ,
+                              region: Optional[str] = None,
+                              ca_bundle: Optional[str] = None) -> Endpoint:
+    """ec2rc.sh's ``EC2_ACCESS_KEY``/``EC2_SECRET_KEY``/``EC2_URL``; when they are not set the
+    keys stay None and boto3 finds credentials in its usual places (AWS_* variables, profiles,
+    instance role)."""
+    return Endpoint(
+        url=environ.get("EC2_URL") or None,
+        region=region or environ.get("EC2_REGION") or environ.get("AWS_REGION")
+        or environ.get("AWS_DEFAULT_REGION") or None,
+        access_key=environ.get("EC2_ACCESS_KEY") or None,
+        secret_key=environ.get("EC2_SECRET_KEY") or None,
+        ca_bundle=ca_bundle,
+    )
+
+
+@dataclass(frozen=True)
+class Image:
+    image_id: str
+    name: str
+    created: str = ""
+
+
+class Cloud:
+    def __init__(self, endpoint: Endpoint, timeout_s: float = 15):
+        self.endpoint = endpoint
+        self._session = boto3.session.Session(
+            aws_access_key_id=endpoint.access_key, aws_secret_access_key=endpoint.secret_key,
+            region_name=endpoint.region or DEFAULT_REGION)
+        try:
+            self._ec2 = self._session.client(
+                "ec2", endpoint_url=endpoint.url, verify=endpoint.ca_bundle or True,
+                config=BotoConfig(connect_timeout=timeout_s, read_timeout=2 * timeout_s,
+                                  retries={"max_attempts": 2, "mode": "standard"}))
+        except ValueError as err:  # botocore: "Invalid endpoint: ..."
+            raise CloudError(f"EC2_URL is not a usable endpoint ({err})", "endpoint") from None
+        except PartialCredentialsError:
+            raise CloudError("only one of EC2_ACCESS_KEY and EC2_SECRET_KEY is set", "credentials") \
+                from None
+
+    def check(self) -> None:
+        """One cheap authenticated call: raises :class:`CloudError` saying what to fix."""
+        self._call("DescribeAvailabilityZones", self._ec2.describe_availability_zones)
+
+    def list_images(self) -> List[Image]:
+        """Available images, newest first."""
+        kwargs = {"Filters": [{"Name": "state", "Values": ["available"]}]}
+        if self.endpoint.is_aws:
+            kwargs["Owners"] = list(AWS_IMAGE_OWNERS)
+        images: List[Image] = []
+        while True:
+            page = self._call("DescribeImages", self._ec2.describe_images, **kwargs)
+            images.extend(Image(i["ImageId"], i.get("Name") or i.get("Description") or "",
+                                i.get("CreationDate") or "") for i in page.get("Images", []))
+            if not page.get("NextToken"):
+                break
+            kwargs["NextToken"] = page["NextToken"]
+        images.sort(key=lambda image: (image.created, image.name), reverse=True)
+        return images
+
+    def find_image(self, image_id: str) -> Optional[Image]:
+        """The image with this id if the cloud has it and it is available, else None."""
+        if not IMAGE_ID.fullmatch(image_id):
+            return None
+        try:
+            page = self._call("DescribeImages", self._ec2.describe_images, ImageIds=[image_id])
+        except CloudError as err:
+            if err.kind == "cloud" and "InvalidAMIID" in str(err):
+                return None
+            raise
+        for item in page.get("Images", []):
+            if item.get("ImageId") == image_id and item.get("State", "available") == "available":
+                return Image(image_id, item.get("Name") or "", item.get("CreationDate") or "")
+        return None
+
+    def static_credentials(self) -> Tuple[str, str]:
+        """The access and secret key in use, for embedding; temporary ones cannot be embedded."""
+        creds = self._session.get_credentials()
+        if creds is None:
+            raise CloudError(_NO_CREDENTIALS, "credentials")
+        frozen = creds.get_frozen_credentials()
+        if frozen.token:
+            raise CloudError("these are temporary credentials (session token): they cannot be "
+                             "embedded in the master; use an instance role instead", "credentials")
+        return frozen.access_key, frozen.secret_key
+
+    def _call(self, action: str, method, **kwargs):
+        where = self.endpoint.shown
+        try:
+            return method(**kwargs)
+        except (NoCredentialsError, PartialCredentialsError):
+            raise CloudError(_NO_CREDENTIALS, "credentials") from None
+        except SSLError:
+            raise CloudError(f"TLS verification failed for {where}: if the endpoint uses a "
+                             "private CA, pass --ca-bundle FILE", "endpoint") from None
+        except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError) as err:
+            raise CloudError(f"cannot reach the EC2 endpoint {where} ({type(err).__name__}): "
+                             "check EC2_URL and the network", "endpoint") from None
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code", "Unknown")
+            if code in AUTH_CODES:
+                raise CloudError(f"{where} refused the credentials for {action} ({code}): check "
+                                 "EC2_ACCESS_KEY and EC2_SECRET_KEY (source your ec2rc.sh)",
+                                 "credentials") from None
+            raise CloudError(f"{where} answered {code} to {action}", "cloud") from None
+        except BotoCoreError as err:
+            raise CloudError(f"{action} on {where} failed: {type(err).__name__}", "endpoint") \
+                from None
+
+
+_NO_CREDENTIALS = ("no cloud credentials: source your ec2rc.sh (EC2_ACCESS_KEY, EC2_SECRET_KEY, "
+                   "EC2_URL) or set boto3's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")

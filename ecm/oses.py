@@ -1,0 +1,47 @@
+"""The operating systems ecm can build a cluster on, and how to recognise their images.
+
+Adding one: a line in :data:`OPERATING_SYSTEMS` and a worker template ``slave_files/<id>.sh.j2``
+(HTCondor must publish packages for it in the chosen series).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Tuple
+
+
+@dataclass(frozen=True)
+class OperatingSystem:
+    id: str
+    label: str
+    family: str          # "el" (dnf) or "deb" (apt)
+    repo_dir: str        # HTCondor repository: "el9", or "ubuntu"/"debian" for apt
+    codename: str        # apt suite ("" for el)
+    default_user: str    # cloud image's default login, used when uid 1000 does not exist
+    image_pattern: str   # regular expression matched (case-insensitively) against image names
+
+    def matches(self, image_name: str) -> bool:
+        return re.search(self.image_pattern, image_name or "", re.IGNORECASE) is not None
+
+
+OPERATING_SYSTEMS: Dict[str, OperatingSystem] = {
+    os_.id: os_
+    for os_ in (
+        OperatingSystem("almalinux9", "AlmaLinux 9", "el", "el9", "", "almalinux",
+                        r"alma\s*-?linux\D*9(\D|$)"),
+        OperatingSystem("rocky9", "Rocky Linux 9", "el", "el9", "", "rocky",
+                        r"rocky\D*9(\D|$)"),
+        OperatingSystem("ubuntu2204", "Ubuntu 22.04 LTS (jammy)", "deb", "ubuntu", "jammy",
+                        "ubuntu", r"ubuntu.*(22\.04|jammy)"),
+        OperatingSystem("ubuntu2404", "Ubuntu 24.04 LTS (noble)", "deb", "ubuntu", "noble",
+                        "ubuntu", r"ubuntu.*(24\.04|noble)"),
+        OperatingSystem("debian12", "Debian 12 (bookworm)", "deb", "debian", "bookworm",
+                        "debian", r"debian\D*12(\D|$)|bookworm"),
+    )
+}
+
+
+def matching_images(os_id: str, images: Iterable[Tuple[str, str]]) -> List[Tuple[str, str]]:
+    """``(image_id, name)`` pairs whose name looks like ``os_id``, in the given order."""
+    wanted = OPERATING_SYSTEMS[os_id]
+    return [(image_id, name) for image_id, name in images if wanted.matches(name)]

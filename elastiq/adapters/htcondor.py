@@ -1,0 +1,258 @@
+"""HTCondor batch adapter: the queue of every schedd, the pool's startds, graceful drains.
+
+The only module importing ``htcondor2`` / ``classad2``.  It talks to HTCondor through the few
+calls of :class:`CondorBindings` (tests inject a fake with the same methods, fed with real
+ClassAds), builds the worker VM's Machine ad template, translates binding errors into domain
+errors, and leaves the translation of ads to :mod:`.htcondor_ads` (jobs, matchability) and
+:mod:`.htcondor_pool` (slots -> workers): pure modules that do not import the bindings, they
+only call methods of the ads (and of the template) they are given.
+
+Errors: the collector unreachable -> :class:`TransientError` (no observation); one schedd of
+several unreachable -> the others still count and the Queue says ``partial``; anything
+unexpected -> :class:`FatalError`.  No binding exception escapes.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import time
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+
+import classad2
+import htcondor2
+
+from ..config import Config
+from ..model import Pool, Queue
+from . import htcondor_ads as ads
+from . import htcondor_pool as pool_ads
+from .base import AdapterError, FatalError, TransientError
+
+log = logging.getLogger(__name__)
+#: At most this many attributes are added to the job projection at run time.
+MAX_EXTRA_PROJECTION = 100
+
+
+class CondorBindings:
+    """The htcondor2 calls elastiq makes, each one a fresh connection (no state to go stale).
+
+    ``pool``: the collector (``host:port``); None means the configuration's COLLECTOR_HOST.
+    """
+
+    def __init__(self, pool: Optional[str] = None):
+        self._pool = pool
+
+    def _collector(self) -> htcondor2.Collector:
+        return htcondor2.Collector(self._pool)
+
+    def locate_schedds(self) -> List[classad2.ClassAd]:
+        return self._collector().locateAll(htcondor2.DaemonType.Schedd)
+
+    def query_jobs(self, schedd: classad2.ClassAd, constraint: str,
+                   projection: Sequence[str]) -> List[classad2.ClassAd]:
+        return htcondor2.Schedd(schedd).query(constraint=constraint, projection=list(projection))
+
+    def query_slots(self, constraint: str, projection: Sequence[str]) -> List[classad2.ClassAd]:
+        return self._collector().query(htcondor2.AdType.Startd, constraint=constraint,
+                                       projection=list(projection))
+
+    def locate_startd(self, name: str) -> classad2.ClassAd:
+        return self._collector().locate(htcondor2.DaemonType.Startd, name)
+
+    def drain(self, startd: classad2.ClassAd, reason: str) -> str:
+        return htcondor2.Startd(startd).drainJobs(drain_type=htcondor2.DrainType.Graceful,
+                                                  reason=reason)
+
+    def cancel_drain(self, startd: classad2.ClassAd) -> None:
+        htcondor2.Startd(startd).cancelDrainJobs()
+
+
+@contextlib.contextmanager
+def _boundary(what: str) -> Iterator[None]:
+    """Translate binding errors into domain errors, once, here."""
+    try:
+        yield
+    except AdapterError:
+        raise
+    except (htcondor2.HTCondorException, classad2.ClassAdException, OSError, RuntimeError) as exc:
+        raise TransientError(f"{what}: {exc or type(exc).__name__}") from exc
+    except Exception as exc:
+        raise FatalError(f"{what}: unexpected {type(exc).__name__}: {exc}") from exc
+
+
+@contextlib.contextmanager
+def _bulk() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector while translating a query result: it makes
+    ~200,000 short-lived acyclic objects per 100,000 ads, and the collector would rescan the
+    whole heap several times meanwhile (a third of the time at that size)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def machine_template(config: Config, extra: Optional[Mapping[str, Any]] = None) -> classad2.ClassAd:
+    """The Machine ad of a fresh worker VM of the configured shape: one partitionable slot
+    holding the whole VM (Disk in KB, Memory in MB), plus ``ElastiqCluster``, as the worker
+    user-data advertises it.  ``extra``: more attributes the site's workers advertise."""
+    vm = config.vm
+    cpus, memory, disk = vm.effective_cpus, vm.effective_memory_mb, vm.disk_mb * 1024
+    attrs: Dict[str, Any] = {
+        "MyType": "Machine", "TargetType": "Job", "Name": "slot1@elastiq-worker",
+        "Machine": "elastiq-worker", "SlotType": "Partitionable", "PartitionableSlot": True,
+        "State": "Unclaimed", "Activity": "Idle", "Start": True,
+        "OpSys": vm.opsys, "Arch": vm.arch, "HasDocker": vm.has_docker,
+        "Cpus": cpus, "TotalCpus": cpus, "TotalSlotCpus": cpus, "DetectedCpus": cpus,
+        "Memory": memory, "TotalMemory": memory, "TotalSlotMemory": memory,
+        "DetectedMemory": memory, "Disk": disk, "TotalDisk": disk, "TotalSlotDisk": disk,
+        "GPUs": 0, "TotalGPUs": 0, "HasFileTransfer": True, "HasJobTransferPlugins": True,
+        "HasFileTransferPluginMethods": "data,dav,davs,file,ftp,http,https,s3,gs",
+        "ElastiqCluster": config.elastiq.cluster_name,
+    }
+    attrs.update(extra or {})
+    return classad2.ClassAd(attrs)
+
+
+class HTCondorBatch:
+    """elastiq's view of an HTCondor pool (see :class:`~elastiq.adapters.base.BatchSystem`).
+
+    ``bindings``: the object making the HTCondor calls (default :class:`CondorBindings`);
+    ``clock``: seconds since the epoch, used only for jobs that carry no time at all;
+    ``machine_attrs``: extra attributes of the worker Machine ad template.
+    """
+
+    def __init__(self, config: Config, bindings: Any = None,
+                 clock: Callable[[], float] = time.time,
+                 machine_attrs: Optional[Mapping[str, Any]] = None):
+        self._cluster = config.elastiq.cluster_name
+        self._bindings = bindings if bindings is not None else CondorBindings()
+        self._clock = clock
+        self.matcher = ads.Matcher(machine_template(config, machine_attrs), classad2.ClassAd())
+        self._projection: List[str] = list(ads.JOB_PROJECTION)
+        self._slot_constraint = pool_ads.slot_constraint(classad2.quote(self._cluster))
+        self._told: Set[Tuple[str, str]] = set()
+
+    # ------------------------------------------------------------------------- queue
+
+    def queue(self) -> Queue:
+        """Idle jobs (matchable or not) and running jobs of every schedd the collector knows.
+
+        A schedd that cannot be read makes the Queue ``partial``; when none can be read, or
+        the collector cannot be asked, :class:`TransientError`.
+        """
+        started = time.perf_counter()
+        with _boundary("cannot locate the schedds through the collector"):
+            schedds = list(self._bindings.locate_schedds())
+        if not schedds:
+            raise TransientError("the collector knows no schedd: the queue cannot be read")
+        idle: List[Any] = []
+        running, failed = 0, []
+        notes: List[Tuple[str, str]] = []
+        now = self._clock()
+        for location in schedds:
+            name = str(location.get("Name") or location.get("MyAddress") or "schedd")
+            try:
+                with _boundary(f"cannot query schedd {name}"):
+                    jobs, run, told = self._read_schedd(location, name, now)
+            except TransientError as err:
+                log.warning("queue is partial: %s", err)
+                failed.append(name)
+                continue
+            idle += jobs
+            running += run
+            notes += told
+        if len(failed) == len(schedds):
+            raise TransientError(f"no schedd could be read ({', '.join(failed)})")
+        self._tell_once(notes, complete=not failed)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("queue: %d idle (%d never matchable), %d running, %d/%d schedds, %.3f s",
+                      len(idle), sum(not j.matchable for j in idle), running,
+                      len(schedds) - len(failed), len(schedds), time.perf_counter() - started)
+        return Queue(idle=tuple(idle), running=running, partial=bool(failed))
+
+    def _read_schedd(self, location: Any, name: str, now: float):
+        """Query one schedd; if its Requirements reference job attributes we did not project,
+        project them too and query once more (attributes are remembered for next time)."""
+        found = self._bindings.query_jobs(location, ads.JOB_CONSTRAINT, self._projection)
+        with _bulk():
+            result = ads.read_jobs(found, name, self.matcher, now)
+        have = {a.lower() for a in self._projection}
+        missing = sorted(a for a in self.matcher.wanted if a.lower() not in have)
+        room = len(ads.JOB_PROJECTION) + MAX_EXTRA_PROJECTION - len(self._projection)
+        if missing and room > 0:
+            log.debug("job projection += %s", ", ".join(missing[:room]))
+            self._projection += missing[:room]
+            found = self._bindings.query_jobs(location, ads.JOB_CONSTRAINT, self._projection)
+            with _bulk():
+                result = ads.read_jobs(found, name, self.matcher, now)
+        return result
+
+    def _tell_once(self, notes: List[Tuple[str, str]], complete: bool) -> None:
+        """Log each (job, message) once while the job stays idle with that problem."""
+        now = set(notes)
+        for job, message in sorted(now - self._told):
+            log.info("job %s %s", job, message)
+        # A complete queue tells which jobs are gone (or fixed): forget them.
+        self._told = now if complete else self._told | now
+
+    # ------------------------------------------------------------------------- pool
+
+    def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
+        """Workers of our cluster, one per startd, aggregated over their slots.
+
+        ``known_ips``: private IP -> instance id of our instances (from the cloud adapter);
+        used only for startds that do not advertise ``ElastiqCluster`` (IP fallback,
+        including NO_DNS names such as ``10-64-22-215.INFN-PD``).  Other startds are left
+        alone.  A slot ad that names no machine makes the Pool ``partial``.
+        """
+        with _boundary("cannot query the collector for startd ads"):
+            found = self._bindings.query_slots(self._slot_constraint, pool_ads.SLOT_PROJECTION)
+            with _bulk():
+                workers, notes, malformed = pool_ads.aggregate_workers(
+                    found, self._cluster, known_ips or {})
+        for note in notes:
+            log.debug("pool: %s", note)
+        if malformed:
+            log.warning("pool is partial: %d slot ads name no machine", malformed)
+        log.debug("pool: %d workers of ours from %d slot ads", len(workers), len(found))
+        return Pool(workers=workers, partial=malformed > 0)
+
+    # ------------------------------------------------------------------------- drain
+
+    def drain(self, worker: str, reason: str) -> None:
+        """Drain ``worker`` (a Worker.name, i.e. the startd's name) gracefully: it stops
+        matching new jobs at once, running jobs finish.  Idempotent: draining a worker that
+        already drains is not an error.  The worker is drained when the pool shows it
+        ``draining`` with no claimed slot; terminating the VM is the cloud adapter's job."""
+        if self._drain_call(worker, True, lambda startd: self._bindings.drain(startd, reason)):
+            log.info("draining %s gracefully: %s", worker, reason)
+
+    def cancel_drain(self, worker: str) -> None:
+        """Cancel every drain of ``worker``: it accepts jobs again.  Idempotent."""
+        if self._drain_call(worker, False, self._bindings.cancel_drain):
+            log.info("cancelled the drain of %s", worker)
+
+    def _drain_call(self, worker: str, want: bool, call: Callable[[Any], Any]) -> bool:
+        """Make the call; False if it failed only because the worker already was as wanted."""
+        try:
+            with _boundary(f"cannot {'drain' if want else 'cancel the drain of'} {worker}"):
+                call(self._bindings.locate_startd(worker))
+            return True
+        except TransientError:
+            if self._draining(worker) is not want:
+                raise
+            log.info("%s already %s", worker, "draining" if want else "not draining")
+            return False
+
+    def _draining(self, worker: str) -> Optional[bool]:
+        """What the collector says of ``worker``'s drain; None if it cannot tell."""
+        try:
+            with _boundary(f"cannot check whether {worker} drains"):
+                slots = self._bindings.query_slots(
+                    self._slot_constraint, ("Name", "Machine", "Draining", "State"))
+                return pool_ads.names_draining(slots, worker)
+        except AdapterError:
+            return None

@@ -1,0 +1,105 @@
+"""The one entry point of the default policy: ``plan(snapshot, memory, config, now)``.
+
+Pure: the same arguments always give the same Plan and Memory.  What it guarantees:
+
+- never plans more alive instances of ours than ``max_vms`` (booting and requested included);
+- never terminates an instance whose worker has a claimed slot; idle workers are drained
+  first and terminated only once drained and unclaimed;
+- never drains or terminates anything unless queue, pool and cloud were all read completely;
+- makes no decision at all when the cloud could not be listed;
+- launches only for jobs that can run on a worker VM, after they waited long enough;
+- every action and every held-back action carries a human-readable reason.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Optional
+
+from ..config import Config
+from ..model import Lifecycle, LaunchOutcome, Memory, Plan, Snapshot, InstanceRecord
+from . import demand as demand_mod
+from .lifecycle import Fleet, mark, track
+from .scaledown import scale_down
+from .scaleup import scale_up
+
+
+def initial_memory() -> Memory:
+    return Memory()
+
+
+def backoff_delay(failures: int, config: Config) -> float:
+    """Exponential back-off after ``failures`` consecutive failures, capped."""
+    e = config.elastiq
+    if failures <= 0:
+        return 0.0
+    return min(e.launch_backoff_s * 2 ** min(failures - 1, 30), e.launch_backoff_max_s)
+
+
+def compute_demand(snapshot: Snapshot, fleet: Fleet, config: Config) -> Optional[demand_mod.Demand]:
+    """Demand of the idle jobs given our fleet; None when queue or pool is unreadable."""
+    if snapshot.queue is None or snapshot.pool is None:
+        return None
+    vm, e, q = config.vm, config.elastiq, config.quota
+    accepting = [
+        m.worker for m in fleet.members
+        if m.worker is not None and m.record.lifecycle is Lifecycle.JOINED and not m.worker.draining
+    ]
+    booting = sum(1 for m in fleet.members if m.booting)
+    draining = sum(1 for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING)
+    limit = max(0, q.max_vms - fleet.alive) + draining
+    cpus, memory = vm.effective_cpus, vm.effective_memory_mb
+    if e.n_jobs_per_vm:
+        unmatchable = sum(1 for j in snapshot.queue.idle if not demand_mod.fits_vm(j, cpus, memory))
+        return demand_mod.by_count(
+            len(snapshot.queue.idle) - unmatchable, [w.claimed_slots for w in accepting],
+            booting, e.n_jobs_per_vm, limit, unmatchable)
+    shapes, unmatchable = demand_mod.shapes_of(snapshot.queue.idle, cpus, memory)
+    free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
+    return demand_mod.by_shape(shapes, free, booting, cpus, memory, limit, unmatchable)
+
+
+def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
+    """Decide this tick.  Returns ``(Plan, Memory)``; see the module docstring."""
+    if snapshot.instances is None:
+        problems = "; ".join(snapshot.problems) or "cloud unreadable"
+        return Plan(notes=(f"no decision this tick: {problems}",)), memory
+
+    e = config.elastiq
+    fleet = track(snapshot, memory.instances, e.cluster_name, e.estimated_vm_deploy_time_s, now)
+    failures = memory.failures
+    if any(r.joined_at == now for r in fleet.records.values()):
+        failures = 0  # a VM joined: launches work again
+
+    draining = [m for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING and m.worker]
+    draining.sort(key=lambda m: (-m.worker.free_cpus, m.id))
+    up = scale_up(compute_demand(snapshot, fleet, config), fleet, draining, memory, config, now)
+    down = scale_down(snapshot, fleet, up.launch is not None, config, now)
+
+    records = dict(fleet.records)
+    mark(records, (d.instance_id for d in down.drains), Lifecycle.DRAINING, now)
+    mark(records, (c.instance_id for c in up.cancel_drains), Lifecycle.JOINED, now)
+    mark(records, (i for t in down.terminates for i in t.instance_ids), Lifecycle.TERMINATING, now)
+
+    backoff_until = memory.backoff_until
+    if down.failures:
+        failures += down.failures
+        backoff_until = max(backoff_until, now + backoff_delay(failures, config))
+
+    actions = up.cancel_drains + ((up.launch,) if up.launch else ()) + down.drains + down.terminates
+    wakes = [t for t in (up.wake, down.wake) if t is not None and t > now]
+    new_memory = Memory(up.waiting_since, backoff_until, failures, records)
+    return Plan(actions, up.notes + down.notes, min(wakes) if wakes else None), new_memory
+
+
+def record_launch(memory: Memory, outcome: LaunchOutcome, config: Config, now: float) -> Memory:
+    """Fold the result of a Launch into memory: granted ids become *requested* records (they
+    count against ``max_vms`` even before the cloud lists them); a launch that granted nothing
+    because of an error starts or extends the back-off."""
+    records = dict(memory.instances)
+    for instance_id in outcome.granted:
+        records[instance_id] = InstanceRecord(Lifecycle.REQUESTED, now, now)
+    if outcome.error is not None and not outcome.granted:
+        failures = memory.failures + 1
+        return replace(memory, instances=records, failures=failures,
+                       backoff_until=now + backoff_delay(failures, config))
+    return replace(memory, instances=records)

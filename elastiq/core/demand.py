@@ -1,0 +1,109 @@
+"""How many new VMs the idle jobs need.
+
+Idle jobs are placed, largest first (first-fit decreasing over cpu then memory), into:
+
+1. the free cpu/memory of joined workers that accept jobs (the negotiator will match them
+   there on its next cycle, so launching for them would waste money),
+2. the full shape of VMs already requested or booting (capacity on its way),
+3. new VMs of the configured shape, at most ``limit`` of them.
+
+With ``n_jobs_per_vm`` set, the original's simpler rule applies instead: every VM holds that
+many jobs, a worker has ``n_jobs_per_vm - claimed_slots`` free places.
+
+Jobs that are not matchable, or larger than one VM, are never placed and never cause a launch.
+Jobs of identical shape are placed together, so the cost grows with the number of distinct
+shapes times the number of bins, not with the number of jobs.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass
+from typing import Iterable, List, Sequence, Tuple
+
+from ..model import Job
+
+
+@dataclass(frozen=True)
+class Demand:
+    waiting: int  # matchable idle jobs that fit one VM
+    uncovered: int  # of those, jobs with no room in existing or booting capacity
+    new_vms: int  # new VMs needed for the uncovered jobs (capped by ``limit``)
+    unplaced: int  # jobs left without room even after ``limit`` new VMs
+    unmatchable: int  # idle jobs that can never run on a worker VM
+
+
+def fits_vm(job: Job, vm_cpus: int, vm_memory_mb: int) -> bool:
+    return job.matchable and job.cpus <= vm_cpus and job.memory_mb <= vm_memory_mb
+
+
+def shapes_of(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int) -> Tuple[Counter, int]:
+    """Count placeable jobs by (cpus, memory_mb); also return how many cannot be placed."""
+    shapes: Counter = Counter()
+    unmatchable = 0
+    for job in jobs:
+        if fits_vm(job, vm_cpus, vm_memory_mb):
+            shapes[(max(job.cpus, 1), max(job.memory_mb, 0))] += 1
+        else:
+            unmatchable += 1
+    return shapes, unmatchable
+
+
+def by_shape(
+    shapes: Counter,
+    free: Sequence[Tuple[int, int]],
+    booting: int,
+    vm_cpus: int,
+    vm_memory_mb: int,
+    limit: int,
+    unmatchable: int = 0,
+) -> Demand:
+    """First-fit decreasing of job shapes into ``free`` bins and ``booting`` VMs, then into at
+    most ``limit`` new VMs.  ``shapes`` holds only jobs that fit one VM (see :func:`shapes_of`)."""
+    existing: List[List[int]] = [[c, m] for c, m in free if c > 0]
+    existing.extend([vm_cpus, vm_memory_mb] for _ in range(booting))
+    leftover = []
+    for (cpus, memory), count in sorted(shapes.items(), reverse=True):
+        count = _place(cpus, memory, count, existing)
+        if count:
+            leftover.append((cpus, memory, count))
+    uncovered = sum(count for _, _, count in leftover)
+
+    new: List[List[int]] = []
+    unplaced = 0
+    for cpus, memory, count in leftover:
+        count = _place(cpus, memory, count, new)
+        while count and len(new) < limit:
+            new.append([vm_cpus, vm_memory_mb])
+            count = _place(cpus, memory, count, new[-1:])
+        unplaced += count
+    return Demand(sum(shapes.values()), uncovered, len(new), unplaced, unmatchable)
+
+
+def _place(cpus: int, memory: int, count: int, bins: List[List[int]]) -> int:
+    """Put up to ``count`` jobs of one shape into ``bins``, first fit; return how many are left."""
+    for slot in bins:
+        if not count:
+            break
+        fit = min(count, slot[0] // cpus, slot[1] // memory if memory else count)
+        if fit > 0:
+            slot[0] -= fit * cpus
+            slot[1] -= fit * memory
+            count -= fit
+    return count
+
+
+def by_count(
+    waiting: int,
+    claimed_slots: Sequence[int],
+    booting: int,
+    n_jobs_per_vm: int,
+    limit: int,
+    unmatchable: int = 0,
+) -> Demand:
+    """The original's rule: every VM runs ``n_jobs_per_vm`` jobs."""
+    room = sum(max(0, n_jobs_per_vm - c) for c in claimed_slots) + booting * n_jobs_per_vm
+    uncovered = max(0, waiting - room)
+    new_vms = min(limit, math.ceil(uncovered / n_jobs_per_vm))
+    unplaced = max(0, uncovered - new_vms * n_jobs_per_vm)
+    return Demand(waiting, uncovered, new_vms, unplaced, unmatchable)

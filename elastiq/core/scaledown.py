@@ -1,0 +1,130 @@
+"""Which VMs to drain and which to terminate.
+
+Nothing here runs unless the observation is complete (queue, pool and cloud all read, none
+partial): a missing startd ad must never look like an idle or vanished worker.
+
+Terminated, each with its reason:
+- instances the cloud reports in error (they are replaced through the normal scale-up);
+- instances that never joined the pool within ``estimated_vm_deploy_time_s`` of their launch;
+- instances whose worker left the pool more than ``estimated_vm_deploy_time_s`` ago;
+- workers we drained that have no claimed slot any more;
+- instances we already asked to terminate that the cloud still shows alive (idempotent retry).
+
+Drained (never terminated directly): workers with no claimed slot for ``idle_for_time_s``,
+biggest first (their removal frees the most), then the longest idle, keeping ``min_vms``
+alive counting the VMs already on their way out.  No drain while this tick launches.
+
+The final guard: an instance whose worker has a claimed slot is never terminated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from ..config import Config
+from ..model import Drain, Lifecycle, Snapshot, Terminate
+from .lifecycle import Fleet, Member
+
+
+@dataclass(frozen=True)
+class ScaleDown:
+    drains: Tuple[Drain, ...]
+    terminates: Tuple[Terminate, ...]
+    failures: int  # instances given up on (error, never joined): they count for the back-off
+    notes: Tuple[str, ...]
+    wake: Optional[float]
+
+
+def _incomplete_reason(snapshot: Snapshot) -> str:
+    parts = list(snapshot.problems)
+    if snapshot.queue is not None and snapshot.queue.partial:
+        parts.append("queue partly read")
+    if snapshot.pool is not None and snapshot.pool.partial:
+        parts.append("pool partly read")
+    for name in ("queue", "pool"):
+        if getattr(snapshot, name) is None and not snapshot.problems:
+            parts.append(f"{name} unreadable")
+    return "; ".join(parts) or "observation incomplete"
+
+
+def scale_down(snapshot: Snapshot, fleet: Fleet, launching: bool, config: Config, now: float) -> ScaleDown:
+    if not snapshot.complete:
+        return ScaleDown((), (), 0, (f"no scale-down this tick: {_incomplete_reason(snapshot)}",), None)
+
+    e, q = config.elastiq, config.quota
+    deploy, idle_for = e.estimated_vm_deploy_time_s, e.idle_for_time_s
+    reasons: Dict[str, List[str]] = {}
+    notes: List[str] = []
+    wakes: List[float] = []
+    failures = 0
+    idle: List[Member] = []
+
+    def terminate(member: Member, reason: str) -> None:
+        reasons.setdefault(reason, []).append(member.id)
+
+    for m in fleet.members:
+        life, worker = m.record.lifecycle, m.worker
+        if life is Lifecycle.ERROR:
+            terminate(m, "in error")
+            failures += 1
+        elif life is Lifecycle.TERMINATING:
+            terminate(m, "termination requested earlier, still alive")
+        elif m.booting:
+            deadline = m.record.launched_at + deploy
+            if now >= deadline:
+                terminate(m, f"not joined the pool {deploy:g} s after launch")
+                failures += 1
+            else:
+                wakes.append(deadline)
+        elif worker is None:  # joined once, not in the pool now
+            deadline = (m.record.seen_at or m.record.since) + deploy
+            if now >= deadline:
+                terminate(m, f"left the pool more than {deploy:g} s ago")
+            else:
+                wakes.append(deadline)
+        elif life is Lifecycle.DRAINING:
+            if worker.claimed:
+                notes.append(f"{worker.name} draining: waiting for {worker.claimed_slots} claimed slot(s)")
+            else:
+                terminate(m, "drained, no claimed slot")
+        elif not worker.claimed and not worker.draining and worker.idle_since is not None:
+            if now - worker.idle_since >= idle_for:
+                idle.append(m)
+            else:
+                wakes.append(worker.idle_since + idle_for)
+
+    drains = _choose_drains(idle, fleet, reasons, launching, q.min_vms, idle_for, now, notes)
+    terminates = _guarded(reasons, snapshot, notes)
+    return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None)
+
+
+def _choose_drains(idle, fleet, reasons, launching, min_vms, idle_for, now, notes) -> Tuple[Drain, ...]:
+    if not idle:
+        return ()
+    if launching:
+        notes.append(f"{len(idle)} idle worker(s) kept: launching this tick")
+        return ()
+    leaving = {i for ids in reasons.values() for i in ids}
+    leaving |= {m.id for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING}
+    allowed = max(0, fleet.alive - len(leaving) - min_vms)
+    if allowed < len(idle):
+        notes.append(f"{len(idle) - allowed} idle worker(s) kept to honour min_vms {min_vms}")
+    idle.sort(key=lambda m: (-m.worker.cpus, -m.worker.memory_mb, m.worker.idle_since))
+    return tuple(
+        Drain(m.worker.name, m.id,
+              f"drain {m.worker.name}: idle for {now - m.worker.idle_since:.0f} s >= {idle_for:g} s")
+        for m in idle[:allowed]
+    )
+
+
+def _guarded(reasons: Dict[str, List[str]], snapshot: Snapshot, notes: List[str]) -> Tuple[Terminate, ...]:
+    claimed = {w.instance_id for w in snapshot.pool.workers if w.claimed}
+    out = []
+    for reason, ids in reasons.items():
+        kept = [i for i in ids if i in claimed]
+        if kept:
+            notes.append(f"not terminating {', '.join(kept)} ({reason}): it has a claimed slot")
+        ids = tuple(i for i in ids if i not in claimed)
+        if ids:
+            out.append(Terminate(ids, f"terminate {len(ids)}: {reason}"))
+    return tuple(out)

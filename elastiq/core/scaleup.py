@@ -1,0 +1,108 @@
+"""When and how many VMs to launch.
+
+- Demand counts only when more than ``waiting_jobs_threshold`` jobs are *uncovered* (no room
+  on joined or booting VMs) and has stayed so for ``waiting_jobs_time_s``; the moment it was
+  first seen above the threshold is carried in memory (``waiting_since``) and reset as soon as
+  demand drops to the threshold or below.
+- Draining workers are the cheapest capacity: their drain is cancelled before anything new is
+  launched.
+- ``min_vms`` is kept regardless of demand.
+- The launch never takes the number of alive instances we own (requested, booting, running,
+  in error) above ``max_vms``.
+- After failed launches, nothing is launched until the back-off has passed.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+from ..config import Config
+from ..model import CancelDrain, Launch, Memory
+from .demand import Demand
+from .lifecycle import Fleet, Member
+
+
+@dataclass(frozen=True)
+class ScaleUp:
+    launch: Optional[Launch]
+    cancel_drains: Tuple[CancelDrain, ...]
+    waiting_since: Optional[float]
+    notes: Tuple[str, ...]
+    wake: Optional[float]
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def scale_up(
+    demand: Optional[Demand],
+    fleet: Fleet,
+    draining: Sequence[Member],
+    memory: Memory,
+    config: Config,
+    now: float,
+) -> ScaleUp:
+    """Decide the launch (and drain cancellations) of this tick.  ``demand`` None: the queue
+    or the pool could not be read, so only ``min_vms`` can cause a launch."""
+    e, q = config.elastiq, config.quota
+    notes = []
+    wake = None
+    waiting_since = memory.waiting_since
+    wanted = 0
+    why = []
+
+    if demand is not None:
+        if demand.unmatchable:
+            notes.append(f"{_plural(demand.unmatchable, 'idle job')} can never run on a worker VM: ignored")
+        if demand.uncovered > e.waiting_jobs_threshold:
+            waiting_since = waiting_since if waiting_since is not None else now
+            held = now - waiting_since
+            if held >= e.waiting_jobs_time_s:
+                wanted = demand.new_vms
+                why.append(f"{_plural(demand.uncovered, 'job')} waiting {held:.0f} s"
+                           f" >= {e.waiting_jobs_time_s:g} s")
+                if demand.unplaced:
+                    notes.append(f"{_plural(demand.unplaced, 'job')} without room: max_vms"
+                                 f" {q.max_vms} reached ({fleet.alive} alive)")
+            else:
+                wake = waiting_since + e.waiting_jobs_time_s
+                notes.append(f"{_plural(demand.uncovered, 'job')} waiting for {held:.0f} s"
+                             f" of {e.waiting_jobs_time_s:g} s before launching")
+        else:
+            waiting_since = None
+            if demand.uncovered:
+                notes.append(f"{_plural(demand.uncovered, 'job')} waiting, not above the"
+                             f" threshold of {e.waiting_jobs_threshold}")
+
+    cancels = tuple(
+        CancelDrain(m.worker.name, m.id, f"cancel drain: {why[0] if why else 'jobs waiting'}")
+        for m in draining[: min(wanted, len(draining))]
+        if m.worker is not None
+    )
+    wanted -= len(cancels)
+
+    below_min = q.min_vms - fleet.alive
+    if below_min > wanted:
+        wanted = below_min
+        why.insert(0, f"{fleet.alive} VMs < min_vms {q.min_vms}")
+
+    headroom = max(0, q.max_vms - fleet.alive)
+    count = min(wanted, headroom)
+    if wanted > headroom:
+        notes.append(f"{_plural(wanted - headroom, 'more VM')} wanted but max_vms"
+                     f" {q.max_vms} reached ({fleet.alive} alive)")
+    if count > 0 and now < memory.backoff_until:
+        notes.append(f"launch of {count} held back: backing off after"
+                     f" {_plural(memory.failures, 'failure')} for {memory.backoff_until - now:.0f} s more")
+        wake = memory.backoff_until if wake is None else min(wake, memory.backoff_until)
+        count = 0
+
+    launch = None
+    if count > 0:
+        booting = sum(1 for m in fleet.members if m.booting)
+        if booting:
+            why.append(f"{_plural(booting, 'VM')} booting")
+        why.append(f"{fleet.alive}/{q.max_vms} VMs")
+        launch = Launch(count, f"launch {count}: " + ", ".join(why))
+    return ScaleUp(launch, cancels, waiting_since, tuple(notes), wake)

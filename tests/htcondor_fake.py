@@ -1,0 +1,111 @@
+"""A thin fake of the htcondor2 calls made through ``CondorBindings``, fed with real ClassAds.
+
+It behaves like the daemons where elastiq depends on it: constraints are evaluated with the
+real classad library, projections strip every attribute not asked for, a startd refuses a
+second drain and a cancel when it does not drain, unreachable daemons raise the bindings'
+own ``HTCondorException``.  Every call is recorded in ``calls``.
+"""
+from __future__ import annotations
+
+import pathlib
+from typing import Dict, List, Optional, Sequence, Union
+
+import classad2
+import htcondor2
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "htcondor"
+
+
+def load(name: str) -> List[classad2.ClassAd]:
+    with open(FIXTURES / name) as handle:
+        return list(classad2.parseAds(handle))
+
+
+def by_id(ads: Sequence[classad2.ClassAd], job: str) -> classad2.ClassAd:
+    cluster, proc = (int(x) for x in job.split("."))
+    return next(a for a in ads if a["ClusterId"] == cluster and a["ProcId"] == proc)
+
+
+def schedd_ad(name: str) -> classad2.ClassAd:
+    ad = load("schedd.long.txt")[0]
+    ad["Name"] = name
+    return ad
+
+
+def _select(ads, constraint: str, projection: Optional[Sequence[str]]) -> List[classad2.ClassAd]:
+    test = classad2.ExprTree(constraint)
+    out = []
+    for ad in ads:
+        if test.eval(scope=ad) is not True:
+            continue
+        if not projection:
+            out.append(next(classad2.parseAds(ad.printOld())))
+            continue
+        copy = classad2.ClassAd()
+        for attr in projection:
+            if attr in ad:
+                copy[attr] = ad.lookup(attr)
+        out.append(copy)
+    return out
+
+
+class FakeBindings:
+    """``jobs``: schedd name -> job ads, or an exception that schedd raises when queried."""
+
+    def __init__(self, jobs: Dict[str, Union[List[classad2.ClassAd], Exception]],
+                 slots: List[classad2.ClassAd], startds: List[classad2.ClassAd]):
+        self.jobs, self.slots, self.startds = jobs, slots, startds
+        self.collector_error: Optional[Exception] = None
+        self.calls: List[tuple] = []
+
+    def _collector(self):
+        if self.collector_error is not None:
+            raise self.collector_error
+
+    def locate_schedds(self):
+        self.calls.append(("locate_schedds",))
+        self._collector()
+        return [schedd_ad(name) for name in self.jobs]
+
+    def query_jobs(self, schedd, constraint, projection):
+        self.calls.append(("query_jobs", schedd["Name"], constraint, tuple(projection)))
+        jobs = self.jobs[schedd["Name"]]
+        if isinstance(jobs, Exception):
+            raise jobs
+        return _select(jobs, constraint, projection)
+
+    def query_slots(self, constraint, projection):
+        self.calls.append(("query_slots", constraint, tuple(projection)))
+        self._collector()
+        return _select(self.slots, constraint, projection)
+
+    def locate_startd(self, name):
+        self.calls.append(("locate_startd", name))
+        self._collector()
+        for ad in self.startds:
+            if ad["Name"] == name:
+                return ad
+        raise htcondor2.HTCondorException(f"Unable to locate startd {name}")
+
+    def _slots_of(self, startd):
+        return [s for s in self.slots if s["Name"].split("@", 1)[1] == startd["Name"]]
+
+    def drain(self, startd, reason):
+        self.calls.append(("drain", startd["Name"], reason))
+        mine = self._slots_of(startd)
+        if any(s.get("Draining") is True for s in mine):
+            raise htcondor2.HTCondorException("Failed to send drain request: already draining")
+        for ad in mine + [startd]:
+            ad.update({"Draining": True, "DrainReason": reason, "DrainingRequestId": "7"})
+        return "7"
+
+    def cancel_drain(self, startd):
+        self.calls.append(("cancel_drain", startd["Name"]))
+        mine = self._slots_of(startd)
+        if not any(s.get("Draining") is True for s in mine):
+            raise htcondor2.HTCondorException("Failed to cancel drain: not draining")
+        for ad in mine + [startd]:
+            for attr in ("Draining", "DrainReason", "DrainingRequestId"):
+                ad.pop(attr, None)
+            if ad.get("State") == "Drained":
+                ad["State"] = "Unclaimed"

@@ -1,0 +1,240 @@
+"""Table-driven tests of the default policy: (snapshot, memory, now) -> expected Plan."""
+from __future__ import annotations
+
+import pytest
+
+from elastiq.config import load
+from elastiq.core import decide
+from elastiq.model import (
+    CancelDrain,
+    Drain,
+    Instance,
+    InstanceRecord,
+    InstanceState,
+    Job,
+    Launch,
+    LaunchOutcome,
+    Lifecycle,
+    Memory,
+    Pool,
+    Queue,
+    Snapshot,
+    Terminate,
+    Worker,
+)
+
+CLUSTER = "c1"
+BASE = [f"elastiq.cluster_name={CLUSTER}", "quota.max_vms=5", "vm.cpus=4", "vm.memory_mb=8000",
+        "elastiq.waiting_jobs_time_s=40", "elastiq.idle_for_time_s=600",
+        "elastiq.estimated_vm_deploy_time_s=300"]
+
+
+def cfg(*extra):
+    return load(None, BASE + list(extra))
+
+
+def jobs(n, cpus=1, memory=1000, matchable=True, prefix="j"):
+    return tuple(Job(f"{prefix}{i}", cpus, memory, 0.0, matchable) for i in range(n))
+
+
+def inst(i, state=InstanceState.RUNNING, launched=0.0, cluster=CLUSTER):
+    return Instance(f"i-{i}", state, launched, cluster, f"10.0.0.{i}")
+
+
+def worker(i, claimed=0, idle_since=None, draining=False, cpus=4, memory=8000, free=None):
+    free_cpus = cpus - claimed if free is None else free
+    return Worker(f"w{i}", f"i-{i}", f"10.0.0.{i}", cpus, memory, claimed, free_cpus,
+                  memory * free_cpus // cpus, idle_since, draining)
+
+
+def joined(i, since=0.0, lifecycle=Lifecycle.JOINED):
+    return InstanceRecord(lifecycle, since, 0.0, joined_at=since, worker=f"w{i}", seen_at=since)
+
+
+def snap(idle=(), workers=(), instances=(), partial_pool=False, partial_queue=False):
+    return Snapshot(Queue(tuple(idle), 0, partial_queue), Pool(tuple(workers), partial_pool),
+                    tuple(instances))
+
+
+def kinds(plan):
+    return [type(a).__name__ for a in plan.actions]
+
+
+CASES = [
+    # name, config extras, snapshot, memory, now, expected actions (type, count or ids)
+    ("no jobs, nothing to do", (), snap(), Memory(), 100, []),
+    ("above threshold but not long enough", (), snap(jobs(11)), Memory(), 100, []),
+    ("held long enough: pack 11 one-core jobs onto 4-core VMs -> 3",
+     (), snap(jobs(11)), Memory(waiting_since=50), 100, [("Launch", 3)]),
+    ("n_jobs_per_vm sizing as the original: ceil(11/2) = 6, capped at max_vms 5",
+     ("elastiq.n_jobs_per_vm=2",), snap(jobs(11)), Memory(waiting_since=0), 100, [("Launch", 5)]),
+    ("memory decides the packing: 3000 MB jobs, 2 per 8000 MB VM",
+     (), snap(jobs(6, memory=3000)), Memory(waiting_since=0), 100, [("Launch", 3)]),
+    ("unmatchable jobs never launch", (),
+     snap(jobs(5, matchable=False) + jobs(3, cpus=8, prefix="big") + jobs(2, memory=9000, prefix="fat")),
+     Memory(waiting_since=0), 100, []),
+    ("threshold: 3 jobs not above waiting_jobs_threshold 3",
+     ("elastiq.waiting_jobs_threshold=3",), snap(jobs(3)), Memory(waiting_since=0), 100, []),
+    ("free room on joined workers covers the jobs", (),
+     snap(jobs(3), [worker(1, claimed=1)], [inst(1)]),
+     Memory(waiting_since=0, instances={"i-1": joined(1)}), 100, []),
+    ("booting VMs count as capacity", (),
+     snap(jobs(8), [], [inst(1, InstanceState.BOOTING, 90), inst(2, InstanceState.RUNNING, 90)]),
+     Memory(waiting_since=0), 100, []),
+    ("requested but not yet listed ids count against max_vms", (),
+     snap(jobs(40)), Memory(waiting_since=0, instances={
+         f"i-{k}": InstanceRecord(Lifecycle.REQUESTED, 95, 95) for k in range(4)}),
+     100, [("Launch", 1)]),
+    ("min_vms kept with an empty queue", ("quota.min_vms=2",), snap(), Memory(), 100, [("Launch", 2)]),
+    ("back-off holds launches", (), snap(jobs(4)),
+     Memory(waiting_since=0, backoff_until=200, failures=1), 100, []),
+    ("idle long enough -> drain, biggest first, not terminate", (),
+     snap([], [worker(1, idle_since=0, cpus=2, memory=4000), worker(2, idle_since=0)],
+          [inst(1), inst(2)]),
+     Memory(instances={"i-1": joined(1), "i-2": joined(2)}), 700, [("Drain", "i-2"), ("Drain", "i-1")]),
+    ("idle but not long enough", (),
+     snap([], [worker(1, idle_since=500)], [inst(1)]),
+     Memory(instances={"i-1": joined(1)}), 700, []),
+    ("min_vms keeps idle workers", ("quota.min_vms=1",),
+     snap([], [worker(1, idle_since=0), worker(2, idle_since=0)], [inst(1), inst(2)]),
+     Memory(instances={"i-1": joined(1), "i-2": joined(2)}), 700, [("Drain", "i-1")]),
+    ("drained and unclaimed -> terminate", (),
+     snap([], [worker(1, idle_since=0, draining=True)], [inst(1)]),
+     Memory(instances={"i-1": joined(1, 600, Lifecycle.DRAINING)}), 700, [("Terminate", ("i-1",))]),
+    ("draining but a slot still claimed -> wait", (),
+     snap([], [worker(1, claimed=1, draining=True)], [inst(1)]),
+     Memory(instances={"i-1": joined(1, 600, Lifecycle.DRAINING)}), 700, []),
+    ("demand returns while draining -> cancel the drain instead of launching", (),
+     snap(jobs(4), [worker(1, claimed=1, draining=True, free=3)], [inst(1)]),
+     Memory(waiting_since=0, instances={"i-1": joined(1, 600, Lifecycle.DRAINING)}), 700,
+     [("CancelDrain", "i-1")]),
+    ("never joined within the deploy time -> terminate", (),
+     snap([], [], [inst(1, InstanceState.RUNNING, 1)]), Memory(), 302, [("Terminate", ("i-1",))]),
+    ("in error -> terminate", (),
+     snap([], [], [inst(1, InstanceState.ERROR, 0)]), Memory(), 10, [("Terminate", ("i-1",))]),
+    ("foreign and untagged instances are invisible", (),
+     snap([], [], [inst(1, launched=0, cluster="other"), inst(2, launched=0, cluster=None)]),
+     Memory(), 1000, []),
+    ("partial pool: no scale-down", (),
+     snap([], [worker(1, idle_since=0)], [inst(1), inst(2, launched=0)], partial_pool=True),
+     Memory(instances={"i-1": joined(1)}), 700, []),
+    ("partial queue: no scale-down", (),
+     snap([], [worker(1, idle_since=0)], [inst(1)], partial_queue=True),
+     Memory(instances={"i-1": joined(1)}), 700, []),
+    ("worker that left the pool is terminated after the deploy time", (),
+     snap([], [], [inst(1)]), Memory(instances={"i-1": joined(1, 0)}), 301,
+     [("Terminate", ("i-1",))]),
+]
+
+
+@pytest.mark.parametrize("name,extra,snapshot,memory,now,expected", CASES, ids=[c[0] for c in CASES])
+def test_plan_table(name, extra, snapshot, memory, now, expected):
+    plan, _ = decide.plan(snapshot, memory, cfg(*extra), now)
+    got = []
+    for action in plan.actions:
+        if isinstance(action, Launch):
+            got.append(("Launch", action.count))
+        elif isinstance(action, Terminate):
+            got.append(("Terminate", action.instance_ids))
+        else:
+            got.append((type(action).__name__, action.instance_id))
+    assert got == expected, plan
+    assert all(a.reason for a in plan.actions)
+
+
+def test_waiting_timer_starts_then_fires_at_next_check():
+    config = cfg()
+    plan, memory = decide.plan(snap(jobs(5)), Memory(), config, 100)
+    assert plan.actions == () and memory.waiting_since == 100 and plan.next_check == 140
+    assert "waiting for 0 s of 40 s" in plan.notes[0]
+    plan, memory = decide.plan(snap(jobs(5)), memory, config, plan.next_check)
+    assert plan.launch_count == 2
+    assert plan.actions[0].reason == "launch 2: 5 jobs waiting 40 s >= 40 s, 0/5 VMs"
+
+
+def test_waiting_timer_resets_when_demand_goes():
+    _, memory = decide.plan(snap(jobs(5)), Memory(), cfg(), 100)
+    _, memory = decide.plan(snap(), memory, cfg(), 120)
+    assert memory.waiting_since is None
+
+
+def test_unreadable_cloud_makes_no_decision_and_keeps_memory():
+    memory = Memory(waiting_since=0, instances={"i-1": joined(1)})
+    plan, after = decide.plan(Snapshot(Queue(jobs(50)), Pool(), None, ("cloud: timeout",)),
+                              memory, cfg("quota.min_vms=3"), 1000)
+    assert plan.actions == () and after is memory
+    assert "cloud: timeout" in plan.notes[0]
+
+
+def test_unreadable_pool_still_keeps_min_vms_but_never_scales_down():
+    snapshot = Snapshot(Queue(jobs(50)), None, (inst(1, launched=0),), ("pool: collector down",))
+    plan, _ = decide.plan(snapshot, Memory(waiting_since=0), cfg("quota.min_vms=3"), 1000)
+    assert [type(a) for a in plan.actions] == [Launch]
+    assert plan.launch_count == 2  # to min_vms only: no demand is computed without the pool
+    assert any("collector down" in n for n in plan.notes)
+
+
+def test_failed_launches_back_off_exponentially_with_a_cap():
+    config = cfg("elastiq.launch_backoff_s=60", "elastiq.launch_backoff_max_s=300")
+    memory = Memory(waiting_since=0)
+    delays = []
+    for attempt in range(5):
+        memory = decide.record_launch(memory, LaunchOutcome(2, (), "quota"), config, 1000)
+        delays.append(memory.backoff_until - 1000)
+    assert delays == [60, 120, 240, 300, 300]
+    plan, _ = decide.plan(snap(jobs(4)), memory, config, 1299)
+    assert plan.actions == () and "backing off after 5 failures" in plan.notes[-1]
+    assert plan.next_check == 1300
+    plan, _ = decide.plan(snap(jobs(4)), memory, config, 1300)
+    assert plan.launch_count == 1
+
+
+def test_never_joined_counts_as_failure_and_join_resets_it():
+    config = cfg()
+    plan, memory = decide.plan(snap([], [], [inst(1, launched=1)]), Memory(), config, 400)
+    assert plan.terminated_ids == ("i-1",) and memory.failures == 1 and memory.backoff_until == 460
+    assert memory.instances["i-1"].lifecycle is Lifecycle.TERMINATING
+    memory = decide.record_launch(memory, LaunchOutcome(1, ("i-2",)), config, 500)
+    _, memory = decide.plan(snap([], [worker(2)], [inst(2, launched=500)]), memory, config, 520)
+    assert memory.failures == 0 and memory.instances["i-2"].lifecycle is Lifecycle.JOINED
+
+
+def test_drain_then_terminate_over_three_ticks():
+    config = cfg()
+    memory = Memory(instances={"i-1": joined(1)})
+    plan, memory = decide.plan(snap([], [worker(1, idle_since=0)], [inst(1)]), memory, config, 700)
+    assert [type(a) for a in plan.actions] == [Drain]
+    assert memory.instances["i-1"].lifecycle is Lifecycle.DRAINING
+    # the drain took effect but a job was matched just before: keep waiting
+    plan, memory = decide.plan(snap([], [worker(1, claimed=1, draining=True)], [inst(1)]), memory, config, 715)
+    assert plan.actions == ()
+    plan, memory = decide.plan(snap([], [worker(1, idle_since=900, draining=True)], [inst(1)]), memory, config, 930)
+    assert plan.terminated_ids == ("i-1",)
+
+
+def test_drain_that_did_not_take_effect_is_reconsidered():
+    memory = Memory(instances={"i-1": joined(1)})
+    _, memory = decide.plan(snap([], [worker(1, idle_since=0)], [inst(1)]), memory, cfg(), 700)
+    plan, memory = decide.plan(snap([], [worker(1, idle_since=0)], [inst(1)]), memory, cfg(), 715)
+    assert memory.instances["i-1"].lifecycle is Lifecycle.DRAINING
+    assert [type(a) for a in plan.actions] == [Drain]
+
+
+def test_no_drain_while_launching():
+    memory = Memory(waiting_since=0, instances={"i-1": joined(1)})
+    snapshot = snap(jobs(8, cpus=4, memory=1000), [worker(1, idle_since=0, cpus=2, memory=4000)], [inst(1)])
+    plan, _ = decide.plan(snapshot, memory, cfg(), 700)
+    assert kinds(plan) == ["Launch"]
+    assert any("kept: launching" in n for n in plan.notes)
+
+
+def test_max_vms_never_exceeded_when_already_full():
+    instances = [inst(k, InstanceState.BOOTING, 990) for k in range(5)]
+    plan, _ = decide.plan(snap(jobs(100), [], instances), Memory(waiting_since=0), cfg(), 1000)
+    assert plan.launch_count == 0
+    assert any("max_vms 5 reached" in n for n in plan.notes)
+
+
+def test_unmatchable_jobs_are_reported():
+    plan, _ = decide.plan(snap(jobs(2, matchable=False)), Memory(), cfg(), 1)
+    assert plan.notes == ("2 idle jobs can never run on a worker VM: ignored",)

