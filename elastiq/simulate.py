@@ -85,6 +85,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--json", action="store_true", help="print only a JSON object on stdout")
     out.add_argument("--report", metavar="DIR", help="write simulation.png, metrics.json, summary.txt, timeline.csv")
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    out.add_argument("--decisions", action="store_true",
+                     help="print every decision with its reason (virtual time) on stderr")
 
 
 def sim_defaults(trace_header: dict = None) -> list:
@@ -97,6 +99,13 @@ def sim_defaults(trace_header: dict = None) -> list:
     except (ValueError, IndexError):
         procs = 200
     return knobs + [f"quota.max_vms={max(1, math.ceil(procs / 4))}"]
+
+
+def print_decision(elapsed_s: float, plan) -> None:
+    hours, rest = divmod(int(elapsed_s), 3600)
+    stamp = f"+{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
+    for action in plan.actions:
+        print(f"{stamp} {action.reason}", file=sys.stderr)
 
 
 class Progress:
@@ -153,6 +162,7 @@ def command(args: argparse.Namespace) -> int:
         cloud_capacity=args.cloud_capacity, queue_failure=args.unreadable_share,
         pool_failure=args.unreadable_share, list_failure=args.unreadable_share,
         timeline=bool(args.report), progress=progress,
+        on_decision=print_decision if args.decisions else None,
     )
     sim = engine.Simulation(work, cfg, options)
     result = sim.run()

@@ -126,5 +126,6 @@ def _guarded(reasons: Dict[str, List[str]], snapshot: Snapshot, notes: List[str]
             notes.append(f"not terminating {', '.join(kept)} ({reason}): it has a claimed slot")
         ids = tuple(i for i in ids if i not in claimed)
         if ids:
-            out.append(Terminate(ids, f"terminate {len(ids)}: {reason}"))
+            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+            out.append(Terminate(ids, f"terminate {shown}: {reason}"))
     return tuple(out)

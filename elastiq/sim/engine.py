@@ -58,6 +58,7 @@ class SimOptions:
     timeline: bool = True
     every_tick: bool = False  # visit every grid tick and always plan (slow; to check skipping)
     progress: Optional[Callable[[float], None]] = None
+    on_decision: Optional[Callable[[float, Plan], None]] = None  # (seconds since start, plan)
 
 
 def sim_config(config: Config) -> Config:
@@ -162,6 +163,8 @@ class Simulation:
                 plan, self.memory = self.policy.plan(snapshot, self.memory, self.config, t)
                 rec.plan_calls += 1
                 next_check, seen = plan.next_check, observed
+                if plan.actions and opts.on_decision is not None:
+                    opts.on_decision(t - EPOCH, plan)
             else:
                 plan = _NO_PLAN
             started = pool.negotiate(t)

@@ -1,0 +1,140 @@
+"""Worker user-data for the EC2 adapter: load it, substitute ``%name%`` placeholders, check it.
+
+No SDK here.  The rendered user-data is a secret (it carries the pool's credentials): it is never
+logged and never put in an error message; only placeholder names and sizes are.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import re
+import socket
+from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
+
+from ..config import EC2Section
+from .base import ConfigError
+
+log = logging.getLogger(__name__)
+
+#: EC2 refuses user-data above 16 KiB, counted before base64 encoding.
+MAX_USER_DATA_BYTES = 16 * 1024
+#: Placeholders the original elastiq filled in by itself, from the master's own addresses.
+AUTO_NAMES = ("ipv4", "ipv6", "fqdn")
+GZIP_MAGIC = b"\x1f\x8b"
+
+Detect = Callable[[Iterable[str]], Dict[str, str]]
+
+
+def detect_addresses(
+    names: Iterable[str],
+    ipv4_probe: Tuple[str, int] = ("8.8.8.8", 53),
+    ipv6_probe: Tuple[str, int] = ("2001:4860:4860::8888", 53),
+    getfqdn: Callable[[], str] = socket.getfqdn,
+) -> Dict[str, str]:
+    """Detect this host's ``ipv4`` / ``ipv6`` / ``fqdn`` (only the ``names`` asked for).
+
+    As the original elastiq: the address is the one of the interface that routes towards the
+    probe address.  Connecting a UDP socket only makes the kernel pick the route; no packet is
+    sent.  A name that cannot be detected is absent from the result.
+    """
+    wanted = set(names)
+    found: Dict[str, str] = {}
+    for name, family, probe in (("ipv4", socket.AF_INET, ipv4_probe),
+                                ("ipv6", socket.AF_INET6, ipv6_probe)):
+        if name not in wanted:
+            continue
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as sock:
+                sock.connect(probe)
+                found[name] = sock.getsockname()[0]
+        except OSError as err:
+            log.warning("cannot detect this host's %s address: %s", name, err.strerror or err)
+    if "fqdn" in wanted:
+        fqdn = getfqdn()
+        if fqdn:
+            found["fqdn"] = fqdn
+    return found
+
+
+def load_user_data(
+    ec2: EC2Section, given: Union[bytes, str, None]
+) -> Tuple[Optional[bytes], str]:
+    """The raw worker user-data and the configuration key it came from.
+
+    ``given`` (from the runtime) wins; then ``ec2.user_data_b64`` (base64, whitespace allowed);
+    then ``ec2.user_data_file`` (read as it is).  ``(None, "")`` when there is none.
+    """
+    if given is not None:
+        return (given.encode("utf-8") if isinstance(given, str) else bytes(given)), "user_data"
+    if ec2.user_data_b64:
+        try:
+            return base64.b64decode("".join(ec2.user_data_b64.split()), validate=True), \
+                "ec2.user_data_b64"
+        except (binascii.Error, ValueError):
+            raise ConfigError("ec2.user_data_b64 is not valid base64 (value hidden)",
+                              key="ec2.user_data_b64") from None
+    if ec2.user_data_file:
+        try:
+            with open(ec2.user_data_file, "rb") as handle:
+                return handle.read(), "ec2.user_data_file"
+        except OSError as err:
+            raise ConfigError(f"cannot read ec2.user_data_file {ec2.user_data_file}: "
+                              f"{err.strerror}", key="ec2.user_data_file") from None
+    return None, ""
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Replace ``%name%`` for every name in ``values``; other ``%...%`` text stays as it is
+    (shell scripts use ``%`` for their own purposes, e.g. ``date +%Y%m%d``)."""
+    if not values:
+        return text
+    pattern = re.compile("%(" + "|".join(re.escape(n) for n in sorted(values, key=len,
+                                                                        reverse=True)) + ")%")
+    return pattern.sub(lambda m: values[m.group(1)], text)
+
+
+def prepare_user_data(
+    ec2: EC2Section,
+    given: Union[bytes, str, None] = None,
+    configured: Optional[Mapping[str, str]] = None,
+    runtime: Optional[Mapping[str, str]] = None,
+    detect: Detect = detect_addresses,
+) -> Optional[bytes]:
+    """Load the worker user-data and fill in its placeholders; ``None`` when there is none.
+
+    Values, by precedence: ``configured`` (the ``[substitute]`` section) over ``runtime`` (what
+    the daemon passes) over ``detect`` (the master's ``ipv4`` / ``ipv6`` / ``fqdn``, detected
+    only when the user-data uses them and nothing else gives them).  A ``%ipv4%`` / ``%ipv6%`` /
+    ``%fqdn%`` without a value stays in place, with a warning naming the setting to add.
+    gzip-compressed or non-UTF-8 user-data is sent unchanged: placeholders must be filled in
+    before compressing.  Raises :class:`ConfigError` naming the source key when the result is
+    larger than EC2's 16 KiB limit.
+    """
+    raw, key = load_user_data(ec2, given)
+    if raw is None:
+        return None
+    rendered = raw
+    if not raw.startswith(GZIP_MAGIC):
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            values: Dict[str, str] = {}
+            explicit = {**dict(runtime or {}), **dict(configured or {})}
+            wanted = [n for n in AUTO_NAMES if f"%{n}%" in text and n not in explicit]
+            if wanted:
+                values.update(detect(wanted))
+            values.update(explicit)
+            for name in wanted:
+                if name not in values:
+                    log.warning("user-data placeholder %%%s%% left as is: cannot detect it; "
+                                "set substitute.%s", name, name)
+            rendered = substitute(text, values).encode("utf-8")
+    if len(rendered) > MAX_USER_DATA_BYTES:
+        source = key if key != "user_data" else "ec2.user_data_b64/ec2.user_data_file"
+        raise ConfigError(
+            f"worker user-data is {len(rendered)} bytes, above EC2's limit of "
+            f"{MAX_USER_DATA_BYTES} bytes: shrink or gzip-compress {source}", key=source)
+    return rendered
