@@ -33,7 +33,6 @@ KILLS = 12
 SEED = 20240611
 WAIT_S = 60
 
-ec2_server = pytest.importorskip("tests.support.ec2_server", reason="needs the moto EC2 server support")
 
 
 class Watcher(threading.Thread):
@@ -66,9 +65,9 @@ def terminated(client, cluster):
 
 
 @pytest.fixture
-def cloud():
-    with ec2_server.MotoServer() as server:
-        yield server
+def cloud(moto):
+    """The session's moto EC2 server (tests/support/ec2_fixtures.py), emptied."""
+    return moto
 
 
 def write_files(tmp_path, server, control):
