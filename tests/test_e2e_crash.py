@@ -275,9 +275,12 @@ def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud)
 
 def test_dry_run_logs_the_launch_and_launches_nothing(tmp_path, cloud):
     path = write_files(tmp_path, cloud, {"idle_jobs": 3, "join_after_s": 0, "claim_one_in": 0})
-    proc = spawn(path, tmp_path, "--dry-run", "--once", "--set", "elastiq.waiting_jobs_time_s=0")
+    proc = spawn(path, tmp_path, "--dry-run", "--once", "--set", "elastiq.waiting_jobs_time_s=0",
+                 "--set", "vm.cpus=", "--set", "vm.memory_mb=")  # the shape comes from the cloud
     _, err = proc.communicate(timeout=WAIT_S)
     assert proc.returncode == 0, err.decode()
-    assert "dry run, would launch 3: 3 jobs waiting 0 s >= 0 s, 0/4 VMs" in (tmp_path / "elastiq.log").read_text()
+    log = (tmp_path / "elastiq.log").read_text()
+    assert "worker VM shape of flavour t3.micro: 2 cpu(s), 1024 MiB" in log
+    assert "dry run, would launch 3: 3 jobs waiting 0 s >= 0 s, 0/4 VMs" in log
     assert Watcher(cloud.client(), "e2e").alive() == {}
     assert cloud.calls("RunInstances") == 0
