@@ -193,3 +193,20 @@ def test_a_state_of_another_cluster_is_pointed_out(tmp_path):
     assert proc.returncode == 0, err
     assert "the state was saved for cluster 'old', the configuration names 'd': the 1 " \
            "instance(s) tagged 'old' are no longer managed by this elastiq" in err
+
+
+def test_plugins_are_registry_names_or_dotted_paths():
+    from elastiq import config
+    from tests.support.world import IdleBatch, IdleCloud
+
+    cfg = make_config(elastiq={"batch_plugin": "tests.support.world:IdleBatch",
+                               "cloud_plugin": "tests.support.world:IdleCloud"})
+    batch, cloud = daemon.build_adapters(cfg)
+    assert isinstance(batch, IdleBatch) and isinstance(cloud, IdleCloud)
+    with pytest.raises(config.InvalidConfig, match=r"elastiq.cloud_plugin: unknown 'open stack' "
+                       r"\(known: ec2, or a 'package.module:Class' path\)"):
+        make_config(elastiq={"cloud_plugin": "open stack"})
+    missing = make_config(elastiq={"batch_plugin": "tests.support.world:NoSuchClass"})
+    with pytest.raises(config.InvalidConfig, match=r"elastiq.batch_plugin: cannot load "
+                       r"'tests.support.world:NoSuchClass'"):
+        daemon.build_adapters(missing)
