@@ -199,7 +199,7 @@ class InstanceRecord:
     launched_at: float
     joined_at: Optional[float] = None
     worker: Optional[str] = None
-    seen_at: Optional[float] = None  # last time its worker was seen in the pool
+    missing_since: Optional[float] = None  # joined once, its worker absent from the pool since
 
 
 @dataclass(frozen=True)

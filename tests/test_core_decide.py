@@ -48,7 +48,7 @@ def worker(i, claimed=0, idle_since=None, draining=False, cpus=4, memory=8000, f
 
 
 def joined(i, since=0.0, lifecycle=Lifecycle.JOINED):
-    return InstanceRecord(lifecycle, since, 0.0, joined_at=since, worker=f"w{i}", seen_at=since)
+    return InstanceRecord(lifecycle, since, 0.0, joined_at=since, worker=f"w{i}")
 
 
 def snap(idle=(), workers=(), instances=(), partial_pool=False, partial_queue=False):
@@ -121,9 +121,12 @@ CASES = [
     ("partial queue: no scale-down", (),
      snap([], [worker(1, idle_since=0)], [inst(1)], partial_queue=True),
      Memory(instances={"i-1": joined(1)}), 700, []),
-    ("worker that left the pool is terminated after the deploy time", (),
-     snap([], [], [inst(1)]), Memory(instances={"i-1": joined(1, 0)}), 301,
-     [("Terminate", ("i-1",))]),
+    ("worker just gone from the pool: noted, not terminated yet", (),
+     snap([], [], [inst(1)]), Memory(instances={"i-1": joined(1, 0)}), 301, []),
+    ("worker gone from the pool for the deploy time is terminated", (),
+     snap([], [], [inst(1)]),
+     Memory(instances={"i-1": InstanceRecord(Lifecycle.JOINED, 0, 0, 0, "w1", missing_since=1.0)}),
+     301, [("Terminate", ("i-1",))]),
 ]
 
 
@@ -238,3 +241,45 @@ def test_max_vms_never_exceeded_when_already_full():
 def test_unmatchable_jobs_are_reported():
     plan, _ = decide.plan(snap(jobs(2, matchable=False)), Memory(), cfg(), 1)
     assert plan.notes == ("2 idle jobs can never run on a worker VM: ignored",)
+
+
+def test_a_drain_cancelled_for_waiting_jobs_is_not_terminated_in_the_same_plan():
+    """Drained, unclaimed, and jobs arrive: the drain is cancelled at once (it costs nothing,
+    so without waiting for waiting_jobs_time_s) and the worker stays."""
+    memory = Memory(instances={"i-1": joined(1, 600, Lifecycle.DRAINING)})
+    snapshot = snap(jobs(2), [worker(1, idle_since=0, draining=True)], [inst(1)])
+    plan, memory = decide.plan(snapshot, memory, cfg(), 700)
+    assert kinds(plan) == ["CancelDrain"]
+    assert plan.actions[0].reason == "cancel drain of w1: 2 jobs waiting"
+    assert memory.instances["i-1"].lifecycle is Lifecycle.JOINED
+
+
+def test_fresh_waiting_jobs_keep_idle_workers_but_stale_ones_do_not():
+    memory = Memory(instances={"i-1": joined(1)})
+    idle_worker = worker(1, idle_since=0)
+    fresh = (Job("j", 1, 1000, 650.0),)  # waiting 50 s: the negotiator will give it to w1
+    plan, _ = decide.plan(snap(fresh, [idle_worker], [inst(1)]), memory, cfg(), 700)
+    assert plan.actions == () and "1 idle worker(s) kept: 1 jobs waiting for them" in plan.notes
+    stale = (Job("j", 1, 1000, 50.0),)  # waiting longer than idle_for: something else holds it
+    plan, _ = decide.plan(snap(stale, [idle_worker], [inst(1)]), memory, cfg(), 700)
+    assert kinds(plan) == ["Drain"]
+
+
+def test_booting_vms_no_job_needs_any_more_are_cancelled_newest_first():
+    """Three VMs were launched for three 4-core jobs; two jobs found room on a worker that
+    freed up: the two newest booting VMs go, the oldest stays for the remaining job."""
+    memory = Memory(instances={"i-1": joined(1)})
+    instances = [inst(1), inst(2, InstanceState.BOOTING, 100), inst(3, InstanceState.BOOTING, 110),
+                 inst(4, InstanceState.BOOTING, 120)]
+    snapshot = snap(jobs(1, cpus=4), [worker(1, claimed=2, free=0)], instances)
+    plan, memory = decide.plan(snapshot, memory, cfg(), 200)
+    assert plan.terminated_ids == ("i-4", "i-3")
+    assert "no longer needed" in plan.actions[0].reason
+    assert memory.failures == 0  # not a failure: no back-off
+
+
+def test_booting_surplus_respects_min_vms_and_spares_unlisted_launches():
+    memory = Memory(instances={"i-9": InstanceRecord(Lifecycle.REQUESTED, 190, 190)})
+    snapshot = snap([], [], [inst(1, InstanceState.BOOTING, 100), inst(2, InstanceState.BOOTING, 150)])
+    plan, _ = decide.plan(snapshot, memory, cfg("quota.min_vms=2"), 200)
+    assert plan.terminated_ids == ("i-2",)  # 3 alive, min 2: one goes, never the unlisted i-9

@@ -8,6 +8,7 @@ from elastiq.config import load
 from elastiq.core import decide
 from elastiq.model import (
     ALIVE_STATES,
+    CancelDrain,
     Drain,
     Instance,
     InstanceRecord,
@@ -116,6 +117,11 @@ def test_invariants(world, config):
 
     if not snapshot.complete:
         assert not plan.of(Terminate) and not plan.of(Drain), "scaled down on a failed observation"
+
+    # one fate per instance per plan: never cancel a drain (or drain) and terminate together
+    touched = [a.instance_id for a in plan.actions if isinstance(a, (Drain, CancelDrain))]
+    touched += list(plan.terminated_ids)
+    assert len(touched) == len(set(touched)), plan.actions
 
 
 @settings(max_examples=150, deadline=None)

@@ -131,6 +131,7 @@ def test_boot_to_join_times_of_our_launches_are_recorded(env):
 def test_adopted_instances_are_not_timed(env):
     rt, clock, cloud, batch, store = env
     cloud.add(InstanceState.BOOTING, launched_at=clock.now - 5)
+    batch.submit(1)  # a job that needs it: a booting VM no job needs would be cancelled
     rt.tick("start")
     clock.advance(60)
     rt.tick("vms")

@@ -16,6 +16,7 @@ fleet as the rest of the core sees it.  Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Dict, Mapping, Optional, Tuple
 
 from ..model import (
@@ -36,6 +37,7 @@ class Member:
     instance: Instance
     record: InstanceRecord
     worker: Optional[Worker]
+    listed: bool = True  # False: launched by us, not yet listed by the cloud
 
     @property
     def id(self) -> str:
@@ -55,6 +57,11 @@ class Fleet:
     @property
     def alive(self) -> int:
         return len(self.members)
+
+    @cached_property
+    def booting(self) -> int:
+        """VMs on their way (requested or booting, never joined)."""
+        return sum(1 for m in self.members if m.booting)
 
     def count(self, lifecycle: Lifecycle) -> int:
         return sum(1 for m in self.members if m.record.lifecycle is lifecycle)
@@ -108,7 +115,7 @@ def track(
         if unlisted_young:  # launched, not yet listed by the cloud: still ours, still alive
             new_records[instance_id] = previous
             ghost = Instance(instance_id, InstanceState.REQUESTED, previous.launched_at, cluster)
-            members.append(Member(ghost, previous, None))
+            members.append(Member(ghost, previous, None, listed=False))
 
     return Fleet(tuple(members), new_records)
 
@@ -120,6 +127,8 @@ def _next_record(
     pool_known: bool,
     now: float,
 ) -> InstanceRecord:
+    """The record after this observation; ``previous`` itself when nothing changed (the
+    common case, kept cheap: this runs for every instance at every tick)."""
     if previous is None:  # adopted or newly listed
         previous = InstanceRecord(
             lifecycle=_CLOUD_TO_LIFECYCLE.get(instance.state, Lifecycle.BOOTING),
@@ -127,7 +136,7 @@ def _next_record(
             launched_at=instance.launched_at or now,
         )
     lifecycle = previous.lifecycle
-    joined_at, seen_at, name = previous.joined_at, previous.seen_at, previous.worker
+    joined_at, missing, name = previous.joined_at, previous.missing_since, previous.worker
 
     if instance.state is InstanceState.SHUTTING_DOWN:
         lifecycle = Lifecycle.TERMINATING
@@ -137,7 +146,7 @@ def _next_record(
         pass  # we asked for it; the cloud has not caught up yet
     elif worker is not None:
         joined_at = joined_at if joined_at is not None else now
-        seen_at, name = now, worker.name
+        missing, name = None, worker.name
         if worker.draining:
             lifecycle = Lifecycle.DRAINING
         elif lifecycle is Lifecycle.DRAINING and previous.since < now:
@@ -146,10 +155,14 @@ def _next_record(
             lifecycle = Lifecycle.JOINED
     elif pool_known and joined_at is None:
         lifecycle = Lifecycle.REQUESTED if instance.state is InstanceState.REQUESTED else Lifecycle.BOOTING
+    elif pool_known and missing is None:
+        missing = now  # joined once, gone from the pool now
 
     if lifecycle is previous.lifecycle:
-        return replace(previous, joined_at=joined_at, seen_at=seen_at, worker=name)
-    return InstanceRecord(lifecycle, now, previous.launched_at, joined_at, name, seen_at)
+        if (joined_at, missing, name) == (previous.joined_at, previous.missing_since, previous.worker):
+            return previous
+        return InstanceRecord(lifecycle, previous.since, previous.launched_at, joined_at, name, missing)
+    return InstanceRecord(lifecycle, now, previous.launched_at, joined_at, name, missing)
 
 
 def mark(records: Dict[str, InstanceRecord], ids, lifecycle: Lifecycle, now: float) -> None:

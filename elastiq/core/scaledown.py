@@ -19,7 +19,7 @@ The final guard: an instance whose worker has a claimed slot is never terminated
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from ..config import Config
 from ..model import Drain, Lifecycle, Snapshot, Terminate
@@ -47,7 +47,13 @@ def _incomplete_reason(snapshot: Snapshot) -> str:
     return "; ".join(parts) or "observation incomplete"
 
 
-def scale_down(snapshot: Snapshot, fleet: Fleet, launching: bool, config: Config, now: float) -> ScaleDown:
+def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
+               launching: bool = False, keep: FrozenSet[str] = frozenset(),
+               surplus_booting: int = 0, jobs_waiting: int = 0) -> ScaleDown:
+    """``launching``: this tick launches, so no worker is drained.  ``keep``: instances whose
+    drain this tick cancels.  ``surplus_booting``: booting VMs no job needs any more.
+    ``jobs_waiting``: matchable jobs waiting for less than ``idle_for_time_s``: while there
+    are any, idle workers are kept for them."""
     if not snapshot.complete:
         return ScaleDown((), (), 0, (f"no scale-down this tick: {_incomplete_reason(snapshot)}",), None)
 
@@ -77,13 +83,16 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, launching: bool, config: Config
             else:
                 wakes.append(deadline)
         elif worker is None:  # joined once, not in the pool now
-            deadline = (m.record.seen_at or m.record.since) + deploy
+            missing = m.record.missing_since
+            deadline = (missing if missing is not None else m.record.since) + deploy
             if now >= deadline:
                 terminate(m, f"left the pool more than {deploy:g} s ago")
             else:
                 wakes.append(deadline)
         elif life is Lifecycle.DRAINING:
-            if worker.claimed:
+            if m.id in keep:
+                pass
+            elif worker.claimed:
                 notes.append(f"{worker.name} draining: waiting for {worker.claimed_slots} claimed slot(s)")
             else:
                 terminate(m, "drained, no claimed slot")
@@ -93,19 +102,37 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, launching: bool, config: Config
             else:
                 wakes.append(worker.idle_since + idle_for)
 
-    drains = _choose_drains(idle, fleet, reasons, launching, q.min_vms, idle_for, now, notes)
+    _cancel_surplus(fleet, reasons, surplus_booting, q.min_vms)
+    if idle and (launching or jobs_waiting):
+        why = "launching this tick" if launching else f"{jobs_waiting} jobs waiting for them"
+        notes.append(f"{len(idle)} idle worker(s) kept: {why}")
+        idle = []
+    drains = _choose_drains(idle, fleet, reasons, q.min_vms, idle_for, now, notes)
     terminates = _guarded(reasons, snapshot, notes)
     return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None)
 
 
-def _choose_drains(idle, fleet, reasons, launching, min_vms, idle_for, now, notes) -> Tuple[Drain, ...]:
+def _leaving(fleet: Fleet, reasons: Dict[str, List[str]]) -> set:
+    leaving = {i for ids in reasons.values() for i in ids}
+    return leaving | {m.id for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING}
+
+
+def _cancel_surplus(fleet: Fleet, reasons: Dict[str, List[str]], surplus: int, min_vms: int) -> None:
+    """Terminate the newest booting VMs no job needs any more (they run no job yet)."""
+    if surplus <= 0:
+        return
+    leaving = _leaving(fleet, reasons)
+    candidates = [m for m in fleet.members if m.booting and m.listed and m.id not in leaving]
+    candidates.sort(key=lambda m: (-m.record.launched_at, m.id))
+    allowed = max(0, fleet.alive - len(leaving) - min_vms)
+    for m in candidates[: min(surplus, allowed)]:
+        reasons.setdefault("booting, no longer needed: the waiting jobs found room", []).append(m.id)
+
+
+def _choose_drains(idle, fleet, reasons, min_vms, idle_for, now, notes) -> Tuple[Drain, ...]:
     if not idle:
         return ()
-    if launching:
-        notes.append(f"{len(idle)} idle worker(s) kept: launching this tick")
-        return ()
-    leaving = {i for ids in reasons.values() for i in ids}
-    leaving |= {m.id for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING}
+    leaving = _leaving(fleet, reasons)
     allowed = max(0, fleet.alive - len(leaving) - min_vms)
     if allowed < len(idle):
         notes.append(f"{len(idle) - allowed} idle worker(s) kept to honour min_vms {min_vms}")

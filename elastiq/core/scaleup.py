@@ -4,8 +4,9 @@
   on joined or booting VMs) and has stayed so for ``waiting_jobs_time_s``; the moment it was
   first seen above the threshold is carried in memory (``waiting_since``) and reset as soon as
   demand drops to the threshold or below.
-- Draining workers are the cheapest capacity: their drain is cancelled before anything new is
-  launched.
+- Draining workers are the cheapest capacity: as soon as jobs are uncovered, their drain is
+  cancelled (without waiting for ``waiting_jobs_time_s``: it costs nothing), before anything
+  new is launched.
 - ``min_vms`` is kept regardless of demand.
 - The launch never takes the number of alive instances we own (requested, booting, running,
   in error) above ``max_vms``.
@@ -49,7 +50,7 @@ def scale_up(
     notes = []
     wake = None
     waiting_since = memory.waiting_since
-    wanted = 0
+    wanted = cancellable = 0
     why = []
 
     if demand is not None:
@@ -58,6 +59,7 @@ def scale_up(
         if demand.uncovered > e.waiting_jobs_threshold:
             waiting_since = waiting_since if waiting_since is not None else now
             held = now - waiting_since
+            cancellable = demand.new_vms
             if held >= e.waiting_jobs_time_s:
                 wanted = demand.new_vms
                 why.append(f"{_plural(demand.uncovered, 'job')} waiting {held:.0f} s"
@@ -76,11 +78,11 @@ def scale_up(
                              f" threshold of {e.waiting_jobs_threshold}")
 
     cancels = tuple(
-        CancelDrain(m.worker.name, m.id, f"cancel drain: {why[0] if why else 'jobs waiting'}")
-        for m in draining[: min(wanted, len(draining))]
-        if m.worker is not None
+        CancelDrain(m.worker.name, m.id,
+                    f"cancel drain of {m.worker.name}: {_plural(demand.uncovered, 'job')} waiting")
+        for m in draining[:cancellable]
     )
-    wanted -= len(cancels)
+    wanted = max(0, wanted - len(cancels))
 
     below_min = q.min_vms - fleet.alive
     if below_min > wanted:
@@ -100,7 +102,7 @@ def scale_up(
 
     launch = None
     if count > 0:
-        booting = sum(1 for m in fleet.members if m.booting)
+        booting = fleet.booting
         if booting:
             why.append(f"{_plural(booting, 'VM')} booting")
         why.append(f"{fleet.alive}/{q.max_vms} VMs")

@@ -50,8 +50,7 @@ def _adopt(instance: Instance, worker: Optional[Worker], now: float) -> Instance
     launched_at = instance.launched_at or now
     if worker is not None and instance.state in (InstanceState.RUNNING, InstanceState.BOOTING):
         lifecycle = Lifecycle.DRAINING if worker.draining else Lifecycle.JOINED
-        return InstanceRecord(lifecycle, now, launched_at, joined_at=now, worker=worker.name,
-                              seen_at=now)
+        return InstanceRecord(lifecycle, now, launched_at, joined_at=now, worker=worker.name)
     return InstanceRecord(_LIFECYCLE[instance.state], now, launched_at)
 
 

@@ -92,7 +92,7 @@ def encode(state: State) -> Dict[str, Any]:
             "instances": {
                 iid: {"lifecycle": r.lifecycle.value, "since": r.since,
                       "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker,
-                      "seen_at": r.seen_at}
+                      "missing_since": r.missing_since}
                 for iid, r in sorted(m.instances.items())
             },
         },
@@ -149,7 +149,7 @@ def decode(data: Any) -> State:
             launched_at=_num(raw.get("launched_at"), f"{where}.launched_at"),
             joined_at=_num(raw.get("joined_at"), f"{where}.joined_at", optional=True),
             worker=_opt_str(raw.get("worker"), f"{where}.worker"),
-            seen_at=_num(raw.get("seen_at"), f"{where}.seen_at", optional=True),
+            missing_since=_num(raw.get("missing_since"), f"{where}.missing_since", optional=True),
         )
     failures = mem.get("failures", 0)
     if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
