@@ -28,21 +28,27 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, default: Optional[str]) -> None:
+    """--config and --set.  The file is --config, else $ELASTIQ_CONFIG, else ``default``
+    (None: the built-in defaults); see :func:`config_path`."""
     shown = default or "built-in defaults"
     parser.add_argument(
-        "--config", "-c", metavar="FILE", default=default,
-        help=f"configuration file, YAML or legacy INI (default: {shown}; "
-        "env ELASTIQ_CONFIG)",
+        "--config", "-c", metavar="FILE",
+        help=f"configuration file, YAML or legacy INI (default: $ELASTIQ_CONFIG, else {shown})",
     )
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help="override one setting, e.g. --set quota.max_vms=40 (repeatable)",
     )
+    parser.set_defaults(config_default=default)
+
+
+def config_path(args: argparse.Namespace) -> Optional[str]:
+    return (getattr(args, "config", None) or os.environ.get("ELASTIQ_CONFIG")
+            or getattr(args, "config_default", None))
 
 
 def load_config(args: argparse.Namespace) -> config.Config:
-    path = getattr(args, "config", None) or os.environ.get("ELASTIQ_CONFIG") or None
-    return config.load(path, getattr(args, "overrides", ()))
+    return config.load(config_path(args), getattr(args, "overrides", ()))
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -44,7 +44,7 @@ def uses_systemd(run_dir: str = SYSTEMD_RUN_DIR) -> bool:
 
 
 def _config_path(args: argparse.Namespace) -> str:
-    return os.path.abspath(args.config or os.environ.get("ELASTIQ_CONFIG") or config.DEFAULT_PATH)
+    return os.path.abspath(cli.config_path(args))
 
 
 def _systemctl(verb: str) -> int:

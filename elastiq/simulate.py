@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 
@@ -150,7 +149,7 @@ def command(args: argparse.Namespace) -> int:
         print("elastiq simulate: no job to replay (check --window)", file=sys.stderr)
         return cli.EXIT_USAGE
 
-    path = args.config or os.environ.get("ELASTIQ_CONFIG") or None
+    path = cli.config_path(args)
     base = [] if path else sim_defaults(work.header if args.trace else None)
     cfg = config.load(path, base + list(args.overrides))
 

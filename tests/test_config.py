@@ -168,3 +168,14 @@ def test_migrate_prints_masked_yaml_and_writes_complete_0600_file(tmp_path, caps
     migrated = config.load(new)
     original = config.load(old)
     assert config.to_dict(migrated) == config.to_dict(original)
+
+
+def test_config_file_comes_from_flag_then_environment_then_command_default(monkeypatch):
+    from elastiq.cli import build_parser, config_path
+
+    monkeypatch.delenv("ELASTIQ_CONFIG", raising=False)
+    assert config_path(build_parser().parse_args(["status"])) == config.DEFAULT_PATH
+    assert config_path(build_parser().parse_args(["simulate"])) is None  # built-in defaults
+    monkeypatch.setenv("ELASTIQ_CONFIG", "/srv/e.yaml")
+    assert config_path(build_parser().parse_args(["status"])) == "/srv/e.yaml"
+    assert config_path(build_parser().parse_args(["run", "--config", "/x.yaml"])) == "/x.yaml"

@@ -6,7 +6,6 @@ import pytest
 from elastiq.config import load
 from elastiq.core import decide
 from elastiq.model import (
-    CancelDrain,
     Drain,
     Instance,
     InstanceRecord,
