@@ -53,6 +53,7 @@ class ElastiqSection:
     log_file: Optional[str] = None
     state_dir: Optional[str] = None
     metrics_port: Optional[int] = None
+    metrics_address: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus elsewhere scrape it
 
 
 @dataclass(frozen=True)

@@ -147,7 +147,7 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, bat
                       metrics, dry_run=args.dry_run, stopping=stop)
     server: Optional[MetricsServer] = None
     if cfg.elastiq.metrics_port:
-        server = MetricsServer(metrics, cfg.elastiq.metrics_port).start()
+        server = MetricsServer(metrics, cfg.elastiq.metrics_port, cfg.elastiq.metrics_address).start()
         log.info("metrics on http://%s:%d/metrics", *server.address)
     try:
         if args.once:
