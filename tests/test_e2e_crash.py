@@ -184,7 +184,7 @@ def wait_for_line(proc, log_path, offset, text, timeout):
 
 def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, cloud):
     rng = random.Random(SEED)
-    control = {"idle_jobs": 6, "join_after_s": 0.4, "claim_one_in": 4}
+    control = {"idle_jobs": 6, "join_after_s": 0.4, "claim_one_in": 2}
     path = write_files(tmp_path, cloud, control)
     client = cloud.client()
     store = StateStore(str(tmp_path / "state"))
@@ -198,7 +198,7 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
             # jobs waiting with some workers busy, then no jobs at all, and so on; the load
             # only changes while no daemon runs, so each run sees one phase
             phase = "up" if run % 2 == 0 and run < KILLS else "down"
-            control.update(idle_jobs=6 if phase == "up" else 0, claim_one_in=4 if phase == "up" else 0)
+            control.update(idle_jobs=6 if phase == "up" else 0, claim_one_in=2 if phase == "up" else 0)
             set_control(tmp_path, control)
             before, gone_before = watcher.alive(), terminated(client, "e2e")
             offset = log_path.stat().st_size if log_path.exists() else 0
