@@ -23,3 +23,4 @@ def test_wheel_contains_all_packages_and_worker_templates(tmp_path):
     for template in (ROOT / "slave_files").glob("*.sh.j2"):
         assert f"ecm/slave_files/{template.name}" in names
     assert "ecm/templates/master.sh.j2" in names
+    assert "elastiq/systemd/elastiq.service" in names  # the master user-data installs it from there
