@@ -52,6 +52,8 @@ def job_ads(count: int):
             "Requirements": classad2.ExprTree(BASE + EXTRA[kind % len(EXTRA)]),
         })
         ad["RequestDisk"] = classad2.ExprTree("DiskUsage") if kind % 3 else 2_097_152
+        if i % 10 != 0:  # as on a real schedd: idle jobs the negotiator has seen are grouped
+            ad["AutoClusterId"] = kind + 1
         ads.append(ad)
     return ads
 

@@ -248,6 +248,8 @@ def test_requirements_that_evaluate_to_error_or_undefined_are_not_matchable(capl
     idle(ads, "3.1")["Requirements"] = classad2.ExprTree('TARGET.Memory + "x" > 1')
     idle(ads, "3.2")["Requirements"] = classad2.ExprTree("TARGET.HasGPU && TARGET.Memory > 1")
     idle(ads, "3.3")["Requirements"] = classad2.ExprTree('"a string"')
+    for proc in ("3.1", "3.2", "3.3"):  # different Requirements: no longer one autocluster
+        del idle(ads, proc)["AutoClusterId"]
     del idle(ads, "5.0")["Requirements"]
     with caplog.at_level(logging.INFO):
         jobs = idle_by_id(batch(fake(ads)).queue())
@@ -411,3 +413,17 @@ def test_a_drained_worker_reports_no_claimed_slot():
     adapter.drain("vm-a@vm", "idle")
     a = workers(adapter.pool())["vm-a@vm"]
     assert a.draining and not a.claimed  # drained: the cloud adapter may terminate it
+
+
+def test_jobs_of_one_autocluster_are_judged_once():
+    """The schedd groups jobs identical for matchmaking (AutoClusterId): within one answer the
+    verdict of the first job of an autocluster holds for the others, unread.  3.1-3.3 share
+    autocluster 3; were 3.3 judged on its own, its (tampered) Requirements would exclude it."""
+    ads = load("jobs.queue.long.txt")
+    assert len({idle(ads, p)["AutoClusterId"] for p in ("3.1", "3.2", "3.3")}) == 1
+    idle(ads, "3.3")["Requirements"] = classad2.ExprTree('OpSys == "WINDOWS"')
+    jobs = idle_by_id(batch(fake(ads)).queue())
+    assert all(jobs[p].matchable for p in ("3.1", "3.2", "3.3"))
+    del idle(ads, "3.3")["AutoClusterId"]
+    jobs = idle_by_id(batch(fake(ads)).queue())
+    assert jobs["3.1"].matchable and not jobs["3.3"].matchable

@@ -30,7 +30,7 @@ JOB_PROJECTION = (
     "ClusterId", "ProcId", "GlobalJobId", "JobStatus", "Owner", "JobUniverse",
     "RequestCpus", "RequestMemory", "RequestDisk", "Requirements", "QDate", "EnteredCurrentStatus",
     "DiskUsage", "ImageSize", "MemoryUsage", "ResidentSetSize", "ExecutableSize",
-    "FileSystemDomain", "WantDocker",
+    "FileSystemDomain", "WantDocker", "AutoClusterId",
 )
 DEFAULT_CPUS, DEFAULT_MEMORY_MB = 1, 1024
 _IDS = ("ClusterId", "ProcId")
@@ -183,16 +183,28 @@ def _other_id(ad: Any, schedd: str, index: int) -> str:
     return text(ad.get("GlobalJobId")) or f"{schedd}#unknown-{index}"
 
 
+def _disk(ad: Any) -> Any:
+    try:
+        return ad.eval("RequestDisk")  # usually the expression DiskUsage
+    except Exception:
+        return ad.get("RequestDisk")
+
+
 def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
     """Idle jobs (matchable or not), the running count and notes ``[(job id, message)]``.
 
     Only JobStatus 1 (idle) is demand and 2 (running) is counted; anything else is ignored.
     Job ids are ``<schedd name>#<ClusterId>.<ProcId>``.  Written for speed: 100,000 ads.
+
+    Jobs of one autocluster (``AutoClusterId``, which the schedd gives the idle jobs the
+    negotiator has seen) are identical for matchmaking, so within one answer of one schedd
+    the verdict of the first is reused for the others without reading their Requirements.
     """
     idle: List[Job] = []
     running = 0
     notes: List[Tuple[str, str]] = []
     verdict = matcher.verdict
+    autoclusters: Dict[int, Tuple[bool, str]] = {}
     for index, ad in enumerate(ads):
         try:  # ad[...] is quicker than ad.get(...); the usual ad has all these
             status = ad["JobStatus"]
@@ -201,11 +213,10 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
                 continue
             cluster, proc, cpus, memory = (
                 ad["ClusterId"], ad["ProcId"], ad["RequestCpus"], ad["RequestMemory"])
-            disk = ad.eval("RequestDisk")  # usually the expression DiskUsage
         except Exception:  # KeyError: a missing attribute; the slow path below copes
             if ad.get("JobStatus") != IDLE:
                 continue
-            cluster, proc, cpus, memory, disk = map(ad.get, _IDS + _REQUESTS)
+            cluster, proc, cpus, memory = map(ad.get, _IDS + _REQUESTS[:2])
         get = ad.get
         if type(cluster) is int and type(proc) is int:
             jid = f"{schedd}#{cluster}.{proc}"
@@ -215,8 +226,6 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             cpus = max(1, _request(ad, "RequestCpus", cpus, DEFAULT_CPUS, matcher, notes, jid))
         if type(memory) is not int or memory < 0:
             memory = _request(ad, "RequestMemory", memory, DEFAULT_MEMORY_MB, matcher, notes, jid)
-        if type(disk) is not int or disk < 0:
-            disk = _request(ad, "RequestDisk", disk, 0, matcher, notes, jid)
         since = get("EnteredCurrentStatus")
         if type(since) not in (int, float):
             since = number(ad, "EnteredCurrentStatus", since) or number(ad, "QDate")
@@ -224,7 +233,16 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
                 notes.append((jid, f"has no EnteredCurrentStatus nor QDate: counted as "
                                    f"queued at {now:.0f}"))
                 since = now
-        ok, why_not = verdict(ad, cpus, memory, disk)
+        autocluster = get("AutoClusterId")
+        found = autoclusters.get(autocluster) if type(autocluster) is int else None
+        if found is None:
+            disk = _disk(ad)
+            if type(disk) is not int or disk < 0:
+                disk = _request(ad, "RequestDisk", disk, 0, matcher, notes, jid)
+            found = verdict(ad, cpus, memory, disk)
+            if type(autocluster) is int:
+                autoclusters[autocluster] = found
+        ok, why_not = found
         if not ok:
             notes.append((jid, why_not))
         idle.append(Job(id=jid, cpus=cpus, memory_mb=memory, queued_since=float(since),
