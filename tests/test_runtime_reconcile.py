@@ -1,6 +1,7 @@
 """Start-up reconciliation: tagged instances are ours, even with the state file lost."""
 from __future__ import annotations
 
+from elastiq.core.lifecycle import track
 from elastiq.model import (Instance, InstanceRecord, InstanceState, Lifecycle, Memory, Pool,
                            Snapshot, Worker)
 from elastiq.runtime.reconcile import reconcile
@@ -17,8 +18,13 @@ def test_tagged_instances_missing_from_memory_are_adopted_from_cloud_and_pool():
                  inst("i-stop", InstanceState.SHUTTING_DOWN), inst("i-gone", InstanceState.GONE),
                  inst("i-drain"), inst("i-other", cluster="other"), inst("i-untagged", cluster=None))
     pool = Pool((Worker("w-run", "i-run"), Worker("w-drain", "i-drain", draining=True)))
-    memory, report = reconcile(Memory(), Snapshot(None, pool, instances), "test", NOW)
-    got = {i: (r.lifecycle, r.worker, r.joined_at, r.launched_at) for i, r in memory.instances.items()}
+    snapshot = Snapshot(None, pool, instances)
+    report = reconcile(Memory(), snapshot, "test")
+    assert report.adopted == ("i-boot", "i-drain", "i-err", "i-run", "i-stop")
+    assert report.missing == () and report.kept == 0
+    # the records the core makes of them at the same tick
+    records = track(snapshot, {}, "test", 600, NOW).records
+    got = {i: (r.lifecycle, r.worker, r.joined_at, r.launched_at) for i, r in records.items()}
     assert got == {
         "i-run": (Lifecycle.JOINED, "w-run", NOW, NOW - 600),
         "i-drain": (Lifecycle.DRAINING, "w-drain", NOW, NOW - 600),
@@ -26,26 +32,23 @@ def test_tagged_instances_missing_from_memory_are_adopted_from_cloud_and_pool():
         "i-err": (Lifecycle.ERROR, None, None, NOW - 600),
         "i-stop": (Lifecycle.TERMINATING, None, None, NOW - 600),
     }
-    assert report.adopted == ("i-boot", "i-drain", "i-err", "i-run", "i-stop")
-    assert report.missing == () and report.kept == 0
 
 
-def test_known_records_are_kept_as_saved_and_missing_ones_reported():
+def test_missing_records_are_reported():
     saved = Memory(waiting_since=NOW - 5, failures=1, instances={
         "i-a": InstanceRecord(Lifecycle.DRAINING, NOW - 50, NOW - 900, NOW - 800, "w-a"),
         "i-lost": InstanceRecord(Lifecycle.REQUESTED, NOW - 3, NOW - 3),
     })
-    memory, report = reconcile(saved, Snapshot(None, None, (inst("i-a"),)), "test", NOW)
-    assert memory == saved  # nothing adopted; the core decides what to forget
-    assert report.missing == ("i-lost",) and report.kept == 1
+    report = reconcile(saved, Snapshot(None, None, (inst("i-a"),)), "test")
+    assert report.adopted == () and report.missing == ("i-lost",) and report.kept == 1
     assert report.lines()[-1] == "1 saved instance(s) not listed by the cloud: i-lost"
 
 
 def test_without_a_listing_nothing_is_reconciled():
     saved = Memory(instances={"i-a": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)})
-    assert reconcile(saved, Snapshot(None, None, None, ("cloud unreadable",)), "test", NOW) == (saved, None)
+    assert reconcile(saved, Snapshot(None, None, None, ("cloud unreadable",)), "test") is None
 
 
 def test_an_instance_without_launch_time_is_dated_now():
-    memory, _ = reconcile(Memory(), Snapshot(None, None, (inst("i-x", launched_at=0.0),)), "test", NOW)
-    assert memory.instances["i-x"].launched_at == NOW
+    records = track(Snapshot(None, None, (inst("i-x", launched_at=0.0),)), {}, "test", 600, NOW).records
+    assert records["i-x"].launched_at == NOW

@@ -1,32 +1,25 @@
-"""Start-up reconciliation: the saved memory against what the cloud and the pool show now.
+"""Start-up reconciliation: the saved memory against what the cloud shows now.
 
 Runs on the first observation after start in which the cloud could be listed (until then the
-core makes no decision at all, so nothing can be forgotten or doubled meanwhile).
+core makes no decision at all, so nothing can be forgotten or doubled meanwhile), and reports:
 
-- Every alive instance carrying our cluster tag is ours.  One missing from memory (state file
-  lost or corrupt, crash between the launch call and the save) is *adopted*: a record is made
-  from its cloud state, and, when the pool shows its worker, it is recorded as joined.
-- A record whose instance the cloud no longer lists is reported as *missing*.  The core keeps
-  a freshly requested one for ``estimated_vm_deploy_time_s`` (the cloud may not list it yet)
-  and forgets the others at its first tick.
-- Everything else is kept as saved: the lifecycle (draining, terminating) continues where the
-  previous process left it.
+- *adopted*: alive instances carrying our cluster tag that memory does not know (state file
+  lost or corrupt, crash between the launch call and the save).  They are ours: the core's
+  lifecycle tracking (``core.lifecycle.track``) makes their records from the cloud state and
+  the pool in the same tick, exactly as for any instance it sees for the first time;
+- *missing*: saved records whose instance the cloud no longer lists.  The core keeps a freshly
+  requested one for ``estimated_vm_deploy_time_s`` (the cloud may not list it yet) and forgets
+  the others.
+
+Everything else continues as saved: draining and terminating go on where the previous process
+left them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import Dict, Optional, Tuple
+from dataclasses import dataclass
+from typing import Optional, Tuple
 
-from ..model import (ALIVE_STATES, Instance, InstanceRecord, InstanceState, Lifecycle, Memory,
-                     Snapshot, Worker)
-
-_LIFECYCLE = {
-    InstanceState.REQUESTED: Lifecycle.REQUESTED,
-    InstanceState.BOOTING: Lifecycle.BOOTING,
-    InstanceState.RUNNING: Lifecycle.BOOTING,
-    InstanceState.ERROR: Lifecycle.ERROR,
-    InstanceState.SHUTTING_DOWN: Lifecycle.TERMINATING,
-}
+from ..model import ALIVE_STATES, InstanceState, Memory, Snapshot
 
 
 @dataclass(frozen=True)
@@ -46,30 +39,14 @@ class Report:
         return tuple(out)
 
 
-def _adopt(instance: Instance, worker: Optional[Worker], now: float) -> InstanceRecord:
-    launched_at = instance.launched_at or now
-    if worker is not None and instance.state in (InstanceState.RUNNING, InstanceState.BOOTING):
-        lifecycle = Lifecycle.DRAINING if worker.draining else Lifecycle.JOINED
-        return InstanceRecord(lifecycle, now, launched_at, joined_at=now, worker=worker.name)
-    return InstanceRecord(_LIFECYCLE[instance.state], now, launched_at)
-
-
-def reconcile(memory: Memory, snapshot: Snapshot, cluster: str,
-              now: float) -> Tuple[Memory, Optional[Report]]:
-    """Adopt our tagged instances; None report (memory unchanged) if the cloud is unreadable."""
+def reconcile(memory: Memory, snapshot: Snapshot, cluster: str) -> Optional[Report]:
+    """What the cloud shows against memory; None while the cloud cannot be listed."""
     if snapshot.instances is None:
-        return memory, None
-    workers: Dict[str, Worker] = {}
-    if snapshot.pool is not None:
-        workers = {w.instance_id: w for w in snapshot.pool.workers if w.instance_id}
+        return None
     listed = {i.id: i for i in snapshot.instances if i.cluster == cluster}
-    records = dict(memory.instances)
-    adopted = []
-    for instance in sorted(listed.values(), key=lambda i: i.id):
-        alive = instance.state in ALIVE_STATES or instance.state is InstanceState.SHUTTING_DOWN
-        if alive and instance.id not in records:
-            records[instance.id] = _adopt(instance, workers.get(instance.id), now)
-            adopted.append(instance.id)
+    adopted = tuple(sorted(
+        i.id for i in listed.values()
+        if i.id not in memory.instances
+        and (i.state in ALIVE_STATES or i.state is InstanceState.SHUTTING_DOWN)))
     missing = tuple(sorted(i for i in memory.instances if i not in listed))
-    kept = len(memory.instances) - len(missing)
-    return replace(memory, instances=records), Report(tuple(adopted), missing, kept)
+    return Report(adopted, missing, len(memory.instances) - len(missing))

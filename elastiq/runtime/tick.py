@@ -60,7 +60,7 @@ class Runtime:
         before = self.state.memory
         decisions: List[Decision] = []
         if not self.reconciled:
-            before, report = reconcile(before, snapshot, self.config.elastiq.cluster_name, now)
+            report = reconcile(before, snapshot, self.config.elastiq.cluster_name)
             if report is not None:
                 self.reconciled = True
                 for line in report.lines():
