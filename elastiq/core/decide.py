@@ -35,13 +35,24 @@ def backoff_delay(failures: int, config: Config) -> float:
     return min(e.launch_backoff_s * 2 ** min(failures - 1, 30), e.launch_backoff_max_s)
 
 
-def compute_demand(snapshot: Snapshot, fleet: Fleet, config: Config, booting: Optional[int] = None,
+def placeable(snapshot: Snapshot, config: Config, now: float) -> Optional[demand_mod.Placeable]:
+    """The idle jobs sorted by shape (fresh: waiting less than ``idle_for_time_s``); None when
+    the queue is unreadable."""
+    if snapshot.queue is None:
+        return None
+    vm = config.vm
+    return demand_mod.classify(snapshot.queue.idle, vm.effective_cpus, vm.effective_memory_mb,
+                               now - config.elastiq.idle_for_time_s)
+
+
+def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
+                   config: Config, booting: Optional[int] = None,
                    limit: Optional[int] = None) -> Optional[demand_mod.Demand]:
     """Demand of the idle jobs given our fleet; None when queue or pool is unreadable.
 
     ``booting`` and ``limit`` default to the VMs booting now and the room left under max_vms
     (plus draining workers, whose drain can be cancelled)."""
-    if snapshot.queue is None or snapshot.pool is None:
+    if jobs is None or snapshot.pool is None:
         return None
     vm, e, q = config.vm, config.elastiq, config.quota
     accepting = [
@@ -53,37 +64,21 @@ def compute_demand(snapshot: Snapshot, fleet: Fleet, config: Config, booting: Op
     if limit is None:
         draining = sum(1 for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING)
         limit = max(0, q.max_vms - fleet.alive) + draining
-    cpus, memory = vm.effective_cpus, vm.effective_memory_mb
     if e.n_jobs_per_vm:
-        unmatchable = sum(1 for j in snapshot.queue.idle if not demand_mod.fits_vm(j, cpus, memory))
-        return demand_mod.by_count(
-            len(snapshot.queue.idle) - unmatchable, [w.claimed_slots for w in accepting],
-            booting, e.n_jobs_per_vm, limit, unmatchable)
-    shapes, unmatchable = demand_mod.shapes_of(snapshot.queue.idle, cpus, memory)
+        return demand_mod.by_count(jobs, [w.claimed_slots for w in accepting], booting,
+                                   e.n_jobs_per_vm, limit)
     free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
-    return demand_mod.by_shape(shapes, free, booting, cpus, memory, limit, unmatchable)
+    return demand_mod.by_shape(jobs, free, booting, vm.effective_cpus, vm.effective_memory_mb, limit)
 
 
-def fresh_jobs_waiting(snapshot: Snapshot, config: Config, now: float) -> int:
-    """Matchable idle jobs that have waited less than ``idle_for_time_s``: an idle worker may
-    still get them at the next negotiation.  (A job waiting longer while workers sit idle is
-    held back by something else, and must not keep the pool up forever.)"""
-    if snapshot.queue is None:
-        return 0
-    vm, horizon = config.vm, now - config.elastiq.idle_for_time_s
-    cpus, memory = vm.effective_cpus, vm.effective_memory_mb
-    return sum(1 for j in snapshot.queue.idle
-               if j.queued_since > horizon and demand_mod.fits_vm(j, cpus, memory))
-
-
-def surplus_booting(snapshot: Snapshot, fleet: Fleet, config: Config,
-                    demand: Optional[demand_mod.Demand]) -> int:
+def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
+                    config: Config, demand: Optional[demand_mod.Demand]) -> int:
     """How many booting VMs no waiting job needs any more (the jobs they were launched for
     found room on workers that freed up, or left the queue)."""
     booting = fleet.booting
     if demand is None or not booting or demand.uncovered:
         return 0
-    needed = compute_demand(snapshot, fleet, config, booting=0, limit=booting)
+    needed = compute_demand(jobs, snapshot, fleet, config, booting=0, limit=booting)
     return booting - needed.new_vms
 
 
@@ -101,13 +96,14 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
 
     draining = [m for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING and m.worker]
     draining.sort(key=lambda m: (-m.worker.free_cpus, m.id))
-    demand = compute_demand(snapshot, fleet, config)
+    jobs = placeable(snapshot, config, now)
+    demand = compute_demand(jobs, snapshot, fleet, config)
     up = scale_up(demand, fleet, draining, memory, config, now)
     down = scale_down(
         snapshot, fleet, config, now, launching=up.launch is not None,
         keep=frozenset(c.instance_id for c in up.cancel_drains),
-        surplus_booting=surplus_booting(snapshot, fleet, config, demand),
-        jobs_waiting=fresh_jobs_waiting(snapshot, config, now))
+        surplus_booting=surplus_booting(jobs, snapshot, fleet, config, demand),
+        jobs_waiting=jobs.fresh if jobs is not None else 0)
 
     records = dict(fleet.records)
     mark(records, (d.instance_id for d in down.drains), Lifecycle.DRAINING, now)

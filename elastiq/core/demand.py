@@ -25,6 +25,19 @@ from ..model import Job
 
 
 @dataclass(frozen=True)
+class Placeable:
+    """The idle jobs, sorted once per tick: those that fit one worker VM, counted by shape."""
+
+    shapes: Counter  # (cpus, memory_mb) -> number of idle jobs of that shape that fit a VM
+    unmatchable: int  # idle jobs that can never run on a worker VM
+    fresh: int  # of the placeable ones, jobs queued after ``fresh_after``
+
+    @property
+    def waiting(self) -> int:
+        return sum(self.shapes.values())
+
+
+@dataclass(frozen=True)
 class Demand:
     waiting: int  # matchable idle jobs that fit one VM
     uncovered: int  # of those, jobs with no room in existing or booting capacity
@@ -37,33 +50,33 @@ def fits_vm(job: Job, vm_cpus: int, vm_memory_mb: int) -> bool:
     return job.matchable and job.cpus <= vm_cpus and job.memory_mb <= vm_memory_mb
 
 
-def shapes_of(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int) -> Tuple[Counter, int]:
-    """Count placeable jobs by (cpus, memory_mb); also return how many cannot be placed."""
+def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: float) -> Placeable:
+    """One pass over the idle jobs (there may be 100,000 of them)."""
     shapes: Counter = Counter()
-    unmatchable = 0
+    unmatchable = fresh = 0
     for job in jobs:
         if fits_vm(job, vm_cpus, vm_memory_mb):
             shapes[(max(job.cpus, 1), max(job.memory_mb, 0))] += 1
+            fresh += job.queued_since > fresh_after
         else:
             unmatchable += 1
-    return shapes, unmatchable
+    return Placeable(shapes, unmatchable, fresh)
 
 
 def by_shape(
-    shapes: Counter,
+    jobs: Placeable,
     free: Sequence[Tuple[int, int]],
     booting: int,
     vm_cpus: int,
     vm_memory_mb: int,
     limit: int,
-    unmatchable: int = 0,
 ) -> Demand:
     """First-fit decreasing of job shapes into ``free`` bins and ``booting`` VMs, then into at
-    most ``limit`` new VMs.  ``shapes`` holds only jobs that fit one VM (see :func:`shapes_of`)."""
+    most ``limit`` new VMs."""
     existing: List[List[int]] = [[c, m] for c, m in free if c > 0]
     existing.extend([vm_cpus, vm_memory_mb] for _ in range(booting))
     leftover = []
-    for (cpus, memory), count in sorted(shapes.items(), reverse=True):
+    for (cpus, memory), count in sorted(jobs.shapes.items(), reverse=True):
         count = _place(cpus, memory, count, existing)
         if count:
             leftover.append((cpus, memory, count))
@@ -77,7 +90,7 @@ def by_shape(
             new.append([vm_cpus, vm_memory_mb])
             count = _place(cpus, memory, count, new[-1:])
         unplaced += count
-    return Demand(sum(shapes.values()), uncovered, len(new), unplaced, unmatchable)
+    return Demand(jobs.waiting, uncovered, len(new), unplaced, jobs.unmatchable)
 
 
 def _place(cpus: int, memory: int, count: int, bins: List[List[int]]) -> int:
@@ -94,16 +107,15 @@ def _place(cpus: int, memory: int, count: int, bins: List[List[int]]) -> int:
 
 
 def by_count(
-    waiting: int,
+    jobs: Placeable,
     claimed_slots: Sequence[int],
     booting: int,
     n_jobs_per_vm: int,
     limit: int,
-    unmatchable: int = 0,
 ) -> Demand:
     """The original's rule: every VM runs ``n_jobs_per_vm`` jobs."""
     room = sum(max(0, n_jobs_per_vm - c) for c in claimed_slots) + booting * n_jobs_per_vm
-    uncovered = max(0, waiting - room)
+    uncovered = max(0, jobs.waiting - room)
     new_vms = min(limit, math.ceil(uncovered / n_jobs_per_vm))
     unplaced = max(0, uncovered - new_vms * n_jobs_per_vm)
-    return Demand(waiting, uncovered, new_vms, unplaced, unmatchable)
+    return Demand(jobs.waiting, uncovered, new_vms, unplaced, jobs.unmatchable)
