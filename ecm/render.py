@@ -20,6 +20,7 @@ gzip-compressed: it must fit as it is (:class:`UserDataTooLarge` otherwise).
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import re
 import shlex
@@ -152,7 +153,10 @@ def validate(a: Answers) -> None:
             raise RenderError("ca_bundle", "contains a line that would end the here-document")
 
 
+@functools.lru_cache(maxsize=None)
 def _environment() -> jinja2.Environment:
+    """One environment for the process: jinja2 compiles each template once and caches it there
+    (a fresh environment per render compiled the master and the worker template again each time)."""
     worker_dir = _SOURCE_SLAVE_FILES if _SOURCE_SLAVE_FILES.is_dir() else _PACKAGED_SLAVE_FILES
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(worker_dir), str(TEMPLATES)]),
