@@ -54,6 +54,7 @@ _PACKAGED_SLAVE_FILES = Path(__file__).resolve().parent / "slave_files"
 _HEREDOC_WORDS = ("ELASTIQ_YAML", "ELASTIQ_CA_BUNDLE")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+CLUSTER_NAME_RULE = "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 SERIES = re.compile(r"[0-9]{1,3}\.(x|[0-9]{1,3})")
 
 
@@ -125,8 +126,7 @@ def validate(a: Answers) -> None:
         raise RenderError("os_id", f"unknown operating system {a.os_id!r} "
                           f"(known: {', '.join(OPERATING_SYSTEMS)})")
     if not CLUSTER_NAME.fullmatch(a.cluster_name):
-        raise RenderError("cluster_name", "1-63 letters, digits, '.', '_' or '-', starting with "
-                          f"a letter or digit (got {a.cluster_name!r})")
+        raise RenderError("cluster_name", f"{CLUSTER_NAME_RULE} (got {a.cluster_name!r})")
     if not SERIES.fullmatch(a.htcondor_series):
         raise RenderError("htcondor_series", f"expected a series like 25.0 or 25.x "
                           f"(got {a.htcondor_series!r})")
