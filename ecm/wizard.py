@@ -123,11 +123,11 @@ def run(args: argparse.Namespace) -> int:
         found = cloud.find_image(args.image)
         if found is None:
             raise UsageError(f"--image {args.image}: no such available image in {endpoint.shown}")
-        image_id = found.image_id
+        image_id, image_name = found.image_id, found.name
     else:
         image_id = prompts.image(os_id, images, cloud)
-    names = {image.image_id: image.name for image in images}
-    image_name = names.get(image_id) or getattr(cloud.find_image(image_id), "name", "")
+        names = {image.image_id: image.name for image in images}
+        image_name = names.get(image_id) or getattr(cloud.find_image(image_id), "name", "")
     if image_name and not OPERATING_SYSTEMS[os_id].matches(image_name):
         print(f"Note: the name of {image_id} ({image_name}) does not look like "
               f"{OPERATING_SYSTEMS[os_id].label}; the user-data is written for "
