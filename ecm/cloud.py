@@ -105,8 +105,7 @@ class Cloud:
         images: List[Image] = []
         while True:
             page = self._call("DescribeImages", self._ec2.describe_images, **kwargs)
-            images.extend(Image(i["ImageId"], i.get("Name") or i.get("Description") or "",
-                                i.get("CreationDate") or "") for i in page.get("Images", []))
+            images.extend(_image(item) for item in page.get("Images", []))
             if not page.get("NextToken"):
                 break
             kwargs["NextToken"] = page["NextToken"]
@@ -125,7 +124,7 @@ class Cloud:
             raise
         for item in page.get("Images", []):
             if item.get("ImageId") == image_id and item.get("State", "available") == "available":
-                return Image(image_id, item.get("Name") or "", item.get("CreationDate") or "")
+                return _image(item)
         return None
 
     def static_credentials(self) -> Tuple[str, str]:
@@ -161,6 +160,12 @@ class Cloud:
         except BotoCoreError as err:
             raise CloudError(f"{action} on {where} failed: {type(err).__name__}", "endpoint") \
                 from None
+
+
+def _image(item: dict) -> Image:
+    """An image of a DescribeImages answer; one without a name is shown by its description."""
+    return Image(item["ImageId"], item.get("Name") or item.get("Description") or "",
+                 item.get("CreationDate") or "")
 
 
 _NO_CREDENTIALS = ("no cloud credentials: source your ec2rc.sh (EC2_ACCESS_KEY, EC2_SECRET_KEY, "

@@ -20,6 +20,7 @@ gzip-compressed: it must fit as it is (:class:`UserDataTooLarge` otherwise).
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import re
 import shlex
@@ -53,6 +54,7 @@ _PACKAGED_SLAVE_FILES = Path(__file__).resolve().parent / "slave_files"
 _HEREDOC_WORDS = ("ELASTIQ_YAML", "ELASTIQ_CA_BUNDLE")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
+CLUSTER_NAME_RULE = "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 SERIES = re.compile(r"[0-9]{1,3}\.(x|[0-9]{1,3})")
 
 
@@ -124,8 +126,7 @@ def validate(a: Answers) -> None:
         raise RenderError("os_id", f"unknown operating system {a.os_id!r} "
                           f"(known: {', '.join(OPERATING_SYSTEMS)})")
     if not CLUSTER_NAME.fullmatch(a.cluster_name):
-        raise RenderError("cluster_name", "1-63 letters, digits, '.', '_' or '-', starting with "
-                          f"a letter or digit (got {a.cluster_name!r})")
+        raise RenderError("cluster_name", f"{CLUSTER_NAME_RULE} (got {a.cluster_name!r})")
     if not SERIES.fullmatch(a.htcondor_series):
         raise RenderError("htcondor_series", f"expected a series like 25.0 or 25.x "
                           f"(got {a.htcondor_series!r})")
@@ -152,7 +153,10 @@ def validate(a: Answers) -> None:
             raise RenderError("ca_bundle", "contains a line that would end the here-document")
 
 
+@functools.lru_cache(maxsize=None)
 def _environment() -> jinja2.Environment:
+    """One environment for the process: jinja2 compiles each template once and caches it there
+    (a fresh environment per render compiled the master and the worker template again each time)."""
     worker_dir = _SOURCE_SLAVE_FILES if _SOURCE_SLAVE_FILES.is_dir() else _PACKAGED_SLAVE_FILES
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(worker_dir), str(TEMPLATES)]),

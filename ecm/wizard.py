@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
                              f"{', '.join(OPERATING_SYSTEMS)})")
     ca_pem = _read_ca_bundle(args.ca_bundle)
     if args.cluster_name is not None and not render.CLUSTER_NAME.fullmatch(args.cluster_name):
-        raise UsageError(f"--cluster-name: {_cluster_name_problem()}")
+        raise UsageError(f"--cluster-name: {render.CLUSTER_NAME_RULE}")
 
     from .cloud import Cloud, endpoint_from_environment
     endpoint = endpoint_from_environment(region=args.region, ca_bundle=args.ca_bundle)
@@ -123,11 +123,11 @@ def run(args: argparse.Namespace) -> int:
         found = cloud.find_image(args.image)
         if found is None:
             raise UsageError(f"--image {args.image}: no such available image in {endpoint.shown}")
-        image_id = found.image_id
+        image_id, image_name = found.image_id, found.name
     else:
         image_id = prompts.image(os_id, images, cloud)
-    names = {image.image_id: image.name for image in images}
-    image_name = names.get(image_id) or getattr(cloud.find_image(image_id), "name", "")
+        names = {image.image_id: image.name for image in images}
+        image_name = names.get(image_id) or getattr(cloud.find_image(image_id), "name", "")
     if image_name and not OPERATING_SYSTEMS[os_id].matches(image_name):
         print(f"Note: the name of {image_id} ({image_name}) does not look like "
               f"{OPERATING_SYSTEMS[os_id].label}; the user-data is written for "
@@ -232,10 +232,6 @@ def _read_ca_bundle(path: Optional[str]) -> Optional[str]:
     return text
 
 
-def _cluster_name_problem() -> str:
-    return "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
-
-
 class _Prompts:
     """The questions, with questionary; each wrong answer is refused with its reason."""
 
@@ -276,7 +272,7 @@ class _Prompts:
 
     def cluster_name(self, default: str) -> str:
         def check(text: str):
-            return True if render.CLUSTER_NAME.fullmatch(text) else _cluster_name_problem()
+            return True if render.CLUSTER_NAME.fullmatch(text) else render.CLUSTER_NAME_RULE
         return self.q.text("Cluster name:", default=default, validate=check,
                            validate_while_typing=False).unsafe_ask()
 

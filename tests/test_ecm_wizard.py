@@ -10,14 +10,17 @@ import socket
 import stat
 import subprocess
 import sys
+import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Dict, Iterator
 
 import pexpect
 import pytest
 import yaml
 
 from ecm import render, wizard
-from tests.ecm_support import ecm_moto  # noqa: F401  (fixture)
+from tests.support.ec2_server import MotoServer
 
 ROOT = Path(__file__).resolve().parent.parent
 ECM = str(ROOT / "ecm.py")
@@ -25,6 +28,55 @@ DOWN, ENTER, KILL_LINE, CTRL_C = "\x1b[B", "\r", "\x15", "\x03"
 ALMA = "AlmaLinux OS 9.4.20240805 x86_64"
 NOBLE = "ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240801"
 CONF = "FLAVOR_VMS=m1.large\nMAX_VMS=5\nMIN_VMS=0\nJOBS_PER_VM=2\nIDLE_TIME=900\nKEY_NAME=lab key\n"
+#: Image names as the publishers spell them (AWS and OpenStack styles), plus releases that must
+#: not be offered for the supported systems.
+IMAGE_NAMES = (
+    "AlmaLinux OS 9.4.20240805 x86_64",
+    "AlmaLinux OS 8.10.20240819 x86_64",
+    "Rocky-9-EC2-Base-9.4-20240509.0.x86_64",
+    "ubuntu/images/hvm-ssd/ubuntu-jammy-22.04-amd64-server-20240801",
+    NOBLE,
+    "debian-12-amd64-20240717-1811",
+    "debian-11-amd64-20240717-1811",
+)
+
+
+@dataclass
+class EcmCloud:
+    """The session's moto server (``tests/support``), emptied, with ``IMAGE_NAMES`` registered."""
+
+    url: str
+    images: Dict[str, str]  # name -> image id
+
+
+@pytest.fixture
+def ecm_moto(moto: MotoServer) -> EcmCloud:
+    client = moto.client()
+    images = {name: client.register_image(Name=name, RootDeviceName="/dev/sda1",
+                                          Architecture="x86_64",
+                                          VirtualizationType="hvm")["ImageId"]
+              for name in IMAGE_NAMES}
+    return EcmCloud(moto.url, images)
+
+
+def _moto_auth(url: str, enforced: bool) -> None:
+    """moto's own switch: with it on, unknown access keys get AuthFailure."""
+    request = urllib.request.Request(f"{url}/moto-api/reset-auth",
+                                     data=b"0" if enforced else b"inf", method="POST",
+                                     headers={"Content-Type": "text/plain"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        response.read()
+
+
+@pytest.fixture
+def failing_credentials(ecm_moto: EcmCloud) -> Iterator[EcmCloud]:
+    """The cloud refuses every access key while the test runs (the server is shared: the switch
+    is turned off again however the test ends)."""
+    _moto_auth(ecm_moto.url, True)
+    try:
+        yield ecm_moto
+    finally:
+        _moto_auth(ecm_moto.url, False)
 
 
 @pytest.fixture
@@ -218,13 +270,9 @@ def test_bad_ecm_conf_names_line_and_key(ecm_moto, workdir):
     assert "other.conf, line 3, MIN_VMS: expected a whole number" in result.stderr
 
 
-def test_bad_credentials_give_a_clear_message(ecm_moto, workdir):
-    ecm_moto.enforce_auth(True)
-    try:
-        result = run(ecm_moto, workdir, "--yes", "--os", "rocky9", "--image", "ami-0123456789ab",
-                     EC2_SECRET_KEY="wrong-secret-value")
-    finally:
-        ecm_moto.enforce_auth(False)
+def test_bad_credentials_give_a_clear_message(failing_credentials, workdir):
+    result = run(failing_credentials, workdir, "--yes", "--os", "rocky9",
+                 "--image", "ami-0123456789ab", EC2_SECRET_KEY="wrong-secret-value")
     assert result.returncode == 1
     assert "refused the credentials" in result.stderr and "EC2_SECRET_KEY" in result.stderr
     assert "wrong-secret-value" not in result.stderr and "Traceback" not in result.stderr

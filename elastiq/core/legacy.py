@@ -188,7 +188,7 @@ def _cadence(scheduled: Optional[float], now: float, every: float) -> float:
     cadence is kept, as if it had also run (with nothing to do) at calls that did not happen."""
     if scheduled is None:
         return now + every
-    return scheduled + every * (math.floor((now - scheduled) / every) + 1)
+    return _first_run_after(now, scheduled, every)
 
 
 def _first_run_after(when: float, scheduled: float, every: float) -> float:

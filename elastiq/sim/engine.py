@@ -75,12 +75,7 @@ def split_matchable(workload: Workload, cpus: int, memory_mb: int) -> Tuple[Work
             if workload.cpus[i] <= cpus and workload.memory_mb[i] <= memory_mb]
     if len(keep) == len(workload):
         return workload, 0
-    out = Workload(workload.name, skipped=dict(workload.skipped), header=workload.header,
-                   origin_s=workload.origin_s)
-    for i in keep:
-        out.add(workload.ids[i], workload.submit[i], workload.runtime[i], workload.cpus[i],
-                workload.memory_mb[i])
-    return out, len(workload) - len(keep)
+    return workload.take(keep), len(workload) - len(keep)
 
 
 class Simulation:

@@ -32,7 +32,8 @@ def _thin(rows: Sequence[Tuple[float, ...]], limit: int = MAX_POINTS) -> List[Tu
 
 
 def write(directory: str, result: dict, timeline: Sequence[Tuple[float, ...]]) -> List[str]:
-    """Write ``simulation.png``, ``metrics.json`` and ``timeline.csv`` into ``directory``."""
+    """Write ``simulation.png``, ``metrics.json``, ``summary.txt`` and ``timeline.csv`` into
+    ``directory``; return their paths."""
     try:
         import matplotlib
 

@@ -29,10 +29,11 @@ import math
 import random
 import re
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, List, Optional, Tuple
 
 DEFAULT_MEMORY_MB = 1024  # per processor, when the trace says nothing
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_COLUMNS = ("ids", "submit", "runtime", "cpus", "memory_mb")  # one value per job in each
 
 
 class WorkloadError(Exception):
@@ -66,6 +67,17 @@ class Workload:
         self.runtime.append(runtime)
         self.cpus.append(cpus)
         self.memory_mb.append(memory_mb)
+
+    def take(self, indices: Iterable[int]) -> "Workload":
+        """A workload of the jobs at ``indices`` (in that order); name, header, skipped counts
+        and origin are kept."""
+        out = Workload(self.name, skipped=dict(self.skipped), header=dict(self.header),
+                       origin_s=self.origin_s)
+        indices = list(indices)
+        for column in _COLUMNS:
+            values = getattr(self, column)
+            setattr(out, column, [values[i] for i in indices])
+        return out
 
     def core_seconds(self) -> float:
         return sum(c * r for c, r in zip(self.cpus, self.runtime))
@@ -159,29 +171,25 @@ def read_swf(
         raise WorkloadError(f"{path}: cannot read: {err}") from None
     workload.skipped = skipped
     workload.origin_s = origin or 0.0
-    _check_sorted(workload, path)
-    return workload
+    return _sorted_by_submit(workload)
 
 
-def _check_sorted(workload: Workload, path: str) -> None:
+def _sorted_by_submit(workload: Workload) -> Workload:
+    """``workload`` itself when sorted by submit time, else its jobs in that order, with submit
+    times counted again from the first job (a trace that breaks the SWF ordering rule)."""
     submit = workload.submit
-    if any(b < a for a, b in zip(submit, submit[1:])):
-        order = sorted(range(len(workload)), key=submit.__getitem__)
-        for column in ("ids", "submit", "runtime", "cpus", "memory_mb"):
-            values = getattr(workload, column)
-            setattr(workload, column, [values[i] for i in order])
-        first = workload.submit[0]
-        workload.submit = [s - first for s in workload.submit]
-        workload.origin_s += first
+    if all(a <= b for a, b in zip(submit, submit[1:])):
+        return workload
+    ordered = workload.take(sorted(range(len(workload)), key=submit.__getitem__))
+    first = ordered.submit[0]
+    ordered.submit = [s - first for s in ordered.submit]
+    ordered.origin_s += first
+    return ordered
 
 
 def truncate(workload: Workload, max_jobs: int) -> Workload:
     """The first ``max_jobs`` jobs of ``workload``."""
-    out = Workload(workload.name, skipped=dict(workload.skipped), header=dict(workload.header),
-                   origin_s=workload.origin_s)
-    for column in ("ids", "submit", "runtime", "cpus", "memory_mb"):
-        setattr(out, column, getattr(workload, column)[:max_jobs])
-    return out
+    return workload.take(range(min(max_jobs, len(workload))))
 
 
 def synthetic(seed: int = 0) -> Workload:
