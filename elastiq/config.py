@@ -66,14 +66,15 @@ class QuotaSection:
 class EC2Section:
     api_url: Optional[str] = None
     region: Optional[str] = None
-    aws_access_key_id: Optional[str] = None
-    aws_secret_access_key: Optional[str] = None
+    # Secrets (see SECRET_KEYS): kept out of repr(), so no log line or traceback shows them.
+    aws_access_key_id: Optional[str] = field(default=None, repr=False)
+    aws_secret_access_key: Optional[str] = field(default=None, repr=False)
     image_id: Optional[str] = None
     flavour: Optional[str] = None
     key_name: Optional[str] = None
     security_groups: Tuple[str, ...] = ()
     subnet_id: Optional[str] = None
-    user_data_b64: Optional[str] = None
+    user_data_b64: Optional[str] = field(default=None, repr=False)
     user_data_file: Optional[str] = None
     ca_bundle: Optional[str] = None
 

@@ -179,3 +179,11 @@ def test_config_file_comes_from_flag_then_environment_then_command_default(monke
     monkeypatch.setenv("ELASTIQ_CONFIG", "/srv/e.yaml")
     assert config_path(build_parser().parse_args(["status"])) == "/srv/e.yaml"
     assert config_path(build_parser().parse_args(["run", "--config", "/x.yaml"])) == "/x.yaml"
+
+
+def test_secrets_stay_out_of_repr():
+    cfg = config.load(None, ["ec2.aws_access_key_id=AKIAREPRTEST", "ec2.aws_secret_access_key=shh-secret",
+                             "ec2.user_data_b64=IyEvYmluL2Jhc2g="])
+    shown = repr(cfg)
+    assert "AKIAREPRTEST" not in shown and "shh-secret" not in shown and "IyEvYmluL2Jhc2g" not in shown
+    assert cfg.ec2.aws_secret_access_key == "shh-secret"
