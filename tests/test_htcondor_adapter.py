@@ -178,6 +178,13 @@ def test_collector_down_is_a_transient_error_for_queue_and_pool():
         adapter.pool()
 
 
+def test_an_error_without_text_is_named_by_its_type():
+    bindings = fake()
+    bindings.collector_error = htcondor2.HTCondorException()
+    with pytest.raises(TransientError, match="startd ads: HTCondorException$"):
+        batch(bindings).pool()
+
+
 def test_no_schedd_known_is_a_transient_error():
     with pytest.raises(TransientError, match="knows no schedd"):
         batch(FakeBindings({}, [], [])).queue()
