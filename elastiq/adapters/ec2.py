@@ -228,8 +228,12 @@ class EC2Cloud:
                     self._client.create_tags(Resources=chunk, Tags=cluster_tags(self._cluster))
         except AdapterError:
             log.error("cannot tag new instances %s: terminating them", " ".join(ids))
-            with contextlib.suppress(AdapterError), self._boundary("TerminateInstances"):
-                self._client.terminate_instances(InstanceIds=ids)
+            try:
+                with self._boundary("TerminateInstances"):
+                    self._client.terminate_instances(InstanceIds=ids)
+            except AdapterError as err:  # untagged, they are invisible to elastiq from now on
+                log.error("cannot terminate untagged new instances %s (%s): terminate them by "
+                          "hand, elastiq will not see them", " ".join(ids), err)
             raise
 
     def _describe(self, **kwargs) -> Iterator[dict]:
