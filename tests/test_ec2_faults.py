@@ -199,3 +199,14 @@ def test_no_secret_in_errors_or_logs(moto, ec2_world, fault_proxy, caplog):
     for secret in (ACCESS_KEY, SECRET_KEY, pool_token, "hunter2-hunter2",
                    base64.b64encode(rendered.encode()).decode()[:24]):
         assert secret not in seen
+
+
+def test_configured_substitutions_are_secrets_too(moto, ec2_world, fault_proxy):
+    token = "pool-token-7f3a9c1e5b"
+    config = make_config(fault_proxy.url, ec2_world, substitute={"pool": token},
+                         user_data_b64=base64.b64encode(b"#!/bin/sh\nT=%pool%\n").decode())
+    cloud = EC2Cloud(config, max_attempts=1, detect=lambda names: {})
+    fault_proxy.inject((400, "SomethingOdd", f"cannot use {token} here"), action="RunInstances")
+    with pytest.raises(AdapterError, match="SomethingOdd") as err:
+        cloud.launch(1)
+    assert token not in str(err.value) and "cannot use *** here" in str(err.value)

@@ -118,7 +118,7 @@ class EC2Cloud:
                                             substitutions, detect)
         self._secrets += secret_values(
             (self._ec2.aws_access_key_id, self._ec2.aws_secret_access_key),
-            (substitutions or {}).values(), self._user_data)
+            (*(substitutions or {}).values(), *config.substitute.values()), self._user_data)
         for name in ("botocore", "boto3"):  # botocore logs request bodies at DEBUG
             if logging.getLogger(name).level == logging.NOTSET:
                 logging.getLogger(name).setLevel(logging.WARNING)
