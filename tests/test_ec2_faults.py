@@ -127,6 +127,22 @@ def test_instances_that_cannot_be_tagged_are_not_orphaned(moto, ec2_world, fault
     assert moto.calls("TerminateInstances") == 1 and moto.stats()["alive"] == 0
 
 
+def test_instances_neither_tagged_nor_terminated_are_reported_by_id(moto, ec2_world,
+                                                                     fault_proxy, caplog):
+    cloud = cloud_via(fault_proxy.url, ec2_world)
+    fault_proxy.inject("strip-tags", action="RunInstances")
+    fault_proxy.inject("unauthorized", action="CreateTags")
+    fault_proxy.inject("unauthorized", action="TerminateInstances")
+    with caplog.at_level(logging.ERROR), pytest.raises(AuthError, match="ec2:CreateTags"):
+        cloud.launch(2)
+    orphans = [i["InstanceId"] for r in moto.client().describe_instances()["Reservations"]
+               for i in r["Instances"] if i["State"]["Name"] == "running"]
+    assert len(orphans) == 2
+    reported = [r.getMessage() for r in caplog.records if "cannot terminate" in r.getMessage()]
+    assert len(reported) == 1 and all(i in reported[0] for i in orphans)
+    assert "by hand" in reported[0] and SECRET_KEY not in caplog.text
+
+
 def test_a_cloud_ignoring_filters_still_shows_and_kills_only_ours(moto, ec2_world, fault_proxy,
                                                                   caplog):
     foreign = moto.client().run_instances(ImageId=ec2_world.image_id, MinCount=2, MaxCount=2,
@@ -183,3 +199,14 @@ def test_no_secret_in_errors_or_logs(moto, ec2_world, fault_proxy, caplog):
     for secret in (ACCESS_KEY, SECRET_KEY, pool_token, "hunter2-hunter2",
                    base64.b64encode(rendered.encode()).decode()[:24]):
         assert secret not in seen
+
+
+def test_configured_substitutions_are_secrets_too(moto, ec2_world, fault_proxy):
+    token = "pool-token-7f3a9c1e5b"
+    config = make_config(fault_proxy.url, ec2_world, substitute={"pool": token},
+                         user_data_b64=base64.b64encode(b"#!/bin/sh\nT=%pool%\n").decode())
+    cloud = EC2Cloud(config, max_attempts=1, detect=lambda names: {})
+    fault_proxy.inject((400, "SomethingOdd", f"cannot use {token} here"), action="RunInstances")
+    with pytest.raises(AdapterError, match="SomethingOdd") as err:
+        cloud.launch(1)
+    assert token not in str(err.value) and "cannot use *** here" in str(err.value)

@@ -135,6 +135,20 @@ def test_matchability_is_cached_per_kind_of_job():
     assert adapter.matcher.evaluations == 4
 
 
+def test_a_referenced_attribute_that_is_an_expression_is_not_cached_by_its_text():
+    ads = load("jobs.queue.long.txt")
+    template = by_id(ads, "3.1")
+    for proc, image_size in ((10, 100000), (11, 1000)):  # Need: 200000 MB, then 2000 MB
+        copy = next(classad2.parseAds(template.printOld()))
+        copy.update({"ProcId": proc, "ImageSize": image_size,
+                     "Need": classad2.ExprTree("ImageSize * 2"),
+                     "Requirements": classad2.ExprTree("TARGET.Memory >= MY.Need")})
+        copy.pop("AutoClusterId", None)
+        ads.append(copy)
+    jobs = idle_by_id(batch(fake(ads)).queue())
+    assert not jobs["3.10"].matchable and jobs["3.11"].matchable
+
+
 def test_projection_grows_to_the_attributes_requirements_reference():
     ads = load("jobs.queue.long.txt")
     job = by_id(ads, "7.0")  # carries +ProjectName = "physics", not in our projection
@@ -176,6 +190,13 @@ def test_collector_down_is_a_transient_error_for_queue_and_pool():
         adapter.queue()
     with pytest.raises(TransientError, match="collector"):
         adapter.pool()
+
+
+def test_an_error_without_text_is_named_by_its_type():
+    bindings = fake()
+    bindings.collector_error = htcondor2.HTCondorException()
+    with pytest.raises(TransientError, match="startd ads: HTCondorException$"):
+        batch(bindings).pool()
 
 
 def test_no_schedd_known_is_a_transient_error():

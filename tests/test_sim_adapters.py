@@ -50,6 +50,14 @@ def test_they_implement_the_ports():
     assert isinstance(cloud, Cloud) and isinstance(pool, BatchSystem)
 
 
+def test_pool_takes_known_ips_as_the_runtime_passes_them():
+    clock, pool, cloud = make()
+    (vm,) = cloud.launch(1)
+    at(clock, pool, cloud, 100)
+    assert pool.pool({"10.0.0.9": vm}) == pool.pool()
+    assert [w.instance_id for w in pool.pool({}).workers] == [vm]
+
+
 @pytest.mark.parametrize("spec, low, high", [
     ("fixed:90", 90, 90), ("120", 120, 120), ("uniform:60:180", 60, 180),
     ("lognormal:200:0.5", 0, 1e9),

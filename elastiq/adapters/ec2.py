@@ -118,7 +118,7 @@ class EC2Cloud:
                                             substitutions, detect)
         self._secrets += secret_values(
             (self._ec2.aws_access_key_id, self._ec2.aws_secret_access_key),
-            (substitutions or {}).values(), self._user_data)
+            (*(substitutions or {}).values(), *config.substitute.values()), self._user_data)
         for name in ("botocore", "boto3"):  # botocore logs request bodies at DEBUG
             if logging.getLogger(name).level == logging.NOTSET:
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -228,8 +228,12 @@ class EC2Cloud:
                     self._client.create_tags(Resources=chunk, Tags=cluster_tags(self._cluster))
         except AdapterError:
             log.error("cannot tag new instances %s: terminating them", " ".join(ids))
-            with contextlib.suppress(AdapterError), self._boundary("TerminateInstances"):
-                self._client.terminate_instances(InstanceIds=ids)
+            try:
+                with self._boundary("TerminateInstances"):
+                    self._client.terminate_instances(InstanceIds=ids)
+            except AdapterError as err:  # untagged, they are invisible to elastiq from now on
+                log.error("cannot terminate untagged new instances %s (%s): terminate them by "
+                          "hand, elastiq will not see them", " ".join(ids), err)
             raise
 
     def _describe(self, **kwargs) -> Iterator[dict]:

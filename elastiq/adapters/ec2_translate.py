@@ -98,8 +98,8 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
 
 def secret_values(keys: Iterable[Optional[str]], runtime: Iterable[str],
                   user_data: Optional[bytes]) -> Tuple[str, ...]:
-    """What :func:`redact` must hide for one adapter: the keys, the values the runtime
-    substitutes (they may be tokens) and every line of the worker user-data (8+ characters)."""
+    """What :func:`redact` must hide for one adapter: the keys, the values substituted into
+    the user-data (they may be tokens) and every line of the worker user-data (8+ characters)."""
     lines = (user_data or b"").decode("utf-8", "ignore").splitlines()
     values = [*runtime, *(line.strip() for line in lines)]
     return tuple(k for k in keys if k) + tuple(v for v in values if len(v) >= 8)

@@ -75,7 +75,7 @@ def _boundary(what: str) -> Iterator[None]:
     except AdapterError:
         raise
     except (htcondor2.HTCondorException, classad2.ClassAdException, OSError, RuntimeError) as exc:
-        raise TransientError(f"{what}: {exc or type(exc).__name__}") from exc
+        raise TransientError(f"{what}: {str(exc) or type(exc).__name__}") from exc
     except Exception as exc:
         raise FatalError(f"{what}: unexpected {type(exc).__name__}: {exc}") from exc
 

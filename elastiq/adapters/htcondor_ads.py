@@ -80,7 +80,8 @@ class Matcher:
 
     Verdicts are cached per (Requirements text, resolved requests, values of the job attributes
     the Requirements reference directly), so 100,000 jobs of a few kinds cost a few
-    evaluations.  ``wanted`` collects the job attributes those expressions reference, so the
+    evaluations.  A job whose referenced attribute is itself an expression is evaluated
+    without the cache: that value depends on attributes the key does not hold.  ``wanted`` collects the job attributes those expressions reference, so the
     caller can add them to its query projection.
     """
 
@@ -103,18 +104,19 @@ class Matcher:
         refs = self._refs.get(source) if source is not None else ()
         if refs is None:
             refs = self._refs[source] = self._direct_refs(expr)
-        key = (source, cpus, memory_mb, disk_kb, *map(get, refs))
+        key: Optional[tuple] = (source, cpus, memory_mb, disk_kb, *map(get, refs))
         try:
             found = self._verdicts.get(key)
-        except TypeError:  # an expression among the values
-            key = tuple(map(_hashable, key))
-            found = self._verdicts.get(key)
+        except TypeError:  # an expression among the values: its value may depend on job
+            key = found = None  # attributes the key does not hold, so this job is not cached
         if found is None:
-            if len(self._verdicts) >= self._max:
-                self._verdicts.clear()
             self.evaluations += 1
             why = self._why_not(ad, expr, source, (cpus, memory_mb, disk_kb))
-            found = self._verdicts[key] = (why is None, f"can never run on a worker VM: {why}")
+            found = (why is None, f"can never run on a worker VM: {why}")
+            if key is not None:
+                if len(self._verdicts) >= self._max:
+                    self._verdicts.clear()
+                self._verdicts[key] = found
         return found
 
     def _direct_refs(self, expr: Any) -> Tuple[str, ...]:
@@ -150,10 +152,6 @@ class Matcher:
                     f"{', '.join(unknown) or '?'}): {_short(source)}")
         shown = kind.upper() if isinstance(kind, str) else f"a non-boolean ({_short(str(value), 40)})"
         return f"Requirements evaluate to {shown} for a worker VM: {_short(source)}"
-
-
-def _hashable(value: Any) -> Any:
-    return value if value is None or isinstance(value, (str, int, float)) else str(value)
 
 
 def _short(source: Optional[str], limit: int = 200) -> str:

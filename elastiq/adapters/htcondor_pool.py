@@ -28,6 +28,11 @@ _SINFUL_ADDRS = re.compile(r"[?&]addrs=([^&>]+)")
 _DASHED_IP = re.compile(r"^(\d{1,3})-(\d{1,3})-(\d{1,3})-(\d{1,3})(?:\.|$)")
 
 
+def _drains(draining: Any, state: Any) -> bool:
+    """A slot's ``Draining`` and ``State`` say its startd drains (or has drained)."""
+    return draining is True or state == "Drained"
+
+
 def startd_name(ad: Any) -> Optional[str]:
     """The startd a slot belongs to: ``slot1_2@host`` -> ``host`` (``vm-a@vm`` for a named
     startd); equals Machine on a worker running one startd.  None if the ad names nothing."""
@@ -81,7 +86,7 @@ class _Machine:
             cpus, memory = number(ad, "Cpus") or 0, number(ad, "Memory") or 0
             self.cpus += int(number(ad, "TotalSlotCpus") or cpus)
             self.memory += int(number(ad, "TotalSlotMemory") or memory)
-            self.draining = self.draining or get("Draining") is True or state == "Drained"
+            self.draining = self.draining or _drains(get("Draining"), state)
         if not busy or kind == "Partitionable":
             if kind == "Dynamic":
                 cpus, memory = number(ad, "Cpus") or 0, number(ad, "Memory") or 0
@@ -150,4 +155,4 @@ def names_draining(ads: Sequence[Any], worker: str) -> Optional[bool]:
     mine = [ad for ad in ads if startd_name(ad) == worker]
     if not mine:
         return None
-    return any(ad.get("Draining") is True or ad.get("State") == "Drained" for ad in mine)
+    return any(_drains(ad.get("Draining"), ad.get("State")) for ad in mine)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import bisect
 import heapq
 import random
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..model import Job, Pool, Queue, Worker
 from .base import TransientError
@@ -85,8 +85,9 @@ class SimPool:
             self._queue = Queue(tuple(self.idle), self.running)
         return self._queue
 
-    def pool(self) -> Pool:
-        """Every joined worker, in join order."""
+    def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
+        """Every joined worker, in join order.  ``known_ips`` is accepted as the port requires
+        and not needed: every simulated worker names its instance."""
         if self.pool_failure and self.rng.random() < self.pool_failure:
             raise TransientError("simulated collector timeout")
         if self._pool is None:
