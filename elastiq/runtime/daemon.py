@@ -51,11 +51,14 @@ def _adapter_class(cfg: config.Config, key: str, registry: dict):
                                    f"cannot load {name!r}: {err}") from None
 
 
+def build_cloud(cfg: config.Config):
+    """The cloud named by the configuration."""
+    return _adapter_class(cfg, "cloud_plugin", CLOUDS)(cfg)
+
+
 def build_adapters(cfg: config.Config):
     """The batch system and the cloud named by the configuration."""
-    batch = _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)(cfg)
-    cloud = _adapter_class(cfg, "cloud_plugin", CLOUDS)(cfg)
-    return batch, cloud
+    return _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)(cfg), build_cloud(cfg)
 
 
 def fill_vm_shape(cfg: config.Config, cloud) -> config.Config:

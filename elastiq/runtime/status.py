@@ -171,11 +171,10 @@ def render(data: dict, now: float) -> str:
 
 
 def _live(cfg: config.Config) -> List[Dict[str, Any]]:
-    from ..adapters import CLOUDS, load_class
+    from .daemon import build_cloud
 
-    cloud = load_class(CLOUDS, cfg.elastiq.cloud_plugin)(cfg)
     return [{"instance_id": i.id, "state": i.state.value, "address": i.private_ip}
-            for i in cloud.list_instances()]
+            for i in build_cloud(cfg).list_instances()]
 
 
 def command(args: argparse.Namespace) -> int:
