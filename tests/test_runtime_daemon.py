@@ -92,6 +92,8 @@ def test_one_daemon_per_state_directory(tmp_path):
         first.terminate()
         first.communicate(timeout=WAIT_S)
     assert first.returncode == 0
+    # the refused second daemon never wrote to (or rotated) the running one's log
+    assert (tmp_path / "elastiq.log").read_text().count(" starting: cluster 'd'") == 1
 
 
 def test_once_with_log_to_stderr(tmp_path):

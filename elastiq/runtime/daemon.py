@@ -23,7 +23,7 @@ from .. import __version__, cli, config
 from ..adapters import BATCH_SYSTEMS, CLOUDS, load_class
 from ..adapters.base import AdapterError
 from ..core import get_policy
-from . import logs, paths
+from . import logs, paths, pidfile
 from .metrics import Metrics, MetricsServer
 from .pidfile import AlreadyRunning, PidLock
 from .state import StateStore
@@ -88,6 +88,11 @@ def command(args: argparse.Namespace) -> int:
     cfg = cli.load_config(args)
     where = paths.resolve(cfg)
     try:
+        # a daemon that is refused must not write into (or rotate) the running one's log;
+        # the lock taken below settles a race between two starting at once
+        running = pidfile.status(where.pid_file)
+        if running.running:
+            return _already_running(AlreadyRunning(where.pid_file, running.pid))
         logs.setup(cfg, None if args.log_stderr else where.log_file)
     except PermissionError as err:
         return _denied(err)
@@ -118,14 +123,18 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
     try:
         lock.acquire()
     except AlreadyRunning as err:
-        print(f"elastiq: {err}", file=sys.stderr)
-        return cli.EXIT_FAILURE
+        return _already_running(err)
     except PermissionError as err:
         return _denied(err)
     try:
         return _serve(cfg, where, args, batch, cloud, stop)
     finally:
         lock.release()
+
+
+def _already_running(err: AlreadyRunning) -> int:
+    print(f"elastiq: {err}", file=sys.stderr)
+    return cli.EXIT_FAILURE
 
 
 def _denied(err: PermissionError) -> int:
