@@ -229,9 +229,11 @@ def conf(args: argparse.Namespace, cfg: config.Config, where: paths.Paths, syste
 
 
 def _run(args: argparse.Namespace) -> int:
-    systemd = uses_systemd()
     cfg = config.load(_config_path(args), args.overrides)
+    if args.verb == "status":  # reads the state file and the pid file, with or without systemd
+        return status_mod.show(args, cfg)
     where = paths.resolve(cfg)
+    systemd = uses_systemd()
     try:
         if args.verb == "conf":
             return conf(args, cfg, where, systemd)
@@ -240,9 +242,6 @@ def _run(args: argparse.Namespace) -> int:
                 cmd = ["journalctl", "-u", UNIT, "-n", str(args.lines)]
                 return subprocess.call(cmd + (["-f"] if args.follow else []))
             return follow(where.log_file, args.lines, args.follow)
-        if args.verb == "status":
-            args.config = _config_path(args)
-            return status_mod.command(args)
         if systemd:
             return _systemctl(args.verb)
         if args.verb == "start":

@@ -178,7 +178,11 @@ def _live(cfg: config.Config) -> List[Dict[str, Any]]:
 
 
 def command(args: argparse.Namespace) -> int:
-    cfg = cli.load_config(args)
+    return show(args, cli.load_config(args))
+
+
+def show(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Print the status for ``cfg`` with the options of :func:`add_options`; the exit code."""
     where = paths.resolve(cfg)
     try:
         running = pidfile.status(where.pid_file)
