@@ -26,7 +26,6 @@ from .runtime import status as status_mod
 
 UNIT = "elastiq.service"
 SYSTEMD_RUN_DIR = "/run/systemd/system"
-EXIT_NOT_RUNNING, EXIT_PERMISSION = 3, 4
 PACKAGES = ("elastiq", "boto3", "htcondor", "apscheduler", "PyYAML", "Jinja2")
 
 
@@ -252,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
         return code if code else start(args, where)
     except Denied as err:
         print(f"elastiqctl: {err}", file=sys.stderr)
-        return EXIT_PERMISSION
+        return status_mod.EXIT_PERMISSION
 
 
 def build_parser() -> argparse.ArgumentParser:

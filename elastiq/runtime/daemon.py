@@ -27,10 +27,10 @@ from . import logs, paths, pidfile
 from .metrics import Metrics, MetricsServer
 from .pidfile import AlreadyRunning, PidLock
 from .state import StateStore
+from .status import EXIT_PERMISSION
 from .tick import Runtime
 
 log = logging.getLogger("elastiq.daemon")
-EXIT_PERMISSION = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

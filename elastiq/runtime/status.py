@@ -18,7 +18,7 @@ from .. import cli, config
 from . import hostlist, paths, pidfile
 from .state import State, StateStore
 
-EXIT_NOT_RUNNING, EXIT_PERMISSION = 3, 4
+EXIT_NOT_RUNNING, EXIT_PERMISSION = 3, 4  # also elastiqctl's and elastiq run's
 ORDER = ("requested", "booting", "joined", "draining", "terminating", "error")
 
 
