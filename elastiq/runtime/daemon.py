@@ -146,7 +146,10 @@ def _denied(err: PermissionError) -> int:
 def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, batch, cloud,
            stop: threading.Event) -> int:
     store = StateStore(where.state_dir)
-    state = store.load()
+    try:
+        state = store.load()
+    except PermissionError as err:  # a state file left by root, say
+        return _denied(err)
     if state is not None:
         log.info("loaded the state: %d instance(s) owned", len(state.memory.instances))
         if state.cluster and state.cluster != cfg.elastiq.cluster_name:
