@@ -206,7 +206,7 @@ def _write(data: bytes) -> None:
 # ----------------------------------------------------------------------------- verbs
 
 
-def conf(args: argparse.Namespace, cfg: config.Config, where: paths.Paths, systemd: bool) -> int:
+def conf(cfg: config.Config, where: paths.Paths, systemd: bool) -> int:
     from importlib import metadata
 
     versions = []
@@ -235,7 +235,7 @@ def _run(args: argparse.Namespace) -> int:
     systemd = uses_systemd()
     try:
         if args.verb == "conf":
-            return conf(args, cfg, where, systemd)
+            return conf(cfg, where, systemd)
         if args.verb == "log":
             if systemd:
                 cmd = ["journalctl", "-u", UNIT, "-n", str(args.lines)]
