@@ -26,7 +26,6 @@ from .runtime import status as status_mod
 
 UNIT = "elastiq.service"
 SYSTEMD_RUN_DIR = "/run/systemd/system"
-EXIT_NOT_RUNNING, EXIT_PERMISSION = 3, 4
 PACKAGES = ("elastiq", "boto3", "htcondor", "apscheduler", "PyYAML", "Jinja2")
 
 
@@ -207,7 +206,7 @@ def _write(data: bytes) -> None:
 # ----------------------------------------------------------------------------- verbs
 
 
-def conf(args: argparse.Namespace, cfg: config.Config, where: paths.Paths, systemd: bool) -> int:
+def conf(cfg: config.Config, where: paths.Paths, systemd: bool) -> int:
     from importlib import metadata
 
     versions = []
@@ -229,20 +228,19 @@ def conf(args: argparse.Namespace, cfg: config.Config, where: paths.Paths, syste
 
 
 def _run(args: argparse.Namespace) -> int:
-    systemd = uses_systemd()
     cfg = config.load(_config_path(args), args.overrides)
+    if args.verb == "status":  # reads the state file and the pid file, with or without systemd
+        return status_mod.show(args, cfg)
     where = paths.resolve(cfg)
+    systemd = uses_systemd()
     try:
         if args.verb == "conf":
-            return conf(args, cfg, where, systemd)
+            return conf(cfg, where, systemd)
         if args.verb == "log":
             if systemd:
                 cmd = ["journalctl", "-u", UNIT, "-n", str(args.lines)]
                 return subprocess.call(cmd + (["-f"] if args.follow else []))
             return follow(where.log_file, args.lines, args.follow)
-        if args.verb == "status":
-            args.config = _config_path(args)
-            return status_mod.command(args)
         if systemd:
             return _systemctl(args.verb)
         if args.verb == "start":
@@ -253,7 +251,7 @@ def _run(args: argparse.Namespace) -> int:
         return code if code else start(args, where)
     except Denied as err:
         print(f"elastiqctl: {err}", file=sys.stderr)
-        return EXIT_PERMISSION
+        return status_mod.EXIT_PERMISSION
 
 
 def build_parser() -> argparse.ArgumentParser:

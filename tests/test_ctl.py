@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from elastiq import ctl
+from tests.support.nobody import as_nobody
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "ctl-secret-key-0123456789abcdef"
@@ -137,27 +138,6 @@ def test_conf_masks_secrets_and_shows_versions_and_locations(conf):
     assert f"# control: pid file {state / 'elastiq.pid'}" in out.stdout
 
 
-def as_nobody(argv):
-    """Run elastiqctl's main in a forked child that dropped to user nobody; (code, stderr)."""
-    err = tempfile.TemporaryFile()
-    pid = os.fork()
-    if pid == 0:  # child
-        code = 99
-        try:
-            sys.stderr = open(err.fileno(), "w", closefd=False)
-            sys.stdout = open(os.devnull, "w")
-            os.setgroups([])
-            os.setgid(65534)
-            os.setuid(65534)
-            code = ctl.main(argv)
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    err.seek(0)
-    return os.waitstatus_to_exitcode(status), err.read().decode()
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to user nobody")
 @pytest.mark.parametrize("verb", ["status", "start", "stop"])
 def test_a_user_without_permission_gets_exit_4_and_a_hint(tmp_path, verb):
@@ -169,7 +149,7 @@ def test_a_user_without_permission_gets_exit_4_and_a_hint(tmp_path, verb):
         (state / "elastiq.pid").write_text("1\n")
         path = write_config(public, state)
         os.chmod(path, 0o644)
-        code, err = as_nobody([verb, "--config", path])
+        code, err = as_nobody(ctl.main, [verb, "--config", path])
     finally:
         for name in os.listdir(public):
             os.unlink(os.path.join(public, name))

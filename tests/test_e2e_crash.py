@@ -25,14 +25,13 @@ import pytest
 import yaml
 
 from elastiq.runtime.state import StateStore
-from tests.support.e2e_pool import claimed_ids
+from tests.support.e2e_pool import claimed_ids, tagged_instances
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_VMS = 4
 KILLS = 12
 SEED = 20240611
 WAIT_S = 60
-
 
 
 class Watcher(threading.Thread):
@@ -45,10 +44,9 @@ class Watcher(threading.Thread):
         self.done = threading.Event()
 
     def alive(self):
-        pages = self.client.get_paginator("describe_instances").paginate(Filters=[
-            {"Name": "tag:elastiq:cluster", "Values": [self.cluster]}])
-        return {i["InstanceId"]: i["State"]["Name"] for p in pages for r in p["Reservations"]
-                for i in r["Instances"] if i["State"]["Name"] not in ("terminated", "shutting-down")}
+        return {i["InstanceId"]: i["State"]["Name"]
+                for i in tagged_instances(self.client, self.cluster)
+                if i["State"]["Name"] not in ("terminated", "shutting-down")}
 
     def run(self):
         while not self.done.is_set():
@@ -58,10 +56,8 @@ class Watcher(threading.Thread):
 
 
 def terminated(client, cluster):
-    pages = client.get_paginator("describe_instances").paginate(Filters=[
-        {"Name": "tag:elastiq:cluster", "Values": [cluster]},
-        {"Name": "instance-state-name", "Values": ["shutting-down", "terminated"]}])
-    return {i["InstanceId"] for p in pages for r in p["Reservations"] for i in r["Instances"]}
+    return {i["InstanceId"]
+            for i in tagged_instances(client, cluster, ("shutting-down", "terminated"))}
 
 
 @pytest.fixture

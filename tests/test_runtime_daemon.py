@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
 import pytest
 import yaml
 
+from elastiq import cli
 from elastiq.adapters.base import TransientError
 from elastiq.runtime import daemon, pidfile
-from elastiq.runtime.state import StateStore
+from elastiq.runtime.state import State, StateStore
+from tests.support.nobody import NOBODY, as_nobody
 from tests.support.world import make_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -92,6 +96,8 @@ def test_one_daemon_per_state_directory(tmp_path):
         first.terminate()
         first.communicate(timeout=WAIT_S)
     assert first.returncode == 0
+    # the refused second daemon never wrote to (or rotated) the running one's log
+    assert (tmp_path / "elastiq.log").read_text().count(" starting: cluster 'd'") == 1
 
 
 def test_once_with_log_to_stderr(tmp_path):
@@ -184,7 +190,6 @@ def test_vm_shape_unknown_keeps_the_defaults_with_a_warning(caplog, cloud):
 
 def test_a_state_of_another_cluster_is_pointed_out(tmp_path):
     from elastiq.model import InstanceRecord, Lifecycle, Memory
-    from elastiq.runtime.state import State
 
     StateStore(str(tmp_path / "state")).save(State(
         Memory(instances={"i-old": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)}), cluster="old"))
@@ -210,3 +215,25 @@ def test_plugins_are_registry_names_or_dotted_paths():
     with pytest.raises(config.InvalidConfig, match=r"elastiq.batch_plugin: cannot load "
                        r"'tests.support.world:NoSuchClass'"):
         daemon.build_adapters(missing)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to user nobody")
+def test_a_state_file_the_user_cannot_read_is_exit_4_naming_it(tmp_path):
+    """e.g. root ran `elastiq run --once` once, then the service user starts."""
+    public = tempfile.mkdtemp()
+    try:
+        os.chmod(public, 0o755)
+        state = os.path.join(public, "state")
+        os.mkdir(state, 0o700)
+        os.chown(state, NOBODY, NOBODY)
+        StateStore(state).save(State())  # root's file, mode 0600
+        path = write_config(tmp_path, state_dir=state, log_file=os.path.join(state, "log"))
+        public_config = os.path.join(public, "elastiq.yaml")
+        shutil.copy(path, public_config)
+        os.chmod(public_config, 0o644)
+        cli.build_parser()  # imports what the commands import lazily, while still root
+        code, err = as_nobody(cli.main, ["run", "--once", "--config", public_config])
+    finally:
+        shutil.rmtree(public)
+    assert code == 4, err
+    assert f"permission denied: {state}/state.json (run as root or as the elastiq user" in err

@@ -117,3 +117,12 @@ def test_status_without_state_or_with_a_broken_one(tmp_path, capsys):
 def test_status_with_a_missing_config_says_which_file(tmp_path, capsys):
     assert cli.main(["status", "--config", str(tmp_path / "nope.yaml")]) == 2
     assert "nope.yaml: cannot read" in capsys.readouterr().err
+
+
+def test_status_live_with_an_unloadable_cloud_plugin_names_the_key(setup, capsys):
+    path, _ = setup
+    code = cli.main(["status", "--config", str(path), "--live",
+                     "--set", "elastiq.cloud_plugin=tests.support.world:NoSuchCloud"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "elastiq.cloud_plugin: cannot load 'tests.support.world:NoSuchCloud'" in err

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -75,6 +76,16 @@ def test_writable_paths_are_exactly_where_elastiq_writes_as_the_service_user(uni
     assert one(unit, "StateDirectory") == os.path.basename(where.state_dir)
     assert one(unit, "LogsDirectory") == os.path.basename(os.path.dirname(where.log_file))
     assert one(unit, "StateDirectoryMode") == "0700"
+
+
+def test_the_documented_service_user_has_a_home_the_unit_lets_it_read(unit):
+    """Its HTCondor IDTOKEN lives in ~elastiq/.condor/tokens.d: not under /home (ProtectHome)."""
+    text = open(UNIT, encoding="utf-8").read()
+    useradd = shlex.split(re.search(r"\(useradd ([^)]*)\)", text).group(1).replace("#", " "))
+    assert "--home-dir" in useradd, useradd
+    home = useradd[useradd.index("--home-dir") + 1]
+    assert one(unit, "ProtectHome") == "yes" and not home.startswith(("/home", "/root"))
+    assert home in one(unit, "ReadWritePaths").split()
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None,

@@ -23,14 +23,14 @@ from .. import __version__, cli, config
 from ..adapters import BATCH_SYSTEMS, CLOUDS, load_class
 from ..adapters.base import AdapterError
 from ..core import get_policy
-from . import logs, paths
+from . import logs, paths, pidfile
 from .metrics import Metrics, MetricsServer
 from .pidfile import AlreadyRunning, PidLock
 from .state import StateStore
+from .status import EXIT_PERMISSION
 from .tick import Runtime
 
 log = logging.getLogger("elastiq.daemon")
-EXIT_PERMISSION = 4
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,11 +51,14 @@ def _adapter_class(cfg: config.Config, key: str, registry: dict):
                                    f"cannot load {name!r}: {err}") from None
 
 
+def build_cloud(cfg: config.Config):
+    """The cloud named by the configuration."""
+    return _adapter_class(cfg, "cloud_plugin", CLOUDS)(cfg)
+
+
 def build_adapters(cfg: config.Config):
     """The batch system and the cloud named by the configuration."""
-    batch = _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)(cfg)
-    cloud = _adapter_class(cfg, "cloud_plugin", CLOUDS)(cfg)
-    return batch, cloud
+    return _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)(cfg), build_cloud(cfg)
 
 
 def fill_vm_shape(cfg: config.Config, cloud) -> config.Config:
@@ -85,6 +88,11 @@ def command(args: argparse.Namespace) -> int:
     cfg = cli.load_config(args)
     where = paths.resolve(cfg)
     try:
+        # a daemon that is refused must not write into (or rotate) the running one's log;
+        # the lock taken below settles a race between two starting at once
+        running = pidfile.status(where.pid_file)
+        if running.running:
+            return _already_running(AlreadyRunning(where.pid_file, running.pid))
         logs.setup(cfg, None if args.log_stderr else where.log_file)
     except PermissionError as err:
         return _denied(err)
@@ -115,14 +123,18 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
     try:
         lock.acquire()
     except AlreadyRunning as err:
-        print(f"elastiq: {err}", file=sys.stderr)
-        return cli.EXIT_FAILURE
+        return _already_running(err)
     except PermissionError as err:
         return _denied(err)
     try:
         return _serve(cfg, where, args, batch, cloud, stop)
     finally:
         lock.release()
+
+
+def _already_running(err: AlreadyRunning) -> int:
+    print(f"elastiq: {err}", file=sys.stderr)
+    return cli.EXIT_FAILURE
 
 
 def _denied(err: PermissionError) -> int:
@@ -134,7 +146,10 @@ def _denied(err: PermissionError) -> int:
 def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, batch, cloud,
            stop: threading.Event) -> int:
     store = StateStore(where.state_dir)
-    state = store.load()
+    try:
+        state = store.load()
+    except PermissionError as err:  # a state file left by root, say
+        return _denied(err)
     if state is not None:
         log.info("loaded the state: %d instance(s) owned", len(state.memory.instances))
         if state.cluster and state.cluster != cfg.elastiq.cluster_name:

@@ -1,6 +1,7 @@
-"""Prometheus metrics in the text exposition format (0.0.4), served on 127.0.0.1.
+"""Prometheus metrics in the text exposition format (0.0.4), served over HTTP.
 
-Off unless ``elastiq.metrics_port`` is set.  Written by hand on ``http.server`` (a few dozen
+Off unless ``elastiq.metrics_port`` is set; bound to ``elastiq.metrics_address`` (127.0.0.1
+unless configured otherwise).  Written by hand on ``http.server`` (a few dozen
 lines) so that the master VM needs no extra package.  Counters count since the process started;
 Prometheus handles the reset at a restart.
 """

@@ -6,10 +6,11 @@ the core then makes no scale-down decision.
 
 The queue and the pool are read at every tick: whether a worker has a claimed slot must never
 come from an old reading.  The pool is read last, with the private IPs of the listed instances
-(the adapter maps a worker that does not advertise its instance id by its address).  The cloud listing is the slow, rate-limited call, so it is read at
-the VM checks (``vms``, ``errors``), at wake-ups and at start, and reused by the queue check
-while it is younger than the VM check intervals -- unless the queue shows new demand, or the
-runtime acted on the cloud since (then the listing is read again at once).  The instances we
+(the adapter maps a worker that does not advertise its instance id by its address).  The cloud
+listing is the slow, rate-limited call, so it is read at the VM checks (``vms``, ``errors``),
+at wake-ups and at start, and reused by the queue check while it is younger than the VM check
+intervals -- unless the queue shows new demand, or the runtime acted on the cloud since (then
+the listing is read again at once).  The instances we
 launched since the listing are known to the core from its memory, so a reused listing never
 lets it exceed ``max_vms``.
 """

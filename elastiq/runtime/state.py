@@ -209,10 +209,7 @@ class StateStore:
                 raw = handle.read()
         except FileNotFoundError:
             return None
-        try:
-            return decode(json.loads(raw.decode("utf-8")))
-        except (KeyError, TypeError) as err:
-            raise ValueError(_short(err)) from None
+        return _parse(raw)
 
     def load(self) -> Optional[State]:
         """The saved state; None when there is none or it was corrupt (then moved aside).
@@ -233,8 +230,8 @@ class StateStore:
             log.warning("state file %s had mode %04o; tightening to 0600", self.path, mode)
             os.chmod(self.path, 0o600)
         try:
-            return decode(json.loads(raw.decode("utf-8")))
-        except (ValueError, KeyError, TypeError) as err:  # JSONDecodeError is a ValueError
+            return _parse(raw)
+        except ValueError as err:
             aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
             os.replace(self.path, aside)
             log.warning("state file %s is unreadable (%s); moved aside to %s, starting with "
@@ -265,6 +262,15 @@ class StateStore:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _parse(raw: bytes) -> State:
+    """The state in a file's bytes; ValueError for anything that is not one (bad UTF-8 and
+    bad JSON are ValueErrors already; a wrong shape deep inside may be a KeyError/TypeError)."""
+    try:
+        return decode(json.loads(raw.decode("utf-8")))
+    except (KeyError, TypeError) as err:
+        raise ValueError(_short(err)) from None
 
 
 def _short(err: Exception) -> str:

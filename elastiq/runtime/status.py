@@ -18,7 +18,7 @@ from .. import cli, config
 from . import hostlist, paths, pidfile
 from .state import State, StateStore
 
-EXIT_NOT_RUNNING, EXIT_PERMISSION = 3, 4
+EXIT_NOT_RUNNING, EXIT_PERMISSION = 3, 4  # also elastiqctl's and elastiq run's
 ORDER = ("requested", "booting", "joined", "draining", "terminating", "error")
 
 
@@ -171,15 +171,18 @@ def render(data: dict, now: float) -> str:
 
 
 def _live(cfg: config.Config) -> List[Dict[str, Any]]:
-    from ..adapters import CLOUDS, load_class
+    from .daemon import build_cloud
 
-    cloud = load_class(CLOUDS, cfg.elastiq.cloud_plugin)(cfg)
     return [{"instance_id": i.id, "state": i.state.value, "address": i.private_ip}
-            for i in cloud.list_instances()]
+            for i in build_cloud(cfg).list_instances()]
 
 
 def command(args: argparse.Namespace) -> int:
-    cfg = cli.load_config(args)
+    return show(args, cli.load_config(args))
+
+
+def show(args: argparse.Namespace, cfg: config.Config) -> int:
+    """Print the status for ``cfg`` with the options of :func:`add_options`; the exit code."""
     where = paths.resolve(cfg)
     try:
         running = pidfile.status(where.pid_file)

@@ -85,7 +85,7 @@ class Runtime:
     def _next_state(self, outcome: Outcome, decisions: List[Decision], snapshot: Snapshot) -> State:
         memory = outcome.memory
         joins, awaiting = [], []
-        for instance_id in dict.fromkeys(self.state.awaiting_join + outcome.launched):
+        for instance_id in self.state.awaiting_join:  # this tick's launches were added at once
             record = memory.instances.get(instance_id)
             if record is None:
                 continue  # gone before it joined

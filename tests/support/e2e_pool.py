@@ -25,9 +25,17 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import boto3
 
+from elastiq.adapters.ec2_request import CLUSTER_TAG
 from elastiq.model import Job, Pool, Queue, Worker
 
-CLUSTER_TAG = "elastiq:cluster"
+
+def tagged_instances(client, cluster: str, states: Tuple[str, ...] = ()) -> List[dict]:
+    """The descriptions of the instances tagged with ``cluster`` (only those in ``states``)."""
+    filters = [{"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}]
+    if states:
+        filters.append({"Name": "instance-state-name", "Values": list(states)})
+    pages = client.get_paginator("describe_instances").paginate(Filters=filters)
+    return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
 
 
 def is_claimed(instance_id: str, claim_one_in: int) -> bool:
@@ -79,12 +87,9 @@ class E2EPool:
     # ------------------------------------------------------------------ BatchSystem
 
     def _running(self) -> List[Tuple[str, str, float]]:
-        pages = self.client.get_paginator("describe_instances").paginate(Filters=[
-            {"Name": f"tag:{CLUSTER_TAG}", "Values": [self.cluster]},
-            {"Name": "instance-state-name", "Values": ["running"]}])
         return [(i["InstanceId"], i.get("PrivateIpAddress") or i["InstanceId"],
                  i["LaunchTime"].timestamp())
-                for page in pages for r in page["Reservations"] for i in r["Instances"]]
+                for i in tagged_instances(self.client, self.cluster, ("running",))]
 
     def _workers(self) -> Tuple[List[Worker], List[str]]:
         control = self.control()

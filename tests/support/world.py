@@ -13,6 +13,7 @@ from typing import Dict, Mapping, List, Optional, Sequence, Set, Tuple
 
 from elastiq.model import Instance, InstanceState, Job, Pool, Queue, Worker
 
+
 class Clock:
     def __init__(self, start: float = 1_000_000.0):
         self.now = start
@@ -22,6 +23,7 @@ class Clock:
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
+
 
 class Faults:
     """``fail(name, exc, times=1)``: the next ``times`` calls of ``name`` raise ``exc``."""
@@ -36,6 +38,7 @@ class Faults:
         pending = self._pending.get(name)
         if pending:
             raise pending.pop(0)
+
 
 class FakeCloud:
     def __init__(self, clock: Clock, cluster: str = "test", capacity: Optional[int] = None,
@@ -80,6 +83,7 @@ class FakeCloud:
         for iid in instance_ids:
             if iid in self.instances:
                 self.instances[iid] = replace(self.instances[iid], state=InstanceState.GONE)
+
 
 class FakeBatch:
     """Workers are the cloud's running instances ``join_after_s`` after their launch."""
@@ -133,6 +137,7 @@ class FakeBatch:
         self.faults.check("cancel_drain")
         self.cancel_calls.append(worker)
         self.draining.discard(worker)
+
 
 def world(clock: Optional[Clock] = None, **cloud_args) -> Tuple[Clock, FakeCloud, FakeBatch]:
     clock = clock or Clock()
