@@ -130,3 +130,26 @@ def test_stop_request_abandons_the_remaining_actions(tmp_path, caplog):
     assert batch.drain_calls == ["w1"] and cloud.terminate_calls == []
     assert out.abandoned == 2
     assert "shutting down: 2 planned action(s) abandoned" in caplog.text
+
+
+def test_abandoned_actions_leave_no_lifecycle_mark(tmp_path):
+    """An abandoned Terminate must not survive the restart as 'terminating': the core decides
+    afresh (its reason may no longer hold); the drain that was carried out keeps its mark."""
+    stopping = []
+    act, clock, cloud, batch, _ = actuator(tmp_path, should_stop=lambda: bool(stopping))
+    a, b = cloud.add(), cloud.add()
+    original = batch.drain
+
+    def drain(worker, reason):
+        original(worker, reason)
+        stopping.append(True)
+
+    batch.drain = drain
+    before = Memory(instances={i: InstanceRecord(Lifecycle.JOINED, 0.0, 0.0, 1.0, w)
+                               for i, w in ((a, "w1"), (b, "w2"))})
+    marked = Memory(instances={a: InstanceRecord(Lifecycle.DRAINING, 5.0, 0.0, 1.0, "w1"),
+                               b: InstanceRecord(Lifecycle.TERMINATING, 5.0, 0.0, 1.0, "w2")})
+    out = act.execute(Plan((Drain("w1", a, "d1"), Terminate((b,), "t"))), marked, before)
+    assert out.abandoned == 1 and cloud.terminate_calls == []
+    assert out.memory.instances[a].lifecycle is Lifecycle.DRAINING
+    assert out.memory.instances[b] == before.instances[b]

@@ -237,3 +237,16 @@ def test_a_state_file_the_user_cannot_read_is_exit_4_naming_it(tmp_path):
         shutil.rmtree(public)
     assert code == 4, err
     assert f"permission denied: {state}/state.json (run as root or as the elastiq user" in err
+
+
+def test_a_metrics_port_that_cannot_be_used_is_a_configuration_error(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = write_config(tmp_path, metrics_port=port)
+        proc = spawn(path, "--once")
+        _, err = proc.communicate(timeout=WAIT_S)
+    assert proc.returncode == 2, err
+    assert f"{path}: elastiq.metrics_port: cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err

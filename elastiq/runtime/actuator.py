@@ -10,8 +10,9 @@
 - Dry run: ``dry_run_boot_vms`` skips launches, ``dry_run_shutdown_vms`` skips drains, drain
   cancellations and terminations; both log what would have happened.  The lifecycle marks the
   core put on a skipped action's instance are undone, so memory matches the unchanged world.
-- ``should_stop()`` is asked before each action: on shutdown the remaining ones are abandoned
-  (the core plans them again after the restart).
+- ``should_stop()`` is asked before each action: on shutdown the remaining ones are abandoned,
+  and their lifecycle marks undone as for a dry run (the core decides afresh after the
+  restart, rather than carrying out a decision whose reason may no longer hold).
 """
 from __future__ import annotations
 
@@ -81,10 +82,13 @@ class Actuator:
         changed_cloud, acted = False, 0
         for done, action in enumerate(plan.actions):
             if self.should_stop():
-                left = len(plan.actions) - done
-                log.info("shutting down: %d planned action(s) abandoned", left)
+                left = plan.actions[done:]
+                log.info("shutting down: %d planned action(s) abandoned", len(left))
+                for skipped in left:
+                    if not isinstance(skipped, Launch):
+                        memory = _undo_marks(memory, before, _instance_ids(skipped))
                 return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted,
-                               left)
+                               len(left))
             kind, text = describe(action)
             if self._dry(action):
                 log.info("dry run, would %s", text)

@@ -162,7 +162,12 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, bat
                       metrics, dry_run=args.dry_run, stopping=stop)
     server: Optional[MetricsServer] = None
     if cfg.elastiq.metrics_port:
-        server = MetricsServer(metrics, cfg.elastiq.metrics_port, cfg.elastiq.metrics_address).start()
+        e = cfg.elastiq
+        try:
+            server = MetricsServer(metrics, e.metrics_port, e.metrics_address).start()
+        except OSError as err:
+            raise config.InvalidConfig(cfg.source, "elastiq.metrics_port", f"cannot listen on "
+                                       f"{e.metrics_address}:{e.metrics_port}: {err.strerror or err}") from None
         log.info("metrics on http://%s:%d/metrics", *server.address)
     try:
         if args.once:
