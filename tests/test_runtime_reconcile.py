@@ -1,7 +1,6 @@
 """Start-up reconciliation: tagged instances are ours, even with the state file lost."""
 from __future__ import annotations
 
-from elastiq.core.lifecycle import track
 from elastiq.model import (Instance, InstanceRecord, InstanceState, Lifecycle, Memory, Pool,
                            Snapshot, Worker)
 from elastiq.runtime.reconcile import reconcile
@@ -18,13 +17,10 @@ def test_tagged_instances_missing_from_memory_are_adopted_from_cloud_and_pool():
                  inst("i-stop", InstanceState.SHUTTING_DOWN), inst("i-gone", InstanceState.GONE),
                  inst("i-drain"), inst("i-other", cluster="other"), inst("i-untagged", cluster=None))
     pool = Pool((Worker("w-run", "i-run"), Worker("w-drain", "i-drain", draining=True)))
-    snapshot = Snapshot(None, pool, instances)
-    report = reconcile(Memory(), snapshot, "test")
+    memory, report = reconcile(Memory(), Snapshot(None, pool, instances), "test", 600, NOW)
     assert report.adopted == ("i-boot", "i-drain", "i-err", "i-run", "i-stop")
     assert report.missing == () and report.kept == 0
-    # the records the core makes of them at the same tick
-    records = track(snapshot, {}, "test", 600, NOW).records
-    got = {i: (r.lifecycle, r.worker, r.joined_at, r.launched_at) for i, r in records.items()}
+    got = {i: (r.lifecycle, r.worker, r.joined_at, r.launched_at) for i, r in memory.instances.items()}
     assert got == {
         "i-run": (Lifecycle.JOINED, "w-run", NOW, NOW - 600),
         "i-drain": (Lifecycle.DRAINING, "w-drain", NOW, NOW - 600),
@@ -39,16 +35,18 @@ def test_missing_records_are_reported():
         "i-a": InstanceRecord(Lifecycle.DRAINING, NOW - 50, NOW - 900, NOW - 800, "w-a"),
         "i-lost": InstanceRecord(Lifecycle.REQUESTED, NOW - 3, NOW - 3),
     })
-    report = reconcile(saved, Snapshot(None, None, (inst("i-a"),)), "test")
+    memory, report = reconcile(saved, Snapshot(None, None, (inst("i-a"),)), "test", 600, NOW)
+    assert memory.instances["i-a"] == saved.instances["i-a"]  # kept as saved
+    assert "i-lost" in memory.instances  # requested 3 s ago: the cloud may not list it yet
     assert report.adopted == () and report.missing == ("i-lost",) and report.kept == 1
     assert report.lines()[-1] == "1 saved instance(s) not listed by the cloud: i-lost"
 
 
 def test_without_a_listing_nothing_is_reconciled():
     saved = Memory(instances={"i-a": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)})
-    assert reconcile(saved, Snapshot(None, None, None, ("cloud unreadable",)), "test") is None
+    assert reconcile(saved, Snapshot(None, None, None, ("cloud unreadable",)), "test", 600, NOW) == (saved, None)
 
 
 def test_an_instance_without_launch_time_is_dated_now():
-    records = track(Snapshot(None, None, (inst("i-x", launched_at=0.0),)), {}, "test", 600, NOW).records
-    assert records["i-x"].launched_at == NOW
+    memory, _ = reconcile(Memory(), Snapshot(None, None, (inst("i-x", launched_at=0.0),)), "test", 600, NOW)
+    assert memory.instances["i-x"].launched_at == NOW

@@ -60,7 +60,9 @@ class Runtime:
         before = self.state.memory
         decisions: List[Decision] = []
         if not self.reconciled:
-            report = reconcile(before, snapshot, self.config.elastiq.cluster_name)
+            e = self.config.elastiq
+            before, report = reconcile(before, snapshot, e.cluster_name,
+                                       e.estimated_vm_deploy_time_s, now)
             if report is not None:
                 self.reconciled = True
                 for line in report.lines():
