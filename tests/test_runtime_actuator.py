@@ -113,17 +113,23 @@ def test_dry_run_boot_only_still_shuts_down(tmp_path):
     assert cloud.launch_calls == [] and cloud.terminate_calls == [(a,)]
 
 
-def test_stop_request_abandons_the_remaining_actions(tmp_path, caplog):
+def stopped_during_first_drain(tmp_path):
+    """An actuator whose stop request (SIGTERM) arrives while its first drain runs."""
     stopping = []
-    act, clock, cloud, batch, _ = actuator(tmp_path, should_stop=lambda: bool(stopping))
-    a, b = cloud.add(), cloud.add()
+    act, clock, cloud, batch, store = actuator(tmp_path, should_stop=lambda: bool(stopping))
     original = batch.drain
 
     def drain(worker, reason):
         original(worker, reason)
-        stopping.append(True)  # SIGTERM arrives during the first action
+        stopping.append(True)
 
     batch.drain = drain
+    return act, clock, cloud, batch, store
+
+
+def test_stop_request_abandons_the_remaining_actions(tmp_path, caplog):
+    act, clock, cloud, batch, _ = stopped_during_first_drain(tmp_path)
+    a, b = cloud.add(), cloud.add()
     with caplog.at_level(logging.INFO, logger="elastiq"):
         out = act.execute(Plan((Drain("w1", a, "d1"), Drain("w2", b, "d2"), Terminate((a,), "t"))),
                           Memory(), Memory())
@@ -135,16 +141,8 @@ def test_stop_request_abandons_the_remaining_actions(tmp_path, caplog):
 def test_abandoned_actions_leave_no_lifecycle_mark(tmp_path):
     """An abandoned Terminate must not survive the restart as 'terminating': the core decides
     afresh (its reason may no longer hold); the drain that was carried out keeps its mark."""
-    stopping = []
-    act, clock, cloud, batch, _ = actuator(tmp_path, should_stop=lambda: bool(stopping))
+    act, clock, cloud, batch, _ = stopped_during_first_drain(tmp_path)
     a, b = cloud.add(), cloud.add()
-    original = batch.drain
-
-    def drain(worker, reason):
-        original(worker, reason)
-        stopping.append(True)
-
-    batch.drain = drain
     before = Memory(instances={i: InstanceRecord(Lifecycle.JOINED, 0.0, 0.0, 1.0, w)
                                for i, w in ((a, "w1"), (b, "w2"))})
     marked = Memory(instances={a: InstanceRecord(Lifecycle.DRAINING, 5.0, 0.0, 1.0, "w1"),
