@@ -109,3 +109,18 @@ class FakeBindings:
                 ad.pop(attr, None)
             if ad.get("State") == "Drained":
                 ad["State"] = "Unclaimed"
+
+
+class FixturePool:
+    """The real HTCondor adapter on captured ads, as a ``batch_plugin`` for a daemon run in a
+    subprocess: ``tests.htcondor_fake:FixturePool``.  Job ads come from the file named by
+    ``$ELASTIQ_TEST_JOB_ADS`` (old ClassAd format) for one schedd; the pool is empty."""
+
+    def __new__(cls, config):
+        import os
+
+        from elastiq.adapters.htcondor import HTCondorBatch
+
+        with open(os.environ["ELASTIQ_TEST_JOB_ADS"]) as handle:
+            jobs = list(classad2.parseAds(handle))
+        return HTCondorBatch(config, bindings=FakeBindings({"master@vm": jobs}, [], []))

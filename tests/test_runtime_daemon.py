@@ -206,7 +206,7 @@ def test_plugins_are_registry_names_or_dotted_paths():
 
     cfg = make_config(elastiq={"batch_plugin": "tests.support.world:IdleBatch",
                                "cloud_plugin": "tests.support.world:IdleCloud"})
-    batch, cloud = daemon.build_adapters(cfg)
+    _, batch, cloud = daemon.build_adapters(cfg)
     assert isinstance(batch, IdleBatch) and isinstance(cloud, IdleCloud)
     with pytest.raises(config.InvalidConfig, match=r"elastiq.cloud_plugin: unknown 'open stack' "
                        r"\(known: ec2, or a 'package.module:Class' path\)"):
@@ -250,3 +250,32 @@ def test_a_metrics_port_that_cannot_be_used_is_a_configuration_error(tmp_path):
     assert proc.returncode == 2, err
     assert f"{path}: elastiq.metrics_port: cannot listen on 127.0.0.1:{port}" in err
     assert "Traceback" not in err
+
+
+def test_the_batch_system_judges_jobs_on_the_flavours_shape(tmp_path, moto, ec2_world):
+    """A master written by ecm has no ``vm:`` section: the worker VM's shape is the flavour's
+    (c5.xlarge: 4 cpus, 8 GiB), and a job asking for 4 cpus must cause a launch, not be judged
+    "can never run" on a 1 cpu / 2 GiB default VM (issue 9, defect 4)."""
+    from tests.htcondor_fake import load
+
+    job = next(a for a in load("jobs.queue.long.txt") if (a["ClusterId"], a["ProcId"]) == (3, 1))
+    job.update({"RequestCpus": 4, "RequestMemory": 6000})
+    ads = tmp_path / "jobs.long.txt"
+    ads.write_text(job.printOld())
+    data = yaml.safe_load(open(write_config(tmp_path)))
+    data["elastiq"].update(cluster_name="demo", batch_plugin="tests.htcondor_fake:FixturePool",
+                           cloud_plugin="ec2", waiting_jobs_time_s=0)
+    data["ec2"] = {"api_url": moto.url, "region": "us-east-1", "aws_access_key_id": "AKIAELASTIQTEST00001",
+                   "aws_secret_access_key": "x" * 40, "image_id": ec2_world.image_id,
+                   "flavour": "c5.xlarge"}
+    assert "vm" not in data
+    path = tmp_path / "elastiq.yaml"
+    path.write_text(yaml.safe_dump(data))
+    proc = subprocess.run([sys.executable, "-m", "elastiq", "run", "--once", "--log-stderr",
+                           "--config", str(path)], cwd=ROOT, capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT, ELASTIQ_TEST_JOB_ADS=str(ads)),
+                          timeout=WAIT_S)
+    assert proc.returncode == 0, proc.stderr
+    assert "worker VM shape of flavour c5.xlarge: 4 cpu(s), 8192 MiB" in proc.stderr
+    assert "can never run" not in proc.stderr
+    assert moto.calls("RunInstances") == 1, proc.stderr

@@ -57,8 +57,15 @@ def build_cloud(cfg: config.Config):
 
 
 def build_adapters(cfg: config.Config):
-    """The batch system and the cloud named by the configuration."""
-    return _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)(cfg), build_cloud(cfg)
+    """``(config, batch system, cloud)`` named by the configuration.
+
+    The cloud comes first: the worker VM's shape it knows (see :func:`fill_vm_shape`) is part
+    of the configuration returned, and the batch system is built from that configuration, so
+    that its idea of a worker VM (which jobs fit one) is the flavour's, not the defaults."""
+    batch_class = _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)
+    cloud = build_cloud(cfg)
+    cfg = fill_vm_shape(cfg, cloud)
+    return cfg, batch_class(cfg), cloud
 
 
 def fill_vm_shape(cfg: config.Config, cloud) -> config.Config:
@@ -117,8 +124,7 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
     dry_run = args.dry_run or cfg.debug.dry_run_boot_vms or cfg.debug.dry_run_shutdown_vms
     log.info("elastiq %s starting: %s; state in %s%s", __version__, config.summary(cfg),
              where.state_dir, " (dry run)" if dry_run else "")
-    batch, cloud = build_adapters(cfg)
-    cfg = fill_vm_shape(cfg, cloud)
+    cfg, batch, cloud = build_adapters(cfg)
     lock = PidLock(where.pid_file)
     try:
         lock.acquire()
