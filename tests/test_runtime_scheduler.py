@@ -8,8 +8,8 @@ from __future__ import annotations
 import threading
 import time
 
-from elastiq.runtime.scheduler import Scheduler, checks
-from tests.support.world import make_config
+from elastiq.runtime.scheduler import Agenda, Scheduler, checks
+from tests.support.world import Clock, make_config
 
 TIMEOUT = 20
 
@@ -40,8 +40,12 @@ def test_checks_come_from_the_configured_intervals():
     assert checks(cfg) == (("queue", 7), ("vms", 30), ("errors", 11))
 
 
+def served(kinds):
+    return {part for kind in kinds for part in kind.split("+")}
+
+
 def test_all_checks_run_and_never_two_at_once():
-    rec = Recorder(lambda k: {"queue", "vms", "errors"} <= set(k) and len(k) >= 12, work_s=0.03)
+    rec = Recorder(lambda k: {"queue", "vms", "errors"} <= served(k) and len(k) >= 12, work_s=0.03)
     sched = Scheduler(rec, (("queue", 0.05), ("vms", 0.08), ("errors", 0.06)))
     sched.start()
     try:
@@ -107,3 +111,82 @@ def test_a_failing_tick_does_not_stop_the_schedule():
     finally:
         sched.stop()
     assert calls[:3] == ["start", "queue", "queue"]
+
+
+# ------------------------------------------------------------- coalescing (issue 9, defect 3)
+
+
+def test_checks_that_fall_due_together_run_one_tick():
+    """queue every 15 s, vms every 45 s, errors every 20 s: at 45 s, 60 s, 90 s... one tick
+    serves two or three checks; no instant gets two ticks."""
+    clock = Clock(1000.0)
+    ticks = []
+    sched = Scheduler(lambda kind: ticks.append((clock.now - 1000, kind)),
+                      (("queue", 15), ("vms", 45), ("errors", 20)), clock=clock)
+    for step in range(0, 180 * 4 + 1):  # every 0.25 s for 3 minutes
+        clock.now = 1000.0 + step / 4
+        sched.run_due()
+    times = [t for t, _ in ticks]
+    assert len(times) == len(set(times))
+    kinds = dict(ticks)
+    assert kinds[15] == "queue" and kinds[20] == "errors"
+    assert kinds[45] == "queue+vms" and kinds[60] == "queue+errors" and kinds[90] == "queue+vms"
+    assert kinds[180] == "queue+vms+errors"
+    served_count = {k: sum(k in kind.split("+") for _, kind in ticks) for k in ("queue", "vms", "errors")}
+    assert served_count == {"queue": 12, "vms": 4, "errors": 9}
+    assert len(ticks) == 12 + 9 - 3  # vms always with queue; queue and errors meet 3 times
+
+
+def test_a_check_due_just_before_or_after_a_wake_up_is_served_by_it():
+    clock = Clock(0.0)
+    ticks = []
+
+    def run(kind):
+        ticks.append((clock.now, kind))
+        return {14.6: 29.8}.get(clock.now)  # that tick asks for a wake-up at 29.8
+
+    sched = Scheduler(run, (("queue", 15), ("vms", 30)), clock=clock)
+    sched.wake_at(14.6)
+    for step in range(0, 40 * 10 + 1):
+        clock.now = step / 10
+        sched.run_due()
+    # 14.6: the wake-up serves the queue check due at 15; 29.8: the wake-up (never early) serves
+    # the checks due at 30
+    assert ticks[:2] == [(14.6, "wake+queue"), (29.8, "wake+queue+vms")]
+    assert all(t != 15.0 and t != 30.0 for t, _ in ticks)
+
+
+def test_a_wake_up_is_never_run_early_and_a_check_waits_for_it_within_the_window():
+    clock = Clock(0.0)
+    sched = Scheduler(lambda kind: None, (("queue", 10),), clock=clock)
+    sched.wake_at(10.4)
+    clock.now = 10.0
+    assert sched.run_due() is None  # the check waits 0.4 s for the wake-up rather than tick twice
+    clock.now = 10.4
+    assert sched.run_due() == "wake+queue"
+    sched.wake_at(25.0)
+    clock.now = 20.0
+    assert sched.run_due() == "queue"  # the wake-up is more than the window away
+    clock.now = 24.9
+    assert sched.run_due() is None
+    clock.now = 25.0
+    assert sched.run_due() == "wake"
+
+
+def test_missed_runs_are_coalesced_and_the_rhythm_kept():
+    agenda = Agenda((("queue", 10),), start=0.0)
+    assert agenda.take(5) == [] and agenda.take(9.5) == ["queue"]
+    assert agenda.next_at() == 20  # served ahead of time: next one at the usual time
+    assert agenda.take(55) == ["queue"] and agenda.next_at() == 60  # 20..50 missed: one run
+
+
+def test_the_real_scheduler_runs_checks_with_equal_intervals_as_one_tick():
+    rec = Recorder(lambda k: len(k) >= 4)
+    sched = Scheduler(rec, (("queue", 0.1), ("vms", 0.1), ("errors", 0.1)))
+    sched.start()
+    try:
+        assert rec.done.wait(TIMEOUT)
+    finally:
+        sched.stop()
+    assert rec.kinds[0] == "start"
+    assert all(kind == "queue+vms+errors" for kind in rec.kinds[1:4]), rec.kinds

@@ -11,7 +11,7 @@ from elastiq.model import InstanceState, Lifecycle
 from elastiq.runtime.metrics import Metrics
 from elastiq.runtime.state import StateStore
 from elastiq.runtime.tick import Runtime
-from tests.support.world import make_config, world
+from tests.support.world import FakeBatch, make_config, world
 
 
 @pytest.fixture
@@ -184,3 +184,67 @@ def test_the_pool_is_read_with_the_addresses_of_the_listed_instances(env):
     cloud.faults.fail("list_instances", TransientError("down"))
     rt.tick("vms")
     assert batch.known_ips == {}
+
+
+class LaggingPool(FakeBatch):
+    """A collector that shows a drain (or its cancellation) ``lag_s`` after it was sent, and a
+    startd that refuses a second drain while it drains, as HTCondor's do."""
+
+    lag_s = 8.0
+
+    def __init__(self, clock, cloud):
+        super().__init__(clock, cloud)
+        self.sent = {}  # worker -> (draining, at)
+
+    def drain(self, worker, reason):
+        self.drain_calls.append(worker)
+        if self.sent.get(worker, (False,))[0]:
+            raise TransientError("Startd failed to start draining jobs")
+        self.sent[worker] = (True, self.clock())
+
+    def cancel_drain(self, worker):
+        self.cancel_calls.append(worker)
+        self.sent[worker] = (False, self.clock())
+
+    def pool(self, known_ips=None):
+        self.draining = {w for w, (on, at) in self.sent.items() if on and self.clock() - at >= self.lag_s}
+        return super().pool(known_ips)
+
+
+def test_a_drain_in_flight_is_not_sent_again_before_the_pool_shows_it(tmp_path, caplog):
+    """Issue 9, defect 3: a drain just sent is not repeated by the next ticks while the pool
+    does not show the worker draining yet; once the pool shows it, the drain goes on."""
+    clock, cloud, _ = world()
+    batch = LaggingPool(clock, cloud)
+    rt = Runtime(make_config(tmp_path), get_policy("default"), batch, cloud,
+                 StateStore(str(tmp_path / "state")), clock=clock)
+    cloud.add(launched_at=clock.now - 1000)  # joined long ago, idle for 970 s
+    with caplog.at_level(logging.WARNING, logger="elastiq"):
+        rt.tick("vms")
+        for step in (0.05, 0.05, 5, 2):  # the ticks right after, before the pool shows it
+            clock.advance(step)
+            rt.tick("queue")
+        assert batch.drain_calls == ["10-0-0-1"]
+        clock.advance(1)
+        rt.tick("queue")  # the pool shows it draining now
+    assert batch.drain_calls == ["10-0-0-1"]
+    assert "failed" not in caplog.text
+    assert [r.lifecycle for r in rt.state.memory.instances.values()] == [Lifecycle.TERMINATING]
+
+
+def test_a_drain_the_pool_never_shows_is_sent_again_after_every_check_ran(tmp_path):
+    clock, cloud, _ = world()
+    batch = LaggingPool(clock, cloud)
+    batch.lag_s = float("inf")  # lost
+    rt = Runtime(make_config(tmp_path), get_policy("default"), batch, cloud,
+                 StateStore(str(tmp_path / "state")), clock=clock)
+    cloud.add(launched_at=clock.now - 1000)
+    batch.sent = {}
+    rt.tick("vms")
+    clock.advance(44)
+    rt.tick("vms")
+    assert len(batch.drain_calls) == 1
+    batch.sent = {}  # the startd forgot it (restarted)
+    clock.advance(1)  # check_vms_every_s (45 s, the longest interval) after the first
+    rt.tick("vms")
+    assert batch.drain_calls == ["10-0-0-1", "10-0-0-1"]

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 #: Tick kinds that always read the cloud; the periodic ``queue`` check may reuse the listing.
+#: A tick serving several checks has their kinds joined by ``+`` (``"queue+vms"``).
 CLOUD_KINDS = frozenset({"vms", "errors", "wake", "start", "once"})
 
 
@@ -50,7 +51,7 @@ class Observer:
         new_demand = idle is not None and idle > (self._last_idle or 0)
         if queue is not None:
             self._last_idle = idle
-        fresh = (kind in CLOUD_KINDS or new_demand or self._listing is None
+        fresh = (not CLOUD_KINDS.isdisjoint(kind.split("+")) or new_demand or self._listing is None
                  or now - self._listed_at >= self.cloud_max_age_s)
         if fresh:
             instances = self._read("cloud", self.cloud.list_instances, problems)

@@ -1,14 +1,19 @@
 """When to tick: the periodic checks and the wake-ups a plan asks for, on apscheduler 3.
 
-This is the only module that imports apscheduler.  All jobs run on one executor thread through
-one runner, so two checks never overlap; missed runs are coalesced into one.
+This is the only module that imports apscheduler.  All ticks run on one executor thread, so
+two never overlap, and each tick serves everything due at that moment: **checks that fall due
+together run one tick**, whose kind names them all (``"queue+vms"``), never one tick each --
+each tick reads the queue, the pool and maybe the cloud, and acts.
 
 The checks of the original elastiq keep their intervals (``check_queue_every_s``,
-``check_vms_every_s``, ``check_vms_in_error_every_s``); each runs one tick of the given *kind*.
-``run(kind)`` returns the time at which the runtime wants to tick again (``Plan.next_check``:
-a waiting threshold reached, a join deadline, an idle period over, the end of a back-off; or a
-quick follow-up after acting).  The scheduler then fires a ``wake`` tick at that time unless one
-is already due earlier, so a time-based decision never waits for an unrelated interval.
+``check_vms_every_s``, ``check_vms_in_error_every_s``), counted from one start.  ``run(kind)``
+returns the time at which the runtime wants to tick again (``Plan.next_check``: a waiting
+threshold reached, a join deadline, an idle period over, the end of a back-off; or a quick
+follow-up after acting).  The scheduler then ticks (kind ``wake``) at that time unless it
+already ticks earlier.  A wake-up is never run early (its condition would not hold yet), but a
+periodic check due within :data:`COALESCE_S` of a tick is served by that tick, ahead of time
+or up to that much late: the checks only need to run about that often.  Runs missed while a
+long tick ran are coalesced into one.
 """
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ import datetime
 import logging
 import threading
 import time
-from typing import Callable, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -29,6 +34,9 @@ log = logging.getLogger(__name__)
 
 UTC = datetime.timezone.utc
 Runner = Callable[[str], Optional[float]]
+#: A periodic check due within this many seconds of a tick is served by that tick (at most
+#: half the shortest interval).
+COALESCE_S = 1.0
 
 
 def checks(cfg: Config) -> Tuple[Tuple[str, float], ...]:
@@ -40,6 +48,30 @@ def checks(cfg: Config) -> Tuple[Tuple[str, float], ...]:
 
 def _at(when: float) -> datetime.datetime:
     return datetime.datetime.fromtimestamp(when, UTC)
+
+
+class Agenda:
+    """When each periodic check is due next; pure (times are passed in)."""
+
+    def __init__(self, periodic: Sequence[Tuple[str, float]], start: float,
+                 window: float = COALESCE_S):
+        self.intervals: Dict[str, float] = dict(periodic)
+        self.due_at: Dict[str, float] = {k: start + i for k, i in self.intervals.items()}
+        shortest = min(self.intervals.values(), default=2 * window)
+        self.window = min(window, shortest / 2)
+
+    def next_at(self) -> Optional[float]:
+        return min(self.due_at.values(), default=None)
+
+    def take(self, now: float) -> List[str]:
+        """The checks a tick at ``now`` serves (due by ``now + window``), in configured order;
+        each is next due one interval after its missed runs."""
+        due = [k for k, at in self.due_at.items() if at <= now + self.window]
+        for kind in due:
+            interval, at = self.intervals[kind], self.due_at[kind]
+            missed = int((now + self.window - at) // interval) + 1
+            self.due_at[kind] = at + missed * interval
+        return due
 
 
 class _BackgroundScheduler(BackgroundScheduler):
@@ -56,22 +88,24 @@ class _BackgroundScheduler(BackgroundScheduler):
 
 
 class Scheduler:
-    """Runs ``run(kind)`` for each check and for each requested wake-up, one at a time.
+    """Runs ``run(kind)`` for the checks and the requested wake-ups, one tick at a time.
 
     ``start()`` fires a first ``start`` tick at once.  ``stop()`` lets the running tick finish
     (the runtime abandons its remaining actions when asked to stop) and returns.
+    ``run_due()`` runs what is due now (the scheduler's thread calls it; tests may too).
     """
 
     def __init__(self, run: Runner, periodic: Sequence[Tuple[str, float]],
                  clock: Callable[[], float] = time.time):
         self._run_tick = run
-        self._periodic = tuple(periodic)
         self._clock = clock
+        self._agenda = Agenda(periodic, clock())
         self._lock = threading.Lock()  # the single runner (the executor has one thread too)
-        self._wake_lock = threading.Lock()
-        self._wake_at: Optional[float] = None
-        self._wake_job: Optional[str] = None
-        self._wake_seq = 0
+        self._wake_lock = threading.Lock()  # guards what follows
+        self._wake: Optional[Tuple[float, str]] = None  # (when, kind) of the next wake-up
+        self._job: Optional[str] = None
+        self._job_at: Optional[float] = None
+        self._seq = 0
         self._aps = _BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -79,11 +113,8 @@ class Scheduler:
         )
 
     def start(self) -> None:
-        for kind, interval in self._periodic:
-            self._aps.add_job(self._run, "interval", seconds=interval, args=(kind,), id=kind,
-                              next_run_time=_at(self._clock() + interval))
-        self.wake_at(self._clock(), kind="start")
         self._aps.start()
+        self.wake_at(self._clock(), kind="start")
 
     def stop(self) -> None:
         if self._aps.running:
@@ -92,35 +123,70 @@ class Scheduler:
     def wake_at(self, when: float, kind: str = "wake") -> None:
         """Tick at ``when`` (at once if it has passed), unless a wake-up is already due earlier."""
         with self._wake_lock:
-            if self._wake_at is not None and self._wake_at <= when:
-                return
-            if self._wake_job is not None:  # superseded by this earlier one
-                try:
-                    self._aps.remove_job(self._wake_job)
-                except JobLookupError:
-                    pass  # it is firing right now
-            self._wake_seq += 1
-            # a fresh id each time: apscheduler removes a fired date job by its id, which
-            # must never be the id of the wake-up that tick just asked for
-            self._wake_job = f"wake-{self._wake_seq}"
-            self._wake_at = when
-            self._aps.add_job(self._run, "date", run_date=_at(when), args=(kind, self._wake_job),
-                              id=self._wake_job)
+            if self._wake is None or when < self._wake[0]:
+                self._wake = (when, kind)
+            self._reschedule()
 
     @property
     def pending_wake(self) -> Optional[float]:
-        return self._wake_at
+        wake = self._wake
+        return wake[0] if wake else None
 
-    def _run(self, kind: str, wake_job: Optional[str] = None) -> None:
-        if wake_job is not None:
-            with self._wake_lock:
-                if wake_job == self._wake_job:
-                    self._wake_at = self._wake_job = None
+    def run_due(self) -> Optional[str]:
+        """Run one tick for everything due now; its kind, or None when nothing was due."""
         with self._lock:
+            now = self._clock()
+            with self._wake_lock:
+                kinds = []
+                if self._wake is not None and self._wake[0] <= now:
+                    kinds.append(self._wake[1])
+                    self._wake = None
+                kinds += self._agenda.take(now) if kinds or self._check_due(now) else []
+            if not kinds:
+                return None
+            kind = "+".join(kinds)
             try:
                 next_time = self._run_tick(kind)
             except Exception:  # a bug must not stop the service: log it, keep the schedule
                 log.exception("%s tick failed", kind)
-                return
-        if next_time is not None and self._aps.running:
+                next_time = None
+        if next_time is not None:
             self.wake_at(next_time)
+        return kind
+
+    def _check_due(self, now: float) -> bool:
+        """A check is due and no wake-up comes within the coalescing window to serve it."""
+        first = self._agenda.next_at()
+        if first is None or first > now:
+            return False
+        return self._wake is None or self._wake[0] > first + self._agenda.window
+
+    def _next_moment(self) -> Optional[float]:
+        check, wake = self._agenda.next_at(), self._wake[0] if self._wake else None
+        if wake is None or check is None:
+            return check if wake is None else wake
+        return wake if wake <= check + self._agenda.window else min(check, wake)
+
+    def _reschedule(self) -> None:
+        """One apscheduler date job at the next moment (the caller holds ``_wake_lock``)."""
+        when = self._next_moment()
+        if when is None or when == self._job_at or not self._aps.running:
+            return
+        if self._job is not None:  # superseded
+            try:
+                self._aps.remove_job(self._job)
+            except JobLookupError:
+                pass  # it is firing right now
+        self._seq += 1
+        # a fresh id each time: apscheduler removes a fired date job by its id, which must
+        # never be the id of the job that tick just scheduled
+        self._job, self._job_at = f"tick-{self._seq}", when
+        self._aps.add_job(self._fire, "date", run_date=_at(when), args=(self._job,), id=self._job)
+
+    def _fire(self, job: str) -> None:
+        with self._wake_lock:
+            if job == self._job:
+                self._job = self._job_at = None
+        self.run_due()
+        with self._wake_lock:
+            self._reschedule()

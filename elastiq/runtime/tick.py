@@ -21,6 +21,7 @@ from ..adapters.base import BatchSystem, Cloud
 from ..config import Config
 from ..model import InstanceState, Memory, Plan, Snapshot
 from .actuator import Actuator, Outcome
+from .inflight import InFlight
 from .metrics import Metrics
 from .observe import Observer
 from .reconcile import reconcile
@@ -44,7 +45,10 @@ class Runtime:
         e = config.elastiq
         self.observer = Observer(batch, cloud, min(e.check_vms_every_s, e.check_vms_in_error_every_s),
                                  on_error=self.metrics.error)
-        self.actuator = Actuator(batch, cloud, policy, config, clock, self.metrics,
+        # a drain sent is in flight until the pool shows it, or every check has run once more
+        self.in_flight = InFlight(batch, clock, max(
+            e.check_queue_every_s, e.check_vms_every_s, e.check_vms_in_error_every_s))
+        self.actuator = Actuator(self.in_flight, cloud, policy, config, clock, self.metrics,
                                  dry_run_boot=dry_run, dry_run_shutdown=dry_run,
                                  should_stop=self.stopping.is_set)
         self.reconciled = False
@@ -71,6 +75,7 @@ class Runtime:
                     decisions.extend(Decision(now, "note", line) for line in report.lines()[1:])
 
         plan, memory = self.policy.plan(snapshot, before, self.config, now)
+        plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))
 
         def persist_launch(launched: Memory, granted: Tuple[str, ...]) -> None:
