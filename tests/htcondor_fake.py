@@ -14,6 +14,7 @@ import classad2
 import htcondor2
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "htcondor"
+SCHEDD = "master@vm"
 
 
 def load(name: str) -> List[classad2.ClassAd]:
@@ -111,6 +112,22 @@ class FakeBindings:
                 ad["State"] = "Unclaimed"
 
 
+def config(cluster="demo", **vm):
+    """The Config of the captured cluster "demo" with 4 cpus / 8 GB worker VMs (``vm``: more)."""
+    from elastiq.config import Config, ElastiqSection, VMSection
+
+    shape = dict(cpus=4, memory_mb=8192, disk_mb=20000, has_docker=True)
+    shape.update(vm)
+    return Config(elastiq=ElastiqSection(cluster_name=cluster), vm=VMSection(**shape))
+
+
+def fake(jobs=None, slots=None) -> "FakeBindings":
+    """Bindings answering with the captured queue and pool, or ``jobs`` / ``slots``."""
+    return FakeBindings({SCHEDD: load("jobs.queue.long.txt") if jobs is None else jobs},
+                        load("startd.slots.long.txt") if slots is None else slots,
+                        load("startd.daemons.long.txt"))
+
+
 class FixturePool:
     """The real HTCondor adapter on captured ads, as a ``batch_plugin`` for a daemon run in a
     subprocess: ``tests.htcondor_fake:FixturePool``.  Job ads come from the file named by
@@ -123,4 +140,4 @@ class FixturePool:
 
         with open(os.environ["ELASTIQ_TEST_JOB_ADS"]) as handle:
             jobs = list(classad2.parseAds(handle))
-        return HTCondorBatch(config, bindings=FakeBindings({"master@vm": jobs}, [], []))
+        return HTCondorBatch(config, bindings=FakeBindings({SCHEDD: jobs}, [], []))

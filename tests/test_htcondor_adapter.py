@@ -17,23 +17,9 @@ from elastiq.adapters import BATCH_SYSTEMS, load_class
 from elastiq.adapters.base import BatchSystem, FatalError, TransientError
 from elastiq.adapters.htcondor import CondorBindings, HTCondorBatch
 from elastiq.adapters.htcondor_pool import aggregate_workers, candidate_ips
-from elastiq.config import Config, ElastiqSection, VMSection
-from htcondor_fake import FakeBindings, by_id, load
+from htcondor_fake import SCHEDD, FakeBindings, by_id, config, fake, load
 
 NOW = 1795290000.0
-SCHEDD = "master@vm"
-
-
-def config(cluster="demo", **vm):
-    shape = dict(cpus=4, memory_mb=8192, disk_mb=20000, has_docker=True)
-    shape.update(vm)
-    return Config(elastiq=ElastiqSection(cluster_name=cluster), vm=VMSection(**shape))
-
-
-def fake(jobs=None, slots=None):
-    return FakeBindings({SCHEDD: load("jobs.queue.long.txt") if jobs is None else jobs},
-                        load("startd.slots.long.txt") if slots is None else slots,
-                        load("startd.daemons.long.txt"))
 
 
 def batch(bindings=None, cfg=None, **kw):
@@ -313,10 +299,14 @@ def test_pool_aggregates_slots_per_worker():
 
 def test_pool_query_uses_a_projection_and_our_cluster():
     bindings = fake()
-    batch(bindings).pool()
-    (call,) = [c for c in bindings.calls if c[0] == "query_slots"]
-    assert call[1] == 'ElastiqCluster =?= undefined || ElastiqCluster =?= "demo"'
+    adapter = batch(bindings)
+    adapter.pool()
+    adapter.pool()
+    call, learn, again = [c for c in bindings.calls if c[0] == "query_slots"]
+    assert call[1] == again[1] == 'ElastiqCluster =?= undefined || ElastiqCluster =?= "demo"'
     assert "State" in call[2] and "ElastiqInstanceId" in call[2] and "Disk" not in call[2]
+    # the worker template is learned once from one whole slot ad (see test_htcondor_template)
+    assert learn[1:] == ('Name == "slot1@vm-a@vm"', ())
 
 
 def without_dynamic_slots(machine):

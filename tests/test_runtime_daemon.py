@@ -257,6 +257,8 @@ def test_the_batch_system_judges_jobs_on_the_flavours_shape(tmp_path, moto, ec2_
     (c5.xlarge: 4 cpus, 8 GiB), and a job asking for 4 cpus must cause a launch, not be judged
     "can never run" on a 1 cpu / 2 GiB default VM (issue 9, defect 4)."""
     from tests.htcondor_fake import load
+    from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
+    from tests.support.ec2_server import REGION
 
     job = next(a for a in load("jobs.queue.long.txt") if (a["ClusterId"], a["ProcId"]) == (3, 1))
     job.update({"RequestCpus": 4, "RequestMemory": 6000})
@@ -265,8 +267,8 @@ def test_the_batch_system_judges_jobs_on_the_flavours_shape(tmp_path, moto, ec2_
     data = yaml.safe_load(open(write_config(tmp_path)))
     data["elastiq"].update(cluster_name="demo", batch_plugin="tests.htcondor_fake:FixturePool",
                            cloud_plugin="ec2", waiting_jobs_time_s=0)
-    data["ec2"] = {"api_url": moto.url, "region": "us-east-1", "aws_access_key_id": "AKIAELASTIQTEST00001",
-                   "aws_secret_access_key": "x" * 40, "image_id": ec2_world.image_id,
+    data["ec2"] = {"api_url": moto.url, "region": REGION, "aws_access_key_id": ACCESS_KEY,
+                   "aws_secret_access_key": SECRET_KEY, "image_id": ec2_world.image_id,
                    "flavour": "c5.xlarge"}
     assert "vm" not in data
     path = tmp_path / "elastiq.yaml"

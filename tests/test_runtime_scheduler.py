@@ -132,8 +132,8 @@ def test_checks_that_fall_due_together_run_one_tick():
     assert kinds[15] == "queue" and kinds[20] == "errors"
     assert kinds[45] == "queue+vms" and kinds[60] == "queue+errors" and kinds[90] == "queue+vms"
     assert kinds[180] == "queue+vms+errors"
-    served_count = {k: sum(k in kind.split("+") for _, kind in ticks) for k in ("queue", "vms", "errors")}
-    assert served_count == {"queue": 12, "vms": 4, "errors": 9}
+    counts = {k: sum(k in kind.split("+") for _, kind in ticks) for k in ("queue", "vms", "errors")}
+    assert counts == {"queue": 12, "vms": 4, "errors": 9}
     assert len(ticks) == 12 + 9 - 3  # vms always with queue; queue and errors meet 3 times
 
 

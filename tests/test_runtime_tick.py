@@ -207,7 +207,8 @@ class LaggingPool(FakeBatch):
         self.sent[worker] = (False, self.clock())
 
     def pool(self, known_ips=None):
-        self.draining = {w for w, (on, at) in self.sent.items() if on and self.clock() - at >= self.lag_s}
+        now = self.clock()
+        self.draining = {w for w, (on, at) in self.sent.items() if on and now - at >= self.lag_s}
         return super().pool(known_ips)
 
 

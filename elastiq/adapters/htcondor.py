@@ -2,10 +2,11 @@
 
 The only module importing ``htcondor2`` / ``classad2``.  It talks to HTCondor through the few
 calls of :class:`CondorBindings` (tests inject a fake with the same methods, fed with real
-ClassAds), builds the worker VM's Machine ad template, translates binding errors into domain
-errors, and leaves the translation of ads to :mod:`.htcondor_ads` (jobs, matchability) and
-:mod:`.htcondor_pool` (slots -> workers): pure modules that do not import the bindings, they
-only call methods of the ads (and of the template) they are given.
+ClassAds), turns the worker VM's Machine ad template into a ClassAd, translates binding errors
+into domain errors, and leaves the translation of ads to :mod:`.htcondor_ads` (jobs,
+matchability), :mod:`.htcondor_pool` (slots -> workers) and :mod:`.htcondor_template` (the
+template: learned from a worker of ours, or synthetic before one exists): pure modules that do
+not import the bindings, they only call methods of the ads (and of the template) they are given.
 
 Errors: the collector unreachable -> :class:`TransientError` (no observation); one schedd of
 several unreachable -> the others still count and the Queue says ``partial``; anything
@@ -26,6 +27,7 @@ from ..config import Config
 from ..model import Pool, Queue
 from . import htcondor_ads as ads
 from . import htcondor_pool as pool_ads
+from . import htcondor_template as template
 from .base import AdapterError, FatalError, TransientError
 
 log = logging.getLogger(__name__)
@@ -94,26 +96,15 @@ def _bulk() -> Iterator[None]:
             gc.enable()
 
 
-def machine_template(config: Config, extra: Optional[Mapping[str, Any]] = None) -> classad2.ClassAd:
-    """The Machine ad of a fresh worker VM of the configured shape: one partitionable slot
-    holding the whole VM (Disk in KB, Memory in MB), plus ``ElastiqCluster``, as the worker
-    user-data advertises it.  ``extra``: more attributes the site's workers advertise."""
-    vm = config.vm
-    cpus, memory, disk = vm.effective_cpus, vm.effective_memory_mb, vm.disk_mb * 1024
-    attrs: Dict[str, Any] = {
-        "MyType": "Machine", "TargetType": "Job", "Name": "slot1@elastiq-worker",
-        "Machine": "elastiq-worker", "SlotType": "Partitionable", "PartitionableSlot": True,
-        "State": "Unclaimed", "Activity": "Idle", "Start": True,
-        "OpSys": vm.opsys, "Arch": vm.arch, "HasDocker": vm.has_docker,
-        "Cpus": cpus, "TotalCpus": cpus, "TotalSlotCpus": cpus, "DetectedCpus": cpus,
-        "Memory": memory, "TotalMemory": memory, "TotalSlotMemory": memory,
-        "DetectedMemory": memory, "Disk": disk, "TotalDisk": disk, "TotalSlotDisk": disk,
-        "GPUs": 0, "TotalGPUs": 0, "HasFileTransfer": True, "HasJobTransferPlugins": True,
-        "HasFileTransferPluginMethods": "data,dav,davs,file,ftp,http,https,s3,gs",
-        "ElastiqCluster": config.elastiq.cluster_name,
-    }
-    attrs.update(extra or {})
-    return classad2.ClassAd(attrs)
+def local_facts() -> Dict[str, Any]:
+    """What the local HTCondor (the bindings, on the master) says of this host and itself."""
+    try:
+        params = {name: htcondor2.param.get(name) for name in template.LOCAL_PARAMS}
+        return template.local_attrs(params, htcondor2.version().strip() or None,
+                                    htcondor2.platform().strip() or None)
+    except Exception as exc:  # no usable local configuration: the configuration alone
+        log.debug("no facts from the local HTCondor: %s", exc)
+        return {}
 
 
 class HTCondorBatch:
@@ -121,16 +112,25 @@ class HTCondorBatch:
 
     ``bindings``: the object making the HTCondor calls (default :class:`CondorBindings`);
     ``clock``: seconds since the epoch, used only for jobs that carry no time at all;
-    ``machine_attrs``: extra attributes of the worker Machine ad template.
+    ``machine_attrs``: extra attributes of the worker Machine ad template, over what it learns;
+    ``local``: the local HTCondor's facts (default: :func:`local_facts`).
+
+    The template is synthetic until a worker of ours shows up in :meth:`pool`, then learned
+    from its slot ad (see :mod:`.htcondor_template`); the next :meth:`queue` judges on it.
     """
 
     def __init__(self, config: Config, bindings: Any = None,
                  clock: Callable[[], float] = time.time,
-                 machine_attrs: Optional[Mapping[str, Any]] = None):
-        self._cluster = config.elastiq.cluster_name
+                 machine_attrs: Optional[Mapping[str, Any]] = None,
+                 local: Optional[Mapping[str, Any]] = None):
+        self._config, self._cluster = config, config.elastiq.cluster_name
         self._bindings = bindings if bindings is not None else CondorBindings()
         self._clock = clock
-        self.matcher = ads.Matcher(machine_template(config, machine_attrs), classad2.ClassAd())
+        self._extra = dict(machine_attrs or {})
+        self._local = dict(local_facts() if local is None else local)
+        self.learned_from: Optional[Tuple[str, str]] = None  # (slot name, CondorVersion)
+        self.matcher = ads.Matcher(self._template(template.synthetic(config, self._local)),
+                                   classad2.ClassAd())
         self._projection: List[str] = list(ads.JOB_PROJECTION)
         self._slot_constraint = pool_ads.slot_constraint(classad2.quote(self._cluster))
         self._told: Set[Tuple[str, str]] = set()
@@ -148,6 +148,7 @@ class HTCondorBatch:
             schedds = list(self._bindings.locate_schedds())
         if not schedds:
             raise TransientError("the collector knows no schedd: the queue cannot be read")
+        self._master_version(schedds)
         idle: List[Any] = []
         running, failed = 0, []
         notes: List[Tuple[str, str]] = []
@@ -213,12 +214,49 @@ class HTCondorBatch:
             with _bulk():
                 workers, notes, malformed = pool_ads.aggregate_workers(
                     found, self._cluster, known_ips or {})
+        self._learn(found)
         for note in notes:
             log.debug("pool: %s", note)
         if malformed:
             log.warning("pool is partial: %d slot ads name no machine", malformed)
         log.debug("pool: %d workers of ours from %d slot ads", len(workers), len(found))
         return Pool(workers=workers, partial=malformed > 0)
+
+    # ------------------------------------------------------------------------- template
+
+    def _template(self, attrs: Dict[str, Any]) -> classad2.ClassAd:
+        attrs.update(self._extra)
+        return classad2.ClassAd(attrs)
+
+    def _master_version(self, schedds: Sequence[Any]) -> None:
+        """Before any worker is seen, the synthetic template carries the HTCondor version of
+        the master's schedd (the workers install the same series) rather than the bindings'."""
+        version = next(filter(None, map(template.version_of, schedds)), None)
+        if self.learned_from is None and version and version != self._local.get("CondorVersion"):
+            self._local["CondorVersion"] = version
+            self.matcher.set_machine(self._template(template.synthetic(self._config, self._local)))
+
+    def _learn(self, slots: Sequence[Any]) -> None:
+        """Learn the template from a worker of ours when none was learned yet, or when no
+        worker advertises the version it was learned from any more.  Failing to read the
+        whole slot ad keeps the template as it is, to try again at the next pool read."""
+        current = self.learned_from[1] if self.learned_from else None
+        source = template.pick_source(slots, self._cluster, current)
+        if source is None:
+            return
+        name, version = source
+        try:
+            with _boundary(f"cannot read the slot ad of {name}"):
+                found = self._bindings.query_slots(f"Name == {classad2.quote(name)}", ())
+        except AdapterError as err:
+            log.warning("worker template not learned: %s", err)
+            return
+        if not found:
+            return
+        self.matcher.set_machine(self._template(template.learned(found[0], self._config)))
+        self.learned_from = (name, version)
+        log.info("worker template learned from %s (%s; %s): %s", name, version.strip("$ "),
+                 found[0].get("OpSysAndVer") or found[0].get("OpSys"), self.matcher.shape)
 
     # ------------------------------------------------------------------------- drain
 

@@ -74,25 +74,33 @@ class Matcher:
     The job's Requirements are evaluated with the real ClassAd library, MY = the job ad and
     TARGET = ``machine`` (the ad a fresh worker VM advertises: one partitionable slot holding
     the whole VM).  Request{Cpus,Memory,Disk} must also fit in the VM, as for a partitionable
-    slot.  Only ``true`` (or a non-zero number, as the negotiator converts) matches; false,
-    UNDEFINED and ERROR do not, and the reason says which (UNDEFINED names the attributes that
-    neither the job nor the template defines).
+    slot, and a docker job (``WantDocker``) needs ``HasDocker`` whatever its Requirements say.
+    Only ``true`` (or a non-zero number, as the negotiator converts) matches; false, UNDEFINED
+    and ERROR do not, and the reason says which (UNDEFINED names the attributes that neither
+    the job nor the template defines).
 
-    Verdicts are cached per (Requirements text, resolved requests, values of the job attributes
-    the Requirements reference directly), so 100,000 jobs of a few kinds cost a few
-    evaluations.  A job whose referenced attribute is itself an expression is evaluated
-    without the cache: that value depends on attributes the key does not hold.  ``wanted`` collects the job attributes those expressions reference, so the
-    caller can add them to its query projection.
+    Verdicts are cached per (Requirements text, resolved requests, WantDocker, values of the
+    job attributes the Requirements reference directly), so 100,000 jobs of a few kinds cost a
+    few evaluations, until :meth:`set_machine` changes the template.  A job whose referenced
+    attribute is itself an expression is evaluated without the cache: that value depends on
+    attributes the key does not hold.  ``wanted`` collects the job attributes those
+    expressions reference, so the caller can add them to its query projection.
     """
 
     def __init__(self, machine: Any, blank: Any, max_entries: int = 50000):
-        self.machine, self._blank, self._max = machine, blank, max_entries
+        self._blank, self._max = blank, max_entries
         self.wanted: Set[str] = set()
         self.evaluations = 0  # cache misses, for tests and benchmarks
         self._refs: Dict[str, Tuple[str, ...]] = {}
+        self.set_machine(machine)
+
+    def set_machine(self, machine: Any) -> None:
+        """Judge against ``machine`` from now on; every cached verdict is forgotten."""
+        self.machine = machine
         self._verdicts: Dict[tuple, Tuple[bool, str]] = {}
+        self._refs.clear()  # which names are the machine's may have changed
         self._size = tuple(int(number(machine, a) or 0) for a in ("Cpus", "Memory", "Disk"))
-        self._shape = "{} cpus, {} MB, {} MB disk, {}/{}, docker {}".format(
+        self.shape = "{} cpus, {} MB, {} MB disk, {}/{}, docker {}".format(
             self._size[0], self._size[1], self._size[2] // 1024, machine.get("OpSys"),
             machine.get("Arch"), "yes" if machine.get("HasDocker") is True else "no")
 
@@ -104,14 +112,15 @@ class Matcher:
         refs = self._refs.get(source) if source is not None else ()
         if refs is None:
             refs = self._refs[source] = self._direct_refs(expr)
-        key: Optional[tuple] = (source, cpus, memory_mb, disk_kb, *map(get, refs))
+        docker = get("WantDocker") is True
+        key: Optional[tuple] = (source, cpus, memory_mb, disk_kb, docker, *map(get, refs))
         try:
             found = self._verdicts.get(key)
         except TypeError:  # an expression among the values: its value may depend on job
             key = found = None  # attributes the key does not hold, so this job is not cached
         if found is None:
             self.evaluations += 1
-            why = self._why_not(ad, expr, source, (cpus, memory_mb, disk_kb))
+            why = self._why_not(ad, expr, source, (cpus, memory_mb, disk_kb), docker)
             found = (why is None, f"can never run on a worker VM: {why}")
             if key is not None:
                 if len(self._verdicts) >= self._max:
@@ -130,12 +139,15 @@ class Matcher:
         return tuple(sorted(names - set(_REQUESTS)))
 
     def _why_not(self, ad: Any, expr: Any, source: Optional[str],
-                 wants: Tuple[int, int, int]) -> Optional[str]:
+                 wants: Tuple[int, int, int], docker: bool) -> Optional[str]:
         """None when the job matches the template, else why not."""
         for label, want, have, unit in zip(("cpus", "memory", "disk"), wants, self._size,
                                            ("", " MB", " KB")):
             if want > have:
                 return f"requests {want}{unit} {label}, a worker VM has {have}{unit}"
+        if docker and self.machine.get("HasDocker") is not True:
+            # its Requirements may not say so (a job transform's), but only docker runs it
+            return "a docker job (WantDocker), and the worker VMs have no docker (vm.has_docker)"
         if expr is None:  # no Requirements at all: the requests decide
             return None
         try:
@@ -144,7 +156,7 @@ class Matcher:
             return f"Requirements cannot be evaluated ({exc}): {_short(source)}"
         if type(value) is bool or type(value) in (int, float):
             return None if value else (
-                f"Requirements are false for a worker VM ({self._shape}): {_short(source)}")
+                f"Requirements are false for a worker VM ({self.shape}): {_short(source)}")
         kind = getattr(value, "name", None)  # classad2.Value.Undefined / .Error
         if kind == "Undefined":
             unknown = sorted(r for r in ad.externalRefs(expr) if r.split(".")[-1] not in self.machine)

@@ -19,7 +19,7 @@ SLOT_PROJECTION = (
     "Name", "Machine", "SlotType", "PartitionableSlot", "DynamicSlot", "State", "Activity",
     "Cpus", "Memory", "TotalSlotCpus", "TotalSlotMemory", "EnteredCurrentState",
     "EnteredCurrentActivity", "NumDynamicSlotsTime", "Draining", "ElastiqInstanceId",
-    "ElastiqCluster", "StartdIpAddr", "MyAddress",
+    "ElastiqCluster", "StartdIpAddr", "MyAddress", "CondorVersion",
 )
 #: Slot states in which a job runs or is about to: such a slot is claimed.
 BUSY_STATES = frozenset({"Claimed", "Matched", "Preempting"})
