@@ -94,6 +94,10 @@ def test_before_any_worker_the_version_is_the_masters_schedds():
     assert adapter.matcher.machine["CondorVersion"].split()[1] == "25.14.1"
     adapter.queue()
     assert adapter.matcher.machine["CondorVersion"] == "$CondorVersion: 25.0.13 2026-11-21 $"
+    assert adapter.matcher.machine["CondorPlatform"] == "$CondorPlatform: X86_64-Debian_12 $"
+    before = adapter.matcher.machine
+    adapter.queue()
+    assert adapter.matcher.machine is before  # built once
 
 
 # ----------------------------------------------------------------------- learned from a worker

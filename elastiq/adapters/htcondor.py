@@ -100,8 +100,7 @@ def local_facts() -> Dict[str, Any]:
     """What the local HTCondor (the bindings, on the master) says of this host and itself."""
     try:
         params = {name: htcondor2.param.get(name) for name in template.LOCAL_PARAMS}
-        return template.local_attrs(params, htcondor2.version().strip() or None,
-                                    htcondor2.platform().strip() or None)
+        return template.local_attrs(params, htcondor2.version().strip() or None)
     except Exception as exc:  # no usable local configuration: the configuration alone
         log.debug("no facts from the local HTCondor: %s", exc)
         return {}
@@ -231,9 +230,9 @@ class HTCondorBatch:
     def _master_version(self, schedds: Sequence[Any]) -> None:
         """Before any worker is seen, the synthetic template carries the HTCondor version of
         the master's schedd (the workers install the same series) rather than the bindings'."""
-        version = next(filter(None, map(template.version_of, schedds)), None)
-        if self.learned_from is None and version and version != self._local.get("CondorVersion"):
-            self._local["CondorVersion"] = version
+        found = next(filter(None, map(template.daemon_attrs, schedds)), {})
+        if self.learned_from is None and found.items() - self._local.items():
+            self._local.update(found)
             self.matcher.set_machine(self._template(template.synthetic(self._config, self._local)))
 
     def _learn(self, slots: Sequence[Any]) -> None:

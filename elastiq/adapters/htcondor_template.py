@@ -14,10 +14,10 @@ Two sources, the better one winning:
   It is learned again when no worker of ours advertises its HTCondor version any more (a new
   image), never from a mix of versions back and forth.
 - **synthetic**, before any worker exists: the configuration (shape, ``vm.opsys``,
-  ``vm.arch``) plus what the local HTCondor tells (``local``: the master's ``CondorVersion``,
-  from its schedd or, without one, the bindings; ``OpSys*`` from its configuration: master and
-  workers boot the same image and install the same HTCondor series), and the abilities every
-  current starter has.
+  ``vm.arch``) plus what the local HTCondor tells (``local``: the master's ``CondorVersion``
+  and ``CondorPlatform``, from its schedd or, without one, the bindings' version; ``OpSys*``
+  from its configuration: master and workers boot the same image and install the same
+  HTCondor series), and the abilities every current starter has.
 
 Either way ``vm.has_docker`` decides ``HasDocker`` (a worker whose docker is broken advertises
 none, but the next VM may work; the configuration says what the workers are meant to have).
@@ -51,8 +51,7 @@ _DROPPED = {"elastiqinstanceid", "dynamicslot", "myaddress", "startdipaddr", "ad
 _DOCKER = ("HasDocker", "HasDockerURL", "DockerVersion", "DockerNetworks", "DockerOfflineReason")
 
 
-def local_attrs(params: Mapping[str, Any], version: Optional[str],
-                platform: Optional[str]) -> Dict[str, Any]:
+def local_attrs(params: Mapping[str, Any], version: Optional[str]) -> Dict[str, Any]:
     """The local HTCondor's facts as Machine ad attributes (None and empty values left out)."""
     attrs: Dict[str, Any] = {}
     for param, attr in LOCAL_PARAMS.items():
@@ -63,8 +62,15 @@ def local_attrs(params: Mapping[str, Any], version: Optional[str],
             attrs[attr] = int(value) if attr in _INTEGERS else str(value)
         except ValueError:
             continue
-    attrs.update((k, v) for k, v in (("CondorVersion", version), ("CondorPlatform", platform)) if v)
+    if version:
+        attrs["CondorVersion"] = version
     return attrs
+
+
+def daemon_attrs(ad: Any) -> Dict[str, str]:
+    """``CondorVersion`` and ``CondorPlatform`` of a daemon's ad (those it has)."""
+    return {k: v for k in ("CondorVersion", "CondorPlatform")
+            for v in (ad.get(k),) if isinstance(v, str) and v}
 
 
 def _shape(config: Config) -> Dict[str, Any]:
@@ -120,8 +126,7 @@ def learned(ad: Any, config: Config) -> Dict[str, Any]:
 
 
 def version_of(ad: Any) -> Optional[str]:
-    value = ad.get("CondorVersion")
-    return value if isinstance(value, str) and value else None
+    return daemon_attrs(ad).get("CondorVersion")
 
 
 def pick_source(slots: Iterable[Any], cluster: str,
