@@ -52,7 +52,7 @@ def test_all_checks_run_and_never_two_at_once():
         assert rec.done.wait(TIMEOUT)
     finally:
         sched.stop()
-    assert rec.kinds[0] == "start"
+    assert rec.kinds[0].split("+")[0] == "start"  # (a check due meanwhile: served too)
     assert rec.max_active == 1
 
 
@@ -100,7 +100,7 @@ def test_a_failing_tick_does_not_stop_the_schedule():
         calls.append(kind)
         if len(calls) >= 3:
             done.set()
-        if kind == "start":
+        if kind.startswith("start"):
             raise RuntimeError("bug")
         return None
 
@@ -110,7 +110,7 @@ def test_a_failing_tick_does_not_stop_the_schedule():
         assert done.wait(TIMEOUT)
     finally:
         sched.stop()
-    assert calls[:3] == ["start", "queue", "queue"]
+    assert [kind.split("+")[0] for kind in calls[:3]] == ["start", "queue", "queue"]
 
 
 # ------------------------------------------------------------- coalescing (issue 9, defect 3)
@@ -188,5 +188,33 @@ def test_the_real_scheduler_runs_checks_with_equal_intervals_as_one_tick():
         assert rec.done.wait(TIMEOUT)
     finally:
         sched.stop()
-    assert rec.kinds[0] == "start"
+    assert rec.kinds[0].split("+")[0] == "start"  # (a check due meanwhile: served too)
     assert all(kind == "queue+vms+errors" for kind in rec.kinds[1:4]), rec.kinds
+
+
+def test_stop_while_a_tick_schedules_its_wake_up_does_not_hang():
+    """apscheduler's shutdown holds its job store lock while it waits for the running tick; a
+    tick that schedules a job then must not be left waiting for that lock (the daemon would
+    never exit on SIGTERM)."""
+    ticked = threading.Event()
+    sched = Scheduler(lambda kind: ticked.set() or time.time() + 3600, ())
+    real_add_job = sched._aps.add_job
+    stopper = threading.Thread(target=sched.stop)
+
+    def add_job(*args, **kwargs):
+        if ticked.is_set() and not stopper.is_alive():  # the tick's own wake-up
+            stopper.start()  # SIGTERM arrives now
+            deadline = time.monotonic() + 1.0  # until shutdown holds the lock, if it can
+            while time.monotonic() < deadline and sched._aps._jobstores_lock.acquire(False):
+                sched._aps._jobstores_lock.release()
+                time.sleep(0.001)
+        return real_add_job(*args, **kwargs)
+
+    sched._aps.add_job = add_job
+    sched.start()
+    assert ticked.wait(TIMEOUT)
+    stopper_started = time.monotonic()
+    while not stopper.is_alive() and time.monotonic() - stopper_started < TIMEOUT:
+        time.sleep(0.01)
+    stopper.join(10)
+    assert not stopper.is_alive(), "stop() hangs"

@@ -106,6 +106,7 @@ class Scheduler:
         self._job: Optional[str] = None
         self._job_at: Optional[float] = None
         self._seq = 0
+        self._stopped = False
         self._aps = _BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=1)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -117,6 +118,11 @@ class Scheduler:
         self.wake_at(self._clock(), kind="start")
 
     def stop(self) -> None:
+        # apscheduler's shutdown holds its job store lock while it waits for the running tick:
+        # a tick that then added or removed a job would wait for it forever.  Past this flag
+        # (set under the lock every scheduling change holds), no tick touches the jobs.
+        with self._wake_lock:
+            self._stopped = True
         if self._aps.running:
             self._aps.shutdown(wait=True)
 
@@ -170,7 +176,7 @@ class Scheduler:
     def _reschedule(self) -> None:
         """One apscheduler date job at the next moment (the caller holds ``_wake_lock``)."""
         when = self._next_moment()
-        if when is None or when == self._job_at or not self._aps.running:
+        if when is None or when == self._job_at or self._stopped or not self._aps.running:
             return
         if self._job is not None:  # superseded
             try:
