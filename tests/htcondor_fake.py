@@ -7,11 +7,15 @@ own ``HTCondorException``.  Every call is recorded in ``calls``.
 """
 from __future__ import annotations
 
+import os
 import pathlib
 from typing import Dict, List, Optional, Sequence, Union
 
 import classad2
 import htcondor2
+
+from elastiq.adapters.htcondor import HTCondorBatch
+from elastiq.config import Config, ElastiqSection, VMSection
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "htcondor"
 SCHEDD = "master@vm"
@@ -114,8 +118,6 @@ class FakeBindings:
 
 def config(cluster="demo", **vm):
     """The Config of the captured cluster "demo" with 4 cpus / 8 GB worker VMs (``vm``: more)."""
-    from elastiq.config import Config, ElastiqSection, VMSection
-
     shape = dict(cpus=4, memory_mb=8192, disk_mb=20000, has_docker=True)
     shape.update(vm)
     return Config(elastiq=ElastiqSection(cluster_name=cluster), vm=VMSection(**shape))
@@ -128,16 +130,12 @@ def fake(jobs=None, slots=None) -> "FakeBindings":
                         load("startd.daemons.long.txt"))
 
 
-class FixturePool:
+class FixturePool(HTCondorBatch):
     """The real HTCondor adapter on captured ads, as a ``batch_plugin`` for a daemon run in a
     subprocess: ``tests.htcondor_fake:FixturePool``.  Job ads come from the file named by
     ``$ELASTIQ_TEST_JOB_ADS`` (old ClassAd format) for one schedd; the pool is empty."""
 
-    def __new__(cls, config):
-        import os
-
-        from elastiq.adapters.htcondor import HTCondorBatch
-
+    def __init__(self, config):
         with open(os.environ["ELASTIQ_TEST_JOB_ADS"]) as handle:
             jobs = list(classad2.parseAds(handle))
-        return HTCondorBatch(config, bindings=FakeBindings({SCHEDD: jobs}, [], []))
+        super().__init__(config, bindings=FakeBindings({SCHEDD: jobs}, [], []))
