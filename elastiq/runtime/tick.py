@@ -46,7 +46,8 @@ class Runtime:
                                  on_error=self.metrics.error)
         self.actuator = Actuator(batch, cloud, policy, config, clock, self.metrics,
                                  dry_run_boot=dry_run, dry_run_shutdown=dry_run,
-                                 should_stop=self.stopping.is_set)
+                                 should_stop=self.stopping.is_set,
+                                 known_ips=self.observer.known_ips)
         self.reconciled = False
         self._notes: Tuple[str, ...] = ()
 
