@@ -9,7 +9,7 @@ from dataclasses import replace
 
 from elastiq.core import decide
 from elastiq.core.wanted import COLLECTOR_GRACE_S
-from elastiq.model import (CancelDrain, Drain, Job, Launch, Memory, Pool, Queue, Snapshot,
+from elastiq.model import (CancelDrain, Drain, Job, Lifecycle, Memory, Pool, Queue, Snapshot,
                            Terminate)
 
 from tests.test_core_decide import cfg, inst, joined, worker
@@ -83,7 +83,7 @@ def test_fresh_jobs_keep_an_idle_worker_and_cancel_its_drain_by_the_same_rule():
     world.tick(config, 1000.0)
     assert world.counts["Drain"] == 0  # jobs that may still start keep it
     world.workers["i-1"] = replace(world.workers["i-1"], draining=True)  # drained by hand
-    world.memory = replace(world.memory, instances={"i-1": joined(1, lifecycle=decide.Lifecycle.DRAINING)})
+    world.memory = replace(world.memory, instances={"i-1": joined(1, lifecycle=Lifecycle.DRAINING)})
     world.tick(config, 1010.0)
     assert world.counts["CancelDrain"] == 1
 

@@ -15,7 +15,6 @@ hands the core each instance's launch time in virtual time (``_VirtualLaunchTime
 """
 from __future__ import annotations
 
-import time
 from dataclasses import replace
 from typing import Dict, List, Optional, Set
 
@@ -173,9 +172,3 @@ class Chaos:
 
     def decisions(self, kind: str) -> int:
         return sum(1 for d in self.runtime.state.decisions if d.kind == kind)
-
-
-def timed(func):
-    started = time.perf_counter()
-    result = func()
-    return result, time.perf_counter() - started
