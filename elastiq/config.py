@@ -77,6 +77,9 @@ class EC2Section:
     user_data_b64: Optional[str] = field(default=None, repr=False)
     user_data_file: Optional[str] = None
     ca_bundle: Optional[str] = None
+    # Seconds to wait for an answer to one API call before it counts as failed (and is
+    # retried): longer than the cloud's slowest normal answer, shorter than the tick.
+    read_timeout_s: float = 30
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple, Union
+from typing import FrozenSet, Mapping, Optional, Tuple, Union
 
 
 class InstanceState(str, enum.Enum):
@@ -47,11 +47,16 @@ class Job:
 
 @dataclass(frozen=True)
 class Queue:
-    """What the schedds told us.  ``partial``: at least one schedd could not be read."""
+    """What the schedds told us.  ``partial``: at least one schedd could not be read.
+
+    ``running_on``: the ``Worker.name`` of every worker a running job's remote host names
+    (empty when the adapter cannot tell): such a worker is alive whatever the pool says.
+    """
 
     idle: Tuple[Job, ...] = ()
     running: int = 0
     partial: bool = False
+    running_on: FrozenSet[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -82,8 +87,12 @@ class Worker:
 
 @dataclass(frozen=True)
 class Pool:
+    """``collector_started``: when the collector answering started (None: unknown).  Right
+    after a restart the collector lists only the startds that advertised again since."""
+
     workers: Tuple[Worker, ...] = ()
     partial: bool = False
+    collector_started: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +209,7 @@ class InstanceRecord:
     joined_at: Optional[float] = None
     worker: Optional[str] = None
     missing_since: Optional[float] = None  # joined once, its worker absent from the pool since
+    busy_at: Optional[float] = None  # last tick its worker was seen with a claimed slot
 
 
 @dataclass(frozen=True)
@@ -209,12 +219,16 @@ class Memory:
     ``waiting_since``: when demand was first seen above the threshold (None: not above).
     ``backoff_until`` / ``failures``: launch back-off after consecutive launch failures.
     ``instances``: lifecycle record of every instance we own and have not seen gone.
+    ``unstarted``: ``(queued_before, cpus, memory_mb)``: idle jobs queued before that time
+    and no larger than that shape waited ``idle_for_time_s`` next to an idle worker they fit
+    and did not start there; they are reported and never cause a launch.
     """
 
     waiting_since: Optional[float] = None
     backoff_until: float = 0.0
     failures: int = 0
     instances: Mapping[str, InstanceRecord] = field(default_factory=dict)
+    unstarted: Optional[Tuple[float, int, int]] = None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from elastiq.runtime.state import StateStore
-from tests.support.e2e_pool import claimed_ids, tagged_instances
+from tests.support.e2e_pool import claimed_ids, tagged_instances, worker_name
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_VMS = 4
@@ -159,9 +159,25 @@ def claims_of_run(tmp_path):
 
 
 #: Where to kill: right after the daemon logs one of these decisions (the kill then lands
-#: before, during or just after the cloud or pool call), or at a random moment (None).
-UP_POINTS = ("launch ", "cancel drain", None)
-DOWN_POINTS = ("drain ", "terminate ", None)
+#: before, during or just after the cloud or pool call), or right after its n-th state save
+#: (n seeded).  Each run picks the point its phase will reach from the world as it is: a
+#: launch needs room under max_vms, a cancelled drain a draining worker, a drain an accepting
+#: worker, a termination any worker; every kill must land on its point (no fallback, no sleep).
+UP_POINTS = ("launch ", "cancel drain", "save")
+DOWN_POINTS = ("drain ", "terminate ", "save")
+
+
+def reachable(phase, want, tmp_path, alive_ips):
+    """The point of this run: ``want`` if the phase reaches it from the world as it is (the
+    cloud's alive instances, the pool's draining workers), else the next one that it does."""
+    path = tmp_path / "pool" / "drains.json"
+    drains = set(json.loads(path.read_text())) if path.exists() else set()
+    names = {worker_name(ip) for ip in alive_ips}
+    can = {"launch ": len(names) < MAX_VMS, "cancel drain": bool(names & drains),
+           "drain ": bool(names - drains), "terminate ": bool(names), "save": True}
+    points = UP_POINTS if phase == "up" else DOWN_POINTS
+    start = points.index(want)
+    return next(p for p in points[start:] + points[:start] if can[p])
 
 
 def wait_for_line(proc, log_path, offset, text, timeout):
@@ -175,6 +191,21 @@ def wait_for_line(proc, log_path, offset, text, timeout):
                 if any(f"INFO    elastiq.runtime.actuator: {text}" in line for line in handle):
                     return True
         time.sleep(0.005)
+    return False
+
+
+def wait_for_saves(proc, store, count, timeout):
+    """Until the daemon has saved its state ``count`` more times; False on timeout."""
+    deadline = time.monotonic() + timeout
+    last = store.read().saved_at
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
+        state = store.read()
+        if state.saved_at != last:
+            last, count = state.saved_at, count - 1
+            if not count:
+                return True
+        time.sleep(0.002)
     return False
 
 
@@ -199,18 +230,21 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
             before, gone_before = watcher.alive(), terminated(client, "e2e")
             offset = log_path.stat().st_size if log_path.exists() else 0
             started = time.time()
+            ips = [i.get("PrivateIpAddress") or i["InstanceId"]
+                   for i in tagged_instances(client, "e2e", ("pending", "running"))]
+            point = reachable(phase, (UP_POINTS if phase == "up" else DOWN_POINTS)[(run // 2) % 3],
+                              tmp_path, ips)
             with daemon(path, tmp_path) as proc:
                 state = wait_first_tick(proc, store, started)
                 gone_now = terminated(client, "e2e")
                 forgotten = [i for i in before if i not in state.memory.instances and i not in gone_now]
                 assert forgotten == [], f"run {run}: tagged instances not in the state: {forgotten}"
                 if run < KILLS:
-                    point = (UP_POINTS if phase == "up" else DOWN_POINTS)[(run // 2) % 3]
-                    if point is None or not wait_for_line(proc, log_path, offset, point, 4.0):
-                        point = None
-                        time.sleep(rng.uniform(0.0, 1.5))
-                    time.sleep(rng.uniform(0.0, 0.03))
-                    assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
+                    if point == "save":
+                        reached = wait_for_saves(proc, store, rng.randint(1, 4), 10.0)
+                    else:
+                        reached = wait_for_line(proc, log_path, offset, point, 10.0)
+                    assert reached, f"run {run} ({phase}) never reached its kill point {point!r}"
                     proc.send_signal(signal.SIGKILL)
                     kills.append((phase, point))
                     proc.wait(WAIT_S)
@@ -228,10 +262,12 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
     assert watcher.peak <= MAX_VMS and watcher.samples > 100
     assert watcher.peak == MAX_VMS  # the limit was reached, and held
     assert store.read().memory.instances == {}
-    # kills in both directions, most of them right at a decision; busy workers existed
-    assert sum(1 for phase, _ in kills if phase == "up") >= 5, kills
-    assert sum(1 for phase, _ in kills if phase == "down") >= 5, kills
-    assert sum(1 for _, point in kills if point) >= 6, kills
+    # every run but the last was killed at its point, in both directions; busy workers existed
+    assert [phase for phase, _ in kills] == ["up", "down"] * (KILLS // 2), kills
+    assert {point for _, point in kills} >= {"launch ", "drain ", "terminate "}, kills
+    print(f"\nkill -9: {len(kills)} kills {kills}; orphans 0, peak {watcher.peak}/{MAX_VMS} in "
+          f"{watcher.samples} samples, busy workers terminated 0 ({len(claimed_ever)} were busy), "
+          f"{len(terminated(client, 'e2e'))} terminated")
     assert len(terminated(client, "e2e")) > MAX_VMS and claimed_ever
     log = log_path.read_text()
     assert "AKIAE2ETESTKEY000001" not in log and "e2e-secret-key-not-real" not in log

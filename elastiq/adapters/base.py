@@ -6,9 +6,9 @@ contain secrets (keys, tokens, user-data).
 """
 from __future__ import annotations
 
-from typing import Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Dict, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
-from ..model import Instance, Pool, Queue
+from ..model import Instance, Pool, Queue, Worker
 
 
 class AdapterError(Exception):
@@ -73,6 +73,21 @@ class BatchSystem(Protocol):
 
     def cancel_drain(self, worker: str) -> None:
         """Undo :meth:`drain`: the worker accepts jobs again."""
+
+    def workers_of(self, instance_ids: Sequence[str],
+                   known_ips: Optional[Mapping[str, str]] = None) -> Mapping[str, Worker]:
+        """The pool's workers of these instances right now, by instance id: one targeted
+        query, made right before their VMs are terminated (a VM may have joined, or a job
+        been matched, since the last observation).  An instance absent from the answer has
+        no worker in the pool.  Raises :class:`AdapterError` when the pool cannot be asked."""
+
+
+def look_in_pool(batch: BatchSystem, instance_ids: Sequence[str],
+                 known_ips: Optional[Mapping[str, str]] = None) -> Dict[str, Worker]:
+    """``workers_of`` for a batch system whose whole pool is cheap to read (simulators,
+    test doubles): ``workers_of = look_in_pool`` in the class body."""
+    wanted = set(instance_ids)
+    return {w.instance_id: w for w in batch.pool(known_ips).workers if w.instance_id in wanted}
 
 
 @runtime_checkable

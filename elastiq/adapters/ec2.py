@@ -99,7 +99,7 @@ class EC2Cloud:
     def __init__(self, config: Config, user_data: Union[bytes, str, None] = None,
                  substitutions: Optional[Mapping[str, str]] = None, client=None,
                  clock: Callable[[], float] = time.time, *, max_attempts: int = 4,
-                 connect_timeout: float = 10.0, read_timeout: float = 30.0,
+                 connect_timeout: float = 10.0, read_timeout: Optional[float] = None,
                  page_size: int = 1000, batch_size: int = MAX_IDS_PER_CALL,
                  detect: Detect = detect_addresses,
                  environ: Optional[Mapping[str, str]] = None):
@@ -112,7 +112,8 @@ class EC2Cloud:
         if client is None:
             client, self._secrets = make_client(
                 self._ec2, os.environ if environ is None else environ, max_attempts,
-                connect_timeout, read_timeout)
+                connect_timeout,
+                self._ec2.read_timeout_s if read_timeout is None else read_timeout)
         self._client = client
         self._user_data = prepare_user_data(self._ec2, user_data, config.substitute,
                                             substitutions, detect)

@@ -293,3 +293,20 @@ class HTCondorBatch:
                 return pool_ads.names_draining(slots, worker)
         except AdapterError:
             return None
+
+    # ------------------------------------------------------------------------- look
+
+    def workers_of(self, instance_ids: Sequence[str],
+                   known_ips: Optional[Mapping[str, str]] = None) -> Dict[str, Any]:
+        """The workers of these instances in the pool now (see ``BatchSystem.workers_of``):
+        one collector query for their slots (and the slots advertising no instance id, for
+        the IP fallback), right before their VMs are terminated."""
+        ids = sorted(set(instance_ids))
+        if not ids:
+            return {}
+        named = " || ".join(f"ElastiqInstanceId =?= {classad2.quote(i)}" for i in ids)
+        constraint = f"({self._slot_constraint}) && ({named} || ElastiqInstanceId =?= undefined)"
+        with _boundary("cannot look at the pool before terminating"):
+            found = self._bindings.query_slots(constraint, pool_ads.SLOT_PROJECTION)
+            workers, _, _ = pool_ads.aggregate_workers(found, self._cluster, known_ips or {})
+        return {w.instance_id: w for w in workers if w.instance_id in ids}

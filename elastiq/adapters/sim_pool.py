@@ -7,8 +7,9 @@ order that fits (depth-first filling, so that other workers go idle); a job whos
 fit is not retried in the same cycle.  A job runs for its run time.  A worker reports
 ``idle_since`` from its join or its last job's end.  When its VM is terminated while jobs run
 on it, they are killed, counted in ``jobs_killed`` and requeued with their original queue
-time, as HTCondor does.  ``queue()``/``pool()`` raise TransientError with the configured
-probabilities.  Views are cached and rebuilt only after a change (``version`` counts them).
+time, as HTCondor does.  ``queue()``/``pool()``/``workers_of()`` raise TransientError with the
+configured probabilities.  The queue names the workers running jobs (``running_on``);
+``restart_collector`` makes the pool list no worker until they advertise again.  Views are cached and rebuilt only after a change (``version`` counts them).
 """
 from __future__ import annotations
 
@@ -75,6 +76,8 @@ class SimPool:
         self._dirty_match = True
         self._queue: Optional[Queue] = None
         self._pool: Optional[Pool] = None
+        self.collector_started: Optional[float] = None
+        self._hidden_until = float("-inf")
 
     # -- the BatchSystem port
     def queue(self) -> Queue:
@@ -82,17 +85,36 @@ class SimPool:
         if self.queue_failure and self.rng.random() < self.queue_failure:
             raise TransientError("simulated schedd timeout")
         if self._queue is None:
-            self._queue = Queue(tuple(self.idle), self.running)
+            busy = frozenset(s.name for s in self.workers.values() if s.running)
+            self._queue = Queue(tuple(self.idle), self.running, running_on=busy)
         return self._queue
 
     def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
         """Every joined worker, in join order.  ``known_ips`` is accepted as the port requires
         and not needed: every simulated worker names its instance."""
+        self._maybe_fail()
+        if self.clock() < self._hidden_until:
+            return Pool((), collector_started=self.collector_started)
+        if self._pool is None:
+            self._pool = Pool(tuple(s.as_worker() for s in self.workers.values()),
+                              collector_started=self.collector_started)
+        return self._pool
+
+    def workers_of(self, instance_ids, known_ips: Optional[Mapping[str, str]] = None):
+        """The workers of these instances now (one look, as the collector would answer)."""
+        self._maybe_fail()
+        if self.clock() < self._hidden_until:
+            return {}
+        return {i: self.workers[i].as_worker() for i in instance_ids if i in self.workers}
+
+    def _maybe_fail(self) -> None:
         if self.pool_failure and self.rng.random() < self.pool_failure:
             raise TransientError("simulated collector timeout")
-        if self._pool is None:
-            self._pool = Pool(tuple(s.as_worker() for s in self.workers.values()))
-        return self._pool
+
+    def restart_collector(self, now: float, readvertise_s: float) -> None:
+        """The collector restarts: it lists no worker for ``readvertise_s``."""
+        self.collector_started, self._hidden_until = now, now + readvertise_s
+        self._touch(None)
 
     def drain(self, worker: str, reason: str) -> None:
         """The worker takes no new job; running ones finish.  Unknown workers are ignored."""

@@ -7,7 +7,12 @@ Pure: the same arguments always give the same Plan and Memory.  What it guarante
   first and terminated only once drained and unclaimed;
 - never drains or terminates anything unless queue, pool and cloud were all read completely;
 - makes no decision at all when the cloud could not be listed;
-- launches only for jobs that can run on a worker VM, after they waited long enough;
+- launches only for jobs that can run on a worker VM, after they waited long enough, and
+  not for jobs that did not start next to an idle worker they fit (see :mod:`.wanted`);
+- drains a worker no sooner than ``idle_for_time_s`` after it was last seen busy, and cancels
+  a drain only for jobs that would keep the worker from being drained (one rule, both sides);
+- scales nothing down from a pool that lost workers the queue says run jobs, or right after
+  the collector restarted;
 - every action and every held-back action carries a human-readable reason.
 """
 from __future__ import annotations
@@ -21,6 +26,7 @@ from . import demand as demand_mod
 from .lifecycle import Fleet, mark, track
 from .scaledown import scale_down
 from .scaleup import scale_up
+from .wanted import pool_doubt, release_unstarted, unstarted_note
 
 
 def initial_memory() -> Memory:
@@ -35,14 +41,15 @@ def backoff_delay(failures: int, config: Config) -> float:
     return min(e.launch_backoff_s * 2 ** min(failures - 1, 30), e.launch_backoff_max_s)
 
 
-def placeable(snapshot: Snapshot, config: Config, now: float) -> Optional[demand_mod.Placeable]:
-    """The idle jobs sorted by shape (fresh: waiting less than ``idle_for_time_s``); None when
-    the queue is unreadable."""
+def placeable(snapshot: Snapshot, config: Config, now: float,
+              unstarted=None) -> Optional[demand_mod.Placeable]:
+    """The idle jobs sorted by shape (fresh: waiting less than ``idle_for_time_s``), those
+    known not to start (``unstarted``) set apart; None when the queue is unreadable."""
     if snapshot.queue is None:
         return None
     vm = config.vm
     return demand_mod.classify(snapshot.queue.idle, vm.effective_cpus, vm.effective_memory_mb,
-                               now - config.elastiq.idle_for_time_s)
+                               now - config.elastiq.idle_for_time_s, unstarted)
 
 
 def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
@@ -96,14 +103,18 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
 
     draining = [m for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING and m.worker]
     draining.sort(key=lambda m: (-m.worker.free_cpus, m.id))
-    jobs = placeable(snapshot, config, now)
+    jobs = placeable(snapshot, config, now, memory.unstarted)
+    unstarted = memory.unstarted
+    if jobs is not None and snapshot.pool is not None:
+        jobs, unstarted = release_unstarted(jobs, fleet, unstarted, e.idle_for_time_s, now)
     demand = compute_demand(jobs, snapshot, fleet, config)
     up = scale_up(demand, fleet, draining, memory, config, now)
     down = scale_down(
         snapshot, fleet, config, now, launching=up.launch is not None,
         keep=frozenset(c.instance_id for c in up.cancel_drains),
         surplus_booting=surplus_booting(jobs, snapshot, fleet, config, demand),
-        jobs_waiting=jobs.fresh if jobs is not None else 0)
+        jobs_waiting=jobs.waiting if jobs is not None else 0,
+        doubt=pool_doubt(snapshot, fleet, now))
 
     records = dict(fleet.records)
     mark(records, (d.instance_id for d in down.drains), Lifecycle.DRAINING, now)
@@ -117,8 +128,9 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
 
     actions = up.cancel_drains + ((up.launch,) if up.launch else ()) + down.drains + down.terminates
     wakes = [t for t in (up.wake, down.wake) if t is not None and t > now]
-    new_memory = Memory(up.waiting_since, backoff_until, failures, records)
-    return Plan(actions, up.notes + down.notes, min(wakes) if wakes else None), new_memory
+    new_memory = Memory(up.waiting_since, backoff_until, failures, records, unstarted)
+    notes = unstarted_note(jobs, e.idle_for_time_s) + up.notes + down.notes
+    return Plan(actions, notes, min(wakes) if wakes else None), new_memory
 
 
 def record_launch(memory: Memory, outcome: LaunchOutcome, config: Config, now: float) -> Memory:

@@ -10,7 +10,8 @@ Idle jobs are placed, largest first (first-fit decreasing over cpu then memory),
 With ``n_jobs_per_vm`` set, the original's simpler rule applies instead: every VM holds that
 many jobs, a worker has ``n_jobs_per_vm - claimed_slots`` free places.
 
-Jobs that are not matchable, or larger than one VM, are never placed and never cause a launch.
+Jobs that are not matchable, or larger than one VM, are never placed and never cause a launch;
+nor do *unstarted* jobs (see :mod:`.wanted`).
 Jobs of identical shape are placed together, so the cost grows with the number of distinct
 shapes times the number of bins, not with the number of jobs.
 """
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from dataclasses import dataclass
-from typing import Iterable, List, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from ..model import Job
 
@@ -31,10 +32,21 @@ class Placeable:
     shapes: Counter  # (cpus, memory_mb) -> number of idle jobs of that shape that fit a VM
     unmatchable: int  # idle jobs that can never run on a worker VM
     fresh: int  # of the placeable ones, jobs queued after ``fresh_after``
+    stale: Counter = field(default_factory=Counter)  # the shapes of the others
+    unstarted: int = 0  # jobs that fit a VM but did not start next to an idle worker
 
     @property
     def waiting(self) -> int:
         return sum(self.shapes.values())
+
+    def without_unstarted(self, cpus: int, memory_mb: int) -> "Placeable":
+        """These jobs with the stale ones no larger than ``cpus``/``memory_mb`` moved to
+        ``unstarted``."""
+        gone = Counter({s: n for s, n in self.stale.items() if s[0] <= cpus and s[1] <= memory_mb})
+        if not gone:
+            return self
+        return Placeable(self.shapes - gone, self.unmatchable, self.fresh, self.stale - gone,
+                         self.unstarted + sum(gone.values()))
 
 
 @dataclass(frozen=True)
@@ -50,17 +62,28 @@ def fits_vm(job: Job, vm_cpus: int, vm_memory_mb: int) -> bool:
     return job.matchable and job.cpus <= vm_cpus and job.memory_mb <= vm_memory_mb
 
 
-def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: float) -> Placeable:
-    """One pass over the idle jobs (there may be 100,000 of them)."""
+def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: float,
+             unstarted: Optional[Tuple[float, int, int]] = None) -> Placeable:
+    """One pass over the idle jobs (there may be 100,000 of them).  ``unstarted``:
+    ``(queued_before, cpus, memory_mb)`` of jobs known not to start (``Memory.unstarted``)."""
     shapes: Counter = Counter()
-    unmatchable = fresh = 0
+    stale: Counter = Counter()
+    unmatchable = fresh = skipped = 0
+    before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
     for job in jobs:
         if fits_vm(job, vm_cpus, vm_memory_mb):
-            shapes[(max(job.cpus, 1), max(job.memory_mb, 0))] += 1
-            fresh += job.queued_since > fresh_after
+            shape = (max(job.cpus, 1), max(job.memory_mb, 0))
+            if job.queued_since <= before and shape[0] <= max_cpus and shape[1] <= max_memory:
+                skipped += 1
+                continue
+            shapes[shape] += 1
+            if job.queued_since > fresh_after:
+                fresh += 1
+            else:
+                stale[shape] += 1
         else:
             unmatchable += 1
-    return Placeable(shapes, unmatchable, fresh)
+    return Placeable(shapes, unmatchable, fresh, stale, skipped)
 
 
 def by_shape(

@@ -12,6 +12,9 @@ fleet as the rest of the core sees it.  Rules:
   the worker draining, and left (back to joined) when the pool shows it accepting jobs again.
 - *terminating* is entered when the core plans a Terminate, or when the cloud shows the
   instance shutting down; *gone* instances are dropped from the records.
+- ``busy_at`` is the last tick its worker was seen with a claimed slot, or named by the queue
+  as the remote host of a running job.  A worker the queue names is alive even when the pool
+  does not list it: it is not *missing*.
 """
 from __future__ import annotations
 
@@ -92,6 +95,7 @@ def track(
             if worker.instance_id and (other is None or worker.claimed_slots > other.claimed_slots):
                 workers[worker.instance_id] = worker  # two ads for one VM: trust the busier
     listed = {i.id: i for i in snapshot.instances if i.cluster == cluster}
+    running_on = snapshot.queue.running_on if snapshot.queue is not None else frozenset()
 
     members = []
     new_records: Dict[str, InstanceRecord] = {}
@@ -100,7 +104,8 @@ def track(
             continue  # gone: forget it
         previous = records.get(instance.id)
         worker = workers.get(instance.id)
-        record = _next_record(instance, previous, worker, snapshot.pool is not None, now)
+        record = _next_record(instance, previous, worker, snapshot.pool is not None, now,
+                              running_on)
         new_records[instance.id] = record
         if instance.state is not InstanceState.SHUTTING_DOWN:
             members.append(Member(instance, record, worker))
@@ -126,6 +131,7 @@ def _next_record(
     worker: Optional[Worker],
     pool_known: bool,
     now: float,
+    running_on=frozenset(),
 ) -> InstanceRecord:
     """The record after this observation; ``previous`` itself when nothing changed (the
     common case, kept cheap: this runs for every instance at every tick)."""
@@ -137,6 +143,11 @@ def _next_record(
         )
     lifecycle = previous.lifecycle
     joined_at, missing, name = previous.joined_at, previous.missing_since, previous.worker
+    busy = previous.busy_at
+    if worker is not None and worker.claimed:
+        busy = now
+    elif worker is None and name is not None and name in running_on:
+        busy, missing, pool_known = now, None, False  # a job runs there: alive, unlisted
 
     if instance.state is InstanceState.SHUTTING_DOWN:
         lifecycle = Lifecycle.TERMINATING
@@ -159,10 +170,12 @@ def _next_record(
         missing = now  # joined once, gone from the pool now
 
     if lifecycle is previous.lifecycle:
-        if (joined_at, missing, name) == (previous.joined_at, previous.missing_since, previous.worker):
+        if (joined_at, missing, name, busy) == (previous.joined_at, previous.missing_since,
+                                                previous.worker, previous.busy_at):
             return previous
-        return InstanceRecord(lifecycle, previous.since, previous.launched_at, joined_at, name, missing)
-    return InstanceRecord(lifecycle, now, previous.launched_at, joined_at, name, missing)
+        return InstanceRecord(lifecycle, previous.since, previous.launched_at, joined_at, name,
+                              missing, busy)
+    return InstanceRecord(lifecycle, now, previous.launched_at, joined_at, name, missing, busy)
 
 
 def mark(records: Dict[str, InstanceRecord], ids, lifecycle: Lifecycle, now: float) -> None:

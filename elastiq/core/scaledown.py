@@ -1,7 +1,8 @@
 """Which VMs to drain and which to terminate.
 
 Nothing here runs unless the observation is complete (queue, pool and cloud all read, none
-partial): a missing startd ad must never look like an idle or vanished worker.
+partial) and the pool is not in doubt (:func:`.wanted.pool_doubt`): a missing startd ad must
+never look like an idle or vanished worker.
 
 Terminated, each with its reason:
 - instances the cloud reports in error (they are replaced through the normal scale-up);
@@ -10,8 +11,9 @@ Terminated, each with its reason:
 - workers we drained that have no claimed slot any more;
 - instances we already asked to terminate that the cloud still shows alive (idempotent retry).
 
-Drained (never terminated directly): workers with no claimed slot for ``idle_for_time_s``,
-biggest first (their removal frees the most), then the longest idle, keeping ``min_vms``
+Drained (never terminated directly): workers with no claimed slot for ``idle_for_time_s``
+since they were last seen busy (:func:`.wanted.idle_start`) and no job that can start on them
+waiting, biggest first (their removal frees the most), then the longest idle, keeping ``min_vms``
 alive counting the VMs already on their way out.  No drain while this tick launches.
 
 The final guard: an instance whose worker has a claimed slot is never terminated.
@@ -24,6 +26,7 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 from ..config import Config
 from ..model import Drain, Lifecycle, Snapshot, Terminate
 from .lifecycle import Fleet, Member
+from .wanted import idle_start
 
 
 @dataclass(frozen=True)
@@ -49,13 +52,16 @@ def _incomplete_reason(snapshot: Snapshot) -> str:
 
 def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
                launching: bool = False, keep: FrozenSet[str] = frozenset(),
-               surplus_booting: int = 0, jobs_waiting: int = 0) -> ScaleDown:
+               surplus_booting: int = 0, jobs_waiting: int = 0,
+               doubt: Optional[str] = None) -> ScaleDown:
     """``launching``: this tick launches, so no worker is drained.  ``keep``: instances whose
     drain this tick cancels.  ``surplus_booting``: booting VMs no job needs any more.
-    ``jobs_waiting``: matchable jobs waiting for less than ``idle_for_time_s``: while there
-    are any, idle workers are kept for them."""
-    if not snapshot.complete:
-        return ScaleDown((), (), 0, (f"no scale-down this tick: {_incomplete_reason(snapshot)}",), None)
+    ``jobs_waiting``: matchable jobs that can still start (not *unstarted*): while there are
+    any, idle workers are kept for them.  ``doubt``: why the pool is not trusted (no
+    scale-down)."""
+    if not snapshot.complete or doubt:
+        why = doubt or _incomplete_reason(snapshot)
+        return ScaleDown((), (), 0, (f"no scale-down this tick: {why}",), None)
 
     e, q = config.elastiq, config.quota
     deploy, idle_for = e.estimated_vm_deploy_time_s, e.idle_for_time_s
@@ -96,11 +102,11 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
                 notes.append(f"{worker.name} draining: waiting for {worker.claimed_slots} claimed slot(s)")
             else:
                 terminate(m, "drained, no claimed slot")
-        elif not worker.claimed and not worker.draining and worker.idle_since is not None:
-            if now - worker.idle_since >= idle_for:
+        elif not worker.claimed and not worker.draining and idle_start(m) is not None:
+            if now - idle_start(m) >= idle_for:
                 idle.append(m)
             else:
-                wakes.append(worker.idle_since + idle_for)
+                wakes.append(idle_start(m) + idle_for)
 
     _cancel_surplus(fleet, reasons, surplus_booting, q.min_vms)
     if idle and (launching or jobs_waiting):
@@ -136,16 +142,17 @@ def _choose_drains(idle, fleet, reasons, min_vms, idle_for, now, notes) -> Tuple
     allowed = max(0, fleet.alive - len(leaving) - min_vms)
     if allowed < len(idle):
         notes.append(f"{len(idle) - allowed} idle worker(s) kept to honour min_vms {min_vms}")
-    idle.sort(key=lambda m: (-m.worker.cpus, -m.worker.memory_mb, m.worker.idle_since))
+    idle.sort(key=lambda m: (-m.worker.cpus, -m.worker.memory_mb, idle_start(m)))
     return tuple(
         Drain(m.worker.name, m.id,
-              f"drain {m.worker.name}: idle for {now - m.worker.idle_since:.0f} s >= {idle_for:g} s")
+              f"drain {m.worker.name}: idle for {now - idle_start(m):.0f} s >= {idle_for:g} s")
         for m in idle[:allowed]
     )
 
 
 def _guarded(reasons: Dict[str, List[str]], snapshot: Snapshot, notes: List[str]) -> Tuple[Terminate, ...]:
     claimed = {w.instance_id for w in snapshot.pool.workers if w.claimed}
+    claimed |= {w.instance_id for w in snapshot.pool.workers if w.name in snapshot.queue.running_on}
     out = []
     for reason, ids in reasons.items():
         kept = [i for i in ids if i in claimed]

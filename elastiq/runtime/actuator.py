@@ -1,6 +1,12 @@
 """Carry out a Plan, one action at a time: the only place where elastiq changes the world.
 
 - Each action is logged on one INFO line with its reason before it is carried out.
+- Look before you terminate: right before a Terminate, one targeted query asks the pool for
+  the workers of its instances (a VM may have joined, or a job been matched, since the
+  observation).  One whose worker is there and accepts jobs is drained instead; one whose
+  worker runs a job is kept (draining); one whose worker drains with no claimed slot, or that
+  has none, is terminated.  When the pool cannot be asked, nothing of that Terminate is; the
+  kept instances' lifecycle records say what the pool showed.
 - A failing action is logged with its error class and reason; the next actions still run.
   A Terminate of several instances that fails is retried one instance at a time, so one bad
   id does not keep the others alive.
@@ -18,11 +24,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
 from ..config import Config
-from ..model import (Action, CancelDrain, Drain, LaunchOutcome, Launch, Memory, Plan,
+from ..model import (Action, CancelDrain, Drain, LaunchOutcome, Launch, Lifecycle, Memory, Plan,
                      Terminate)
 from .metrics import Metrics
 from .state import Decision
@@ -63,13 +69,15 @@ class Actuator:
     def __init__(self, batch: BatchSystem, cloud: Cloud, policy, config: Config,
                  clock: Callable[[], float], metrics: Optional[Metrics] = None,
                  dry_run_boot: bool = False, dry_run_shutdown: bool = False,
-                 should_stop: Callable[[], bool] = lambda: False):
+                 should_stop: Callable[[], bool] = lambda: False,
+                 known_ips: Callable[[], Mapping[str, str]] = dict):
         self.batch, self.cloud, self.policy, self.config = batch, cloud, policy, config
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.dry_run_boot = dry_run_boot or config.debug.dry_run_boot_vms
         self.dry_run_shutdown = dry_run_shutdown or config.debug.dry_run_shutdown_vms
         self.should_stop = should_stop
+        self.known_ips = known_ips  # private IP -> instance id, for the look before terminating
 
     def execute(self, plan: Plan, memory: Memory, before: Memory,
                 persist: Callable[[Memory, Tuple[str, ...]], None] = lambda m, ids: None
@@ -106,7 +114,9 @@ class Actuator:
                 persist(memory, granted)
             elif isinstance(action, Terminate):
                 changed_cloud = True
-                failure = self._terminate(action)
+                action, memory, held = self._look(action, memory, before)
+                decisions.extend(Decision(self.clock(), "note", text) for text in held)
+                failure = self._terminate(action) if action.instance_ids else ""
             elif isinstance(action, Drain):
                 failure = self._call("drain", action.worker, self.batch.drain, action.worker,
                                      action.reason)
@@ -136,6 +146,36 @@ class Actuator:
             outcome = LaunchOutcome(action.count, (), kind if kind != "internal" else "fatal")
             failure = f"launch {action.count} failed ({kind} error): {_reason(err)}"
         return self.policy.record_launch(memory, outcome, self.config, self.clock()), granted, failure
+
+    def _look(self, action: Terminate, memory: Memory,
+              before: Memory) -> Tuple[Terminate, Memory, List[str]]:
+        """The Terminate left after looking at the pool, the memory, and what was held back."""
+        ids = action.instance_ids
+        try:
+            present = self.batch.workers_of(ids, self.known_ips())
+        except Exception as err:
+            kind = self._failed("look at the pool before terminating", ", ".join(ids), err)
+            text = f"terminate {', '.join(ids)} held back: the pool cannot be read ({kind} error)"
+            return replace(action, instance_ids=()), _undo_marks(memory, before, ids), [text]
+        go, held = [], []
+        for instance_id in ids:
+            worker = present.get(instance_id)
+            if worker is None or (worker.draining and not worker.claimed):
+                go.append(instance_id)
+                continue
+            busy = f"runs {worker.claimed_slots} job(s)" if worker.claimed else "accepts jobs"
+            text = f"terminate {instance_id} held back: its worker {worker.name} {busy}"
+            failure = ""
+            if not worker.draining:
+                text += "; draining it instead"
+                failure = self._call("drain", worker.name, self.batch.drain, worker.name, text)
+            log.info("%s", text)
+            held.append(text + (f" ({failure})" if failure else ""))
+            if failure:
+                memory = _undo_marks(memory, before, (instance_id,))
+            else:
+                memory = _draining(memory, instance_id, worker.name, self.clock())
+        return replace(action, instance_ids=tuple(go)), memory, held
 
     def _terminate(self, action: Terminate) -> str:
         ids = action.instance_ids
@@ -177,6 +217,16 @@ class Actuator:
 
 def _reason(err: Exception) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
+def _draining(memory: Memory, instance_id: str, worker: str, now: float) -> Memory:
+    records: Dict = dict(memory.instances)
+    record = records.get(instance_id)
+    if record is not None:
+        records[instance_id] = replace(record, lifecycle=Lifecycle.DRAINING, since=now, worker=worker,
+                                       joined_at=record.joined_at if record.joined_at else now,
+                                       missing_since=None)
+    return replace(memory, instances=records)
 
 
 def _undo_marks(memory: Memory, before: Memory, ids: Iterable[str]) -> Memory:

@@ -17,7 +17,7 @@ lets it exceed ``max_vms``.
 from __future__ import annotations
 
 import logging
-from typing import Callable, List, Optional, Tuple, TypeVar
+from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
 from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
 from ..model import Instance, Pool, Queue, Snapshot
@@ -39,6 +39,11 @@ class Observer:
         self._listing: Optional[Tuple[Instance, ...]] = None
         self._listed_at = float("-inf")
         self._last_idle: Optional[int] = None
+        self._known_ips: Dict[str, str] = {}
+
+    def known_ips(self) -> Dict[str, str]:
+        """Private IP -> instance id of the instances of the last listing."""
+        return self._known_ips
 
     def invalidate_cloud(self) -> None:
         """The cloud changed because of us: read it again at the next tick."""
@@ -63,6 +68,7 @@ class Observer:
         else:
             instances = self._listing
         known_ips = {i.private_ip: i.id for i in instances or () if i.private_ip}
+        self._known_ips = known_ips or self._known_ips
         pool: Optional[Pool] = self._read("pool", lambda: self.batch.pool(known_ips), problems)
         return Snapshot(queue=queue, pool=pool, instances=instances, problems=tuple(problems))
 

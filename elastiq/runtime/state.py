@@ -92,9 +92,10 @@ def encode(state: State) -> Dict[str, Any]:
             "instances": {
                 iid: {"lifecycle": r.lifecycle.value, "since": r.since,
                       "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker,
-                      "missing_since": r.missing_since}
+                      "missing_since": r.missing_since, "busy_at": r.busy_at}
                 for iid, r in sorted(m.instances.items())
             },
+            "unstarted": None if m.unstarted is None else list(m.unstarted),
         },
         "decisions": [{"at": d.at, "kind": d.kind, "text": d.text} for d in state.decisions],
         "join_times": list(state.join_times),
@@ -125,6 +126,15 @@ def _opt_str(value: Any, what: str) -> Optional[str]:
     return value
 
 
+def _unstarted(raw: Any):
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) != 3:
+        raise ValueError("memory.unstarted: expected [queued_before, cpus, memory_mb]")
+    before, cpus, memory = (_num(v, "memory.unstarted") for v in raw)
+    return (before, int(cpus), int(memory))
+
+
 def decode(data: Any) -> State:
     """The inverse of :func:`encode`; ValueError (naming the bad field) on anything else."""
     if not isinstance(data, dict):
@@ -150,6 +160,7 @@ def decode(data: Any) -> State:
             joined_at=_num(raw.get("joined_at"), f"{where}.joined_at", optional=True),
             worker=_opt_str(raw.get("worker"), f"{where}.worker"),
             missing_since=_num(raw.get("missing_since"), f"{where}.missing_since", optional=True),
+            busy_at=_num(raw.get("busy_at"), f"{where}.busy_at", optional=True),
         )
     failures = mem.get("failures", 0)
     if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
@@ -159,6 +170,7 @@ def decode(data: Any) -> State:
         backoff_until=_num(mem.get("backoff_until", 0.0), "memory.backoff_until"),
         failures=failures,
         instances=records,
+        unstarted=_unstarted(mem.get("unstarted")),
     )
     decisions = tuple(
         Decision(_num(d["at"], "decisions.at"), str(d["kind"]), str(d["text"]))

@@ -50,7 +50,8 @@ class Runtime:
             e.check_queue_every_s, e.check_vms_every_s, e.check_vms_in_error_every_s))
         self.actuator = Actuator(self.in_flight, cloud, policy, config, clock, self.metrics,
                                  dry_run_boot=dry_run, dry_run_shutdown=dry_run,
-                                 should_stop=self.stopping.is_set)
+                                 should_stop=self.stopping.is_set,
+                                 known_ips=self.observer.known_ips)
         self.reconciled = False
         self._notes: Tuple[str, ...] = ()
 

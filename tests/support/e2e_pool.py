@@ -25,6 +25,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import boto3
 
+from elastiq.adapters.base import look_in_pool
 from elastiq.adapters.ec2_request import CLUSTER_TAG
 from elastiq.model import Job, Pool, Queue, Worker
 
@@ -124,6 +125,8 @@ class E2EPool:
 
     def cancel_drain(self, worker: str) -> None:
         self._save_drains([w for w in self._drains() if w != worker])
+
+    workers_of = look_in_pool
 
 
 def claimed_ids(directory: str) -> Dict[str, int]:

@@ -21,15 +21,19 @@ requests pass through.  Faults:
 * ``pass``: forward;
 * a tuple ``(status, code, message)``: answer that error without forwarding.
 
+``chaos(share, faults_by_action, seed)``: when the schedule is empty, each request of an action
+in ``faults_by_action`` takes, with probability ``share``, one of its faults (seeded).
+
 ``seen`` lists ``(action, fault)`` for every request, in order.  Binds 127.0.0.1, free port.
 """
 from __future__ import annotations
 
 import http.client
+import random
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import List, Optional, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 from urllib.parse import urlencode, urlsplit
 
 from tests.support.ec2_wire import ERRORS, action_of, error_body, parse_params
@@ -52,6 +56,13 @@ class FaultProxy:
         self._server: Optional[ThreadingHTTPServer] = None
         self._thread: Optional[threading.Thread] = None
         self.url: Optional[str] = None
+        self._chaos: Tuple[float, Dict[str, Sequence[Fault]]] = (0.0, {})
+        self._rng = random.Random(0)
+
+    def chaos(self, share: float, faults_by_action: Dict[str, Sequence[Fault]], seed: int) -> None:
+        """Random faults at ``share`` of the requests of these actions (0: stop)."""
+        with self._lock:
+            self._chaos, self._rng = (share, dict(faults_by_action)), random.Random(seed)
 
     def inject(self, *faults: Fault, action: Optional[str] = None) -> None:
         """Queue ``faults`` for the next requests (of ``action`` only, when given)."""
@@ -72,7 +83,10 @@ class FaultProxy:
                     del self._schedule[index]
                     break
             else:
+                share, table = self._chaos
                 fault = "pass"
+                if action in table and self._rng.random() < share:
+                    fault = self._rng.choice(list(table[action]))
             self.seen.append((action, fault))
             return fault
 

@@ -11,6 +11,7 @@ import itertools
 from dataclasses import replace
 from typing import Dict, Mapping, List, Optional, Sequence, Set, Tuple
 
+from elastiq.adapters.base import look_in_pool
 from elastiq.model import Instance, InstanceState, Job, Pool, Queue, Worker
 
 
@@ -138,6 +139,8 @@ class FakeBatch:
         self.cancel_calls.append(worker)
         self.draining.discard(worker)
 
+    workers_of = look_in_pool
+
 
 def world(clock: Optional[Clock] = None, **cloud_args) -> Tuple[Clock, FakeCloud, FakeBatch]:
     clock = clock or Clock()
@@ -195,3 +198,5 @@ class IdleBatch:
 
     def cancel_drain(self, worker: str) -> None:
         pass
+
+    workers_of = look_in_pool

@@ -1,0 +1,92 @@
+"""Whether an idle worker is still wanted, and whether the pool's answer can be trusted.
+
+One rule, used by scale-up (cancel a drain) and scale-down (drain) alike, so the two never
+undo each other:
+
+- A worker's idle time counts from the last tick the core saw it busy (``busy_at``, kept in
+  memory), or the pool's own ``idle_since`` when that is later.  The pool's timestamp is only a
+  hint (a partitionable slot does not move it when its dynamic slots come and go); after a
+  restart without state it is all there is.  A worker idle for ``idle_for_time_s`` is released
+  unless jobs that can start on it are waiting.
+- Jobs that waited ``idle_for_time_s`` while a worker they fit sat idle for
+  ``idle_for_time_s`` did not start there (the negotiator does not match them, whatever our
+  worker template says): they are *unstarted*.  They keep no worker, cancel no drain and cause
+  no launch; they are reported.  The cut (queued before, shape) is kept in memory.
+
+And the pool: workers missing from it while the queue names them as the remote host of a
+running job, or while the collector restarted less than :data:`COLLECTOR_GRACE_S` ago (its
+startds advertise again within ``UPDATE_INTERVAL``, 300 s by default), are not gone: the pool
+is then partial, and nothing is scaled down from it.
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+from ..model import Lifecycle, Snapshot
+from .demand import Placeable
+from .lifecycle import Fleet, Member
+
+#: HTCondor's default UPDATE_INTERVAL (300 s) plus its jitter and a negotiation cycle.
+COLLECTOR_GRACE_S = 360.0
+
+
+def idle_start(member: Member) -> Optional[float]:
+    """Since when ``member``'s worker has been idle; None while it is claimed or absent."""
+    worker, record = member.worker, member.record
+    if worker is None or worker.claimed:
+        return None
+    times = [t for t in (worker.idle_since, record.busy_at) if t is not None]
+    if times:
+        return max(times)
+    return record.joined_at
+
+
+def idle_long(fleet: Fleet, idle_for: float, now: float):
+    """Accepting, unclaimed workers idle for ``idle_for`` or more."""
+    for m in fleet.members:
+        start = idle_start(m)
+        if (start is not None and now - start >= idle_for and not m.worker.draining
+                and m.record.lifecycle is Lifecycle.JOINED):
+            yield m
+
+
+def release_unstarted(jobs: Placeable, fleet: Fleet, unstarted: Optional[Tuple[float, int, int]],
+                      idle_for: float, now: float) -> Tuple[Placeable, Optional[Tuple[float, int, int]]]:
+    """Move the stale jobs that fit an idle-for-long worker to *unstarted*; return the jobs
+    and the new ``Memory.unstarted``."""
+    rooms = [(m.worker.free_cpus, m.worker.free_memory_mb) for m in idle_long(fleet, idle_for, now)]
+    if not rooms or not jobs.stale:
+        return jobs, unstarted
+    cpus, memory = max(rooms)
+    released = jobs.without_unstarted(cpus, memory)
+    if released is jobs:
+        return jobs, unstarted
+    return released, (now - idle_for, cpus, memory)
+
+
+def unstarted_note(jobs: Optional[Placeable], idle_for: float) -> Tuple[str, ...]:
+    if jobs is None or not jobs.unstarted:
+        return ()
+    return (f"{jobs.unstarted} idle job(s) did not start in {idle_for:g} s next to an idle worker"
+            " they fit (the pool does not match them): no VM is launched or kept for them",)
+
+
+def pool_doubt(snapshot: Snapshot, fleet: Fleet, now: float) -> Optional[str]:
+    """Why the pool's answer must not be trusted for a scale-down; None when it can be."""
+    if snapshot.pool is None:
+        return None
+    lost = [m for m in fleet.members
+            if m.worker is None and m.record.joined_at is not None
+            and m.record.lifecycle in (Lifecycle.JOINED, Lifecycle.DRAINING)]
+    if not lost:
+        return None
+    running = snapshot.queue.running_on if snapshot.queue is not None else frozenset()
+    named = sorted(m.record.worker for m in lost if m.record.worker in running)
+    if named:
+        return (f"pool partial: {len(named)} worker(s) missing from it run jobs according to"
+                f" the queue ({', '.join(named[:3])})")
+    started = snapshot.pool.collector_started
+    if started is not None and now - started < COLLECTOR_GRACE_S:
+        return (f"pool partial: the collector started {now - started:.0f} s ago and"
+                f" {len(lost)} worker(s) have not advertised since")
+    return None
