@@ -94,6 +94,9 @@ class Bindings:
     def query_slots(self, constraint, projection):
         return self.slots
 
+    def collector_ads(self):
+        return []
+
 
 def measure(jobs: int, slots: int, repeat: int) -> dict:
     config = Config(elastiq=ElastiqSection(cluster_name="bench"),

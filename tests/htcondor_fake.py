@@ -84,6 +84,11 @@ class FakeBindings:
         self._collector()
         return _select(self.slots, constraint, projection)
 
+    def collector_ads(self):
+        self.calls.append(("collector_ads",))
+        self._collector()
+        return load("collector.long.txt")
+
     def locate_startd(self, name):
         self.calls.append(("locate_startd", name))
         self._collector()

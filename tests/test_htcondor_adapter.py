@@ -47,6 +47,35 @@ def test_counts_idle_and_running_and_ignores_held():
     assert all(job.id.startswith("master@vm#") for job in queue.idle)
 
 
+def test_running_jobs_name_the_workers_they_run_on():
+    """A worker the queue says runs a job is alive, whatever the collector lists (issue 10.2):
+    RemoteHost ``slot1_2@vm-a@vm`` names the startd ``vm-a@vm``, as Worker.name does."""
+    queue = batch().queue()
+    assert queue.running_on == {"vm-a@vm", "vm-b@vm"}
+    names = {worker.name for worker in batch().pool().workers}
+    assert queue.running_on <= names
+
+
+def test_the_pool_says_when_the_collector_started():
+    """HTCondor 25's collector ad has no DaemonStartTime: its clock less its age."""
+    ad = load("collector.long.txt")[0]
+    assert batch().pool().collector_started == ad["MyCurrentTime"] - ad["MonitorSelfAge"]
+    bindings = fake()
+    bindings.collector_ads = lambda: [classad2.ClassAd({"DaemonStartTime": 1700000000})]
+    assert HTCondorBatch(config(), bindings=bindings).pool().collector_started == 1700000000
+
+
+def test_an_unreadable_collector_ad_leaves_the_start_unknown():
+    bindings = fake()
+
+    def broken():
+        raise htcondor2.HTCondorException("no collector ad")
+
+    bindings.collector_ads = broken
+    pool = HTCondorBatch(config(), bindings=bindings).pool()
+    assert pool.collector_started is None and len(pool.workers) == 2
+
+
 def test_sizes_and_waiting_time_come_from_the_ads():
     jobs = idle_by_id(batch().queue())
     assert (jobs["3.1"].cpus, jobs["3.1"].memory_mb) == (2, 3000)

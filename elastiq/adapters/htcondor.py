@@ -61,12 +61,27 @@ class CondorBindings:
     def locate_startd(self, name: str) -> classad2.ClassAd:
         return self._collector().locate(htcondor2.DaemonType.Startd, name)
 
+    def collector_ads(self) -> List[classad2.ClassAd]:
+        return self._collector().query(htcondor2.AdType.Collector,
+                                       projection=["Name", "DaemonStartTime", "MyCurrentTime",
+                                                   "MonitorSelfAge"])
+
     def drain(self, startd: classad2.ClassAd, reason: str) -> str:
         return htcondor2.Startd(startd).drainJobs(drain_type=htcondor2.DrainType.Graceful,
                                                   reason=reason)
 
     def cancel_drain(self, startd: classad2.ClassAd) -> None:
         htcondor2.Startd(startd).cancelDrainJobs()
+
+
+def _started(ad: Any) -> Optional[float]:
+    """A daemon's start time: DaemonStartTime, else its clock less its age (a collector ad
+    of HTCondor 25 has no DaemonStartTime, only MyCurrentTime and MonitorSelfAge)."""
+    started = ads.number(ad, "DaemonStartTime")
+    if started is None:
+        now, age = ads.number(ad, "MyCurrentTime"), ads.number(ad, "MonitorSelfAge")
+        started = None if now is None or age is None else now - age
+    return started
 
 
 @contextlib.contextmanager
@@ -149,20 +164,21 @@ class HTCondorBatch:
             raise TransientError("the collector knows no schedd: the queue cannot be read")
         self._master_version(schedds)
         idle: List[Any] = []
-        running, failed = 0, []
+        running, running_on, failed = 0, set(), []
         notes: List[Tuple[str, str]] = []
         now = self._clock()
         for location in schedds:
             name = str(location.get("Name") or location.get("MyAddress") or "schedd")
             try:
                 with _boundary(f"cannot query schedd {name}"):
-                    jobs, run, told = self._read_schedd(location, name, now)
+                    jobs, run, on, told = self._read_schedd(location, name, now)
             except TransientError as err:
                 log.warning("queue is partial: %s", err)
                 failed.append(name)
                 continue
             idle += jobs
             running += run
+            running_on |= on
             notes += told
         if len(failed) == len(schedds):
             raise TransientError(f"no schedd could be read ({', '.join(failed)})")
@@ -171,7 +187,8 @@ class HTCondorBatch:
             log.debug("queue: %d idle (%d never matchable), %d running, %d/%d schedds, %.3f s",
                       len(idle), sum(not j.matchable for j in idle), running,
                       len(schedds) - len(failed), len(schedds), time.perf_counter() - started)
-        return Queue(idle=tuple(idle), running=running, partial=bool(failed))
+        return Queue(idle=tuple(idle), running=running, partial=bool(failed),
+                     running_on=frozenset(running_on))
 
     def _read_schedd(self, location: Any, name: str, now: float):
         """Query one schedd; if its Requirements reference job attributes we did not project,
@@ -219,7 +236,20 @@ class HTCondorBatch:
         if malformed:
             log.warning("pool is partial: %d slot ads name no machine", malformed)
         log.debug("pool: %d workers of ours from %d slot ads", len(workers), len(found))
-        return Pool(workers=workers, partial=malformed > 0)
+        return Pool(workers=workers, partial=malformed > 0,
+                    collector_started=self._collector_started())
+
+    def _collector_started(self) -> Optional[float]:
+        """When the (latest started) collector began: right after a restart it lists only the
+        startds that advertised since.  None when it cannot be told (logged, not fatal)."""
+        try:
+            with _boundary("cannot read the collector's own ad"):
+                started = [_started(ad) for ad in self._bindings.collector_ads()]
+        except TransientError as err:
+            log.debug("pool: %s", err)
+            return None
+        known = [s for s in started if s is not None]
+        return float(max(known)) if known else None
 
     # ------------------------------------------------------------------------- template
 

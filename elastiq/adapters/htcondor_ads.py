@@ -30,7 +30,7 @@ JOB_PROJECTION = (
     "ClusterId", "ProcId", "GlobalJobId", "JobStatus", "Owner", "JobUniverse",
     "RequestCpus", "RequestMemory", "RequestDisk", "Requirements", "QDate", "EnteredCurrentStatus",
     "DiskUsage", "ImageSize", "MemoryUsage", "ResidentSetSize", "ExecutableSize",
-    "FileSystemDomain", "WantDocker", "AutoClusterId",
+    "FileSystemDomain", "WantDocker", "AutoClusterId", "RemoteHost",
 )
 DEFAULT_CPUS, DEFAULT_MEMORY_MB = 1, 1024
 _IDS = ("ClusterId", "ProcId")
@@ -201,7 +201,9 @@ def _disk(ad: Any) -> Any:
 
 
 def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
-    """Idle jobs (matchable or not), the running count and notes ``[(job id, message)]``.
+    """Idle jobs (matchable or not), the running count, the startds running jobs (from
+    ``RemoteHost``: ``slot1_1@host`` -> ``host``, as ``Worker.name``) and notes
+    ``[(job id, message)]``.
 
     Only JobStatus 1 (idle) is demand and 2 (running) is counted; anything else is ignored.
     Job ids are ``<schedd name>#<ClusterId>.<ProcId>``.  Written for speed: 100,000 ads.
@@ -212,6 +214,7 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
     """
     idle: List[Job] = []
     running = 0
+    running_on: Set[str] = set()
     notes: List[Tuple[str, str]] = []
     verdict = matcher.verdict
     autoclusters: Dict[int, Tuple[bool, str]] = {}
@@ -219,7 +222,9 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
         try:  # ad[...] is quicker than ad.get(...); the usual ad has all these
             status = ad["JobStatus"]
             if type(status) is not int or status != IDLE:
-                running += type(status) is int and status == RUNNING
+                if type(status) is int and status == RUNNING:
+                    running += 1
+                    _add_startd(running_on, ad.get("RemoteHost"))
                 continue
             cluster, proc, cpus, memory = (
                 ad["ClusterId"], ad["ProcId"], ad["RequestCpus"], ad["RequestMemory"])
@@ -257,4 +262,9 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             notes.append((jid, why_not))
         idle.append(Job(id=jid, cpus=cpus, memory_mb=memory, queued_since=float(since),
                         matchable=ok))
-    return idle, running, notes
+    return idle, running, running_on, notes
+
+
+def _add_startd(names: Set[str], remote_host: Any) -> None:
+    if isinstance(remote_host, str) and remote_host:
+        names.add(remote_host.split("@", 1)[-1])
