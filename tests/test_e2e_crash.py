@@ -264,7 +264,10 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
     assert store.read().memory.instances == {}
     # every run but the last was killed at its point, in both directions; busy workers existed
     assert [phase for phase, _ in kills] == ["up", "down"] * (KILLS // 2), kills
-    assert {point for _, point in kills} >= {"launch ", "drain ", "terminate "}, kills
+    # which decision points a phase can reach depends on where the previous kill landed (a
+    # run whose workers all drain already cannot be killed at a drain): at least the launch
+    # and the termination, the two that change the cloud, are always among them
+    assert {point for _, point in kills} >= {"launch ", "terminate "}, kills
     print(f"\nkill -9: {len(kills)} kills {kills}; orphans 0, peak {watcher.peak}/{MAX_VMS} in "
           f"{watcher.samples} samples, busy workers terminated 0 ({len(claimed_ever)} were busy), "
           f"{len(terminated(client, 'e2e'))} terminated")
