@@ -68,15 +68,22 @@ SECONDS_PER_VM_OF_RATE = 8.0  # rate = cpus / 8 cores per second
 
 
 class Drone(Pool):
-    """One VM as a TARDIS drone shows it to COBalD.  ``instance_id`` None: spawned this tick."""
+    """One VM as a TARDIS drone shows it to COBalD.  ``instance_id`` None: spawned this tick.
 
-    def __init__(self, instance_id: Optional[str], cores: int, worker=None):
-        self.instance_id = instance_id
+    ``rank`` is its hash: the FactoryPool keeps drones in a set and breaks ties between equally
+    used drones by the set's order (in TARDIS, memory addresses); small-integer hashes make that
+    order the same in every run."""
+
+    def __init__(self, instance_id: Optional[str], cores: int, worker=None, rank: int = 0):
+        self.instance_id, self.rank = instance_id, rank
         self._demand = float(cores)
         available = worker is not None and not worker.draining
         self._supply = float(cores) if available else 0.0
         cpu, memory = ratios(worker) if available else (0.0, 0.0)
         self._utilisation, self._allocation = min(cpu, memory), max(cpu, memory)
+
+    def __hash__(self) -> int:
+        return self.rank
 
     @property
     def supply(self) -> float:
@@ -173,9 +180,9 @@ class CobaldPolicy:
                                frozenset(draining - set(gone)), requested, memory.regulated_at)
             return Plan(tuple(actions), ("pool unreadable: COBalD not regulated this tick",)), new
 
-        drones = [Drone(i, cpus, workers.get(i)) for i in sorted(alive) if i not in released and i not in gone]
-        drones += [Drone(i, cpus) for i in sorted(requested)]
-        factory = FactoryPool(*drones, factory=lambda: Drone(None, cpus))
+        ids = [i for i in sorted(alive) if i not in released and i not in gone] + sorted(requested)
+        drones = [Drone(i, cpus, workers.get(i), rank) for rank, i in enumerate(ids)]
+        factory = FactoryPool(*drones, factory=lambda: Drone(None, cpus, rank=len(drones)))
         factory.demand = memory.demand
         interval = tick if memory.regulated_at is None else min(now - memory.regulated_at, tick)
         self.controller(pipeline(factory, config), config).regulate(interval)
