@@ -79,7 +79,8 @@ def unneeded_now(candidates, destinations) -> List[str]:
             continue
         jobs = w.claimed_slots
         if jobs:
-            shape = (math.ceil((w.cpus - w.free_cpus) / jobs), math.ceil((w.memory_mb - w.free_memory_mb) / jobs))
+            shape = (math.ceil((w.cpus - w.free_cpus) / jobs),
+                     math.ceil((w.memory_mb - w.free_memory_mb) / jobs))
             others = [i for i in sorted(room) if i != w.instance_id]
             trial = {i: list(room[i]) for i in others}
             left = jobs
@@ -127,21 +128,23 @@ class AutoscalerPolicy:
                 gone.extend(ids)
                 actions.append(Terminate(tuple(ids), reason))
 
-        terminate(sorted(i for i, inst in alive.items() if inst.state is InstanceState.ERROR), "node in error: deleted")
+        terminate(sorted(i for i, inst in alive.items() if inst.state is InstanceState.ERROR),
+                  "node in error: deleted")
+        removing = {i for i in memory.removing if i in alive and i not in gone}
+        accepting: List = []
         if workers is not None:
             late = [i for i, inst in alive.items() if i not in workers and i not in gone
                     and now - inst.launched_at > MAX_NODE_PROVISION_TIME_S]
             terminate(sorted(late), f"not registered after max-node-provision-time {MAX_NODE_PROVISION_TIME_S:g} s")
-        removing = {i for i in memory.removing if i in alive and i not in gone}
-        if workers is not None:
-            drained = [i for i in sorted(removing) if i not in workers or (workers[i].draining and not workers[i].claimed)]
+            drained = [i for i in sorted(removing)
+                       if i not in workers or (workers[i].draining and not workers[i].claimed)]
             terminate(drained, "scale-down: node drained and empty")
             removing.difference_update(drained)
+            accepting = [w for i, w in workers.items() if not w.draining and i not in removing and i not in gone]
 
         scaled_up = False
         if snapshot.queue is not None and workers is not None:
-            accepting = [w for i, w in workers.items() if not w.draining and i not in removing and i not in gone]
-            upcoming = sum(1 for i, inst in alive.items() if i not in workers and i not in gone) + len(requested)
+            upcoming = sum(1 for i in alive if i not in workers and i not in gone) + len(requested)
             limit = max(0, q.max_vms - (len(alive) - len(gone) + len(requested)))
             jobs = classify(snapshot.queue.idle, vm.effective_cpus, vm.effective_memory_mb, now)
             free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
@@ -155,9 +158,8 @@ class AutoscalerPolicy:
 
         unneeded = dict(memory.unneeded)
         if snapshot.complete:
-            candidates = [w for i, w in workers.items() if not w.draining and i not in removing and i not in gone]
-            room = {w.instance_id: (w.free_cpus, w.free_memory_mb) for w in candidates}
-            unneeded = {i: memory.unneeded.get(i, now) for i in unneeded_now(candidates, room)}
+            room = {w.instance_id: (w.free_cpus, w.free_memory_mb) for w in accepting}
+            unneeded = {i: memory.unneeded.get(i, now) for i in unneeded_now(accepting, room)}
             cooling = memory.last_scale_up is not None and now < memory.last_scale_up + DELAY_AFTER_ADD_S
             if not scaled_up and not cooling:
                 self._scale_down(workers, unneeded, removing, len(alive) - len(gone), q.min_vms, now, actions)
@@ -181,8 +183,9 @@ class AutoscalerPolicy:
         for i in chosen:
             removing.add(i)
             del unneeded[i]
-            actions.append(Drain(workers[i].name, i, f"scale-down: {workers[i].name} unneeded (utilization "
-                                                     f"{utilization(workers[i]):.2f}) for {UNNEEDED_TIME_S:g} s"))
+            name = workers[i].name
+            actions.append(Drain(name, i, f"scale-down: {name} unneeded (utilization "
+                                          f"{utilization(workers[i]):.2f}) for {UNNEEDED_TIME_S:g} s"))
 
     @staticmethod
     def _wake(m: AutoscalerMemory, alive, workers, gone, now: float) -> Optional[float]:
