@@ -48,7 +48,6 @@ cores (TARDIS's example keeps 1 core, hence one VM at rest).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import FrozenSet, List, Optional
 
@@ -145,9 +144,8 @@ class CobaldPolicy:
         return CobaldMemory()
 
     def resting_vms(self, config: Config) -> int:
-        """The Limiter's minimum keeps this many drones when nothing runs."""
-        cpus = config.vm.effective_cpus
-        return max(config.quota.min_vms, math.ceil(max(1, config.quota.min_vms * cpus) / cpus))
+        """The Limiter's minimum (at least 1 core) keeps this many drones when nothing runs."""
+        return max(1, config.quota.min_vms)
 
     def record_launch(self, memory: CobaldMemory, outcome: LaunchOutcome, config: Config, now: float):
         """Granted VMs are drones from now on; a failed launch leaves the demand to spawn again."""
