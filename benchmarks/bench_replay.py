@@ -54,7 +54,7 @@ POLICIES_JOBS = 30000
 POLICIES_REPORTED = (
     "jobs", "jobs_completed", "jobs_unmatchable", "vm_hours", "busy_vm_hours", "idle_vm_hours",
     "booting_vm_hours", "wait_mean_s", "wait_p95_s", "jobs_killed", "max_vms", "max_vms_violations",
-    "vms_launched", "stop_reason", "wall_s",
+    "vms_launched", "vms_alive_at_end", "stop_reason", "wall_s",
 )
 GOAL_WALL_S = 60.0
 QUICK_JOBS = 20000
