@@ -17,7 +17,15 @@ uniform 120-300 s, seed 0):
   16-cpu bins fragment); jobs wider than 16 cores cannot run on one VM and are left out of the
   replay (``jobs_unmatchable``).
 
-Traces are read from ELASTIQ_TRACES or ../shared/traces next to the repository; when absent
+3. ``policies``: every policy of ``elastiq simulate`` -- elastiq's default and legacy, COBalD's
+   LinearController and RelativeSupplyController over TARDIS-like drones (``cobald``,
+   ``cobald-relative``), Kubernetes cluster-autoscaler's policy (``autoscaler``) -- on the first
+   30,000 jobs of each shared trace, with the same knobs for all: 4-cpu / 8 GiB VMs, max_vms 40
+   (jobs wider than 4 cores are left out).  VM-hours, busy, idle, booting, mean and p95 wait,
+   jobs killed and max_vms violations; the table is also printed on stderr.  Needs cobald
+   (``elastiq[peers]``); without it the two COBalD rows are skipped and say so.
+
+``--policies-only`` runs only the third part (``--quick``: on 20,000 jobs).  Traces are read from ELASTIQ_TRACES or ../shared/traces next to the repository; when absent
 the benchmark prints ``{"skipped": ...}`` and exits 0.  ``--quick`` replays only the first
 20,000 jobs of each trace.
 """
@@ -33,7 +41,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from elastiq import config  # noqa: E402
-from elastiq.sim import engine, workload  # noqa: E402
+from elastiq.sim import compare, engine, peers, workload  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LPC, HPC2N = "LPC-EGEE-2004-1.2-cln.swf.gz", "HPC2N-2002-2.2-cln.swf.gz"
@@ -41,6 +49,13 @@ KNOBS = {
     LPC: ["vm.cpus=4", "vm.memory_mb=8192", "quota.max_vms=50"],
     HPC2N: ["vm.cpus=16", "vm.memory_mb=32768", "quota.max_vms=20"],
 }
+POLICIES_KNOBS = ["vm.cpus=4", "vm.memory_mb=8192", "quota.max_vms=40"]
+POLICIES_JOBS = 30000
+POLICIES_REPORTED = (
+    "jobs", "jobs_completed", "jobs_unmatchable", "vm_hours", "busy_vm_hours", "idle_vm_hours",
+    "booting_vm_hours", "wait_mean_s", "wait_p95_s", "jobs_killed", "max_vms", "max_vms_violations",
+    "vms_launched", "vms_alive_at_end", "stop_reason", "wall_s",
+)
 GOAL_WALL_S = 60.0
 QUICK_JOBS = 20000
 REPORTED = (
@@ -57,11 +72,11 @@ def traces_dir():
     return folder if all((folder / name).is_file() for name in (LPC, HPC2N)) else None
 
 
-def replay(path: Path, policy: str, max_jobs=None):
+def replay(path: Path, policy: str, max_jobs=None, knobs=None):
     started = time.perf_counter()
     work = workload.read_swf(str(path), max_jobs=max_jobs)
     read_s = time.perf_counter() - started
-    cfg = config.load(None, KNOBS[path.name])
+    cfg = config.load(None, knobs or KNOBS[path.name])
     sim = engine.Simulation(work, cfg, engine.SimOptions(policy=policy, timeline=False))
     result = sim.run()
     result["read_s"] = round(read_s, 3)
@@ -70,7 +85,7 @@ def replay(path: Path, policy: str, max_jobs=None):
     return result
 
 
-def compare(name: str, default: dict, legacy: dict) -> dict:
+def default_vs_legacy(name: str, default: dict, legacy: dict) -> dict:
     return {
         "trace": name,
         "knobs": KNOBS[name],
@@ -88,14 +103,39 @@ def compare(name: str, default: dict, legacy: dict) -> dict:
     }
 
 
+def policies(folder: Path, jobs: int = POLICIES_JOBS) -> list:
+    """Every policy on the first ``jobs`` jobs of each trace; the table goes to stderr."""
+    out = []
+    for name in (LPC, HPC2N):
+        results, skipped = {}, {}
+        for policy in engine.POLICY_NAMES:
+            try:
+                engine.get_policy(policy)
+            except peers.PolicyUnavailable as err:
+                skipped[policy] = str(err)
+                continue
+            results[policy] = replay(folder / name, policy, jobs, POLICIES_KNOBS)
+            print(f"{name} {policy} (first {jobs} jobs): {results[policy]['total_wall_s']:.1f} s",
+                  file=sys.stderr)
+        print(compare.comparison_table(results), file=sys.stderr)
+        out.append({"trace": name, "knobs": POLICIES_KNOBS, "first_jobs": jobs, "skipped": skipped,
+                    "policies": {p: {k: r[k] for k in POLICIES_REPORTED} for p, r in results.items()}})
+    return out
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_JOBS} jobs of each trace")
+    parser.add_argument("--policies-only", action="store_true",
+                        help=f"only every policy on the first {POLICIES_JOBS} jobs of each trace")
     args = parser.parse_args()
     folder = traces_dir()
     if folder is None:
         print(json.dumps({"benchmark": "replay", "skipped": "shared traces folder absent "
                           "(set ELASTIQ_TRACES or put them in ../shared/traces)"}))
+        return 0
+    if args.policies_only:
+        print(json.dumps({"benchmark": "replay", "policies": policies(folder)}, indent=2))
         return 0
     limit = QUICK_JOBS if args.quick else None
 
@@ -117,7 +157,9 @@ def main() -> int:
             "goal_wall_s": GOAL_WALL_S, "goal_met": full["total_wall_s"] < GOAL_WALL_S,
             "ticks": full["ticks"], "plan_calls": full["plan_calls"],
         },
-        "comparison": [compare(name, runs[name, "default"], runs[name, "legacy"]) for name in (LPC, HPC2N)],
+        "comparison": [default_vs_legacy(name, runs[name, "default"], runs[name, "legacy"])
+                       for name in (LPC, HPC2N)],
+        "policies": policies(folder, min(limit or POLICIES_JOBS, POLICIES_JOBS)),
     }
     print(json.dumps(out, indent=2))
     return 0

@@ -2,7 +2,10 @@
 
 Runs the real decision core (--policy default) or the original elastiq's algorithm
 (--policy legacy) with the knobs of --config/--set, and prints what it cost (VM-hours,
-idle VM-hours, ratio to the oracle lower bound) and how long jobs waited.
+idle VM-hours, ratio to the oracle lower bound) and how long jobs waited.  --policy cobald,
+cobald-relative or autoscaler runs the field's tools instead (COBalD/TARDIS's controllers,
+Kubernetes cluster-autoscaler's policy); --policy all runs every policy on the same workload
+and prints one table (with --json: one object, a key per policy).
 
 Without --trace, a built-in synthetic workload (two bursts of short and long jobs) shows
 scale-up and scale-down in well under a second.  --trace reads a Standard Workload Format file,
@@ -20,10 +23,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 
 from . import cli, config
+
+#: The --policy names (those of ``elastiq.sim.engine.POLICY_NAMES``, kept here so that building
+#: the parser imports no simulator module).
+POLICIES = ("default", "legacy", "cobald", "cobald-relative", "autoscaler")
 
 
 def _share(text: str) -> float:
@@ -68,8 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       "trace's time 0; units s/m/h/d, bare numbers are seconds (e.g. 10d:20d, :6h)")
     work.add_argument("--seed", type=int, default=0, help="seed of every random draw (default 0)")
     sim = parser.add_argument_group("simulated cloud and pool")
-    sim.add_argument("--policy", choices=("default", "legacy"), default="default",
-                     help="default: elastiq's core; legacy: the original elastiq algorithm")
+    sim.add_argument("--policy", choices=POLICIES + ("all",), default="default",
+                     help="default: elastiq's core; legacy: the original elastiq algorithm; cobald,"
+                     " cobald-relative: COBalD's Linear/RelativeSupply controller over TARDIS-like"
+                     " drones (needs elastiq[peers]); autoscaler: Kubernetes cluster-autoscaler's"
+                     " policy; all: every policy on the same workload, one table")
     sim.add_argument("--boot-delay", type=_checked(BootDelay.parse), default=BootDelay(), metavar="SPEC",
                      help="launch to join: fixed:S, uniform:MIN:MAX or lognormal:MEDIAN:SIGMA "
                      "(default uniform:120:300)")
@@ -130,7 +141,7 @@ class Progress:
 
 
 def command(args: argparse.Namespace) -> int:
-    from .sim import engine, metrics, report, workload as workloads
+    from .sim import compare, engine, metrics, peers, report, workload as workloads
 
     if args.window and not args.trace:
         print("elastiq simulate: --window needs --trace", file=sys.stderr)
@@ -153,28 +164,40 @@ def command(args: argparse.Namespace) -> int:
     base = [] if path else sim_defaults(work.header if args.trace else None)
     cfg = config.load(path, base + list(args.overrides))
 
-    show = not args.quiet and (sys.stderr.isatty() or len(work) > 20000)
-    progress = Progress(work.span_s) if show else None
-    options = engine.SimOptions(
-        policy=args.policy, seed=args.seed, boot_delay=args.boot_delay,
-        never_join_share=args.never_join_share, error_share=args.error_share,
-        cloud_capacity=args.cloud_capacity, queue_failure=args.unreadable_share,
-        pool_failure=args.unreadable_share, list_failure=args.unreadable_share,
-        timeline=bool(args.report), progress=progress,
-        on_decision=print_decision if args.decisions else None,
-    )
-    sim = engine.Simulation(work, cfg, options)
-    result = sim.run()
-    if progress is not None:
-        progress.close()
+    policies = POLICIES if args.policy == "all" else (args.policy,)
+    try:
+        for policy in policies:
+            engine.get_policy(policy)
+    except peers.PolicyUnavailable as err:
+        print(f"elastiq simulate: {err}", file=sys.stderr)
+        return cli.EXIT_USAGE
+    results, files = {}, []
+    for policy in policies:
+        show = not args.quiet and (sys.stderr.isatty() or len(work) > 20000)
+        progress = Progress(work.span_s) if show else None
+        options = engine.SimOptions(
+            policy=policy, seed=args.seed, boot_delay=args.boot_delay,
+            never_join_share=args.never_join_share, error_share=args.error_share,
+            cloud_capacity=args.cloud_capacity, queue_failure=args.unreadable_share,
+            pool_failure=args.unreadable_share, list_failure=args.unreadable_share,
+            timeline=bool(args.report), progress=progress,
+            on_decision=print_decision if args.decisions else None,
+        )
+        sim = engine.Simulation(work, cfg, options)
+        result = results[policy] = sim.run()
+        if progress is not None:
+            progress.close()
 
-    if args.report:
-        try:
-            files = report.write(args.report, result, sim.recorder.timeline)
-        except report.ReportError as err:
-            print(f"elastiq simulate: {err}", file=sys.stderr)
-            return cli.EXIT_USAGE
-    if args.json:
+        if args.report:
+            folder = args.report if len(policies) == 1 else os.path.join(args.report, policy)
+            try:
+                files += report.write(folder, result, sim.recorder.timeline)
+            except report.ReportError as err:
+                print(f"elastiq simulate: {err}", file=sys.stderr)
+                return cli.EXIT_USAGE
+    if len(policies) > 1:
+        print(json.dumps(results) if args.json else compare.comparison_table(results))
+    elif args.json:
         print(json.dumps(result))
     else:
         print(metrics.summary_table(result))

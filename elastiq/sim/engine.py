@@ -21,7 +21,8 @@ would decide nothing.  For the default policy the result is identical to calling
 tick (tested); the legacy policy's own 45 s VM-check cadence can shift by one period.  This is
 what lets a 239-day replay run in well under a minute.
 
-The replay ends when every job is done and our instances are back to ``min_vms``; or when VMs
+The replay ends when every job is done and our instances are back to ``min_vms`` (or the
+policy's ``resting_vms``: COBalD keeps its Limiter's minimum); or when VMs
 are still alive long after the last job, no job could start for a day, or nothing at all can
 change any more (``stop_reason`` says which).
 """
@@ -35,13 +36,30 @@ from typing import Callable, Optional, Tuple
 from ..adapters.base import AdapterError, error_kind
 from ..adapters.sim import BootDelay, SimCloud, SimPool
 from ..config import Config
-from ..core import get_policy
+from ..core import POLICIES as CORE_POLICIES, get_policy as core_policy
 from ..model import CancelDrain, Drain, Launch, LaunchOutcome, Plan, Snapshot, Terminate
+from . import peers
 from .metrics import Recorder
 from .workload import Workload
 
 EPOCH = 1_000_000_000.0  # virtual time of the first job; metrics are relative to it
 _NO_PLAN = Plan()
+#: Every policy ``elastiq simulate`` can run: elastiq's own, then the peers' (:mod:`.peers`).
+POLICY_NAMES = tuple(CORE_POLICIES) + peers.NAMES
+
+
+def get_policy(name: str):
+    """The policy registered under ``name``: elastiq's core ones or a peer's (KeyError if
+    unknown; :class:`peers.PolicyUnavailable` when its package is missing)."""
+    if name in CORE_POLICIES:
+        return core_policy(name)
+    return peers.get_peer(name)
+
+
+def resting_vms(policy, config: Config) -> int:
+    """VMs the policy keeps when nothing runs: min_vms, unless the policy says otherwise."""
+    rest = getattr(policy, "resting_vms", None)
+    return rest(config) if rest is not None else config.quota.min_vms
 
 
 @dataclass
@@ -193,7 +211,7 @@ class Simulation:
             return False
         if self._done_at is None:
             self._done_at = t
-        if self.cloud.alive <= self.config.quota.min_vms:
+        if self.cloud.alive <= resting_vms(self.policy, self.config):
             return True
         if t - self._done_at > 3 * (e.idle_for_time_s + e.estimated_vm_deploy_time_s) + 3600:
             self.recorder.stop_reason = "VMs still alive long after the last job"
