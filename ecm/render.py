@@ -34,6 +34,7 @@ import yaml
 from elastiq import __version__ as OWN_VERSION
 
 from . import source
+from .conf import MAXIMA
 from .oses import OPERATING_SYSTEMS
 
 #: Raw user-data limit of EC2 (16 KiB): workers (launched through the EC2 API) always fit it.
@@ -48,9 +49,9 @@ DEFAULT_HTCONDOR_REPO = "https://htcss-downloads.chtc.wisc.edu/repo"
 #: The master installs exactly this ecm's version (see :mod:`ecm.source` for the other shapes).
 DEFAULT_ELASTIQ_SOURCE = f"elastiq=={OWN_VERSION}"
 #: Upper bounds of the numbers (a typo like MAX_VMS=10^26 is refused, not rendered).
-MAX_VMS_LIMIT = 10000
-JOBS_PER_VM_LIMIT = 1024
-SECONDS_LIMIT = 30 * 86400
+MAX_VMS_LIMIT = MAXIMA["MAX_VMS"]
+JOBS_PER_VM_LIMIT = MAXIMA["JOBS_PER_VM"]
+SECONDS_LIMIT = MAXIMA["IDLE_TIME"]
 CA_BUNDLE_PATH = "/etc/elastiq/ca-bundle.pem"
 STATE_DIR = "/var/lib/elastiq"
 

@@ -141,3 +141,42 @@ def check_index(version: str, index_url: Optional[str], run: Runner = subprocess
             f"{where} does not serve elastiq=={version}"
             + (f" (it has: {', '.join(sorted(versions))})" if versions else "")
             + ": publish it there, or leave --elastiq-source out to stage this ecm's own wheel")
+
+
+PLACEHOLDER = f"elastiq @ https://staged.invalid/{'x' * 400}#sha256={'0' * 64}"
+#: Presigned URLs of the staged wheel are valid this long (SigV4's maximum): boot the master
+#: within it, or run ecm again.
+STAGE_EXPIRY_S = 7 * 86400
+
+
+def kind(spec: Optional[str]) -> str:
+    """"build" (default: this ecm's wheel), "wheel" (a file to stage) or "spec" (checked)."""
+    if spec is None:
+        return "build"
+    if spec.endswith(".whl"):
+        local_wheel(spec)
+        return "wheel"
+    unpinned = problem(spec)
+    if unpinned:
+        raise SourceError(unpinned)
+    return "spec"
+
+
+def stage(cloud, wheel_file: Optional[str], bucket: Optional[str], cluster_name: str,
+          progress) -> str:
+    """Build this ecm's wheel (or take ``wheel_file``), put it in the cloud's object store and
+    return the master's pip spec (presigned URL pinned by sha256).  ``progress(text)`` is a
+    context manager shown while a step runs."""
+    with tempfile.TemporaryDirectory(prefix="ecm-") as tmp:
+        if wheel_file:
+            wheel = local_wheel(wheel_file)
+        else:
+            with progress(f"Building the wheel of this ecm (elastiq {OWN_VERSION})"):
+                wheel = build_wheel(Path(tmp))
+        endpoint = cloud.endpoint
+        owner = hashlib.sha256((endpoint.access_key or endpoint.shown).encode()).hexdigest()
+        bucket = bucket or f"elastiq-stage-{owner[:12]}"
+        with progress(f"Staging {wheel.name} in bucket {bucket}"):
+            url = cloud.stage_file(str(wheel.path), bucket, f"{cluster_name}/{wheel.name}",
+                                   STAGE_EXPIRY_S)
+    return staged_spec(url, wheel)
