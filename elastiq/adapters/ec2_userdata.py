@@ -86,7 +86,7 @@ def load_user_data(
 
 def substitute(text: str, values: Mapping[str, str]) -> str:
     """Replace ``%name%`` for every name in ``values``, quoted for where it stands
-    (:func:`userdata_values.fill`: a ``'%name%'`` shell word gets ``shlex.quote``, elsewhere only
+    (:func:`userdata_values.fill`: a ``'%name%'`` shell word stays one quoted word, elsewhere only
     inert values go in); other ``%...%`` text stays as it is (``date +%Y%m%d``).  Raises
     :class:`ConfigError` naming ``substitute.<name>`` for a value that would need quoting."""
     try:

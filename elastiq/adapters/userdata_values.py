@@ -5,7 +5,8 @@ value is quoted where it lands.  No SDK and no configuration import (``config.py
 Quoting at substitution time (:func:`fill`):
 
 * ``'%name%'``, a placeholder that is a whole single-quoted shell word (what ecm's templates
-  write), becomes ``shlex.quote(value)``: whatever the value holds, it stays one literal word;
+  write), stays single-quoted with every ``'`` of the value written ``'\\''``: whatever the
+  value holds, it stays one literal word (and a value without quotes reads as before);
 * anywhere else the context is unknown (double quotes, YAML, a URL), so the value is inserted
   only if every character is inert in a shell word, a YAML scalar and a URL
   (:data:`INERT`); otherwise :class:`UnsafeValue` names the placeholder (never the value).
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import shlex
 from typing import Mapping, Optional
 
 #: Characters that need no quoting in a shell word, a plain YAML scalar or a URL.
@@ -64,7 +64,7 @@ def fill(text: str, values: Mapping[str, str]) -> str:
 
     def one(match: re.Match) -> str:
         if match.group(1) is not None:
-            return shlex.quote(values[match.group(1)])
+            return "'" + values[match.group(1)].replace("'", "'\\''") + "'"
         name = match.group(2)
         if not INERT.fullmatch(values[name]):
             raise UnsafeValue(name, "the value holds characters that need quoting, and %"
