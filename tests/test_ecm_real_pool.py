@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import time
 from pathlib import Path
 
@@ -88,8 +89,10 @@ class Cluster:
         self.worker("w3", self.other_token)     # the second cluster's token
 
     def stop(self) -> None:
+        """Every condor_master by its pid, then the test's directory in the root."""
         for node in reversed(self.nodes):
             node.stop()
+        shutil.rmtree(R.ROOT + self.base, ignore_errors=True)
 
     def q(self, command: str, user=None, check=True, **env) -> str:
         return self.master.run(command, user=user, check=check, **env).stdout
