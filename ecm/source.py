@@ -57,6 +57,11 @@ def problem(spec: str, version: str = OWN_VERSION) -> Optional[str]:
             f"(got {spec!r}; a bare name is not pinned)")
 
 
+def is_pin(spec: str) -> bool:
+    """``elastiq==VERSION``: the shape whose index :func:`check_index` asks."""
+    return _PIN.fullmatch(spec.strip()) is not None
+
+
 @dataclass(frozen=True)
 class Wheel:
     path: Path

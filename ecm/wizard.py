@@ -181,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
     render.master_user_data(answers, limit)  # refuses what cannot be rendered, before asking
     output = args.output or f"master-{os_id}-{now:%Y-%m-%d}-{now:%H.%M.%S}"
     check_output(output, args.force)
-    if source_kind == "spec" and args.elastiq_source.startswith("elastiq"):
+    if source_kind == "spec" and source.is_pin(args.elastiq_source):
         with spinner(f"Checking that {args.index_url or 'the index'} serves elastiq "
                      f"{OWN_VERSION}"):
             source.check_index(OWN_VERSION, args.index_url)
