@@ -2,6 +2,7 @@
 the sizes that matter against the 16 KiB EC2 user-data limit (how much room is left)."""
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import sys
@@ -28,6 +29,8 @@ def main() -> None:
             master = render.master_user_data(a)
         elapsed_ms = (time.perf_counter() - start) * 1000 / ROUNDS
         worker = len(render.render_worker(a).encode())
+        text = render.render_master(a).encode()
+        packed = len(gzip.compress(text, compresslevel=9, mtime=0))
         result["os"][os_id] = {
             "render_ms": round(elapsed_ms, 2),
             "master_text_bytes": master.text_size,
@@ -36,6 +39,10 @@ def main() -> None:
             "worker_bytes": worker,
             "master_headroom_bytes": render.USER_DATA_LIMIT - len(master.data),
             "master_plain_on_nova": master.text_size <= render.NOVA_USER_DATA_LIMIT,
+            "master_gzip_bytes": packed,
+            "master_raw_fits_ec2": len(text) <= render.USER_DATA_LIMIT,
+            "master_gzip_fits_ec2": packed <= render.USER_DATA_LIMIT,
+            "master_raw_fits_nova": len(text) <= render.NOVA_USER_DATA_LIMIT,
         }
     print(json.dumps(result, sort_keys=True))
 

@@ -2,5 +2,7 @@
 
 ``ecm.conf`` (parsed by :mod:`ecm.conf`) and the answers of the wizard (:mod:`ecm.wizard`) become
 an :class:`ecm.render.Answers`; :mod:`ecm.render` turns it, without any I/O, into the master and
-worker user-data.  :mod:`ecm.cloud` is the only module talking to the cloud.
+worker user-data.  :mod:`ecm.cloud` is the only module talking to the cloud; :mod:`ecm.source`
+decides how the master gets exactly this ecm's elastiq, :mod:`ecm.checks` what is checked
+before anything is written.
 """

@@ -1,7 +1,7 @@
 """The wizard's view of the cloud: the only ecm module importing boto3.
 
-Three things: check that the credentials and the endpoint work, list the available images, and
-look one image up by id.  Every boto3/botocore failure becomes a :class:`CloudError` whose message
+Check that the credentials and the endpoint work, list the available images, look one image,
+key pair or flavour up, and stage a file in the object store (S3 API) behind a presigned URL.  Every boto3/botocore failure becomes a :class:`CloudError` whose message
 says what to check; messages never contain the secret key.
 """
 from __future__ import annotations
@@ -43,6 +43,8 @@ class Endpoint:
     access_key: Optional[str]
     secret_key: Optional[str]
     ca_bundle: Optional[str] = None
+    #: Object store (S3 API) for staging the elastiq wheel: ec2rc.sh's S3_URL; None on AWS.
+    s3_url: Optional[str] = None
 
     @property
     def is_aws(self) -> bool:
@@ -66,6 +68,7 @@ def endpoint_from_environment(environ: Mapping[str, str] = os.environ,
         access_key=environ.get("EC2_ACCESS_KEY") or None,
         secret_key=environ.get("EC2_SECRET_KEY") or None,
         ca_bundle=ca_bundle,
+        s3_url=environ.get("S3_URL") or None,
     )
 
 
@@ -138,6 +141,55 @@ class Cloud:
                              "embedded in the master; use an instance role instead", "credentials")
         return frozen.access_key, frozen.secret_key
 
+    def has_key_pair(self, name: str) -> bool:
+        """Whether the cloud has the key pair ``name`` (as DescribeKeyPairs lists it)."""
+        try:
+            page = self._call("DescribeKeyPairs", self._ec2.describe_key_pairs, KeyNames=[name])
+        except CloudError as err:
+            if err.kind == "cloud" and "InvalidKeyPair" in str(err):
+                return False
+            raise
+        return any(k.get("KeyName") == name for k in page.get("KeyPairs", []))
+
+    def has_flavour(self, name: str) -> Optional[bool]:
+        """Whether the cloud offers the instance type ``name``; None when it cannot say (an
+        EC2-compatible API without DescribeInstanceTypes)."""
+        try:
+            page = self._call("DescribeInstanceTypes", self._ec2.describe_instance_types,
+                              InstanceTypes=[name])
+        except CloudError as err:
+            if err.kind == "cloud" and "InvalidInstanceType" in str(err):
+                return False
+            if err.kind == "cloud" and any(code in str(err) for code in _UNSUPPORTED):
+                return None
+            raise
+        return any(t.get("InstanceType") == name for t in page.get("InstanceTypes", []))
+
+    def stage_file(self, path: str, bucket: str, key: str, expires_s: int) -> str:
+        """Upload ``path`` to a private object of the object store (creating the bucket) and
+        return a presigned GET URL valid ``expires_s``."""
+        if not self.endpoint.is_aws and not self.endpoint.s3_url:
+            raise CloudError(f"no object store for {self.endpoint.shown}: set S3_URL (ec2rc.sh "
+                             "sets it on OpenStack) to stage elastiq, or pass --elastiq-source",
+                             "endpoint")
+        s3 = self._session.client(
+            "s3", endpoint_url=self.endpoint.s3_url, verify=self.endpoint.ca_bundle or True,
+            config=BotoConfig(signature_version="s3v4", s3={"addressing_style": "path"},
+                              retries={"max_attempts": 2, "mode": "standard"}))
+        try:
+            self._call("HeadBucket", s3.head_bucket, Bucket=bucket)
+        except CloudError as err:
+            if err.kind != "cloud":
+                raise
+            region = self.endpoint.region or DEFAULT_REGION
+            where = {} if region == DEFAULT_REGION else {
+                "CreateBucketConfiguration": {"LocationConstraint": region}}
+            self._call("CreateBucket", s3.create_bucket, Bucket=bucket, **where)
+        with open(path, "rb") as body:
+            self._call("PutObject", s3.put_object, Bucket=bucket, Key=key, Body=body)
+        return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
+                                         ExpiresIn=expires_s)
+
     def _call(self, action: str, method, **kwargs):
         where = self.endpoint.shown
         try:
@@ -168,5 +220,6 @@ def _image(item: dict) -> Image:
                  item.get("CreationDate") or "")
 
 
+_UNSUPPORTED = ("InvalidAction", "UnsupportedOperation", "NotImplemented", "InvalidRequest")
 _NO_CREDENTIALS = ("no cloud credentials: source your ec2rc.sh (EC2_ACCESS_KEY, EC2_SECRET_KEY, "
                    "EC2_URL) or set boto3's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")

@@ -22,6 +22,8 @@ from typing import Dict, Optional, Tuple
 
 KEYS = ("FLAVOR_VMS", "MAX_VMS", "MIN_VMS", "JOBS_PER_VM", "IDLE_TIME", "KEY_NAME")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+#: Upper bounds (a typo like MAX_VMS=10^26 is refused): ecm.render checks the same ones.
+MAXIMA = {"MAX_VMS": 10000, "MIN_VMS": 10000, "JOBS_PER_VM": 1024, "IDLE_TIME": 30 * 86400}
 
 
 class EcmConfError(Exception):
@@ -70,6 +72,8 @@ def parse(text: str, path: str = "ecm.conf") -> EcmConf:
         if not re.fullmatch(r"[0-9]+", value):
             raise EcmConfError(path, number, key, f"expected a whole number >= {minimum} "
                                f"(got {_shown(value)})")
+        if len(value) > 12 or int(value) > MAXIMA[key]:
+            raise EcmConfError(path, number, key, f"must be <= {MAXIMA[key]} (got {_shown(value)})")
         if int(value) < minimum:
             raise EcmConfError(path, number, key, f"must be >= {minimum} (got {value})")
         return int(value)

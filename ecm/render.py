@@ -26,11 +26,15 @@ import re
 import shlex
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import jinja2
 import yaml
 
+from elastiq import __version__ as OWN_VERSION
+
+from . import source
+from .conf import MAXIMA
 from .oses import OPERATING_SYSTEMS
 
 #: Raw user-data limit of EC2 (16 KiB): workers (launched through the EC2 API) always fit it.
@@ -42,7 +46,12 @@ NOVA_USER_DATA_LIMIT = 49149
 SUBSTITUTION_ALLOWANCE = 1024
 DEFAULT_HTCONDOR_SERIES = "25.0"
 DEFAULT_HTCONDOR_REPO = "https://htcss-downloads.chtc.wisc.edu/repo"
-DEFAULT_ELASTIQ_SOURCE = "elastiq"
+#: The master installs exactly this ecm's version (see :mod:`ecm.source` for the other shapes).
+DEFAULT_ELASTIQ_SOURCE = f"elastiq=={OWN_VERSION}"
+#: Upper bounds of the numbers (a typo like MAX_VMS=10^26 is refused, not rendered).
+MAX_VMS_LIMIT = MAXIMA["MAX_VMS"]
+JOBS_PER_VM_LIMIT = MAXIMA["JOBS_PER_VM"]
+SECONDS_LIMIT = MAXIMA["IDLE_TIME"]
 CA_BUNDLE_PATH = "/etc/elastiq/ca-bundle.pem"
 STATE_DIR = "/var/lib/elastiq"
 
@@ -92,6 +101,10 @@ class Answers:
     htcondor_series: str = DEFAULT_HTCONDOR_SERIES
     htcondor_repo: str = DEFAULT_HTCONDOR_REPO
     elastiq_source: str = DEFAULT_ELASTIQ_SOURCE
+    #: The version the master must end up with (its install step checks it).
+    elastiq_version: str = OWN_VERSION
+    #: Index the master's pip uses (None: pip's default there).
+    pip_index_url: Optional[str] = None
     ca_bundle_pem: Optional[str] = None
     security_groups: Tuple[str, ...] = ()
     subnet_id: Optional[str] = None
@@ -132,7 +145,7 @@ def validate(a: Answers) -> None:
                           f"(got {a.htcondor_series!r})")
     if not re.fullmatch(r"https?://[^\s'\"\\]+", a.htcondor_repo):
         raise RenderError("htcondor_repo", "expected an http(s) URL")
-    for name in ("image_id", "flavour", "elastiq_source"):
+    for name in ("image_id", "flavour"):
         if not getattr(a, name).strip():
             raise RenderError(name, "must not be empty")
     if len(a.signing_key) < 32:
@@ -140,9 +153,19 @@ def validate(a: Answers) -> None:
     if not 0 <= a.min_vms <= a.max_vms or a.max_vms < 1:
         raise RenderError("max_vms", f"need 0 <= min_vms <= max_vms and max_vms >= 1 "
                           f"(got {a.min_vms}, {a.max_vms})")
-    for name in ("jobs_per_vm", "idle_time_s", "master_lost_shutdown_s", "noclaim_shutdown_s"):
-        if getattr(a, name) < 0:
-            raise RenderError(name, "must not be negative")
+    if a.max_vms > MAX_VMS_LIMIT:
+        raise RenderError("max_vms", f"at most {MAX_VMS_LIMIT} (got {a.max_vms})")
+    for name, top in (("jobs_per_vm", JOBS_PER_VM_LIMIT), ("idle_time_s", SECONDS_LIMIT),
+                      ("master_lost_shutdown_s", SECONDS_LIMIT),
+                      ("noclaim_shutdown_s", SECONDS_LIMIT)):
+        top = 4 * top if name == "noclaim_shutdown_s" else top
+        if not 0 <= getattr(a, name) <= top:
+            raise RenderError(name, f"must be between 0 and {top} (got {getattr(a, name)})")
+    unpinned = source.problem(a.elastiq_source, a.elastiq_version)
+    if unpinned:
+        raise RenderError("elastiq_source", unpinned)
+    if a.pip_index_url is not None and not re.fullmatch(r"https?://[^\s'\"\\]+", a.pip_index_url):
+        raise RenderError("pip_index_url", "expected an http(s) URL")
     if bool(a.access_key) != bool(a.secret_key):
         raise RenderError("access_key", "give both the access key and the secret key, or neither")
     if a.ca_bundle_pem is not None:
@@ -236,6 +259,16 @@ def render_master(a: Answers) -> str:
     template = _environment().get_template("master.sh.j2")
     return template.render(a=a, os=OPERATING_SYSTEMS[a.os_id], elastiq_yaml=elastiq_yaml(a),
                            ca_bundle_path=CA_BUNDLE_PATH, state_dir=STATE_DIR)
+
+
+_UNIT = re.compile(r"^# >>> elastiq unit (\S+)\n(.*?)^# <<< elastiq unit \1\n", re.S | re.M)
+
+
+def units(script: str) -> Dict[str, str]:
+    """The named steps of a rendered script (``lib.unit`` in the templates: HTCondor
+    configuration, tokens, the installation of elastiq...), so that one can be run on its own
+    with the variables the script sets before it."""
+    return {m.group(1): m.group(2) for m in _UNIT.finditer(script)}
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Exit codes: 0 written, 1 cloud failure or not written, 2 bad input, 130 interrup
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import os
 import secrets
@@ -16,17 +17,16 @@ import shlex
 import sys
 from typing import List, Optional
 
+from elastiq import __version__ as OWN_VERSION
+
 from . import conf as ecm_conf
-from . import render
+from . import render, source
+from .checks import UsageError, check_key_and_flavour, check_output
 from .oses import OPERATING_SYSTEMS, matching_images
 from .spinner import spinner
 
 OTHER_IMAGE = "__other__"
 MAX_LISTED_IMAGES = 15
-
-
-class UsageError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,8 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
       help="HTCondor release series, e.g. 25.0 (LTS, default) or 25.x (feature)")
     a("--htcondor-repo", default=render.DEFAULT_HTCONDOR_REPO, metavar="URL",
       help="HTCondor repository (a mirror of the official one)")
-    a("--elastiq-source", default=render.DEFAULT_ELASTIQ_SOURCE, metavar="SPEC",
-      help="what pip installs on the master: elastiq==1.0, a wheel URL or git+https://...")
+    a("--elastiq-source", metavar="SPEC",
+      help=f"what the master installs (always elastiq {OWN_VERSION}): default, this ecm's own "
+      f"wheel staged in the cloud's object store; or a wheel FILE to stage; "
+      f"elastiq=={OWN_VERSION} from the index; git+https://...@<commit>")
+    a("--index-url", metavar="URL", help="with elastiq==VERSION: the index that serves it "
+      "(checked now, used by the master; default: pip's configuration)")
+    a("--stage-bucket", metavar="NAME", help="bucket for the staged wheel (default: "
+      "elastiq-stage-<hash of the access key>, created if missing)")
     a("--user-data-limit", type=int, metavar="BYTES",
       help=f"largest master user-data the cloud accepts (default: {render.USER_DATA_LIMIT} on "
       f"AWS, {render.NOVA_USER_DATA_LIMIT} elsewhere, as OpenStack Nova); gzip beyond it")
@@ -77,6 +83,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 130
     except (ecm_conf.EcmConfError, UsageError) as err:
         print(f"ecm: {err}", file=sys.stderr)
+        return 2
+    except source.SourceError as err:
+        print(f"ecm: --elastiq-source: {err}", file=sys.stderr)
         return 2
     except render.RenderError as err:
         print(f"ecm: cannot write the user-data: {err}", file=sys.stderr)
@@ -105,7 +114,10 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"--yes needs {' and '.join(missing)} (OS ids: "
                              f"{', '.join(OPERATING_SYSTEMS)})")
+    if args.output:
+        check_output(args.output, args.force)
     ca_pem = _read_ca_bundle(args.ca_bundle)
+    source_kind = source.kind(args.elastiq_source)
     if args.cluster_name is not None and not render.CLUSTER_NAME.fullmatch(args.cluster_name):
         raise UsageError(f"--cluster-name: {render.CLUSTER_NAME_RULE}")
 
@@ -128,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
         image_id = prompts.image(os_id, images, cloud)
         names = {image.image_id: image.name for image in images}
         image_name = names.get(image_id) or getattr(cloud.find_image(image_id), "name", "")
+    check_key_and_flavour(cloud, conf, endpoint.shown)
     if image_name and not OPERATING_SYSTEMS[os_id].matches(image_name):
         print(f"Note: the name of {image_id} ({image_name}) does not look like "
               f"{OPERATING_SYSTEMS[os_id].label}; the user-data is written for "
@@ -157,22 +170,32 @@ def run(args: argparse.Namespace) -> int:
         idle_time_s=conf.idle_time_s, key_name=conf.key_name,
         signing_key=secrets.token_urlsafe(48), api_url=endpoint.url, region=endpoint.region,
         access_key=access_key, secret_key=secret_key, htcondor_series=args.htcondor_series,
-        htcondor_repo=args.htcondor_repo, elastiq_source=args.elastiq_source,
+        htcondor_repo=args.htcondor_repo,
+        elastiq_source=args.elastiq_source if source_kind == "spec" else source.PLACEHOLDER,
+        pip_index_url=args.index_url,
         ca_bundle_pem=ca_pem, security_groups=tuple(args.security_groups),
         subnet_id=args.subnet_id, worker_noclaim_shutdown_s=args.worker_noclaim_shutdown,
         master_lost_shutdown_s=args.master_lost_shutdown)
     limit = args.user_data_limit or (render.USER_DATA_LIMIT if endpoint.is_aws
                                      else render.NOVA_USER_DATA_LIMIT)
-    user_data = render.master_user_data(answers, limit)
+    render.master_user_data(answers, limit)  # refuses what cannot be rendered, before asking
     output = args.output or f"master-{os_id}-{now:%Y-%m-%d}-{now:%H.%M.%S}"
-    if os.path.exists(output) and not args.force:
-        raise UsageError(f"{output} exists: choose another --output, or --force to overwrite it")
+    check_output(output, args.force)
+    if source_kind == "spec" and source.is_pin(args.elastiq_source):
+        with spinner(f"Checking that {args.index_url or 'the index'} serves elastiq "
+                     f"{OWN_VERSION}"):
+            source.check_index(OWN_VERSION, args.index_url)
     print(f"Cluster {cluster_name}: {OPERATING_SYSTEMS[os_id].label}, image {image_id}, "
           f"{conf.min_vms}-{conf.max_vms} workers of {conf.flavour}, "
           f"{'credentials embedded' if embed else 'instance role'}.")
     if prompts and not prompts.confirm(f"Write {output}?"):
         print("Nothing was written.")
         return 1
+    if source_kind != "spec":
+        answers = dataclasses.replace(answers, elastiq_source=source.stage(
+            cloud, args.elastiq_source, args.stage_bucket, cluster_name, spinner))
+    user_data = render.master_user_data(answers, limit)
+    check_output(output, args.force)
     write_private(output, user_data.data)
     print(final_message(output, answers, user_data, image_name))
     return 0

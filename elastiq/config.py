@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 import yaml
 
 from .adapters import BATCH_SYSTEMS, CLOUDS, is_dotted_path
+from .adapters.userdata_values import value_problem as substitute_value_problem
 
 DEFAULT_PATH = "/etc/elastiq/elastiq.yaml"
 
@@ -243,6 +244,9 @@ def _substitute(data: Any, source: Optional[str]) -> Dict[str, str]:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise InvalidConfig(source, f"substitute.{key}", f"expected a string (got {value!r})")
         out[str(key)] = str(value)
+        problem = substitute_value_problem(str(key), out[str(key)])
+        if problem:
+            raise InvalidConfig(source, f"substitute.{key}", problem)
     return out
 
 

@@ -141,7 +141,8 @@ def _answers_block(master: str) -> str:
 def test_hostile_answers_stay_literal(tmp_path, pattern):
     canary = tmp_path / "pwned"
     value = pattern.format(canary=canary)
-    a = answers("ubuntu2404", key_name=value, flavour=value, elastiq_source=value,
+    staged = f"elastiq @ https://s3.example.org/b/{value.replace(' ', '%20')}#sha256={'0' * 64}"
+    a = answers("ubuntu2404", key_name=value, flavour=value, elastiq_source=staged,
                 access_key=value, secret_key=value, api_url=value)
     master = render.render_master(a)
     path = tmp_path / "master"
@@ -150,7 +151,7 @@ def test_hostile_answers_stay_literal(tmp_path, pattern):
     # The answers block, run by bash, assigns the values literally.
     script = _answers_block(master) + 'printf "%s" "$ELASTIQ_SOURCE"'
     shown = subprocess.run(["bash", "-euc", script], capture_output=True, text=True, check=True)
-    assert shown.stdout == value
+    assert shown.stdout == staged
     # elastiq.yaml written by the master's own here-document holds them literally too.
     cfg = elastiq_config.load(str(_run_yaml_block(master, tmp_path)))
     assert (cfg.ec2.key_name, cfg.ec2.flavour, cfg.ec2.api_url, cfg.ec2.aws_access_key_id,
@@ -162,7 +163,7 @@ def test_hostile_answers_stay_literal(tmp_path, pattern):
     assert not canary.exists()
 
 
-@pytest.mark.parametrize("field", ["key_name", "flavour", "elastiq_source", "secret_key"])
+@pytest.mark.parametrize("field", ["key_name", "flavour", "secret_key"])
 def test_control_characters_are_refused_naming_the_field(field):
     a = answers(access_key="AK", secret_key="SK")
     with pytest.raises(render.RenderError) as err:
@@ -192,18 +193,18 @@ def test_worker_values_become_a_valid_htcondor_config(tmp_path):
     import classad2
 
     worker = render.render_worker(answers("debian12"))
-    block = re.search(r"^\{\n  echo \"CONDOR_HOST.*?^\} > (\S+)\n", worker, re.S | re.M)
-    assert block
-    target = tmp_path / "40-elastiq-values.conf"
-    script = block.group(0).replace(block.group(1), str(target))
-    subprocess.run(["bash", "-euc", script], check=True, env={
+    (tmp_path / "config.d").mkdir()
+    subprocess.run(["bash", "-euc", render.units(worker)["worker-condor"]], check=True, env={
         "MASTER_ADDRESS": "10.1.2.3", "CLUSTER_NAME": "physics-2024", "INSTANCE_ID": "i-0abc12",
-        "NOCLAIM_SHUTDOWN_S": "7200", "PATH": "/usr/bin:/bin"})
+        "NOCLAIM_SHUTDOWN_S": "7200", "WORKER_TOKEN": TOKEN, "CONDOR_ETC": str(tmp_path),
+        "SBIN": "/usr/local/sbin", "PATH": "/usr/bin:/bin"})
+    target = tmp_path / "config.d" / "40-elastiq-values.conf"
     values = dict(line.split(" = ", 1) for line in target.read_text().splitlines())
     assert values["CONDOR_HOST"] == "10.1.2.3"
     assert classad2.ExprTree(values["ElastiqInstanceId"]).eval() == "i-0abc12"
     assert classad2.ExprTree(values["ElastiqCluster"]).eval() == "physics-2024"
     assert values["STARTD_NOCLAIM_SHUTDOWN"] == "7200"
+    assert (tmp_path / "tokens.d" / "elastiq-worker.token").read_text() == TOKEN + "\n"
 
 
 def test_noclaim_shutdown_default_follows_idle_time():
@@ -213,9 +214,11 @@ def test_noclaim_shutdown_default_follows_idle_time():
 
 
 def test_small_master_is_plain_text_and_large_one_is_gzipped():
-    small = render.master_user_data(answers())
+    small = render.master_user_data(answers(), limit=render.NOVA_USER_DATA_LIMIT)
     assert not small.compressed and small.data.startswith(b"#!/bin/bash\n")
-    assert len(small.data) <= render.USER_DATA_LIMIT
+    assert len(small.data) <= render.NOVA_USER_DATA_LIMIT
+    tight = render.master_user_data(answers(), limit=len(small.data) - 1)
+    assert tight.compressed and gzip.decompress(tight.data) == small.data
     many = "".join(CA.replace("MIIBszCCAVmgAwIBAgIUQ3bm", f"MIIB{i:060d}") for i in range(150))
     a = answers(ca_bundle_pem=many)
     big = render.master_user_data(a)

@@ -21,6 +21,7 @@ import yaml
 
 from ecm import render, wizard
 from tests.support.ec2_server import MotoServer
+from tests.support.ecm_wheel import own_wheel
 
 ROOT = Path(__file__).resolve().parent.parent
 ECM = str(ROOT / "ecm.py")
@@ -52,6 +53,7 @@ class EcmCloud:
 @pytest.fixture
 def ecm_moto(moto: MotoServer) -> EcmCloud:
     client = moto.client()
+    client.create_key_pair(KeyName="lab key")
     images = {name: client.register_image(Name=name, RootDeviceName="/dev/sda1",
                                           Architecture="x86_64",
                                           VirtualizationType="hvm")["ImageId"]
@@ -88,7 +90,7 @@ def workdir(tmp_path):
 def environment(moto, **extra):
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), "LANG": "C.UTF-8",
            "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1", "EC2_URL": moto.url,
-           "EC2_ACCESS_KEY": "testing", "EC2_SECRET_KEY": "testing-secret",
+           "S3_URL": moto.url, "EC2_ACCESS_KEY": "testing", "EC2_SECRET_KEY": "testing-secret",
            "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": "/nonexistent",
            "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent"}
     env.update(extra)
@@ -96,11 +98,18 @@ def environment(moto, **extra):
 
 
 def spawn(moto, cwd, *args, **env):
+    """ecm in a terminal, pointed at the wheel built once (the default path builds it each run:
+    tests/test_ecm_source.py covers that)."""
+    args = ("--elastiq-source", str(own_wheel().path), *args)
     return pexpect.spawn(sys.executable, [ECM, *args], cwd=str(cwd), env=environment(moto, **env),
                          encoding="utf-8", timeout=30, dimensions=(50, 200))
 
 
-def run(moto, cwd, *args, **env):
+def run(moto, cwd, *args, built=True, **env):
+    """ecm without a terminal; ``built``: pointed at the wheel built once, unless the test
+    gives its own --elastiq-source."""
+    if built and "--elastiq-source" not in args:
+        args = ("--elastiq-source", str(own_wheel().path), *args)
     return subprocess.run([sys.executable, ECM, *args], cwd=str(cwd), env=environment(moto, **env),
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
 
@@ -224,7 +233,7 @@ def test_non_interactive_run_writes_the_file(ecm_moto, workdir):
     image = ecm_moto.images["Rocky-9-EC2-Base-9.4-20240509.0.x86_64"]
     result = run(ecm_moto, workdir, "--yes", "--os", "rocky9", "--image", image,
                  "--cluster-name", "batch-1", "--output", "master.ud", "--embed-credentials",
-                 "--htcondor-series", "25.x", "--elastiq-source", "elastiq==1.0.0")
+                 "--htcondor-series", "25.x")
     assert result.returncode == 0, result.stderr
     path = workdir / "master.ud"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -232,7 +241,7 @@ def test_non_interactive_run_writes_the_file(ecm_moto, workdir):
     assert "--image Rocky-9-EC2-Base-9.4-20240509.0.x86_64" in result.stdout  # Glance name
     assert f"--image-id {image}" in result.stdout                             # EC2 id
     text = master_text(path)
-    assert "HTCONDOR_SERIES=25.x" in text and "ELASTIQ_SOURCE=elastiq==1.0.0" in text
+    assert "HTCONDOR_SERIES=25.x" in text and "ELASTIQ_SOURCE='elastiq @ http" in text
     assert path.read_bytes().startswith(b"#!/bin/bash\n")  # not AWS: Nova's limit, plain text
     cfg = embedded_config(text)
     assert (cfg["ec2"]["image_id"], cfg["elastiq"]["cluster_name"]) == (image, "batch-1")

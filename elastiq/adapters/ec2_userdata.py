@@ -8,12 +8,12 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import re
 import socket
 from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from ..config import EC2Section
 from .base import ConfigError
+from .userdata_values import UnsafeValue, fill
 
 log = logging.getLogger(__name__)
 
@@ -85,13 +85,14 @@ def load_user_data(
 
 
 def substitute(text: str, values: Mapping[str, str]) -> str:
-    """Replace ``%name%`` for every name in ``values``; other ``%...%`` text stays as it is
-    (shell scripts use ``%`` for their own purposes, e.g. ``date +%Y%m%d``)."""
-    if not values:
-        return text
-    pattern = re.compile("%(" + "|".join(re.escape(n) for n in sorted(values, key=len,
-                                                                        reverse=True)) + ")%")
-    return pattern.sub(lambda m: values[m.group(1)], text)
+    """Replace ``%name%`` for every name in ``values``, quoted for where it stands
+    (:func:`userdata_values.fill`: a ``'%name%'`` shell word stays one quoted word, elsewhere only
+    inert values go in); other ``%...%`` text stays as it is (``date +%Y%m%d``).  Raises
+    :class:`ConfigError` naming ``substitute.<name>`` for a value that would need quoting."""
+    try:
+        return fill(text, values)
+    except UnsafeValue as err:
+        raise ConfigError(str(err), key=f"substitute.{err.name}") from None
 
 
 def prepare_user_data(

@@ -1,0 +1,39 @@
+"""Checks the wizard makes before it writes anything: the output path, and that the cloud has
+the key pair and the flavour of ecm.conf."""
+from __future__ import annotations
+
+import os
+import stat
+import sys
+
+
+class UsageError(Exception):
+    pass
+
+
+def check_output(path: str, force: bool) -> None:
+    """Refuse an output that exists (unless --force) or that is not a regular file (ever)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise UsageError(f"{path}: cannot use it as the output ({err.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(f"{path} exists and is not a regular file: ecm never replaces it, "
+                         "even with --force; choose another --output")
+    if not force:
+        raise UsageError(f"{path} exists: choose another --output, or --force to overwrite it")
+
+
+def check_key_and_flavour(cloud, conf, where: str) -> None:
+    if conf.key_name and not cloud.has_key_pair(conf.key_name):
+        raise UsageError(f"{conf.path}, KEY_NAME: no key pair {conf.key_name!r} in {where} "
+                         "(import it, or leave KEY_NAME empty for none)")
+    known = cloud.has_flavour(conf.flavour)
+    if known is False:
+        raise UsageError(f"{conf.path}, FLAVOR_VMS: no flavour (instance type) "
+                         f"{conf.flavour!r} in {where}")
+    if known is None:
+        print(f"Note: {where} cannot list its flavours: FLAVOR_VMS={conf.flavour} is not "
+              "checked.", file=sys.stderr)

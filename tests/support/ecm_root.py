@@ -1,0 +1,185 @@
+"""Run the HTCondor units of a rendered master and worker user-data for real, with Debian
+trixie's HTCondor 23.9 from the shared provisioned root (issue 9's recipe): each command runs in
+its own mount namespace (``unshare --mount``: proc and /dev mounted there only, so nothing is
+left mounted) and ``chroot``; each node gets a directory of its own under ``ROOT/tmp``.
+
+A node's ``condor_config`` holds only what this sandbox needs (paths inside the node's
+directory, 127.0.0.1, a free collector port, the knobs that let jobs run here); everything
+else comes from the units, written by their own bash lines into ``config.d``.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from typing import Callable, Dict, List, Mapping, Optional, Sequence, TypeVar
+
+ROOT = os.environ.get("ELASTIQ_CI_ROOT", "/var/lib/elastiq-ci/trixie")
+MARKER = ".elastiq-provisioned"
+USER = os.environ.get("ELASTIQ_CI_USER", "elastiq-ci")
+T = TypeVar("T")
+
+#: What every node needs in this sandbox (one host, several masters; issue 9's knobs).
+SANDBOX = """\
+RELEASE_DIR = /usr
+LIB = $(RELEASE_DIR)/lib/condor
+LIBEXEC = $(RELEASE_DIR)/libexec/condor
+LOG = $(LOCAL_DIR)/log
+SPOOL = $(LOCAL_DIR)/spool
+EXECUTE = $(LOCAL_DIR)/execute
+LOCK = $(LOCAL_DIR)/lock
+RUN = $(LOCAL_DIR)/run
+NETWORK_INTERFACE = 127.0.0.1
+BIND_ALL_INTERFACES = False
+USE_SHARED_PORT = False
+SEC_USE_FAMILY_SESSION = False
+BASE_CGROUP =
+CGROUP_MEMORY_LIMIT_POLICY = none
+DISCARD_SESSION_KEYRING_ON_STARTUP = False
+USE_PID_NAMESPACES = False
+MOUNT_UNDER_SCRATCH =
+ASSIGN_CPU_AFFINITY = False
+UPDATE_INTERVAL = 2
+MASTER_UPDATE_INTERVAL = 5
+NEGOTIATOR_INTERVAL = 2
+NEGOTIATOR_MIN_INTERVAL = 1
+NEGOTIATOR_CYCLE_DELAY = 1
+SCHEDD_INTERVAL = 2
+RunBenchmarks = False
+"""
+
+
+def unavailable() -> Optional[str]:
+    """Why the real daemons cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "real HTCondor daemons need root (chroot, mount namespaces)"
+    if not os.path.exists(os.path.join(ROOT, MARKER)):
+        return f"no provisioned HTCondor root at {ROOT} (no {MARKER})"
+    if not shutil.which("unshare") or not shutil.which("chroot"):
+        return "unshare or chroot not found"
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        return f"no user {USER} on the host"
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def in_root(argv: Sequence[str], env: Mapping[str, str], user: Optional[str] = None) -> List[str]:
+    """The host command running ``argv`` in the root with exactly ``env`` (as ``user``)."""
+    assign = [f"{k}={v}" for k, v in env.items()]
+    userspec = [f"--userspec={user}:{user}"] if user else []
+    script = ('mount -t proc proc "$1/proc" && mount --bind /dev "$1/dev" && shift && '
+              'exec chroot "$@"')
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", ROOT,
+            *userspec, ROOT, "env", "-i", *assign, *argv]
+
+
+def wait_for(check: Callable[[], T], timeout: float, what: str,
+             explain: Callable[[], str] = lambda: "") -> T:
+    """Poll ``check`` (real daemons: polling is all there is) until it returns something true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{explain()}")
+        time.sleep(0.5)
+
+
+class Node:
+    """One HTCondor node (a condor_master and its daemons) in ``ROOT/tmp/elastiq-ecm-*/name``.
+    ``path`` is the directory as seen inside the root; ``host`` the same on the host."""
+
+    def __init__(self, base: str, name: str, collector_port: int, extra: str = ""):
+        self.name, self.path = name, f"{base}/{name}"
+        self.host = ROOT + self.path
+        self.config = f"{self.path}/condor_config"
+        uid, gid = _root_ids("condor")
+        for sub in ("config.d", "tokens.d", "passwords.d", "sbin", "bin"):
+            os.makedirs(f"{self.host}/{sub}", exist_ok=True)
+        for sub in ("log", "spool", "execute", "lock", "run"):
+            os.makedirs(f"{self.host}/local/{sub}", exist_ok=True)
+            os.chown(f"{self.host}/local/{sub}", uid, gid)
+        os.chmod(f"{self.host}/local/execute", 0o755)
+        for sub in ("tokens.d", "passwords.d"):
+            os.chmod(f"{self.host}/{sub}", 0o700)
+        with open(self.host + "/condor_config", "w", encoding="utf-8") as handle:
+            handle.write(f"LOCAL_DIR = {self.path}/local\nLOCAL_CONFIG_DIR = {self.path}/config.d\n"
+                         f"SEC_PASSWORD_DIRECTORY = {self.path}/passwords.d\n"
+                         f"SEC_TOKEN_SYSTEM_DIRECTORY = {self.path}/tokens.d\n" + SANDBOX)
+        # Read after the units' files (config.d is read in name order).
+        with open(self.host + "/config.d/99-sandbox.conf", "w", encoding="utf-8") as handle:
+            handle.write(f"COLLECTOR_HOST = 127.0.0.1:{collector_port}\n{extra}")
+        self.proc: Optional[subprocess.Popen] = None
+
+    def env(self, **more: str) -> Dict[str, str]:
+        return {"CONDOR_CONFIG": self.config,
+                "PATH": f"{self.path}/bin:/usr/sbin:/usr/bin:/sbin:/bin", **more}
+
+    def run(self, script: str, user: Optional[str] = None, check: bool = True,
+            **env: str) -> subprocess.CompletedProcess:
+        """bash -euc ``script`` in the root with this node's configuration."""
+        done = subprocess.run(in_root(["bash", "-euc", script], self.env(**env), user),
+                              capture_output=True, text=True, timeout=120)
+        if check and done.returncode != 0:
+            raise AssertionError(f"{self.name}: exit {done.returncode}\n{done.stdout}{done.stderr}")
+        return done
+
+    def start(self) -> "Node":
+        out = open(self.host + "/master.out", "wb")
+        self.proc = subprocess.Popen(in_root(["/usr/sbin/condor_master", "-f"], self.env()),
+                                     stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, start_new_session=True)
+        out.close()
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self) -> None:
+        """SIGTERM the condor_master by pid (it stops its daemons), SIGKILL its group if stuck."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.proc = None
+
+    def log(self, name: str) -> str:
+        try:
+            with open(f"{self.host}/local/log/{name}", encoding="utf-8", errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError as err:
+            return f"({name}: {err.strerror})"
+
+
+def _root_ids(user: str):
+    with open(os.path.join(ROOT, "etc/passwd"), encoding="utf-8") as handle:
+        for line in handle:
+            fields = line.split(":")
+            if fields[0] == user:
+                return int(fields[2]), int(fields[3])
+    raise RuntimeError(f"no {user} in {ROOT}/etc/passwd")
+
+
+def new_base() -> str:
+    """A fresh directory under ROOT/tmp for one test's nodes (path inside the root)."""
+    host = tempfile.mkdtemp(prefix="elastiq-ecm-", dir=os.path.join(ROOT, "tmp"))
+    os.chmod(host, 0o755)
+    return host[len(ROOT):]
