@@ -28,12 +28,14 @@ SCHEDD_NAME so that ``Collector().locate(Schedd)`` finds the schedd.
 """
 from __future__ import annotations
 
+import json
 import os
 import pwd
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TypeVar
@@ -97,6 +99,17 @@ KILL = False
 WANT_SUSPEND = False
 WANT_VACATE = False
 RunBenchmarks = False
+"""
+
+
+#: Run by :meth:`CondorPool.submit_with_bindings`: argv = description (JSON), count, uid, gid.
+_BINDINGS_SUBMIT = """
+import json, os, sys
+import htcondor2
+description, count, uid, gid = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+schedd = htcondor2.Schedd(htcondor2.Collector().locate(htcondor2.DaemonType.Schedd))
+os.setgroups([]); os.setgid(gid); os.setuid(uid)
+print(schedd.submit(htcondor2.Submit(description), count=count).cluster())
 """
 
 
@@ -346,34 +359,18 @@ class CondorPool(Daemons):
         return int(done.stdout.split(".", 1)[0])
 
     def submit_with_bindings(self, description: Mapping[str, str], count: int = 1) -> int:
-        """Submit with the htcondor2 bindings from PyPI, in a forked child running as the test
-        user (the schedd refuses jobs owned by root); the cluster id."""
-        bindings, schedd = self.htcondor2, self.schedd()
+        """Submit with the htcondor2 bindings from PyPI as the test user (the schedd refuses
+        jobs owned by root): a fresh Python process (no security session of ours to reuse)
+        imports the bindings as root, drops to the test user, submits; the cluster id."""
         description = {"initialdir": self.job_dir, **description}
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # child
-            code = 1
-            try:
-                os.close(read)
-                os.setgroups([])
-                os.setgid(self.user.pw_gid)
-                os.setuid(self.user.pw_uid)
-                os.environ.update(USER=TEST_USER, LOGNAME=TEST_USER, HOME=self.host_dir)
-                result = schedd.submit(bindings.Submit(dict(description)), count=count)
-                os.write(write, str(result.cluster()).encode())
-                code = 0
-            except BaseException as exc:  # reported to the parent
-                os.write(write, f"error: {type(exc).__name__}: {exc}".encode())
-            finally:
-                os._exit(code)
-        os.close(write)
-        with os.fdopen(read, "rb") as handle:
-            out = handle.read().decode(errors="replace")
-        _, status = os.waitpid(pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise AssertionError(f"submit with the bindings as {TEST_USER} failed: {out}")
-        return int(out)
+        done = subprocess.run(
+            [sys.executable, "-c", _BINDINGS_SUBMIT, json.dumps(description), str(count),
+             str(self.user.pw_uid), str(self.user.pw_gid)],
+            env=dict(self.env(), USER=TEST_USER, LOGNAME=TEST_USER, HOME=self.directory),
+            capture_output=True, text=True, timeout=60, cwd="/")
+        if done.returncode != 0:
+            raise AssertionError(f"submit with the bindings as {TEST_USER} failed: {done.stderr.strip()}")
+        return int(done.stdout)
 
     def jobs(self, constraint: str = "true", projection: Sequence[str] = ()) -> list:
         """Job ads in the queue and in the history (finished jobs)."""
