@@ -47,6 +47,8 @@ POOLS_DIR = "/tmp/elastiq-pools"  # inside the root, and symbolic links to them 
 T = TypeVar("T")
 
 #: Every daemon of every pool: one host, several masters, jobs run in this sandbox (issue 9).
+#: A startd keeps HTCondor's UPDATE_INTERVAL (300 s) as a real worker does: between two
+#: updates, the collector holds what the startd sent on its last change of state.
 COMMON = """\
 RELEASE_DIR = /usr
 BIN = $(RELEASE_DIR)/bin
@@ -78,8 +80,6 @@ ALLOW_NEGOTIATOR = *
 ALLOW_ADMINISTRATOR = *
 ALLOW_OWNER = *
 ALLOW_CONFIG = *
-UPDATE_INTERVAL = 2
-MASTER_UPDATE_INTERVAL = 5
 NEGOTIATOR_INTERVAL = 2
 NEGOTIATOR_MIN_INTERVAL = 1
 NEGOTIATOR_CYCLE_DELAY = 1
@@ -271,7 +271,7 @@ class CondorPool(Daemons):
                             f"SCHEDD_NAME = {self.schedd_name}\n")
         extra = "".join(f"{f}\n" for f in fragments)
         super().__init__(root, host_dir[len(root):], self.base_config + extra + (
-            "DAEMON_LIST = MASTER, COLLECTOR, NEGOTIATOR, SCHEDD\n"
+            "DAEMON_LIST = MASTER, COLLECTOR, NEGOTIATOR, SCHEDD\nUPDATE_INTERVAL = 2\n"
             f"MASTER_NAME = {os.path.basename(host_dir)}\n"), name)
         self.client_config = self.host_dir + "/client_config"
         with open(self.client_config, "w", encoding="utf-8") as handle:
