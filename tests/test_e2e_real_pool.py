@@ -95,7 +95,7 @@ def actions(path, verb):
 
 @pytest.mark.timeout(400)
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
-def test_elastiq_scales_a_real_pool(scenario, tmp_path, moto, ec2_world, condor_pools,
+def test_elastiq_scales_a_real_pool(scenario, condor_pools, tmp_path, moto, ec2_world,
                                     record_property):
     writer, flavour, cpus, memory_mb, min_vms, max_vms, batches = SCENARIOS[scenario]
     cluster = f"e2e-{scenario}"

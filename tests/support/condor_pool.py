@@ -9,22 +9,33 @@ Each pool lives in its own directory ``ROOT/tmp/elastiq-pools/<name>-XXXX/`` (co
 LOCAL_DIR, logs), listens on 127.0.0.1 only, and takes a collector port free at start.
 
     pool = CondorPool.start(fragments=["NEGOTIATOR_INTERVAL = 1"])   # central manager + schedd
-    worker = pool.start_startd("i-0abc", cpus=2, memory_mb=4096, cluster="c1")
-    pool.env()                    # os.environ + CONDOR_CONFIG = the host-side client config
+    worker = pool.start_startd("i-0abc", cpus=2, memory_mb=4096, cluster="c1",
+                               instance_id="i-0abc", fragments=[...], wait=60)
+    pool.env()                  # os.environ + CONDOR_CONFIG = the host-side client config
+    pool.htcondor2              # the PyPI bindings, configured for this pool in this process
     pool.submit({"executable": "/bin/sleep", "arguments": "5"}, count=3)     # condor_submit
     pool.submit_with_bindings({...}, count=3)    # htcondor2 from PyPI, as the test user
-    pool.wait_for(lambda: ..., timeout=60, what="3 jobs done")   # AssertionError + logs
-    pool.log("SchedLog"); worker.log("StartLog")
-    pool.stop_startd(worker); pool.stop()          # SIGTERM by pid, then SIGKILL
+    pool.jobs("ClusterId == 3", ["JobStatus", "NumJobStarts"])   # queue + history
+    pool.run_in_root(["condor_q", "-af", "Owner"])             # any tool, as the test user
+    pool.wait_for(lambda: ..., 60, "3 jobs done")   # AssertionError with the logs' tails
+    pool.log("SchedLog"); worker.log("StartLog")    # daemon logs (also MasterLog, master.out)
+    pool.stop_startd(worker); pool.stop()           # SIGTERM by pid, then SIGKILL
+
+``fragments`` are configuration lines appended last (they win): e.g. a master or worker
+configuration rendered by ecm, minus what must stay (LOCAL_DIR, COLLECTOR_HOST, the sandbox
+knobs of ``condor_daemons.COMMON``).  A startd is named after its ``name`` (slots
+``slot1@<name>@<host>``), with one partitionable slot of ``cpus``/``memory_mb``.
 
 Jobs are owned by the unprivileged test user (``elastiq-ci``, same uid inside the root and on
 the host): the schedd refuses jobs owned by root.  ``pool.client_config`` (a file on the host)
 is what host processes (the bindings, ``elastiq run``) use: COLLECTOR_HOST, CLAIMTOBE, and
-SCHEDD_NAME so that ``Collector().locate(Schedd)`` finds the schedd.
+SCHEDD_NAME so that ``Collector().locate(Schedd)`` finds the schedd.  The jobs' default
+initial directory ``pool.job_dir`` is the same path inside the root and on the host.
 
-``unavailable()`` says why a pool cannot run here (not root, no provisioned root...); the
-``condor_pool`` fixture (tests/support/condor_fixtures.py) skips with it, or fails when
-``ELASTIQ_REQUIRE_REAL_POOL=1`` (CI).
+In tests, use the fixtures of tests/support/condor_fixtures.py: ``condor_pool`` (one pool per
+module) or ``condor_pools(fragments=..., name=...)`` (pools of one test).  Where no pool can
+run (``unavailable()``: not root, no provisioned root...) they skip with the reason, or fail
+when ``ELASTIQ_REQUIRE_REAL_POOL=1`` (CI).
 """
 from __future__ import annotations
 
@@ -32,75 +43,14 @@ import json
 import os
 import pwd
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Sequence, TypeVar
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
-ROOT = os.environ.get("ELASTIQ_CI_ROOT", "/var/lib/elastiq-ci/trixie")
-MARKER = ".elastiq-provisioned"
-TEST_USER = os.environ.get("ELASTIQ_CI_USER", "elastiq-ci")
-POOLS_DIR = "/tmp/elastiq-pools"  # inside the root, and symbolic links to them on the host
-T = TypeVar("T")
-
-#: Every daemon of every pool: one host, several masters, jobs run in this sandbox (issue 9).
-#: A startd keeps HTCondor's UPDATE_INTERVAL (300 s) as a real worker does: between two
-#: updates, the collector holds what the startd sent on its last change of state.
-COMMON = """\
-RELEASE_DIR = /usr
-BIN = $(RELEASE_DIR)/bin
-SBIN = $(RELEASE_DIR)/sbin
-LIB = $(RELEASE_DIR)/lib/condor
-LIBEXEC = $(RELEASE_DIR)/libexec/condor
-LOG = $(LOCAL_DIR)/log
-SPOOL = $(LOCAL_DIR)/spool
-EXECUTE = $(LOCAL_DIR)/execute
-LOCK = $(LOCAL_DIR)/lock
-RUN = $(LOCAL_DIR)/run
-CONDOR_HOST = 127.0.0.1
-NETWORK_INTERFACE = 127.0.0.1
-BIND_ALL_INTERFACES = False
-USE_SHARED_PORT = False
-UID_DOMAIN = elastiq.test
-FILESYSTEM_DOMAIN = elastiq.test
-TRUST_UID_DOMAIN = True
-SOFT_UID_DOMAIN = True
-SEC_DEFAULT_AUTHENTICATION_METHODS = CLAIMTOBE
-SEC_CLIENT_AUTHENTICATION_METHODS = CLAIMTOBE
-SEC_DEFAULT_ENCRYPTION = OPTIONAL
-SEC_DEFAULT_INTEGRITY = OPTIONAL
-SEC_USE_FAMILY_SESSION = False
-ALLOW_READ = *
-ALLOW_WRITE = *
-ALLOW_DAEMON = *
-ALLOW_NEGOTIATOR = *
-ALLOW_ADMINISTRATOR = *
-ALLOW_OWNER = *
-ALLOW_CONFIG = *
-NEGOTIATOR_INTERVAL = 2
-NEGOTIATOR_MIN_INTERVAL = 1
-NEGOTIATOR_CYCLE_DELAY = 1
-SCHEDD_INTERVAL = 2
-STARTER_UPDATE_INTERVAL = 2
-SHADOW_QUEUE_UPDATE_INTERVAL = 2
-BASE_CGROUP =
-CGROUP_MEMORY_LIMIT_POLICY = none
-DISCARD_SESSION_KEYRING_ON_STARTUP = False
-USE_PID_NAMESPACES = False
-MOUNT_UNDER_SCRATCH =
-ASSIGN_CPU_AFFINITY = False
-START = True
-SUSPEND = False
-PREEMPT = False
-KILL = False
-WANT_SUSPEND = False
-WANT_VACATE = False
-RunBenchmarks = False
-"""
-
+from tests.support.condor_daemons import (  # noqa: F401 (wait_for, unavailable: the API)
+    COMMON, POOLS_DIR, ROOT, TEST_USER, Daemons, PoolUnavailable, T, free_port, in_root,
+    unavailable, wait_for)
 
 #: Run by :meth:`CondorPool.submit_with_bindings`: argv = description (JSON), count, uid, gid.
 _BINDINGS_SUBMIT = """
@@ -113,125 +63,8 @@ print(schedd.submit(htcondor2.Submit(description), count=count).cluster())
 """
 
 
-class PoolUnavailable(RuntimeError):
-    """A pool cannot run here (see :func:`unavailable`) or did not come up."""
-
-
-def unavailable(root: str = ROOT) -> Optional[str]:
-    """Why no pool can run here, or None."""
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        return "a real HTCondor pool needs root (chroot, mount namespaces)"
-    if not os.path.exists(os.path.join(root, MARKER)):
-        return (f"no provisioned HTCondor root at {root} (no {MARKER}): run "
-                ".ci/provision-htcondor-root.sh as root on Debian")
-    for tool in ("unshare", "chroot"):
-        if shutil.which(tool) is None:
-            return f"{tool} not found on the host"
-    try:
-        pwd.getpwnam(TEST_USER)
-    except KeyError:
-        return f"no test user {TEST_USER} on the host (created by the provisioning script)"
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _condor_ids(root: str) -> tuple:
-    with open(os.path.join(root, "etc/passwd"), encoding="utf-8") as handle:
-        for line in handle:
-            fields = line.split(":")
-            if fields[0] == "condor":
-                return int(fields[2]), int(fields[3])
-    raise PoolUnavailable(f"no condor user in {root}/etc/passwd")
-
-
-def in_root(root: str, argv: Sequence[str], env: Mapping[str, str], user: Optional[str] = None) -> List[str]:
-    """The host command running ``argv`` inside ``root`` (own mount namespace with proc and
-    /dev), with exactly ``env``, as ``user`` (default root).  The command execs: its pid is
-    the pid of ``argv``."""
-    assign = " ".join(f"{k}={v}" for k, v in env.items())
-    userspec = f"--userspec={user}:{user} " if user else ""
-    script = (f'mount -t proc proc "$1/proc" && mount --bind /dev "$1/dev" && '
-              f'shift_root="$1" && shift && exec chroot {userspec}"$shift_root" env -i {assign} "$@"')
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", root, *argv]
-
-
-def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0.5,
-             explain: Callable[[], str] = lambda: "") -> T:
-    """Poll ``check`` until it returns something true (returned); AssertionError naming
-    ``what`` (and ``explain()``) after ``timeout`` seconds.  Real daemons: polling is all there is."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{explain()}")
-        time.sleep(every)
-
-
-class Daemons:
-    """One condor_master (and its children) with its own directory inside the root."""
-
-    def __init__(self, root: str, directory: str, config: str, name: str):
-        self.root, self.directory, self.name = root, directory, name  # directory: inside the root
-        self.host_dir = root + directory
-        self.config = f"{directory}/condor_config"
-        os.makedirs(self.host_dir + "/local", exist_ok=True)
-        os.chmod(self.host_dir, 0o755)
-        uid, gid = _condor_ids(root)
-        for sub in ("log", "spool", "execute", "lock", "run"):
-            path = f"{self.host_dir}/local/{sub}"
-            os.makedirs(path, exist_ok=True)
-            os.chown(path, uid, gid)
-        os.chmod(self.host_dir + "/local/execute", 0o755)
-        with open(self.host_dir + "/condor_config", "w", encoding="utf-8") as handle:
-            handle.write(f"LOCAL_DIR = {directory}/local\n{config}")
-        self.proc: Optional[subprocess.Popen] = None
-
-    def start(self) -> "Daemons":
-        env = {"CONDOR_CONFIG": self.config, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
-        out = open(self.host_dir + "/master.out", "wb")
-        self.proc = subprocess.Popen(in_root(self.root, ["/usr/sbin/condor_master", "-f"], env),
-                                     stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     start_new_session=True)
-        out.close()
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the master (it stops its daemons and jobs), SIGKILL its group if it hangs."""
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.proc = None
-
-    def log(self, name: str) -> str:
-        """A daemon log of this master (``MasterLog``, ``SchedLog``, ``StartLog``...), or ''."""
-        path = f"{self.host_dir}/local/log/{name}"
-        if name == "master.out":
-            path = f"{self.host_dir}/master.out"
-        try:
-            with open(path, encoding="utf-8", errors="replace") as handle:
-                return handle.read()
-        except FileNotFoundError:
-            return ""
-
-    def tail(self, names: Iterable[str], lines: int = 15) -> str:
-        return "\n".join(f"--- {self.name} {n}:\n" + "\n".join(self.log(n).splitlines()[-lines:])
-                         for n in names)
+class _PortTaken(Exception):
+    """The collector could not bind the port chosen for it."""
 
 
 class Startd(Daemons):
@@ -270,9 +103,9 @@ class CondorPool(Daemons):
         self.base_config = (f"{COMMON}COLLECTOR_HOST = 127.0.0.1:{self.port}\n"
                             f"SCHEDD_NAME = {self.schedd_name}\n")
         extra = "".join(f"{f}\n" for f in fragments)
-        super().__init__(root, host_dir[len(root):], self.base_config + extra + (
+        super().__init__(root, host_dir[len(root):], self.base_config + (
             "DAEMON_LIST = MASTER, COLLECTOR, NEGOTIATOR, SCHEDD\nUPDATE_INTERVAL = 2\n"
-            f"MASTER_NAME = {os.path.basename(host_dir)}\n"), name)
+            f"MASTER_NAME = {os.path.basename(host_dir)}\n") + extra, name)
         self.client_config = self.host_dir + "/client_config"
         with open(self.client_config, "w", encoding="utf-8") as handle:
             handle.write(f"COLLECTOR_HOST = 127.0.0.1:{self.port}\nSCHEDD_NAME = {self.schedd_name}\n"
@@ -295,17 +128,24 @@ class CondorPool(Daemons):
 
     @classmethod
     def start(cls, root: str = ROOT, name: str = "pool", fragments: Sequence[str] = (),
-              timeout: float = 60.0) -> "CondorPool":
-        """A running pool whose schedd answers; stopped again if it does not come up."""
-        pool = cls(root, name, fragments)
-        Daemons.start(pool)
-        try:
-            wait_for(pool._schedd_ready, timeout, "the collector and the schedd",
-                     explain=lambda: pool.tail(["master.out", "MasterLog", "CollectorLog", "SchedLog"]))
-        except BaseException:
-            pool.stop()
-            raise
-        return pool
+              timeout: float = 60.0, attempts: int = 3) -> "CondorPool":
+        """A running pool whose schedd answers; stopped again if it does not come up.  The
+        collector's port is free when chosen; taken meanwhile, the pool is started anew."""
+        for attempt in range(attempts):
+            pool = cls(root, name, fragments)
+            Daemons.start(pool)
+            try:
+                wait_for(pool._schedd_ready, timeout, "the collector and the schedd",
+                         explain=lambda: pool.tail(["master.out", "MasterLog", "CollectorLog", "SchedLog"]))
+                return pool
+            except _PortTaken:
+                pool.stop()
+                if attempt + 1 == attempts:
+                    raise AssertionError(f"no free collector port in {attempts} attempts") from None
+            except BaseException:
+                pool.stop(keep=True)
+                raise
+        raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ host-side clients
 
@@ -331,6 +171,8 @@ class CondorPool(Daemons):
         return bindings.Schedd(self.collector().locate(bindings.DaemonType.Schedd, self.schedd_name))
 
     def _schedd_ready(self) -> bool:
+        if f"Failed to create IPv4 command socket for ports {self.port}/" in self.log("MasterLog"):
+            raise _PortTaken(self.port)
         if not self.alive():
             raise AssertionError("the pool's condor_master exited\n" + self.tail(["master.out", "MasterLog"]))
         try:
