@@ -49,8 +49,8 @@ import tempfile
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from tests.support.condor_daemons import (  # noqa: F401 (wait_for, unavailable: the API)
-    COMMON, POOLS_DIR, ROOT, TEST_USER, Daemons, PoolUnavailable, T, free_port, in_root,
-    unavailable, wait_for)
+    COMMON, MOUNTS, POOLS_DIR, ROOT, TEST_USER, Daemons, PoolUnavailable, T, free_port,
+    in_root, unavailable, wait_for)
 
 #: Run by :meth:`CondorPool.submit_with_bindings`: argv = description (JSON), count, uid, gid.
 _BINDINGS_SUBMIT = """
