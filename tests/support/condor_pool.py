@@ -123,6 +123,8 @@ class CondorPool(Daemons):
         os.chown(self.root + self.job_dir, self.user.pw_uid, self.user.pw_gid)
         # the same path on the host (the bindings check the initial directory there)
         os.makedirs(POOLS_DIR, mode=0o755, exist_ok=True)
+        if os.path.islink(self.directory):  # left by a kept or killed pool whose root dir is gone
+            os.unlink(self.directory)
         os.symlink(self.host_dir, self.directory)
         self._bindings = None
 
