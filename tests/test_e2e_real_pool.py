@@ -163,7 +163,8 @@ def test_elastiq_scales_a_real_pool(scenario, condor_pools, tmp_path, moto, ec2_
             done = wait_for(healthy(lambda: (lambda jobs: jobs if len(jobs) == n_jobs else None)(
                 [j for j in pool.jobs(constraint, ["ClusterId", "ProcId", "JobStatus", "NumJobStarts",
                                                    "CompletionDate", "LastRemoteHost"])
-                 if j.get("JobStatus") == 4])), 150, f"all {n_jobs} jobs completed", explain=explain)
+                 if j.get("JobStatus") == 4 and j.get("CompletionDate")])), 150,
+                f"all {n_jobs} jobs completed", explain=explain)
             wait_for(healthy(lambda: len(vms.alive()) == min_vms and len(vms.startds) == min_vms),
                      IDLE_S + 60, f"back to min_vms={min_vms}", explain=explain)
             launch_calls = moto.calls("RunInstances") - launches_before

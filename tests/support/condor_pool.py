@@ -217,11 +217,13 @@ class CondorPool(Daemons):
         return int(done.stdout)
 
     def jobs(self, constraint: str = "true", projection: Sequence[str] = ()) -> list:
-        """Job ads in the queue and in the history (finished jobs)."""
+        """Job ads in the queue and in the history (finished jobs), one per job: a job seen in
+        both (it left the queue between the two queries) as the history has it."""
         schedd = self.schedd()
-        queue = list(schedd.query(constraint=constraint, projection=list(projection)))
-        history = list(schedd.history(constraint, list(projection), match=-1))
-        return queue + history
+        fields = list(projection) + ["ClusterId", "ProcId"] if projection else []
+        queue = list(schedd.query(constraint=constraint, projection=fields))
+        history = list(schedd.history(constraint, fields, match=-1))
+        return list({(ad["ClusterId"], ad["ProcId"]): ad for ad in queue + history}.values())
 
     def wait_for(self, check: Callable[[], T], timeout: float, what: str, every: float = 0.5,
                  logs: Sequence[str] = ("SchedLog", "NegotiatorLog")) -> T:
