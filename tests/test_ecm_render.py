@@ -213,9 +213,11 @@ def test_noclaim_shutdown_default_follows_idle_time():
 
 
 def test_small_master_is_plain_text_and_large_one_is_gzipped():
-    small = render.master_user_data(answers())
+    small = render.master_user_data(answers(), limit=render.NOVA_USER_DATA_LIMIT)
     assert not small.compressed and small.data.startswith(b"#!/bin/bash\n")
-    assert len(small.data) <= render.USER_DATA_LIMIT
+    assert len(small.data) <= render.NOVA_USER_DATA_LIMIT
+    tight = render.master_user_data(answers(), limit=len(small.data) - 1)
+    assert tight.compressed and gzip.decompress(tight.data) == small.data
     many = "".join(CA.replace("MIIBszCCAVmgAwIBAgIUQ3bm", f"MIIB{i:060d}") for i in range(150))
     a = answers(ca_bundle_pem=many)
     big = render.master_user_data(a)

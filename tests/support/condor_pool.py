@@ -149,13 +149,18 @@ def _condor_ids(root: str) -> tuple:
     raise PoolUnavailable(f"no condor user in {root}/etc/passwd")
 
 
-def in_root(root: str, argv: Sequence[str], env: Mapping[str, str], user: Optional[str] = None) -> List[str]:
+#: What :func:`in_root` mounts in its private namespace ("$1": the root), unless told otherwise.
+MOUNTS = 'mount -t proc proc "$1/proc" && mount --bind /dev "$1/dev"'
+
+
+def in_root(root: str, argv: Sequence[str], env: Mapping[str, str], user: Optional[str] = None,
+            mounts: str = MOUNTS) -> List[str]:
     """The host command running ``argv`` inside ``root`` (own mount namespace with proc and
-    /dev), with exactly ``env``, as ``user`` (default root).  The command execs: its pid is
-    the pid of ``argv``."""
+    /dev, or ``mounts``), with exactly ``env``, as ``user`` (default root).  The command
+    execs: its pid is the pid of ``argv``."""
     assign = " ".join(f"{k}={v}" for k, v in env.items())
     userspec = f"--userspec={user}:{user} " if user else ""
-    script = (f'mount -t proc proc "$1/proc" && mount --bind /dev "$1/dev" && '
+    script = (f'{mounts} && '
               f'shift_root="$1" && shift && exec chroot {userspec}"$shift_root" env -i {assign} "$@"')
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", root, *argv]
 
@@ -177,6 +182,8 @@ def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0
 class Daemons:
     """One condor_master (and its children) with its own directory inside the root."""
 
+    mounts = MOUNTS  #: its mount namespace (see :func:`in_root`)
+
     def __init__(self, root: str, directory: str, config: str, name: str):
         self.root, self.directory, self.name = root, directory, name  # directory: inside the root
         self.host_dir = root + directory
@@ -196,7 +203,8 @@ class Daemons:
     def start(self) -> "Daemons":
         env = {"CONDOR_CONFIG": self.config, "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
         out = open(self.host_dir + "/master.out", "wb")
-        self.proc = subprocess.Popen(in_root(self.root, ["/usr/sbin/condor_master", "-f"], env),
+        self.proc = subprocess.Popen(in_root(self.root, ["/usr/sbin/condor_master", "-f"], env,
+                                             mounts=self.mounts),
                                      stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                      start_new_session=True)
         out.close()
