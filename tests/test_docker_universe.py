@@ -107,7 +107,7 @@ def test_a_worker_whose_docker_fails_for_condor_does_not_advertise_it(pool):
         assert "DOCKER =\n" in docker_pool.verdict(pool, "docker-broken")
         ads = checked.slots()
         assert [ad.get("HasDocker") for ad in ads] == [None], ads
-        assert "/usr/bin/docker" in ads[0]["ElastiqDockerProblem"]
+        assert "/usr/bin/docker load as condor" in ads[0]["ElastiqDockerProblem"], ads[0]
     finally:
         pool.stop_startd(unchecked)
         pool.stop_startd(checked)
