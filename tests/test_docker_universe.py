@@ -77,6 +77,7 @@ def final_ad(pool, cluster: int, status: int) -> dict:
 
 
 def test_the_example_docker_job_runs_in_a_container(pool, worker):
+    assert "docker works for jobs" in docker_pool.verdict(pool, "docker-ok")
     assert [ad.get("HasDocker") for ad in worker.slots()] == [True]
     cluster = submit_example(pool, docker_pool.IMAGE)
     ad = final_ad(pool, cluster, COMPLETED)
