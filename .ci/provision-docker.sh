@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck disable=SC2016 # the 'sh -c' scripts are expanded by the inner shell
 # Provision the docker part of the trixie root (after .ci/provision-htcondor-root.sh): rootful
 # podman stands in for the docker engine, which does not start in this sandbox.  Run as root;
 # idempotent: done when $ROOT/.elastiq-docker-provisioned exists (written last).
@@ -17,7 +18,7 @@ ROOT=${ELASTIQ_CI_ROOT:-/var/lib/elastiq-ci/trixie}
 MARKER=$ROOT/.elastiq-docker-provisioned
 IMAGE=localhost/debian:trixie
 # libnss-myhostname: sudo resolves the host name, which the root's /etc/hosts does not know.
-PACKAGES="podman podman-docker crun conmon catatonit sudo libnss-myhostname"
+PACKAGES=(podman podman-docker crun conmon catatonit sudo libnss-myhostname)
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 log() { echo "provision-docker: $*" >&2; }
@@ -40,8 +41,8 @@ in_root() {
 
 start=$(date +%s)
 log "installing podman inside $ROOT"
-in_root apt-get install -y -q --no-install-recommends $PACKAGES \
-    || { in_root apt-get update -q && in_root apt-get install -y -q --no-install-recommends $PACKAGES; }
+in_root apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" \
+    || { in_root apt-get update -q && in_root apt-get install -y -q --no-install-recommends "${PACKAGES[@]}"; }
 in_root apt-get clean
 t1=$(date +%s)
 
