@@ -64,7 +64,10 @@ def ecm_config(tmp_path, moto, world, cluster, flavour, cpus, memory_mb, min_vms
         access_key=ACCESS_KEY, secret_key=SECRET_KEY))
     assert "vm" not in cfg
     cfg["elastiq"].update(TIMINGS)
-    cfg["substitute"] = {"ipv4": "127.0.0.1", "token": "e2e-worker-token"}  # the master's boot
+    # what the master's boot fills in: its address and a worker IDTOKEN (shape only: the
+    # emulated startds do not authenticate with it)
+    cfg["substitute"] = {"ipv4": "127.0.0.1",
+                         "token": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJlMmUifQ.c2lnbmF0dXJlLWUyZQ"}
     return cfg
 
 
