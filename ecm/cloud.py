@@ -17,6 +17,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError,
                                  EndpointConnectionError, NoCredentialsError,
                                  PartialCredentialsError, ReadTimeoutError, SSLError)
+from botocore.parsers import ResponseParserError
 
 #: On AWS, DescribeImages without owners lists every public image; ask only for ours and those
 #: of the publishers of the supported systems (Canonical, Debian, AlmaLinux, Rocky Linux).
@@ -157,6 +158,10 @@ class Cloud:
                                  "EC2_ACCESS_KEY and EC2_SECRET_KEY (source your ec2rc.sh)",
                                  "credentials") from None
             raise CloudError(f"{where} answered {code} to {action}", "cloud") from None
+        except ResponseParserError:
+            raise CloudError(f"{where} did not answer {action} as an EC2 API does (is EC2_URL "
+                             "the EC2 endpoint of the cloud, not another web server?)",
+                             "endpoint") from None
         except BotoCoreError as err:
             raise CloudError(f"{action} on {where} failed: {type(err).__name__}", "endpoint") \
                 from None

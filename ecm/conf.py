@@ -20,7 +20,12 @@ import re
 from dataclasses import dataclass
 from typing import Dict, Optional, Tuple
 
+from elastiq.config import BOUNDS, TEN_YEARS_S
+
 KEYS = ("FLAVOR_VMS", "MAX_VMS", "MIN_VMS", "JOBS_PER_VM", "IDLE_TIME", "KEY_NAME")
+#: Largest values: the bounds of the elastiq keys they become.
+MAXIMUM = {"MAX_VMS": BOUNDS["quota.max_vms"], "MIN_VMS": BOUNDS["quota.min_vms"],
+           "JOBS_PER_VM": BOUNDS["elastiq.n_jobs_per_vm"], "IDLE_TIME": TEN_YEARS_S}
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -72,6 +77,9 @@ def parse(text: str, path: str = "ecm.conf") -> EcmConf:
                                f"(got {_shown(value)})")
         if int(value) < minimum:
             raise EcmConfError(path, number, key, f"must be >= {minimum} (got {value})")
+        if int(value) > MAXIMUM[key]:
+            raise EcmConfError(path, number, key, f"must be at most {MAXIMUM[key]} "
+                               f"(got {_shown(value)})")
         return int(value)
 
     flavour_line, flavour = raw["FLAVOR_VMS"]

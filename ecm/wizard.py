@@ -16,6 +16,8 @@ import shlex
 import sys
 from typing import List, Optional
 
+from elastiq.config import TEN_YEARS_S
+
 from . import conf as ecm_conf
 from . import render
 from .oses import OPERATING_SYSTEMS, matching_images
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--output", "-o", metavar="FILE", help="output file (default: master-<os>-<date>-<time>)")
     a("--force", action="store_true", help="overwrite the output file if it exists")
     a("--yes", "-y", action="store_true", help="ask nothing: take every answer from the flags")
+    a("--debug", action="store_true", help="show the traceback of an unexpected error")
     emb = p.add_mutually_exclusive_group()
     emb.add_argument("--embed-credentials", dest="embed", action="store_true", default=None,
                      help="put the cloud credentials in the master (needed on OpenStack)")
@@ -58,14 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
       help="HTCondor repository (a mirror of the official one)")
     a("--elastiq-source", default=render.DEFAULT_ELASTIQ_SOURCE, metavar="SPEC",
       help="what pip installs on the master: elastiq==1.0, a wheel URL or git+https://...")
-    a("--user-data-limit", type=int, metavar="BYTES",
+    a("--user-data-limit", type=_bounded(1024, 1 << 30), metavar="BYTES",
       help=f"largest master user-data the cloud accepts (default: {render.USER_DATA_LIMIT} on "
       f"AWS, {render.NOVA_USER_DATA_LIMIT} elsewhere, as OpenStack Nova); gzip beyond it")
-    a("--worker-noclaim-shutdown", type=int, metavar="SECONDS",
+    a("--worker-noclaim-shutdown", type=_bounded(0, TEN_YEARS_S), metavar="SECONDS",
       help="workers power off when unclaimed this long (default 4 x IDLE_TIME, >= 4 h; 0: never)")
-    a("--master-lost-shutdown", type=int, default=3600, metavar="SECONDS",
+    a("--master-lost-shutdown", type=_bounded(0, TEN_YEARS_S), default=3600, metavar="SECONDS",
       help="workers power off when the master is unreachable this long (default 3600; 0: never)")
     return p
+
+
+def _bounded(low: int, high: int):
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high}")
+        return value
+    return convert
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -75,6 +90,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\necm: interrupted: nothing was written", file=sys.stderr)
         return 130
+    except EOFError:  # Ctrl-D at a question
+        print("\necm: no answer (end of input): nothing was written", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file named on the command line cannot be written or read
+        if err.filename is None:
+            raise_if(args.debug)
+            print(f"ecm: {err.strerror or err}", file=sys.stderr)
+            return 1
+        print(f"ecm: {err.filename}: {err.strerror or err}", file=sys.stderr)
+        return 2
     except (ecm_conf.EcmConfError, UsageError) as err:
         print(f"ecm: {err}", file=sys.stderr)
         return 2
@@ -86,8 +111,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         if isinstance(err, CloudError):
             print(f"ecm: {err}", file=sys.stderr)
             return 1
-        print(f"ecm: unexpected error: {type(err).__name__}: {err}", file=sys.stderr)
+        raise_if(args.debug)
+        print(f"ecm: unexpected error: {type(err).__name__}: {err} (run with --debug for "
+              "details)", file=sys.stderr)
         return 1
+
+
+def raise_if(debug: bool) -> None:
+    """Re-raise the exception being handled when --debug asks for its traceback."""
+    if debug:
+        raise  # noqa: PLE0704 (called from an except block)
 
 
 def run(args: argparse.Namespace) -> int:

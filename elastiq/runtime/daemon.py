@@ -61,6 +61,18 @@ def build_adapters(cfg: config.Config):
     return _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)(cfg), build_cloud(cfg)
 
 
+def prepare(cfg: config.Config):
+    """The one check of a configuration for running, shared by ``run`` and ``config check``:
+    build the batch system and the cloud as ``run`` does (no call to either is made), so a
+    setting the adapters refuse (user-data file, endpoint, keys, region...) is an
+    :class:`config.InvalidConfig` naming the file and key."""
+    from ..adapters.base import ConfigError
+    try:
+        return build_adapters(cfg)
+    except ConfigError as err:
+        raise config.InvalidConfig(cfg.source, err.key, str(err)) from None
+
+
 def fill_vm_shape(cfg: config.Config, cloud) -> config.Config:
     """Complete ``vm.cpus``/``vm.memory_mb`` from the cloud's flavour when they are not set."""
     vm = cfg.vm
@@ -107,6 +119,9 @@ def command(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return _start(cfg, where, args, stop)
+    except (config.InvalidConfig, AdapterError) as err:  # also in the log: elastiqctl log shows it
+        log.error("cannot start: %s", err)
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -117,7 +132,7 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
     dry_run = args.dry_run or cfg.debug.dry_run_boot_vms or cfg.debug.dry_run_shutdown_vms
     log.info("elastiq %s starting: %s; state in %s%s", __version__, config.summary(cfg),
              where.state_dir, " (dry run)" if dry_run else "")
-    batch, cloud = build_adapters(cfg)
+    batch, cloud = prepare(cfg)
     cfg = fill_vm_shape(cfg, cloud)
     lock = PidLock(where.pid_file)
     try:
@@ -169,9 +184,11 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, bat
             raise config.InvalidConfig(cfg.source, "elastiq.metrics_port", f"cannot listen on "
                                        f"{e.metrics_address}:{e.metrics_port}: {err.strerror or err}") from None
         log.info("metrics on http://%s:%d/metrics", *server.address)
+    problems: tuple = ()
     try:
         if args.once:
             runtime.tick("once")
+            problems = runtime.state.observation.problems if runtime.state.observation else ()
         elif not stop.is_set():
             _loop(cfg, runtime, stop)
     finally:
@@ -179,6 +196,10 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, bat
             server.stop()
     runtime.save()
     log.info("stopped; state saved to %s", store.path)
+    if args.once and problems:  # a tick that could not observe is not a success
+        print(f"elastiq: the tick could not observe: {'; '.join(problems)} (see the log)",
+              file=sys.stderr)
+        return cli.EXIT_FAILURE
     return cli.EXIT_OK
 
 
