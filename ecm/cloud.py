@@ -96,7 +96,10 @@ class Cloud:
 
     def check(self) -> None:
         """One cheap authenticated call: raises :class:`CloudError` saying what to fix."""
-        self._call("DescribeAvailabilityZones", self._ec2.describe_availability_zones)
+        answer = self._call("DescribeAvailabilityZones", self._ec2.describe_availability_zones)
+        if "AvailabilityZones" not in answer:  # XML, but not EC2's (a web server's page)
+            raise CloudError(_NOT_EC2.format(where=self.endpoint.shown,
+                                             action="DescribeAvailabilityZones"), "endpoint")
 
     def list_images(self) -> List[Image]:
         """Available images, newest first."""
@@ -159,9 +162,7 @@ class Cloud:
                                  "credentials") from None
             raise CloudError(f"{where} answered {code} to {action}", "cloud") from None
         except ResponseParserError:
-            raise CloudError(f"{where} did not answer {action} as an EC2 API does (is EC2_URL "
-                             "the EC2 endpoint of the cloud, not another web server?)",
-                             "endpoint") from None
+            raise CloudError(_NOT_EC2.format(where=where, action=action), "endpoint") from None
         except BotoCoreError as err:
             raise CloudError(f"{action} on {where} failed: {type(err).__name__}", "endpoint") \
                 from None
@@ -175,3 +176,5 @@ def _image(item: dict) -> Image:
 
 _NO_CREDENTIALS = ("no cloud credentials: source your ec2rc.sh (EC2_ACCESS_KEY, EC2_SECRET_KEY, "
                    "EC2_URL) or set boto3's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
+_NOT_EC2 = ("{where} did not answer {action} as an EC2 API does: is EC2_URL the EC2 endpoint "
+            "of the cloud, not another web server?")
