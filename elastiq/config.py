@@ -434,9 +434,13 @@ def _yaml(text: str, path: str) -> Any:
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
     except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
+        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+        line = mark.line + 1 if mark else None
         problem = getattr(err, "problem", None) or "syntax error"
+        if isinstance(err, yaml.reader.ReaderError):  # a character YAML does not accept
+            line = text[:err.position].count("\n") + 1
+            problem = f"character #x{err.character:04x} is not allowed"
+        where = f" at line {line}" if line else ""
         raise InvalidConfig(path, None, f"not valid YAML{where}: {problem}") from None
     except (ValueError, OverflowError, RecursionError) as err:  # e.g. a timestamp out of range
         raise InvalidConfig(path, None, f"not valid YAML: {err}") from None
