@@ -4,7 +4,8 @@ Reads ecm.conf and the cloud credentials (``source ec2rc.sh``), lists the cloud'
 for the operating system and the image, and writes ``master-<os>-<date>-<time>`` (mode 0600).
 Every answer also has a flag; with ``--yes`` nothing is asked.
 
-Exit codes: 0 written, 1 cloud failure or not written, 2 bad input, 130 interrupted.
+Exit codes: 0 written, 1 cloud failure or not written, 2 bad input (Ctrl-D at a question, a
+file that cannot be read or written included), 130 interrupted.
 """
 from __future__ import annotations
 

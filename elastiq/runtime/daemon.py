@@ -5,8 +5,10 @@ plan (launch, drain, terminate) and saves the state.  The checks run at the conf
 intervals and, in between, whenever a time-based decision falls due.
 
 On SIGTERM/SIGINT the action under way is finished, the remaining ones are abandoned, the
-state is saved and the process exits 0.  Exit codes: 1 already running or failed, 2 bad
-configuration, 4 permission denied on the state or log location.
+state is saved and the process exits 0.  Exit codes: 1 already running or failed (with
+--once: the tick could not read the queue, the pool or the cloud), 2 bad configuration (the
+checks of :func:`prepare`, which ``elastiq config check`` shares; logged too), 4 permission
+denied on the state or log location.
 """
 from __future__ import annotations
 
