@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import yaml
 
+from . import config_text
 from .adapters import BATCH_SYSTEMS, CLOUDS, is_dotted_path
 
 DEFAULT_PATH = "/etc/elastiq/elastiq.yaml"
@@ -399,51 +400,18 @@ def load(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Config:
 def read_text(path: str) -> str:
     """The text of ``path``; InvalidConfig when it cannot be read or is not UTF-8 text."""
     try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
+        return config_text.read_text(path)
     except OSError as err:
         raise InvalidConfig(path, None, f"cannot read: {err.strerror or err}") from None
-    except UnicodeDecodeError as err:
-        line = err.object[:err.start].count(b"\n") + 1
-        raise InvalidConfig(path, f"line {line}", "not a UTF-8 text file") from None
-    if "\x00" in text:
-        raise InvalidConfig(path, f"line {text[:text.index(chr(0))].count(chr(10)) + 1}",
-                            "not a text file (NUL byte)")
-    return text
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key set twice in one mapping (the INI reader does too)."""
-
-    def construct_mapping(self, node, deep=False):
-        seen: Dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=True)
-            try:
-                first = seen.setdefault(key, key_node.start_mark.line + 1)
-            except TypeError:  # an unhashable key: SafeLoader says so below
-                continue
-            if first != key_node.start_mark.line + 1:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"key {key!r} set twice (first on line {first})",
-                    key_node.start_mark)
-        return super().construct_mapping(node, deep)
+    except config_text.TextError as err:
+        raise InvalidConfig(path, f"line {err.line}", err.problem) from None
 
 
 def _yaml(text: str, path: str) -> Any:
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
-        line = mark.line + 1 if mark else None
-        problem = getattr(err, "problem", None) or "syntax error"
-        if isinstance(err, yaml.reader.ReaderError):  # a character YAML does not accept
-            line = text[:err.position].count("\n") + 1
-            problem = f"character #x{err.character:04x} is not allowed"
-        where = f" at line {line}" if line else ""
-        raise InvalidConfig(path, None, f"not valid YAML{where}: {problem}") from None
-    except (ValueError, OverflowError, RecursionError) as err:  # e.g. a timestamp out of range
-        raise InvalidConfig(path, None, f"not valid YAML: {err}") from None
+        return config_text.parse_yaml(text)
+    except config_text.TextError as err:
+        raise InvalidConfig(path, None, err.problem) from None
 
 
 def _looks_like_ini(text: str) -> bool:
