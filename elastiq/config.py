@@ -326,11 +326,6 @@ def _validate(cfg: Config, source: Optional[str]) -> None:
             base64.b64decode("".join(cfg.ec2.user_data_b64.split()), validate=True)
         except (binascii.Error, ValueError):
             bad("ec2.user_data_b64", "not valid base64 (value hidden)")
-    if cfg.ec2.api_url is not None and not _URL.fullmatch(cfg.ec2.api_url.strip()):
-        bad("ec2.api_url", f"expected an http(s)://host[:port][/path] URL (got {cfg.ec2.api_url!r})")
-
-
-_URL = re.compile(r"https?://[A-Za-z0-9._\-\[\]:]+(/\S*)?")
 
 
 # ----------------------------------------------------------------------------- loading
