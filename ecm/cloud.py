@@ -17,6 +17,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import (BotoCoreError, ClientError, ConnectTimeoutError,
                                  EndpointConnectionError, NoCredentialsError,
                                  PartialCredentialsError, ReadTimeoutError, SSLError)
+from botocore.parsers import ResponseParserError
 
 #: On AWS, DescribeImages without owners lists every public image; ask only for ours and those
 #: of the publishers of the supported systems (Canonical, Debian, AlmaLinux, Rocky Linux).
@@ -98,7 +99,10 @@ class Cloud:
 
     def check(self) -> None:
         """One cheap authenticated call: raises :class:`CloudError` saying what to fix."""
-        self._call("DescribeAvailabilityZones", self._ec2.describe_availability_zones)
+        answer = self._call("DescribeAvailabilityZones", self._ec2.describe_availability_zones)
+        if "AvailabilityZones" not in answer:  # XML, but not EC2's (a web server's page)
+            raise CloudError(_NOT_EC2.format(where=self.endpoint.shown,
+                                             action="DescribeAvailabilityZones"), "endpoint")
 
     def list_images(self) -> List[Image]:
         """Available images, newest first."""
@@ -209,6 +213,8 @@ class Cloud:
                                  "EC2_ACCESS_KEY and EC2_SECRET_KEY (source your ec2rc.sh)",
                                  "credentials") from None
             raise CloudError(f"{where} answered {code} to {action}", "cloud") from None
+        except ResponseParserError:
+            raise CloudError(_NOT_EC2.format(where=where, action=action), "endpoint") from None
         except BotoCoreError as err:
             raise CloudError(f"{action} on {where} failed: {type(err).__name__}", "endpoint") \
                 from None
@@ -223,3 +229,5 @@ def _image(item: dict) -> Image:
 _UNSUPPORTED = ("InvalidAction", "UnsupportedOperation", "NotImplemented", "InvalidRequest")
 _NO_CREDENTIALS = ("no cloud credentials: source your ec2rc.sh (EC2_ACCESS_KEY, EC2_SECRET_KEY, "
                    "EC2_URL) or set boto3's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile")
+_NOT_EC2 = ("{where} did not answer {action} as an EC2 API does: is EC2_URL the EC2 endpoint "
+            "of the cloud, not another web server?")

@@ -4,7 +4,8 @@ Reads ecm.conf and the cloud credentials (``source ec2rc.sh``), lists the cloud'
 for the operating system and the image, and writes ``master-<os>-<date>-<time>`` (mode 0600).
 Every answer also has a flag; with ``--yes`` nothing is asked.
 
-Exit codes: 0 written, 1 cloud failure or not written, 2 bad input, 130 interrupted.
+Exit codes: 0 written, 1 cloud failure or not written, 2 bad input (Ctrl-D at a question, a
+file that cannot be read or written included), 130 interrupted.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import sys
 from typing import List, Optional
 
 from elastiq import __version__ as OWN_VERSION
+from elastiq.config import TEN_YEARS_S
 
 from . import conf as ecm_conf
 from . import render, source
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     a("--output", "-o", metavar="FILE", help="output file (default: master-<os>-<date>-<time>)")
     a("--force", action="store_true", help="overwrite the output file if it exists")
     a("--yes", "-y", action="store_true", help="ask nothing: take every answer from the flags")
+    a("--debug", action="store_true", help="show the traceback of an unexpected error")
     emb = p.add_mutually_exclusive_group()
     emb.add_argument("--embed-credentials", dest="embed", action="store_true", default=None,
                      help="put the cloud credentials in the master (needed on OpenStack)")
@@ -64,14 +67,26 @@ def build_parser() -> argparse.ArgumentParser:
       "(checked now, used by the master; default: pip's configuration)")
     a("--stage-bucket", metavar="NAME", help="bucket for the staged wheel (default: "
       "elastiq-stage-<hash of the access key>, created if missing)")
-    a("--user-data-limit", type=int, metavar="BYTES",
+    a("--user-data-limit", type=_bounded(1024, 1 << 30), metavar="BYTES",
       help=f"largest master user-data the cloud accepts (default: {render.USER_DATA_LIMIT} on "
       f"AWS, {render.NOVA_USER_DATA_LIMIT} elsewhere, as OpenStack Nova); gzip beyond it")
-    a("--worker-noclaim-shutdown", type=int, metavar="SECONDS",
+    a("--worker-noclaim-shutdown", type=_bounded(0, TEN_YEARS_S), metavar="SECONDS",
       help="workers power off when unclaimed this long (default 4 x IDLE_TIME, >= 4 h; 0: never)")
-    a("--master-lost-shutdown", type=int, default=3600, metavar="SECONDS",
+    a("--master-lost-shutdown", type=_bounded(0, TEN_YEARS_S), default=3600, metavar="SECONDS",
       help="workers power off when the master is unreachable this long (default 3600; 0: never)")
     return p
+
+
+def _bounded(low: int, high: int):
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high}")
+        return value
+    return convert
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -81,6 +96,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except KeyboardInterrupt:
         print("\necm: interrupted: nothing was written", file=sys.stderr)
         return 130
+    except EOFError:  # Ctrl-D at a question
+        print("\necm: no answer (end of input): nothing was written", file=sys.stderr)
+        return 2
+    except OSError as err:  # a file named on the command line cannot be written or read
+        if err.filename is None:
+            raise_if(args.debug)
+            print(f"ecm: {err.strerror or err}", file=sys.stderr)
+            return 1
+        print(f"ecm: {err.filename}: {err.strerror or err}", file=sys.stderr)
+        return 2
     except (ecm_conf.EcmConfError, UsageError) as err:
         print(f"ecm: {err}", file=sys.stderr)
         return 2
@@ -95,8 +120,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         if isinstance(err, CloudError):
             print(f"ecm: {err}", file=sys.stderr)
             return 1
-        print(f"ecm: unexpected error: {type(err).__name__}: {err}", file=sys.stderr)
+        raise_if(args.debug)
+        print(f"ecm: unexpected error: {type(err).__name__}: {err} (run with --debug for "
+              "details)", file=sys.stderr)
         return 1
+
+
+def raise_if(debug: bool) -> None:
+    """Re-raise the exception being handled when --debug asks for its traceback."""
+    if debug:
+        raise  # noqa: PLE0704 (called from an except block)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -5,15 +5,20 @@ wrong.  Values of secret keys are never put in a message.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import configparser
 import dataclasses
 import logging
+import math
+import re
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
 
 import yaml
 
+from . import config_text
 from .adapters import BATCH_SYSTEMS, CLOUDS, is_dotted_path
 from .adapters.userdata_values import value_problem as substitute_value_problem
 
@@ -25,6 +30,15 @@ SECRET_KEYS = frozenset(
 )
 #: Keys of the original elastiq that are accepted and ignored.
 IGNORED_LEGACY_KEYS = frozenset({"ec2.api_version"})
+#: Largest sane value of the numeric keys (ecm.conf's limits come from here too).  A bound
+#: catches a typo (MAX_VMS=10^26) and keeps every number convertible to an int and a date.
+TEN_YEARS_S = 10 * 365 * 86400
+MAX_VMS = 100_000
+BOUNDS: Dict[str, float] = {
+    "quota.min_vms": MAX_VMS, "quota.max_vms": MAX_VMS,
+    "elastiq.waiting_jobs_threshold": 10_000_000, "elastiq.n_jobs_per_vm": 100_000,
+    "vm.cpus": 100_000, "vm.memory_mb": 1 << 30, "vm.disk_mb": 1 << 40,
+}
 
 
 class InvalidConfig(Exception):
@@ -128,7 +142,7 @@ class Config:
             if not sep or not dot or not name:
                 raise InvalidConfig("--set", assignment, "expected SECTION.KEY=VALUE")
             try:
-                data.setdefault(section, {})[name] = yaml.safe_load(raw) if raw.strip() else None
+                data.setdefault(section, {})[name] = _scalar(raw) if raw.strip() else None
             except yaml.YAMLError:
                 raise InvalidConfig("--set", key, "value is not a valid YAML scalar") from None
         try:
@@ -136,6 +150,16 @@ class Config:
         except InvalidConfig as err:
             raise InvalidConfig(f"{self.source or 'defaults'} with --set", err.key, err.problem) from None
 
+
+def _scalar(raw: str) -> Any:
+    """A --set value: a YAML scalar, and numbers YAML 1.1 reads as text (``1e308``, ``1E3``)."""
+    value = yaml.safe_load(raw)
+    if isinstance(value, str) and _NUMBER.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 SECTIONS = {
     "elastiq": ElastiqSection,
@@ -189,6 +213,8 @@ def _coerce(value: Any, hint: Any, key: str, from_text: bool) -> Any:
             value = _number(value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError("expected a number")
+        if not math.isfinite(value):
+            raise ValueError("expected a finite number")
         return float(value)
     if hint is str:
         if key == "elastiq.log_level" and isinstance(value, int) and not isinstance(value, bool):
@@ -226,10 +252,20 @@ def _section(cls, data: Any, name: str, source: Optional[str], from_text: bool):
             value = int(value)
         try:
             values[key] = _coerce(value, hints[key], full, from_text)
-        except ValueError as err:
+        except (ValueError, OverflowError) as err:
             shown = "value hidden" if full in SECRET_KEYS else f"got {value!r}"
             raise InvalidConfig(source, full, f"{err} ({shown})") from None
+        _bounded(values[key], full, source)
     return cls(**values)
+
+
+def _bounded(value: Any, key: str, source: Optional[str]) -> None:
+    """Numbers stay below :data:`BOUNDS` (durations: ten years)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    limit = BOUNDS.get(key, TEN_YEARS_S if key.endswith("_s") else None)
+    if limit is not None and value > limit:
+        raise InvalidConfig(source, key, f"must be at most {limit:g} (got {value:g})")
 
 
 def _substitute(data: Any, source: Optional[str]) -> Dict[str, str]:
@@ -292,6 +328,11 @@ def _validate(cfg: Config, source: Optional[str]) -> None:
             bad(f"vm.{name}", f"must be >= 1 (got {value})")
     if cfg.ec2.user_data_b64 and cfg.ec2.user_data_file:
         bad("ec2.user_data_file", "set either ec2.user_data_b64 or ec2.user_data_file, not both")
+    if cfg.ec2.user_data_b64:
+        try:
+            base64.b64decode("".join(cfg.ec2.user_data_b64.split()), validate=True)
+        except (binascii.Error, ValueError):
+            bad("ec2.user_data_b64", "not valid base64 (value hidden)")
 
 
 # ----------------------------------------------------------------------------- loading
@@ -319,10 +360,18 @@ def load_legacy(path: str) -> Config:
     """Load the original elastiq's INI ``elastiq.conf``."""
     parser = configparser.ConfigParser(interpolation=None)
     try:
-        with open(path, encoding="utf-8") as handle:
-            parser.read_file(handle)
+        parser.read_string(read_text(path), source=path)
     except configparser.Error as err:
-        raise InvalidConfig(path, None, f"not a valid INI file: {err.message.splitlines()[0]}") from None
+        line = getattr(err, "lineno", None)
+        if line is None and getattr(err, "errors", None):
+            line = err.errors[0][0]
+        if isinstance(err, configparser.ParsingError) and err.errors:
+            first = f"cannot parse {err.errors[0][1]}"
+        else:
+            first = re.sub(r"^While reading from .*?(\[line +\d+\])?: ", "",
+                           err.message.splitlines()[0])
+        raise InvalidConfig(path, f"line {line}" if line else None,
+                            f"not a valid INI file: {first}") from None
     data = {name: dict(parser.items(name)) for name in parser.sections()}
     quota = data.get("quota", {})
     if str(quota.get("max_vms", "")).strip() in ("0", "0.0"):
@@ -339,22 +388,32 @@ def load(path: Optional[str] = None, overrides: Iterable[str] = ()) -> Config:
     if path is None:
         cfg = Config()
     else:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except OSError as err:
-            raise InvalidConfig(path, None, f"cannot read: {err.strerror}") from None
+        text = read_text(path)
+        if not text.strip(" \t\r\n"):
+            raise InvalidConfig(path, None, "the file is empty (see etc/elastiq.yaml for an "
+                                "example)")
         if _looks_like_ini(text):
             cfg = load_legacy(path)
         else:
-            try:
-                data = yaml.safe_load(text)
-            except yaml.YAMLError as err:
-                mark = getattr(err, "problem_mark", None)
-                where = f" at line {mark.line + 1}" if mark else ""
-                raise InvalidConfig(path, None, f"not valid YAML{where}") from None
-            cfg = from_dict(data, path)
+            cfg = from_dict(_yaml(text, path), path)
     return cfg.override(overrides) if overrides else cfg
+
+
+def read_text(path: str) -> str:
+    """The text of ``path``; InvalidConfig when it cannot be read or is not UTF-8 text."""
+    try:
+        return config_text.read_text(path)
+    except OSError as err:
+        raise InvalidConfig(path, None, f"cannot read: {err.strerror or err}") from None
+    except config_text.TextError as err:
+        raise InvalidConfig(path, f"line {err.line}", err.problem) from None
+
+
+def _yaml(text: str, path: str) -> Any:
+    try:
+        return config_text.parse_yaml(text)
+    except config_text.TextError as err:
+        raise InvalidConfig(path, None, err.problem) from None
 
 
 def _looks_like_ini(text: str) -> bool:

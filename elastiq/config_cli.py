@@ -1,6 +1,7 @@
 """Check, show or migrate a configuration file.
 
-  elastiq config check [FILE]      validate; print a one-line summary (exit 0) or the error (exit 2)
+  elastiq config check [FILE]      validate as `elastiq run` does; one-line summary (exit 0) or
+                                   the file, key and problem (exit 2)
   elastiq config show [FILE]       print the effective configuration, secrets masked
   elastiq config migrate OLD.conf  print the YAML equivalent of a legacy INI elastiq.conf
 """
@@ -16,7 +17,7 @@ from . import config
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="config_command", metavar="ACTION")
     sub.required = True
-    for name, text in (("check", "validate a configuration file"),
+    for name, text in (("check", "validate a configuration file as 'elastiq run' does"),
                        ("show", "print the effective configuration (secrets masked)")):
         action = sub.add_parser(name, help=text, description=text)
         action.add_argument("file", nargs="?", metavar="FILE",
@@ -30,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     migrate.add_argument("file", metavar="OLD.conf")
     migrate.add_argument("--output", "-o", metavar="NEW.yaml",
                          help="write the complete YAML (secrets included) to this file, mode 0600")
+    migrate.add_argument("--force", action="store_true",
+                         help="overwrite the --output file if it exists")
 
 
 def command(args: argparse.Namespace) -> int:
@@ -38,6 +41,8 @@ def command(args: argparse.Namespace) -> int:
     path = args.file or os.environ.get("ELASTIQ_CONFIG") or config.DEFAULT_PATH
     cfg = config.load(path, args.overrides)
     if args.config_command == "check":
+        from .runtime.daemon import prepare  # the check `elastiq run` makes before it starts
+        prepare(cfg)
         print(f"OK {path}: {config.summary(cfg)}")
     else:
         sys.stdout.write(config.to_yaml(cfg, include_secrets=False))
@@ -47,7 +52,14 @@ def command(args: argparse.Namespace) -> int:
 def _migrate(args: argparse.Namespace) -> int:
     cfg = config.load_legacy(args.file)
     if args.output:
-        fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        if os.path.lexists(args.output) and not args.force:
+            raise config.InvalidConfig(args.output, None, "exists: choose another --output, or "
+                                       "--force to overwrite it")
+        try:
+            fd = os.open(args.output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as err:
+            raise config.InvalidConfig(args.output, None,
+                                       f"cannot write: {err.strerror or err}") from None
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(f"# migrated from {args.file}\n")
             handle.write(config.to_yaml(cfg, include_secrets=True, only_changed=True))

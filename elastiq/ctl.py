@@ -157,11 +157,17 @@ def _tail(path: str, lines: int) -> str:
 
 
 def follow(path: str, lines: int, keep_following: bool, poll_s: float = 0.2) -> int:
-    """Print the last ``lines`` of ``path``, then what is appended, across rotations."""
+    """Print the last ``lines`` of ``path``, then what is appended, across rotations.
+
+    No file yet: say so and where it will be; exit 1 without ``keep_following``."""
     try:
         handle = open(path, "rb")
     except FileNotFoundError:
         handle = None
+        print(f"elastiqctl: no log yet: {path} does not exist (elastiq writes it once it "
+              f"starts){'; waiting for it' if keep_following else ''}", file=sys.stderr)
+        if not keep_following:
+            return cli.EXIT_FAILURE
     except PermissionError:
         raise Denied(f"cannot read {path}: permission denied") from None
     try:
@@ -241,6 +247,9 @@ def _run(args: argparse.Namespace) -> int:
                 cmd = ["journalctl", "-u", UNIT, "-n", str(args.lines)]
                 return subprocess.call(cmd + (["-f"] if args.follow else []))
             return follow(where.log_file, args.lines, args.follow)
+        if args.verb in ("start", "restart"):  # refused by `elastiq run`: refused here, at once
+            from .runtime.daemon import prepare
+            prepare(cfg)
         if systemd:
             return _systemctl(args.verb)
         if args.verb == "start":

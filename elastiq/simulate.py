@@ -11,7 +11,10 @@ Without --trace, a built-in synthetic workload (two bursts of short and long job
 scale-up and scale-down in well under a second.  --trace reads a Standard Workload Format file,
 gzip-compressed or not.  Without --config, the simulation uses 4-cpu / 8 GiB VMs, and
 max_vms 10 and idle_for_time_s 600 for the built-in workload, or max_vms sized on the
-trace's MaxProcs for a trace; --set changes any knob.
+trace's MaxProcs for a trace.  With --config, the VM shape is vm.cpus / vm.memory_mb of that
+file (the simulator cannot ask a cloud for the flavour's shape: unset, it is 1 cpu / 2 GiB per
+cpu, and says so).  --set changes any knob.  --report needs the `report` extra
+(pip install 'elastiq[report]': matplotlib).
 
   elastiq simulate
   elastiq simulate --policy legacy --report /tmp/sim
@@ -93,7 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="probability that each of queue, pool and cloud listing fails at a tick")
     out = parser.add_argument_group("output")
     out.add_argument("--json", action="store_true", help="print only a JSON object on stdout")
-    out.add_argument("--report", metavar="DIR", help="write simulation.png, metrics.json, summary.txt, timeline.csv")
+    out.add_argument("--report", metavar="DIR", help="write simulation.png, metrics.json, summary.txt, "
+                     "timeline.csv (needs the report extra: pip install 'elastiq[report]')")
     out.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     out.add_argument("--decisions", action="store_true",
                      help="print every decision with its reason (virtual time) on stderr")
@@ -119,7 +123,7 @@ def print_decision(elapsed_s: float, plan) -> None:
 
 
 class Progress:
-    """A one-line progress bar on stderr."""
+    """A one-line progress bar on stderr (shown only when stderr is a terminal)."""
 
     def __init__(self, total_s: float):
         self.total_s, self.last = total_s, 0.0
@@ -157,12 +161,27 @@ def command(args: argparse.Namespace) -> int:
         print(f"elastiq simulate: {err}", file=sys.stderr)
         return cli.EXIT_USAGE
     if not len(work):
-        print("elastiq simulate: no job to replay (check --window)", file=sys.stderr)
+        print(f"elastiq simulate: no job to replay: {_why_empty(args, work)}", file=sys.stderr)
         return cli.EXIT_USAGE
 
     path = cli.config_path(args)
     base = [] if path else sim_defaults(work.header if args.trace else None)
     cfg = config.load(path, base + list(args.overrides))
+    if cfg.quota.max_vms == 0:
+        print(f"elastiq simulate: quota.max_vms is 0: no VM can start, so none of the "
+              f"{len(work)} jobs can run (set e.g. --set quota.max_vms=10)", file=sys.stderr)
+        return cli.EXIT_USAGE
+    if path and (cfg.vm.cpus is None or cfg.vm.memory_mb is None):
+        shape = engine.sim_config(cfg).vm
+        print(f"elastiq simulate: worker VM shape {shape.cpus} cpu(s), {shape.memory_mb} MiB: "
+              f"vm.cpus / vm.memory_mb are not set in {path}, and the simulator cannot ask the "
+              f"cloud for the shape of flavour {cfg.ec2.flavour or '(none)'}; set them with "
+              "--set vm.cpus=N --set vm.memory_mb=M", file=sys.stderr)
+    if args.report:
+        problem = _report_problem(args.report)
+        if problem:
+            print(f"elastiq simulate: {problem}", file=sys.stderr)
+            return cli.EXIT_USAGE
 
     policies = POLICIES if args.policy == "all" else (args.policy,)
     try:
@@ -171,9 +190,9 @@ def command(args: argparse.Namespace) -> int:
     except peers.PolicyUnavailable as err:
         print(f"elastiq simulate: {err}", file=sys.stderr)
         return cli.EXIT_USAGE
-    results, files = {}, []
+    results, sims = {}, {}
     for policy in policies:
-        show = not args.quiet and (sys.stderr.isatty() or len(work) > 20000)
+        show = not args.quiet and sys.stderr.isatty()
         progress = Progress(work.span_s) if show else None
         options = engine.SimOptions(
             policy=policy, seed=args.seed, boot_delay=args.boot_delay,
@@ -183,24 +202,52 @@ def command(args: argparse.Namespace) -> int:
             timeline=bool(args.report), progress=progress,
             on_decision=print_decision if args.decisions else None,
         )
-        sim = engine.Simulation(work, cfg, options)
-        result = results[policy] = sim.run()
+        sim = sims[policy] = engine.Simulation(work, cfg, options)
+        results[policy] = sim.run()
         if progress is not None:
             progress.close()
 
-        if args.report:
-            folder = args.report if len(policies) == 1 else os.path.join(args.report, policy)
-            try:
-                files += report.write(folder, result, sim.recorder.timeline)
-            except report.ReportError as err:
-                print(f"elastiq simulate: {err}", file=sys.stderr)
-                return cli.EXIT_USAGE
+    # the summary first: a report that fails to write must not lose it
     if len(policies) > 1:
         print(json.dumps(results) if args.json else compare.comparison_table(results))
     elif args.json:
-        print(json.dumps(result))
+        print(json.dumps(results[policies[0]]))
     else:
-        print(metrics.summary_table(result))
+        print(metrics.summary_table(results[policies[0]]))
+    sys.stdout.flush()
     if args.report:
+        files = []
+        for policy, sim in sims.items():
+            folder = args.report if len(policies) == 1 else os.path.join(args.report, policy)
+            try:
+                files += report.write(folder, results[policy], sim.recorder.timeline)
+            except (report.ReportError, OSError) as err:
+                print(f"elastiq simulate: --report {folder}: {err}", file=sys.stderr)
+                return cli.EXIT_FAILURE
         print("report: " + ", ".join(files), file=sys.stderr if args.json else sys.stdout)
     return cli.EXIT_OK
+
+
+def _why_empty(args: argparse.Namespace, work) -> str:
+    if not args.trace:
+        return "--max-jobs left none"
+    skipped = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in work.skipped.items() if n)
+    if args.window:
+        return f"no job of {args.trace} was submitted in --window (check --window)"
+    return f"{args.trace} has no job line" + (f" that can be replayed (skipped: {skipped})"
+                                              if skipped else "")
+
+
+def _report_problem(directory: str):
+    """Why ``--report DIR`` cannot be written (checked before a long replay), or None."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return "--report needs matplotlib: pip install 'elastiq[report]' (the report extra)"
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as err:
+        return f"--report {directory}: cannot create it: {err.strerror or err}"
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK | os.X_OK):
+        return f"--report {directory}: not a writable directory"
+    return None

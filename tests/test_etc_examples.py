@@ -15,12 +15,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = [os.path.join(ROOT, "etc", name) for name in ("elastiq.yaml", "elastiq.conf")]
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
-def test_example_passes_config_check(path):
-    done = subprocess.run([sys.executable, "-m", "elastiq", "config", "check", path],
+def _check(path, *extra):
+    return subprocess.run([sys.executable, "-m", "elastiq", "config", "check", path, *extra],
                           capture_output=True, text=True, cwd=ROOT, timeout=60)
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=os.path.basename)
+def test_example_passes_config_check(path, tmp_path):
+    # the YAML example names the master's worker user-data file, as the master writes it
+    user_data = tmp_path / "worker-user-data.sh"
+    user_data.write_text("#!/bin/sh\n")
+    extra = ["--set", f"ec2.user_data_file={user_data}"] if path.endswith(".yaml") else []
+    done = _check(path, *extra)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"OK {path}: cluster 'elastiq': 0-3 VMs")
+
+
+def test_config_check_names_a_missing_user_data_file_as_run_would():
+    done = _check(EXAMPLES[0])
+    assert done.returncode == 2
+    assert "ec2.user_data_file" in done.stderr and "/etc/elastiq/worker-user-data.sh" in done.stderr
 
 
 def test_the_yaml_example_documents_every_key():

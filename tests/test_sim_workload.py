@@ -84,7 +84,7 @@ def test_unsorted_trace_is_sorted(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     ("1 2 3\n", "t.swf:1: expected 18 SWF fields, got 3"),
-    ("1 x 5 60 1 -1 1 1 1 -1 1 1 1 -1 1 1 -1 -1\n", "t.swf:1: a field is not a number"),
+    ("1 x 5 60 1 -1 1 1 1 -1 1 1 1 -1 1 1 -1 -1\n", r"t.swf:1: field 2 \(submit time\) is not a number"),
 ])
 def test_bad_lines_name_file_and_line(tmp_path, content, message):
     path = tmp_path / "t.swf"

@@ -5,8 +5,10 @@ plan (launch, drain, terminate) and saves the state.  The checks run at the conf
 intervals and, in between, whenever a time-based decision falls due.
 
 On SIGTERM/SIGINT the action under way is finished, the remaining ones are abandoned, the
-state is saved and the process exits 0.  Exit codes: 1 already running or failed, 2 bad
-configuration, 4 permission denied on the state or log location.
+state is saved and the process exits 0.  Exit codes: 1 already running or failed (with
+--once: the tick could not read the queue, the pool or the cloud), 2 bad configuration (the
+checks of :func:`prepare`, which ``elastiq config check`` shares; logged too), 4 permission
+denied on the state or log location.
 """
 from __future__ import annotations
 
@@ -56,16 +58,31 @@ def build_cloud(cfg: config.Config):
     return _adapter_class(cfg, "cloud_plugin", CLOUDS)(cfg)
 
 
-def build_adapters(cfg: config.Config):
+def build_adapters(cfg: config.Config, read_shape: bool = True):
     """``(config, batch system, cloud)`` named by the configuration.
 
-    The cloud comes first: the worker VM's shape it knows (see :func:`fill_vm_shape`) is part
-    of the configuration returned, and the batch system is built from that configuration, so
-    that its idea of a worker VM (which jobs fit one) is the flavour's, not the defaults."""
+    The cloud comes first: with ``read_shape``, the worker VM's shape it knows (see
+    :func:`fill_vm_shape`, one call to the cloud) is part of the configuration returned, and the
+    batch system is built from that configuration, so that its idea of a worker VM (which jobs
+    fit one) is the flavour's, not the defaults."""
     batch_class = _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)
     cloud = build_cloud(cfg)
-    cfg = fill_vm_shape(cfg, cloud)
+    if read_shape:
+        cfg = fill_vm_shape(cfg, cloud)
     return cfg, batch_class(cfg), cloud
+
+
+def prepare(cfg: config.Config, read_shape: bool = False):
+    """The one check of a configuration for running, shared by ``run`` and ``config check``:
+    build the batch system and the cloud as ``run`` does, so a setting the adapters refuse
+    (user-data file, endpoint, keys, region...) is an :class:`config.InvalidConfig` naming the
+    file and key.  No call to either is made unless ``read_shape`` (``run``: see
+    :func:`build_adapters`).  Returns what :func:`build_adapters` returns."""
+    from ..adapters.base import ConfigError
+    try:
+        return build_adapters(cfg, read_shape)
+    except ConfigError as err:
+        raise config.InvalidConfig(cfg.source, err.key, str(err)) from None
 
 
 def fill_vm_shape(cfg: config.Config, cloud) -> config.Config:
@@ -114,6 +131,9 @@ def command(args: argparse.Namespace) -> int:
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         return _start(cfg, where, args, stop)
+    except (config.InvalidConfig, AdapterError) as err:  # also in the log: elastiqctl log shows it
+        log.error("cannot start: %s", err)
+        raise
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -124,7 +144,7 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
     dry_run = args.dry_run or cfg.debug.dry_run_boot_vms or cfg.debug.dry_run_shutdown_vms
     log.info("elastiq %s starting: %s; state in %s%s", __version__, config.summary(cfg),
              where.state_dir, " (dry run)" if dry_run else "")
-    cfg, batch, cloud = build_adapters(cfg)
+    cfg, batch, cloud = prepare(cfg, read_shape=True)
     lock = PidLock(where.pid_file)
     try:
         lock.acquire()
@@ -175,9 +195,11 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, bat
             raise config.InvalidConfig(cfg.source, "elastiq.metrics_port", f"cannot listen on "
                                        f"{e.metrics_address}:{e.metrics_port}: {err.strerror or err}") from None
         log.info("metrics on http://%s:%d/metrics", *server.address)
+    problems: tuple = ()
     try:
         if args.once:
             runtime.tick("once")
+            problems = runtime.state.observation.problems if runtime.state.observation else ()
         elif not stop.is_set():
             _loop(cfg, runtime, stop)
     finally:
@@ -185,6 +207,10 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, bat
             server.stop()
     runtime.save()
     log.info("stopped; state saved to %s", store.path)
+    if args.once and problems:  # a tick that could not observe is not a success
+        print(f"elastiq: the tick could not observe: {'; '.join(problems)} (see the log)",
+              file=sys.stderr)
+        return cli.EXIT_FAILURE
     return cli.EXIT_OK
 
 

@@ -140,13 +140,10 @@ def read_swf(
                     continue
                 if len(fields) < 18:
                     raise WorkloadError(f"{path}:{lineno}: expected 18 SWF fields, got {len(fields)}")
-                try:
-                    submit = float(fields[1])
-                    runtime = float(fields[3])
-                    procs = int(float(fields[4])) if float(fields[4]) > 0 else int(float(fields[7]))
-                    mem_kb = float(fields[9]) if float(fields[9]) > 0 else float(fields[6])
-                except ValueError:
-                    raise WorkloadError(f"{path}:{lineno}: a field is not a number") from None
+                submit, runtime, alloc, used_kb, req_procs, req_kb = _numbers(
+                    fields, path, lineno)
+                procs = int(alloc) if alloc > 0 else int(req_procs)
+                mem_kb = req_kb if req_kb > 0 else used_kb
                 if submit < 0:
                     skipped["unknown_submit"] += 1
                     continue
@@ -172,6 +169,28 @@ def read_swf(
     workload.skipped = skipped
     workload.origin_s = origin or 0.0
     return _sorted_by_submit(workload)
+
+
+#: SWF fields read (1-based number, name) and the largest value accepted for each.
+_FIELDS = ((2, "submit time", 1e12), (4, "run time", 1e12), (5, "allocated processors", 1e7),
+           (7, "used memory", 1e15), (8, "requested processors", 1e7),
+           (10, "requested memory", 1e15))
+
+
+def _numbers(fields: List[str], path: str, lineno: int) -> List[float]:
+    """The fields of :data:`_FIELDS` as finite numbers, or a WorkloadError naming the line."""
+    values = []
+    for number, name, limit in _FIELDS:
+        text = fields[number - 1]
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value) or abs(value) > limit:
+            raise WorkloadError(f"{path}:{lineno}: field {number} ({name}) is not a number "
+                                f"between -1 and {limit:g} (got {text[:20]!r})")
+        values.append(value)
+    return values
 
 
 def _sorted_by_submit(workload: Workload) -> Workload:
