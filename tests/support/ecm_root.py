@@ -10,19 +10,15 @@ else comes from the units, written by their own bash lines into ``config.d``.
 from __future__ import annotations
 
 import os
-import pwd
-import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
-from typing import Callable, Dict, List, Mapping, Optional, Sequence, TypeVar
+from typing import Dict, List, Mapping, Optional, Sequence
 
-ROOT = os.environ.get("ELASTIQ_CI_ROOT", "/var/lib/elastiq-ci/trixie")
-MARKER = ".elastiq-provisioned"
-USER = os.environ.get("ELASTIQ_CI_USER", "elastiq-ci")
-T = TypeVar("T")
+from .condor_daemons import MARKER, ROOT, free_port, unavailable  # noqa: F401
+from .condor_daemons import TEST_USER as USER
+from .condor_daemons import in_root as _in_root
+from .condor_daemons import wait_for as _wait_for
 
 #: What every node needs in this sandbox (one host, several masters; issue 9's knobs).
 SANDBOX = """\
@@ -54,48 +50,14 @@ RunBenchmarks = False
 """
 
 
-def unavailable() -> Optional[str]:
-    """Why the real daemons cannot run here, or None."""
-    if os.geteuid() != 0:
-        return "real HTCondor daemons need root (chroot, mount namespaces)"
-    if not os.path.exists(os.path.join(ROOT, MARKER)):
-        return f"no provisioned HTCondor root at {ROOT} (no {MARKER})"
-    if not shutil.which("unshare") or not shutil.which("chroot"):
-        return "unshare or chroot not found"
-    try:
-        pwd.getpwnam(USER)
-    except KeyError:
-        return f"no user {USER} on the host"
-    return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def in_root(argv: Sequence[str], env: Mapping[str, str], user: Optional[str] = None) -> List[str]:
     """The host command running ``argv`` in the root with exactly ``env`` (as ``user``)."""
-    assign = [f"{k}={v}" for k, v in env.items()]
-    userspec = [f"--userspec={user}:{user}"] if user else []
-    script = ('mount -t proc proc "$1/proc" && mount --bind /dev "$1/dev" && shift && '
-              'exec chroot "$@"')
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", ROOT,
-            *userspec, ROOT, "env", "-i", *assign, *argv]
+    return _in_root(ROOT, argv, env, user)
 
 
-def wait_for(check: Callable[[], T], timeout: float, what: str,
-             explain: Callable[[], str] = lambda: "") -> T:
-    """Poll ``check`` (real daemons: polling is all there is) until it returns something true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{explain()}")
-        time.sleep(0.5)
+def wait_for(check, timeout: float, what: str, explain=lambda: ""):
+    """Poll ``check`` until it returns something true (see condor_daemons.wait_for)."""
+    return _wait_for(check, timeout, what, explain=explain)
 
 
 class Node:
