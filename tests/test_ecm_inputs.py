@@ -89,7 +89,9 @@ def test_config_check_refuses_substitute_values_that_cannot_be_valid(tmp_path, n
 
 def test_config_check_accepts_what_the_master_writes(tmp_path):
     path = tmp_path / "elastiq.yaml"
-    path.write_text(f'substitute:\n  ipv4: "10.1.2.3"\n  token: "{TOKEN}"\n')
+    # the substitute values the master's boot writes, in a configuration run would accept
+    path.write_text(f'ec2:\n  region: us-east-1\n'
+                    f'substitute:\n  ipv4: "10.1.2.3"\n  token: "{TOKEN}"\n')
     result = subprocess.run([sys.executable, "-m", "elastiq", "config", "check", str(path)],
                             cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

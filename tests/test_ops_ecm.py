@@ -109,7 +109,7 @@ def test_debug_shows_the_traceback_of_an_unexpected_error(monkeypatch, capsys):
 def test_ecm_conf_numbers_have_bounds(key, value):
     text = "".join(f"{key}={value}\n" if line.startswith(key + "=") else line + "\n"
                    for line in CONF.splitlines())
-    with pytest.raises(ecm_conf.EcmConfError, match=f"line \\d+, {key}: must be at most"):
+    with pytest.raises(ecm_conf.EcmConfError, match=f"line \\d+, {key}: must be <= \\d+"):
         ecm_conf.parse(text)
 
 
