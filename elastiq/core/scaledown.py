@@ -15,6 +15,8 @@ Drained (never terminated directly): workers with no claimed slot for ``idle_for
 since they were last seen busy (:func:`.wanted.idle_start`) and no job that can start on them
 waiting, biggest first (their removal frees the most), then the longest idle, keeping ``min_vms``
 alive counting the VMs already on their way out.  No drain while this tick launches.
+Also drained, while no matchable job waits: workers under-used for ``consolidate_after_s``
+(:mod:`.consolidate`), with a reason of their own.
 
 The final guard: an instance whose worker has a claimed slot is never terminated.
 """
@@ -25,6 +27,7 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from ..config import Config
 from ..model import Drain, Lifecycle, Snapshot, Terminate
+from .consolidate import consolidation_drains
 from .lifecycle import Fleet, Member
 from .wanted import idle_start
 
@@ -36,6 +39,7 @@ class ScaleDown:
     failures: int  # instances given up on (error, never joined): they count for the back-off
     notes: Tuple[str, ...]
     wake: Optional[float]
+    consolidations: Tuple[Drain, ...] = ()  # drains of under-used workers (:mod:`.consolidate`)
 
 
 def _incomplete_reason(snapshot: Snapshot) -> str:
@@ -114,8 +118,15 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         notes.append(f"{len(idle)} idle worker(s) kept: {why}")
         idle = []
     drains = _choose_drains(idle, fleet, reasons, q.min_vms, idle_for, now, notes)
+    consolidations: Tuple[Drain, ...] = ()
+    if e.consolidate_below > 0 and not launching and not jobs_waiting:
+        leaving = _leaving(fleet, reasons) | {d.instance_id for d in drains}
+        allowed = max(0, fleet.alive - len(leaving) - q.min_vms)
+        consolidations = consolidation_drains(fleet, leaving, allowed, e.consolidate_below,
+                                              e.consolidate_after_s, now, wakes)
     terminates = _guarded(reasons, snapshot, notes)
-    return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None)
+    return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None,
+                     consolidations)
 
 
 def _leaving(fleet: Fleet, reasons: Dict[str, List[str]]) -> set:
