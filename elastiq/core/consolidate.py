@@ -8,9 +8,10 @@ Most VM-hours wasted by a batch pool are not idle VMs but VMs kept alive by one 
   *under-used*; since when is kept in its record (``underused_since``, reset when its use
   rises to the threshold, when it goes idle -- the idle rule of :mod:`.wanted` then applies --
   or when it is drained or its drain cancelled);
-- a worker under-used for ``consolidate_after_s`` is drained when no matchable job waits and
-  its used cpus and memory fit the free room of the accepting workers that stay (least used
-  first, each keeping the room it counted on), so jobs arriving later still find room.
+- a worker under-used for ``consolidate_after_s`` is drained when no matchable job waits for
+  a new VM (the waiting ones all fit the free room of the accepting workers) and its running
+  jobs would fit the room left on the accepting workers that stay (least used first, each
+  keeping the room it counted on), so the jobs still find room.
 
 A consolidation drain is a drain like any other: no new job lands there, its running jobs
 finish (never killed), then the VM is terminated because it is drained and unclaimed; and
@@ -58,9 +59,11 @@ def note_underuse(fleet: Fleet, below: float, now: float) -> Fleet:
 
 
 def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float, after: float,
-                         now: float, wakes: List[float]) -> Tuple[Drain, ...]:
+                         now: float, wakes: List[float], waiting=()) -> Tuple[Drain, ...]:
     """Drains of under-used workers (at most ``allowed``), least used first; the moments more
-    will be due go to ``wakes``.  The caller checked that no matchable job waits."""
+    will be due go to ``wakes``.  ``waiting``: ``((cpus, memory_mb), count)`` of the matchable
+    jobs waiting: they are placed first, and nothing is drained unless all of them fit the
+    free room of accepting workers (none waits for a new VM)."""
     candidates = []
     for m in fleet.members:
         since = m.record.underused_since
@@ -75,6 +78,12 @@ def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float,
     candidates.sort(key=lambda m: (use(m.worker), m.id))
     room = {m.id: [m.worker.free_cpus, m.worker.free_memory_mb]
             for m in fleet.members if _accepting(m) and m.id not in leaving}
+    for (cpus, memory), count in sorted(waiting, reverse=True):
+        for free in room.values():
+            fit = min(count, free[0] // cpus, free[1] // memory if memory else count)
+            free[0], free[1], count = free[0] - fit * cpus, free[1] - fit * memory, count - fit
+        if count:
+            return ()
     out = []
     for m in candidates:
         if len(out) >= allowed:

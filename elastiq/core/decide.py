@@ -11,7 +11,7 @@ Pure: the same arguments always give the same Plan and Memory.  What it guarante
   not for jobs that did not start next to an idle worker they fit (see :mod:`.wanted`);
 - drains a worker no sooner than ``idle_for_time_s`` after it was last seen busy, and cancels
   a drain only for jobs that would keep the worker from being drained (one rule, both sides);
-- while no matchable job waits, drains workers under-used for ``consolidate_after_s``
+- while no matchable job waits for a new VM, drains workers under-used for ``consolidate_after_s``
   (:mod:`.consolidate`): their jobs finish, none is killed;
 - scales nothing down from a pool that lost workers the queue says run jobs, or right after
   the collector restarted;
@@ -118,7 +118,8 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
         keep=frozenset(c.instance_id for c in up.cancel_drains),
         surplus_booting=surplus_booting(jobs, snapshot, fleet, config, demand),
         jobs_waiting=jobs.waiting if jobs is not None else 0,
-        doubt=pool_doubt(snapshot, fleet, now))
+        doubt=pool_doubt(snapshot, fleet, now),
+        waiting=tuple(jobs.shapes.items()) if jobs is not None else None)
 
     records = dict(fleet.records)
     mark(records, (d.instance_id for d in down.drains), Lifecycle.DRAINING, now, IDLE)

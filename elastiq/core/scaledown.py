@@ -15,7 +15,7 @@ Drained (never terminated directly): workers with no claimed slot for ``idle_for
 since they were last seen busy (:func:`.wanted.idle_start`) and no job that can start on them
 waiting, biggest first (their removal frees the most), then the longest idle, keeping ``min_vms``
 alive counting the VMs already on their way out.  No drain while this tick launches.
-Also drained, while no matchable job waits: workers under-used for ``consolidate_after_s``
+Also drained, while no matchable job waits for a new VM: workers under-used for ``consolidate_after_s``
 (:mod:`.consolidate`), with a reason of their own.
 
 The final guard: an instance whose worker has a claimed slot is never terminated.
@@ -57,12 +57,12 @@ def _incomplete_reason(snapshot: Snapshot) -> str:
 def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
                launching: bool = False, keep: FrozenSet[str] = frozenset(),
                surplus_booting: int = 0, jobs_waiting: int = 0,
-               doubt: Optional[str] = None) -> ScaleDown:
+               doubt: Optional[str] = None, waiting=None) -> ScaleDown:
     """``launching``: this tick launches, so no worker is drained.  ``keep``: instances whose
     drain this tick cancels.  ``surplus_booting``: booting VMs no job needs any more.
     ``jobs_waiting``: matchable jobs that can still start (not *unstarted*): while there are
     any, idle workers are kept for them.  ``doubt``: why the pool is not trusted (no
-    scale-down)."""
+    scale-down).  ``waiting``: the shapes of those jobs (None: no consolidation)."""
     if not snapshot.complete or doubt:
         why = doubt or _incomplete_reason(snapshot)
         return ScaleDown((), (), 0, (f"no scale-down this tick: {why}",), None)
@@ -119,11 +119,11 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         idle = []
     drains = _choose_drains(idle, fleet, reasons, q.min_vms, idle_for, now, notes)
     consolidations: Tuple[Drain, ...] = ()
-    if e.consolidate_below > 0 and not launching and not jobs_waiting:
+    if e.consolidate_below > 0 and not launching and waiting is not None:
         leaving = _leaving(fleet, reasons) | {d.instance_id for d in drains}
         allowed = max(0, fleet.alive - len(leaving) - q.min_vms)
         consolidations = consolidation_drains(fleet, leaving, allowed, e.consolidate_below,
-                                              e.consolidate_after_s, now, wakes)
+                                              e.consolidate_after_s, now, wakes, waiting)
     terminates = _guarded(reasons, snapshot, notes)
     return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None,
                      consolidations)
