@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from elastiq.core import decide
-from elastiq.model import CancelDrain, Drain, Lifecycle, Memory, Terminate
+from elastiq.model import CancelDrain, Drain, InstanceRecord, Lifecycle, Memory, Terminate
 
 from tests.test_core_decide import cfg, inst, jobs, joined, snap, worker
 
@@ -31,7 +31,9 @@ CASES = [
     # (what, claimed per worker, idle jobs, seconds under-used, extra knobs, drained)
     ("least used first, while the rest has room", [1, 1, 3], (), AFTER, (), ["i-1", "i-2"]),
     ("not under-used long enough", [1, 1, 3], (), AFTER - 1, (), []),
-    ("a job waits: nothing consolidated", [1, 1, 3], jobs(1), AFTER, (), []),
+    ("jobs wait for a new VM: nothing consolidated", [1, 1, 3], jobs(8), AFTER, (), []),
+    ("waiting jobs keep the room they need", [1, 1, 3], jobs(3), AFTER, (), ["i-1"]),
+    ("no room for them if it went", [1, 1, 3], jobs(4), AFTER, (), []),
     ("lever off", [1, 1, 3], (), AFTER, ("elastiq.consolidate_below=0",), []),
     ("at the threshold is not under it", [2, 2], (), AFTER, (), []),
     ("its jobs would not fit the others", [1, 4], (), AFTER, (), []),
@@ -92,3 +94,40 @@ def test_under_use_restarts_after_a_cancelled_drain():
     assert not plan.actions and memory.instances["i-1"].underused_since == t
     plan, _ = decide.plan(snap((), accepting, instances), memory, config, t + AFTER)
     assert [a.instance_id for a in plan.actions if isinstance(a, Drain)] == ["i-1"]
+
+
+# -- the adaptive idle timeout (issue 15): a multiple of the measured boot-to-join time
+
+
+@pytest.mark.parametrize("boots,extra,expected", [
+    ([200.0], (), 1600.0),  # 8 x 200 s
+    ([100.0, 200.0, 900.0], (), 1600.0),  # the median, not the mean
+    ([100.0, 300.0], (), 1600.0),  # even count: mean of the middle two
+    ([30.0], (), 600.0),  # never below idle_for_min_s
+    ([1000.0], (), 3600.0),  # never above idle_for_time_s
+    ([], (), 3600.0),  # nothing measured: the operator's maximum
+    ([200.0], ("elastiq.idle_boot_factor=0",), 3600.0),  # off: fixed, as before
+    ([30.0], ("elastiq.idle_for_time_s=300",), 300.0),  # a minimum above the maximum yields
+    ([200.0], ("elastiq.idle_for_min_s=0", "elastiq.idle_boot_factor=2"), 400.0),
+])
+def test_idle_timeout_follows_the_measured_boot_to_join(boots, extra, expected):
+    from elastiq.core.lifecycle import Fleet, Member
+    from elastiq.core.wanted import idle_timeout
+    from elastiq.model import InstanceRecord
+
+    members = tuple(Member(inst(i), InstanceRecord(Lifecycle.JOINED, 0.0, 100.0, 100.0 + b, f"w{i}"),
+                           worker(i)) for i, b in enumerate(boots, 1))
+    config = cfg("elastiq.idle_for_time_s=3600", *extra)
+    assert idle_timeout(Fleet(members, {}), config) == expected
+
+
+def test_an_idle_worker_is_drained_after_the_adapted_timeout_not_the_hour():
+    """Boot-to-join 200 s: released 1,600 s after its last job, not 3,600 s."""
+    config = cfg("elastiq.idle_for_time_s=3600")
+    record = InstanceRecord(Lifecycle.JOINED, 200.0, 0.0, 200.0, "w1", busy_at=1000.0)
+    memory = Memory(instances={"i-1": record})
+    snapshot = snap((), [worker(1, idle_since=1000.0)], [inst(1)])
+    plan, _ = decide.plan(snapshot, memory, config, 2599.0)
+    assert not plan.actions and plan.next_check == 2600.0
+    plan, _ = decide.plan(snapshot, memory, config, 2600.0)
+    assert [a.reason for a in plan.actions] == ["drain w1: idle for 1600 s >= 1600 s"]

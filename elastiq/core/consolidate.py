@@ -8,10 +8,10 @@ Most VM-hours wasted by a batch pool are not idle VMs but VMs kept alive by one 
   *under-used*; since when is kept in its record (``underused_since``, reset when its use
   rises to the threshold, when it goes idle -- the idle rule of :mod:`.wanted` then applies --
   or when it is drained or its drain cancelled);
-- a worker under-used for ``consolidate_after_s`` is drained when no matchable job waits for
-  a new VM (the waiting ones all fit the free room of the accepting workers) and its running
-  jobs would fit the room left on the accepting workers that stay (least used first, each
-  keeping the room it counted on), so the jobs still find room.
+- a worker under-used for ``consolidate_after_s`` is drained when its running jobs and all
+  the matchable jobs waiting would fit the free room of the accepting workers that stay
+  (least used first, each drained one keeping the room its jobs counted on): no waiting job
+  is left needing a new VM, and as many jobs as it runs still find room elsewhere.
 
 A consolidation drain is a drain like any other: no new job lands there, its running jobs
 finish (never killed), then the VM is terminated because it is drained and unclaimed; and
@@ -62,8 +62,7 @@ def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float,
                          now: float, wakes: List[float], waiting=()) -> Tuple[Drain, ...]:
     """Drains of under-used workers (at most ``allowed``), least used first; the moments more
     will be due go to ``wakes``.  ``waiting``: ``((cpus, memory_mb), count)`` of the matchable
-    jobs waiting: they are placed first, and nothing is drained unless all of them fit the
-    free room of accepting workers (none waits for a new VM)."""
+    jobs waiting, which must keep fitting the room of the workers that stay."""
     candidates = []
     for m in fleet.members:
         since = m.record.underused_since
@@ -78,36 +77,43 @@ def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float,
     candidates.sort(key=lambda m: (use(m.worker), m.id))
     room = {m.id: [m.worker.free_cpus, m.worker.free_memory_mb]
             for m in fleet.members if _accepting(m) and m.id not in leaving}
-    for (cpus, memory), count in sorted(waiting, reverse=True):
-        for free in room.values():
-            fit = min(count, free[0] // cpus, free[1] // memory if memory else count)
-            free[0], free[1], count = free[0] - fit * cpus, free[1] - fit * memory, count - fit
-        if count:
-            return ()
+    waiting = sorted(waiting, reverse=True)
+    if not _fit(waiting, {i: list(r) for i, r in room.items()}):
+        return ()
     out = []
     for m in candidates:
         if len(out) >= allowed:
             break
         w = m.worker
-        trial = _rehome(w, {i: list(r) for i, r in room.items() if i != m.id})
-        if trial is None:
+        jobs = [(_share(w), w.claimed_slots)]
+        trial = {i: list(r) for i, r in room.items() if i != m.id}
+        if not _fit(jobs, trial) or not _fit(waiting, {i: list(r) for i, r in trial.items()}):
             continue
         room = trial
         out.append(Drain(w.name, m.id,
                          f"consolidate {w.name}: {use(w):.0%} used < {below:.0%}"
-                         f" for {now - m.record.underused_since:.0f} s, no job waiting; its"
+                         f" for {now - m.record.underused_since:.0f} s, no job needs a new VM; its"
                          f" {w.claimed_slots} job(s) finish there, no new job lands"))
     return tuple(out)
 
 
-def _rehome(worker: Worker, room: dict):
-    """``room`` (id -> [free cpus, free MiB]) after first-fit placing ``worker``'s running jobs
-    (equal shares of its used cpus and memory, as the pool shows no job's own request) into
-    it; None when they do not fit: then draining it would leave later jobs without room."""
+def _share(worker: Worker) -> Tuple[int, int]:
+    """The shape of one of ``worker``'s running jobs: the pool shows no job's own request,
+    so equal shares of its used cpus and memory, rounded up."""
     jobs = worker.claimed_slots
-    shape = (-(-(worker.cpus - worker.free_cpus) // jobs),
-             -(-(worker.memory_mb - worker.free_memory_mb) // jobs))
-    for free in room.values():
-        while jobs and free[0] >= shape[0] and free[1] >= shape[1]:
-            free[0], free[1], jobs = free[0] - shape[0], free[1] - shape[1], jobs - 1
-    return None if jobs else room
+    return (-(-(worker.cpus - worker.free_cpus) // jobs),
+            -(-(worker.memory_mb - worker.free_memory_mb) // jobs))
+
+
+def _fit(jobs, room: dict) -> bool:
+    """First-fit ``jobs`` (``((cpus, memory_mb), count)``) into ``room`` (id -> [free cpus,
+    free MiB], changed in place); whether they all found a place."""
+    for (cpus, memory), count in jobs:
+        for free in room.values():
+            fit = min(count, free[0] // max(cpus, 1), free[1] // memory if memory else count)
+            free[0], free[1], count = free[0] - fit * cpus, free[1] - fit * memory, count - fit
+            if not count:
+                break
+        if count:
+            return False
+    return True

@@ -11,8 +11,8 @@ Terminated, each with its reason:
 - workers we drained that have no claimed slot any more;
 - instances we already asked to terminate that the cloud still shows alive (idempotent retry).
 
-Drained (never terminated directly): workers with no claimed slot for ``idle_for_time_s``
-since they were last seen busy (:func:`.wanted.idle_start`) and no job that can start on them
+Drained (never terminated directly): workers with no claimed slot for the idle timeout
+(:func:`.wanted.idle_timeout`) since they were last seen busy (:func:`.wanted.idle_start`) and no job that can start on them
 waiting, biggest first (their removal frees the most), then the longest idle, keeping ``min_vms``
 alive counting the VMs already on their way out.  No drain while this tick launches.
 Also drained, while no matchable job waits for a new VM: workers under-used for ``consolidate_after_s``
@@ -29,7 +29,7 @@ from ..config import Config
 from ..model import Drain, Lifecycle, Snapshot, Terminate
 from .consolidate import consolidation_drains
 from .lifecycle import Fleet, Member
-from .wanted import idle_start
+from .wanted import idle_start, idle_timeout
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         return ScaleDown((), (), 0, (f"no scale-down this tick: {why}",), None)
 
     e, q = config.elastiq, config.quota
-    deploy, idle_for = e.estimated_vm_deploy_time_s, e.idle_for_time_s
+    deploy, idle_for = e.estimated_vm_deploy_time_s, idle_timeout(fleet, config)
     reasons: Dict[str, List[str]] = {}
     notes: List[str] = []
     wakes: List[float] = []
