@@ -9,7 +9,8 @@ Pure: the same arguments always give the same Plan and Memory.  What it guarante
 - makes no decision at all when the cloud could not be listed;
 - launches only for jobs that can run on a worker VM, after they waited long enough, and
   not for jobs that did not start next to an idle worker they fit (see :mod:`.wanted`);
-- drains a worker no sooner than ``idle_for_time_s`` after it was last seen busy, and cancels
+- drains a worker no sooner than the idle timeout (:func:`.wanted.idle_timeout`, at most
+  ``idle_for_time_s``) after it was last seen busy, and cancels
   a drain only for jobs that would keep the worker from being drained (one rule, both sides);
 - while no matchable job waits for a new VM, drains workers under-used for ``consolidate_after_s``
   (:mod:`.consolidate`): their jobs finish, none is killed;
