@@ -68,7 +68,8 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         return ScaleDown((), (), 0, (f"no scale-down this tick: {why}",), None)
 
     e, q = config.elastiq, config.quota
-    deploy, idle_for = e.estimated_vm_deploy_time_s, idle_timeout(fleet, config)
+    deploy = e.estimated_vm_deploy_time_s
+    idle_for, idle_why = idle_timeout(fleet, config)
     reasons: Dict[str, List[str]] = {}
     notes: List[str] = []
     wakes: List[float] = []
@@ -117,7 +118,7 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         why = "launching this tick" if launching else f"{jobs_waiting} jobs waiting for them"
         notes.append(f"{len(idle)} idle worker(s) kept: {why}")
         idle = []
-    drains = _choose_drains(idle, fleet, reasons, q.min_vms, idle_for, now, notes)
+    drains = _choose_drains(idle, fleet, reasons, q.min_vms, (idle_for, idle_why), now, notes)
     consolidations: Tuple[Drain, ...] = ()
     if e.consolidate_below > 0 and not launching and waiting is not None:
         leaving = _leaving(fleet, reasons) | {d.instance_id for d in drains}
@@ -146,7 +147,8 @@ def _cancel_surplus(fleet: Fleet, reasons: Dict[str, List[str]], surplus: int, m
         reasons.setdefault("booting, no longer needed: the waiting jobs found room", []).append(m.id)
 
 
-def _choose_drains(idle, fleet, reasons, min_vms, idle_for, now, notes) -> Tuple[Drain, ...]:
+def _choose_drains(idle, fleet, reasons, min_vms, timeout, now, notes) -> Tuple[Drain, ...]:
+    idle_for, why = timeout
     if not idle:
         return ()
     leaving = _leaving(fleet, reasons)
@@ -156,7 +158,8 @@ def _choose_drains(idle, fleet, reasons, min_vms, idle_for, now, notes) -> Tuple
     idle.sort(key=lambda m: (-m.worker.cpus, -m.worker.memory_mb, idle_start(m)))
     return tuple(
         Drain(m.worker.name, m.id,
-              f"drain {m.worker.name}: idle for {now - idle_start(m):.0f} s >= {idle_for:g} s")
+              f"drain {m.worker.name}: idle for {now - idle_start(m):.0f} s >= {idle_for:g} s"
+              f" ({why})")
         for m in idle[:allowed]
     )
 

@@ -43,20 +43,22 @@ def idle_start(member: Member) -> Optional[float]:
     return record.joined_at
 
 
-def idle_timeout(fleet: Fleet, config) -> float:
-    """How long a worker may sit idle before it is drained: ``idle_boot_factor`` times the
-    median boot-to-join time of our VMs in the pool now (what a relaunch would cost), within
-    ``idle_for_min_s`` (capped at the maximum) and ``idle_for_time_s``; ``idle_for_time_s``
-    itself when the factor is 0 or nothing was measured."""
+def idle_timeout(fleet: Fleet, config) -> Tuple[float, str]:
+    """How long a worker may sit idle before it is drained, and why: ``idle_boot_factor``
+    times the median boot-to-join time of our VMs in the pool now (what a relaunch would
+    cost), within ``idle_for_min_s`` (capped at the maximum) and ``idle_for_time_s``;
+    ``idle_for_time_s`` itself when the factor is 0 or nothing was measured."""
     e = config.elastiq
     longest = e.idle_for_time_s
     boots = sorted(m.record.joined_at - m.record.launched_at for m in fleet.members
                    if m.record.joined_at is not None and m.worker is not None)
     if not e.idle_boot_factor or not boots:
-        return longest
+        return longest, "idle_for_time_s"
     median = boots[len(boots) // 2] if len(boots) % 2 else (boots[len(boots) // 2 - 1]
                                                              + boots[len(boots) // 2]) / 2
-    return max(min(e.idle_for_min_s, longest), min(longest, e.idle_boot_factor * median))
+    timeout = max(min(e.idle_for_min_s, longest), min(longest, e.idle_boot_factor * median))
+    return timeout, (f"{e.idle_boot_factor:g} x median boot-to-join {median:.0f} s, within"
+                     f" {min(e.idle_for_min_s, longest):g}-{longest:g} s")
 
 
 def idle_long(fleet: Fleet, idle_for: float, now: float):
