@@ -25,6 +25,14 @@ uniform 120-300 s, seed 0):
    jobs killed and max_vms violations; the table is also printed on stderr.  Needs cobald
    (``elastiq[peers]``); without it the two COBalD rows are skipped and say so.
 
+4. ``cost`` (issue 15): per shared trace, on the same 30,000 jobs and knobs as part 3,
+   default vs legacy vs oracle (VM-hours, idle, busy, booting, p95 and mean wait, kills, wall
+   time) and the goal's ratios: default VM-hours <= 0.85 x legacy's, p95 wait no worse than
+   legacy's, 0 jobs killed, 0 max_vms violations; and a saturated replay (LPC-EGEE's first
+   30,000 jobs with max_vms 5: thousands of jobs waiting) whose wall time must stay within 2x
+   the legacy policy's.  The table is also printed on stderr.
+
+``--cost-only`` runs only the fourth part (with the two policies it needs).
 ``--policies-only`` runs only the third part (``--quick``: on 20,000 jobs).  Traces are read from ELASTIQ_TRACES or ../shared/traces next to the repository; when absent
 the benchmark prints ``{"skipped": ...}`` and exits 0.  ``--quick`` replays only the first
 20,000 jobs of each trace.
@@ -103,12 +111,13 @@ def default_vs_legacy(name: str, default: dict, legacy: dict) -> dict:
     }
 
 
-def policies(folder: Path, jobs: int = POLICIES_JOBS) -> list:
-    """Every policy on the first ``jobs`` jobs of each trace; the table goes to stderr."""
+def policies(folder: Path, jobs: int = POLICIES_JOBS, raw=None, names=engine.POLICY_NAMES) -> list:
+    """Every policy on the first ``jobs`` jobs of each trace; the table goes to stderr.
+    ``raw``: filled with every result, by (trace, policy)."""
     out = []
     for name in (LPC, HPC2N):
         results, skipped = {}, {}
-        for policy in engine.POLICY_NAMES:
+        for policy in names:
             try:
                 engine.get_policy(policy)
             except peers.PolicyUnavailable as err:
@@ -117,15 +126,68 @@ def policies(folder: Path, jobs: int = POLICIES_JOBS) -> list:
             results[policy] = replay(folder / name, policy, jobs, POLICIES_KNOBS)
             print(f"{name} {policy} (first {jobs} jobs): {results[policy]['total_wall_s']:.1f} s",
                   file=sys.stderr)
+        if raw is not None:
+            raw.update(((name, p), r) for p, r in results.items())
         print(compare.comparison_table(results), file=sys.stderr)
         out.append({"trace": name, "knobs": POLICIES_KNOBS, "first_jobs": jobs, "skipped": skipped,
                     "policies": {p: {k: r[k] for k in POLICIES_REPORTED} for p, r in results.items()}})
     return out
 
 
+COST_REPORTED = ("vm_hours", "idle_vm_hours", "busy_vm_hours", "booting_vm_hours", "wait_p95_s",
+                 "wait_mean_s", "jobs_killed", "max_vms_violations", "wall_s")
+GOAL_VM_HOURS_RATIO, GOAL_SATURATED_WALL_RATIO = 0.85, 2.0
+SATURATED_KNOBS = ["vm.cpus=4", "vm.memory_mb=8192", "quota.max_vms=5"]
+
+
+def cost(folder: Path, raw: dict, jobs: int = POLICIES_JOBS) -> dict:
+    """Issue 15's table from ``raw`` (part 3's replays), plus the saturated replay."""
+    rows, lines = [], []
+    for name in (LPC, HPC2N):
+        d, leg = raw[name, "default"], raw[name, "legacy"]
+        oracle = d["oracle_vm_hours"]
+        row = {"trace": name, "first_jobs": jobs, "knobs": POLICIES_KNOBS,
+               "default": {k: d[k] for k in COST_REPORTED},
+               "legacy": {k: leg[k] for k in COST_REPORTED},
+               "oracle": {"vm_hours": oracle, "busy_vm_hours": oracle},
+               "vm_hours_vs_legacy": round(d["vm_hours"] / leg["vm_hours"], 3),
+               "vm_hours_vs_oracle": round(d["vm_hours"] / oracle, 3) if oracle else None,
+               "p95_wait_vs_legacy": round(d["wait_p95_s"] / leg["wait_p95_s"], 3)
+               if leg["wait_p95_s"] else None}
+        row["goal_met"] = {
+            "vm_hours": row["vm_hours_vs_legacy"] <= GOAL_VM_HOURS_RATIO,
+            "p95_wait": d["wait_p95_s"] <= leg["wait_p95_s"],
+            "no_kill": d["jobs_killed"] == 0, "max_vms": d["max_vms_violations"] == 0}
+        rows.append(row)
+        lines.append(f"{name} (first {jobs} jobs)")
+        lines.append("  policy    VM-h    idle    busy   boot  p95 s  mean s  kills  viol  wall s")
+        for label, r in (("default", d), ("legacy", leg)):
+            lines.append(f"  {label:<8}{r['vm_hours']:>6.0f}{r['idle_vm_hours']:>8.0f}"
+                         f"{r['busy_vm_hours']:>8.0f}{r['booting_vm_hours']:>7.0f}"
+                         f"{r['wait_p95_s']:>7.0f}{r['wait_mean_s']:>8.1f}{r['jobs_killed']:>7}"
+                         f"{r['max_vms_violations']:>6}{r['wall_s']:>8.1f}")
+        lines.append(f"  oracle  {oracle:>6.0f}       0{oracle:>8.0f}      0")
+        lines.append(f"  default/legacy VM-h {row['vm_hours_vs_legacy']} (goal <= "
+                     f"{GOAL_VM_HOURS_RATIO}), p95 {row['p95_wait_vs_legacy']} (goal <= 1), "
+                     f"default/oracle {row['vm_hours_vs_oracle']}")
+    walls = {}
+    for policy in ("default", "legacy"):
+        walls[policy] = replay(folder / LPC, policy, jobs, SATURATED_KNOBS)["wall_s"]
+    ratio = round(walls["default"] / walls["legacy"], 2) if walls["legacy"] else None
+    lines.append(f"saturated replay ({LPC}, first {jobs} jobs, max_vms 5): default "
+                 f"{walls['default']:.1f} s, legacy {walls['legacy']:.1f} s, ratio {ratio} "
+                 f"(goal <= {GOAL_SATURATED_WALL_RATIO})")
+    print("\n".join(lines), file=sys.stderr)
+    return {"traces": rows, "saturated": {
+        "trace": LPC, "first_jobs": jobs, "knobs": SATURATED_KNOBS, "wall_s": walls,
+        "ratio": ratio, "goal_met": ratio is not None and ratio <= GOAL_SATURATED_WALL_RATIO}}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help=f"only the first {QUICK_JOBS} jobs of each trace")
+    parser.add_argument("--cost-only", action="store_true",
+                        help="only issue 15's default vs legacy vs oracle table")
     parser.add_argument("--policies-only", action="store_true",
                         help=f"only every policy on the first {POLICIES_JOBS} jobs of each trace")
     args = parser.parse_args()
@@ -133,6 +195,11 @@ def main() -> int:
     if folder is None:
         print(json.dumps({"benchmark": "replay", "skipped": "shared traces folder absent "
                           "(set ELASTIQ_TRACES or put them in ../shared/traces)"}))
+        return 0
+    if args.cost_only:
+        raw: dict = {}
+        policies(folder, raw=raw, names=("default", "legacy"))
+        print(json.dumps({"benchmark": "replay", "cost": cost(folder, raw)}, indent=2))
         return 0
     if args.policies_only:
         print(json.dumps({"benchmark": "replay", "policies": policies(folder)}, indent=2))
@@ -159,8 +226,11 @@ def main() -> int:
         },
         "comparison": [default_vs_legacy(name, runs[name, "default"], runs[name, "legacy"])
                        for name in (LPC, HPC2N)],
-        "policies": policies(folder, min(limit or POLICIES_JOBS, POLICIES_JOBS)),
     }
+    raw = {}
+    jobs = min(limit or POLICIES_JOBS, POLICIES_JOBS)
+    out["policies"] = policies(folder, jobs, raw=raw)
+    out["cost"] = cost(folder, raw, jobs)
     print(json.dumps(out, indent=2))
     return 0
 

@@ -60,6 +60,14 @@ class ElastiqSection:
     n_jobs_per_vm: int = 0  # 0: size launches by packing cpu/memory onto the VM shape
     idle_for_time_s: float = 3600
     estimated_vm_deploy_time_s: float = 600
+    # consolidation: a worker used below this share (cpu or memory, the larger) for
+    # consolidate_after_s while no job waits is drained; 0 turns it off
+    consolidate_below: float = 0.5
+    consolidate_after_s: float = 600
+    # adaptive idle timeout: idle_boot_factor x the median boot-to-join time of our joined VMs,
+    # kept within [idle_for_min_s, idle_for_time_s]; 0 turns it off (idle_for_time_s fixed)
+    idle_boot_factor: float = 8
+    idle_for_min_s: float = 600
     launch_backoff_s: float = 60
     launch_backoff_max_s: float = 1800
     batch_plugin: str = "htcondor"
@@ -299,6 +307,13 @@ def _validate(cfg: Config, source: Optional[str]) -> None:
                  "launch_backoff_s", "launch_backoff_max_s"):
         if getattr(e, name) < 0:
             bad(f"elastiq.{name}", f"must not be negative (got {getattr(e, name):g})")
+    if not 0 <= e.consolidate_below < 1:
+        bad("elastiq.consolidate_below", f"must be in [0, 1) (got {e.consolidate_below:g})")
+    for name in ("idle_boot_factor", "idle_for_min_s"):
+        if getattr(e, name) < 0:
+            bad(f"elastiq.{name}", f"must not be negative (got {getattr(e, name):g})")
+    if e.consolidate_after_s < 0:
+        bad("elastiq.consolidate_after_s", f"must not be negative (got {e.consolidate_after_s:g})")
     for name in ("waiting_jobs_threshold", "n_jobs_per_vm"):
         if getattr(e, name) < 0:
             bad(f"elastiq.{name}", f"must not be negative (got {getattr(e, name)})")

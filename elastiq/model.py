@@ -210,6 +210,8 @@ class InstanceRecord:
     worker: Optional[str] = None
     missing_since: Optional[float] = None  # joined once, its worker absent from the pool since
     busy_at: Optional[float] = None  # last tick its worker was seen with a claimed slot
+    underused_since: Optional[float] = None  # its worker used below elastiq.consolidate_below since
+    drain: Optional[str] = None  # why we drain it: "idle" or "consolidation" (None: not by us)
 
 
 @dataclass(frozen=True)

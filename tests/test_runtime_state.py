@@ -24,7 +24,8 @@ times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
 opt_times = st.none() | times
 names = st.text(st.characters(min_codepoint=33, max_codepoint=0x2FFF), min_size=1, max_size=12)
 records = st.builds(InstanceRecord, st.sampled_from(Lifecycle), times, times, opt_times,
-                    st.none() | names, opt_times)
+                    st.none() | names, opt_times, opt_times, opt_times,
+                    st.sampled_from([None, "idle", "consolidation"]))
 memories = st.builds(Memory, opt_times, times, st.integers(0, 50),
                      st.dictionaries(names, records, max_size=6))
 observations = st.none() | st.builds(

@@ -45,6 +45,8 @@ def saved_state() -> State:
     joined = {f"i-{n}": InstanceRecord(Lifecycle.JOINED, NOW - 300, NOW - 400, NOW - 330, f"10-0-0-{n}")
               for n in (4, 5, 6, 7, 8, 9, 12)}
     joined["i-20"] = InstanceRecord(Lifecycle.DRAINING, NOW - 30, NOW - 4000, NOW - 3900, "10-0-0-20")
+    joined["i-21"] = InstanceRecord(Lifecycle.DRAINING, NOW - 30, NOW - 4000, NOW - 3900, "10-0-0-21",
+                                    drain="consolidation")
     joined["i-new"] = InstanceRecord(Lifecycle.BOOTING, NOW - 20, NOW - 25)
     views = tuple(VMView(i, "running", f"10.0.0.{i[2:]}", r.worker, 2 if i == "i-4" else 0)
                   for i, r in joined.items())
@@ -84,6 +86,8 @@ def test_status_text_while_the_daemon_runs(setup, capsys):
     assert row.split()[1:3] == ["joined", "10-0-0-4"] and row.split()[-1] == "2"
     assert any(line.split()[:3] == ["joined", "7", "10-0-0-[4-9,12]"] for line in lines)
     assert any(line.split() == ["draining", "1", "10-0-0-20"] for line in lines)
+    assert any(line.split() == ["consolidating", "1", "10-0-0-21"] for line in lines)
+    assert next(line for line in lines if line.startswith("i-21 ")).split()[1] == "consolidating"
     assert any(line.split() == ["booting", "1", "i-new"] for line in lines)
     assert "boot to join (3 VMs): min 62 s, max 78 s, mean 70 s, median 70 s, SD 8 s" in out
     shown = [line for line in lines if "launch " in line and "reason" in line]

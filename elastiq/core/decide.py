@@ -9,8 +9,11 @@ Pure: the same arguments always give the same Plan and Memory.  What it guarante
 - makes no decision at all when the cloud could not be listed;
 - launches only for jobs that can run on a worker VM, after they waited long enough, and
   not for jobs that did not start next to an idle worker they fit (see :mod:`.wanted`);
-- drains a worker no sooner than ``idle_for_time_s`` after it was last seen busy, and cancels
+- drains a worker no sooner than the idle timeout (:func:`.wanted.idle_timeout`, at most
+  ``idle_for_time_s``) after it was last seen busy, and cancels
   a drain only for jobs that would keep the worker from being drained (one rule, both sides);
+- while no matchable job waits for a new VM, drains workers under-used for ``consolidate_after_s``
+  (:mod:`.consolidate`): their jobs finish, none is killed;
 - scales nothing down from a pool that lost workers the queue says run jobs, or right after
   the collector restarted;
 - every action and every held-back action carries a human-readable reason.
@@ -23,6 +26,7 @@ from typing import Optional
 from ..config import Config
 from ..model import Lifecycle, LaunchOutcome, Memory, Plan, Snapshot, InstanceRecord
 from . import demand as demand_mod
+from .consolidate import CONSOLIDATION, IDLE, note_underuse
 from .lifecycle import Fleet, mark, track
 from .scaledown import scale_down
 from .scaleup import scale_up
@@ -97,6 +101,7 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
 
     e = config.elastiq
     fleet = track(snapshot, memory.instances, e.cluster_name, e.estimated_vm_deploy_time_s, now)
+    fleet = note_underuse(fleet, e.consolidate_below, now)
     failures = memory.failures
     if any(r.joined_at == now for r in fleet.records.values()):
         failures = 0  # a VM joined: launches work again
@@ -114,10 +119,13 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
         keep=frozenset(c.instance_id for c in up.cancel_drains),
         surplus_booting=surplus_booting(jobs, snapshot, fleet, config, demand),
         jobs_waiting=jobs.waiting if jobs is not None else 0,
-        doubt=pool_doubt(snapshot, fleet, now))
+        doubt=pool_doubt(snapshot, fleet, now),
+        waiting=tuple(jobs.shapes.items()) if jobs is not None else None)
 
     records = dict(fleet.records)
-    mark(records, (d.instance_id for d in down.drains), Lifecycle.DRAINING, now)
+    mark(records, (d.instance_id for d in down.drains), Lifecycle.DRAINING, now, IDLE)
+    mark(records, (d.instance_id for d in down.consolidations), Lifecycle.DRAINING, now,
+         CONSOLIDATION)
     mark(records, (c.instance_id for c in up.cancel_drains), Lifecycle.JOINED, now)
     mark(records, (i for t in down.terminates for i in t.instance_ids), Lifecycle.TERMINATING, now)
 
@@ -126,7 +134,8 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
         failures += down.failures
         backoff_until = max(backoff_until, now + backoff_delay(failures, config))
 
-    actions = up.cancel_drains + ((up.launch,) if up.launch else ()) + down.drains + down.terminates
+    actions = (up.cancel_drains + ((up.launch,) if up.launch else ()) + down.drains
+               + down.consolidations + down.terminates)
     wakes = [t for t in (up.wake, down.wake) if t is not None and t > now]
     new_memory = Memory(up.waiting_since, backoff_until, failures, records, unstarted)
     notes = unstarted_note(jobs, e.idle_for_time_s) + up.notes + down.notes

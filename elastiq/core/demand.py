@@ -18,7 +18,10 @@ shapes times the number of bins, not with the number of jobs.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections import Counter
+from itertools import islice
+from operator import attrgetter, le
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Tuple
 
@@ -62,27 +65,45 @@ def fits_vm(job: Job, vm_cpus: int, vm_memory_mb: int) -> bool:
     return job.matchable and job.cpus <= vm_cpus and job.memory_mb <= vm_memory_mb
 
 
+_QUEUED = attrgetter("queued_since")
+_KIND = attrgetter("cpus", "memory_mb", "matchable")
+
+
 def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: float,
              unstarted: Optional[Tuple[float, int, int]] = None) -> Placeable:
     """One pass over the idle jobs (there may be 100,000 of them).  ``unstarted``:
-    ``(queued_before, cpus, memory_mb)`` of jobs known not to start (``Memory.unstarted``)."""
+    ``(queued_before, cpus, memory_mb)`` of jobs known not to start (``Memory.unstarted``).
+
+    The jobs are put in queue order (a queue already in that order, as the schedd's usually
+    is, is only checked), cut at ``queued_before`` and ``fresh_after`` by bisection, and each
+    part counted by (cpus, memory, matchable) in C (``Counter`` over ``attrgetter``): the
+    Python work per tick grows with the number of distinct shapes, not of jobs."""
+    jobs = jobs if isinstance(jobs, (list, tuple)) else list(jobs)
+    queued = list(map(_QUEUED, jobs))
+    if not all(map(le, queued, islice(queued, 1, None))):
+        jobs = sorted(jobs, key=_QUEUED)
+        queued.sort()
+    before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
+    cut, stale_end = bisect_right(queued, before), bisect_right(queued, fresh_after)
     shapes: Counter = Counter()
     stale: Counter = Counter()
     unmatchable = fresh = skipped = 0
-    before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
-    for job in jobs:
-        if fits_vm(job, vm_cpus, vm_memory_mb):
-            shape = (max(job.cpus, 1), max(job.memory_mb, 0))
-            if job.queued_since <= before and shape[0] <= max_cpus and shape[1] <= max_memory:
-                skipped += 1
+    bounds = sorted({0, cut, stale_end, len(jobs)})
+    for lo, hi in zip(bounds, bounds[1:]):
+        is_cut, is_stale = hi <= cut, hi <= stale_end
+        for (cpus, memory, matchable), n in Counter(map(_KIND, jobs[lo:hi])).items():
+            if not (matchable and cpus <= vm_cpus and memory <= vm_memory_mb):
+                unmatchable += n
                 continue
-            shapes[shape] += 1
-            if job.queued_since > fresh_after:
-                fresh += 1
+            shape = (max(cpus, 1), max(memory, 0))
+            if is_cut and shape[0] <= max_cpus and shape[1] <= max_memory:
+                skipped += n
+                continue
+            shapes[shape] += n
+            if is_stale:
+                stale[shape] += n
             else:
-                stale[shape] += 1
-        else:
-            unmatchable += 1
+                fresh += n
     return Placeable(shapes, unmatchable, fresh, stale, skipped)
 
 

@@ -174,13 +174,18 @@ def _next_record(
                                                 previous.worker, previous.busy_at):
             return previous
         return InstanceRecord(lifecycle, previous.since, previous.launched_at, joined_at, name,
-                              missing, busy)
-    return InstanceRecord(lifecycle, now, previous.launched_at, joined_at, name, missing, busy)
+                              missing, busy, previous.underused_since, previous.drain)
+    drain = previous.drain if lifecycle is Lifecycle.DRAINING else None
+    return InstanceRecord(lifecycle, now, previous.launched_at, joined_at, name, missing, busy,
+                          previous.underused_since, drain)
 
 
-def mark(records: Dict[str, InstanceRecord], ids, lifecycle: Lifecycle, now: float) -> None:
-    """Record that the core planned a Drain or a Terminate for these instances."""
+def mark(records: Dict[str, InstanceRecord], ids, lifecycle: Lifecycle, now: float,
+         drain: Optional[str] = None) -> None:
+    """Record that the core planned a Drain (why: ``drain``), a drain's cancellation or a
+    Terminate for these instances."""
     for instance_id in ids:
         previous = records.get(instance_id)
         if previous is not None and previous.lifecycle is not lifecycle:
-            records[instance_id] = replace(previous, lifecycle=lifecycle, since=now)
+            records[instance_id] = replace(previous, lifecycle=lifecycle, since=now, drain=drain,
+                                           underused_since=None)

@@ -11,10 +11,12 @@ Terminated, each with its reason:
 - workers we drained that have no claimed slot any more;
 - instances we already asked to terminate that the cloud still shows alive (idempotent retry).
 
-Drained (never terminated directly): workers with no claimed slot for ``idle_for_time_s``
-since they were last seen busy (:func:`.wanted.idle_start`) and no job that can start on them
+Drained (never terminated directly): workers with no claimed slot for the idle timeout
+(:func:`.wanted.idle_timeout`) since they were last seen busy (:func:`.wanted.idle_start`) and no job that can start on them
 waiting, biggest first (their removal frees the most), then the longest idle, keeping ``min_vms``
 alive counting the VMs already on their way out.  No drain while this tick launches.
+Also drained, while no matchable job waits for a new VM: workers under-used for ``consolidate_after_s``
+(:mod:`.consolidate`), with a reason of their own.
 
 The final guard: an instance whose worker has a claimed slot is never terminated.
 """
@@ -25,8 +27,9 @@ from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from ..config import Config
 from ..model import Drain, Lifecycle, Snapshot, Terminate
+from .consolidate import consolidation_drains
 from .lifecycle import Fleet, Member
-from .wanted import idle_start
+from .wanted import idle_start, idle_timeout
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,7 @@ class ScaleDown:
     failures: int  # instances given up on (error, never joined): they count for the back-off
     notes: Tuple[str, ...]
     wake: Optional[float]
+    consolidations: Tuple[Drain, ...] = ()  # drains of under-used workers (:mod:`.consolidate`)
 
 
 def _incomplete_reason(snapshot: Snapshot) -> str:
@@ -53,18 +57,19 @@ def _incomplete_reason(snapshot: Snapshot) -> str:
 def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
                launching: bool = False, keep: FrozenSet[str] = frozenset(),
                surplus_booting: int = 0, jobs_waiting: int = 0,
-               doubt: Optional[str] = None) -> ScaleDown:
+               doubt: Optional[str] = None, waiting=None) -> ScaleDown:
     """``launching``: this tick launches, so no worker is drained.  ``keep``: instances whose
     drain this tick cancels.  ``surplus_booting``: booting VMs no job needs any more.
     ``jobs_waiting``: matchable jobs that can still start (not *unstarted*): while there are
     any, idle workers are kept for them.  ``doubt``: why the pool is not trusted (no
-    scale-down)."""
+    scale-down).  ``waiting``: the shapes of those jobs (None: no consolidation)."""
     if not snapshot.complete or doubt:
         why = doubt or _incomplete_reason(snapshot)
         return ScaleDown((), (), 0, (f"no scale-down this tick: {why}",), None)
 
     e, q = config.elastiq, config.quota
-    deploy, idle_for = e.estimated_vm_deploy_time_s, e.idle_for_time_s
+    deploy = e.estimated_vm_deploy_time_s
+    idle_for, idle_why = idle_timeout(fleet, config)
     reasons: Dict[str, List[str]] = {}
     notes: List[str] = []
     wakes: List[float] = []
@@ -113,9 +118,16 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         why = "launching this tick" if launching else f"{jobs_waiting} jobs waiting for them"
         notes.append(f"{len(idle)} idle worker(s) kept: {why}")
         idle = []
-    drains = _choose_drains(idle, fleet, reasons, q.min_vms, idle_for, now, notes)
+    drains = _choose_drains(idle, fleet, reasons, q.min_vms, (idle_for, idle_why), now, notes)
+    consolidations: Tuple[Drain, ...] = ()
+    if e.consolidate_below > 0 and not launching and waiting is not None:
+        leaving = _leaving(fleet, reasons) | {d.instance_id for d in drains}
+        allowed = max(0, fleet.alive - len(leaving) - q.min_vms)
+        consolidations = consolidation_drains(fleet, leaving, allowed, e.consolidate_below,
+                                              e.consolidate_after_s, now, wakes, waiting)
     terminates = _guarded(reasons, snapshot, notes)
-    return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None)
+    return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None,
+                     consolidations)
 
 
 def _leaving(fleet: Fleet, reasons: Dict[str, List[str]]) -> set:
@@ -135,7 +147,8 @@ def _cancel_surplus(fleet: Fleet, reasons: Dict[str, List[str]], surplus: int, m
         reasons.setdefault("booting, no longer needed: the waiting jobs found room", []).append(m.id)
 
 
-def _choose_drains(idle, fleet, reasons, min_vms, idle_for, now, notes) -> Tuple[Drain, ...]:
+def _choose_drains(idle, fleet, reasons, min_vms, timeout, now, notes) -> Tuple[Drain, ...]:
+    idle_for, why = timeout
     if not idle:
         return ()
     leaving = _leaving(fleet, reasons)
@@ -145,7 +158,8 @@ def _choose_drains(idle, fleet, reasons, min_vms, idle_for, now, notes) -> Tuple
     idle.sort(key=lambda m: (-m.worker.cpus, -m.worker.memory_mb, idle_start(m)))
     return tuple(
         Drain(m.worker.name, m.id,
-              f"drain {m.worker.name}: idle for {now - idle_start(m):.0f} s >= {idle_for:g} s")
+              f"drain {m.worker.name}: idle for {now - idle_start(m):.0f} s >= {idle_for:g} s"
+              f" ({why})")
         for m in idle[:allowed]
     )
 

@@ -6,8 +6,10 @@ undo each other:
 - A worker's idle time counts from the last tick the core saw it busy (``busy_at``, kept in
   memory), or the pool's own ``idle_since`` when that is later.  The pool's timestamp is only a
   hint (a partitionable slot does not move it when its dynamic slots come and go); after a
-  restart without state it is all there is.  A worker idle for ``idle_for_time_s`` is released
-  unless jobs that can start on it are waiting.
+  restart without state it is all there is.  A worker idle for the idle timeout is released
+  unless jobs that can start on it are waiting.  The timeout adapts to what a relaunch costs
+  (:func:`idle_timeout`: a multiple of the measured boot-to-join time, within the operator's
+  ``idle_for_min_s`` .. ``idle_for_time_s``).
 - Jobs that waited ``idle_for_time_s`` while a worker they fit sat idle for
   ``idle_for_time_s`` did not start there (the negotiator does not match them, whatever our
   worker template says): they are *unstarted*.  They keep no worker, cancel no drain and cause
@@ -39,6 +41,24 @@ def idle_start(member: Member) -> Optional[float]:
     if times:
         return max(times)
     return record.joined_at
+
+
+def idle_timeout(fleet: Fleet, config) -> Tuple[float, str]:
+    """How long a worker may sit idle before it is drained, and why: ``idle_boot_factor``
+    times the median boot-to-join time of our VMs in the pool now (what a relaunch would
+    cost), within ``idle_for_min_s`` (capped at the maximum) and ``idle_for_time_s``;
+    ``idle_for_time_s`` itself when the factor is 0 or nothing was measured."""
+    e = config.elastiq
+    longest = e.idle_for_time_s
+    boots = sorted(m.record.joined_at - m.record.launched_at for m in fleet.members
+                   if m.record.joined_at is not None and m.worker is not None)
+    if not e.idle_boot_factor or not boots:
+        return longest, "idle_for_time_s"
+    median = boots[len(boots) // 2] if len(boots) % 2 else (boots[len(boots) // 2 - 1]
+                                                             + boots[len(boots) // 2]) / 2
+    timeout = max(min(e.idle_for_min_s, longest), min(longest, e.idle_boot_factor * median))
+    return timeout, (f"{e.idle_boot_factor:g} x median boot-to-join {median:.0f} s, within"
+                     f" {min(e.idle_for_min_s, longest):g}-{longest:g} s")
 
 
 def idle_long(fleet: Fleet, idle_for: float, now: float):

@@ -92,7 +92,8 @@ def encode(state: State) -> Dict[str, Any]:
             "instances": {
                 iid: {"lifecycle": r.lifecycle.value, "since": r.since,
                       "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker,
-                      "missing_since": r.missing_since, "busy_at": r.busy_at}
+                      "missing_since": r.missing_since, "busy_at": r.busy_at,
+                      "underused_since": r.underused_since, "drain": r.drain}
                 for iid, r in sorted(m.instances.items())
             },
             "unstarted": None if m.unstarted is None else list(m.unstarted),
@@ -161,6 +162,9 @@ def decode(data: Any) -> State:
             worker=_opt_str(raw.get("worker"), f"{where}.worker"),
             missing_since=_num(raw.get("missing_since"), f"{where}.missing_since", optional=True),
             busy_at=_num(raw.get("busy_at"), f"{where}.busy_at", optional=True),
+            underused_since=_num(raw.get("underused_since"), f"{where}.underused_since",
+                                 optional=True),
+            drain=_opt_str(raw.get("drain"), f"{where}.drain"),
         )
     failures = mem.get("failures", 0)
     if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:

@@ -19,7 +19,9 @@ from . import hostlist, paths, pidfile
 from .state import State, StateStore
 
 EXIT_NOT_RUNNING, EXIT_PERMISSION = 3, 4  # also elastiqctl's and elastiq run's
-ORDER = ("requested", "booting", "joined", "draining", "terminating", "error")
+ORDER = ("requested", "booting", "joined", "draining", "consolidating", "terminating", "error")
+#: the state shown for a VM drained for consolidation (under-used), apart from idle drains
+CONSOLIDATING = "consolidating"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +70,8 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
     for iid, record in sorted(state.memory.instances.items()):
         view = views.get(iid)
         vms.append({
-            "instance_id": iid, "state": record.lifecycle.value, "since": record.since,
+            "instance_id": iid, "state": _shown(record), "drain": record.drain,
+            "since": record.since,
             "worker": record.worker or (view.worker if view else None),
             "address": view.address if view else None,
             "cloud_state": view.cloud_state if view else None,
@@ -95,6 +98,13 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
                       for d in state.decisions[-decisions:]] if decisions > 0 else [],
     })
     return out
+
+
+def _shown(record) -> str:
+    """The lifecycle, with drains for consolidation (their jobs still run) told apart."""
+    if record.lifecycle.value == "draining" and record.drain == "consolidation":
+        return CONSOLIDATING
+    return record.lifecycle.value
 
 
 def _age(seconds: float) -> str:
