@@ -17,9 +17,9 @@ from elastiq.adapters.ec2 import EC2Cloud
 from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY, make_config
 
 
-def cloud_via(url, world, max_attempts=1, substitutions=None, **ec2):
+def cloud_via(url, world, max_attempts=1, substitutions=None, read_timeout=0.5, **ec2):
     return EC2Cloud(make_config(url, world, **ec2), substitutions=substitutions,
-                    max_attempts=max_attempts, connect_timeout=1.0, read_timeout=0.5,
+                    max_attempts=max_attempts, connect_timeout=1.0, read_timeout=read_timeout,
                     detect=lambda names: {})
 
 
@@ -81,8 +81,10 @@ def test_throttled_launch_is_retried_and_launched_once(moto, ec2_world, fault_pr
 
 @pytest.mark.parametrize("fault", ["500-after", "unavailable-after", "timeout-after"])
 def test_lost_answer_is_not_launched_twice(moto, ec2_world, fault_proxy, fault):
-    """The cloud launched but its answer was lost; botocore retries with the same ClientToken."""
-    cloud = cloud_via(fault_proxy.url, ec2_world, max_attempts=3)
+    """The cloud launched but its answer was lost; botocore retries with the same ClientToken.
+    The read timeout stays under the proxy's 2 s hold but leaves a loaded moto time to answer
+    the retry (at 0.5 s a slow second answer was retried a third time)."""
+    cloud = cloud_via(fault_proxy.url, ec2_world, max_attempts=3, read_timeout=1.5)
     fault_proxy.inject(fault, action="RunInstances")
     ids = cloud.launch(4)
     assert moto.calls("RunInstances") == 2  # both attempts reached the cloud
