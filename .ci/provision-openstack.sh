@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install a real OpenStack Zed (Debian 12 bookworm packages) on this host for
 # tests/test_openstack_real.py: Keystone, Glance, Placement, Nova (api, conductor, scheduler and
-# python3-nova for nova-compute with the fake driver), RabbitMQ and MariaDB.
+# python3-nova for nova-compute with the fake driver), neutron-server (ML2, no agents), RabbitMQ
+# and MariaDB.
 #
 # Only installs: no service is started, no database configured, no endpoint registered
 # (policy-rc.d exits 101 while installing, debconf is preseeded). tests/support/openstack_cloud.py
@@ -13,9 +14,9 @@
 set -euo pipefail
 
 MARKER_DIR=/var/lib/elastiq-ci
-MARKER=$MARKER_DIR/openstack-zed.provisioned
+MARKER=$MARKER_DIR/openstack-zed-neutron.provisioned
 PACKAGES=(keystone glance-api placement-api nova-api nova-conductor nova-scheduler python3-nova
-          rabbitmq-server mariadb-server)
+          neutron-server rabbitmq-server mariadb-server)
 
 unavailable() {
     echo "provision-openstack: $1" >&2
@@ -50,7 +51,8 @@ trap cleanup EXIT
 # No database set-up and no Keystone registration by the packages' maintainer scripts.
 {
     for pkg in keystone glance-common glance-api placement-common placement-api nova-common \
-               nova-api nova-conductor nova-scheduler; do
+               nova-api nova-conductor nova-scheduler neutron-common neutron-server \
+               neutron-api neutron-rpc-server; do
         echo "$pkg $pkg/configure_db boolean false"
         echo "$pkg $pkg/register-endpoint boolean false"
         echo "$pkg $pkg/configure_rabbit boolean false"
@@ -67,7 +69,7 @@ fi
 
 # The packages' own instances stay stopped (the tests run private ones under their own pids).
 for unit in keystone glance-api placement-api nova-api nova-conductor nova-scheduler \
-            rabbitmq-server mariadb; do
+            neutron-api neutron-rpc-server rabbitmq-server mariadb; do
     if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
         systemctl disable --now "$unit" >/dev/null 2>&1 || true
     fi

@@ -123,6 +123,7 @@ cores = -1
 ram = -1
 [scheduler]
 discover_hosts_in_cells_interval = -1
+workers = 1
 [conductor]
 workers = 1
 [oslo_concurrency]
@@ -142,6 +143,38 @@ endpoint_override = {url(ports.network)}
 os_region_name = {REGION}
 [service_user]
 send_service_user_token = false
+{_authtoken(ports)}
+"""
+
+
+def neutron(root: Path, ports: Ports) -> str:
+    """ML2 without agents or mechanism drivers: networks, ports and security groups in the DB
+    only. router and port_forwarding are loaded for their models (ports list them)."""
+    return f"""[DEFAULT]
+core_plugin = ml2
+service_plugins = router,port_forwarding
+auth_strategy = keystone
+transport_url = rabbit://guest:guest@127.0.0.1:{ports.rabbit}/
+bind_host = 127.0.0.1
+bind_port = {ports.network}
+api_workers = 1
+rpc_workers = 0
+rpc_state_report_workers = 0
+notify_nova_on_port_status_changes = false
+notify_nova_on_port_data_changes = false
+state_path = {root / 'neutron'}
+log_file = {root / 'log' / 'neutron-server.log'}
+[database]
+connection = {db_url(root, 'neutron')}
+[oslo_concurrency]
+lock_path = {root / 'neutron' / 'lock'}
+[ml2]
+type_drivers = flat
+tenant_network_types =
+mechanism_drivers =
+extension_drivers = port_security
+[ml2_type_flat]
+flat_networks = *
 {_authtoken(ports)}
 """
 
