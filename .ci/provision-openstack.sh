@@ -25,6 +25,7 @@ unavailable() {
 }
 
 [ "$(id -u)" = 0 ] || unavailable "not root: the OpenStack test cloud is not installed"
+# shellcheck source=/dev/null
 . /etc/os-release
 [ "${ID:-}" = debian ] && [ "${VERSION_ID:-}" = 12 ] \
     || unavailable "not Debian 12 (found ${PRETTY_NAME:-unknown}): the test cloud needs bookworm's OpenStack Zed"
