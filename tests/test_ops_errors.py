@@ -3,7 +3,6 @@ line, exits with a code that tells what happened, and is never "unexpected error
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -14,6 +13,7 @@ import yaml
 from elastiq.sim import workload as wl
 from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
 from tests.support.ec2_server import REGION
+from tests.support.net import free_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEGACY = "[quota]\nmax_vms = 7\n\n[ec2]\naws_secret_access_key = s3cr3t-value\n"
@@ -125,12 +125,6 @@ def test_an_empty_trace_does_not_blame_a_window_not_given(tmp_path):
 # ------------------------------------------------------------------ run --once
 
 
-def _free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _moto_auth(url, enforced):
     request = urllib.request.Request(f"{url}/moto-api/reset-auth", method="POST",
                                      data=b"0" if enforced else b"inf",
@@ -141,7 +135,7 @@ def _moto_auth(url, enforced):
 
 @pytest.mark.parametrize("failure", ["ok", "unreachable", "tls", "credentials"])
 def test_run_once_fails_when_the_tick_could_not_observe(tmp_path, moto, failure):
-    url = {"unreachable": f"http://127.0.0.1:{_free_port()}",
+    url = {"unreachable": f"http://127.0.0.1:{free_port()}",
            "tls": moto.url.replace("http://", "https://")}.get(failure, moto.url)
     path = tmp_path / "elastiq.yaml"
     path.write_text(yaml.safe_dump({

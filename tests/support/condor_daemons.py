@@ -11,10 +11,11 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from typing import Callable, Iterable, List, Mapping, Optional, Sequence, TypeVar
+
+from .net import free_port  # noqa: F401 (the pools import it from here)
 
 ROOT = os.environ.get("ELASTIQ_CI_ROOT", "/var/lib/elastiq-ci/trixie")
 MARKER = ".elastiq-provisioned"
@@ -22,13 +23,10 @@ TEST_USER = os.environ.get("ELASTIQ_CI_USER", "elastiq-ci")
 POOLS_DIR = "/tmp/elastiq-pools"  # inside the root, and symbolic links to them on the host
 T = TypeVar("T")
 
-#: Every daemon of every pool: one host, several masters, jobs run in this sandbox (issue 9).
-#: A startd keeps HTCondor's UPDATE_INTERVAL (300 s) as a real worker does: between two
-#: updates, the collector holds what the startd sent on its last change of state.
-COMMON = """\
+#: What any HTCondor node needs in this sandbox (one host, several masters; issue 9): Debian's
+#: paths, loopback only, no family session, and the knobs without which jobs do not execute.
+SANDBOX = """\
 RELEASE_DIR = /usr
-BIN = $(RELEASE_DIR)/bin
-SBIN = $(RELEASE_DIR)/sbin
 LIB = $(RELEASE_DIR)/lib/condor
 LIBEXEC = $(RELEASE_DIR)/libexec/condor
 LOG = $(LOCAL_DIR)/log
@@ -36,10 +34,26 @@ SPOOL = $(LOCAL_DIR)/spool
 EXECUTE = $(LOCAL_DIR)/execute
 LOCK = $(LOCAL_DIR)/lock
 RUN = $(LOCAL_DIR)/run
-CONDOR_HOST = 127.0.0.1
 NETWORK_INTERFACE = 127.0.0.1
 BIND_ALL_INTERFACES = False
 USE_SHARED_PORT = False
+SEC_USE_FAMILY_SESSION = False
+BASE_CGROUP =
+CGROUP_MEMORY_LIMIT_POLICY = none
+DISCARD_SESSION_KEYRING_ON_STARTUP = False
+USE_PID_NAMESPACES = False
+MOUNT_UNDER_SCRATCH =
+ASSIGN_CPU_AFFINITY = False
+RunBenchmarks = False
+"""
+
+#: Every daemon of every pool: the sandbox's knobs, CLAIMTOBE, open ALLOW lists, fast cycles.
+#: A startd keeps HTCondor's UPDATE_INTERVAL (300 s) as a real worker does: between two
+#: updates, the collector holds what the startd sent on its last change of state.
+COMMON = SANDBOX + """\
+BIN = $(RELEASE_DIR)/bin
+SBIN = $(RELEASE_DIR)/sbin
+CONDOR_HOST = 127.0.0.1
 UID_DOMAIN = elastiq.test
 FILESYSTEM_DOMAIN = elastiq.test
 TRUST_UID_DOMAIN = True
@@ -48,7 +62,6 @@ SEC_DEFAULT_AUTHENTICATION_METHODS = CLAIMTOBE
 SEC_CLIENT_AUTHENTICATION_METHODS = CLAIMTOBE
 SEC_DEFAULT_ENCRYPTION = OPTIONAL
 SEC_DEFAULT_INTEGRITY = OPTIONAL
-SEC_USE_FAMILY_SESSION = False
 ALLOW_READ = *
 ALLOW_WRITE = *
 ALLOW_DAEMON = *
@@ -62,19 +75,12 @@ NEGOTIATOR_CYCLE_DELAY = 1
 SCHEDD_INTERVAL = 2
 STARTER_UPDATE_INTERVAL = 2
 SHADOW_QUEUE_UPDATE_INTERVAL = 2
-BASE_CGROUP =
-CGROUP_MEMORY_LIMIT_POLICY = none
-DISCARD_SESSION_KEYRING_ON_STARTUP = False
-USE_PID_NAMESPACES = False
-MOUNT_UNDER_SCRATCH =
-ASSIGN_CPU_AFFINITY = False
 START = True
 SUSPEND = False
 PREEMPT = False
 KILL = False
 WANT_SUSPEND = False
 WANT_VACATE = False
-RunBenchmarks = False
 """
 
 
@@ -97,12 +103,6 @@ def unavailable(root: str = ROOT) -> Optional[str]:
     except KeyError:
         return f"no test user {TEST_USER} on the host (created by the provisioning script)"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _condor_ids(root: str) -> tuple:

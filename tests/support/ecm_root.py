@@ -15,38 +15,21 @@ import subprocess
 import tempfile
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from .condor_daemons import MARKER, ROOT, free_port, unavailable  # noqa: F401
+from . import condor_daemons
+from .condor_daemons import MARKER, ROOT, unavailable  # noqa: F401
+from .net import free_port  # noqa: F401
 from .condor_daemons import TEST_USER as USER
 from .condor_daemons import in_root as _in_root
 from .condor_daemons import wait_for as _wait_for
 
-#: What every node needs in this sandbox (one host, several masters; issue 9's knobs).
-SANDBOX = """\
-RELEASE_DIR = /usr
-LIB = $(RELEASE_DIR)/lib/condor
-LIBEXEC = $(RELEASE_DIR)/libexec/condor
-LOG = $(LOCAL_DIR)/log
-SPOOL = $(LOCAL_DIR)/spool
-EXECUTE = $(LOCAL_DIR)/execute
-LOCK = $(LOCAL_DIR)/lock
-RUN = $(LOCAL_DIR)/run
-NETWORK_INTERFACE = 127.0.0.1
-BIND_ALL_INTERFACES = False
-USE_SHARED_PORT = False
-SEC_USE_FAMILY_SESSION = False
-BASE_CGROUP =
-CGROUP_MEMORY_LIMIT_POLICY = none
-DISCARD_SESSION_KEYRING_ON_STARTUP = False
-USE_PID_NAMESPACES = False
-MOUNT_UNDER_SCRATCH =
-ASSIGN_CPU_AFFINITY = False
+#: What every node needs here: the sandbox's knobs, and quick updates and cycles.
+SANDBOX = condor_daemons.SANDBOX + """\
 UPDATE_INTERVAL = 2
 MASTER_UPDATE_INTERVAL = 5
 NEGOTIATOR_INTERVAL = 2
 NEGOTIATOR_MIN_INTERVAL = 1
 NEGOTIATOR_CYCLE_DELAY = 1
 SCHEDD_INTERVAL = 2
-RunBenchmarks = False
 """
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from tests.support import openstack_config as cfg
+from tests.support.net import free_port
 
 MARKER = Path("/var/lib/elastiq-ci/openstack-zed-neutron.provisioned")
 PY = "/usr/bin/python3"
@@ -40,12 +41,6 @@ def unavailable_reason() -> str | None:
     if not MARKER.exists():
         return f"OpenStack not provisioned ({MARKER} missing): run .ci/provision-openstack.sh"
     return None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until(what: str, check, timeout: float, proc=None):
