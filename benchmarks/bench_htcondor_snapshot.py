@@ -112,7 +112,7 @@ def measure(jobs: int, slots: int, repeat: int) -> dict:
             cpu.append(time.process_time() - start_cpu)
     return {
         "job_ads": jobs, "slot_ads": slots, "idle": len(queue.idle), "running": queue.running,
-        "unmatchable": sum(not j.matchable for j in queue.idle), "workers": len(pool.workers),
+        "unmatchable": sum(not j.fits_worker for j in queue.idle), "workers": len(pool.workers),
         "requirement_evaluations": batch.matcher.evaluations,
         "cold_s": round(min(cold), 4), "warm_s": round(min(warm), 4),
         "cold_cpu_s": round(min(cold_cpu), 4), "warm_cpu_s": round(min(warm_cpu), 4),

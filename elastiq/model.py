@@ -34,7 +34,7 @@ ALIVE_STATES = frozenset(
 class Job:
     """One idle (waiting) job.
 
-    ``matchable`` is False when the job's Requirements can never be satisfied by a worker VM of
+    ``fits_worker`` is False when the job's Requirements can never be satisfied by a worker VM of
     the configured shape (too much memory, another OpSys...): such a job never causes a launch.
     """
 
@@ -42,7 +42,7 @@ class Job:
     cpus: int = 1
     memory_mb: int = 1024
     queued_since: float = 0.0
-    matchable: bool = True
+    fits_worker: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,10 +63,10 @@ class Queue:
 class Worker:
     """One execute machine of the pool, aggregated over its slots.
 
-    ``instance_id`` is the cloud instance it runs on (from its ``ElastiqInstanceId`` ad, or the
+    ``instance_id`` is the cloud instance it runs on (as the worker advertises it, or by the
     IP fallback); ``None`` when it cannot be mapped: such a worker is never touched.
-    ``idle_since`` is when the machine last had no claimed slot (``None`` while any slot is
-    claimed).  ``draining``: it accepts no new jobs.
+    ``idle_since`` is when the machine last ran no job (``None`` while any job runs there).
+    ``draining``: it accepts no new jobs.
     """
 
     name: str
@@ -74,15 +74,15 @@ class Worker:
     address: Optional[str] = None
     cpus: int = 1
     memory_mb: int = 2048
-    claimed_slots: int = 0
+    running_jobs: int = 0
     free_cpus: int = 1
     free_memory_mb: int = 2048
     idle_since: Optional[float] = None
     draining: bool = False
 
     @property
-    def claimed(self) -> bool:
-        return self.claimed_slots > 0
+    def busy(self) -> bool:
+        return self.running_jobs > 0
 
 
 @dataclass(frozen=True)
@@ -209,7 +209,7 @@ class InstanceRecord:
     joined_at: Optional[float] = None
     worker: Optional[str] = None
     missing_since: Optional[float] = None  # joined once, its worker absent from the pool since
-    busy_at: Optional[float] = None  # last tick its worker was seen with a claimed slot
+    busy_at: Optional[float] = None  # last tick its worker was seen running a job
     underused_since: Optional[float] = None  # its worker used below elastiq.consolidate_below since
     drain: Optional[str] = None  # why we drain it: "idle" or "consolidation" (None: not by us)
 

@@ -19,7 +19,7 @@ def reference(jobs, vm_cpus, vm_memory, fresh_after, unstarted=None):
     unmatchable = fresh = skipped = 0
     before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
     for job in jobs:
-        if not (job.matchable and job.cpus <= vm_cpus and job.memory_mb <= vm_memory):
+        if not (job.fits_worker and job.cpus <= vm_cpus and job.memory_mb <= vm_memory):
             unmatchable += 1
             continue
         shape = (max(job.cpus, 1), max(job.memory_mb, 0))

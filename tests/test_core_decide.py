@@ -32,8 +32,8 @@ def cfg(*extra):
     return load(None, BASE + list(extra))
 
 
-def jobs(n, cpus=1, memory=1000, matchable=True, prefix="j"):
-    return tuple(Job(f"{prefix}{i}", cpus, memory, 0.0, matchable) for i in range(n))
+def jobs(n, cpus=1, memory=1000, fits_worker=True, prefix="j"):
+    return tuple(Job(f"{prefix}{i}", cpus, memory, 0.0, fits_worker) for i in range(n))
 
 
 def inst(i, state=InstanceState.RUNNING, launched=0.0, cluster=CLUSTER):
@@ -70,7 +70,7 @@ CASES = [
     ("memory decides the packing: 3000 MB jobs, 2 per 8000 MB VM",
      (), snap(jobs(6, memory=3000)), Memory(waiting_since=0), 100, [("Launch", 3)]),
     ("unmatchable jobs never launch", (),
-     snap(jobs(5, matchable=False) + jobs(3, cpus=8, prefix="big") + jobs(2, memory=9000, prefix="fat")),
+     snap(jobs(5, fits_worker=False) + jobs(3, cpus=8, prefix="big") + jobs(2, memory=9000, prefix="fat")),
      Memory(waiting_since=0), 100, []),
     ("threshold: 3 jobs not above waiting_jobs_threshold 3",
      ("elastiq.waiting_jobs_threshold=3",), snap(jobs(3)), Memory(waiting_since=0), 100, []),
@@ -238,7 +238,7 @@ def test_max_vms_never_exceeded_when_already_full():
 
 
 def test_unmatchable_jobs_are_reported():
-    plan, _ = decide.plan(snap(jobs(2, matchable=False)), Memory(), cfg(), 1)
+    plan, _ = decide.plan(snap(jobs(2, fits_worker=False)), Memory(), cfg(), 1)
     assert plan.notes == ("2 idle jobs can never run on a worker VM: ignored",)
 
 

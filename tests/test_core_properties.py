@@ -107,7 +107,7 @@ def test_invariants(world, config):
         assert before + plan.launch_count <= config.quota.max_vms
 
     ours = {i.id for i in snapshot.instances if i.cluster == OURS}
-    claimed = {w.instance_id for w in (snapshot.pool.workers if snapshot.pool else ()) if w.claimed}
+    claimed = {w.instance_id for w in (snapshot.pool.workers if snapshot.pool else ()) if w.busy}
     for action in plan.actions:
         if isinstance(action, Terminate):
             assert set(action.instance_ids) <= ours, "terminated a VM we do not own"

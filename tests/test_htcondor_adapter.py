@@ -96,32 +96,32 @@ def test_queries_use_a_constraint_and_a_projection_never_whole_ads():
 
 def test_matchability_against_the_worker_vm_shape():
     jobs = idle_by_id(batch().queue())
-    assert {k for k, j in jobs.items() if j.matchable} == {"3.1", "3.2", "3.3", "5.0", "5.1"}
-    assert not jobs["4.0"].matchable  # 100000 MB on an 8192 MB VM
-    assert not jobs["4.1"].matchable  # OpSys == "WINDOWS"
+    assert {k for k, j in jobs.items() if j.fits_worker} == {"3.1", "3.2", "3.3", "5.0", "5.1"}
+    assert not jobs["4.0"].fits_worker  # 100000 MB on an 8192 MB VM
+    assert not jobs["4.1"].fits_worker  # OpSys == "WINDOWS"
 
 
 def test_docker_jobs_need_docker_on_the_vm():
-    assert idle_by_id(batch(cfg=config(has_docker=True)).queue())["5.0"].matchable
-    assert not idle_by_id(batch(cfg=config(has_docker=False)).queue())["5.0"].matchable
+    assert idle_by_id(batch(cfg=config(has_docker=True)).queue())["5.0"].fits_worker
+    assert not idle_by_id(batch(cfg=config(has_docker=False)).queue())["5.0"].fits_worker
 
 
 def test_a_smaller_vm_makes_the_big_jobs_unmatchable(caplog):
     with caplog.at_level(logging.INFO):
         jobs = idle_by_id(batch(cfg=config(cpus=1, memory_mb=4096)).queue())
-    assert not jobs["3.1"].matchable and jobs["5.0"].matchable
+    assert not jobs["3.1"].fits_worker and jobs["5.0"].fits_worker
     assert "#3.1 can never run on a worker VM: requests 2 cpus, a worker VM has 1" in caplog.text
     jobs = idle_by_id(batch(cfg=config(disk_mb=1000)).queue())  # 3.x want 2 GB of disk
-    assert not jobs["3.1"].matchable and jobs["5.0"].matchable
+    assert not jobs["3.1"].fits_worker and jobs["5.0"].fits_worker
 
 
 def test_requirements_on_the_cluster_name_match_only_our_cluster():
     ads = load("jobs.queue.long.txt")
     by_id(ads, "7.0")["JobStatus"] = 1  # requires TARGET.ElastiqCluster =?= "demo"
-    assert idle_by_id(batch(fake(ads)).queue())["7.0"].matchable
+    assert idle_by_id(batch(fake(ads)).queue())["7.0"].fits_worker
     ads = load("jobs.queue.long.txt")
     by_id(ads, "7.0")["JobStatus"] = 1
-    assert not idle_by_id(batch(fake(ads), config(cluster="other")).queue())["7.0"].matchable
+    assert not idle_by_id(batch(fake(ads), config(cluster="other")).queue())["7.0"].fits_worker
 
 
 def test_unmatchable_jobs_are_logged_once_with_the_reason(caplog):
@@ -161,7 +161,7 @@ def test_a_referenced_attribute_that_is_an_expression_is_not_cached_by_its_text(
         copy.pop("AutoClusterId", None)
         ads.append(copy)
     jobs = idle_by_id(batch(fake(ads)).queue())
-    assert not jobs["3.10"].matchable and jobs["3.11"].matchable
+    assert not jobs["3.10"].fits_worker and jobs["3.11"].fits_worker
 
 
 def test_projection_grows_to_the_attributes_requirements_reference():
@@ -171,7 +171,7 @@ def test_projection_grows_to_the_attributes_requirements_reference():
     job["Requirements"] = classad2.ExprTree('MY.ProjectName == "physics" && TARGET.HasDocker')
     bindings = fake(ads)
     adapter = batch(bindings)
-    assert idle_by_id(adapter.queue())["7.0"].matchable
+    assert idle_by_id(adapter.queue())["7.0"].fits_worker
     queries = [c for c in bindings.calls if c[0] == "query_jobs"]
     assert len(queries) == 2 and "ProjectName" not in queries[0][3] and "ProjectName" in queries[1][3]
     adapter.queue()  # remembered: one query from now on
@@ -270,13 +270,13 @@ def test_missing_and_odd_requests_are_counted_conservatively(caplog):
     assert (jobs["3.1"].cpus, jobs["3.1"].memory_mb) == (2, 1024)
     assert (jobs["3.2"].cpus, jobs["3.2"].memory_mb) == (1, 3000)
     assert jobs["3.3"].memory_mb == 1024
-    assert jobs["6.0"].memory_mb == (held["ImageSize"] + 1023) // 1024 and jobs["6.0"].matchable
-    assert jobs["3.1"].matchable and jobs["3.2"].matchable and jobs["3.3"].matchable
+    assert jobs["6.0"].memory_mb == (held["ImageSize"] + 1023) // 1024 and jobs["6.0"].fits_worker
+    assert jobs["3.1"].fits_worker and jobs["3.2"].fits_worker and jobs["3.3"].fits_worker
     text = caplog.text
     assert "#3.1 RequestMemory missing is not a number: counted as 1024 MB" in text
     assert "#3.2 RequestCpus 'two' is not a number: counted as 1 cpu" in text
     assert "#5.0 RequestDisk 'DiskUsage' is not a number: counted as 0 KB" in text
-    assert jobs["5.0"].matchable
+    assert jobs["5.0"].fits_worker
 
 
 def test_requirements_that_evaluate_to_error_or_undefined_are_not_matchable(caplog):
@@ -289,8 +289,8 @@ def test_requirements_that_evaluate_to_error_or_undefined_are_not_matchable(capl
     del idle(ads, "5.0")["Requirements"]
     with caplog.at_level(logging.INFO):
         jobs = idle_by_id(batch(fake(ads)).queue())
-    assert not jobs["3.1"].matchable and not jobs["3.2"].matchable and not jobs["3.3"].matchable
-    assert jobs["5.0"].matchable  # no Requirements: its requests fit, as for a pslot
+    assert not jobs["3.1"].fits_worker and not jobs["3.2"].fits_worker and not jobs["3.3"].fits_worker
+    assert jobs["5.0"].fits_worker  # no Requirements: its requests fit, as for a pslot
     assert "evaluate to ERROR" in caplog.text
     assert "UNDEFINED for a worker VM (nobody defines TARGET.HasGPU)" in caplog.text
     assert "evaluate to a non-boolean" in caplog.text
@@ -318,8 +318,8 @@ def test_pool_aggregates_slots_per_worker():
     found = workers(pool)
     assert sorted(found) == ["vm-a@vm", "vm-b@vm"] and not pool.partial
     a, b = found["vm-a@vm"], found["vm-b@vm"]
-    assert (a.cpus, a.memory_mb, a.claimed_slots, a.free_cpus, a.free_memory_mb) == (4, 8192, 3, 0, 3072)
-    assert (b.cpus, b.memory_mb, b.claimed_slots, b.free_cpus, b.free_memory_mb) == (2, 4096, 2, 0, 2560)
+    assert (a.cpus, a.memory_mb, a.running_jobs, a.free_cpus, a.free_memory_mb) == (4, 8192, 3, 0, 3072)
+    assert (b.cpus, b.memory_mb, b.running_jobs, b.free_cpus, b.free_memory_mb) == (2, 4096, 2, 0, 2560)
     assert a.idle_since is None and b.idle_since is None
     assert not a.draining and b.draining
     assert (a.instance_id, b.instance_id) == ("i-0a1b2c3d4e5f60001", "i-0a1b2c3d4e5f60002")
@@ -351,7 +351,7 @@ def without_dynamic_slots(machine):
 
 def test_an_unclaimed_worker_is_idle_since_its_last_slot_change():
     a = workers(batch(fake(slots=without_dynamic_slots("vm-a@vm"))).pool())["vm-a@vm"]
-    assert a.claimed_slots == 0 and (a.free_cpus, a.free_memory_mb) == (4, 8192)
+    assert a.running_jobs == 0 and (a.free_cpus, a.free_memory_mb) == (4, 8192)
     assert a.idle_since == 1795289000  # the last dynamic slot went away then
 
 
@@ -359,7 +359,7 @@ def test_a_slot_whose_state_cannot_be_read_counts_as_claimed():
     slots = without_dynamic_slots("vm-a@vm")
     del next(s for s in slots if s["Name"] == "slot1@vm-a@vm")["State"]
     a = workers(batch(fake(slots=slots)).pool())["vm-a@vm"]
-    assert a.claimed_slots == 1 and a.idle_since is None
+    assert a.running_jobs == 1 and a.idle_since is None
 
 
 def test_slot_ads_without_a_name_make_the_pool_partial():
@@ -389,7 +389,7 @@ def test_ip_fallback_maps_workers_without_instance_ids():
     assert "10-64-22-215.INFN-PD" not in workers(adapter.pool())  # not known: left alone
     found = workers(adapter.pool(known_ips={"10.64.22.215": "i-0fallback"}))
     w = found["10-64-22-215.INFN-PD"]
-    assert (w.instance_id, w.address, w.claimed_slots) == ("i-0fallback", "10.64.22.215", 3)
+    assert (w.instance_id, w.address, w.running_jobs) == ("i-0fallback", "10.64.22.215", 3)
     assert found["vm-b@vm"].instance_id == "i-0a1b2c3d4e5f60002"
 
 
@@ -452,7 +452,7 @@ def test_a_drained_worker_reports_no_claimed_slot():
     adapter = batch(fake(slots=slots))
     adapter.drain("vm-a@vm", "idle")
     a = workers(adapter.pool())["vm-a@vm"]
-    assert a.draining and not a.claimed  # drained: the cloud adapter may terminate it
+    assert a.draining and not a.busy  # drained: the cloud adapter may terminate it
 
 
 def test_jobs_of_one_autocluster_are_judged_once():
@@ -463,7 +463,7 @@ def test_jobs_of_one_autocluster_are_judged_once():
     assert len({idle(ads, p)["AutoClusterId"] for p in ("3.1", "3.2", "3.3")}) == 1
     idle(ads, "3.3")["Requirements"] = classad2.ExprTree('OpSys == "WINDOWS"')
     jobs = idle_by_id(batch(fake(ads)).queue())
-    assert all(jobs[p].matchable for p in ("3.1", "3.2", "3.3"))
+    assert all(jobs[p].fits_worker for p in ("3.1", "3.2", "3.3"))
     del idle(ads, "3.3")["AutoClusterId"]
     jobs = idle_by_id(batch(fake(ads)).queue())
-    assert jobs["3.1"].matchable and not jobs["3.3"].matchable
+    assert jobs["3.1"].fits_worker and not jobs["3.3"].fits_worker

@@ -66,9 +66,9 @@ def test_queue_sees_idle_jobs_and_judges_them(adapter, submit, live_pool):
     held = submit(hold="true")
     queue = live_pool.wait_for(lambda: (lambda q: q if len(ours(q, fits)) == 2 else None)(adapter.queue()),
                                WAIT_S, "the submitted jobs idle in the queue")
-    assert [(j.matchable, j.memory_mb) for j in ours(queue, fits).values()] == [(True, 64)] * 2, \
+    assert [(j.fits_worker, j.memory_mb) for j in ours(queue, fits).values()] == [(True, 64)] * 2, \
         [j for j in ours(queue, fits).values()]
-    assert [j.matchable for j in ours(queue, too_big).values()] == [False]
+    assert [j.fits_worker for j in ours(queue, too_big).values()] == [False]
     assert ours(queue, held) == {}
 
 
@@ -87,7 +87,7 @@ def test_pool_lists_the_workers(adapter):
 
 def test_drain_then_cancel(adapter, live_pool):
     workers = adapter.pool(known_ips={}).workers
-    worker = sorted(workers, key=lambda w: (w.draining, w.claimed_slots))[0]
+    worker = sorted(workers, key=lambda w: (w.draining, w.running_jobs))[0]
     if worker.draining:
         pytest.fail(f"every worker already drains ({worker.name}): nothing to test on")
 

@@ -82,5 +82,5 @@ def test_docker_jobs_of_the_real_condor_submit_need_workers_with_docker(tmp_path
             assert (adapter.learned_from is not None) == bool(slots)
             jobs = adapter.queue().idle
             assert len(jobs) == 20
-            verdicts = {(j.id.split("#")[1].split(".")[0], j.matchable) for j in jobs}
+            verdicts = {(j.id.split("#")[1].split(".")[0], j.fits_worker) for j in jobs}
             assert verdicts == {("10", has_docker), ("20", True)}, (has_docker, slots and "learned")

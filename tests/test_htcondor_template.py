@@ -65,7 +65,7 @@ def test_jobs_of_current_submit_are_matchable_before_any_worker(requirements, do
     job = "5.0" if docker else "3.1"
     with caplog.at_level(logging.INFO):
         jobs = idle_by_id(adapter.queue())
-    assert jobs[job].matchable, caplog.text
+    assert jobs[job].fits_worker, caplog.text
     assert f"#{job} can never run" not in caplog.text
 
 
@@ -137,9 +137,9 @@ def test_a_learned_template_changes_cached_verdicts():
     does not outlive the template."""
     ads = jobs_with('TARGET.has_avx2 =?= true && TARGET.Microarch == "x86_64-v3"')
     adapter = HTCondorBatch(config(), bindings=fake(ads), clock=lambda: NOW, local=LOCAL)
-    assert not idle_by_id(adapter.queue())["3.1"].matchable
+    assert not idle_by_id(adapter.queue())["3.1"].fits_worker
     adapter.pool()
-    assert idle_by_id(adapter.queue())["3.1"].matchable
+    assert idle_by_id(adapter.queue())["3.1"].fits_worker
 
 
 def with_version(slots, version, machines=("vm-a@vm", "vm-b@vm")):
@@ -154,14 +154,14 @@ def test_the_template_is_learned_again_when_the_workers_run_another_version():
     bindings = fake(ads)
     adapter = HTCondorBatch(config(), bindings=bindings, clock=lambda: NOW, local=LOCAL)
     adapter.pool()
-    assert not idle_by_id(adapter.queue())["3.1"].matchable  # 25.0.13 workers
+    assert not idle_by_id(adapter.queue())["3.1"].fits_worker  # 25.0.13 workers
     with_version(bindings.slots, "25.14.1", machines=("vm-b@vm",))
     adapter.pool()  # a mix: the template of vm-a still describes a worker of ours
     assert adapter.learned_from[0] == "slot1@vm-a@vm"
     with_version(bindings.slots, "25.14.1")
     adapter.pool()  # no worker runs 25.0.13 any more: a new image
     assert adapter.learned_from[1].split()[1] == "25.14.1"
-    assert idle_by_id(adapter.queue())["3.1"].matchable
+    assert idle_by_id(adapter.queue())["3.1"].fits_worker
 
 
 def test_a_worker_ad_that_cannot_be_read_keeps_the_template(caplog):
@@ -212,8 +212,8 @@ def test_docker_jobs_are_matchable_exactly_when_the_workers_have_docker(learn):
             adapter.pool()
             assert adapter.learned_from is not None
         jobs = idle_by_id(adapter.queue())
-        assert {j: jobs[j].matchable for j in docker_jobs} == dict.fromkeys(docker_jobs, has_docker)
-        assert jobs["3.1"].matchable  # vanilla jobs either way
+        assert {j: jobs[j].fits_worker for j in docker_jobs} == dict.fromkeys(docker_jobs, has_docker)
+        assert jobs["3.1"].fits_worker  # vanilla jobs either way
 
 
 def test_a_cluster_without_docker_never_launches_for_docker_jobs():

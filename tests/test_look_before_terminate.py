@@ -88,7 +88,7 @@ def test_htcondor_look_is_one_targeted_query():
     found = batch(bindings).workers_of(["i-0a1b2c3d4e5f60002", "i-none"])
     assert list(found) == ["i-0a1b2c3d4e5f60002"]
     b = found["i-0a1b2c3d4e5f60002"]
-    assert b.draining and b.claimed_slots == 2
+    assert b.draining and b.running_jobs == 2
     (call,) = [c for c in bindings.calls if c[0] == "query_slots"]
     assert 'ElastiqInstanceId =?= "i-0a1b2c3d4e5f60002"' in call[1]
     assert isinstance(batch(bindings), HTCondorBatch)

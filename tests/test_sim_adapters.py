@@ -165,7 +165,7 @@ def test_fifo_matching_on_free_cpus_and_memory():
     assert pool.negotiate(clock.now) == 1  # j1 takes the whole worker
     assert [j.id for j in pool.queue().idle] == ["j2", "j3", "j4", "j5"]
     worker = pool.pool().workers[0]
-    assert worker.claimed_slots == 1 and worker.free_cpus == 0 and worker.idle_since is None
+    assert worker.running_jobs == 1 and worker.free_cpus == 0 and worker.idle_since is None
     at(clock, pool, cloud, 150)  # j1 done
     assert pool.completed == 1 and pool.pool().workers[0].idle_since == 1150.0
     # j2 (1 GiB) and j3 (7000 MiB) start; 168 MiB are left, too little for j4 and j5
@@ -195,13 +195,13 @@ def test_depth_first_filling_and_draining_workers_get_nothing():
     first, second = (w.name for w in pool.pool().workers)
     pool.negotiate(clock.now)
     by_name = {w.name: w for w in pool.pool().workers}
-    assert by_name[first].claimed_slots == 3 and by_name[second].claimed_slots == 0
+    assert by_name[first].running_jobs == 3 and by_name[second].running_jobs == 0
     pool.drain(first, "test")
     at(clock, pool, cloud, 200)
     pool.negotiate(clock.now)
     by_name = {w.name: w for w in pool.pool().workers}
-    assert by_name[first].draining and by_name[first].claimed_slots == 3
-    assert by_name[second].claimed_slots == 1
+    assert by_name[first].draining and by_name[first].running_jobs == 3
+    assert by_name[second].running_jobs == 1
     pool.cancel_drain(first)
     assert not {w.name: w for w in pool.pool().workers}[first].draining
 

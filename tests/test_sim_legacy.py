@@ -32,7 +32,7 @@ def vm(i, state=R, cluster="elastiq"):
 
 
 def worker(i, jobs=0):
-    return Worker(f"w{i}", f"i-{i}", cpus=4, claimed_slots=jobs, free_cpus=4 - jobs)
+    return Worker(f"w{i}", f"i-{i}", cpus=4, running_jobs=jobs, free_cpus=4 - jobs)
 
 
 def launches(plan):

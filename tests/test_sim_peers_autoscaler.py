@@ -17,7 +17,7 @@ def cfg(*sets):
 
 def worker(i, jobs=0, draining=False):
     """A 4-cpu / 8 GiB worker running ``jobs`` jobs of 1 cpu / 1 GiB."""
-    return Worker(f"w{i}", f"i-{i}", cpus=4, memory_mb=8192, claimed_slots=jobs, free_cpus=4 - jobs,
+    return Worker(f"w{i}", f"i-{i}", cpus=4, memory_mb=8192, running_jobs=jobs, free_cpus=4 - jobs,
                   free_memory_mb=8192 - 1024 * jobs, draining=draining)
 
 

@@ -28,7 +28,7 @@ def worker(i, used=0.0, draining=False, jobs=None):
     taken = round(used * 100)
     return Worker(f"w{i}", f"i-{i}", cpus=100, memory_mb=100, free_cpus=100 - taken,
                   free_memory_mb=100 - taken, draining=draining,
-                  claimed_slots=taken if jobs is None else jobs)
+                  running_jobs=taken if jobs is None else jobs)
 
 
 def snap(instances, workers):
@@ -45,7 +45,7 @@ def regulate(kind, used, demand, n=1):
 
 def test_drone_reports_supply_utilisation_and_allocation_as_tardis():
     available = Drone("i-1", 4, Worker("w", "i-1", cpus=4, memory_mb=8192, free_cpus=2, free_memory_mb=6144,
-                                       claimed_slots=2))
+                                       running_jobs=2))
     assert (available.supply, available.demand) == (4.0, 4.0)
     assert (available.utilisation, available.allocation) == (0.25, 0.5)  # min / max of cpu, memory
     for silent in (Drone("i-2", 4), Drone("i-3", 4, worker(3, 0.5, draining=True))):

@@ -38,7 +38,7 @@ def test_a_restarted_collector_lists_no_worker_until_they_advertise_again():
 def test_the_look_answers_for_the_instances_asked_only():
     pool = pool_with_one_job()
     found = pool.workers_of(["i-1", "i-9"])
-    assert list(found) == ["i-1"] and found["i-1"].claimed_slots == 1
+    assert list(found) == ["i-1"] and found["i-1"].running_jobs == 1
 
 
 def test_the_look_fails_like_the_pool_read():

@@ -185,7 +185,7 @@ class HTCondorBatch:
         self._tell_once(notes, complete=not failed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("queue: %d idle (%d never matchable), %d running, %d/%d schedds, %.3f s",
-                      len(idle), sum(not j.matchable for j in idle), running,
+                      len(idle), sum(not j.fits_worker for j in idle), running,
                       len(schedds) - len(failed), len(schedds), time.perf_counter() - started)
         return Queue(idle=tuple(idle), running=running, partial=bool(failed),
                      running_on=frozenset(running_on))

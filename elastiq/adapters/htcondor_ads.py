@@ -261,7 +261,7 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
         if not ok:
             notes.append((jid, why_not))
         idle.append(Job(id=jid, cpus=cpus, memory_mb=memory, queued_since=float(since),
-                        matchable=ok))
+                        fits_worker=ok))
     return idle, running, running_on, notes
 
 

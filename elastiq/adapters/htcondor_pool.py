@@ -140,7 +140,7 @@ def aggregate_workers(ads: Iterable[Any], cluster: str, known_ips: Mapping[str, 
         address = by_ip[0] if by_ip else (ips[0] if ips else None)
         workers.append(Worker(
             name=name, instance_id=instance, address=address, cpus=m.cpus, memory_mb=m.memory,
-            claimed_slots=m.claimed, free_cpus=m.free_cpus, free_memory_mb=m.free_memory,
+            running_jobs=m.claimed, free_cpus=m.free_cpus, free_memory_mb=m.free_memory,
             idle_since=None if m.claimed else m.last_change, draining=m.draining))
     return tuple(workers), notes, malformed
 

@@ -9,7 +9,7 @@ Most VM-hours wasted by a batch pool are not idle VMs but VMs kept alive by one 
   rises to the threshold, when it goes idle -- the idle rule of :mod:`.wanted` then applies --
   or when it is drained or its drain cancelled);
 - a worker under-used for ``consolidate_after_s`` is drained when its running jobs and all
-  the matchable jobs waiting would fit the free room of the accepting workers that stay
+  the fitting jobs waiting would fit the free room of the accepting workers that stay
   (least used first, each drained one keeping the room its jobs counted on): no waiting job
   is left needing a new VM, and as many jobs as it runs still find room elsewhere.
 
@@ -48,7 +48,7 @@ def note_underuse(fleet: Fleet, below: float, now: float) -> Fleet:
     records = dict(fleet.records)
     for m in fleet.members:
         record = m.record
-        under = below > 0 and _accepting(m) and m.worker.claimed and use(m.worker) < below
+        under = below > 0 and _accepting(m) and m.worker.busy and use(m.worker) < below
         since = (record.underused_since if record.underused_since is not None else now) if under else None
         if since != record.underused_since:
             record = records[m.id] = replace(record, underused_since=since)
@@ -61,7 +61,7 @@ def note_underuse(fleet: Fleet, below: float, now: float) -> Fleet:
 def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float, after: float,
                          now: float, wakes: List[float], waiting=()) -> Tuple[Drain, ...]:
     """Drains of under-used workers (at most ``allowed``), least used first; the moments more
-    will be due go to ``wakes``.  ``waiting``: ``((cpus, memory_mb), count)`` of the matchable
+    will be due go to ``wakes``.  ``waiting``: ``((cpus, memory_mb), count)`` of the fitting
     jobs waiting, which must keep fitting the room of the workers that stay."""
     candidates = []
     for m in fleet.members:
@@ -85,7 +85,7 @@ def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float,
         if len(out) >= allowed:
             break
         w = m.worker
-        jobs = [(_share(w), w.claimed_slots)]
+        jobs = [(_share(w), w.running_jobs)]
         trial = {i: list(r) for i, r in room.items() if i != m.id}
         if not _fit(jobs, trial) or not _fit(waiting, {i: list(r) for i, r in trial.items()}):
             continue
@@ -93,14 +93,14 @@ def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float,
         out.append(Drain(w.name, m.id,
                          f"consolidate {w.name}: {use(w):.0%} used < {below:.0%}"
                          f" for {now - m.record.underused_since:.0f} s, no job needs a new VM; its"
-                         f" {w.claimed_slots} job(s) finish there, no new job lands"))
+                         f" {w.running_jobs} job(s) finish there, no new job lands"))
     return tuple(out)
 
 
 def _share(worker: Worker) -> Tuple[int, int]:
     """The shape of one of ``worker``'s running jobs: the pool shows no job's own request,
     so equal shares of its used cpus and memory, rounded up."""
-    jobs = worker.claimed_slots
+    jobs = worker.running_jobs
     return (-(-(worker.cpus - worker.free_cpus) // jobs),
             -(-(worker.memory_mb - worker.free_memory_mb) // jobs))
 

@@ -12,7 +12,7 @@ Pure: the same arguments always give the same Plan and Memory.  What it guarante
 - drains a worker no sooner than the idle timeout (:func:`.wanted.idle_timeout`, at most
   ``idle_for_time_s``) after it was last seen busy, and cancels
   a drain only for jobs that would keep the worker from being drained (one rule, both sides);
-- while no matchable job waits for a new VM, drains workers under-used for ``consolidate_after_s``
+- while no job that fits a worker waits for a new VM, drains workers under-used for ``consolidate_after_s``
   (:mod:`.consolidate`): their jobs finish, none is killed;
 - scales nothing down from a pool that lost workers the queue says run jobs, or right after
   the collector restarted;
@@ -76,7 +76,7 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
         draining = sum(1 for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING)
         limit = max(0, q.max_vms - fleet.alive) + draining
     if e.n_jobs_per_vm:
-        return demand_mod.by_count(jobs, [w.claimed_slots for w in accepting], booting,
+        return demand_mod.by_count(jobs, [w.running_jobs for w in accepting], booting,
                                    e.n_jobs_per_vm, limit)
     free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
     return demand_mod.by_shape(jobs, free, booting, vm.effective_cpus, vm.effective_memory_mb, limit)

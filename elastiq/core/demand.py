@@ -8,9 +8,9 @@ Idle jobs are placed, largest first (first-fit decreasing over cpu then memory),
 3. new VMs of the configured shape, at most ``limit`` of them.
 
 With ``n_jobs_per_vm`` set, the original's simpler rule applies instead: every VM holds that
-many jobs, a worker has ``n_jobs_per_vm - claimed_slots`` free places.
+many jobs, a worker has ``n_jobs_per_vm - running_jobs`` free places.
 
-Jobs that are not matchable, or larger than one VM, are never placed and never cause a launch;
+Jobs that fit no worker, or larger than one VM, are never placed and never cause a launch;
 nor do *unstarted* jobs (see :mod:`.wanted`).
 Jobs of identical shape are placed together, so the cost grows with the number of distinct
 shapes times the number of bins, not with the number of jobs.
@@ -54,7 +54,7 @@ class Placeable:
 
 @dataclass(frozen=True)
 class Demand:
-    waiting: int  # matchable idle jobs that fit one VM
+    waiting: int  # idle jobs that fit a worker and that fit one VM
     uncovered: int  # of those, jobs with no room in existing or booting capacity
     new_vms: int  # new VMs needed for the uncovered jobs (capped by ``limit``)
     unplaced: int  # jobs left without room even after ``limit`` new VMs
@@ -62,11 +62,11 @@ class Demand:
 
 
 def fits_vm(job: Job, vm_cpus: int, vm_memory_mb: int) -> bool:
-    return job.matchable and job.cpus <= vm_cpus and job.memory_mb <= vm_memory_mb
+    return job.fits_worker and job.cpus <= vm_cpus and job.memory_mb <= vm_memory_mb
 
 
 _QUEUED = attrgetter("queued_since")
-_KIND = attrgetter("cpus", "memory_mb", "matchable")
+_KIND = attrgetter("cpus", "memory_mb", "fits_worker")
 
 
 def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: float,
@@ -76,7 +76,7 @@ def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: 
 
     The jobs are put in queue order (a queue already in that order, as the schedd's usually
     is, is only checked), cut at ``queued_before`` and ``fresh_after`` by bisection, and each
-    part counted by (cpus, memory, matchable) in C (``Counter`` over ``attrgetter``): the
+    part counted by (cpus, memory, fits) in C (``Counter`` over ``attrgetter``): the
     Python work per tick grows with the number of distinct shapes, not of jobs."""
     jobs = jobs if isinstance(jobs, (list, tuple)) else list(jobs)
     queued = list(map(_QUEUED, jobs))
@@ -91,8 +91,8 @@ def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: 
     bounds = sorted({0, cut, stale_end, len(jobs)})
     for lo, hi in zip(bounds, bounds[1:]):
         is_cut, is_stale = hi <= cut, hi <= stale_end
-        for (cpus, memory, matchable), n in Counter(map(_KIND, jobs[lo:hi])).items():
-            if not (matchable and cpus <= vm_cpus and memory <= vm_memory_mb):
+        for (cpus, memory, fits), n in Counter(map(_KIND, jobs[lo:hi])).items():
+            if not (fits and cpus <= vm_cpus and memory <= vm_memory_mb):
                 unmatchable += n
                 continue
             shape = (max(cpus, 1), max(memory, 0))
@@ -152,13 +152,13 @@ def _place(cpus: int, memory: int, count: int, bins: List[List[int]]) -> int:
 
 def by_count(
     jobs: Placeable,
-    claimed_slots: Sequence[int],
+    running_jobs: Sequence[int],
     booting: int,
     n_jobs_per_vm: int,
     limit: int,
 ) -> Demand:
     """The original's rule: every VM runs ``n_jobs_per_vm`` jobs."""
-    room = sum(max(0, n_jobs_per_vm - c) for c in claimed_slots) + booting * n_jobs_per_vm
+    room = sum(max(0, n_jobs_per_vm - c) for c in running_jobs) + booting * n_jobs_per_vm
     uncovered = max(0, jobs.waiting - room)
     new_vms = min(limit, math.ceil(uncovered / n_jobs_per_vm))
     unplaced = max(0, uncovered - new_vms * n_jobs_per_vm)

@@ -207,8 +207,8 @@ def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
         if tick.ours is not None and w.instance_id not in tick.ours:
             continue  # not one of our VMs: ignored
         prev = old.get(w.name)
-        since = prev.unchanged_since if prev is not None and prev.jobs == w.claimed_slots else now
-        hosts[w.name] = HostStatus(w.instance_id, w.claimed_slots, since)
+        since = prev.unchanged_since if prev is not None and prev.jobs == w.running_jobs else now
+        hosts[w.name] = HostStatus(w.instance_id, w.running_jobs, since)
 
     idle = [n for n, h in hosts.items() if h.jobs == 0 and now - h.unchanged_since > e.idle_for_time_s]
     for name in idle:
@@ -248,7 +248,7 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
     if snapshot.pool is None:
         wakes.append(vms_check)
     else:
-        seen = {w.name: w.claimed_slots for w in snapshot.pool.workers
+        seen = {w.name: w.running_jobs for w in snapshot.pool.workers
                 if tick.ours is None or w.instance_id in tick.ours}
         if seen != {n: h.jobs for n, h in m.hosts.items()}:
             wakes.append(vms_check)  # the next VM check will see a change

@@ -92,7 +92,7 @@ def track(
     if snapshot.pool is not None:
         for worker in snapshot.pool.workers:
             other = workers.get(worker.instance_id or "")
-            if worker.instance_id and (other is None or worker.claimed_slots > other.claimed_slots):
+            if worker.instance_id and (other is None or worker.running_jobs > other.running_jobs):
                 workers[worker.instance_id] = worker  # two ads for one VM: trust the busier
     listed = {i.id: i for i in snapshot.instances if i.cluster == cluster}
     running_on = snapshot.queue.running_on if snapshot.queue is not None else frozenset()
@@ -144,7 +144,7 @@ def _next_record(
     lifecycle = previous.lifecycle
     joined_at, missing, name = previous.joined_at, previous.missing_since, previous.worker
     busy = previous.busy_at
-    if worker is not None and worker.claimed:
+    if worker is not None and worker.busy:
         busy = now
     elif worker is None and name is not None and name in running_on:
         busy, missing, pool_known = now, None, False  # a job runs there: alive, unlisted

@@ -15,7 +15,7 @@ Drained (never terminated directly): workers with no claimed slot for the idle t
 (:func:`.wanted.idle_timeout`) since they were last seen busy (:func:`.wanted.idle_start`) and no job that can start on them
 waiting, biggest first (their removal frees the most), then the longest idle, keeping ``min_vms``
 alive counting the VMs already on their way out.  No drain while this tick launches.
-Also drained, while no matchable job waits for a new VM: workers under-used for ``consolidate_after_s``
+Also drained, while no job that fits a worker waits for a new VM: workers under-used for ``consolidate_after_s``
 (:mod:`.consolidate`), with a reason of their own.
 
 The final guard: an instance whose worker has a claimed slot is never terminated.
@@ -60,7 +60,7 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
                doubt: Optional[str] = None, waiting=None) -> ScaleDown:
     """``launching``: this tick launches, so no worker is drained.  ``keep``: instances whose
     drain this tick cancels.  ``surplus_booting``: booting VMs no job needs any more.
-    ``jobs_waiting``: matchable jobs that can still start (not *unstarted*): while there are
+    ``jobs_waiting``: jobs that fit a worker and that can still start (not *unstarted*): while there are
     any, idle workers are kept for them.  ``doubt``: why the pool is not trusted (no
     scale-down).  ``waiting``: the shapes of those jobs (None: no consolidation)."""
     if not snapshot.complete or doubt:
@@ -103,11 +103,11 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         elif life is Lifecycle.DRAINING:
             if m.id in keep:
                 pass
-            elif worker.claimed:
-                notes.append(f"{worker.name} draining: waiting for {worker.claimed_slots} claimed slot(s)")
+            elif worker.busy:
+                notes.append(f"{worker.name} draining: waiting for {worker.running_jobs} claimed slot(s)")
             else:
                 terminate(m, "drained, no claimed slot")
-        elif not worker.claimed and not worker.draining and idle_start(m) is not None:
+        elif not worker.busy and not worker.draining and idle_start(m) is not None:
             if now - idle_start(m) >= idle_for:
                 idle.append(m)
             else:
@@ -165,7 +165,7 @@ def _choose_drains(idle, fleet, reasons, min_vms, timeout, now, notes) -> Tuple[
 
 
 def _guarded(reasons: Dict[str, List[str]], snapshot: Snapshot, notes: List[str]) -> Tuple[Terminate, ...]:
-    claimed = {w.instance_id for w in snapshot.pool.workers if w.claimed}
+    claimed = {w.instance_id for w in snapshot.pool.workers if w.busy}
     claimed |= {w.instance_id for w in snapshot.pool.workers if w.name in snapshot.queue.running_on}
     out = []
     for reason, ids in reasons.items():

@@ -35,7 +35,7 @@ COLLECTOR_GRACE_S = 360.0
 def idle_start(member: Member) -> Optional[float]:
     """Since when ``member``'s worker has been idle; None while it is claimed or absent."""
     worker, record = member.worker, member.record
-    if worker is None or worker.claimed:
+    if worker is None or worker.busy:
         return None
     times = [t for t in (worker.idle_since, record.busy_at) if t is not None]
     if times:

@@ -160,10 +160,10 @@ class Actuator:
         go, held = [], []
         for instance_id in ids:
             worker = present.get(instance_id)
-            if worker is None or (worker.draining and not worker.claimed):
+            if worker is None or (worker.draining and not worker.busy):
                 go.append(instance_id)
                 continue
-            busy = f"runs {worker.claimed_slots} job(s)" if worker.claimed else "accepts jobs"
+            busy = f"runs {worker.running_jobs} job(s)" if worker.busy else "accepts jobs"
             text = f"terminate {instance_id} held back: its worker {worker.name} {busy}"
             failure = ""
             if not worker.draining:

@@ -158,7 +158,7 @@ def _summarise(snapshot: Snapshot, memory: Memory, now: float,
                                                    else prior and prior.cloud_state),
             (instance.private_ip if instance else None) or (prior.address if prior else None),
             worker.name if worker else (record.worker if record else None),
-            worker.claimed_slots if worker else 0,
+            worker.running_jobs if worker else 0,
         ))
     queue = snapshot.queue
     return Observation(

@@ -30,7 +30,7 @@ unneeded for 10 minutes, outside the 10 minutes after a scale-up, and above min_
 cannot move, so here they finish -- never killed.  VMs in error are deleted.
 
 Not mirrored: the snapshot has a worker's totals, not each job's request, so its running jobs
-are taken as ``claimed_slots`` equal shares of its used cpus and memory (rounded up); the scan
+are taken as ``running_jobs`` equal shares of its used cpus and memory (rounded up); the scan
 interval is the simulation's tick (``check_queue_every_s``) instead of 10 s; no pod disruption
 budgets, no unready-node limits, no ``scale-down-delay-after-failure`` (terminations do not
 fail here), no scale-up to ``min_vms`` (``enforce-node-group-min-size`` is false by default).
@@ -77,7 +77,7 @@ def unneeded_now(candidates, destinations) -> List[str]:
     for w in sorted(candidates, key=lambda w: (utilization(w), w.instance_id)):
         if utilization(w) >= UTILIZATION_THRESHOLD or w.instance_id in receiving:
             continue
-        jobs = w.claimed_slots
+        jobs = w.running_jobs
         if jobs:
             shape = (math.ceil((w.cpus - w.free_cpus) / jobs),
                      math.ceil((w.memory_mb - w.free_memory_mb) / jobs))
@@ -137,7 +137,7 @@ class AutoscalerPolicy:
                     and now - inst.launched_at > MAX_NODE_PROVISION_TIME_S]
             terminate(sorted(late), f"not registered after max-node-provision-time {MAX_NODE_PROVISION_TIME_S:g} s")
             drained = [i for i in sorted(removing)
-                       if i not in workers or (workers[i].draining and not workers[i].claimed)]
+                       if i not in workers or (workers[i].draining and not workers[i].busy)]
             terminate(drained, "scale-down: node drained and empty")
             removing.difference_update(drained)
             accepting = [w for i, w in workers.items() if not w.draining and i not in removing and i not in gone]
@@ -175,11 +175,11 @@ class AutoscalerPolicy:
         ripe = sorted((i for i, since in unneeded.items() if now - since >= UNNEEDED_TIME_S),
                       key=lambda i: (utilization(workers[i]), i))
         room = max(0, nodes - len(removing) - min_vms)
-        empty = [i for i in ripe if not workers[i].claimed][:min(room, MAX_EMPTY_BULK_DELETE)]
-        busy_draining = any(i in workers and workers[i].claimed for i in removing)
+        empty = [i for i in ripe if not workers[i].busy][:min(room, MAX_EMPTY_BULK_DELETE)]
+        busy_draining = any(i in workers and workers[i].busy for i in removing)
         chosen = list(empty)
         if not busy_draining and len(chosen) < room:
-            chosen += [i for i in ripe if workers[i].claimed][:1]
+            chosen += [i for i in ripe if workers[i].busy][:1]
         for i in chosen:
             removing.add(i)
             del unneeded[i]

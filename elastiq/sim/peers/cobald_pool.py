@@ -205,7 +205,7 @@ class CobaldPolicy:
                 if instance_id in draining:  # left the pool after its drain: ShutDownState
                     terminate([instance_id], "released drone left the pool: shut down")
             elif worker.draining and instance_id in draining:
-                if not worker.claimed:
+                if not worker.busy:
                     terminate([instance_id], f"released drone {worker.name} drained: shut down")
             else:
                 draining.add(instance_id)
