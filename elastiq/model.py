@@ -190,14 +190,14 @@ class Plan:
 
 
 class Lifecycle(str, enum.Enum):
-    """Per-instance life as the core tracks it across ticks."""
+    """Per-instance life as the core tracks it across ticks (``core/lifecycle.py``); an instance
+    the cloud lists as gone, or no longer lists, has no record at all."""
 
     REQUESTED = "requested"
     BOOTING = "booting"
     JOINED = "joined"
     DRAINING = "draining"
     TERMINATING = "terminating"
-    GONE = "gone"
     ERROR = "error"
 
 

@@ -1,29 +1,38 @@
-"""Per-instance lifecycle: requested -> booting -> joined -> draining -> terminating -> gone | error.
+"""Per-instance lifecycle: requested -> booting -> joined -> draining -> terminating -> forgotten,
+or error.
 
 :func:`track` merges the new observation with the records of the previous tick and returns the
-fleet as the rest of the core sees it.  Rules:
+fleet as the rest of the core sees it.  Each instance's next lifecycle is read from
+:data:`TRANSITIONS` (previous lifecycle x what the cloud lists x what the pool shows of its
+worker); the rules it is written from, in words:
 
 - Only instances tagged with our cluster are ours; everything else is invisible here.
 - An id we launched but the cloud does not list yet (eventual consistency) stays *requested*
-  and counts as alive until ``estimated_vm_deploy_time_s`` after its launch.
+  and counts as alive until ``estimated_vm_deploy_time_s`` after its launch.  Any other record
+  the cloud does not list, and any instance it lists as gone, is forgotten (no record).
 - An instance is *joined* while a worker of the pool maps to it (``Worker.instance_id``).
-  When the pool could not be read, records keep what they were.
-- *draining* is entered when the core plans a Drain (see ``mark``), kept while the pool shows
-  the worker draining, and left (back to joined) when the pool shows it accepting jobs again.
+  When the pool could not be read, records keep what they were.  One that never joined stays
+  *requested* / *booting* as the cloud says; one whose worker left the pool keeps its lifecycle
+  and notes since when its worker is missing (``missing_since``).
+- *draining* is entered when the core plans a Drain (see ``mark``) or the pool shows the
+  worker draining, kept while it does, and left (back to joined) when the pool shows it
+  accepting jobs again (a pool read at the very instant of the planned drain predates it).
 - *terminating* is entered when the core plans a Terminate, or when the cloud shows the
-  instance shutting down; *gone* instances are dropped from the records.
-- ``busy_at`` is the last tick its worker was seen with a claimed slot, or named by the queue
+  instance shutting down (such an instance is kept in the records but is not a member);
+  nothing but the cloud forgetting it ends it.  *error* is what the cloud says.
+- ``busy_at`` is the last tick its worker was seen running a job, or named by the queue
   as the remote host of a running job.  A worker the queue names is alive even when the pool
-  does not list it: it is not *missing*.
+  does not list it: it is not *missing*, its pool state counts as unknown.
 """
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, replace
 from functools import cached_property
-from typing import Dict, Mapping, Optional, Tuple
+from itertools import product
+from typing import Dict, Mapping, NamedTuple, Optional, Tuple, Union
 
 from ..model import (
-    ALIVE_STATES,
     Instance,
     InstanceRecord,
     InstanceState,
@@ -70,6 +79,77 @@ class Fleet:
         return sum(1 for m in self.members if m.record.lifecycle is lifecycle)
 
 
+class Seen(enum.Enum):
+    """What the pool shows of an instance's worker."""
+
+    ACCEPTING = "accepting"  # in the pool, accepting jobs
+    DRAINING = "draining"  # in the pool, draining
+    NOT_YET = "not yet"  # the pool was read, no worker: it never joined
+    MISSING = "missing"  # the pool was read, no worker: it joined once
+    UNKNOWN = "unknown"  # the pool could not be read, or a running job names the worker
+
+
+class Unlisted(enum.Enum):
+    """The cloud does not list the instance (the cloud column's other values: InstanceState)."""
+
+    YET = "not listed yet"  # launched less than estimated_vm_deploy_time_s ago
+    LONG = "not listed"
+
+
+KEEP = "keep"  # next lifecycle: the previous one
+FORGET = "forget"  # next: no record
+JOIN = "join"  # learns: joined_at (the first time), the worker's name, not missing
+MISSING = "missing"  # learns: since when the worker is missing (the first time)
+
+
+class Step(NamedTuple):
+    lifecycle: Union[Lifecycle, str]  # a Lifecycle, KEEP or FORGET
+    learns: Optional[str]  # JOIN, MISSING or None
+
+
+_L, _S = Lifecycle, InstanceState
+_ALL = tuple(Lifecycle)
+_STAYING = tuple(life for life in Lifecycle if life is not _L.TERMINATING)
+_NOT_REQUESTED = tuple(life for life in Lifecycle if life is not _L.REQUESTED)
+_UP = (_S.REQUESTED, _S.BOOTING, _S.RUNNING)
+_ANY = tuple(Seen)
+CLOUD = tuple(InstanceState) + tuple(Unlisted)
+
+_RULES = (
+    # previous lifecycle  cloud lists                pool shows worker  next            learns
+    (_ALL,                (_S.GONE, Unlisted.LONG),  _ANY,              FORGET,         None),
+    ((_L.REQUESTED,),     (Unlisted.YET,),           _ANY,              KEEP,           None),
+    (_NOT_REQUESTED,      (Unlisted.YET,),           _ANY,              FORGET,         None),
+    (_ALL,                (_S.SHUTTING_DOWN,),       _ANY,              _L.TERMINATING, None),
+    ((_L.TERMINATING,),   _UP + (_S.ERROR,),         _ANY,              _L.TERMINATING, None),
+    (_STAYING,            (_S.ERROR,),               _ANY,              _L.ERROR,       None),
+    (_STAYING,            _UP,                       (Seen.ACCEPTING,), _L.JOINED,      JOIN),
+    (_STAYING,            _UP,                       (Seen.DRAINING,),  _L.DRAINING,    JOIN),
+    (_STAYING,            (_S.REQUESTED,),           (Seen.NOT_YET,),   _L.REQUESTED,   None),
+    (_STAYING,            (_S.BOOTING, _S.RUNNING),  (Seen.NOT_YET,),   _L.BOOTING,     None),
+    (_STAYING,            _UP,                       (Seen.MISSING,),   KEEP,           MISSING),
+    (_STAYING,            _UP,                       (Seen.UNKNOWN,),   KEEP,           None),
+)
+
+
+def _table(rules) -> Dict[Tuple[Lifecycle, object, Seen], Step]:
+    """Every (previous, cloud, seen) cell from exactly one rule; ValueError otherwise."""
+    table: Dict[Tuple[Lifecycle, object, Seen], Step] = {}
+    for previous, clouds, seens, lifecycle, learns in rules:
+        for key in product(previous, clouds, seens):
+            if key in table:
+                raise ValueError(f"two rules for {key}")
+            table[key] = Step(lifecycle, learns)
+    left = [key for key in product(Lifecycle, CLOUD, Seen) if key not in table]
+    if left:
+        raise ValueError(f"no rule for {left[0]} and {len(left) - 1} more")
+    return table
+
+
+#: (previous lifecycle, cloud state or Unlisted, Seen) -> Step: the lifecycle's transitions.
+TRANSITIONS = _table(_RULES)
+
+#: The lifecycle of an instance seen for the first time (adopted, or listed before tracked).
 _CLOUD_TO_LIFECYCLE = {
     InstanceState.REQUESTED: Lifecycle.REQUESTED,
     InstanceState.BOOTING: Lifecycle.BOOTING,
@@ -89,7 +169,8 @@ def track(
     """Merge the observation into the records.  ``snapshot.instances`` must not be None."""
     assert snapshot.instances is not None
     workers: Dict[str, Worker] = {}
-    if snapshot.pool is not None:
+    pool_known = snapshot.pool is not None
+    if pool_known:
         for worker in snapshot.pool.workers:
             other = workers.get(worker.instance_id or "")
             if worker.instance_id and (other is None or worker.running_jobs > other.running_jobs):
@@ -100,24 +181,27 @@ def track(
     members = []
     new_records: Dict[str, InstanceRecord] = {}
     for instance in listed.values():
-        if instance.state not in ALIVE_STATES and instance.state is not InstanceState.SHUTTING_DOWN:
-            continue  # gone: forget it
         previous = records.get(instance.id)
-        worker = workers.get(instance.id)
-        record = _next_record(instance, previous, worker, snapshot.pool is not None, now,
-                              running_on)
-        new_records[instance.id] = record
-        if instance.state is not InstanceState.SHUTTING_DOWN:
-            members.append(Member(instance, record, worker))
+        if previous is None:  # adopted or newly listed
+            previous = InstanceRecord(
+                lifecycle=_CLOUD_TO_LIFECYCLE.get(instance.state, Lifecycle.BOOTING),
+                since=now,
+                launched_at=instance.launched_at or now,
+            )
+        record = _next_record(instance.state, previous, workers.get(instance.id), pool_known,
+                              now, running_on)
+        if record is not None:
+            new_records[instance.id] = record
+            if instance.state is not InstanceState.SHUTTING_DOWN:
+                members.append(Member(instance, record, workers.get(instance.id)))
 
     for instance_id, previous in records.items():
         if instance_id in listed:
             continue
-        unlisted_young = (
-            previous.lifecycle is Lifecycle.REQUESTED
-            and now - previous.launched_at < deploy_time_s
-        )
-        if unlisted_young:  # launched, not yet listed by the cloud: still ours, still alive
+        young = now - previous.launched_at < deploy_time_s
+        seen = _seen(previous, workers.get(instance_id), pool_known, now)
+        step = TRANSITIONS[previous.lifecycle, Unlisted.YET if young else Unlisted.LONG, seen]
+        if step.lifecycle is KEEP:  # launched, not yet listed by the cloud: ours, alive
             new_records[instance_id] = previous
             ghost = Instance(instance_id, InstanceState.REQUESTED, previous.launched_at, cluster)
             members.append(Member(ghost, previous, None, listed=False))
@@ -125,49 +209,44 @@ def track(
     return Fleet(tuple(members), new_records)
 
 
+def _seen(previous: InstanceRecord, worker: Optional[Worker], pool_known: bool,
+          now: float) -> Seen:
+    if worker is not None:
+        # a pool read at the instant our drain was planned predates the drain
+        drain_planned_now = previous.lifecycle is Lifecycle.DRAINING and previous.since >= now
+        return Seen.DRAINING if worker.draining or drain_planned_now else Seen.ACCEPTING
+    if not pool_known:
+        return Seen.UNKNOWN
+    return Seen.NOT_YET if previous.joined_at is None else Seen.MISSING
+
+
 def _next_record(
-    instance: Instance,
-    previous: Optional[InstanceRecord],
+    state: InstanceState,
+    previous: InstanceRecord,
     worker: Optional[Worker],
     pool_known: bool,
     now: float,
     running_on=frozenset(),
-) -> InstanceRecord:
-    """The record after this observation; ``previous`` itself when nothing changed (the
-    common case, kept cheap: this runs for every instance at every tick)."""
-    if previous is None:  # adopted or newly listed
-        previous = InstanceRecord(
-            lifecycle=_CLOUD_TO_LIFECYCLE.get(instance.state, Lifecycle.BOOTING),
-            since=now,
-            launched_at=instance.launched_at or now,
-        )
-    lifecycle = previous.lifecycle
+) -> Optional[InstanceRecord]:
+    """The record after this observation (None: forget it); ``previous`` itself when nothing
+    changed (the common case, kept cheap: this runs for every instance at every tick)."""
     joined_at, missing, name = previous.joined_at, previous.missing_since, previous.worker
     busy = previous.busy_at
     if worker is not None and worker.busy:
         busy = now
     elif worker is None and name is not None and name in running_on:
         busy, missing, pool_known = now, None, False  # a job runs there: alive, unlisted
-
-    if instance.state is InstanceState.SHUTTING_DOWN:
-        lifecycle = Lifecycle.TERMINATING
-    elif instance.state is InstanceState.ERROR:
-        lifecycle = Lifecycle.TERMINATING if lifecycle is Lifecycle.TERMINATING else Lifecycle.ERROR
-    elif lifecycle is Lifecycle.TERMINATING:
-        pass  # we asked for it; the cloud has not caught up yet
-    elif worker is not None:
+    step = TRANSITIONS[previous.lifecycle, state, _seen(previous, worker, pool_known, now)]
+    lifecycle = step.lifecycle
+    if lifecycle is FORGET:
+        return None
+    if lifecycle is KEEP:
+        lifecycle = previous.lifecycle
+    if step.learns is JOIN:
         joined_at = joined_at if joined_at is not None else now
         missing, name = None, worker.name
-        if worker.draining:
-            lifecycle = Lifecycle.DRAINING
-        elif lifecycle is Lifecycle.DRAINING and previous.since < now:
-            lifecycle = Lifecycle.JOINED  # drain cancelled or never took effect
-        elif lifecycle is not Lifecycle.DRAINING:
-            lifecycle = Lifecycle.JOINED
-    elif pool_known and joined_at is None:
-        lifecycle = Lifecycle.REQUESTED if instance.state is InstanceState.REQUESTED else Lifecycle.BOOTING
-    elif pool_known and missing is None:
-        missing = now  # joined once, gone from the pool now
+    elif step.learns is MISSING and missing is None:
+        missing = now
 
     if lifecycle is previous.lifecycle:
         if (joined_at, missing, name, busy) == (previous.joined_at, previous.missing_since,
