@@ -8,10 +8,11 @@ import time
 import pytest
 
 from elastiq.adapters import CLOUDS, load_class
-from elastiq.adapters.base import AuthError, Cloud, ConfigError, QuotaError
+from elastiq.adapters.base import AuthError, ConfigError, QuotaError
 from elastiq.adapters.ec2 import EC2Cloud
 from elastiq.model import InstanceState
 from tests.support.ec2_fixtures import CLUSTER, make_config
+from tests.support.ports import check_cloud
 
 DETECTED = {"ipv4": "10.1.2.3", "ipv6": "fd00::5", "fqdn": "detected.example"}
 
@@ -41,7 +42,7 @@ def states(client, ids):
 
 def test_registered_and_implements_the_cloud_port(ec2_config):
     assert load_class(CLOUDS, "ec2") is EC2Cloud
-    assert isinstance(cloud_for(ec2_config), Cloud)
+    check_cloud(cloud_for(ec2_config), CLUSTER)  # the port's behaviour on a real EC2 API
 
 
 def test_launch_is_one_call_with_tags_user_data_and_shutdown_behaviour(moto, ec2_world):

@@ -14,10 +14,11 @@ import htcondor2
 import pytest
 
 from elastiq.adapters import BATCH_SYSTEMS, load_class
-from elastiq.adapters.base import BatchSystem, FatalError, TransientError
+from elastiq.adapters.base import FatalError, TransientError
 from elastiq.adapters.htcondor import CondorBindings, HTCondorBatch
 from elastiq.adapters.htcondor_pool import aggregate_workers, candidate_ips
 from htcondor_fake import SCHEDD, FakeBindings, by_id, config, fake, load
+from tests.support.ports import check_batch
 
 NOW = 1795290000.0
 
@@ -35,7 +36,10 @@ def idle_by_id(queue):
 
 def test_registered_and_implements_the_protocol():
     assert load_class(BATCH_SYSTEMS, "htcondor") is HTCondorBatch
-    assert isinstance(batch(), BatchSystem)
+    bindings = fake()
+    name = check_batch(batch(bindings))  # the port's behaviour on the captured pool
+    assert [c[:2] for c in bindings.calls if "drain" in c[0]] == [("drain", name),
+                                                                  ("cancel_drain", name)]
 
 
 def test_counts_idle_and_running_and_ignores_held():

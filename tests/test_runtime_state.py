@@ -10,7 +10,6 @@ import stat
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 from hypothesis import given, settings
@@ -108,32 +107,53 @@ def test_status_reads_without_moving_anything(tmp_path):
 
 
 WRITER = textwrap.dedent("""
-    import sys
+    import os, signal, sys
     from elastiq.model import InstanceRecord, Lifecycle, Memory
     from elastiq.runtime.state import State, StateStore
-    store = StateStore(sys.argv[1])
-    n = 0
+    store, kill_at, n, calls, renamed = StateStore(sys.argv[1]), int(sys.argv[2]), 0, 0, 0
+    real = {name: getattr(os, name) for name in ("open", "fchmod", "write", "fsync", "close",
+                                                 "replace")}
+
+    def counted(name):
+        def call(*args):
+            global calls, renamed
+            calls += 1
+            if n > 3 and calls == kill_at:  # SIGKILLed right before this call of save n
+                print(n, name, "yes" if renamed == n else "no", flush=True)
+                os.kill(os.getpid(), signal.SIGKILL)
+            if name == "replace":
+                renamed = n
+            if name == "write":  # short writes: a kill may land between two parts of the file
+                args = (args[0], args[1][:4096])
+            return real[name](*args)
+        return call
+
+    for name in real:
+        setattr(os, name, counted(name))
     while True:
         n += 1
         ids = {f"i-{k}": InstanceRecord(Lifecycle.BOOTING, n, n, None, "w" * 500) for k in range(n % 40)}
         store.save(State(Memory(instances=ids), saved_at=float(n)))
         if n == 3:
-            print("ready", flush=True)
+            calls = 0
 """)
 
 
 def test_a_process_killed_while_saving_leaves_a_whole_state(tmp_path):
-    store = StateStore(str(tmp_path))
+    """The writer kills itself right before one of the system calls of a save (the test picks
+    which, seeded); the state is then the previous save, or this one once it was renamed."""
     rng = random.Random(7)
-    for _ in range(8):
-        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)],
-                                stdout=subprocess.PIPE, cwd=os.getcwd())
-        assert proc.stdout.readline() == b"ready\n"
-        time.sleep(rng.uniform(0, 0.05))  # kill it at varying points of its save loop
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        proc.stdout.close()
-        state = store.load()  # never None: the file is the old or the new one, whole
-        assert state is not None and state.saved_at >= 3
+    landed = set()
+    for kill_at in sorted(rng.sample(range(1, 120), 14)):
+        proc = subprocess.run([sys.executable, "-c", WRITER, str(tmp_path), str(kill_at)],
+                              capture_output=True, text=True, cwd=os.getcwd(), timeout=60)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        n, call, renamed = proc.stdout.split()
+        landed.add(call)
+        state = StateStore(str(tmp_path)).load()  # never None: the old file or the new, whole
+        assert state is not None
         assert len(state.memory.instances) == int(state.saved_at) % 40
-        assert not [n for n in os.listdir(tmp_path) if ".tmp-" in n]  # cleaned by load
+        assert not [f for f in os.listdir(tmp_path) if ".tmp-" in f]  # cleaned by load
+        # the previous save until the rename, this one after it
+        assert state.saved_at == int(n) - (renamed == "no"), (n, call, renamed, state.saved_at)
+    assert landed >= {"open", "write", "fsync", "close", "replace"}, landed

@@ -5,10 +5,11 @@ import random
 
 import pytest
 
-from elastiq.adapters.base import BatchSystem, Cloud, QuotaError, TransientError
+from elastiq.adapters.base import QuotaError, TransientError
 from elastiq.adapters.sim import BootDelay, SimCloud, SimPool
 from elastiq.model import InstanceState
 from elastiq.sim.workload import Workload
+from tests.support.ports import check_batch, check_cloud
 
 
 class Clock:
@@ -47,7 +48,9 @@ def states(cloud):
 
 def test_they_implement_the_ports():
     clock, pool, cloud = make()
-    assert isinstance(cloud, Cloud) and isinstance(pool, BatchSystem)
+    check_cloud(cloud, "elastiq", settle=lambda: at(clock, pool, cloud, clock.now - 1000.0 + 1))
+    at(clock, pool, cloud, 200)  # the instance left booted and joined
+    check_batch(pool, settle=lambda: at(clock, pool, cloud, clock.now - 1000.0 + 1))
 
 
 def test_pool_takes_known_ips_as_the_runtime_passes_them():

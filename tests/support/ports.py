@@ -1,0 +1,63 @@
+"""What every Cloud and BatchSystem must do (the ports of ``elastiq/adapters/base.py``),
+checked through their public methods on a working implementation: shared by the tests of each
+adapter and of the test doubles, so that a new adapter is held to the same behaviour (a
+``runtime_checkable`` isinstance check only sees method names)."""
+from __future__ import annotations
+
+from typing import Callable, Tuple
+
+from elastiq.model import ALIVE_STATES, InstanceState, Pool, Queue
+
+
+def _nothing() -> None:
+    pass
+
+
+def check_cloud(cloud, cluster: str, settle: Callable[[], None] = _nothing) -> Tuple[str, ...]:
+    """Launch two instances into a cloud with room for them, see them listed as ours and
+    alive, terminate one (twice: idempotent) and see only that one go.  ``settle``: let the
+    cloud's time pass (a no-op for a real API).  Returns the two ids."""
+    before = {i.id for i in cloud.list_instances()}
+    assert cloud.launch(0) == ()
+    ids = cloud.launch(2)
+    assert isinstance(ids, tuple) and len(set(ids)) == 2 and not before & set(ids), ids
+    settle()
+    listed = {i.id: i for i in cloud.list_instances()}
+    assert all(i.cluster == cluster for i in listed.values()), listed
+    assert {listed[i].state in ALIVE_STATES for i in ids} == {True}, listed
+    cloud.terminate([ids[0]])
+    settle()
+    cloud.terminate([ids[0]])  # idempotent
+    settle()
+    after = {i.id: i.state for i in cloud.list_instances()}
+    assert after.get(ids[0], InstanceState.GONE) in (InstanceState.SHUTTING_DOWN,
+                                                      InstanceState.GONE), after
+    assert after[ids[1]] in ALIVE_STATES and before <= set(after), after
+    cloud.terminate([])
+    return ids
+
+
+def check_batch(batch, settle: Callable[[], None] = _nothing) -> str:
+    """Read the queue and the whole pool, drain one accepting worker of a known instance and
+    see it draining in the pool and in ``workers_of``, cancel the drain and see it accept
+    again.  Returns the worker's name."""
+    queue, pool = batch.queue(), batch.pool()
+    assert isinstance(queue, Queue) and isinstance(pool, Pool)
+    assert not queue.partial and not pool.partial
+    worker = next(w for w in pool.workers if w.instance_id and not w.draining)
+
+    def shown():
+        (now,) = [w for w in batch.pool().workers if w.name == worker.name]
+        found = batch.workers_of([worker.instance_id, "i-not-in-the-pool"])
+        assert list(found) == [worker.instance_id] and found[worker.instance_id].name == worker.name
+        assert found[worker.instance_id].draining is now.draining
+        return now.draining
+
+    assert shown() is False
+    batch.drain(worker.name, "port contract")
+    settle()
+    assert shown() is True
+    batch.cancel_drain(worker.name)
+    settle()
+    assert shown() is False
+    return worker.name
