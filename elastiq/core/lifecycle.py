@@ -188,12 +188,12 @@ def track(
                 since=now,
                 launched_at=instance.launched_at or now,
             )
-        record = _next_record(instance.state, previous, workers.get(instance.id), pool_known,
-                              now, running_on)
+        worker = workers.get(instance.id)
+        record = _next_record(instance.state, previous, worker, pool_known, now, running_on)
         if record is not None:
             new_records[instance.id] = record
             if instance.state is not InstanceState.SHUTTING_DOWN:
-                members.append(Member(instance, record, workers.get(instance.id)))
+                members.append(Member(instance, record, worker))
 
     for instance_id, previous in records.items():
         if instance_id in listed:
