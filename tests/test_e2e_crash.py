@@ -194,6 +194,15 @@ def wait_for_line(proc, log_path, offset, text, timeout):
     return False
 
 
+def wait_until(proc, condition):
+    """Until ``condition()`` holds, while the daemon lives."""
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.005)
+
+
 def wait_for_saves(proc, store, count, timeout):
     """Until the daemon has saved its state ``count`` more times; False on timeout."""
     deadline = time.monotonic() + timeout
@@ -277,7 +286,7 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
 
 
 def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud):
-    control = {"idle_jobs": 0, "join_after_s": 0, "claim_one_in": 0, "drain_delay_s": 1.0}
+    control = {"idle_jobs": 0, "join_after_s": 0, "claim_one_in": 0, "drain_gate": True}
     path = write_files(tmp_path, cloud, control)
     client = cloud.client()
     image = client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
@@ -288,8 +297,12 @@ def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud)
     assert (before["state"], before["untracked"]) == (False, ours)  # orphans, until adopted
     log_path = tmp_path / "elastiq.log"
     with daemon(path, tmp_path) as proc:
-        assert wait_for_line(proc, log_path, 0, "drain ", WAIT_S)  # the first of two drains
+        pool = tmp_path / "pool"
+        wait_until(proc, lambda: (pool / "drain.entered").exists())  # in the first of two drains
         proc.send_signal(signal.SIGTERM)
+        wait_until(proc, lambda: "SIGTERM received" in log_path.read_text())
+        assert not (pool / "drains.json").exists()  # the drain is still under way
+        (pool / "drain.open").touch()
         _, err = proc.communicate(timeout=WAIT_S)
     assert proc.returncode == 0, err.decode()
     log = log_path.read_text()
@@ -301,7 +314,7 @@ def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud)
     after = live_status(path, tmp_path)
     assert after["untracked"] == [] and sorted(i["instance_id"] for i in after["live"]) == ours
 
-    control["drain_delay_s"] = 0  # a new daemon carries on where this one stopped
+    control["drain_gate"] = False  # a new daemon carries on where this one stopped
     set_control(tmp_path, control)
     with daemon(path, tmp_path) as proc:
         err = stop_when_empty(proc, Watcher(client, "e2e"))

@@ -13,7 +13,8 @@ being killed and restarted because everything it knows lives outside the process
 * every instance it ever reported as claimed is appended to ``claims.log`` and the drained
   workers are kept in ``drains.json``, so the test can check that no claimed worker was
   terminated and a drain outlives the daemon (as it does in HTCondor);
-* ``drain_delay_s`` makes drain calls slow, to stop the daemon in the middle of an action.
+* ``drain_gate``: a drain call creates ``drain.entered`` and then waits until the test has
+  created the file ``drain.open``, so that the test stops the daemon in the middle of an action.
 """
 from __future__ import annotations
 
@@ -120,7 +121,11 @@ class E2EPool:
         return Pool(tuple(workers))
 
     def drain(self, worker: str, reason: str) -> None:
-        time.sleep(float(self.control().get("drain_delay_s", 0)))
+        if self.control().get("drain_gate"):
+            open(self._path("drain.entered"), "a").close()
+            deadline = time.monotonic() + 120  # the test failed meanwhile: do not hang
+            while not os.path.exists(self._path("drain.open")) and time.monotonic() < deadline:
+                time.sleep(0.01)
         self._save_drains(self._drains() + [worker])
 
     def cancel_drain(self, worker: str) -> None:
