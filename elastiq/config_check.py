@@ -65,4 +65,4 @@ def problems(cfg: Config) -> Iterator[Tuple[str, str]]:
         module, settings = plugin_module(cfg.elastiq, kind), getattr(cfg, kind)
         if module is not None and settings is not None:
             for key, problem in module.validate(settings):
-                yield f"{module.NAME}.{key}", problem
+                yield key if key.startswith(f"{module.NAME}.") else f"{module.NAME}.{key}", problem

@@ -9,7 +9,7 @@ import os
 import re
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from .ec2_config import Settings as EC2Settings
+from .ec2_config import Settings as EC2Section
 from .base import ConfigError
 
 CLUSTER_TAG = "elastiq:cluster"
@@ -17,7 +17,7 @@ MANAGED_TAG = "elastiq:managed"
 _SG_ID = re.compile(r"^sg-[0-9a-f]+$")
 
 
-def access_settings(ec2: EC2Settings, environ: Mapping[str, str]
+def access_settings(ec2: EC2Section, environ: Mapping[str, str]
                     ) -> Tuple[Optional[str], Optional[str], Optional[str]]:
     """``(access key, secret key, endpoint URL)`` to use.
 
@@ -60,7 +60,7 @@ def tag_filter(cluster: str) -> Dict[str, object]:
     return {"Name": f"tag:{CLUSTER_TAG}", "Values": [cluster]}
 
 
-def launch_params(ec2: EC2Settings, cluster: str, count: int, request_id: str,
+def launch_params(ec2: EC2Section, cluster: str, count: int, request_id: str,
                   user_data: Optional[bytes]) -> Dict[str, object]:
     """RunInstances parameters for up to ``count`` workers (MinCount=1: take what is granted).
 

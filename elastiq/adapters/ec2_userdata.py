@@ -11,7 +11,7 @@ import logging
 import socket
 from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
-from .ec2_config import Settings as EC2Settings
+from .ec2_config import Settings as EC2Section
 from .base import ConfigError
 from .userdata_values import UnsafeValue, fill
 
@@ -58,7 +58,7 @@ def detect_addresses(
 
 
 def load_user_data(
-    ec2: EC2Settings, given: Union[bytes, str, None]
+    ec2: EC2Section, given: Union[bytes, str, None]
 ) -> Tuple[Optional[bytes], str]:
     """The raw worker user-data and the configuration key it came from.
 
@@ -96,7 +96,7 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
 
 
 def prepare_user_data(
-    ec2: EC2Settings,
+    ec2: EC2Section,
     given: Union[bytes, str, None] = None,
     configured: Optional[Mapping[str, str]] = None,
     runtime: Optional[Mapping[str, str]] = None,
