@@ -18,7 +18,7 @@ from .base import AdapterError, ConfigError
 if TYPE_CHECKING:
     from ..config import Config
 
-log = logging.getLogger("elastiq.daemon")
+log = logging.getLogger(__name__)
 
 
 def _adapter_class(cfg: Config, key: str, registry: dict):
