@@ -100,7 +100,7 @@ class Bindings:
 
 def measure(jobs: int, slots: int, repeat: int) -> dict:
     config = Config(elastiq=ElastiqSection(cluster_name="bench"),
-                    vm=VMSection(cpus=8, memory_mb=16384, disk_mb=40000, has_docker=True))
+                    vm=VMSection(cpus=8, memory_mb=16384, disk_mb=40000))  # htcondor.has_docker: true
     bindings = Bindings(job_ads(jobs), slot_ads(slots))
     cold, warm, cold_cpu, warm_cpu = [], [], [], []
     for _ in range(repeat):

@@ -41,8 +41,10 @@ def command(args: argparse.Namespace) -> int:
     path = args.file or os.environ.get("ELASTIQ_CONFIG") or config.DEFAULT_PATH
     cfg = config.load(path, args.overrides)
     if args.config_command == "check":
-        from .runtime.daemon import prepare  # the check `elastiq run` makes before it starts
+        from .adapters.factory import prepare  # the check `elastiq run` makes before it starts
         prepare(cfg)
+        for note in cfg.notes:
+            print(f"note: {path}: {note}", file=sys.stderr)
         print(f"OK {path}: {config.summary(cfg)}")
     else:
         sys.stdout.write(config.to_yaml(cfg, include_secrets=False))

@@ -7,6 +7,17 @@ from typing import Any, Dict, Optional
 import yaml
 
 
+class InvalidConfig(Exception):
+    """A configuration problem: the message names the source (file), the key and the problem
+    (never a secret's value).  Defined here, in a module importing nothing of elastiq, so that
+    the adapter factory raises it too (re-exported by :mod:`elastiq.config`)."""
+
+    def __init__(self, source: Optional[str], key: Optional[str], problem: str):
+        self.source, self.key, self.problem = source, key, problem
+        where = ": ".join(p for p in (source or "<config>", key) if p)
+        super().__init__(f"{where}: {problem}")
+
+
 class TextError(Exception):
     def __init__(self, line: Optional[int], problem: str):
         super().__init__(problem)

@@ -248,7 +248,7 @@ def _run(args: argparse.Namespace) -> int:
                 return subprocess.call(cmd + (["-f"] if args.follow else []))
             return follow(where.log_file, args.lines, args.follow)
         if args.verb in ("start", "restart"):  # refused by `elastiq run`: refused here, at once
-            from .runtime.daemon import prepare
+            from .adapters.factory import prepare
             prepare(cfg)
         if systemd:
             return _systemctl(args.verb)

@@ -172,10 +172,11 @@ def command(args: argparse.Namespace) -> int:
               f"{len(work)} jobs can run (set e.g. --set quota.max_vms=10)", file=sys.stderr)
         return cli.EXIT_USAGE
     if path and (cfg.vm.cpus is None or cfg.vm.memory_mb is None):
+        from .adapters.factory import flavour_name
         shape = engine.sim_config(cfg).vm
         print(f"elastiq simulate: worker VM shape {shape.cpus} cpu(s), {shape.memory_mb} MiB: "
               f"vm.cpus / vm.memory_mb are not set in {path}, and the simulator cannot ask the "
-              f"cloud for the shape of flavour {cfg.ec2.flavour or '(none)'}; set them with "
+              f"cloud for the shape of flavour {flavour_name(cfg) or '(none)'}; set them with "
               "--set vm.cpus=N --set vm.memory_mb=M", file=sys.stderr)
     if args.report:
         problem = _report_problem(args.report)

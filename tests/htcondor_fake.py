@@ -15,6 +15,7 @@ import classad2
 import htcondor2
 
 from elastiq.adapters.htcondor import HTCondorBatch
+from elastiq.adapters.htcondor_config import Settings as HTCondorSettings
 from elastiq.config import Config, ElastiqSection, VMSection
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "htcondor"
@@ -121,11 +122,12 @@ class FakeBindings:
                 ad["State"] = "Unclaimed"
 
 
-def config(cluster="demo", **vm):
+def config(cluster="demo", has_docker=True, **vm):
     """The Config of the captured cluster "demo" with 4 cpus / 8 GB worker VMs (``vm``: more)."""
-    shape = dict(cpus=4, memory_mb=8192, disk_mb=20000, has_docker=True)
+    shape = dict(cpus=4, memory_mb=8192, disk_mb=20000)
     shape.update(vm)
-    return Config(elastiq=ElastiqSection(cluster_name=cluster), vm=VMSection(**shape))
+    return Config(elastiq=ElastiqSection(cluster_name=cluster), vm=VMSection(**shape),
+                  batch=HTCondorSettings(has_docker=has_docker))
 
 
 def fake(jobs=None, slots=None) -> "FakeBindings":

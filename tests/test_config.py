@@ -64,7 +64,7 @@ def test_yaml_round_trip(tmp_path):
     path = write(tmp_path, "e.yaml", config.to_yaml(cfg))
     again = config.load(path)
     assert again.quota.max_vms == 40 and again.vm.cpus == 8
-    assert again.ec2.security_groups == ("a", "b")
+    assert again.cloud.security_groups == ("a", "b")
     assert again.source == path
 
 
@@ -116,7 +116,7 @@ def test_legacy_ini_loads_with_the_originals_knobs(tmp_path):
     assert cfg.elastiq.waiting_jobs_threshold == 10 and cfg.elastiq.n_jobs_per_vm == 4
     assert cfg.elastiq.log_level == "DEBUG"
     assert cfg.debug.dry_run_shutdown_vms is True and cfg.debug.dry_run_boot_vms is False
-    assert cfg.ec2.flavour == "m1.large" and cfg.ec2.key_name is None
+    assert cfg.cloud.flavour == "m1.large" and cfg.cloud.key_name is None
     assert cfg.substitute == {"ipv4": "10.0.0.1"}
 
 
@@ -186,4 +186,4 @@ def test_secrets_stay_out_of_repr():
                              "ec2.user_data_b64=IyEvYmluL2Jhc2g="])
     shown = repr(cfg)
     assert "AKIAREPRTEST" not in shown and "shh-secret" not in shown and "IyEvYmluL2Jhc2g" not in shown
-    assert cfg.ec2.aws_secret_access_key == "shh-secret"
+    assert cfg.cloud.aws_secret_access_key == "shh-secret"

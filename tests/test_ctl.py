@@ -125,8 +125,9 @@ def test_missing_or_bad_config_is_exit_2_naming_the_file(tmp_path):
     assert status.returncode == 2 and "quota.max_vms: expected an integer" in status.stderr
 
 
-def test_conf_masks_secrets_and_shows_versions_and_locations(conf):
-    path, state = conf
+def test_conf_masks_secrets_and_shows_versions_and_locations(tmp_path):
+    state = tmp_path / "state"
+    path = write_config(str(tmp_path), state, cloud_plugin="ec2")  # the ec2 section is used
     out = elastiqctl("conf", "--config", path)
     assert out.returncode == 0, out.stderr
     assert SECRET not in out.stdout and "AKIACTLTESTKEY000000" not in out.stdout

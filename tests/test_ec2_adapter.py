@@ -180,23 +180,6 @@ def test_describe_flavour(moto, ec2_world):
 
 
 @pytest.mark.parametrize("setting, value, key", [
-    (None, None, None),
-    ("image_id", "ami-12345678", "ec2.image_id"),
-    ("key_name", "no-such-key", "ec2.key_name"),
-    ("flavour", "m9.huge", "ec2.flavour"),
-])
-def test_check(moto, ec2_world, setting, value, key):
-    overrides = {setting: value} if setting else {}
-    cloud = cloud_for(make_config(moto.url, ec2_world, **overrides))
-    if key is None:
-        assert cloud.check() is None
-        return
-    with pytest.raises(ConfigError) as err:
-        cloud.check()
-    assert err.value.key == key
-
-
-@pytest.mark.parametrize("setting, value, key", [
     ("image_id", "ami-12345678", "ec2.image_id"),
     ("key_name", "no-such-key", "ec2.key_name"),
     ("flavour", "m9.huge", "ec2.flavour"),

@@ -50,7 +50,6 @@ def test_launch_fault_becomes_domain_error(moto, ec2_world, fault_proxy, fault, 
 OPERATIONS = {
     "list": lambda cloud, ids: cloud.list_instances(),
     "terminate": lambda cloud, ids: cloud.terminate(ids),
-    "check": lambda cloud, ids: cloud.check(),
     "describe_flavour": lambda cloud, ids: cloud.describe_flavour(),
 }
 

@@ -13,14 +13,14 @@ from tests.support.ec2_fixtures import make_config
 
 
 def test_read_timeout_is_a_configuration_key():
-    assert config.Config().ec2.read_timeout_s == 30
-    assert config.load(None, ["ec2.read_timeout_s=2.5"]).ec2.read_timeout_s == 2.5
+    assert config.Config().cloud.read_timeout_s == 30
+    assert config.load(None, ["ec2.read_timeout_s=2.5"]).cloud.read_timeout_s == 2.5
 
 
 def test_a_cloud_that_does_not_answer_fails_after_the_configured_read_timeout(
         moto, ec2_world, fault_proxy):
     cfg = make_config(fault_proxy.url, ec2_world)
-    cfg = dataclasses.replace(cfg, ec2=dataclasses.replace(cfg.ec2, read_timeout_s=0.3))
+    cfg = dataclasses.replace(cfg, cloud=dataclasses.replace(cfg.cloud, read_timeout_s=0.3))
     cloud = EC2Cloud(cfg, max_attempts=1, connect_timeout=1.0, detect=lambda names: {})
     fault_proxy.inject("timeout", action="DescribeInstances")  # holds 2 s
     started = time.monotonic()

@@ -15,7 +15,7 @@ from elastiq.adapters.ec2_request import access_settings, client_token, launch_p
 from elastiq.adapters.ec2_translate import error_from_code, redact, secret_values, to_instance
 from elastiq.adapters.ec2_userdata import (MAX_USER_DATA_BYTES, detect_addresses,
                                            prepare_user_data, substitute)
-from elastiq.config import EC2Section
+from elastiq.adapters.ec2_config import Settings as EC2Section
 from elastiq.model import InstanceState
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY1"

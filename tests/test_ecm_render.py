@@ -104,20 +104,20 @@ def test_elastiq_yaml_loads_with_elastiqs_loader_and_embeds_the_worker(tmp_path,
     assert (cfg.elastiq.cluster_name, cfg.elastiq.n_jobs_per_vm, cfg.elastiq.idle_for_time_s) == \
         ("physics-2024", 4, 1800)
     assert (cfg.quota.min_vms, cfg.quota.max_vms) == (1, 8)
-    assert (cfg.ec2.flavour, cfg.ec2.image_id, cfg.ec2.key_name, cfg.ec2.api_url,
-            cfg.ec2.region) == ("m1.large", a.image_id, "mykey", a.api_url, "nova")
+    assert (cfg.cloud.flavour, cfg.cloud.image_id, cfg.cloud.key_name, cfg.cloud.api_url,
+            cfg.cloud.region) == ("m1.large", a.image_id, "mykey", a.api_url, "nova")
     assert dict(cfg.substitute) == {"ipv4": "10.1.2.3", "token": TOKEN}
-    worker = base64.b64decode(cfg.ec2.user_data_b64).decode("utf-8")
+    worker = base64.b64decode(cfg.cloud.user_data_b64).decode("utf-8")
     assert worker == render.render_worker(a)
     if variant == "plain":
-        assert cfg.ec2.aws_access_key_id is None and cfg.ec2.aws_secret_access_key is None
-        assert cfg.ec2.ca_bundle is None
+        assert cfg.cloud.aws_access_key_id is None and cfg.cloud.aws_secret_access_key is None
+        assert cfg.cloud.ca_bundle is None
     else:
-        assert (cfg.ec2.aws_access_key_id, cfg.ec2.aws_secret_access_key) == \
+        assert (cfg.cloud.aws_access_key_id, cfg.cloud.aws_secret_access_key) == \
             ("AKIAEXAMPLE", "s3cr3t/+key")
-        assert cfg.ec2.ca_bundle == render.CA_BUNDLE_PATH
-        assert (cfg.ec2.security_groups, cfg.ec2.subnet_id) == (("workers", "ssh"), "subnet-1")
-    assert elastiq_config.from_dict(yaml.safe_load(render.elastiq_yaml(a))).ec2.flavour == \
+        assert cfg.cloud.ca_bundle == render.CA_BUNDLE_PATH
+        assert (cfg.cloud.security_groups, cfg.cloud.subnet_id) == (("workers", "ssh"), "subnet-1")
+    assert elastiq_config.from_dict(yaml.safe_load(render.elastiq_yaml(a))).cloud.flavour == \
         "m1.large"
 
 
@@ -154,8 +154,8 @@ def test_hostile_answers_stay_literal(tmp_path, pattern):
     assert shown.stdout == staged
     # elastiq.yaml written by the master's own here-document holds them literally too.
     cfg = elastiq_config.load(str(_run_yaml_block(master, tmp_path)))
-    assert (cfg.ec2.key_name, cfg.ec2.flavour, cfg.ec2.api_url, cfg.ec2.aws_access_key_id,
-            cfg.ec2.aws_secret_access_key) == (value,) * 5
+    assert (cfg.cloud.key_name, cfg.cloud.flavour, cfg.cloud.api_url, cfg.cloud.aws_access_key_id,
+            cfg.cloud.aws_secret_access_key) == (value,) * 5
     assert not canary.exists()
     worker = tmp_path / "worker"
     worker.write_text(render.render_worker(a))

@@ -39,7 +39,7 @@ def test_config_check_names_a_missing_user_data_file_as_run_would():
 
 def test_the_yaml_example_documents_every_key():
     text = open(EXAMPLES[0], encoding="utf-8").read()
-    for section, cls in config.SECTIONS.items():
+    for section, cls in config.section_classes(config.Config()).items():
         assert re.search(rf"^{section}:", text, re.M), section
         for field in dataclasses.fields(cls):
             assert re.search(rf"^\s*#?\s*{field.name}:", text, re.M), f"{section}.{field.name}"
@@ -48,13 +48,13 @@ def test_the_yaml_example_documents_every_key():
 def test_the_yaml_example_shows_the_defaults_it_claims():
     example = config.load(EXAMPLES[0])
     defaults = config.Config()
-    for section in ("elastiq", "quota", "vm", "debug"):
+    for section in ("elastiq", "quota", "vm", "debug", "batch"):
         assert getattr(example, section) == getattr(defaults, section), section
 
 
 def test_the_legacy_example_uses_only_the_original_sections():
     cfg = config.load(EXAMPLES[1])
     assert cfg.elastiq.n_jobs_per_vm == 4 and cfg.elastiq.log_level == "INFO"
-    assert cfg.ec2.key_name is None and cfg.ec2.user_data_b64
+    assert cfg.cloud.key_name is None and cfg.cloud.user_data_b64
     sections = re.findall(r"^\[(\w+)\]", open(EXAMPLES[1], encoding="utf-8").read(), re.M)
     assert sections == ["elastiq", "debug", "quota", "ec2"]

@@ -29,7 +29,7 @@ FAST = settings(max_examples=60, deadline=None, derandomize=True,
 #: problems that concern the whole file, so they have neither a key nor a line
 WHOLE_FILE = ("the file is empty", "expected a mapping of sections at the top level")
 
-names = st.sampled_from(sorted(f"{s}.{f}" for s, cls in config.SECTIONS.items()
+names = st.sampled_from(sorted(f"{s}.{f}" for s, cls in config.section_classes(config.Config()).items()
                                for f in cls.__dataclass_fields__) + ["bogus.key", "quota"])
 numbers = st.one_of(st.integers(-10, 10 ** 30), st.floats(allow_nan=True, allow_infinity=True),
                     st.sampled_from([".nan", ".inf", "-.inf", "1e308", "0x10", "1_000"]))

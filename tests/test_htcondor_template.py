@@ -200,7 +200,7 @@ def test_docker_jobs_are_matchable_exactly_when_the_workers_have_docker(learn):
     """The captured docker-universe jobs (5.x: WantDocker, TARGET.HasDocker), one written by
     25.12+ submit, and one of a job transform that sets WantDocker without HasDocker in its
     Requirements; the captured workers have no docker, so what is learned from them must not
-    decide it: ``vm.has_docker`` does."""
+    decide it: ``htcondor.has_docker`` does."""
     ads = jobs_with(DOCKER_25_12, docker=True, procs=("5.7",))
     ads += jobs_with('(TARGET.Arch == "X86_64") && (TARGET.Memory >= RequestMemory)', docker=True,
                      procs=("5.8",))[-1:]
@@ -225,7 +225,7 @@ def test_a_cluster_without_docker_never_launches_for_docker_jobs():
     policy = get_policy("default")
     for has_docker in (False, True):
         cfg = make_config(elastiq={"cluster_name": "demo", "waiting_jobs_time_s": 0},
-                          vm={"cpus": 4, "memory_mb": 8192, "has_docker": has_docker})
+                          vm={"cpus": 4, "memory_mb": 8192}, htcondor={"has_docker": has_docker})
         adapter = HTCondorBatch(cfg, bindings=fake(ads, slots=[]), clock=lambda: NOW, local=LOCAL)
         snapshot = Snapshot(queue=adapter.queue(), pool=adapter.pool(), instances=())
         memory, launches = Memory(), []

@@ -77,14 +77,14 @@ def test_config_check_and_run_agree(name, tmp_path, moto):
 
 
 def test_config_check_calls_the_function_run_calls(monkeypatch, tmp_path):
-    """One validation function: replacing daemon.prepare changes what check says."""
-    from elastiq import cli
-    from elastiq.runtime import daemon
+    """One validation function: replacing the factory's prepare changes what check says."""
+    from elastiq import cli, config
+    from elastiq.adapters import factory
 
     def refuse(cfg):
-        raise daemon.config.InvalidConfig(cfg.source, "probe.key", "refused by prepare")
+        raise config.InvalidConfig(cfg.source, "probe.key", "refused by prepare")
 
-    monkeypatch.setattr(daemon, "prepare", refuse)
+    monkeypatch.setattr(factory, "prepare", refuse)
     path = tmp_path / "c.yaml"
     path.write_text(json.dumps({"quota": {"max_vms": 2}}))
     assert cli.main(["config", "check", str(path)]) == 2

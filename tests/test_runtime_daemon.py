@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from elastiq import cli
+from elastiq.adapters import factory
 from elastiq.adapters.base import TransientError
 from elastiq.runtime import daemon, pidfile
 from elastiq.runtime.state import State, StateStore
@@ -171,20 +172,20 @@ class ShapedCloud:
 def test_vm_shape_is_filled_from_the_flavour_when_not_configured(caplog):
     cfg = make_config(vm={"cpus": None, "memory_mb": None}, ec2={"flavour": "m1.large"})
     with caplog.at_level(logging.INFO, logger="elastiq"):
-        filled = daemon.fill_vm_shape(cfg, ShapedCloud((4, 8192)))
+        filled = factory.fill_vm_shape(cfg, ShapedCloud((4, 8192)))
     assert (filled.vm.cpus, filled.vm.memory_mb) == (4, 8192)
     assert "worker VM shape of flavour m1.large: 4 cpu(s), 8192 MiB" in caplog.text
-    half = daemon.fill_vm_shape(make_config(vm={"cpus": 2, "memory_mb": None}), ShapedCloud((4, 8192)))
+    half = factory.fill_vm_shape(make_config(vm={"cpus": 2, "memory_mb": None}), ShapedCloud((4, 8192)))
     assert (half.vm.cpus, half.vm.memory_mb) == (2, 8192)  # what is configured wins
     full = make_config()
-    assert daemon.fill_vm_shape(full, ShapedCloud(error=AssertionError("not asked"))) is full
+    assert factory.fill_vm_shape(full, ShapedCloud(error=AssertionError("not asked"))) is full
 
 
 @pytest.mark.parametrize("cloud", [ShapedCloud(None), ShapedCloud(error=TransientError("503")), object()])
 def test_vm_shape_unknown_keeps_the_defaults_with_a_warning(caplog, cloud):
     cfg = make_config(vm={"cpus": None, "memory_mb": None})
     with caplog.at_level(logging.WARNING, logger="elastiq"):
-        assert daemon.fill_vm_shape(cfg, cloud) is cfg
+        assert factory.fill_vm_shape(cfg, cloud) is cfg
     assert "worker VM shape unknown: assuming 1 cpu(s), 2048 MiB" in caplog.text
 
 
@@ -206,7 +207,7 @@ def test_plugins_are_registry_names_or_dotted_paths():
 
     cfg = make_config(elastiq={"batch_plugin": "tests.support.world:IdleBatch",
                                "cloud_plugin": "tests.support.world:IdleCloud"})
-    _, batch, cloud = daemon.build_adapters(cfg)
+    _, batch, cloud = factory.build_adapters(cfg)
     assert isinstance(batch, IdleBatch) and isinstance(cloud, IdleCloud)
     with pytest.raises(config.InvalidConfig, match=r"elastiq.cloud_plugin: unknown 'open stack' "
                        r"\(known: ec2, or a 'package.module:Class' path\)"):
@@ -214,7 +215,7 @@ def test_plugins_are_registry_names_or_dotted_paths():
     missing = make_config(elastiq={"batch_plugin": "tests.support.world:NoSuchClass"})
     with pytest.raises(config.InvalidConfig, match=r"elastiq.batch_plugin: cannot load "
                        r"'tests.support.world:NoSuchClass'"):
-        daemon.build_adapters(missing)
+        factory.build_adapters(missing)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch to user nobody")

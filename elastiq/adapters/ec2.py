@@ -1,6 +1,8 @@
 """The Cloud port on EC2 through boto3: AWS or any EC2-compatible endpoint (``ec2.api_url``).
 
-The only module that imports boto3/botocore.  What it guarantees:
+With :mod:`.ec2_client` (the client, the translation of SDK errors), the only modules that
+import boto3/botocore.  Its configuration is the ``ec2`` section (:mod:`.ec2_config`).  What
+it guarantees:
 
 * It sees only instances tagged ``elastiq:cluster=<cluster_name>``: listing filters by the tag
   and checks it again on every item; terminate refuses any id not carrying it.
@@ -9,7 +11,7 @@ The only module that imports boto3/botocore.  What it guarantees:
   (a worker that powers itself off stops costing money) and a ClientToken (see
   :func:`ec2_request.client_token`).
 * Retries are botocore's "standard" mode (throttling, 5xx, timeouts, with backoff); every
-  exception that remains is translated once, in :meth:`EC2Cloud._translate`, into a domain
+  exception that remains is translated once, in :func:`ec2_client.translate`, into a domain
   error of ``base.py``.  No secret (keys, tokens, user-data) reaches a message or a log.
 """
 from __future__ import annotations
@@ -19,76 +21,26 @@ import logging
 import os
 import time
 import uuid
-from typing import Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
-from urllib.parse import urlsplit
+from typing import (TYPE_CHECKING, Callable, Dict, Iterator, List, Mapping, Optional, Sequence,
+                    Tuple, Union)
 
-import boto3
 from botocore import exceptions as bce
-from botocore.config import Config as BotoConfig
-from botocore.parsers import ResponseParserError
 
-from .. import __version__
-from ..config import Config, EC2Section
 from ..model import Instance
-from .base import AdapterError, AuthError, ConfigError, FatalError, TransientError
-from .ec2_request import (CLUSTER_TAG, access_settings, chunks, cluster_tags, launch_params,
-                          tag_filter)
-from .ec2_translate import error_from_code, redact, secret_values, tag_value, to_instance
+from .base import AdapterError, ConfigError
+from .ec2_client import ids_gone, make_client, not_implemented, translate
+from .ec2_request import CLUSTER_TAG, chunks, cluster_tags, launch_params, tag_filter
+from .ec2_translate import secret_values, tag_value, to_instance
 from .ec2_userdata import Detect, detect_addresses, prepare_user_data
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 log = logging.getLogger(__name__)
 
 #: EC2 takes at most 1000 ids per TerminateInstances, 200 values per DescribeInstances filter.
 MAX_IDS_PER_CALL = 1000
 MAX_FILTER_VALUES = 200
-#: Signing region for an EC2-compatible endpoint that does not care (OpenStack's EC2 API).
-ENDPOINT_DEFAULT_REGION = "us-east-1"
-_NOT_IMPLEMENTED = ("InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperation")
-
-
-def _code(err: bce.ClientError) -> str:
-    return (err.response.get("Error") or {}).get("Code", "")
-
-
-def _status(err: bce.ClientError) -> Optional[int]:
-    return (err.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-
-
-def _ids_gone(err: bce.ClientError) -> bool:
-    return _code(err) in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
-
-
-def _not_implemented(err: bce.ClientError) -> bool:
-    return _code(err) in _NOT_IMPLEMENTED or _status(err) == 501
-
-
-def make_client(ec2: EC2Section, environ: Mapping[str, str], max_attempts: int,
-                connect_timeout: float, read_timeout: float):
-    """The boto3 EC2 client for ``ec2``, and the secret values to keep out of messages.
-
-    Keys and endpoint: see ``ec2_request.access_settings``.  Region: ``ec2.region``, else
-    boto3's default, else (custom endpoint only) a placeholder used for signing.
-    """
-    key, secret, endpoint = access_settings(ec2, environ)
-    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret,
-                                    region_name=ec2.region or None)
-    region = session.region_name or (ENDPOINT_DEFAULT_REGION if endpoint else None)
-    if region is None:
-        raise ConfigError("no EC2 region: set ec2.region (or ec2.api_url for a non-AWS cloud)",
-                          key="ec2.region")
-    settings = BotoConfig(
-        region_name=region, connect_timeout=connect_timeout, read_timeout=read_timeout,
-        retries={"mode": "standard", "total_max_attempts": max_attempts},  # first try included
-        user_agent_extra=f"elastiq/{__version__}")
-    try:
-        client = session.client("ec2", endpoint_url=endpoint, verify=ec2.ca_bundle or None,
-                                config=settings)
-    except ValueError:
-        where = "ec2.api_url" if ec2.api_url else "EC2_URL"
-        raise ConfigError(f"{where} is not a valid endpoint URL", key="ec2.api_url") from None
-    secrets = [key, secret] + [os.environ.get(name) for name in (
-        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
-    return client, tuple(s for s in secrets if s)
 
 
 class EC2Cloud:
@@ -103,7 +55,7 @@ class EC2Cloud:
                  page_size: int = 1000, batch_size: int = MAX_IDS_PER_CALL,
                  detect: Detect = detect_addresses,
                  environ: Optional[Mapping[str, str]] = None):
-        self._ec2 = config.ec2
+        self._ec2 = config.cloud
         self._cluster = config.elastiq.cluster_name
         self._clock = clock
         self._page_size = max(5, min(page_size, 1000))
@@ -189,7 +141,7 @@ class EC2Cloud:
         if not self._ec2.flavour:
             return None
         try:
-            with self._boundary("DescribeInstanceTypes", passthrough=_not_implemented):
+            with self._boundary("DescribeInstanceTypes", passthrough=not_implemented):
                 types = self._client.describe_instance_types(
                     InstanceTypes=[self._ec2.flavour]).get("InstanceTypes") or []
         except bce.ClientError:
@@ -200,21 +152,6 @@ class EC2Cloud:
         cpus = (types[0].get("VCpuInfo") or {}).get("DefaultVCpus")
         memory = (types[0].get("MemoryInfo") or {}).get("SizeInMiB")
         return (int(cpus), int(memory)) if cpus and memory else None
-
-    def check(self) -> None:
-        """Prove the settings with cheap read-only calls: credentials (AuthError), endpoint
-        (TransientError), ``ec2.image_id``, ``ec2.key_name``, ``ec2.flavour`` (ConfigError)."""
-        image = self._ec2.image_id
-        with self._boundary("DescribeImages" if image else "DescribeRegions"):
-            if not image:
-                self._client.describe_regions()
-            elif not self._client.describe_images(ImageIds=[image]).get("Images"):
-                raise ConfigError(f"the cloud does not know ec2.image_id {image!r}",
-                                  key="ec2.image_id")
-        if self._ec2.key_name:
-            with self._boundary("DescribeKeyPairs"):
-                self._client.describe_key_pairs(KeyNames=[self._ec2.key_name])
-        self.describe_flavour()
 
     # ------------------------------------------------------------------------- helpers
 
@@ -255,7 +192,7 @@ class EC2Cloud:
     def _states_of_ours(self, ids: List[str]) -> Dict[str, str]:
         """EC2 state name of each id that carries our tag (ids not ours are absent)."""
         try:
-            with self._boundary("DescribeInstances", passthrough=_ids_gone):
+            with self._boundary("DescribeInstances", passthrough=ids_gone):
                 return {item["InstanceId"]: item["State"]["Name"]
                         for item in self._describe(InstanceIds=ids,
                                                    Filters=[tag_filter(self._cluster)])}
@@ -273,7 +210,7 @@ class EC2Cloud:
     def _terminate_ours(self, ids: List[str]) -> None:
         log.info("terminating %d instance(s): %s", len(ids), " ".join(ids))
         try:
-            with self._boundary("TerminateInstances", passthrough=_ids_gone):
+            with self._boundary("TerminateInstances", passthrough=ids_gone):
                 self._client.terminate_instances(InstanceIds=ids)
         except bce.ClientError:  # one vanished since we looked: terminate those still there
             states = self._states_of_ours(ids)
@@ -299,39 +236,4 @@ class EC2Cloud:
             raise self._translate(err, operation) from None
 
     def _translate(self, err: Exception, operation: str) -> AdapterError:
-        """The one place where SDK exceptions become domain errors."""
-        if isinstance(err, bce.ClientError):
-            error = err.response.get("Error") or {}
-            return error_from_code(error.get("Code", ""), error.get("Message", ""),
-                                   _status(err), operation, self._secrets)
-        endpoint = self._endpoint()
-        if isinstance(err, (bce.NoCredentialsError, bce.PartialCredentialsError)):
-            return AuthError(
-                "no usable EC2 credentials: set ec2.aws_access_key_id and "
-                "ec2.aws_secret_access_key, or source ec2rc.sh (EC2_ACCESS_KEY / "
-                "EC2_SECRET_KEY), or configure an AWS profile or instance role")
-        if isinstance(err, bce.SSLError):
-            return ConfigError(f"TLS verification of {endpoint} failed: set ec2.ca_bundle to "
-                               "the CA certificate of the endpoint", key="ec2.ca_bundle")
-        if isinstance(err, (bce.ConnectTimeoutError, bce.ReadTimeoutError)):
-            return TransientError(f"{endpoint} did not answer {operation} in time")
-        if isinstance(err, (bce.ConnectionError, bce.HTTPClientError)):
-            return TransientError(f"cannot reach {endpoint} for {operation}: check ec2.api_url "
-                                  "and the network")
-        if isinstance(err, ResponseParserError):  # e.g. a proxy's HTML error page
-            return TransientError(f"{endpoint} answered {operation} with something that is not "
-                                  "an EC2 response (a proxy or gateway error?)")
-        if isinstance(err, bce.NoRegionError):
-            return ConfigError("no EC2 region: set ec2.region", key="ec2.region")
-        if isinstance(err, bce.ParamValidationError):  # its text may quote user-data: not shown
-            return FatalError(f"invalid {operation} request (parameter validation failed)")
-        return FatalError(f"EC2 {operation} failed: {type(err).__name__}: "
-                          f"{redact(str(err), self._secrets)}")
-
-    def _endpoint(self) -> str:
-        """The endpoint for messages, without any user:password part."""
-        url = urlsplit(getattr(self._client.meta, "endpoint_url", "") or "")
-        if not url.hostname:
-            return "the EC2 endpoint"
-        port = f":{url.port}" if url.port else ""
-        return f"the EC2 endpoint {url.scheme}://{url.hostname}{port}"
+        return translate(err, operation, self._client, self._secrets)

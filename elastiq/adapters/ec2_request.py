@@ -9,7 +9,7 @@ import os
 import re
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
-from ..config import EC2Section
+from .ec2_config import Settings as EC2Section
 from .base import ConfigError
 
 CLUSTER_TAG = "elastiq:cluster"

@@ -11,7 +11,7 @@ import logging
 import socket
 from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
-from ..config import EC2Section
+from .ec2_config import Settings as EC2Section
 from .base import ConfigError
 from .userdata_values import UnsafeValue, fill
 

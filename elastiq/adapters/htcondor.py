@@ -1,9 +1,10 @@
 """HTCondor batch adapter: the queue of every schedd, the pool's startds, graceful drains.
 
-The only module importing ``htcondor2`` / ``classad2``.  It talks to HTCondor through the few
-calls of :class:`CondorBindings` (tests inject a fake with the same methods, fed with real
-ClassAds), turns the worker VM's Machine ad template into a ClassAd, translates binding errors
-into domain errors, and leaves the translation of ads to :mod:`.htcondor_ads` (jobs,
+With :mod:`.htcondor_bindings`, the only modules importing ``htcondor2`` / ``classad2``.  It
+talks to HTCondor through the few calls of :class:`CondorBindings` (tests inject a fake with
+the same methods, fed with real ClassAds), turns the worker VM's Machine ad template into a
+ClassAd, translates binding errors into domain errors (:func:`htcondor_bindings.boundary`), and
+leaves the translation of ads to :mod:`.htcondor_ads` (jobs,
 matchability), :mod:`.htcondor_pool` (slots -> workers) and :mod:`.htcondor_template` (the
 template: learned from a worker of ours, or synthetic before one exists): pure modules that do
 not import the bindings, they only call methods of the ads (and of the template) they are given.
@@ -14,111 +15,26 @@ unexpected -> :class:`FatalError`.  No binding exception escapes.
 """
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 import classad2
-import htcondor2
 
-from ..config import Config
 from ..model import Pool, Queue
 from . import htcondor_ads as ads
 from . import htcondor_pool as pool_ads
 from . import htcondor_template as template
-from .base import AdapterError, FatalError, TransientError
+from .base import AdapterError, TransientError
+from .htcondor_bindings import CondorBindings, boundary, bulk, daemon_started, local_facts
 
+if TYPE_CHECKING:
+    from ..config import Config
+
+__all__ = ["CondorBindings", "HTCondorBatch", "local_facts"]
 log = logging.getLogger(__name__)
 #: At most this many attributes are added to the job projection at run time.
 MAX_EXTRA_PROJECTION = 100
-
-
-class CondorBindings:
-    """The htcondor2 calls elastiq makes, each one a fresh connection (no state to go stale).
-
-    ``pool``: the collector (``host:port``); None means the configuration's COLLECTOR_HOST.
-    """
-
-    def __init__(self, pool: Optional[str] = None):
-        self._pool = pool
-
-    def _collector(self) -> htcondor2.Collector:
-        return htcondor2.Collector(self._pool)
-
-    def locate_schedds(self) -> List[classad2.ClassAd]:
-        return self._collector().locateAll(htcondor2.DaemonType.Schedd)
-
-    def query_jobs(self, schedd: classad2.ClassAd, constraint: str,
-                   projection: Sequence[str]) -> List[classad2.ClassAd]:
-        return htcondor2.Schedd(schedd).query(constraint=constraint, projection=list(projection))
-
-    def query_slots(self, constraint: str, projection: Sequence[str]) -> List[classad2.ClassAd]:
-        return self._collector().query(htcondor2.AdType.Startd, constraint=constraint,
-                                       projection=list(projection))
-
-    def locate_startd(self, name: str) -> classad2.ClassAd:
-        return self._collector().locate(htcondor2.DaemonType.Startd, name)
-
-    def collector_ads(self) -> List[classad2.ClassAd]:
-        return self._collector().query(htcondor2.AdType.Collector,
-                                       projection=["Name", "DaemonStartTime", "MyCurrentTime",
-                                                   "MonitorSelfAge"])
-
-    def drain(self, startd: classad2.ClassAd, reason: str) -> str:
-        return htcondor2.Startd(startd).drainJobs(drain_type=htcondor2.DrainType.Graceful,
-                                                  reason=reason)
-
-    def cancel_drain(self, startd: classad2.ClassAd) -> None:
-        htcondor2.Startd(startd).cancelDrainJobs()
-
-
-def _started(ad: Any) -> Optional[float]:
-    """A daemon's start time: DaemonStartTime, else its clock less its age (a collector ad
-    of HTCondor 25 has no DaemonStartTime, only MyCurrentTime and MonitorSelfAge)."""
-    started = ads.number(ad, "DaemonStartTime")
-    if started is None:
-        now, age = ads.number(ad, "MyCurrentTime"), ads.number(ad, "MonitorSelfAge")
-        started = None if now is None or age is None else now - age
-    return started
-
-
-@contextlib.contextmanager
-def _boundary(what: str) -> Iterator[None]:
-    """Translate binding errors into domain errors, once, here."""
-    try:
-        yield
-    except AdapterError:
-        raise
-    except (htcondor2.HTCondorException, classad2.ClassAdException, OSError, RuntimeError) as exc:
-        raise TransientError(f"{what}: {str(exc) or type(exc).__name__}") from exc
-    except Exception as exc:
-        raise FatalError(f"{what}: unexpected {type(exc).__name__}: {exc}") from exc
-
-
-@contextlib.contextmanager
-def _bulk() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while translating a query result: it makes
-    ~200,000 short-lived acyclic objects per 100,000 ads, and the collector would rescan the
-    whole heap several times meanwhile (a third of the time at that size)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
-def local_facts() -> Dict[str, Any]:
-    """What the local HTCondor (the bindings, on the master) says of this host and itself."""
-    try:
-        params = {name: htcondor2.param.get(name) for name in template.LOCAL_PARAMS}
-        return template.local_attrs(params, htcondor2.version().strip() or None)
-    except Exception as exc:  # no usable local configuration: the configuration alone
-        log.debug("no facts from the local HTCondor: %s", exc)
-        return {}
 
 
 class HTCondorBatch:
@@ -158,7 +74,7 @@ class HTCondorBatch:
         the collector cannot be asked, :class:`TransientError`.
         """
         started = time.perf_counter()
-        with _boundary("cannot locate the schedds through the collector"):
+        with boundary("cannot locate the schedds through the collector"):
             schedds = list(self._bindings.locate_schedds())
         if not schedds:
             raise TransientError("the collector knows no schedd: the queue cannot be read")
@@ -170,7 +86,7 @@ class HTCondorBatch:
         for location in schedds:
             name = str(location.get("Name") or location.get("MyAddress") or "schedd")
             try:
-                with _boundary(f"cannot query schedd {name}"):
+                with boundary(f"cannot query schedd {name}"):
                     jobs, run, on, told = self._read_schedd(location, name, now)
             except TransientError as err:
                 log.warning("queue is partial: %s", err)
@@ -194,7 +110,7 @@ class HTCondorBatch:
         """Query one schedd; if its Requirements reference job attributes we did not project,
         project them too and query once more (attributes are remembered for next time)."""
         found = self._bindings.query_jobs(location, ads.JOB_CONSTRAINT, self._projection)
-        with _bulk():
+        with bulk():
             result = ads.read_jobs(found, name, self.matcher, now)
         have = {a.lower() for a in self._projection}
         missing = sorted(a for a in self.matcher.wanted if a.lower() not in have)
@@ -203,7 +119,7 @@ class HTCondorBatch:
             log.debug("job projection += %s", ", ".join(missing[:room]))
             self._projection += missing[:room]
             found = self._bindings.query_jobs(location, ads.JOB_CONSTRAINT, self._projection)
-            with _bulk():
+            with bulk():
                 result = ads.read_jobs(found, name, self.matcher, now)
         return result
 
@@ -225,9 +141,9 @@ class HTCondorBatch:
         including NO_DNS names such as ``10-64-22-215.INFN-PD``).  Other startds are left
         alone.  A slot ad that names no machine makes the Pool ``partial``.
         """
-        with _boundary("cannot query the collector for startd ads"):
+        with boundary("cannot query the collector for startd ads"):
             found = self._bindings.query_slots(self._slot_constraint, pool_ads.SLOT_PROJECTION)
-            with _bulk():
+            with bulk():
                 workers, notes, malformed = pool_ads.aggregate_workers(
                     found, self._cluster, known_ips or {})
         self._learn(found)
@@ -243,8 +159,8 @@ class HTCondorBatch:
         """When the (latest started) collector began: right after a restart it lists only the
         startds that advertised since.  None when it cannot be told (logged, not fatal)."""
         try:
-            with _boundary("cannot read the collector's own ad"):
-                started = [_started(ad) for ad in self._bindings.collector_ads()]
+            with boundary("cannot read the collector's own ad"):
+                started = [daemon_started(ad) for ad in self._bindings.collector_ads()]
         except TransientError as err:
             log.debug("pool: %s", err)
             return None
@@ -275,7 +191,7 @@ class HTCondorBatch:
             return
         name, version = source
         try:
-            with _boundary(f"cannot read the slot ad of {name}"):
+            with boundary(f"cannot read the slot ad of {name}"):
                 found = self._bindings.query_slots(f"Name == {classad2.quote(name)}", ())
         except AdapterError as err:
             log.warning("worker template not learned: %s", err)
@@ -305,7 +221,7 @@ class HTCondorBatch:
     def _drain_call(self, worker: str, want: bool, call: Callable[[Any], Any]) -> bool:
         """Make the call; False if it failed only because the worker already was as wanted."""
         try:
-            with _boundary(f"cannot {'drain' if want else 'cancel the drain of'} {worker}"):
+            with boundary(f"cannot {'drain' if want else 'cancel the drain of'} {worker}"):
                 call(self._bindings.locate_startd(worker))
             return True
         except TransientError:
@@ -317,7 +233,7 @@ class HTCondorBatch:
     def _draining(self, worker: str) -> Optional[bool]:
         """What the collector says of ``worker``'s drain; None if it cannot tell."""
         try:
-            with _boundary(f"cannot check whether {worker} drains"):
+            with boundary(f"cannot check whether {worker} drains"):
                 slots = self._bindings.query_slots(
                     self._slot_constraint, ("Name", "Machine", "Draining", "State"))
                 return pool_ads.names_draining(slots, worker)
@@ -336,7 +252,7 @@ class HTCondorBatch:
             return {}
         named = " || ".join(f"ElastiqInstanceId =?= {classad2.quote(i)}" for i in ids)
         constraint = f"({self._slot_constraint}) && ({named} || ElastiqInstanceId =?= undefined)"
-        with _boundary("cannot look at the pool before terminating"):
+        with boundary("cannot look at the pool before terminating"):
             found = self._bindings.query_slots(constraint, pool_ads.SLOT_PROJECTION)
             workers, _, _ = pool_ads.aggregate_workers(found, self._cluster, known_ips or {})
         return {w.instance_id: w for w in workers if w.instance_id in ids}

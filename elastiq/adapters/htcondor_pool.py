@@ -5,14 +5,17 @@ Like :mod:`.htcondor_ads`, no I/O and no import of the bindings.  Fail-safe rule
 - A slot ad whose State is unreadable counts as claimed (never kill a running job).
 - A slot ad that names no machine (no Name, no Machine) cannot be placed: the caller reports
   the Pool partial, so the core makes no scale-down from it.
-- A startd of another cluster, or of none and with no IP we know, is left alone.
+- A startd of another cluster, or of none and with no IP we know, is left alone (the IP
+  fallback is :mod:`elastiq.worker_map`'s; reading HTCondor's addresses is this module's).
 """
 from __future__ import annotations
 
 import re
+from functools import partial
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from ..model import Worker
+from ..worker_map import place
 from .htcondor_ads import number, text
 
 SLOT_PROJECTION = (
@@ -104,9 +107,9 @@ class _Machine:
 def aggregate_workers(ads: Iterable[Any], cluster: str, known_ips: Mapping[str, str]):
     """Group slot ads per startd into Workers of our cluster.
 
-    Ours: ``ElastiqCluster`` equals ``cluster``, or the startd advertises no ElastiqCluster and
-    one of its IPs is in ``known_ips`` (ip -> instance id of our instances).  The instance id is
-    ``ElastiqInstanceId``, else the IP fallback, else None (a worker nobody may touch).
+    Which are ours and on which instance: :func:`elastiq.worker_map.place`, from the
+    ``ElastiqCluster`` and ``ElastiqInstanceId`` a startd advertises and the IPs HTCondor knows
+    it by (:func:`candidate_ips`); ``known_ips``: ip -> instance id of our instances.
     ``idle_since``: None while a slot is claimed, else the latest time any slot changed state,
     activity or number of dynamic slots (None when no slot says: never idle by accident).
     Returns ``(workers, notes, malformed)``; ``malformed`` slot ads could not be placed.
@@ -125,22 +128,14 @@ def aggregate_workers(ads: Iterable[Any], cluster: str, known_ips: Mapping[str, 
     workers: List[Worker] = []
     notes: List[str] = []
     for name, m in machines.items():
-        if m.cluster is not None and m.cluster != cluster:
-            notes.append(f"{name}: belongs to cluster {m.cluster!r}, left alone")
+        placed = place(name, m.cluster, m.instance, candidate_ips(m.addresses[:1], []),
+                       partial(candidate_ips, m.addresses, [name] + m.names), cluster, known_ips)
+        if not placed.ours:
+            notes.append(placed.note)
             continue
-        ips = candidate_ips(m.addresses[:1], [])  # the address it is contacted at
-        by_ip = None
-        if m.cluster is None or m.instance is None:  # the IP fallback
-            ips = candidate_ips(m.addresses, [name] + m.names)
-            by_ip = next(((ip, known_ips[ip]) for ip in ips if ip in known_ips), None)
-            if m.cluster is None and by_ip is None:
-                notes.append(f"{name}: no ElastiqCluster and no IP of ours ({', '.join(ips) or '-'})")
-                continue
-        instance = m.instance or (by_ip[1] if by_ip else None)
-        address = by_ip[0] if by_ip else (ips[0] if ips else None)
         workers.append(Worker(
-            name=name, instance_id=instance, address=address, cpus=m.cpus, memory_mb=m.memory,
-            running_jobs=m.claimed, free_cpus=m.free_cpus, free_memory_mb=m.free_memory,
+            name=name, instance_id=placed.instance_id, address=placed.address, cpus=m.cpus,
+            memory_mb=m.memory, running_jobs=m.claimed, free_cpus=m.free_cpus, free_memory_mb=m.free_memory,
             idle_since=None if m.claimed else m.last_change, draining=m.draining))
     return tuple(workers), notes, malformed
 

@@ -13,20 +13,24 @@ Two sources, the better one winning:
   given worker does not launch a new one), and nothing of its claims or drain is kept.
   It is learned again when no worker of ours advertises its HTCondor version any more (a new
   image), never from a mix of versions back and forth.
-- **synthetic**, before any worker exists: the configuration (shape, ``vm.opsys``,
-  ``vm.arch``) plus what the local HTCondor tells (``local``: the master's ``CondorVersion``
-  and ``CondorPlatform``, from its schedd or, without one, the bindings' version; ``OpSys*``
-  from its configuration: master and workers boot the same image and install the same
+- **synthetic**, before any worker exists: the configuration (shape, ``htcondor.opsys``,
+  ``htcondor.arch``) plus what the local HTCondor tells (``local``: the master's
+  ``CondorVersion`` and ``CondorPlatform``, from its schedd or, without one, the bindings'
+  version; ``OpSys*`` from its configuration: master and workers boot the same image and install the same
   HTCondor series), and the abilities every current starter has.
 
-Either way ``vm.has_docker`` decides ``HasDocker`` (a worker whose docker is broken advertises
-none, but the next VM may work; the configuration says what the workers are meant to have).
+Either way ``htcondor.has_docker`` decides ``HasDocker`` (a worker whose docker is broken
+advertises none, but the next VM may work; the configuration says what the workers are meant
+to have).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Tuple
 
-from ..config import Config
+from .htcondor_config import Settings
+
+if TYPE_CHECKING:
+    from ..config import Config
 
 NAME = "elastiq-worker"
 #: Attributes the local HTCondor configuration knows of this host (param name -> attribute).
@@ -88,8 +92,14 @@ def _shape(config: Config) -> Dict[str, Any]:
     }
 
 
+def settings(config: Config) -> Settings:
+    """The ``htcondor`` section (its defaults when the configured batch plugin is another one,
+    such as a test's subclass of the adapter)."""
+    return config.batch if isinstance(config.batch, Settings) else Settings()
+
+
 def _docker(attrs: Dict[str, Any], config: Config) -> Dict[str, Any]:
-    if config.vm.has_docker:
+    if settings(config).has_docker:
         attrs.setdefault("DockerVersion", "Docker version unknown (not yet seen on a worker)")
         attrs.update(HasDocker=True, HasDockerURL=True, HasContainer=True)
     else:
@@ -101,7 +111,7 @@ def _docker(attrs: Dict[str, Any], config: Config) -> Dict[str, Any]:
 
 def synthetic(config: Config, local: Mapping[str, Any]) -> Dict[str, Any]:
     """The template before any worker of ours was seen."""
-    vm = config.vm
+    vm = settings(config)
     attrs: Dict[str, Any] = dict.fromkeys(ABILITIES, True)
     attrs.update(Start=True, GPUs=0, TotalGPUs=0, FileSystemDomain=NAME, UidDomain=NAME,
                  HasFileTransferPluginMethods="data,dav,davs,file,ftp,http,https,s3,gs")

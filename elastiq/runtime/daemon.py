@@ -7,13 +7,12 @@ intervals and, in between, whenever a time-based decision falls due.
 On SIGTERM/SIGINT the action under way is finished, the remaining ones are abandoned, the
 state is saved and the process exits 0.  Exit codes: 1 already running or failed (with
 --once: the tick could not read the queue, the pool or the cloud), 2 bad configuration (the
-checks of :func:`prepare`, which ``elastiq config check`` shares; logged too), 4 permission
+checks of :func:`factory.prepare`, which ``elastiq config check`` shares; logged too), 4 permission
 denied on the state or log location.
 """
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import signal
 import sys
@@ -22,8 +21,8 @@ import time
 from typing import Optional
 
 from .. import __version__, cli, config
-from ..adapters import BATCH_SYSTEMS, CLOUDS, load_class
 from ..adapters.base import AdapterError
+from ..adapters import factory
 from ..core import get_policy
 from . import logs, paths, pidfile
 from .metrics import Metrics, MetricsServer
@@ -42,70 +41,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--log-stderr", action="store_true",
                         help="log to stderr (for journald under systemd) instead of the log file")
     parser.add_argument("--once", action="store_true", help="run a single tick and exit")
-
-
-def _adapter_class(cfg: config.Config, key: str, registry: dict):
-    name = getattr(cfg.elastiq, key)
-    try:
-        return load_class(registry, name)
-    except (ImportError, AttributeError) as err:
-        raise config.InvalidConfig(cfg.source, f"elastiq.{key}",
-                                   f"cannot load {name!r}: {err}") from None
-
-
-def build_cloud(cfg: config.Config):
-    """The cloud named by the configuration."""
-    return _adapter_class(cfg, "cloud_plugin", CLOUDS)(cfg)
-
-
-def build_adapters(cfg: config.Config, read_shape: bool = True):
-    """``(config, batch system, cloud)`` named by the configuration.
-
-    The cloud comes first: with ``read_shape``, the worker VM's shape it knows (see
-    :func:`fill_vm_shape`, one call to the cloud) is part of the configuration returned, and the
-    batch system is built from that configuration, so that its idea of a worker VM (which jobs
-    fit one) is the flavour's, not the defaults."""
-    batch_class = _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)
-    cloud = build_cloud(cfg)
-    if read_shape:
-        cfg = fill_vm_shape(cfg, cloud)
-    return cfg, batch_class(cfg), cloud
-
-
-def prepare(cfg: config.Config, read_shape: bool = False):
-    """The one check of a configuration for running, shared by ``run`` and ``config check``:
-    build the batch system and the cloud as ``run`` does, so a setting the adapters refuse
-    (user-data file, endpoint, keys, region...) is an :class:`config.InvalidConfig` naming the
-    file and key.  No call to either is made unless ``read_shape`` (``run``: see
-    :func:`build_adapters`).  Returns what :func:`build_adapters` returns."""
-    from ..adapters.base import ConfigError
-    try:
-        return build_adapters(cfg, read_shape)
-    except ConfigError as err:
-        raise config.InvalidConfig(cfg.source, err.key, str(err)) from None
-
-
-def fill_vm_shape(cfg: config.Config, cloud) -> config.Config:
-    """Complete ``vm.cpus``/``vm.memory_mb`` from the cloud's flavour when they are not set."""
-    vm = cfg.vm
-    if vm.cpus is not None and vm.memory_mb is not None:
-        return cfg
-    describe = getattr(cloud, "describe_flavour", None)
-    shape = None
-    if describe is not None:
-        try:
-            shape = describe()
-        except AdapterError as err:
-            log.warning("cannot read the flavour's shape (%s error): %s", err.kind, err)
-    if not shape:
-        log.warning("worker VM shape unknown: assuming %d cpu(s), %d MiB (set vm.cpus and "
-                    "vm.memory_mb)", vm.effective_cpus, vm.effective_memory_mb)
-        return cfg
-    cpus, memory_mb = shape
-    vm = dataclasses.replace(vm, cpus=vm.cpus or cpus, memory_mb=vm.memory_mb or memory_mb)
-    log.info("worker VM shape of flavour %s: %d cpu(s), %d MiB", cfg.ec2.flavour or "?",
-             vm.cpus, vm.memory_mb)
-    return dataclasses.replace(cfg, vm=vm)
 
 
 def command(args: argparse.Namespace) -> int:
@@ -144,7 +79,9 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
     dry_run = args.dry_run or cfg.debug.dry_run_boot_vms or cfg.debug.dry_run_shutdown_vms
     log.info("elastiq %s starting: %s; state in %s%s", __version__, config.summary(cfg),
              where.state_dir, " (dry run)" if dry_run else "")
-    cfg, batch, cloud = prepare(cfg, read_shape=True)
+    for note in cfg.notes:
+        log.warning("%s: %s", cfg.source or "configuration", note)
+    cfg, batch, cloud = factory.prepare(cfg, read_shape=True)
     lock = PidLock(where.pid_file)
     try:
         lock.acquire()

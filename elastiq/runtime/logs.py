@@ -2,14 +2,12 @@
 
 The runtime never formats a secret into a message; the :class:`RedactFilter` on every handler
 is defence in depth against a library or an adapter error that does (botocore debug output,
-an SDK exception echoing a request).  It masks the configured credentials and user-data, the
-token-like words inside the user-data (pool passwords, IDTOKENs), AWS access key ids, JWTs and
-``secret=...``-style assignments.
+an SDK exception echoing a request).  It masks what the configured plugins' sections call
+secret (credentials, user-data and its decoded text), the token-like words inside them (pool
+passwords, IDTOKENs), AWS access key ids, JWTs and ``secret=...``-style assignments.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import logging.handlers
 import os
@@ -17,7 +15,7 @@ import re
 import sys
 from typing import Iterable, List, Optional
 
-from ..config import Config
+from ..config import Config, secret_texts
 
 MASK = "***"
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -38,28 +36,12 @@ _PATTERNS = (
 _TOKEN_WORD = re.compile(r"[A-Za-z0-9+/=_.\-]{20,}")
 
 
-def _user_data_texts(cfg: Config) -> List[str]:
-    texts = []
-    if cfg.ec2.user_data_b64:
-        texts.append(cfg.ec2.user_data_b64)
-        try:
-            texts.append(base64.b64decode(cfg.ec2.user_data_b64, validate=False)
-                         .decode("utf-8", "replace"))
-        except (binascii.Error, ValueError):
-            pass
-    if cfg.ec2.user_data_file:
-        try:
-            with open(cfg.ec2.user_data_file, encoding="utf-8", errors="replace") as handle:
-                texts.append(handle.read())
-        except OSError:
-            pass
-    return texts
-
-
 def secrets_of(cfg: Config) -> List[str]:
-    """Every string from ``cfg`` that must never be logged, longest first."""
-    found = {cfg.ec2.aws_access_key_id or "", cfg.ec2.aws_secret_access_key or ""}
-    for text in _user_data_texts(cfg):
+    """Every string from ``cfg`` that must never be logged, longest first: what the configured
+    plugins' sections say is secret (see ``secret_texts`` of their configuration modules), and
+    the token-like words inside (a pool password inside the user-data, say)."""
+    found = set()
+    for text in secret_texts(cfg):
         found.add(text.strip())
         found.update(_TOKEN_WORD.findall(text))
     return sorted((s for s in found if len(s) >= MIN_SECRET_LEN), key=len, reverse=True)

@@ -181,7 +181,7 @@ def render(data: dict, now: float) -> str:
 
 
 def _live(cfg: config.Config) -> List[Dict[str, Any]]:
-    from .daemon import build_cloud
+    from ..adapters.factory import build_cloud
 
     return [{"instance_id": i.id, "state": i.state.value, "address": i.private_ip}
             for i in build_cloud(cfg).list_instances()]

@@ -119,7 +119,7 @@ class Chaos:
         self.config = config_mod.from_dict({
             "elastiq": settings, "quota": {"min_vms": 0, "max_vms": max_vms},
             "vm": {"cpus": 1, "memory_mb": 2048},
-            "ec2": {k: v for k, v in vars(ec2.ec2).items() if v not in (None, ())},
+            "ec2": {k: v for k, v in vars(ec2.cloud).items() if v not in (None, ())},
         }, "chaos")
         cloud = EC2Cloud(self.config, max_attempts=2, connect_timeout=1.0, read_timeout=0.2,
                          detect=lambda names: {})

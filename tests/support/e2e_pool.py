@@ -56,7 +56,7 @@ class E2EPool:
         self.directory = os.environ["E2E_POOL_DIR"]
         self.cluster = config.elastiq.cluster_name
         self.client = boto3.client(
-            "ec2", endpoint_url=config.ec2.api_url, region_name=config.ec2.region or "us-east-1",
+            "ec2", endpoint_url=config.cloud.api_url, region_name=config.cloud.region or "us-east-1",
             aws_access_key_id="AKIDE2EPOOL000000000", aws_secret_access_key="e2e-pool-not-secret")
 
     # ------------------------------------------------------------------ files

@@ -11,7 +11,8 @@ from typing import Iterator
 
 import pytest
 
-from elastiq.config import Config, EC2Section, ElastiqSection
+from elastiq.adapters.ec2_config import Settings as EC2Section
+from elastiq.config import Config, ElastiqSection
 from tests.support.ec2_server import REGION, MotoServer
 from tests.support.fault_proxy import FaultProxy
 
@@ -34,12 +35,12 @@ class World:
 
 def make_config(url: str, world: World, cluster: str = CLUSTER, substitute=None,
                 **ec2: object) -> Config:
-    """A Config for ``cluster`` on the endpoint ``url``; ``ec2`` overrides EC2Section fields."""
+    """A Config for ``cluster`` on the endpoint ``url``; ``ec2`` overrides ec2 section fields."""
     section = EC2Section(api_url=url, region=REGION, aws_access_key_id=ACCESS_KEY,
                          aws_secret_access_key=SECRET_KEY, image_id=world.image_id,
                          flavour="t3.micro", key_name=world.key_name)
     return Config(elastiq=ElastiqSection(cluster_name=cluster),
-                  ec2=dataclasses.replace(section, **ec2), substitute=dict(substitute or {}))
+                  cloud=dataclasses.replace(section, **ec2), substitute=dict(substitute or {}))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,110 @@
+"""The boto3 side of the EC2 adapter: making the client, and the one translation of what
+botocore raises into the domain errors of ``base.py`` (see :mod:`.ec2` for the guarantees).
+
+With :mod:`.ec2`, the only modules that import boto3/botocore.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping, Optional, Sequence
+from urllib.parse import urlsplit
+
+import boto3
+from botocore import exceptions as bce
+from botocore.config import Config as BotoConfig
+from botocore.parsers import ResponseParserError
+
+from .. import __version__
+from .base import AdapterError, AuthError, ConfigError, FatalError, TransientError
+from .ec2_config import Settings as EC2Settings
+from .ec2_request import access_settings
+from .ec2_translate import error_from_code, redact
+
+#: Signing region for an EC2-compatible endpoint that does not care (OpenStack's EC2 API).
+ENDPOINT_DEFAULT_REGION = "us-east-1"
+_NOT_IMPLEMENTED = ("InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperation")
+
+
+def _code(err: bce.ClientError) -> str:
+    return (err.response.get("Error") or {}).get("Code", "")
+
+
+def _status(err: bce.ClientError) -> Optional[int]:
+    return (err.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
+
+
+def ids_gone(err: bce.ClientError) -> bool:
+    return _code(err) in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
+
+
+def not_implemented(err: bce.ClientError) -> bool:
+    return _code(err) in _NOT_IMPLEMENTED or _status(err) == 501
+
+
+def make_client(ec2: EC2Settings, environ: Mapping[str, str], max_attempts: int,
+                connect_timeout: float, read_timeout: float):
+    """The boto3 EC2 client for ``ec2``, and the secret values to keep out of messages.
+
+    Keys and endpoint: see ``ec2_request.access_settings``.  Region: ``ec2.region``, else
+    boto3's default, else (custom endpoint only) a placeholder used for signing.
+    """
+    key, secret, endpoint = access_settings(ec2, environ)
+    session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret,
+                                    region_name=ec2.region or None)
+    region = session.region_name or (ENDPOINT_DEFAULT_REGION if endpoint else None)
+    if region is None:
+        raise ConfigError("no EC2 region: set ec2.region (or ec2.api_url for a non-AWS cloud)",
+                          key="ec2.region")
+    settings = BotoConfig(
+        region_name=region, connect_timeout=connect_timeout, read_timeout=read_timeout,
+        retries={"mode": "standard", "total_max_attempts": max_attempts},  # first try included
+        user_agent_extra=f"elastiq/{__version__}")
+    try:
+        client = session.client("ec2", endpoint_url=endpoint, verify=ec2.ca_bundle or None,
+                                config=settings)
+    except ValueError:
+        where = "ec2.api_url" if ec2.api_url else "EC2_URL"
+        raise ConfigError(f"{where} is not a valid endpoint URL", key="ec2.api_url") from None
+    secrets = [key, secret] + [os.environ.get(name) for name in (
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
+    return client, tuple(s for s in secrets if s)
+
+
+def translate(err: Exception, operation: str, client, secrets: Sequence[str]) -> AdapterError:
+    """The one place where SDK exceptions become domain errors."""
+    if isinstance(err, bce.ClientError):
+        error = err.response.get("Error") or {}
+        return error_from_code(error.get("Code", ""), error.get("Message", ""),
+                               _status(err), operation, secrets)
+    endpoint = _endpoint(client)
+    if isinstance(err, (bce.NoCredentialsError, bce.PartialCredentialsError)):
+        return AuthError(
+            "no usable EC2 credentials: set ec2.aws_access_key_id and "
+            "ec2.aws_secret_access_key, or source ec2rc.sh (EC2_ACCESS_KEY / "
+            "EC2_SECRET_KEY), or configure an AWS profile or instance role")
+    if isinstance(err, bce.SSLError):
+        return ConfigError(f"TLS verification of {endpoint} failed: set ec2.ca_bundle to "
+                           "the CA certificate of the endpoint", key="ec2.ca_bundle")
+    if isinstance(err, (bce.ConnectTimeoutError, bce.ReadTimeoutError)):
+        return TransientError(f"{endpoint} did not answer {operation} in time")
+    if isinstance(err, (bce.ConnectionError, bce.HTTPClientError)):
+        return TransientError(f"cannot reach {endpoint} for {operation}: check ec2.api_url "
+                              "and the network")
+    if isinstance(err, ResponseParserError):  # e.g. a proxy's HTML error page
+        return TransientError(f"{endpoint} answered {operation} with something that is not "
+                              "an EC2 response (a proxy or gateway error?)")
+    if isinstance(err, bce.NoRegionError):
+        return ConfigError("no EC2 region: set ec2.region", key="ec2.region")
+    if isinstance(err, bce.ParamValidationError):  # its text may quote user-data: not shown
+        return FatalError(f"invalid {operation} request (parameter validation failed)")
+    return FatalError(f"EC2 {operation} failed: {type(err).__name__}: "
+                      f"{redact(str(err), secrets)}")
+
+
+def _endpoint(client) -> str:
+    """The endpoint for messages, without any user:password part."""
+    url = urlsplit(getattr(getattr(client, "meta", None), "endpoint_url", "") or "")
+    if not url.hostname:
+        return "the EC2 endpoint"
+    port = f":{url.port}" if url.port else ""
+    return f"the EC2 endpoint {url.scheme}://{url.hostname}{port}"

@@ -1,0 +1,93 @@
+"""Building the adapters a configuration names: the one place that turns registry names (or
+dotted paths) into a batch system and a cloud, shared by ``run``, ``config check``,
+``elastiqctl`` and ``status``.
+
+Imports no configuration module (the adapters' types come from the caller), so that the
+configuration may import the registry without a cycle.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import TYPE_CHECKING, Optional
+
+from ..config_text import InvalidConfig
+from . import BATCH_SYSTEMS, CLOUDS, config_module, load_class
+from .base import AdapterError, ConfigError
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+log = logging.getLogger(__name__)
+
+
+def _adapter_class(cfg: Config, key: str, registry: dict):
+    name = getattr(cfg.elastiq, key)
+    try:
+        return load_class(registry, name)
+    except (ImportError, AttributeError, KeyError) as err:
+        raise InvalidConfig(cfg.source, f"elastiq.{key}", f"cannot load {name!r}: {err}") from None
+
+
+def build_cloud(cfg: Config):
+    """The cloud named by the configuration (constructed as ``Class(cfg)``: it reads
+    ``cfg.cloud``, its own section)."""
+    return _adapter_class(cfg, "cloud_plugin", CLOUDS)(cfg)
+
+
+def build_adapters(cfg: Config, read_shape: bool = True):
+    """``(config, batch system, cloud)`` named by the configuration.
+
+    The cloud comes first: with ``read_shape``, the worker VM's shape it knows (see
+    :func:`fill_vm_shape`, one call to the cloud) is part of the configuration returned, and the
+    batch system is built from that configuration, so that its idea of a worker VM (which jobs
+    fit one) is the flavour's, not the defaults."""
+    batch_class = _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)
+    cloud = build_cloud(cfg)
+    if read_shape:
+        cfg = fill_vm_shape(cfg, cloud)
+    return cfg, batch_class(cfg), cloud
+
+
+def prepare(cfg: Config, read_shape: bool = False):
+    """The one check of a configuration for running, shared by ``run`` and ``config check``:
+    build the batch system and the cloud as ``run`` does, so a setting the adapters refuse
+    (user-data file, endpoint, keys, region...) is an :class:`InvalidConfig` naming the
+    file and key.  No call to either is made unless ``read_shape`` (``run``: see
+    :func:`build_adapters`).  Returns what :func:`build_adapters` returns."""
+    try:
+        return build_adapters(cfg, read_shape)
+    except ConfigError as err:
+        raise InvalidConfig(cfg.source, err.key, str(err)) from None
+
+
+def flavour_name(cfg: Config) -> Optional[str]:
+    """The configured cloud's flavour (instance type) name, for messages; None if it has none."""
+    try:
+        module = config_module(CLOUDS, cfg.elastiq.cloud_plugin)
+    except KeyError:
+        return None
+    return module.flavour(cfg.cloud) if module is not None and cfg.cloud is not None else None
+
+
+def fill_vm_shape(cfg: Config, cloud) -> Config:
+    """Complete ``vm.cpus``/``vm.memory_mb`` from the cloud's flavour when they are not set."""
+    vm = cfg.vm
+    if vm.cpus is not None and vm.memory_mb is not None:
+        return cfg
+    describe = getattr(cloud, "describe_flavour", None)
+    shape = None
+    if describe is not None:
+        try:
+            shape = describe()
+        except AdapterError as err:
+            log.warning("cannot read the flavour's shape (%s error): %s", err.kind, err)
+    if not shape:
+        log.warning("worker VM shape unknown: assuming %d cpu(s), %d MiB (set vm.cpus and "
+                    "vm.memory_mb)", vm.effective_cpus, vm.effective_memory_mb)
+        return cfg
+    cpus, memory_mb = shape
+    vm = dataclasses.replace(vm, cpus=vm.cpus or cpus, memory_mb=vm.memory_mb or memory_mb)
+    log.info("worker VM shape of flavour %s: %d cpu(s), %d MiB", flavour_name(cfg) or "?",
+             vm.cpus, vm.memory_mb)
+    return dataclasses.replace(cfg, vm=vm)
