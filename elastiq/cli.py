@@ -14,8 +14,9 @@ from typing import List, Optional
 from . import __version__, config
 from .adapters.base import AdapterError
 # the commands' shared options and exit codes, also as ``cli.<name>`` for the commands here
-from .runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE,  # noqa: F401
-                              add_config_arguments, config_path, load_config)
+from .runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
+                              EXIT_PERMISSION, EXIT_USAGE, add_config_arguments, config_path,
+                              load_config)
 
 #: Command name -> module.  Each module has a docstring (its help), ``add_arguments(parser)``
 #: and ``command(args) -> int``; it must import its heavy dependencies lazily.
