@@ -1,4 +1,5 @@
-"""No import cycle in the ``elastiq`` package, between its modules nor between its parts.
+"""No import cycle in the ``elastiq`` package (nor in ``ecm``), between its modules nor between
+its parts.
 
 A part is a child of ``elastiq``: a module (``elastiq.config``) or a sub-package with all its
 modules (``elastiq.runtime``, ``elastiq.cli``): ``runtime`` importing ``cli`` while ``cli``
@@ -145,10 +146,11 @@ def without_allowed(graph: Dict[str, Set[str]]) -> Dict[str, Set[str]]:
             for module, targets in graph.items()}
 
 
+@pytest.mark.parametrize("package", [PACKAGE, "ecm"])
 @pytest.mark.parametrize("level", ["modules", "parts"])
-def test_the_elastiq_package_has_no_import_cycle(level):
-    graph = without_allowed(import_graph(ROOT, PACKAGE))
-    found = cycles(parts(graph, PACKAGE) if level == "parts" else graph)
+def test_the_package_has_no_import_cycle(package, level):
+    graph = without_allowed(import_graph(ROOT, package))
+    found = cycles(parts(graph, package) if level == "parts" else graph)
     assert not found, f"import cycles between {level}:\n" + "\n".join(
         " -> ".join(c) for c in found)
 
