@@ -2,7 +2,7 @@
 
 With the systemd unit installed and systemd running, start/stop/restart go through systemctl
 and log follows the journal.  Otherwise the daemon runs as a background process whose pid file
-tells whether it runs (:mod:`elastiq.ctl_process`).
+tells whether it runs (:mod:`elastiq.cli.ctl_process`).
 
 Exit codes: 0 success, 1 failure, 2 bad configuration or usage, 3 not running (status),
 4 permission denied.
@@ -17,10 +17,10 @@ import subprocess
 import sys
 from typing import List, Optional
 
-from . import __version__, cli, config
+from .. import __version__, cli, config
 from .ctl_process import Denied, config_file, follow, start, stop
-from .runtime import paths
-from .runtime import status as status_mod
+from ..runtime import paths
+from ..runtime import status as status_mod
 
 UNIT = "elastiq.service"
 SYSTEMD_RUN_DIR = "/run/systemd/system"
@@ -79,7 +79,7 @@ def _run(args: argparse.Namespace) -> int:
                 return subprocess.call(cmd + (["-f"] if args.follow else []))
             return follow(where.log_file, args.lines, args.follow)
         if args.verb in ("start", "restart"):  # refused by `elastiq run`: refused here, at once
-            from .runtime.daemon import prepare
+            from ..runtime.daemon import prepare
             prepare(cfg)
         if systemd:
             return _systemctl(args.verb)

@@ -10,8 +10,8 @@ import subprocess
 import sys
 import time
 
-from . import cli
-from .runtime import paths, pidfile
+from .. import cli
+from ..runtime import paths, pidfile
 
 
 class Denied(Exception):

@@ -11,20 +11,20 @@ import logging
 import sys
 from typing import List, Optional
 
-from . import __version__, config
-from .adapters.base import AdapterError
+from .. import __version__, config
+from ..adapters.base import AdapterError
 # the commands' shared options and exit codes, also as ``cli.<name>`` for the commands here
-from .runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
+from ..runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
                               EXIT_PERMISSION, EXIT_USAGE, add_config_arguments, config_path,
                               load_config)
 
 #: Command name -> module.  Each module has a docstring (its help), ``add_arguments(parser)``
 #: and ``command(args) -> int``; it must import its heavy dependencies lazily.
 COMMANDS = {
-    "config": "elastiq.config_cli",
+    "config": "elastiq.cli.config_cli",
     "run": "elastiq.runtime.daemon",
     "status": "elastiq.runtime.status",
-    "simulate": "elastiq.simulate",
+    "simulate": "elastiq.cli.simulate",
 }
 
 def build_parser() -> argparse.ArgumentParser:
