@@ -1,10 +1,11 @@
-"""Checks the wizard makes before it writes anything: the output path, and that the cloud has
-the key pair and the flavour of ecm.conf."""
+"""Checks the wizard makes before it writes anything: the output path, the CA bundle, and that
+the cloud has the key pair and the flavour of ecm.conf."""
 from __future__ import annotations
 
 import os
 import stat
 import sys
+from typing import Optional
 
 
 class UsageError(Exception):
@@ -37,3 +38,16 @@ def check_key_and_flavour(cloud, conf, where: str) -> None:
     if known is None:
         print(f"Note: {where} cannot list its flavours: FLAVOR_VMS={conf.flavour} is not "
               "checked.", file=sys.stderr)
+
+
+def read_ca_bundle(path: Optional[str]) -> Optional[str]:
+    if not path:
+        return None
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UsageError(f"--ca-bundle {path}: cannot read it ({getattr(err, 'strerror', err)})")
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        raise UsageError(f"--ca-bundle {path}: no PEM certificate in it")
+    return text

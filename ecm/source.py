@@ -64,12 +64,10 @@ def is_pin(spec: str) -> bool:
 
 @dataclass(frozen=True)
 class Wheel:
+    """A wheel file (its name is ``path.name``) and the sha256 the master checks it by."""
+
     path: Path
     sha256: str
-
-    @property
-    def name(self) -> str:
-        return self.path.name
 
 
 def sha256_of(path: Path) -> str:
@@ -181,7 +179,7 @@ def stage(cloud, wheel_file: Optional[str], bucket: Optional[str], cluster_name:
         endpoint = cloud.endpoint
         owner = hashlib.sha256((endpoint.access_key or endpoint.shown).encode()).hexdigest()
         bucket = bucket or f"elastiq-stage-{owner[:12]}"
-        with progress(f"Staging {wheel.name} in bucket {bucket}"):
-            url = cloud.stage_file(str(wheel.path), bucket, f"{cluster_name}/{wheel.name}",
+        with progress(f"Staging {wheel.path.name} in bucket {bucket}"):
+            url = cloud.stage_file(str(wheel.path), bucket, f"{cluster_name}/{wheel.path.name}",
                                    STAGE_EXPIRY_S)
     return staged_spec(url, wheel)

@@ -12,7 +12,7 @@ import tempfile
 import pytest
 import yaml
 
-from elastiq import ctl
+from elastiq.cli import ctl
 from tests.support.nobody import as_nobody
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -41,7 +41,7 @@ def conf(tmp_path):
 
 def elastiqctl(*args, timeout=60):
     env = dict(os.environ, PYTHONPATH=ROOT)
-    return subprocess.run([sys.executable, "-m", "elastiq.ctl", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "elastiq.cli.ctl", *args], capture_output=True,
                           text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
@@ -151,6 +151,7 @@ def test_a_user_without_permission_gets_exit_4_and_a_hint(tmp_path, verb):
         (state / "elastiq.pid").write_text("1\n")
         path = write_config(public, state)
         os.chmod(path, 0o644)
+        import elastiq.runtime.daemon  # noqa: F401 (start checks with it: nobody cannot import)
         code, err = as_nobody(ctl.main, [verb, "--config", path])
     finally:
         for name in os.listdir(public):
@@ -165,7 +166,7 @@ def test_log_follows_the_file_across_a_rotation(tmp_path):
     (tmp_path / "state").mkdir()
     log = tmp_path / "state" / "elastiq.log"
     log.write_text("one\ntwo\nthree\n")
-    proc = subprocess.Popen([sys.executable, "-m", "elastiq.ctl", "log", "--config", path, "-n", "2"],
+    proc = subprocess.Popen([sys.executable, "-m", "elastiq.cli.ctl", "log", "--config", path, "-n", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
                             env=dict(os.environ, PYTHONPATH=ROOT))
     try:

@@ -135,7 +135,7 @@ def test_an_existing_output_is_refused_before_the_cloud_is_asked(failing_credent
     result = run(failing_credentials, workdir, "--yes", "--os", "rocky9", "--image",
                  "ami-0123456789abcdef0", "-o", "taken")
     assert result.returncode == 2 and "taken exists" in result.stderr
-    assert "refused the credentials" not in result.stderr
+    assert "rejected our credentials" not in result.stderr
     assert (workdir / "taken").read_text() == "keep me"
 
 

@@ -97,7 +97,7 @@ def test_a_staged_wheel_that_was_changed_is_not_installed(ecm_moto, workdir, tmp
     result = run(ecm_moto, workdir, "--yes", "--os", "rocky9", "--image", ecm_moto.images[ROCKY],
                  "-o", "m.ud", "--cluster-name", "c2", "--stage-bucket", "tamper-test")
     assert result.returncode == 0, result.stderr
-    name = own_wheel().name
+    name = own_wheel().path.name
     s3(ecm_moto.url).put_object(Bucket="tamper-test", Key=f"c2/{name}", Body=b"PK not the wheel")
     done = install(master_text(workdir / "m.ud"), tmp_path, PIP_NO_INDEX="1")
     assert done.returncode != 0
@@ -117,10 +117,10 @@ class _Index:
     def __init__(self, root: Path, wheels):
         page = root / "simple" / "elastiq"
         page.mkdir(parents=True)
-        links = "".join(f'<a href="{w.name}#sha256={w.sha256}">{w.name}</a>\n' for w in wheels)
+        links = "".join(f'<a href="{w.path.name}#sha256={w.sha256}">{w.path.name}</a>\n' for w in wheels)
         (page / "index.html").write_text(f"<html><body>\n{links}</body></html>\n")
         for w in wheels:
-            (page / w.name).write_bytes(w.path.read_bytes())
+            (page / w.path.name).write_bytes(w.path.read_bytes())
         handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(root))  # noqa
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple/"

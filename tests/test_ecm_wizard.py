@@ -283,7 +283,8 @@ def test_bad_credentials_give_a_clear_message(failing_credentials, workdir):
     result = run(failing_credentials, workdir, "--yes", "--os", "rocky9",
                  "--image", "ami-0123456789ab", EC2_SECRET_KEY="wrong-secret-value")
     assert result.returncode == 1
-    assert "refused the credentials" in result.stderr and "EC2_SECRET_KEY" in result.stderr
+    assert "rejected our credentials" in result.stderr and "EC2_SECRET_KEY" in result.stderr
+    assert failing_credentials.url in result.stderr
     assert "wrong-secret-value" not in result.stderr and "Traceback" not in result.stderr
 
 
@@ -291,7 +292,7 @@ def test_no_credentials_anywhere_says_where_to_put_them(ecm_moto, workdir):
     result = run(ecm_moto, workdir, "--yes", "--os", "rocky9", "--image", "ami-0123456789ab",
                  EC2_ACCESS_KEY="", EC2_SECRET_KEY="")
     assert result.returncode == 1
-    assert "no cloud credentials" in result.stderr and "ec2rc.sh" in result.stderr
+    assert "no usable EC2 credentials" in result.stderr and "ec2rc.sh" in result.stderr
 
 
 def test_unreachable_endpoint_gives_a_clear_message(ecm_moto, workdir):

@@ -89,8 +89,8 @@ def test_ec2_url_of_a_web_server_that_is_not_ec2(ecm_moto, workdir, web_server):
     result = run(ecm_moto, workdir, "--yes", "--os", "rocky9", "--image", "ami-0123456789ab",
                  EC2_URL=web_server)
     assert result.returncode == 1, result.stderr
-    assert "did not answer" in result.stderr and "EC2_URL" in result.stderr
-    assert "unexpected error" not in result.stderr
+    assert "did not answer" in result.stderr or "not an EC2 response" in result.stderr
+    assert "EC2_URL" in result.stderr and "unexpected error" not in result.stderr
 
 
 def test_debug_shows_the_traceback_of_an_unexpected_error(monkeypatch, capsys):

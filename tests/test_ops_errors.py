@@ -173,7 +173,7 @@ def _ctl_config(tmp_path, **ec2):
 
 def test_ctl_start_with_a_config_run_refuses_says_why_on_the_terminal(tmp_path):
     path = _ctl_config(tmp_path, user_data_file=str(tmp_path / "absent.sh"))
-    result = elastiq("start", "--config", path, module="elastiq.ctl")
+    result = elastiq("start", "--config", path, module="elastiq.cli.ctl")
     clean(result)
     assert "ec2.user_data_file" in result.stderr and "absent.sh" in result.stderr
     assert not os.path.exists(tmp_path / "state" / "elastiq.pid")
@@ -185,17 +185,17 @@ def test_run_refused_at_start_says_why_in_the_log(tmp_path):
     clean(result)
     log = (tmp_path / "state" / "elastiq.log").read_text()
     assert "cannot start" in log and "ec2.user_data_file" in log and "absent.sh" in log
-    shown = elastiq("log", "--no-follow", "--config", path, module="elastiq.ctl")
+    shown = elastiq("log", "--no-follow", "--config", path, module="elastiq.cli.ctl")
     assert "cannot start" in shown.stdout
 
 
 def test_ctl_log_without_a_log_file_says_so_and_where(tmp_path):
     path = _ctl_config(tmp_path)
     log_file = str(tmp_path / "state" / "elastiq.log")
-    result = elastiq("log", "--no-follow", "--config", path, module="elastiq.ctl")
+    result = elastiq("log", "--no-follow", "--config", path, module="elastiq.cli.ctl")
     clean(result, 1)
     assert f"no log yet: {log_file} does not exist" in result.stderr
-    child = subprocess.Popen([sys.executable, "-m", "elastiq.ctl", "log", "--config", path],
+    child = subprocess.Popen([sys.executable, "-m", "elastiq.cli.ctl", "log", "--config", path],
                              cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                              text=True)
     try:

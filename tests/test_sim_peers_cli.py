@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from elastiq import cli, simulate
+from elastiq import cli
+from elastiq.cli import simulate
 from elastiq.sim import engine
 from elastiq.sim.metrics import REQUIRED_KEYS
 

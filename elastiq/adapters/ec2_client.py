@@ -10,35 +10,20 @@ from typing import Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 import boto3
-from botocore import exceptions as bce
 from botocore.config import Config as BotoConfig
-from botocore.parsers import ResponseParserError
 
 from .. import __version__
-from .base import AdapterError, AuthError, ConfigError, FatalError, TransientError
+from .base import AdapterError, ConfigError
 from .ec2_config import Settings as EC2Settings
 from .ec2_request import access_settings
-from .ec2_translate import error_from_code, redact
+from .ec2_translate import error_code, error_from_exception, not_implemented  # noqa: F401
 
 #: Signing region for an EC2-compatible endpoint that does not care (OpenStack's EC2 API).
 ENDPOINT_DEFAULT_REGION = "us-east-1"
-_NOT_IMPLEMENTED = ("InvalidAction", "UnsupportedOperation", "NotImplemented", "UnknownOperation")
 
 
-def _code(err: bce.ClientError) -> str:
-    return (err.response.get("Error") or {}).get("Code", "")
-
-
-def _status(err: bce.ClientError) -> Optional[int]:
-    return (err.response.get("ResponseMetadata") or {}).get("HTTPStatusCode")
-
-
-def ids_gone(err: bce.ClientError) -> bool:
-    return _code(err) in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
-
-
-def not_implemented(err: bce.ClientError) -> bool:
-    return _code(err) in _NOT_IMPLEMENTED or _status(err) == 501
+def ids_gone(err: Exception) -> bool:
+    return error_code(err)[0] in ("InvalidInstanceID.NotFound", "InvalidInstanceID.Malformed")
 
 
 def make_client(ec2: EC2Settings, environ: Mapping[str, str], max_attempts: int,
@@ -71,34 +56,8 @@ def make_client(ec2: EC2Settings, environ: Mapping[str, str], max_attempts: int,
 
 
 def translate(err: Exception, operation: str, client, secrets: Sequence[str]) -> AdapterError:
-    """The one place where SDK exceptions become domain errors."""
-    if isinstance(err, bce.ClientError):
-        error = err.response.get("Error") or {}
-        return error_from_code(error.get("Code", ""), error.get("Message", ""),
-                               _status(err), operation, secrets)
-    endpoint = _endpoint(client)
-    if isinstance(err, (bce.NoCredentialsError, bce.PartialCredentialsError)):
-        return AuthError(
-            "no usable EC2 credentials: set ec2.aws_access_key_id and "
-            "ec2.aws_secret_access_key, or source ec2rc.sh (EC2_ACCESS_KEY / "
-            "EC2_SECRET_KEY), or configure an AWS profile or instance role")
-    if isinstance(err, bce.SSLError):
-        return ConfigError(f"TLS verification of {endpoint} failed: set ec2.ca_bundle to "
-                           "the CA certificate of the endpoint", key="ec2.ca_bundle")
-    if isinstance(err, (bce.ConnectTimeoutError, bce.ReadTimeoutError)):
-        return TransientError(f"{endpoint} did not answer {operation} in time")
-    if isinstance(err, (bce.ConnectionError, bce.HTTPClientError)):
-        return TransientError(f"cannot reach {endpoint} for {operation}: check ec2.api_url "
-                              "and the network")
-    if isinstance(err, ResponseParserError):  # e.g. a proxy's HTML error page
-        return TransientError(f"{endpoint} answered {operation} with something that is not "
-                              "an EC2 response (a proxy or gateway error?)")
-    if isinstance(err, bce.NoRegionError):
-        return ConfigError("no EC2 region: set ec2.region", key="ec2.region")
-    if isinstance(err, bce.ParamValidationError):  # its text may quote user-data: not shown
-        return FatalError(f"invalid {operation} request (parameter validation failed)")
-    return FatalError(f"EC2 {operation} failed: {type(err).__name__}: "
-                      f"{redact(str(err), secrets)}")
+    """The domain error for what botocore raised (see ``ec2_translate.error_from_exception``)."""
+    return error_from_exception(err, operation, _endpoint(client), secrets)
 
 
 def _endpoint(client) -> str:

@@ -197,3 +197,65 @@ def to_instance(description: Mapping[str, Any], cluster_tag: str,
         private_ip=description.get("PrivateIpAddress") or None,
         instance_type=description.get("InstanceType"),
     )
+
+
+# ----------------------------------------------------------------------------- SDK exceptions
+
+#: Codes (or HTTP 501) of an endpoint that does not implement the operation asked, as
+#: EC2-compatible clouds answer for DescribeInstanceTypes and the like.
+NOT_IMPLEMENTED_CODES = frozenset({"InvalidAction", "UnsupportedOperation", "NotImplemented",
+                                   "UnknownOperation", "InvalidRequest"})
+
+
+def error_code(err: BaseException) -> Tuple[str, Optional[int]]:
+    """``(code, HTTP status)`` of an SDK error carrying the cloud's answer (botocore's
+    ClientError: ``err.response``); ``("", None)`` for any other exception."""
+    response = getattr(err, "response", None) or {}
+    return ((response.get("Error") or {}).get("Code", "") or "",
+            (response.get("ResponseMetadata") or {}).get("HTTPStatusCode"))
+
+
+def not_implemented(err: BaseException) -> bool:
+    code, status = error_code(err)
+    return code in NOT_IMPLEMENTED_CODES or status == 501
+
+
+def error_from_exception(err: BaseException, operation: str, endpoint: str,
+                         secrets: Iterable[str] = ()) -> AdapterError:
+    """The domain error for whatever the SDK raised during ``operation`` on ``endpoint`` (a
+    name for messages, e.g. "the EC2 endpoint https://host:8773").
+
+    botocore's exceptions are told apart by their class names, so that this module stays free
+    of the SDK: the cloud's answer (ClientError) goes to :func:`error_from_code`; missing keys
+    are an AuthError; TLS a ConfigError on ``ec2.ca_bundle``; timeouts, unreachable endpoints
+    and answers that are not EC2's (a proxy's page) a TransientError; the rest FatalError.
+    """
+    if isinstance(err, AdapterError):
+        return err
+    names = {cls.__name__ for cls in type(err).__mro__}
+    if "ClientError" in names:
+        code, status = error_code(err)
+        message = (getattr(err, "response", None) or {}).get("Error", {}).get("Message", "")
+        return error_from_code(code, message, status, operation, secrets)
+    if names & {"NoCredentialsError", "PartialCredentialsError"}:
+        return AuthError(
+            "no usable EC2 credentials: set ec2.aws_access_key_id and "
+            "ec2.aws_secret_access_key, or source ec2rc.sh (EC2_ACCESS_KEY / "
+            "EC2_SECRET_KEY), or configure an AWS profile or instance role")
+    if "SSLError" in names:
+        return ConfigError(f"TLS verification of {endpoint} failed: set ec2.ca_bundle to "
+                           "the CA certificate of the endpoint", key="ec2.ca_bundle")
+    if names & {"ConnectTimeoutError", "ReadTimeoutError"}:
+        return TransientError(f"{endpoint} did not answer {operation} in time")
+    if names & {"ConnectionError", "HTTPClientError"}:
+        return TransientError(f"cannot reach {endpoint} for {operation}: check ec2.api_url "
+                              "and the network")
+    if "ResponseParserError" in names:
+        return TransientError(f"{endpoint} answered {operation} with something that is not "
+                              "an EC2 response (a proxy or gateway error?)")
+    if "NoRegionError" in names:
+        return ConfigError("no EC2 region: set ec2.region", key="ec2.region")
+    if "ParamValidationError" in names:  # its text may quote user-data: not shown
+        return FatalError(f"invalid {operation} request (parameter validation failed)")
+    return FatalError(f"EC2 {operation} failed: {type(err).__name__}: "
+                      f"{redact(str(err), secrets)}")

@@ -20,22 +20,21 @@ import threading
 import time
 from typing import Optional
 
-from .. import __version__, cli, config
+from .. import __version__, config
 from ..adapters.base import AdapterError
 from ..adapters import factory
 from ..core import get_policy
-from . import logs, paths, pidfile
+from . import logs, options, paths, pidfile
 from .metrics import Metrics, MetricsServer
 from .pidfile import AlreadyRunning, PidLock
 from .state import StateStore
-from .status import EXIT_PERMISSION
 from .tick import Runtime
 
 log = logging.getLogger("elastiq.daemon")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    cli.add_config_arguments(parser, config.DEFAULT_PATH)
+    options.add_config_arguments(parser, config.DEFAULT_PATH)
     parser.add_argument("--dry-run", action="store_true",
                         help="log what would be launched, drained and terminated; change nothing")
     parser.add_argument("--log-stderr", action="store_true",
@@ -44,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def command(args: argparse.Namespace) -> int:
-    cfg = cli.load_config(args)
+    cfg = options.load_config(args)
     where = paths.resolve(cfg)
     try:
         # a daemon that is refused must not write into (or rotate) the running one's log;
@@ -97,13 +96,13 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
 
 def _already_running(err: AlreadyRunning) -> int:
     print(f"elastiq: {err}", file=sys.stderr)
-    return cli.EXIT_FAILURE
+    return options.EXIT_FAILURE
 
 
 def _denied(err: PermissionError) -> int:
     print(f"elastiq: permission denied: {err.filename} (run as root or as the elastiq user, "
           "or set elastiq.state_dir and elastiq.log_file)", file=sys.stderr)
-    return EXIT_PERMISSION
+    return options.EXIT_PERMISSION
 
 
 def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, batch, cloud,
@@ -147,8 +146,8 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, bat
     if args.once and problems:  # a tick that could not observe is not a success
         print(f"elastiq: the tick could not observe: {'; '.join(problems)} (see the log)",
               file=sys.stderr)
-        return cli.EXIT_FAILURE
-    return cli.EXIT_OK
+        return options.EXIT_FAILURE
+    return options.EXIT_OK
 
 
 def _loop(cfg: config.Config, runtime: Runtime, stop: threading.Event) -> None:

@@ -14,18 +14,19 @@ import sys
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
-from .. import cli, config
+from .. import config
 from . import hostlist, paths, pidfile
+from .options import (EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PERMISSION,
+                      add_config_arguments, load_config)
 from .state import State, StateStore
 
-EXIT_NOT_RUNNING, EXIT_PERMISSION = 3, 4  # also elastiqctl's and elastiq run's
 ORDER = ("requested", "booting", "joined", "draining", "consolidating", "terminating", "error")
 #: the state shown for a VM drained for consolidation (under-used), apart from idle drains
 CONSOLIDATING = "consolidating"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    cli.add_config_arguments(parser, config.DEFAULT_PATH)
+    add_config_arguments(parser, config.DEFAULT_PATH)
     add_options(parser)
 
 
@@ -188,7 +189,7 @@ def _live(cfg: config.Config) -> List[Dict[str, Any]]:
 
 
 def command(args: argparse.Namespace) -> int:
-    return show(args, cli.load_config(args))
+    return show(args, load_config(args))
 
 
 def show(args: argparse.Namespace, cfg: config.Config) -> int:
@@ -204,7 +205,7 @@ def show(args: argparse.Namespace, cfg: config.Config) -> int:
     except ValueError as err:
         print(f"elastiq: the state file {where.state_file} is unreadable: {err}",
               file=sys.stderr)
-        return cli.EXIT_FAILURE
+        return EXIT_FAILURE
     now = time.time()
     data = report(state, running, where, now, args.decisions,
                   _live(cfg) if args.live else None)
@@ -213,4 +214,4 @@ def show(args: argparse.Namespace, cfg: config.Config) -> int:
         sys.stdout.write("\n")
     else:
         sys.stdout.write(render(data, now))
-    return cli.EXIT_OK if running.running else EXIT_NOT_RUNNING
+    return EXIT_OK if running.running else EXIT_NOT_RUNNING

@@ -44,7 +44,7 @@ from typing import Dict, FrozenSet, List, Mapping, Optional
 from ...config import Config
 from ...core.demand import by_shape, classify
 from ...model import Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
-from . import no_decision, ours, ratios, workers_of
+from .views import no_decision, ours, ratios, workers_of
 
 UTILIZATION_THRESHOLD = 0.5
 UNNEEDED_TIME_S = 600.0

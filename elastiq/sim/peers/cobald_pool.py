@@ -60,7 +60,7 @@ from cobald.interfaces import Pool
 
 from ...config import Config
 from ...model import Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
-from . import no_decision, ours, ratios, workers_of
+from .views import no_decision, ours, ratios, workers_of
 
 LOW_UTILISATION = HIGH_ALLOCATION = 0.5
 SECONDS_PER_VM_OF_RATE = 8.0  # rate = cpus / 8 cores per second
@@ -73,36 +73,20 @@ class Drone(Pool):
     used drones by the set's order (in TARDIS, memory addresses); small-integer hashes make that
     order the same in every run."""
 
+    #: COBalD's abstract properties, as plain attributes (set per drone in ``__init__``; the
+    #: controller sets ``demand``).
+    supply = demand = utilisation = allocation = 0.0
+
     def __init__(self, instance_id: Optional[str], cores: int, worker=None, rank: int = 0):
         self.instance_id, self.rank = instance_id, rank
-        self._demand = float(cores)
+        self.demand = float(cores)
         available = worker is not None and not worker.draining
-        self._supply = float(cores) if available else 0.0
+        self.supply = float(cores) if available else 0.0
         cpu, memory = ratios(worker) if available else (0.0, 0.0)
-        self._utilisation, self._allocation = min(cpu, memory), max(cpu, memory)
+        self.utilisation, self.allocation = min(cpu, memory), max(cpu, memory)
 
     def __hash__(self) -> int:
         return self.rank
-
-    @property
-    def supply(self) -> float:
-        return self._supply
-
-    @property
-    def demand(self) -> float:
-        return self._demand
-
-    @demand.setter
-    def demand(self, value: float) -> None:
-        self._demand = value
-
-    @property
-    def utilisation(self) -> float:
-        return self._utilisation
-
-    @property
-    def allocation(self) -> float:
-        return self._allocation
 
 
 @dataclass(frozen=True)

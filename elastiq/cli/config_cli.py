@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from . import config
+from .. import config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +41,7 @@ def command(args: argparse.Namespace) -> int:
     path = args.file or os.environ.get("ELASTIQ_CONFIG") or config.DEFAULT_PATH
     cfg = config.load(path, args.overrides)
     if args.config_command == "check":
-        from .adapters.factory import prepare  # the check `elastiq run` makes before it starts
+        from ..adapters.factory import prepare  # the check `elastiq run` makes before it starts
         prepare(cfg)
         for note in cfg.notes:
             print(f"note: {path}: {note}", file=sys.stderr)

@@ -8,48 +8,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
-import os
 import sys
 from typing import List, Optional
 
-from . import __version__, config
-from .adapters.base import AdapterError
+from .. import __version__, config
+from ..adapters.base import AdapterError
+# the commands' shared options and exit codes, also as ``cli.<name>`` for the commands here
+from ..runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
+                              EXIT_PERMISSION, EXIT_USAGE, add_config_arguments, config_path,
+                              load_config)
 
 #: Command name -> module.  Each module has a docstring (its help), ``add_arguments(parser)``
 #: and ``command(args) -> int``; it must import its heavy dependencies lazily.
 COMMANDS = {
-    "config": "elastiq.config_cli",
+    "config": "elastiq.cli.config_cli",
     "run": "elastiq.runtime.daemon",
     "status": "elastiq.runtime.status",
-    "simulate": "elastiq.simulate",
+    "simulate": "elastiq.cli.simulate",
 }
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, default: Optional[str]) -> None:
-    """--config and --set.  The file is --config, else $ELASTIQ_CONFIG, else ``default``
-    (None: the built-in defaults); see :func:`config_path`."""
-    shown = default or "built-in defaults"
-    parser.add_argument(
-        "--config", "-c", metavar="FILE",
-        help=f"configuration file, YAML or legacy INI (default: $ELASTIQ_CONFIG, else {shown})",
-    )
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
-        help="override one setting, e.g. --set quota.max_vms=40 (repeatable)",
-    )
-    parser.set_defaults(config_default=default)
-
-
-def config_path(args: argparse.Namespace) -> Optional[str]:
-    return (getattr(args, "config", None) or os.environ.get("ELASTIQ_CONFIG")
-            or getattr(args, "config_default", None))
-
-
-def load_config(args: argparse.Namespace) -> config.Config:
-    return config.load(config_path(args), getattr(args, "overrides", ()))
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

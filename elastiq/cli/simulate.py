@@ -30,7 +30,7 @@ import os
 import sys
 import time
 
-from . import cli, config
+from .. import cli, config
 
 #: The --policy names (those of ``elastiq.sim.engine.POLICY_NAMES``, kept here so that building
 #: the parser imports no simulator module).
@@ -67,8 +67,8 @@ def _checked(parse):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from .adapters.sim import BootDelay
-    from .sim.workload import parse_window
+    from ..adapters.sim import BootDelay
+    from ..sim.workload import parse_window
 
     cli.add_config_arguments(parser, default=None)
     work = parser.add_argument_group("workload")
@@ -145,7 +145,7 @@ class Progress:
 
 
 def command(args: argparse.Namespace) -> int:
-    from .sim import compare, engine, metrics, peers, report, workload as workloads
+    from ..sim import compare, engine, metrics, peers, report, workload as workloads
 
     if args.window and not args.trace:
         print("elastiq simulate: --window needs --trace", file=sys.stderr)

@@ -1,0 +1,76 @@
+"""ecm's command line: every answer of the wizard has a flag.
+
+Reads ecm.conf and the cloud credentials (``source ec2rc.sh``), lists the cloud's images, asks
+for the operating system and the image, and writes ``master-<os>-<date>-<time>`` (mode 0600).
+Every answer also has a flag; with ``--yes`` nothing is asked.
+"""
+from __future__ import annotations
+
+import argparse
+
+from elastiq import __version__ as OWN_VERSION
+from elastiq.config import TEN_YEARS_S
+
+from . import render
+from .clouds import CLOUDS, DEFAULT_CLOUD
+from .oses import OPERATING_SYSTEMS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ecm", description=__doc__.split("\n\n")[1],
+        epilog="Non-interactive example: ecm --yes --os almalinux9 --image ami-0123abcd "
+        f"--output master.userdata.  OS ids: {', '.join(OPERATING_SYSTEMS)}.")
+    a = p.add_argument
+    a("--cloud", choices=sorted(CLOUDS), default=DEFAULT_CLOUD,
+      help=f"the cloud's API (default: {DEFAULT_CLOUD})")
+    a("--conf", default="ecm.conf", metavar="FILE", help="cluster settings (default: ecm.conf)")
+    a("--os", choices=sorted(OPERATING_SYSTEMS), help="operating system of master and workers")
+    a("--image", metavar="ID", help="image id (e.g. ami-0123abcd) for master and workers")
+    a("--cluster-name", metavar="NAME", help="cluster name (default: elastiq-<date>-<time>)")
+    a("--output", "-o", metavar="FILE", help="output file (default: master-<os>-<date>-<time>)")
+    a("--force", action="store_true", help="overwrite the output file if it exists")
+    a("--yes", "-y", action="store_true", help="ask nothing: take every answer from the flags")
+    a("--debug", action="store_true", help="show the traceback of an unexpected error")
+    emb = p.add_mutually_exclusive_group()
+    emb.add_argument("--embed-credentials", dest="embed", action="store_true", default=None,
+                     help="put the cloud credentials in the master (needed on OpenStack)")
+    emb.add_argument("--no-embed-credentials", dest="embed", action="store_false",
+                     help="the master uses its instance role (AWS); the default with --yes")
+    a("--ca-bundle", metavar="FILE", help="CA bundle to trust for a private cloud endpoint")
+    a("--region", help="region name for boto3 (default: AWS_REGION or us-east-1)")
+    a("--security-group", dest="security_groups", action="append", default=[], metavar="NAME",
+      help="security group of the workers (repeatable)")
+    a("--subnet-id", metavar="ID", help="subnet of the workers")
+    a("--htcondor-series", default=render.DEFAULT_HTCONDOR_SERIES, metavar="SERIES",
+      help="HTCondor release series, e.g. 25.0 (LTS, default) or 25.x (feature)")
+    a("--htcondor-repo", default=render.DEFAULT_HTCONDOR_REPO, metavar="URL",
+      help="HTCondor repository (a mirror of the official one)")
+    a("--elastiq-source", metavar="SPEC",
+      help=f"what the master installs (always elastiq {OWN_VERSION}): default, this ecm's own "
+      f"wheel staged in the cloud's object store; or a wheel FILE to stage; "
+      f"elastiq=={OWN_VERSION} from the index; git+https://...@<commit>")
+    a("--index-url", metavar="URL", help="with elastiq==VERSION: the index that serves it "
+      "(checked now, used by the master; default: pip's configuration)")
+    a("--stage-bucket", metavar="NAME", help="bucket for the staged wheel (default: "
+      "elastiq-stage-<hash of the access key>, created if missing)")
+    a("--user-data-limit", type=_bounded(1024, 1 << 30), metavar="BYTES",
+      help=f"largest master user-data the cloud accepts (default: {render.USER_DATA_LIMIT} on "
+      f"AWS, {render.NOVA_USER_DATA_LIMIT} elsewhere, as OpenStack Nova); gzip beyond it")
+    a("--worker-noclaim-shutdown", type=_bounded(0, TEN_YEARS_S), metavar="SECONDS",
+      help="workers power off when unclaimed this long (default 4 x IDLE_TIME, >= 4 h; 0: never)")
+    a("--master-lost-shutdown", type=_bounded(0, TEN_YEARS_S), default=3600, metavar="SECONDS",
+      help="workers power off when the master is unreachable this long (default 3600; 0: never)")
+    return p
+
+
+def _bounded(low: int, high: int):
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} is not between {low} and {high}")
+        return value
+    return convert
