@@ -72,6 +72,7 @@ class ElastiqSection:
     launch_backoff_max_s: float = 1800
     batch_plugin: str = "htcondor"
     cloud_plugin: str = "ec2"
+    policy: str = "default"  # the decision core the daemon runs (elastiq.core.POLICIES)
     log_level: str = "INFO"
     log_file: Optional[str] = None
     state_dir: Optional[str] = None
@@ -327,6 +328,9 @@ def _validate(cfg: Config, source: Optional[str]) -> None:
     if e.cloud_plugin not in CLOUDS and not is_dotted_path(e.cloud_plugin):
         bad("elastiq.cloud_plugin", f"unknown {e.cloud_plugin!r} (known: "
             f"{', '.join(CLOUDS)}, or a 'package.module:Class' path)")
+    from .core import POLICIES  # here: the core imports this module
+    if e.policy not in POLICIES:
+        bad("elastiq.policy", f"unknown {e.policy!r} (known: {', '.join(POLICIES)})")
     if logging.getLevelName(e.log_level.upper()) == f"Level {e.log_level.upper()}":
         bad("elastiq.log_level", f"unknown level {e.log_level!r} (DEBUG, INFO, WARNING, ERROR)")
     if e.metrics_port is not None and not 0 < e.metrics_port < 65536:

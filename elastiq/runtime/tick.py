@@ -15,11 +15,12 @@ import re
 import threading
 import time
 from dataclasses import replace
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 from ..adapters.base import BatchSystem, Cloud
 from ..config import Config
-from ..model import InstanceState, Memory, Plan, Snapshot
+from ..core import get_policy
+from ..model import InstanceState, Plan, Snapshot
 from .actuator import Actuator, Outcome
 from .inflight import InFlight
 from .metrics import Metrics
@@ -32,6 +33,16 @@ log = logging.getLogger(__name__)
 _DURATION = re.compile(r"\d+(?:\.\d+)? s\b")
 
 
+def build_runtime(config: Config, batch: BatchSystem, cloud: Cloud, store: "StateStore",
+                  state: Optional[State] = None, clock: Callable[[], float] = time.time,
+                  metrics: Optional[Metrics] = None, dry_run: bool = False,
+                  stopping: Optional[threading.Event] = None, policy=None) -> "Runtime":
+    """The Runtime as ``elastiq run`` builds it: the policy named by ``elastiq.policy``
+    (``policy``: another policy object, as ``elastiq simulate --policy`` runs)."""
+    policy = policy if policy is not None else get_policy(config.elastiq.policy)
+    return Runtime(config, policy, batch, cloud, store, state, clock, metrics, dry_run, stopping)
+
+
 class Runtime:
     def __init__(self, config: Config, policy, batch: BatchSystem, cloud: Cloud,
                  store: StateStore, state: Optional[State] = None,
@@ -39,7 +50,7 @@ class Runtime:
                  dry_run: bool = False, stopping: Optional[threading.Event] = None):
         self.config, self.policy, self.store, self.clock = config, policy, store, clock
         self.metrics = metrics or Metrics()
-        self.state = state or State(memory=policy.initial_memory())
+        self.state = state or State(memory=policy.initial_memory())  # memory: opaque, the policy's
         self.state = replace(self.state, cluster=config.elastiq.cluster_name)
         self.stopping = stopping or threading.Event()  # set: abandon the remaining actions
         e = config.elastiq
@@ -53,6 +64,7 @@ class Runtime:
                                  should_stop=self.stopping.is_set,
                                  known_ips=self.observer.known_ips)
         self.reconciled = False
+        self.last_plan: Optional[Plan] = None  # the plan of the last tick, as carried out
         self._notes: Tuple[str, ...] = ()
 
     # ------------------------------------------------------------------ the tick
@@ -65,9 +77,7 @@ class Runtime:
         before = self.state.memory
         decisions: List[Decision] = []
         if not self.reconciled:
-            e = self.config.elastiq
-            before, report = reconcile(before, snapshot, e.cluster_name,
-                                       e.estimated_vm_deploy_time_s, now)
+            before, report = reconcile(self.policy, before, snapshot, self.config, now)
             if report is not None:
                 self.reconciled = True
                 for line in report.lines():
@@ -76,10 +86,10 @@ class Runtime:
                     decisions.extend(Decision(now, "note", line) for line in report.lines()[1:])
 
         plan, memory = self.policy.plan(snapshot, before, self.config, now)
-        plan = self.in_flight.hold_back(plan, snapshot.pool, now)
+        plan = self.last_plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))
 
-        def persist_launch(launched: Memory, granted: Tuple[str, ...]) -> None:
+        def persist_launch(launched: Any, granted: Tuple[str, ...]) -> None:
             awaiting = self.state.awaiting_join + granted
             self._save(replace(self.state, memory=launched, awaiting_join=awaiting))
 
@@ -92,19 +102,12 @@ class Runtime:
 
     def _next_state(self, outcome: Outcome, decisions: List[Decision], snapshot: Snapshot) -> State:
         memory = outcome.memory
-        joins, awaiting = [], []
-        for instance_id in self.state.awaiting_join:  # this tick's launches were added at once
-            record = memory.instances.get(instance_id)
-            if record is None:
-                continue  # gone before it joined
-            if record.joined_at is not None:
-                joins.append(max(0.0, record.joined_at - record.launched_at))
-            else:
-                awaiting.append(instance_id)
-        state = replace(self.state, memory=memory, awaiting_join=tuple(awaiting),
-                        observation=_summarise(snapshot, memory, self.clock(),
+        # this tick's launches were added to awaiting_join at once
+        joins, awaiting = self.policy.join_delays(memory, self.state.awaiting_join)
+        state = replace(self.state, memory=memory, awaiting_join=awaiting,
+                        observation=_summarise(snapshot, self.policy.owned(memory), self.clock(),
                                                self.state.observation))
-        return state.with_decisions(tuple(decisions) + outcome.decisions).with_join_times(tuple(joins))
+        return state.with_decisions(tuple(decisions) + outcome.decisions).with_join_times(joins)
 
     def _next_wake(self, plan: Plan, outcome: Outcome, now: float) -> Optional[float]:
         wakes = [plan.next_check] if plan.next_check is not None else []
@@ -141,7 +144,7 @@ class Runtime:
             log.error("cannot save the state to %s: %s", self.store.path, err.strerror or err)
 
 
-def _summarise(snapshot: Snapshot, memory: Memory, now: float,
+def _summarise(snapshot: Snapshot, owned: Mapping[str, Optional[str]], now: float,
                previous: Optional[Observation]) -> Observation:
     """What ``status`` shows: our VMs with cloud state, address, worker and running jobs."""
     listed = {i.id: i for i in snapshot.instances or () if i.state is not InstanceState.GONE}
@@ -149,15 +152,14 @@ def _summarise(snapshot: Snapshot, memory: Memory, now: float,
                if w.instance_id}
     old = {v.instance_id: v for v in (previous.vms if previous else ())}
     vms = []
-    for instance_id in sorted(set(memory.instances) | set(listed)):
+    for instance_id in sorted(set(owned) | set(listed)):
         instance, worker, prior = listed.get(instance_id), workers.get(instance_id), old.get(instance_id)
-        record = memory.instances.get(instance_id)
         vms.append(VMView(
             instance_id,
             instance.state.value if instance else (None if snapshot.instances is not None
                                                    else prior and prior.cloud_state),
             (instance.private_ip if instance else None) or (prior.address if prior else None),
-            worker.name if worker else (record.worker if record else None),
+            worker.name if worker else owned.get(instance_id),
             worker.running_jobs if worker else 0,
         ))
     queue = snapshot.queue
