@@ -5,7 +5,7 @@ cloud listing, the notes of the last plan) and nothing else; the clock is inject
 and the latency benchmark drive it in virtual time.
 
 ``tick(kind)`` returns when the runtime wants to tick again: the plan's ``next_check`` (a
-time-based condition changes then), or ``sleep_s`` after it acted (to see the effect soon);
+time-based condition changes then; one not after the tick's time is ignored), or ``sleep_s`` after it acted (to see the effect soon);
 None when nothing is pending and the periodic checks suffice.
 """
 from __future__ import annotations
@@ -110,7 +110,9 @@ class Runtime:
         return state.with_decisions(tuple(decisions) + outcome.decisions).with_join_times(joins)
 
     def _next_wake(self, plan: Plan, outcome: Outcome, now: float) -> Optional[float]:
-        wakes = [plan.next_check] if plan.next_check is not None else []
+        # a next_check not after this tick's time is this tick's: waking for it again at once
+        # would decide the same (the policy is pure) and spin; the periodic checks follow
+        wakes = [plan.next_check] if plan.next_check is not None and plan.next_check > now else []
         if outcome.acted:
             wakes.append(now + self.config.elastiq.sleep_s)
         return min(wakes) if wakes else None
