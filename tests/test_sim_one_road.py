@@ -12,6 +12,7 @@ import pytest
 
 from elastiq import config
 from elastiq.adapters.sim import BootDelay
+from elastiq.core import get_policy
 from elastiq.runtime.scheduler import Scheduler, checks
 from elastiq.runtime.state import StateStore
 from elastiq.runtime.tick import build_runtime
@@ -25,8 +26,9 @@ KNOBS = ["quota.max_vms=10", "vm.cpus=4", "vm.memory_mb=8192", "elastiq.idle_for
 def daemon_road(sim: engine.Simulation, options: engine.SimOptions, state_dir, until: float):
     """The actions the daemon's runtime takes on a fresh copy of the simulation's world."""
     world = World(sim.workload, sim.config, options, engine.EPOCH)
-    runtime = build_runtime(sim.config, world.batch, world.cloud, StateStore(str(state_dir)),
-                            clock=world.clock)
+    policy = get_policy(sim.config.elastiq.policy)  # as the daemon's _serve chooses it
+    runtime = build_runtime(sim.config, world.batch, world.cloud,
+                            StateStore(str(state_dir), policy=policy), clock=world.clock)
     assert runtime.policy.name == sim.config.elastiq.policy
     scheduler = Scheduler(runtime.tick, checks(sim.config), clock=world.clock)
     scheduler.wake_at(engine.EPOCH, kind="start")  # as Scheduler.start() does
@@ -60,7 +62,9 @@ def test_simulator_and_daemon_runtime_take_the_same_actions(tmp_path, seed):
 
 
 def test_same_actions_with_the_legacy_policy_chosen_by_configuration(tmp_path):
+    # every tick: the legacy policy's own check cadence does not keep Plan.next_check's
+    # contract, so skipping quiet stretches may shift its decisions by a period
     sim, result, actions, _ = both_roads(tmp_path, synthetic(1), sets=["elastiq.policy=legacy"],
-                                         policy="legacy")
+                                         policy="legacy", every_tick=True)
     assert result["jobs_completed"] == result["jobs"]
     assert sim.world.actions == actions and actions

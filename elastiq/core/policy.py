@@ -18,7 +18,9 @@ it back, and persists it.  Every operation is pure (``now`` is a parameter):
   those instances that joined, and the ones still awaited (forgotten ones are in neither);
 - ``owned(memory)``: the instances the policy owns, each with the name of the worker it last
   saw on it, or None (for the log and ``status``);
-- ``resting_vms(config)``: the VMs it keeps while nothing runs.
+- ``resting_vms(config)``: the VMs it keeps while nothing runs;
+- ``dump_memory(memory)`` / ``load_memory(data)``: the memory as JSON data and back, for the
+  state file (ValueError naming the bad field).
 
 :class:`RecordsPolicy` implements them for memories holding per-instance lifecycle records
 (:class:`~elastiq.model.Memory`, the default policy); :class:`CounterPolicy` for policies that
@@ -34,6 +36,7 @@ from ..config import Config
 from ..model import ALIVE_STATES, InstanceState, LaunchOutcome, Lifecycle, Plan, Snapshot
 from . import decide, legacy
 from .lifecycle import track
+from .memory_codec import dump_memory, load_memory
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,10 @@ class Policy(Protocol):
 
     def resting_vms(self, config: Config) -> int: ...
 
+    def dump_memory(self, memory: Any) -> Any: ...
+
+    def load_memory(self, data: Any) -> Any: ...
+
 
 class CounterPolicy:
     """The memory operations of a policy without per-instance records.  Subclasses give
@@ -96,6 +103,13 @@ class CounterPolicy:
 
     def resting_vms(self, config: Config) -> int:
         return config.quota.min_vms
+
+    def dump_memory(self, memory) -> Any:
+        """Nothing is kept across a restart (as the original elastiq, which had no state)."""
+        return None
+
+    def load_memory(self, data: Any):
+        return self.initial_memory()
 
 
 class RecordsPolicy(CounterPolicy):
@@ -151,6 +165,12 @@ class RecordsPolicy(CounterPolicy):
 
     def owned(self, memory) -> Mapping[str, Optional[str]]:
         return {i: r.worker for i, r in memory.instances.items()}
+
+    def dump_memory(self, memory) -> Any:
+        return dump_memory(memory)
+
+    def load_memory(self, data: Any):
+        return load_memory(data)
 
 
 class DefaultPolicy(RecordsPolicy):

@@ -24,6 +24,7 @@ from typing import Optional
 from .. import __version__, cli, config
 from ..adapters import BATCH_SYSTEMS, CLOUDS, load_class
 from ..adapters.base import AdapterError
+from ..core import get_policy
 from . import logs, paths, pidfile
 from .metrics import Metrics, MetricsServer
 from .pidfile import AlreadyRunning, PidLock
@@ -170,14 +171,15 @@ def _denied(err: PermissionError) -> int:
 
 def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, batch, cloud,
            stop: threading.Event) -> int:
-    store = StateStore(where.state_dir)
+    policy = get_policy(cfg.elastiq.policy)
+    store = StateStore(where.state_dir, policy=policy)
     try:
         state = store.load()
     except PermissionError as err:  # a state file left by root, say
         return _denied(err)
     metrics = Metrics()
     runtime = build_runtime(cfg, batch, cloud, store, state, time.time, metrics,
-                            dry_run=args.dry_run, stopping=stop)
+                            dry_run=args.dry_run, stopping=stop, policy=policy)
     if state is not None:
         owned = len(runtime.policy.owned(state.memory))
         log.info("loaded the state: %d instance(s) owned", owned)

@@ -136,7 +136,9 @@ class Simulation:
         wake = self.runtime.tick(kind)
         world.negotiate()
         plan = self.runtime.last_plan or Plan()
-        self._acted = bool(plan.actions)
+        # acted, or asked to be called again at once (a next_check not after now: the runtime
+        # leaves it to the next periodic check): the next tick is not quiet
+        self._acted = bool(plan.actions) or (plan.next_check is not None and plan.next_check <= t)
         rec.plan_calls += 1
         if plan.actions and self.options.on_decision is not None:
             self.options.on_decision(t - EPOCH, plan)
