@@ -71,9 +71,13 @@ class State:
     saved_at: float = 0.0
 
     def with_decisions(self, new: Tuple[Decision, ...]) -> "State":
+        if not new:
+            return self
         return replace(self, decisions=(self.decisions + tuple(new))[-MAX_DECISIONS:])
 
     def with_join_times(self, new: Tuple[float, ...]) -> "State":
+        if not new:
+            return self
         return replace(self, join_times=(self.join_times + tuple(new))[-MAX_JOIN_TIMES:])
 
 

@@ -64,6 +64,8 @@ class Runtime:
                                  should_stop=self.stopping.is_set,
                                  known_ips=self.observer.known_ips)
         self.reconciled = False
+        # a store nobody reads for ``status`` (the simulator's) needs no per-VM summary
+        self._for_status = getattr(store, "for_status", True)
         self.last_plan: Optional[Plan] = None  # the plan of the last tick, as carried out
         self._notes: Tuple[str, ...] = ()
 
@@ -104,9 +106,10 @@ class Runtime:
         memory = outcome.memory
         # this tick's launches were added to awaiting_join at once
         joins, awaiting = self.policy.join_delays(memory, self.state.awaiting_join)
+        owned = self.policy.owned(memory) if self._for_status else {}
         state = replace(self.state, memory=memory, awaiting_join=awaiting,
-                        observation=_summarise(snapshot, self.policy.owned(memory), self.clock(),
-                                               self.state.observation))
+                        observation=_summarise(snapshot, owned, self.clock(),
+                                               self.state.observation, self._for_status))
         return state.with_decisions(tuple(decisions) + outcome.decisions).with_join_times(joins)
 
     def _next_wake(self, plan: Plan, outcome: Outcome, now: float) -> Optional[float]:
@@ -147,8 +150,13 @@ class Runtime:
 
 
 def _summarise(snapshot: Snapshot, owned: Mapping[str, Optional[str]], now: float,
-               previous: Optional[Observation]) -> Observation:
-    """What ``status`` shows: our VMs with cloud state, address, worker and running jobs."""
+               previous: Optional[Observation], vms_too: bool = True) -> Observation:
+    """What ``status`` shows: our VMs with cloud state, address, worker and running jobs
+    (``vms_too`` False: the counts and problems only)."""
+    queue = snapshot.queue
+    if not vms_too:
+        return Observation(now, len(queue.idle) if queue else None,
+                           queue.running if queue else None, (), snapshot.problems)
     listed = {i.id: i for i in snapshot.instances or () if i.state is not InstanceState.GONE}
     workers = {w.instance_id: w for w in (snapshot.pool.workers if snapshot.pool else ())
                if w.instance_id}
@@ -164,7 +172,6 @@ def _summarise(snapshot: Snapshot, owned: Mapping[str, Optional[str]], now: floa
             worker.name if worker else owned.get(instance_id),
             worker.running_jobs if worker else 0,
         ))
-    queue = snapshot.queue
     return Observation(
         at=now,
         idle_jobs=len(queue.idle) if queue else None,

@@ -96,6 +96,7 @@ class _Unsaved:
     """The state store of a simulation: the state stays in memory."""
 
     path = "(not saved: simulation)"
+    for_status = False  # no ``status`` reads it: the runtime skips the per-VM summary
 
     def save(self, state: State) -> None:
         pass
@@ -199,6 +200,9 @@ class Simulation:
         wake = self.scheduler.pending_wake
         if event is None and wake is None:
             return False
+        following = min(agenda.due_at.values())
+        if (wake is not None and wake <= following) or (event is not None and event <= following):
+            return True  # the very next tick sees it: nothing to skip
         targets = [wake] if wake is not None else []
         if event is not None:  # the first check at or after the event sees it
             targets.append(min(at + max(0, math.ceil((event - at) / every - 1e-9)) * every
