@@ -1,6 +1,7 @@
 """What must outlive the daemon process, stored atomically as one JSON file (mode 0600).
 
-The state holds the core's :class:`~elastiq.model.Memory` (owned instances and their lifecycle,
+The state holds the policy's memory, opaque here and stored through the policy's codec
+(``dump_memory``/``load_memory``; the default policy's: owned instances and their lifecycle,
 when the waiting threshold was first reached, launch back-off), the last decisions with their
 reasons, the boot-to-join times of past workers and a summary of the last observation (what
 ``elastiq status`` shows while the daemon runs).
@@ -18,7 +19,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from ..core.memory_codec import dump_memory, load_memory, number as _num
@@ -62,23 +63,13 @@ class Observation:
 
 @dataclass(frozen=True)
 class State:
-    memory: Memory = field(default_factory=Memory)
-    decisions: Tuple[Decision, ...] = ()
-    join_times: Tuple[float, ...] = ()  # boot-to-join seconds, oldest first
+    memory: Any = field(default_factory=Memory)  # the policy's, opaque (its codec stores it)
+    decisions: Tuple[Decision, ...] = ()  # the last MAX_DECISIONS
+    join_times: Tuple[float, ...] = ()  # boot-to-join seconds, oldest first (MAX_JOIN_TIMES)
     awaiting_join: Tuple[str, ...] = ()  # launched by us, not joined yet: to time their boot
     observation: Optional[Observation] = None
     cluster: str = ""
     saved_at: float = 0.0
-
-    def with_decisions(self, new: Tuple[Decision, ...]) -> "State":
-        if not new:
-            return self
-        return replace(self, decisions=(self.decisions + tuple(new))[-MAX_DECISIONS:])
-
-    def with_join_times(self, new: Tuple[float, ...]) -> "State":
-        if not new:
-            return self
-        return replace(self, join_times=(self.join_times + tuple(new))[-MAX_JOIN_TIMES:])
 
 
 # ----------------------------------------------------------------------------- codec

@@ -26,7 +26,8 @@ from .inflight import InFlight
 from .metrics import Metrics
 from .observe import Observer
 from .reconcile import reconcile
-from .state import Decision, Observation, State, StateStore, VMView
+from .state import (MAX_DECISIONS, MAX_JOIN_TIMES, Decision, Observation, State, StateStore,
+                    VMView)
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,12 @@ class Runtime:
         # this tick's launches were added to awaiting_join at once
         joins, awaiting = self.policy.join_delays(memory, self.state.awaiting_join)
         owned = self.policy.owned(memory) if self._for_status else {}
-        state = replace(self.state, memory=memory, awaiting_join=awaiting,
-                        observation=_summarise(snapshot, owned, self.clock(),
-                                               self.state.observation, self._for_status))
-        return state.with_decisions(tuple(decisions) + outcome.decisions).with_join_times(joins)
+        now, old = self.clock(), self.state
+        new = tuple(decisions) + outcome.decisions
+        return State(memory, (old.decisions + new)[-MAX_DECISIONS:] if new else old.decisions,
+                     (old.join_times + joins)[-MAX_JOIN_TIMES:] if joins else old.join_times,
+                     awaiting, _summarise(snapshot, owned, now, old.observation, self._for_status),
+                     old.cluster, now)
 
     def _next_wake(self, plan: Plan, outcome: Outcome, now: float) -> Optional[float]:
         # a next_check not after this tick's time is this tick's: waking for it again at once
@@ -141,7 +144,8 @@ class Runtime:
         self._save(self.state)
 
     def _save(self, state: State) -> None:
-        self.state = replace(state, saved_at=self.clock())
+        now = self.clock()
+        self.state = state if state.saved_at == now else replace(state, saved_at=now)
         try:
             self.store.save(self.state)
         except OSError as err:  # disk full, permissions: keep running, try again next tick

@@ -36,6 +36,7 @@ from ..adapters.sim import BootDelay
 from ..config import Config
 from ..core import POLICIES as CORE_POLICIES, get_policy as core_policy
 from ..model import Plan
+from ..runtime.metrics import Metrics
 from ..runtime.observe import CLOUD_KINDS
 from ..runtime.scheduler import Scheduler, checks
 from ..runtime.state import State
@@ -102,6 +103,17 @@ class _Unsaved:
         pass
 
 
+class _Unscraped(Metrics):
+    """The runtime's Prometheus metrics, which nobody scrapes in a simulation: the per-tick
+    gauges and histogram are not kept (counts of launches, terminations, errors are)."""
+
+    def observed(self, snapshot) -> None:
+        pass
+
+    def tick(self, seconds: float) -> None:
+        pass
+
+
 class Simulation:
     """One replay.  ``run()`` returns the metrics dict; ``timeline`` holds the samples."""
 
@@ -116,7 +128,8 @@ class Simulation:
         self.policy = get_policy(options.policy)
         state = State(memory=self.policy.initial_memory(seed=options.seed))
         self.runtime = build_runtime(self.config, self.world.batch, self.world.cloud, _Unsaved(),
-                                     state, clock=self.world.clock, policy=self.policy)
+                                     state, clock=self.world.clock, metrics=_Unscraped(),
+                                     policy=self.policy)
         self.scheduler = Scheduler(self._tick, checks(self.config), clock=self.world.clock)
         self.recorder = Recorder(self, timeline=options.timeline)
         self._acted = False
@@ -200,24 +213,30 @@ class Simulation:
         wake = self.scheduler.pending_wake
         if event is None and wake is None:
             return False
-        following = min(agenda.due_at.values())
+        due = agenda.due_at
+        following = min(due.values())
         if (wake is not None and wake <= following) or (event is not None and event <= following):
             return True  # the very next tick sees it: nothing to skip
-        targets = [wake] if wake is not None else []
+        target = wake if wake is not None else math.inf
         if event is not None:  # the first check at or after the event sees it
-            targets.append(min(at + max(0, math.ceil((event - at) / every - 1e-9)) * every
-                               for at, every in zip(agenda.due_at.values(),
-                                                    agenda.intervals.values())))
-        cutoff = min(targets) - agenda.window - 1e-9
-        last = {kind: at + math.floor((cutoff - at) / agenda.intervals[kind]) * agenda.intervals[kind]
-                for kind, at in agenda.due_at.items() if at < cutoff}
+            for kind, every in agenda.intervals.items():
+                at = due[kind]
+                target = min(target, at + max(0, math.ceil((event - at) / every - 1e-9)) * every)
+        cutoff = target - agenda.window - 1e-9
+        last_tick = read_at = -math.inf
+        last = {}
+        for kind, every in agenda.intervals.items():
+            at = due[kind]
+            if at < cutoff:
+                last[kind] = at = at + math.floor((cutoff - at) / every) * every
+                last_tick = max(last_tick, at)
+                if kind in CLOUD_KINDS:
+                    read_at = max(read_at, at)
         if not last:
             return True
-        reads = [at for kind, at in last.items() if kind in CLOUD_KINDS]
-        if reads:
-            read_at = max(reads)
+        if read_at > -math.inf:
             kind = "+".join(k for k, at in last.items() if abs(at - read_at) <= agenda.window)
             self.world.now = read_at
             self.runtime.observer.observe(kind, read_at)
-        agenda.take(max(last.values()))
+        agenda.take(last_tick)
         return True
