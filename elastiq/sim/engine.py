@@ -16,9 +16,10 @@ matches idle jobs between the observation and the first action (see :mod:`.world
 Quiet stretches are skipped: when the runtime did not act and the world is as it last read
 it, the ticks before the next change of the world or the next wake-up would decide nothing
 (by the contract of ``Plan.next_check``).  They are skipped with the one effect they have,
-the observer's last cloud read among them, so the result is identical to running every tick
-(tested against the daemon's scheduler).  This is what lets a 239-day replay run in about a
-minute.
+the observer's last cloud read among them, so for a policy that keeps that contract (the
+default one) the actions are those of running every tick (tested against the daemon's road in
+``tests/test_sim_one_road.py``); the legacy policy's own check cadence, which its
+``next_check`` does not announce, may move a decision by one check period.
 
 The replay ends when every job is done and our instances are back to the policy's
 ``resting_vms`` (``min_vms``; COBalD keeps its Limiter's minimum); or when VMs are still alive
