@@ -15,7 +15,7 @@ import re
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from ..adapters.base import BatchSystem, Cloud
 from ..config import Config
@@ -68,7 +68,7 @@ class Runtime:
         # a store nobody reads for ``status`` (the simulator's) needs no per-VM summary
         self._for_status = getattr(store, "for_status", True)
         self.last_plan: Optional[Plan] = None  # the plan of the last tick, as carried out
-        self._notes: Tuple[str, ...] = ()
+        self._notes: FrozenSet[str] = frozenset()  # the last notes without their durations
 
     # ------------------------------------------------------------------ the tick
 
@@ -125,12 +125,11 @@ class Runtime:
 
     def _log_notes(self, notes: Iterable[str], now: float) -> List[Decision]:
         """Log the reasons for not acting: INFO when they changed (durations aside), else DEBUG."""
-        notes = tuple(notes)
-        previous = {_DURATION.sub("# s", n) for n in self._notes}
-        self._notes = notes
+        keys = [(_DURATION.sub("# s", note), note) for note in notes]
+        previous, self._notes = self._notes, frozenset(key for key, _ in keys)
         changed = []
-        for note in notes:
-            if _DURATION.sub("# s", note) in previous:
+        for key, note in keys:
+            if key in previous:
                 log.debug("%s", note)
             else:
                 log.info("%s", note)
