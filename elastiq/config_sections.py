@@ -46,6 +46,7 @@ class ElastiqSection:
     launch_backoff_max_s: float = 1800
     batch_plugin: str = "htcondor"
     cloud_plugin: str = "ec2"
+    policy: str = "default"  # the decision core the daemon runs (elastiq.core.POLICIES)
     log_level: str = "INFO"
     log_file: Optional[str] = None
     state_dir: Optional[str] = None

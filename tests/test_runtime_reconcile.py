@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from elastiq.model import (Instance, InstanceRecord, InstanceState, Lifecycle, Memory, Pool,
                            Snapshot, Worker)
+from elastiq.config import load
+from elastiq.core import get_policy
 from elastiq.runtime.reconcile import reconcile
+
+POLICY = get_policy("default")
+CFG = load(None, ["elastiq.cluster_name=test", "elastiq.estimated_vm_deploy_time_s=600"])
 
 NOW = 10_000.0
 
@@ -17,7 +22,7 @@ def test_tagged_instances_missing_from_memory_are_adopted_from_cloud_and_pool():
                  inst("i-stop", InstanceState.SHUTTING_DOWN), inst("i-gone", InstanceState.GONE),
                  inst("i-drain"), inst("i-other", cluster="other"), inst("i-untagged", cluster=None))
     pool = Pool((Worker("w-run", "i-run"), Worker("w-drain", "i-drain", draining=True)))
-    memory, report = reconcile(Memory(), Snapshot(None, pool, instances), "test", 600, NOW)
+    memory, report = reconcile(POLICY, Memory(), Snapshot(None, pool, instances), CFG, NOW)
     assert report.adopted == ("i-boot", "i-drain", "i-err", "i-run", "i-stop")
     assert report.missing == () and report.kept == 0
     got = {i: (r.lifecycle, r.worker, r.joined_at, r.launched_at) for i, r in memory.instances.items()}
@@ -35,7 +40,7 @@ def test_missing_records_are_reported():
         "i-a": InstanceRecord(Lifecycle.DRAINING, NOW - 50, NOW - 900, NOW - 800, "w-a"),
         "i-lost": InstanceRecord(Lifecycle.REQUESTED, NOW - 3, NOW - 3),
     })
-    memory, report = reconcile(saved, Snapshot(None, None, (inst("i-a"),)), "test", 600, NOW)
+    memory, report = reconcile(POLICY, saved, Snapshot(None, None, (inst("i-a"),)), CFG, NOW)
     assert memory.instances["i-a"] == saved.instances["i-a"]  # kept as saved
     assert "i-lost" in memory.instances  # requested 3 s ago: the cloud may not list it yet
     assert report.adopted == () and report.missing == ("i-lost",) and report.kept == 1
@@ -44,9 +49,9 @@ def test_missing_records_are_reported():
 
 def test_without_a_listing_nothing_is_reconciled():
     saved = Memory(instances={"i-a": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)})
-    assert reconcile(saved, Snapshot(None, None, None, ("cloud unreadable",)), "test", 600, NOW) == (saved, None)
+    assert reconcile(POLICY, saved, Snapshot(None, None, None, ("cloud unreadable",)), CFG, NOW) == (saved, None)
 
 
 def test_an_instance_without_launch_time_is_dated_now():
-    memory, _ = reconcile(Memory(), Snapshot(None, None, (inst("i-x", launched_at=0.0),)), "test", 600, NOW)
+    memory, _ = reconcile(POLICY, Memory(), Snapshot(None, None, (inst("i-x", launched_at=0.0),)), CFG, NOW)
     assert memory.instances["i-x"].launched_at == NOW

@@ -1,7 +1,7 @@
 """The virtual-time engine end to end, with both policies, on small workloads."""
 from __future__ import annotations
 
-import types
+from dataclasses import replace
 
 import pytest
 
@@ -77,8 +77,11 @@ def test_skipping_ticks_changes_nothing_for_the_default_policy(options):
 def test_skipping_ticks_shifts_legacy_only_by_its_vm_check_cadence():
     _, fast = simulate(synthetic(3), policy="legacy")
     _, slow = simulate(synthetic(3), policy="legacy", every_tick=True)
-    for key in ("jobs_completed", "launch_calls", "vms_launched", "wait_p95_s", "jobs_killed"):
+    for key in ("jobs_completed", "jobs_killed"):
         assert fast[key] == slow[key]
+    # its own check cadence is not in its Plan.next_check: a launch may move by a period too
+    for key in ("launch_calls", "vms_launched"):
+        assert abs(fast[key] - slow[key]) <= 1
     # each idle termination can move by one 45 s VM check
     assert abs(fast["vm_hours"] - slow["vm_hours"]) <= fast["vms_launched"] * 45 / 3600
 
@@ -91,16 +94,20 @@ def one_job_then(second_at=None):
     return work
 
 
-def test_legacy_race_kills_a_job_matched_as_its_host_is_terminated():
+def test_look_before_terminate_saves_the_job_legacy_would_kill():
     sets = ("quota.max_vms=1", "elastiq.idle_for_time_s=300")
     sim, _ = simulate(one_job_then(), sets, policy="legacy", boot_delay=BootDelay.parse("fixed:60"))
     (vm,) = sim.cloud.vms.values()
     killed_at = vm.terminated_at - engine.EPOCH  # the tick legacy terminated the idle host
-    # a job submitted just before that tick: observed idle, matched, then its host terminated
+    # a job submitted just before that tick: observed idle, matched before the terminate; the
+    # daemon's actuator looks at the pool first and drains the host instead (the original
+    # elastiq killed the job here)
     sim, r = simulate(one_job_then(killed_at - 5), sets, policy="legacy",
                       boot_delay=BootDelay.parse("fixed:60"))
-    assert r["jobs_killed"] == 1 and r["jobs_completed"] == 2  # requeued, ran on a new VM
-    assert sim.pool.kills == [0, 1]
+    assert r["jobs_killed"] == 0 and r["jobs_completed"] == 2
+    assert sim.pool.kills == [0, 0]
+    assert any(d.text.startswith("terminate i-sim000001 held back: its worker")
+               for d in sim.runtime.state.decisions)
     _, r = simulate(one_job_then(killed_at - 5), sets, policy="default",
                     boot_delay=BootDelay.parse("fixed:60"))
     assert r["jobs_killed"] == 0 and r["jobs_completed"] == 2
@@ -146,7 +153,7 @@ def test_engine_calls_the_policy_like_the_daemon():
         return legacy.record_launch(memory, outcome, config_, now)
 
     sim = engine.Simulation(synthetic(0), cfg(), engine.SimOptions(policy="legacy", cloud_capacity=3))
-    sim.policy = types.SimpleNamespace(plan=plan, record_launch=record_launch)
+    sim.runtime.policy.plan, sim.runtime.policy.record_launch = plan, record_launch
     sim.run()
     outcomes = [c[2] for c in calls if c[0] == "record_launch"]
     granted = [i for o in outcomes for i in o.granted]
@@ -158,7 +165,8 @@ def test_engine_calls_the_policy_like_the_daemon():
             assert previous_plan[1] == call[1]
     times = [c[1] for c in calls if c[0] == "plan"]
     assert times == sorted(times) and len(set(times)) == len(times)
-    assert all((t - engine.EPOCH) % 15 == 0 for t in times)  # on the check_queue grid
+    # at the daemon scheduler's moments: its checks (15, 20, 45 s) and wake-ups (5 s after acting)
+    assert all((t - engine.EPOCH) % 5 == 0 for t in times)
 
 
 def test_progress_is_reported():
@@ -173,9 +181,9 @@ def test_a_policy_that_overshoots_max_vms_is_caught():
             return Plan((Launch(12, "too many"),)), "launched"
         return Plan(), memory
 
-    sim = engine.Simulation(synthetic(0), cfg(), engine.SimOptions())
-    sim.policy = types.SimpleNamespace(plan=plan, record_launch=lambda m, o, c, n: m)
-    sim.memory = "fresh"
+    sim = engine.Simulation(synthetic(0), cfg(), engine.SimOptions(policy="legacy"))
+    sim.runtime.policy.plan, sim.runtime.policy.record_launch = plan, lambda m, o, c, n: m
+    sim.runtime.state = replace(sim.runtime.state, memory="fresh")
     r = sim.run()
     assert r["max_vms"] == 12 and r["max_vms_violations"] > 0
     assert r["vms_alive_at_end"] == 12 and r["jobs_completed"] == r["jobs"]

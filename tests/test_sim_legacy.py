@@ -54,7 +54,11 @@ def run(snapshots, c, memory=None, start=1000.0, step=15.0):
 
 
 def test_registered_as_the_legacy_policy():
-    assert get_policy("legacy") is legacy
+    policy = get_policy("legacy")
+    assert policy.name == "legacy"
+    assert policy.initial_memory(seed=7) == legacy.initial_memory(7)  # the seed reaches its rng
+    plan, memory = policy.plan(snap(idle=5), policy.initial_memory(), cfg(), 0.0)
+    assert (plan, memory) == legacy.plan(snap(idle=5), legacy.initial_memory(), cfg(), 0.0)
 
 
 def test_threshold_must_be_held_longer_than_waiting_time():

@@ -100,7 +100,7 @@ def test_one_non_empty_node_at_a_time_and_never_below_min_vms():
 def test_replay_of_a_small_workload_scales_down_at_the_documented_times():
     """Four 1-hour jobs and four 10-minute jobs at t=0 on 4-cpu VMs booting in 120 s: two VMs;
     the second empties at 720 s, is unneeded from then, drained at 1320 s and terminated at the
-    next tick; the first, drained at 3720 + 600 s."""
+    daemon's follow-up tick (``sleep_s`` after acting); the first, drained at 3720 + 600 s."""
     work = Workload("hand-made")
     for n in range(8):
         work.add(f"j{n}", 0.0, 3600.0 if n < 4 else 600.0, 1, 1024)
@@ -111,5 +111,5 @@ def test_replay_of_a_small_workload_scales_down_at_the_documented_times():
     assert r["jobs_completed"] == 8 and r["jobs_killed"] == 0 and r["vms_launched"] == 2
     assert [(t, type(a).__name__, getattr(a, "instance_id", None) or a.instance_ids[0])
             for t, a in seen if not isinstance(a, Launch)] == [
-        (1320.0, "Drain", "i-sim000002"), (1335.0, "Terminate", "i-sim000002"),
-        (4320.0, "Drain", "i-sim000001"), (4335.0, "Terminate", "i-sim000001")]
+        (1320.0, "Drain", "i-sim000002"), (1325.0, "Terminate", "i-sim000002"),
+        (4320.0, "Drain", "i-sim000001"), (4325.0, "Terminate", "i-sim000001")]

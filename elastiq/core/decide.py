@@ -21,9 +21,8 @@ Pure: the same arguments always give the same Plan and Memory.  What it guarante
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional
+from typing import Optional, TYPE_CHECKING
 
-from ..config import Config
 from ..model import Lifecycle, LaunchOutcome, Memory, Plan, Snapshot, InstanceRecord
 from . import demand as demand_mod
 from .consolidate import CONSOLIDATION, IDLE, note_underuse
@@ -31,6 +30,9 @@ from .lifecycle import Fleet, mark, track
 from .scaledown import scale_down
 from .scaleup import scale_up
 from .wanted import pool_doubt, release_unstarted, unstarted_note
+
+if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
+    from ..config import Config
 
 
 def initial_memory() -> Memory:

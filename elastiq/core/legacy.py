@@ -44,10 +44,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, TYPE_CHECKING, Tuple
 
-from ..config import Config
 from ..model import ALIVE_STATES, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
+
+if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
+    from ..config import Config
 
 
 @dataclass(frozen=True)

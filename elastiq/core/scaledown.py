@@ -23,13 +23,15 @@ The final guard: an instance whose worker has a claimed slot is never terminated
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Optional, Tuple
+from typing import Dict, FrozenSet, List, Optional, TYPE_CHECKING, Tuple
 
-from ..config import Config
 from ..model import Drain, Lifecycle, Snapshot, Terminate
 from .consolidate import consolidation_drains
 from .lifecycle import Fleet, Member
 from .wanted import idle_start, idle_timeout
+
+if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
+    from ..config import Config
 
 
 @dataclass(frozen=True)

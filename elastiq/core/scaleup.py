@@ -15,12 +15,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, Tuple
+from typing import Optional, Sequence, TYPE_CHECKING, Tuple
 
-from ..config import Config
 from ..model import CancelDrain, Launch, Memory
 from .demand import Demand
 from .lifecycle import Fleet, Member
+
+if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
+    from ..config import Config
 
 
 @dataclass(frozen=True)

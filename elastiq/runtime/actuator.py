@@ -6,7 +6,8 @@
   observation).  One whose worker is there and accepts jobs is drained instead; one whose
   worker runs a job is kept (draining); one whose worker drains with no claimed slot, or that
   has none, is terminated.  When the pool cannot be asked, nothing of that Terminate is; the
-  kept instances' lifecycle records say what the pool showed.
+  policy is told which instance was drained instead (``Policy.drained_instead``) or not
+  terminated (``Policy.undo``).
 - A failing action is logged with its error class and reason; the next actions still run.
   A Terminate of several instances that fails is retried one instance at a time, so one bad
   id does not keep the others alive.
@@ -14,22 +15,22 @@
   policy's ``record_launch`` and handed to ``persist`` at once: a crash right after a launch
   loses nothing (and the cluster tag covers a crash during the call itself).
 - Dry run: ``dry_run_boot_vms`` skips launches, ``dry_run_shutdown_vms`` skips drains, drain
-  cancellations and terminations; both log what would have happened.  The lifecycle marks the
-  core put on a skipped action's instance are undone, so memory matches the unchanged world.
+  cancellations and terminations; both log what would have happened.  The policy undoes what
+  it noted of a skipped action's instances (``Policy.undo``), so memory matches the unchanged
+  world.
 - ``should_stop()`` is asked before each action: on shutdown the remaining ones are abandoned,
-  and their lifecycle marks undone as for a dry run (the core decides afresh after the
+  and undone in memory as for a dry run (the core decides afresh after the
   restart, rather than carrying out a decision whose reason may no longer hold).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
 from ..config import Config
-from ..model import (Action, CancelDrain, Drain, LaunchOutcome, Launch, Lifecycle, Memory, Plan,
-                     Terminate)
+from ..model import Action, CancelDrain, Drain, LaunchOutcome, Launch, Plan, Terminate
 from .metrics import Metrics
 from .state import Decision
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Outcome:
-    memory: Memory
+    memory: Any  # the policy's
     decisions: Tuple[Decision, ...]
     launched: Tuple[str, ...]  # ids granted by the cloud this time
     changed_cloud: bool  # a launch or termination was attempted
@@ -79,8 +80,8 @@ class Actuator:
         self.should_stop = should_stop
         self.known_ips = known_ips  # private IP -> instance id, for the look before terminating
 
-    def execute(self, plan: Plan, memory: Memory, before: Memory,
-                persist: Callable[[Memory, Tuple[str, ...]], None] = lambda m, ids: None
+    def execute(self, plan: Plan, memory: Any, before: Any,
+                persist: Callable[[Any, Tuple[str, ...]], None] = lambda m, ids: None
                 ) -> Outcome:
         """Carry out ``plan``.  ``memory`` is the core's new memory, ``before`` the previous
         tick's (to undo the marks of dry-run actions).  ``persist(memory, granted_ids)`` is
@@ -94,7 +95,7 @@ class Actuator:
                 log.info("shutting down: %d planned action(s) abandoned", len(left))
                 for skipped in left:
                     if not isinstance(skipped, Launch):
-                        memory = _undo_marks(memory, before, _instance_ids(skipped))
+                        memory = self.policy.undo(memory, before, _instance_ids(skipped))
                 return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted,
                                len(left))
             kind, text = describe(action)
@@ -102,7 +103,7 @@ class Actuator:
                 log.info("dry run, would %s", text)
                 decisions.append(Decision(self.clock(), kind, f"dry run, would {text}"))
                 if not isinstance(action, Launch):
-                    memory = _undo_marks(memory, before, _instance_ids(action))
+                    memory = self.policy.undo(memory, before, _instance_ids(action))
                 continue
             log.info("%s", text)
             decisions.append(Decision(self.clock(), kind, text))
@@ -130,7 +131,7 @@ class Actuator:
     def _dry(self, action: Action) -> bool:
         return self.dry_run_boot if isinstance(action, Launch) else self.dry_run_shutdown
 
-    def _launch(self, action: Launch, memory: Memory) -> Tuple[Memory, Tuple[str, ...], str]:
+    def _launch(self, action: Launch, memory: Any) -> Tuple[Any, Tuple[str, ...], str]:
         failure = ""
         try:
             granted = tuple(self.cloud.launch(action.count))
@@ -147,8 +148,8 @@ class Actuator:
             failure = f"launch {action.count} failed ({kind} error): {_reason(err)}"
         return self.policy.record_launch(memory, outcome, self.config, self.clock()), granted, failure
 
-    def _look(self, action: Terminate, memory: Memory,
-              before: Memory) -> Tuple[Terminate, Memory, List[str]]:
+    def _look(self, action: Terminate, memory: Any,
+              before: Any) -> Tuple[Terminate, Any, List[str]]:
         """The Terminate left after looking at the pool, the memory, and what was held back."""
         ids = action.instance_ids
         try:
@@ -156,7 +157,7 @@ class Actuator:
         except Exception as err:
             kind = self._failed("look at the pool before terminating", ", ".join(ids), err)
             text = f"terminate {', '.join(ids)} held back: the pool cannot be read ({kind} error)"
-            return replace(action, instance_ids=()), _undo_marks(memory, before, ids), [text]
+            return replace(action, instance_ids=()), self.policy.undo(memory, before, ids), [text]
         go, held = [], []
         for instance_id in ids:
             worker = present.get(instance_id)
@@ -172,9 +173,9 @@ class Actuator:
             log.info("%s", text)
             held.append(text + (f" ({failure})" if failure else ""))
             if failure:
-                memory = _undo_marks(memory, before, (instance_id,))
+                memory = self.policy.undo(memory, before, (instance_id,))
             else:
-                memory = _draining(memory, instance_id, worker.name, self.clock())
+                memory = self.policy.drained_instead(memory, instance_id, worker.name, self.clock())
         return replace(action, instance_ids=tuple(go)), memory, held
 
     def _terminate(self, action: Terminate) -> str:
@@ -218,22 +219,3 @@ class Actuator:
 def _reason(err: Exception) -> str:
     return str(err).splitlines()[0] if str(err) else type(err).__name__
 
-
-def _draining(memory: Memory, instance_id: str, worker: str, now: float) -> Memory:
-    records: Dict = dict(memory.instances)
-    record = records.get(instance_id)
-    if record is not None:
-        records[instance_id] = replace(record, lifecycle=Lifecycle.DRAINING, since=now, worker=worker,
-                                       joined_at=record.joined_at if record.joined_at else now,
-                                       missing_since=None)
-    return replace(memory, instances=records)
-
-
-def _undo_marks(memory: Memory, before: Memory, ids: Iterable[str]) -> Memory:
-    records: Dict = dict(memory.instances)
-    for instance_id in ids:
-        if instance_id in before.instances:
-            records[instance_id] = before.instances[instance_id]
-        else:  # adopted this very tick: the core adopts it again at the next one
-            records.pop(instance_id, None)
-    return replace(memory, instances=records)

@@ -28,7 +28,7 @@ from . import logs, options, paths, pidfile
 from .metrics import Metrics, MetricsServer
 from .pidfile import AlreadyRunning, PidLock
 from .state import StateStore
-from .tick import Runtime
+from .tick import Runtime, build_runtime
 
 log = logging.getLogger("elastiq.daemon")
 
@@ -107,21 +107,22 @@ def _denied(err: PermissionError) -> int:
 
 def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, batch, cloud,
            stop: threading.Event) -> int:
-    store = StateStore(where.state_dir)
+    policy = get_policy(cfg.elastiq.policy)
+    store = StateStore(where.state_dir, policy=policy)
     try:
         state = store.load()
     except PermissionError as err:  # a state file left by root, say
         return _denied(err)
+    metrics = Metrics()
+    runtime = build_runtime(cfg, batch, cloud, store, state, time.time, metrics,
+                            dry_run=args.dry_run, stopping=stop, policy=policy)
     if state is not None:
-        log.info("loaded the state: %d instance(s) owned", len(state.memory.instances))
+        owned = len(runtime.policy.owned(state.memory))
+        log.info("loaded the state: %d instance(s) owned", owned)
         if state.cluster and state.cluster != cfg.elastiq.cluster_name:
             log.warning("the state was saved for cluster %r, the configuration names %r: the "
                         "%d instance(s) tagged %r are no longer managed by this elastiq",
-                        state.cluster, cfg.elastiq.cluster_name, len(state.memory.instances),
-                        state.cluster)
-    metrics = Metrics()
-    runtime = Runtime(cfg, get_policy("default"), batch, cloud, store, state, time.time,
-                      metrics, dry_run=args.dry_run, stopping=stop)
+                        state.cluster, cfg.elastiq.cluster_name, owned, state.cluster)
     server: Optional[MetricsServer] = None
     if cfg.elastiq.metrics_port:
         e = cfg.elastiq

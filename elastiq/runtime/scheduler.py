@@ -160,6 +160,16 @@ class Scheduler:
             self.wake_at(next_time)
         return kind
 
+    @property
+    def agenda(self) -> Agenda:
+        return self._agenda
+
+    def next_moment(self) -> Optional[float]:
+        """When the next tick is due (a check or the pending wake-up), for a virtual clock:
+        ``elastiq simulate`` moves its clock there and calls :meth:`run_due`."""
+        with self._wake_lock:
+            return self._next_moment()
+
     def _check_due(self, now: float) -> bool:
         """A check is due and no wake-up comes within the coalescing window to serve it."""
         first = self._agenda.next_at()

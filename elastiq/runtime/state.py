@@ -1,6 +1,7 @@
 """What must outlive the daemon process, stored atomically as one JSON file (mode 0600).
 
-The state holds the core's :class:`~elastiq.model.Memory` (owned instances and their lifecycle,
+The state holds the policy's memory, opaque here and stored through the policy's codec
+(``dump_memory``/``load_memory``; the default policy's: owned instances and their lifecycle,
 when the waiting threshold was first reached, launch back-off), the last decisions with their
 reasons, the boot-to-join times of past workers and a summary of the last observation (what
 ``elastiq status`` shows while the daemon runs).
@@ -18,10 +19,11 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Dict, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Optional, Tuple
 
-from ..model import InstanceRecord, Lifecycle, Memory
+from ..core.memory_codec import dump_memory, load_memory, number as _num
+from ..model import Memory
 
 log = logging.getLogger(__name__)
 
@@ -61,43 +63,25 @@ class Observation:
 
 @dataclass(frozen=True)
 class State:
-    memory: Memory = field(default_factory=Memory)
-    decisions: Tuple[Decision, ...] = ()
-    join_times: Tuple[float, ...] = ()  # boot-to-join seconds, oldest first
+    memory: Any = field(default_factory=Memory)  # the policy's, opaque (its codec stores it)
+    decisions: Tuple[Decision, ...] = ()  # the last MAX_DECISIONS
+    join_times: Tuple[float, ...] = ()  # boot-to-join seconds, oldest first (MAX_JOIN_TIMES)
     awaiting_join: Tuple[str, ...] = ()  # launched by us, not joined yet: to time their boot
     observation: Optional[Observation] = None
     cluster: str = ""
     saved_at: float = 0.0
 
-    def with_decisions(self, new: Tuple[Decision, ...]) -> "State":
-        return replace(self, decisions=(self.decisions + tuple(new))[-MAX_DECISIONS:])
-
-    def with_join_times(self, new: Tuple[float, ...]) -> "State":
-        return replace(self, join_times=(self.join_times + tuple(new))[-MAX_JOIN_TIMES:])
-
 
 # ----------------------------------------------------------------------------- codec
 
 
-def encode(state: State) -> Dict[str, Any]:
-    m = state.memory
+def encode(state: State, dump: Callable[[Any], Any] = dump_memory) -> Dict[str, Any]:
+    """The state as JSON data; ``dump``: the policy's memory codec (the memory is opaque)."""
     return {
         "format": FORMAT,
         "cluster": state.cluster,
         "saved_at": state.saved_at,
-        "memory": {
-            "waiting_since": m.waiting_since,
-            "backoff_until": m.backoff_until,
-            "failures": m.failures,
-            "instances": {
-                iid: {"lifecycle": r.lifecycle.value, "since": r.since,
-                      "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker,
-                      "missing_since": r.missing_since, "busy_at": r.busy_at,
-                      "underused_since": r.underused_since, "drain": r.drain}
-                for iid, r in sorted(m.instances.items())
-            },
-            "unstarted": None if m.unstarted is None else list(m.unstarted),
-        },
+        "memory": dump(state.memory),
         "decisions": [{"at": d.at, "kind": d.kind, "text": d.text} for d in state.decisions],
         "join_times": list(state.join_times),
         "awaiting_join": list(state.awaiting_join),
@@ -113,69 +97,13 @@ def encode(state: State) -> Dict[str, Any]:
     }
 
 
-def _num(value: Any, what: str, optional: bool = False) -> Optional[float]:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValueError(f"{what}: expected a number, got {type(value).__name__}")
-    return float(value)
-
-
-def _opt_str(value: Any, what: str) -> Optional[str]:
-    if value is not None and not isinstance(value, str):
-        raise ValueError(f"{what}: expected a string, got {type(value).__name__}")
-    return value
-
-
-def _unstarted(raw: Any):
-    if raw is None:
-        return None
-    if not isinstance(raw, list) or len(raw) != 3:
-        raise ValueError("memory.unstarted: expected [queued_before, cpus, memory_mb]")
-    before, cpus, memory = (_num(v, "memory.unstarted") for v in raw)
-    return (before, int(cpus), int(memory))
-
-
-def decode(data: Any) -> State:
+def decode(data: Any, load: Callable[[Any], Any] = load_memory) -> State:
     """The inverse of :func:`encode`; ValueError (naming the bad field) on anything else."""
     if not isinstance(data, dict):
         raise ValueError("top level: expected an object")
     if data.get("format") != FORMAT:
         raise ValueError(f"format: expected {FORMAT}, got {data.get('format')!r}")
-    mem = data.get("memory")
-    if not isinstance(mem, dict) or not isinstance(mem.get("instances"), dict):
-        raise ValueError("memory.instances: missing")
-    records = {}
-    for iid, raw in mem["instances"].items():
-        where = f"memory.instances.{iid}"
-        if not isinstance(raw, dict):
-            raise ValueError(f"{where}: expected an object")
-        try:
-            lifecycle = Lifecycle(raw.get("lifecycle"))
-        except ValueError:
-            raise ValueError(f"{where}.lifecycle: unknown {raw.get('lifecycle')!r}") from None
-        records[iid] = InstanceRecord(
-            lifecycle=lifecycle,
-            since=_num(raw.get("since"), f"{where}.since"),
-            launched_at=_num(raw.get("launched_at"), f"{where}.launched_at"),
-            joined_at=_num(raw.get("joined_at"), f"{where}.joined_at", optional=True),
-            worker=_opt_str(raw.get("worker"), f"{where}.worker"),
-            missing_since=_num(raw.get("missing_since"), f"{where}.missing_since", optional=True),
-            busy_at=_num(raw.get("busy_at"), f"{where}.busy_at", optional=True),
-            underused_since=_num(raw.get("underused_since"), f"{where}.underused_since",
-                                 optional=True),
-            drain=_opt_str(raw.get("drain"), f"{where}.drain"),
-        )
-    failures = mem.get("failures", 0)
-    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
-        raise ValueError("memory.failures: expected a non-negative integer")
-    memory = Memory(
-        waiting_since=_num(mem.get("waiting_since"), "memory.waiting_since", optional=True),
-        backoff_until=_num(mem.get("backoff_until", 0.0), "memory.backoff_until"),
-        failures=failures,
-        instances=records,
-        unstarted=_unstarted(mem.get("unstarted")),
-    )
+    memory = load(data.get("memory"))
     decisions = tuple(
         Decision(_num(d["at"], "decisions.at"), str(d["kind"]), str(d["text"]))
         for d in _list(data, "decisions")
@@ -212,11 +140,15 @@ def _list(data: dict, key: str) -> list:
 
 
 class StateStore:
-    """The state file under ``directory`` (created 0700 when missing)."""
+    """The state file under ``directory`` (created 0700 when missing).  ``policy``: whose
+    memory codec (``dump_memory``/``load_memory``) stores the opaque memory; default: the
+    default policy's."""
 
-    def __init__(self, directory: str, name: str = "state.json"):
+    def __init__(self, directory: str, name: str = "state.json", policy=None):
         self.directory = directory
         self.path = os.path.join(directory, name)
+        self._dump = policy.dump_memory if policy is not None else dump_memory
+        self._load = policy.load_memory if policy is not None else load_memory
 
     def read(self) -> Optional[State]:
         """Read-only (for ``status``): None when missing; ValueError when unreadable."""
@@ -225,7 +157,7 @@ class StateStore:
                 raw = handle.read()
         except FileNotFoundError:
             return None
-        return _parse(raw)
+        return _parse(raw, self._load)
 
     def load(self) -> Optional[State]:
         """The saved state; None when there is none or it was corrupt (then moved aside).
@@ -246,7 +178,7 @@ class StateStore:
             log.warning("state file %s had mode %04o; tightening to 0600", self.path, mode)
             os.chmod(self.path, 0o600)
         try:
-            return _parse(raw)
+            return _parse(raw, self._load)
         except ValueError as err:
             aside = f"{self.path}.corrupt-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
             os.replace(self.path, aside)
@@ -257,7 +189,7 @@ class StateStore:
 
     def save(self, state: State) -> None:
         os.makedirs(self.directory, mode=0o700, exist_ok=True)
-        data = json.dumps(encode(state), indent=1, sort_keys=True).encode("utf-8")
+        data = json.dumps(encode(state, self._dump), indent=1, sort_keys=True).encode("utf-8")
         tmp = f"{self.path}.tmp-{os.getpid()}"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
@@ -280,11 +212,11 @@ class StateStore:
             os.close(dir_fd)
 
 
-def _parse(raw: bytes) -> State:
+def _parse(raw: bytes, load: Callable[[Any], Any] = load_memory) -> State:
     """The state in a file's bytes; ValueError for anything that is not one (bad UTF-8 and
     bad JSON are ValueErrors already; a wrong shape deep inside may be a KeyError/TypeError)."""
     try:
-        return decode(json.loads(raw.decode("utf-8")))
+        return decode(json.loads(raw.decode("utf-8")), load)
     except (KeyError, TypeError) as err:
         raise ValueError(_short(err)) from None
 

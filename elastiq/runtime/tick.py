@@ -5,7 +5,7 @@ cloud listing, the notes of the last plan) and nothing else; the clock is inject
 and the latency benchmark drive it in virtual time.
 
 ``tick(kind)`` returns when the runtime wants to tick again: the plan's ``next_check`` (a
-time-based condition changes then), or ``sleep_s`` after it acted (to see the effect soon);
+time-based condition changes then; one not after the tick's time is ignored), or ``sleep_s`` after it acted (to see the effect soon);
 None when nothing is pending and the periodic checks suffice.
 """
 from __future__ import annotations
@@ -15,21 +15,33 @@ import re
 import threading
 import time
 from dataclasses import replace
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Any, Callable, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from ..adapters.base import BatchSystem, Cloud
 from ..config import Config
-from ..model import InstanceState, Memory, Plan, Snapshot
+from ..core import get_policy
+from ..model import InstanceState, Plan, Snapshot
 from .actuator import Actuator, Outcome
 from .inflight import InFlight
 from .metrics import Metrics
 from .observe import Observer
 from .reconcile import reconcile
-from .state import Decision, Observation, State, StateStore, VMView
+from .state import (MAX_DECISIONS, MAX_JOIN_TIMES, Decision, Observation, State, StateStore,
+                    VMView)
 
 log = logging.getLogger(__name__)
 
 _DURATION = re.compile(r"\d+(?:\.\d+)? s\b")
+
+
+def build_runtime(config: Config, batch: BatchSystem, cloud: Cloud, store: "StateStore",
+                  state: Optional[State] = None, clock: Callable[[], float] = time.time,
+                  metrics: Optional[Metrics] = None, dry_run: bool = False,
+                  stopping: Optional[threading.Event] = None, policy=None) -> "Runtime":
+    """The Runtime as ``elastiq run`` builds it: the policy named by ``elastiq.policy``
+    (``policy``: another policy object, as ``elastiq simulate --policy`` runs)."""
+    policy = policy if policy is not None else get_policy(config.elastiq.policy)
+    return Runtime(config, policy, batch, cloud, store, state, clock, metrics, dry_run, stopping)
 
 
 class Runtime:
@@ -39,7 +51,7 @@ class Runtime:
                  dry_run: bool = False, stopping: Optional[threading.Event] = None):
         self.config, self.policy, self.store, self.clock = config, policy, store, clock
         self.metrics = metrics or Metrics()
-        self.state = state or State(memory=policy.initial_memory())
+        self.state = state or State(memory=policy.initial_memory())  # memory: opaque, the policy's
         self.state = replace(self.state, cluster=config.elastiq.cluster_name)
         self.stopping = stopping or threading.Event()  # set: abandon the remaining actions
         e = config.elastiq
@@ -53,7 +65,10 @@ class Runtime:
                                  should_stop=self.stopping.is_set,
                                  known_ips=self.observer.known_ips)
         self.reconciled = False
-        self._notes: Tuple[str, ...] = ()
+        # a store nobody reads for ``status`` (the simulator's) needs no per-VM summary
+        self._for_status = getattr(store, "for_status", True)
+        self.last_plan: Optional[Plan] = None  # the plan of the last tick, as carried out
+        self._notes: FrozenSet[str] = frozenset()  # the last notes without their durations
 
     # ------------------------------------------------------------------ the tick
 
@@ -65,9 +80,7 @@ class Runtime:
         before = self.state.memory
         decisions: List[Decision] = []
         if not self.reconciled:
-            e = self.config.elastiq
-            before, report = reconcile(before, snapshot, e.cluster_name,
-                                       e.estimated_vm_deploy_time_s, now)
+            before, report = reconcile(self.policy, before, snapshot, self.config, now)
             if report is not None:
                 self.reconciled = True
                 for line in report.lines():
@@ -76,10 +89,10 @@ class Runtime:
                     decisions.extend(Decision(now, "note", line) for line in report.lines()[1:])
 
         plan, memory = self.policy.plan(snapshot, before, self.config, now)
-        plan = self.in_flight.hold_back(plan, snapshot.pool, now)
+        plan = self.last_plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))
 
-        def persist_launch(launched: Memory, granted: Tuple[str, ...]) -> None:
+        def persist_launch(launched: Any, granted: Tuple[str, ...]) -> None:
             awaiting = self.state.awaiting_join + granted
             self._save(replace(self.state, memory=launched, awaiting_join=awaiting))
 
@@ -92,34 +105,31 @@ class Runtime:
 
     def _next_state(self, outcome: Outcome, decisions: List[Decision], snapshot: Snapshot) -> State:
         memory = outcome.memory
-        joins, awaiting = [], []
-        for instance_id in self.state.awaiting_join:  # this tick's launches were added at once
-            record = memory.instances.get(instance_id)
-            if record is None:
-                continue  # gone before it joined
-            if record.joined_at is not None:
-                joins.append(max(0.0, record.joined_at - record.launched_at))
-            else:
-                awaiting.append(instance_id)
-        state = replace(self.state, memory=memory, awaiting_join=tuple(awaiting),
-                        observation=_summarise(snapshot, memory, self.clock(),
-                                               self.state.observation))
-        return state.with_decisions(tuple(decisions) + outcome.decisions).with_join_times(tuple(joins))
+        # this tick's launches were added to awaiting_join at once
+        joins, awaiting = self.policy.join_delays(memory, self.state.awaiting_join)
+        owned = self.policy.owned(memory) if self._for_status else {}
+        now, old = self.clock(), self.state
+        new = tuple(decisions) + outcome.decisions
+        return State(memory, (old.decisions + new)[-MAX_DECISIONS:] if new else old.decisions,
+                     (old.join_times + joins)[-MAX_JOIN_TIMES:] if joins else old.join_times,
+                     awaiting, _summarise(snapshot, owned, now, old.observation, self._for_status),
+                     old.cluster, now)
 
     def _next_wake(self, plan: Plan, outcome: Outcome, now: float) -> Optional[float]:
-        wakes = [plan.next_check] if plan.next_check is not None else []
+        # a next_check not after this tick's time is this tick's: waking for it again at once
+        # would decide the same (the policy is pure) and spin; the periodic checks follow
+        wakes = [plan.next_check] if plan.next_check is not None and plan.next_check > now else []
         if outcome.acted:
             wakes.append(now + self.config.elastiq.sleep_s)
         return min(wakes) if wakes else None
 
     def _log_notes(self, notes: Iterable[str], now: float) -> List[Decision]:
         """Log the reasons for not acting: INFO when they changed (durations aside), else DEBUG."""
-        notes = tuple(notes)
-        previous = {_DURATION.sub("# s", n) for n in self._notes}
-        self._notes = notes
+        keys = [(_DURATION.sub("# s", note), note) for note in notes]
+        previous, self._notes = self._notes, frozenset(key for key, _ in keys)
         changed = []
-        for note in notes:
-            if _DURATION.sub("# s", note) in previous:
+        for key, note in keys:
+            if key in previous:
                 log.debug("%s", note)
             else:
                 log.info("%s", note)
@@ -133,7 +143,8 @@ class Runtime:
         self._save(self.state)
 
     def _save(self, state: State) -> None:
-        self.state = replace(state, saved_at=self.clock())
+        now = self.clock()
+        self.state = state if state.saved_at == now else replace(state, saved_at=now)
         try:
             self.store.save(self.state)
         except OSError as err:  # disk full, permissions: keep running, try again next tick
@@ -141,26 +152,29 @@ class Runtime:
             log.error("cannot save the state to %s: %s", self.store.path, err.strerror or err)
 
 
-def _summarise(snapshot: Snapshot, memory: Memory, now: float,
-               previous: Optional[Observation]) -> Observation:
-    """What ``status`` shows: our VMs with cloud state, address, worker and running jobs."""
+def _summarise(snapshot: Snapshot, owned: Mapping[str, Optional[str]], now: float,
+               previous: Optional[Observation], vms_too: bool = True) -> Observation:
+    """What ``status`` shows: our VMs with cloud state, address, worker and running jobs
+    (``vms_too`` False: the counts and problems only)."""
+    queue = snapshot.queue
+    if not vms_too:
+        return Observation(now, len(queue.idle) if queue else None,
+                           queue.running if queue else None, (), snapshot.problems)
     listed = {i.id: i for i in snapshot.instances or () if i.state is not InstanceState.GONE}
     workers = {w.instance_id: w for w in (snapshot.pool.workers if snapshot.pool else ())
                if w.instance_id}
     old = {v.instance_id: v for v in (previous.vms if previous else ())}
     vms = []
-    for instance_id in sorted(set(memory.instances) | set(listed)):
+    for instance_id in sorted(set(owned) | set(listed)):
         instance, worker, prior = listed.get(instance_id), workers.get(instance_id), old.get(instance_id)
-        record = memory.instances.get(instance_id)
         vms.append(VMView(
             instance_id,
             instance.state.value if instance else (None if snapshot.instances is not None
                                                    else prior and prior.cloud_state),
             (instance.private_ip if instance else None) or (prior.address if prior else None),
-            worker.name if worker else (record.worker if record else None),
+            worker.name if worker else owned.get(instance_id),
             worker.running_jobs if worker else 0,
         ))
-    queue = snapshot.queue
     return Observation(
         at=now,
         idle_jobs=len(queue.idle) if queue else None,

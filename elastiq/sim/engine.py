@@ -1,30 +1,30 @@
-"""The virtual-time loop: a policy against the simulated cloud and pool, as the daemon runs it.
+"""The virtual-time loop: the daemon's own tick against the simulated cloud and pool.
 
-Each tick at time ``t`` (on the grid of ``check_queue_every_s``):
+The simulator runs what ``elastiq run`` runs: the :class:`~elastiq.runtime.tick.Runtime` as
+:func:`~elastiq.runtime.tick.build_runtime` builds it (observer, reconcile, the policy,
+InFlight, the actuator with its look before terminating, the state), scheduled by the
+daemon's :class:`~elastiq.runtime.scheduler.Scheduler` (checks due together run one tick;
+the plan's ``next_check`` and the follow-up after acting are wake-ups) -- on a virtual clock,
+with the simulated adapters (:mod:`.world`) in place of HTCondor and the cloud, and the state
+kept in memory instead of a file.  What is simulation stays here: the workload, the simulated
+world, the metrics and the report.
 
-1. the pool and the cloud advance to ``t`` (jobs submitted and finished, VMs running/joining);
-2. observe: ``pool.queue()``, ``pool.pool()``, ``cloud.list_instances()`` -> Snapshot (a failed
-   read gives ``None`` and a problem, exactly as the runtime does);
-3. ``policy.plan(snapshot, memory, config, t)``;
-4. the negotiator matches idle jobs onto free slots.  It runs *after* the observation and
-   *before* the actions: the window in which, in a real pool, a job can start on a host that
-   is about to be terminated (a job killed that way is counted);
-5. act, in plan order: Launch -> ``cloud.launch`` then ``policy.record_launch`` with the
-   LaunchOutcome; Drain/CancelDrain -> the pool; Terminate -> ``cloud.terminate``.
+Each tick at a scheduler moment ``t``: the world advances to ``t`` (jobs submitted and
+finished, VMs running and joining), the scheduler runs the runtime's tick, and the negotiator
+matches idle jobs between the observation and the first action (see :mod:`.world`).
 
-Ticks in which nothing can change are skipped: the next tick is the first grid point at or
-after the next job submission or completion, VM state change, or the plan's ``next_check``,
-or the next grid point when the last tick changed something the policy has not seen yet or
-acted.  The policy is not called when the snapshot is unchanged since its last call, its last
-plan had no action and ``next_check`` has not come: by the contract of ``Plan.next_check``, it
-would decide nothing.  For the default policy the result is identical to calling it at every
-tick (tested); the legacy policy's own 45 s VM-check cadence can shift by one period.  This is
-what lets a 239-day replay run in well under a minute.
+Quiet stretches are skipped: when the runtime did not act and the world is as it last read
+it, the ticks before the next change of the world or the next wake-up would decide nothing
+(by the contract of ``Plan.next_check``).  They are skipped with the one effect they have,
+the observer's last cloud read among them, so for a policy that keeps that contract (the
+default one) the actions are those of running every tick (tested against the daemon's road in
+``tests/test_sim_one_road.py``); the legacy policy's own check cadence, which its
+``next_check`` does not announce, may move a decision by one check period.
 
-The replay ends when every job is done and our instances are back to ``min_vms`` (or the
-policy's ``resting_vms``: COBalD keeps its Limiter's minimum); or when VMs
-are still alive long after the last job, no job could start for a day, or nothing at all can
-change any more (``stop_reason`` says which).
+The replay ends when every job is done and our instances are back to the policy's
+``resting_vms`` (``min_vms``; COBalD keeps its Limiter's minimum); or when VMs are still alive
+long after the last job, no job could start for a day, or nothing at all can change any more
+(``stop_reason`` says which).
 """
 from __future__ import annotations
 
@@ -33,17 +33,21 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Tuple
 
-from ..adapters.base import AdapterError, error_kind
-from ..adapters.sim import BootDelay, SimCloud, SimPool
+from ..adapters.sim import BootDelay
 from ..config import Config
 from ..core import POLICIES as CORE_POLICIES, get_policy as core_policy
-from ..model import CancelDrain, Drain, Launch, LaunchOutcome, Plan, Snapshot, Terminate
+from ..model import Plan
+from ..runtime.metrics import Metrics
+from ..runtime.observe import CLOUD_KINDS
+from ..runtime.scheduler import Scheduler, checks
+from ..runtime.state import State
+from ..runtime.tick import build_runtime
 from . import peers
 from .metrics import Recorder
 from .workload import Workload
+from .world import World
 
 EPOCH = 1_000_000_000.0  # virtual time of the first job; metrics are relative to it
-_NO_PLAN = Plan()
 #: Every policy ``elastiq simulate`` can run: elastiq's own, then the peers' (:mod:`.peers`).
 POLICY_NAMES = tuple(CORE_POLICIES) + peers.NAMES
 
@@ -54,12 +58,6 @@ def get_policy(name: str):
     if name in CORE_POLICIES:
         return core_policy(name)
     return peers.get_peer(name)
-
-
-def resting_vms(policy, config: Config) -> int:
-    """VMs the policy keeps when nothing runs: min_vms, unless the policy says otherwise."""
-    rest = getattr(policy, "resting_vms", None)
-    return rest(config) if rest is not None else config.quota.min_vms
 
 
 @dataclass
@@ -74,7 +72,7 @@ class SimOptions:
     pool_failure: float = 0.0
     list_failure: float = 0.0
     timeline: bool = True
-    every_tick: bool = False  # visit every grid tick and always plan (slow; to check skipping)
+    every_tick: bool = False  # run every tick, skip no quiet stretch (slow; to check skipping)
     progress: Optional[Callable[[float], None]] = None
     on_decision: Optional[Callable[[float, Plan], None]] = None  # (seconds since start, plan)
 
@@ -96,6 +94,27 @@ def split_matchable(workload: Workload, cpus: int, memory_mb: int) -> Tuple[Work
     return workload.take(keep), len(workload) - len(keep)
 
 
+class _Unsaved:
+    """The state store of a simulation: the state stays in memory."""
+
+    path = "(not saved: simulation)"
+    for_status = False  # no ``status`` reads it: the runtime skips the per-VM summary
+
+    def save(self, state: State) -> None:
+        pass
+
+
+class _Unscraped(Metrics):
+    """The runtime's Prometheus metrics, which nobody scrapes in a simulation: the per-tick
+    gauges and histogram are not kept (counts of launches, terminations, errors are)."""
+
+    def observed(self, snapshot) -> None:
+        pass
+
+    def tick(self, seconds: float) -> None:
+        pass
+
+
 class Simulation:
     """One replay.  ``run()`` returns the metrics dict; ``timeline`` holds the samples."""
 
@@ -104,98 +123,67 @@ class Simulation:
         self.options = options
         vm = self.config.vm
         self.workload, self.unmatchable = split_matchable(workload, vm.cpus, vm.memory_mb)
-        self.now = self.workload_start = EPOCH
-        clock = lambda: self.now  # noqa: E731
-        self.pool = SimPool(clock, self.workload, start=EPOCH, vm_cpus=vm.cpus,
-                            vm_memory_mb=vm.memory_mb, queue_failure=options.queue_failure,
-                            pool_failure=options.pool_failure, seed=options.seed)
-        self.cloud = SimCloud(clock, cluster=self.config.elastiq.cluster_name,
-                              boot_delay=options.boot_delay,
-                              never_join_share=options.never_join_share,
-                              error_share=options.error_share, capacity=options.cloud_capacity,
-                              list_failure=options.list_failure, seed=options.seed, pool=self.pool)
+        self.workload_start = EPOCH
+        self.world = World(self.workload, self.config, options, EPOCH)
+        self.pool, self.cloud = self.world.pool, self.world.sim_cloud
         self.policy = get_policy(options.policy)
-        memory = self.policy.initial_memory()
-        if hasattr(memory, "rng_state"):
-            memory = replace(memory, rng_state=options.seed)
-        self.memory = memory
+        state = State(memory=self.policy.initial_memory(seed=options.seed))
+        self.runtime = build_runtime(self.config, self.world.batch, self.world.cloud, _Unsaved(),
+                                     state, clock=self.world.clock, metrics=_Unscraped(),
+                                     policy=self.policy)
+        self.scheduler = Scheduler(self._tick, checks(self.config), clock=self.world.clock)
         self.recorder = Recorder(self, timeline=options.timeline)
+        self._acted = False
 
-    # -- one tick
-    def observe(self) -> Snapshot:
-        problems = []
+    @property
+    def now(self) -> float:
+        return self.world.now
 
-        def read(what, fn):
-            try:
-                return fn()
-            except AdapterError as err:
-                problems.append(f"{what} unreadable ({err.kind}): {err}")
-                return None
+    @property
+    def memory(self):
+        """The policy's memory (opaque: for tests and reports)."""
+        return self.runtime.state.memory
 
-        queue = read("queue", self.pool.queue)
-        pool = read("pool", self.pool.pool)
-        instances = read("cloud", self.cloud.list_instances)
-        return Snapshot(queue, pool, instances, tuple(problems))
-
-    def act(self, plan: Plan) -> int:
-        """Carry out the plan; return the most instances alive at any point of it."""
-        cfg, now = self.config, self.now
-        peak = self.cloud.alive
-        for action in plan.actions:
-            if isinstance(action, Launch):
-                try:
-                    outcome = LaunchOutcome(action.count, self.cloud.launch(action.count))
-                except AdapterError as err:
-                    outcome = LaunchOutcome(action.count, (), error_kind(err))
-                self.memory = self.policy.record_launch(self.memory, outcome, cfg, now)
-                peak = max(peak, self.cloud.alive)
-            elif isinstance(action, Drain):
-                self.pool.drain(action.worker, action.reason)
-            elif isinstance(action, CancelDrain):
-                self.pool.cancel_drain(action.worker)
-            elif isinstance(action, Terminate):
-                self.cloud.terminate(action.instance_ids)
-        return peak
+    def _tick(self, kind: str) -> Optional[float]:
+        """One tick of the runtime (the scheduler calls it), then the negotiation if no action
+        came first, and the counts."""
+        world, rec, t = self.world, self.recorder, self.world.now
+        wake = self.runtime.tick(kind)
+        world.negotiate()
+        plan = self.runtime.last_plan or Plan()
+        # acted, or asked to be called again at once (a next_check not after now: the runtime
+        # leaves it to the next periodic check): the next tick is not quiet
+        self._acted = bool(plan.actions) or (plan.next_check is not None and plan.next_check <= t)
+        rec.plan_calls += 1
+        if plan.actions and self.options.on_decision is not None:
+            self.options.on_decision(t - EPOCH, plan)
+        observation = self.runtime.state.observation
+        rec.tick(t, world.peak, bool(observation and observation.problems))
+        return wake
 
     # -- the loop
     def run(self) -> dict:
         """Replay the whole workload; return the metrics (see :mod:`elastiq.sim.metrics`)."""
         wall = time.perf_counter()
-        pool, cloud, rec, opts = self.pool, self.cloud, self.recorder, self.options
+        world, sched, rec, opts = self.world, self.scheduler, self.recorder, self.options
         failing = bool(opts.queue_failure or opts.pool_failure or opts.list_failure)
-        seen, next_check, acted = None, None, True
         self._progress_at, self._completed, self._done_at = EPOCH, 0, None
+        sched.wake_at(EPOCH, kind="start")
         while True:
-            t = self.now
-            pool.advance(t)
-            cloud.advance(t)
-            snapshot = self.observe()
-            observed = (pool.version, cloud.version)
-            due = next_check is not None and t >= next_check
-            if failing or acted or due or observed != seen or opts.every_tick:
-                plan, self.memory = self.policy.plan(snapshot, self.memory, self.config, t)
-                rec.plan_calls += 1
-                next_check, seen = plan.next_check, observed
-                if plan.actions and opts.on_decision is not None:
-                    opts.on_decision(t - EPOCH, plan)
-            else:
-                plan = _NO_PLAN
-            started = pool.negotiate(t)
-            peak = self.act(plan)
-            acted = bool(plan.actions)
-            rec.tick(t, peak, bool(snapshot.problems))
-            if self._finished(t, started):
+            t = sched.next_moment()
+            world.advance(t)
+            if sched.run_due() is None:
+                continue
+            if self._finished(t, world.started):
                 break
-            unseen = acted or bool(snapshot.problems) or observed != (pool.version, cloud.version)
-            following = self._next_tick(t, unseen or opts.every_tick, next_check)
-            if following is None:
+            quiet = not (failing or opts.every_tick or self._acted or world.unseen())
+            if quiet and not self._skip_quiet():
                 rec.stop_reason = "nothing left that could change"
                 break
-            self.now = following
             if opts.progress is not None and rec.ticks % 64 == 0:
-                opts.progress(min(1.0, (self.now - EPOCH) / max(self.workload.span_s, 1.0)))
-        pool.close(self.now)
-        return rec.result(self.now, time.perf_counter() - wall)
+                opts.progress(min(1.0, (t - EPOCH) / max(self.workload.span_s, 1.0)))
+        self.pool.close(world.now)
+        return rec.result(world.now, time.perf_counter() - wall)
 
     def _finished(self, t: float, started: int) -> bool:
         """Stop when the work is done and the pool is back to min_vms, or when nothing more
@@ -211,23 +199,45 @@ class Simulation:
             return False
         if self._done_at is None:
             self._done_at = t
-        if self.cloud.alive <= resting_vms(self.policy, self.config):
+        if self.cloud.alive <= self.policy.resting_vms(self.config):
             return True
         if t - self._done_at > 3 * (e.idle_for_time_s + e.estimated_vm_deploy_time_s) + 3600:
             self.recorder.stop_reason = "VMs still alive long after the last job"
             return True
         return False
 
-    def _next_tick(self, t: float, unseen: bool, next_check: Optional[float]) -> Optional[float]:
-        """The next grid time at which something can change (None: nothing ever will).
-        ``unseen``: this tick changed something the policy has not observed yet."""
-        interval = self.config.elastiq.check_queue_every_s
-
-        def grid(x: float) -> float:
-            return max(EPOCH + math.ceil((x - EPOCH) / interval - 1e-9) * interval, t + interval)
-
-        wakes = [t + interval] if unseen else []
-        wakes += [grid(when) for when in (self.pool.next_event(), self.cloud.next_event()) if when is not None]
-        if next_check is not None:
-            wakes.append(grid(next_check))
-        return min(wakes) if wakes else None
+    def _skip_quiet(self) -> bool:
+        """Skip the ticks before the next change of the world or the next wake-up, with the
+        observer's last cloud read among them (the world is as it was: the same listing, read
+        at that time).  False when nothing can ever change any more."""
+        agenda, event = self.scheduler.agenda, self.world.next_event()
+        wake = self.scheduler.pending_wake
+        if event is None and wake is None:
+            return False
+        due = agenda.due_at
+        following = min(due.values())
+        if (wake is not None and wake <= following) or (event is not None and event <= following):
+            return True  # the very next tick sees it: nothing to skip
+        target = wake if wake is not None else math.inf
+        if event is not None:  # the first check at or after the event sees it
+            for kind, every in agenda.intervals.items():
+                at = due[kind]
+                target = min(target, at + max(0, math.ceil((event - at) / every - 1e-9)) * every)
+        cutoff = target - agenda.window - 1e-9
+        last_tick = read_at = -math.inf
+        last = {}
+        for kind, every in agenda.intervals.items():
+            at = due[kind]
+            if at < cutoff:
+                last[kind] = at = at + math.floor((cutoff - at) / every) * every
+                last_tick = max(last_tick, at)
+                if kind in CLOUD_KINDS:
+                    read_at = max(read_at, at)
+        if not last:
+            return True
+        if read_at > -math.inf:
+            kind = "+".join(k for k, at in last.items() if abs(at - read_at) <= agenda.window)
+            self.world.now = read_at
+            self.runtime.observer.observe(kind, read_at)
+        agenda.take(last_tick)
+        return True

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Mapping, Optional
 
 from ...config import Config
+from ...core.policy import CounterPolicy
 from ...core.demand import by_shape, classify
 from ...model import Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
 from .views import no_decision, ours, ratios, workers_of
@@ -97,8 +98,8 @@ def unneeded_now(candidates, destinations) -> List[str]:
     return chosen
 
 
-class AutoscalerPolicy:
-    def initial_memory(self) -> AutoscalerMemory:
+class AutoscalerPolicy(CounterPolicy):
+    def initial_memory(self, seed: int = 0) -> AutoscalerMemory:
         return AutoscalerMemory()
 
     def resting_vms(self, config: Config) -> int:

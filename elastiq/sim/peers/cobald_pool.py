@@ -59,6 +59,7 @@ from cobald.decorator.standardiser import Standardiser
 from cobald.interfaces import Pool
 
 from ...config import Config
+from ...core.policy import CounterPolicy
 from ...model import Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
 from .views import no_decision, ours, ratios, workers_of
 
@@ -109,7 +110,7 @@ def pipeline(factory: FactoryPool, config: Config):
     return Limiter(quota, minimum=max(1, config.quota.min_vms * cpus))
 
 
-class CobaldPolicy:
+class CobaldPolicy(CounterPolicy):
     """``controller``: "linear" (LinearController) or "relative" (RelativeSupplyController)."""
 
     def __init__(self, controller: str = "linear"):
@@ -124,7 +125,7 @@ class CobaldPolicy:
         rate = config.vm.effective_cpus / SECONDS_PER_VM_OF_RATE
         return LinearController(target, LOW_UTILISATION, HIGH_ALLOCATION, rate=rate, interval=interval)
 
-    def initial_memory(self) -> CobaldMemory:
+    def initial_memory(self, seed: int = 0) -> CobaldMemory:
         return CobaldMemory()
 
     def resting_vms(self, config: Config) -> int:

@@ -1,0 +1,85 @@
+"""The default policy's memory as JSON data and back (pure: what the state file stores).
+
+:func:`load_memory` raises ValueError naming the bad field (``memory.instances.i-1.since``).
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+from ..model import InstanceRecord, Lifecycle, Memory
+
+
+def dump_memory(m: Memory) -> Dict[str, Any]:
+    return {
+        "waiting_since": m.waiting_since,
+        "backoff_until": m.backoff_until,
+        "failures": m.failures,
+        "instances": {
+            iid: {"lifecycle": r.lifecycle.value, "since": r.since,
+                  "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker,
+                  "missing_since": r.missing_since, "busy_at": r.busy_at,
+                  "underused_since": r.underused_since, "drain": r.drain}
+            for iid, r in sorted(m.instances.items())
+        },
+        "unstarted": None if m.unstarted is None else list(m.unstarted),
+    }
+
+
+def load_memory(data: Any) -> Memory:
+    mem = data
+    if not isinstance(mem, dict) or not isinstance(mem.get("instances"), dict):
+        raise ValueError("memory.instances: missing")
+    records = {}
+    for iid, raw in mem["instances"].items():
+        where = f"memory.instances.{iid}"
+        if not isinstance(raw, dict):
+            raise ValueError(f"{where}: expected an object")
+        try:
+            lifecycle = Lifecycle(raw.get("lifecycle"))
+        except ValueError:
+            raise ValueError(f"{where}.lifecycle: unknown {raw.get('lifecycle')!r}") from None
+        records[iid] = InstanceRecord(
+            lifecycle=lifecycle,
+            since=number(raw.get("since"), f"{where}.since"),
+            launched_at=number(raw.get("launched_at"), f"{where}.launched_at"),
+            joined_at=number(raw.get("joined_at"), f"{where}.joined_at", optional=True),
+            worker=_opt_str(raw.get("worker"), f"{where}.worker"),
+            missing_since=number(raw.get("missing_since"), f"{where}.missing_since", optional=True),
+            busy_at=number(raw.get("busy_at"), f"{where}.busy_at", optional=True),
+            underused_since=number(raw.get("underused_since"), f"{where}.underused_since",
+                                 optional=True),
+            drain=_opt_str(raw.get("drain"), f"{where}.drain"),
+        )
+    failures = mem.get("failures", 0)
+    if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
+        raise ValueError("memory.failures: expected a non-negative integer")
+    return Memory(
+        waiting_since=number(mem.get("waiting_since"), "memory.waiting_since", optional=True),
+        backoff_until=number(mem.get("backoff_until", 0.0), "memory.backoff_until"),
+        failures=failures,
+        instances=records,
+        unstarted=_unstarted(mem.get("unstarted")),
+    )
+
+
+def number(value: Any, what: str, optional: bool = False) -> Optional[float]:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"{what}: expected a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _opt_str(value: Any, what: str) -> Optional[str]:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{what}: expected a string, got {type(value).__name__}")
+    return value
+
+
+def _unstarted(raw: Any):
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) != 3:
+        raise ValueError("memory.unstarted: expected [queued_before, cpus, memory_mb]")
+    before, cpus, memory = (number(v, "memory.unstarted") for v in raw)
+    return (before, int(cpus), int(memory))
