@@ -130,9 +130,11 @@ class SimPool:
             self._touch(slot)
 
     # -- workers
-    def add_worker(self, instance_id: str, now: float) -> None:
-        """The VM's startd joined the pool (called by SimCloud)."""
-        slot = _Slotted(instance_id, self.vm_cpus, self.vm_memory, now)
+    def add_worker(self, instance_id: str, now: float, cpus: Optional[int] = None,
+                   memory_mb: Optional[int] = None) -> None:
+        """The VM's startd joined the pool (called by SimCloud); of the VM shape unless
+        ``cpus``/``memory_mb`` say otherwise."""
+        slot = _Slotted(instance_id, cpus or self.vm_cpus, memory_mb or self.vm_memory, now)
         self.workers[instance_id] = slot
         self.by_name[slot.name] = slot
         self._touch(slot)
