@@ -18,7 +18,7 @@ import heapq
 import random
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..model import Job, Pool, Queue, Worker
+from ..model import IdleJobs, Job, Pool, Queue, Worker
 from .base import TransientError
 
 
@@ -62,6 +62,8 @@ class SimPool:
         self._run_gen = [0] * n
         self._next_submit = 0
         self.idle: List[Job] = []  # FIFO by (queued_since, index)
+        self._kinds: Dict[tuple, List[float]] = {}  # the idle jobs' summary (model.IdleJobs)
+        self._frozen: Dict[tuple, tuple] = {}  # the same as tuples, for kinds unchanged since
         self._index: Dict[int, int] = {}  # id(Job) -> workload index
         self._finishes: List[Tuple[float, int, int]] = []
         self._running_on: Dict[int, str] = {}
@@ -86,7 +88,12 @@ class SimPool:
             raise TransientError("simulated schedd timeout")
         if self._queue is None:
             busy = frozenset(s.name for s in self.workers.values() if s.running)
-            self._queue = Queue(tuple(self.idle), self.running, running_on=busy)
+            frozen = self._frozen
+            for kind, times in self._kinds.items():
+                if kind not in frozen:
+                    frozen[kind] = tuple(times)
+            kinds = {kind: times for kind, times in frozen.items() if times}
+            self._queue = Queue(IdleJobs(self.idle, kinds), self.running, running_on=busy)
         return self._queue
 
     def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
@@ -206,6 +213,10 @@ class SimPool:
                 continue
             for slot in open_slots:
                 if slot.free_cpus >= job.cpus and slot.free_memory >= job.memory_mb:
+                    kind = (job.cpus, job.memory_mb, True)
+                    times = self._kinds[kind]
+                    del times[bisect.bisect_left(times, job.queued_since)]
+                    self._frozen.pop(kind, None)
                     self._start(slot, self._index.pop(id(job)), now)
                     free -= job.cpus
                     matched.append(pos)
@@ -227,6 +238,9 @@ class SimPool:
         job = Job(self.w.ids[index], self.w.cpus[index], self.w.memory_mb[index],
                   self.start + self.w.submit[index])
         self._index[id(job)] = index
+        kind = (job.cpus, job.memory_mb, True)
+        bisect.insort(self._kinds.setdefault(kind, []), job.queued_since)
+        self._frozen.pop(kind, None)
         if self.idle and self.idle[-1].queued_since > job.queued_since:
             keys = [j.queued_since for j in self.idle]
             self.idle.insert(bisect.bisect_right(keys, job.queued_since), job)

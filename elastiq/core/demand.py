@@ -25,7 +25,7 @@ from operator import attrgetter, le
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from ..model import Job
+from ..model import IdleJobs, Job
 
 
 @dataclass(frozen=True)
@@ -77,34 +77,58 @@ def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: 
     The jobs are put in queue order (a queue already in that order, as the schedd's usually
     is, is only checked), cut at ``queued_before`` and ``fresh_after`` by bisection, and each
     part counted by (cpus, memory, fits) in C (``Counter`` over ``attrgetter``): the
-    Python work per tick grows with the number of distinct shapes, not of jobs."""
+    Python work per tick grows with the number of distinct shapes, not of jobs.  Jobs that
+    come with their summary (:class:`~elastiq.model.IdleJobs`) are not read at all: each
+    kind's queue times are bisected."""
+    before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
+    shapes: Counter = Counter()
+    stale: Counter = Counter()
+    unmatchable = fresh = skipped = 0
+    for (cpus, memory, fits), n, is_cut, is_stale in _counts(jobs, before, fresh_after):
+        if not (fits and cpus <= vm_cpus and memory <= vm_memory_mb):
+            unmatchable += n
+            continue
+        shape = (max(cpus, 1), max(memory, 0))
+        if is_cut and shape[0] <= max_cpus and shape[1] <= max_memory:
+            skipped += n
+            continue
+        shapes[shape] += n
+        if is_stale:
+            stale[shape] += n
+        else:
+            fresh += n
+    return Placeable(shapes, unmatchable, fresh, stale, skipped)
+
+
+def _counts(jobs: Iterable[Job], before: float, fresh_after: float):
+    """``(kind, n, queued <= before, queued <= fresh_after)`` for every kind of job, n > 0."""
+    by_kind = jobs.by_kind if isinstance(jobs, IdleJobs) else None
+    if by_kind is not None:
+        for kind, times in by_kind.items():
+            cut, stale = bisect_right(times, before), bisect_right(times, fresh_after)
+            if cut == stale:  # the usual case: nothing cut, or cut exactly as stale
+                if cut:
+                    yield kind, cut, True, True
+                if cut < len(times):
+                    yield kind, len(times) - cut, False, False
+                continue
+            both = min(cut, stale)
+            for count, is_cut, is_stale in ((both, True, True), (cut - both, True, False),
+                                            (stale - both, False, True),
+                                            (len(times) - max(cut, stale), False, False)):
+                if count:
+                    yield kind, count, is_cut, is_stale
+        return
     jobs = jobs if isinstance(jobs, (list, tuple)) else list(jobs)
     queued = list(map(_QUEUED, jobs))
     if not all(map(le, queued, islice(queued, 1, None))):
         jobs = sorted(jobs, key=_QUEUED)
         queued.sort()
-    before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
     cut, stale_end = bisect_right(queued, before), bisect_right(queued, fresh_after)
-    shapes: Counter = Counter()
-    stale: Counter = Counter()
-    unmatchable = fresh = skipped = 0
     bounds = sorted({0, cut, stale_end, len(jobs)})
     for lo, hi in zip(bounds, bounds[1:]):
-        is_cut, is_stale = hi <= cut, hi <= stale_end
-        for (cpus, memory, fits), n in Counter(map(_KIND, jobs[lo:hi])).items():
-            if not (fits and cpus <= vm_cpus and memory <= vm_memory_mb):
-                unmatchable += n
-                continue
-            shape = (max(cpus, 1), max(memory, 0))
-            if is_cut and shape[0] <= max_cpus and shape[1] <= max_memory:
-                skipped += n
-                continue
-            shapes[shape] += n
-            if is_stale:
-                stale[shape] += n
-            else:
-                fresh += n
-    return Placeable(shapes, unmatchable, fresh, stale, skipped)
+        for kind, n in Counter(map(_KIND, jobs[lo:hi])).items():
+            yield kind, n, hi <= cut, hi <= stale_end
 
 
 def by_shape(
