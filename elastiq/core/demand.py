@@ -81,6 +81,9 @@ def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: 
     come with their summary (:class:`~elastiq.model.IdleJobs`) are not read at all: each
     kind's queue times are bisected."""
     before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
+    if isinstance(jobs, IdleJobs) and jobs.by_kind is not None:
+        return _classify_summary(jobs.by_kind, vm_cpus, vm_memory_mb, fresh_after, before,
+                                 max_cpus, max_memory)
     shapes: Counter = Counter()
     stale: Counter = Counter()
     unmatchable = fresh = skipped = 0
@@ -100,25 +103,33 @@ def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: 
     return Placeable(shapes, unmatchable, fresh, stale, skipped)
 
 
+def _classify_summary(by_kind, vm_cpus: int, vm_memory_mb: int, fresh_after: float,
+                      before: float, max_cpus: int, max_memory: int) -> Placeable:
+    """:func:`classify` from each kind's sorted queue times: the first ``cut`` are
+    *unstarted* (when the shape is small enough), the first ``old`` are stale."""
+    shapes: Counter = Counter()
+    stale: Counter = Counter()
+    unmatchable = fresh = skipped = 0
+    for (cpus, memory, fits), times in by_kind.items():
+        n = len(times)
+        if not (fits and cpus <= vm_cpus and memory <= vm_memory_mb):
+            unmatchable += n
+            continue
+        shape = (max(cpus, 1), max(memory, 0))
+        cut = (bisect_right(times, before)
+               if shape[0] <= max_cpus and shape[1] <= max_memory else 0)
+        old = bisect_right(times, fresh_after)
+        skipped += cut
+        if n > cut:
+            shapes[shape] += n - cut
+        if old > cut:
+            stale[shape] += old - cut
+        fresh += n - max(cut, old)
+    return Placeable(shapes, unmatchable, fresh, stale, skipped)
+
+
 def _counts(jobs: Iterable[Job], before: float, fresh_after: float):
     """``(kind, n, queued <= before, queued <= fresh_after)`` for every kind of job, n > 0."""
-    by_kind = jobs.by_kind if isinstance(jobs, IdleJobs) else None
-    if by_kind is not None:
-        for kind, times in by_kind.items():
-            cut, stale = bisect_right(times, before), bisect_right(times, fresh_after)
-            if cut == stale:  # the usual case: nothing cut, or cut exactly as stale
-                if cut:
-                    yield kind, cut, True, True
-                if cut < len(times):
-                    yield kind, len(times) - cut, False, False
-                continue
-            both = min(cut, stale)
-            for count, is_cut, is_stale in ((both, True, True), (cut - both, True, False),
-                                            (stale - both, False, True),
-                                            (len(times) - max(cut, stale), False, False)):
-                if count:
-                    yield kind, count, is_cut, is_stale
-        return
     jobs = jobs if isinstance(jobs, (list, tuple)) else list(jobs)
     queued = list(map(_QUEUED, jobs))
     if not all(map(le, queued, islice(queued, 1, None))):
@@ -145,7 +156,8 @@ def by_shape(
     existing.extend([vm_cpus, vm_memory_mb] for _ in range(booting))
     leftover = []
     for (cpus, memory), count in sorted(jobs.shapes.items(), reverse=True):
-        count = _place(cpus, memory, count, existing)
+        if existing:
+            count = _place(cpus, memory, count, existing)
         if count:
             leftover.append((cpus, memory, count))
     uncovered = sum(count for _, _, count in leftover)
@@ -153,7 +165,8 @@ def by_shape(
     new: List[List[int]] = []
     unplaced = 0
     for cpus, memory, count in leftover:
-        count = _place(cpus, memory, count, new)
+        if new:
+            count = _place(cpus, memory, count, new)
         while count and len(new) < limit:
             new.append([vm_cpus, vm_memory_mb])
             count = _place(cpus, memory, count, new[-1:])
