@@ -3,13 +3,17 @@
 Jobs of a workload are submitted at their submit time (``advance``).  At each negotiation
 (``negotiate``) idle jobs are matched in FIFO order of their queue time onto the free
 cpus/memory of joined, non-draining workers: partitionable slots, the first worker in join
-order that fits (depth-first filling, so that other workers go idle); a job whose shape did not
-fit is not retried in the same cycle.  A job runs for its run time.  A worker reports
-``idle_since`` from its join or its last job's end.  When its VM is terminated while jobs run
+order that fits (depth-first filling, so that other workers go idle: what the master's
+negotiator is configured to do, ecm/templates/master.sh.j2, checked by
+tests/test_placement_live.py); a job whose shape did not fit is not retried in the same cycle.
+A job runs for its run time.  A worker reports ``idle_since`` from its join or its last job's
+end.  When its VM is terminated while jobs run
 on it, they are killed, counted in ``jobs_killed`` and requeued with their original queue
 time, as HTCondor does.  ``queue()``/``pool()``/``workers_of()`` raise TransientError with the
 configured probabilities.  The queue names the workers running jobs (``running_on``);
-``restart_collector`` makes the pool list no worker until they advertise again.  Views are cached and rebuilt only after a change (``version`` counts them).
+``restart_collector`` makes the pool list no worker until they advertise again.  Views are
+cached and rebuilt only after a change (``version`` counts them); the queue's idle jobs carry
+their summary per kind (``model.IdleJobs``), kept up to date as jobs come and go.
 """
 from __future__ import annotations
 
