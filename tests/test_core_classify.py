@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from elastiq.core.demand import classify
-from elastiq.model import Job
+from elastiq.model import IdleJobs, Job
 
 
 def reference(jobs, vm_cpus, vm_memory, fresh_after, unstarted=None):
@@ -47,6 +47,25 @@ def test_classify_matches_the_rule_in_any_order(seed):
     got = classify(tuple(jobs), 4, 8000, fresh_after, unstarted)
     assert (got.shapes, got.unmatchable, got.fresh, got.stale, got.unstarted) == reference(
         jobs, 4, 8000, fresh_after, unstarted)
+    summarised = classify(IdleJobs(jobs, summary(jobs)), 4, 8000, fresh_after, unstarted)
+    assert summarised == got
+
+
+def summary(jobs):
+    """What a producer of :class:`IdleJobs` keeps: each kind's sorted queue times."""
+    kinds = {}
+    for job in jobs:
+        kinds.setdefault((job.cpus, job.memory_mb, job.fits_worker), []).append(job.queued_since)
+    return {kind: tuple(sorted(times)) for kind, times in kinds.items()}
+
+
+def test_summarised_jobs_are_not_read():
+    """With their summary, classify never looks at the jobs themselves (a saturated replay
+    re-read tens of thousands each tick): here the jobs say nothing, the summary everything."""
+    jobs = tuple(Job(f"j{i}", 1 + i % 3, 1000, float(i)) for i in range(9))
+    got = classify(IdleJobs((), summary(jobs)), 4, 8000, 4.0, (2.0, 1, 1000))
+    assert got == classify(jobs, 4, 8000, 4.0, (2.0, 1, 1000))
+    assert (got.waiting, got.unstarted, got.fresh) == (8, 1, 4)
 
 
 def test_no_python_call_per_job():

@@ -46,3 +46,28 @@ def test_the_look_fails_like_the_pool_read():
                    pool_failure=1.0)
     with pytest.raises(TransientError):
         pool.workers_of(["i-1"])
+
+
+def test_the_queue_summary_follows_the_idle_jobs():
+    """The summary classify reads (model.IdleJobs.by_kind) is the idle jobs' own, through
+    submissions, starts and kills."""
+    work = workload([(float(t), 1000.0) for t in (0, 5, 5, 9, 12)])
+    pool = SimPool(lambda: 0.0, work, start=0.0, vm_cpus=2, vm_memory_mb=4096)
+
+    def check():
+        idle = pool.queue().idle
+        expected = {}
+        for job in idle:
+            expected.setdefault((job.cpus, job.memory_mb, job.fits_worker), []).append(job.queued_since)
+        assert idle.by_kind == {k: tuple(sorted(v)) for k, v in expected.items()}
+        return len(idle)
+
+    pool.advance(10.0)
+    assert check() == 4
+    pool.add_worker("i-1", 10.0)
+    pool.negotiate(10.0)
+    assert check() == 2
+    pool.advance(20.0)
+    assert check() == 3
+    pool.remove_worker("i-1", 20.0)  # its 2 jobs are killed and wait again
+    assert check() == 5

@@ -3,13 +3,17 @@
 Jobs of a workload are submitted at their submit time (``advance``).  At each negotiation
 (``negotiate``) idle jobs are matched in FIFO order of their queue time onto the free
 cpus/memory of joined, non-draining workers: partitionable slots, the first worker in join
-order that fits (depth-first filling, so that other workers go idle); a job whose shape did not
-fit is not retried in the same cycle.  A job runs for its run time.  A worker reports
-``idle_since`` from its join or its last job's end.  When its VM is terminated while jobs run
+order that fits (depth-first filling, so that other workers go idle: what the master's
+negotiator is configured to do, ecm/templates/master.sh.j2, checked by
+tests/test_placement_live.py); a job whose shape did not fit is not retried in the same cycle.
+A job runs for its run time.  A worker reports ``idle_since`` from its join or its last job's
+end.  When its VM is terminated while jobs run
 on it, they are killed, counted in ``jobs_killed`` and requeued with their original queue
 time, as HTCondor does.  ``queue()``/``pool()``/``workers_of()`` raise TransientError with the
 configured probabilities.  The queue names the workers running jobs (``running_on``);
-``restart_collector`` makes the pool list no worker until they advertise again.  Views are cached and rebuilt only after a change (``version`` counts them).
+``restart_collector`` makes the pool list no worker until they advertise again.  Views are
+cached and rebuilt only after a change (``version`` counts them); the queue's idle jobs carry
+their summary per kind (``model.IdleJobs``), kept up to date as jobs come and go.
 """
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import heapq
 import random
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
-from ..model import Job, Pool, Queue, Worker
+from ..model import IdleJobs, Job, Pool, Queue, Worker
 from .base import TransientError
 
 
@@ -62,6 +66,8 @@ class SimPool:
         self._run_gen = [0] * n
         self._next_submit = 0
         self.idle: List[Job] = []  # FIFO by (queued_since, index)
+        self._kinds: Dict[tuple, List[float]] = {}  # the idle jobs' summary (model.IdleJobs)
+        self._frozen: Dict[tuple, tuple] = {}  # the same as tuples, for kinds unchanged since
         self._index: Dict[int, int] = {}  # id(Job) -> workload index
         self._finishes: List[Tuple[float, int, int]] = []
         self._running_on: Dict[int, str] = {}
@@ -86,7 +92,12 @@ class SimPool:
             raise TransientError("simulated schedd timeout")
         if self._queue is None:
             busy = frozenset(s.name for s in self.workers.values() if s.running)
-            self._queue = Queue(tuple(self.idle), self.running, running_on=busy)
+            frozen = self._frozen
+            for kind, times in self._kinds.items():
+                if kind not in frozen:
+                    frozen[kind] = tuple(times)
+            kinds = {kind: times for kind, times in frozen.items() if times}
+            self._queue = Queue(IdleJobs(self.idle, kinds), self.running, running_on=busy)
         return self._queue
 
     def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
@@ -130,9 +141,11 @@ class SimPool:
             self._touch(slot)
 
     # -- workers
-    def add_worker(self, instance_id: str, now: float) -> None:
-        """The VM's startd joined the pool (called by SimCloud)."""
-        slot = _Slotted(instance_id, self.vm_cpus, self.vm_memory, now)
+    def add_worker(self, instance_id: str, now: float, cpus: Optional[int] = None,
+                   memory_mb: Optional[int] = None) -> None:
+        """The VM's startd joined the pool (called by SimCloud); of the VM shape unless
+        ``cpus``/``memory_mb`` say otherwise."""
+        slot = _Slotted(instance_id, cpus or self.vm_cpus, memory_mb or self.vm_memory, now)
         self.workers[instance_id] = slot
         self.by_name[slot.name] = slot
         self._touch(slot)
@@ -204,6 +217,10 @@ class SimPool:
                 continue
             for slot in open_slots:
                 if slot.free_cpus >= job.cpus and slot.free_memory >= job.memory_mb:
+                    kind = (job.cpus, job.memory_mb, True)
+                    times = self._kinds[kind]
+                    del times[bisect.bisect_left(times, job.queued_since)]
+                    self._frozen.pop(kind, None)
                     self._start(slot, self._index.pop(id(job)), now)
                     free -= job.cpus
                     matched.append(pos)
@@ -225,6 +242,9 @@ class SimPool:
         job = Job(self.w.ids[index], self.w.cpus[index], self.w.memory_mb[index],
                   self.start + self.w.submit[index])
         self._index[id(job)] = index
+        kind = (job.cpus, job.memory_mb, True)
+        bisect.insort(self._kinds.setdefault(kind, []), job.queued_since)
+        self._frozen.pop(kind, None)
         if self.idle and self.idle[-1].queued_since > job.queued_since:
             keys = [j.queued_since for j in self.idle]
             self.idle.insert(bisect.bisect_right(keys, job.queued_since), job)

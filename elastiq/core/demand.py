@@ -25,7 +25,7 @@ from operator import attrgetter, le
 from dataclasses import dataclass, field
 from typing import Iterable, List, Optional, Sequence, Tuple
 
-from ..model import Job
+from ..model import IdleJobs, Job
 
 
 @dataclass(frozen=True)
@@ -77,34 +77,69 @@ def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: 
     The jobs are put in queue order (a queue already in that order, as the schedd's usually
     is, is only checked), cut at ``queued_before`` and ``fresh_after`` by bisection, and each
     part counted by (cpus, memory, fits) in C (``Counter`` over ``attrgetter``): the
-    Python work per tick grows with the number of distinct shapes, not of jobs."""
+    Python work per tick grows with the number of distinct shapes, not of jobs.  Jobs that
+    come with their summary (:class:`~elastiq.model.IdleJobs`) are not read at all: each
+    kind's queue times are bisected."""
+    before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
+    if isinstance(jobs, IdleJobs) and jobs.by_kind is not None:
+        return _classify_summary(jobs.by_kind, vm_cpus, vm_memory_mb, fresh_after, before,
+                                 max_cpus, max_memory)
+    shapes: Counter = Counter()
+    stale: Counter = Counter()
+    unmatchable = fresh = skipped = 0
+    for (cpus, memory, fits), n, is_cut, is_stale in _counts(jobs, before, fresh_after):
+        if not (fits and cpus <= vm_cpus and memory <= vm_memory_mb):
+            unmatchable += n
+            continue
+        shape = (max(cpus, 1), max(memory, 0))
+        if is_cut and shape[0] <= max_cpus and shape[1] <= max_memory:
+            skipped += n
+            continue
+        shapes[shape] += n
+        if is_stale:
+            stale[shape] += n
+        else:
+            fresh += n
+    return Placeable(shapes, unmatchable, fresh, stale, skipped)
+
+
+def _classify_summary(by_kind, vm_cpus: int, vm_memory_mb: int, fresh_after: float,
+                      before: float, max_cpus: int, max_memory: int) -> Placeable:
+    """:func:`classify` from each kind's sorted queue times: the first ``cut`` are
+    *unstarted* (when the shape is small enough), the first ``old`` are stale."""
+    shapes: Counter = Counter()
+    stale: Counter = Counter()
+    unmatchable = fresh = skipped = 0
+    for (cpus, memory, fits), times in by_kind.items():
+        n = len(times)
+        if not (fits and cpus <= vm_cpus and memory <= vm_memory_mb):
+            unmatchable += n
+            continue
+        shape = (max(cpus, 1), max(memory, 0))
+        cut = (bisect_right(times, before)
+               if shape[0] <= max_cpus and shape[1] <= max_memory else 0)
+        old = bisect_right(times, fresh_after)
+        skipped += cut
+        if n > cut:
+            shapes[shape] += n - cut
+        if old > cut:
+            stale[shape] += old - cut
+        fresh += n - max(cut, old)
+    return Placeable(shapes, unmatchable, fresh, stale, skipped)
+
+
+def _counts(jobs: Iterable[Job], before: float, fresh_after: float):
+    """``(kind, n, queued <= before, queued <= fresh_after)`` for every kind of job, n > 0."""
     jobs = jobs if isinstance(jobs, (list, tuple)) else list(jobs)
     queued = list(map(_QUEUED, jobs))
     if not all(map(le, queued, islice(queued, 1, None))):
         jobs = sorted(jobs, key=_QUEUED)
         queued.sort()
-    before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
     cut, stale_end = bisect_right(queued, before), bisect_right(queued, fresh_after)
-    shapes: Counter = Counter()
-    stale: Counter = Counter()
-    unmatchable = fresh = skipped = 0
     bounds = sorted({0, cut, stale_end, len(jobs)})
     for lo, hi in zip(bounds, bounds[1:]):
-        is_cut, is_stale = hi <= cut, hi <= stale_end
-        for (cpus, memory, fits), n in Counter(map(_KIND, jobs[lo:hi])).items():
-            if not (fits and cpus <= vm_cpus and memory <= vm_memory_mb):
-                unmatchable += n
-                continue
-            shape = (max(cpus, 1), max(memory, 0))
-            if is_cut and shape[0] <= max_cpus and shape[1] <= max_memory:
-                skipped += n
-                continue
-            shapes[shape] += n
-            if is_stale:
-                stale[shape] += n
-            else:
-                fresh += n
-    return Placeable(shapes, unmatchable, fresh, stale, skipped)
+        for kind, n in Counter(map(_KIND, jobs[lo:hi])).items():
+            yield kind, n, hi <= cut, hi <= stale_end
 
 
 def by_shape(
@@ -121,7 +156,8 @@ def by_shape(
     existing.extend([vm_cpus, vm_memory_mb] for _ in range(booting))
     leftover = []
     for (cpus, memory), count in sorted(jobs.shapes.items(), reverse=True):
-        count = _place(cpus, memory, count, existing)
+        if existing:
+            count = _place(cpus, memory, count, existing)
         if count:
             leftover.append((cpus, memory, count))
     uncovered = sum(count for _, _, count in leftover)
@@ -129,7 +165,8 @@ def by_shape(
     new: List[List[int]] = []
     unplaced = 0
     for cpus, memory, count in leftover:
-        count = _place(cpus, memory, count, new)
+        if new:
+            count = _place(cpus, memory, count, new)
         while count and len(new) < limit:
             new.append([vm_cpus, vm_memory_mb])
             count = _place(cpus, memory, count, new[-1:])

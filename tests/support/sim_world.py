@@ -51,15 +51,18 @@ class _Late:
 
 
 class SimWorld:
-    def __init__(self, tmp_path, jobs: Sequence[tuple], boot_s: float = 30.0, **elastiq):
+    def __init__(self, tmp_path, jobs: Sequence[tuple], boot_s: float = 30.0,
+                 vm: Optional[dict] = None, **elastiq):
         self.now = 0.0
         clock: Callable[[], float] = lambda: self.now  # noqa: E731
-        self.pool = SimPool(clock, workload(jobs), start=0.0, vm_cpus=1, vm_memory_mb=2048)
+        vm = {"cpus": 1, "memory_mb": 2048, **(vm or {})}
+        self.pool = SimPool(clock, workload(jobs), start=0.0, vm_cpus=vm["cpus"],
+                            vm_memory_mb=vm["memory_mb"])
         self.cloud = SimCloud(clock, cluster="test", boot_delay=BootDelay("fixed", boot_s),
                               pool=self.pool)
         settings = {"waiting_jobs_time_s": 0, "n_jobs_per_vm": 0}
         settings.update(elastiq)
-        self.config = make_config(tmp_path, elastiq=settings)
+        self.config = make_config(tmp_path, elastiq=settings, vm=vm)
         self.after_observe: Optional[Callable[[], None]] = None
         self.runtime = Runtime(self.config, get_policy("default"), _Late(self), self.cloud,
                                StateStore(str(tmp_path / "state")), clock=clock)
