@@ -172,7 +172,7 @@ def command(args: argparse.Namespace) -> int:
               f"{len(work)} jobs can run (set e.g. --set quota.max_vms=10)", file=sys.stderr)
         return cli.EXIT_USAGE
     if path and (cfg.vm.cpus is None or cfg.vm.memory_mb is None):
-        from .adapters.factory import flavour_name
+        from ..adapters.factory import flavour_name
         shape = engine.sim_config(cfg).vm
         print(f"elastiq simulate: worker VM shape {shape.cpus} cpu(s), {shape.memory_mb} MiB: "
               f"vm.cpus / vm.memory_mb are not set in {path}, and the simulator cannot ask the "
