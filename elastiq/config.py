@@ -20,6 +20,7 @@ import yaml
 
 from . import config_text
 from .adapters import BATCH_SYSTEMS, CLOUDS, is_dotted_path
+from .adapters import openstack_config  # HOOK (issue 14) until the adapter registry lands
 from .adapters.userdata_values import value_problem as substitute_value_problem
 
 DEFAULT_PATH = "/etc/elastiq/elastiq.yaml"
@@ -27,7 +28,7 @@ DEFAULT_PATH = "/etc/elastiq/elastiq.yaml"
 #: Keys whose values are never printed, logged or echoed in an error.
 SECRET_KEYS = frozenset(
     {"ec2.aws_access_key_id", "ec2.aws_secret_access_key", "ec2.user_data_b64"}
-)
+) | {f"openstack.{k}" for k in openstack_config.SECRET_KEYS}  # HOOK (issue 14)
 #: Keys of the original elastiq that are accepted and ignored.
 IGNORED_LEGACY_KEYS = frozenset({"ec2.api_version"})
 #: Largest sane value of the numeric keys (ecm.conf's limits come from here too).  A bound
@@ -138,6 +139,8 @@ class Config:
     ec2: EC2Section = field(default_factory=EC2Section)
     vm: VMSection = field(default_factory=VMSection)
     debug: DebugSection = field(default_factory=DebugSection)
+    # HOOK (issue 14): the openstack adapter's section, until the registry offers cfg.cloud
+    openstack: openstack_config.Settings = field(default_factory=openstack_config.Settings)
     substitute: Mapping[str, str] = field(default_factory=dict)
     source: Optional[str] = None
 
@@ -175,6 +178,7 @@ SECTIONS = {
     "ec2": EC2Section,
     "vm": VMSection,
     "debug": DebugSection,
+    "openstack": openstack_config.Settings,  # HOOK (issue 14)
 }
 
 
@@ -348,6 +352,9 @@ def _validate(cfg: Config, source: Optional[str]) -> None:
             base64.b64decode("".join(cfg.ec2.user_data_b64.split()), validate=True)
         except (binascii.Error, ValueError):
             bad("ec2.user_data_b64", "not valid base64 (value hidden)")
+    if e.cloud_plugin == openstack_config.NAME:  # HOOK (issue 14)
+        for key, problem in openstack_config.validate(cfg.openstack):
+            bad(f"openstack.{key}", problem)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -471,6 +478,10 @@ def to_yaml(cfg: Config, include_secrets: bool = True, only_changed: bool = Fals
 def summary(cfg: Config) -> str:
     e, q, c = cfg.elastiq, cfg.quota, cfg.ec2
     sizing = f"{e.n_jobs_per_vm} jobs/VM" if e.n_jobs_per_vm else "packed by cpu/memory"
+    if e.cloud_plugin == openstack_config.NAME:  # HOOK (issue 14)
+        return (f"cluster {e.cluster_name!r}: {q.min_vms}-{q.max_vms} VMs "
+                f"{openstack_config.summary(cfg.openstack)}, {sizing},"
+                f" idle after {e.idle_for_time_s:g} s")
     return (
         f"cluster {e.cluster_name!r}: {q.min_vms}-{q.max_vms} VMs"
         f" of {c.flavour or '?'} (image {c.image_id or '?'}), {sizing},"

@@ -15,6 +15,7 @@ BATCH_SYSTEMS = {
 
 CLOUDS = {
     "ec2": "elastiq.adapters.ec2:EC2Cloud",
+    "openstack": "elastiq.adapters.openstack:OpenStackCloud",  # HOOK (issue 14): registry line
 }
 
 

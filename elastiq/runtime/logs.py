@@ -18,6 +18,7 @@ import sys
 from typing import Iterable, List, Optional
 
 from ..config import Config
+from ..adapters import openstack_config  # HOOK (issue 14) until the adapter registry lands
 
 MASK = "***"
 FILE_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
@@ -59,6 +60,7 @@ def _user_data_texts(cfg: Config) -> List[str]:
 def secrets_of(cfg: Config) -> List[str]:
     """Every string from ``cfg`` that must never be logged, longest first."""
     found = {cfg.ec2.aws_access_key_id or "", cfg.ec2.aws_secret_access_key or ""}
+    found.update(openstack_config.secret_texts(cfg.openstack))  # HOOK (issue 14): registry
     for text in _user_data_texts(cfg):
         found.add(text.strip())
         found.update(_TOKEN_WORD.findall(text))
