@@ -112,6 +112,8 @@ class Answers:
     worker_noclaim_shutdown_s: Optional[int] = None
     #: Worker powers off when the master has been unreachable this long (0: never).
     master_lost_shutdown_s: int = 3600
+    #: The cloud the workers boot on: "ec2", or "openstack" (workers advertise the Nova UUID).
+    cloud: str = "ec2"
 
     @property
     def embeds_credentials(self) -> bool:
