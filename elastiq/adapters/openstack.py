@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 #: Nova takes at most 65535 bytes of base64 user-data: 49149 bytes before encoding.
 MAX_USER_DATA_BYTES = 49149
-_SERVER_FIELDS = ("id", "status", "task_state", "created_at", "metadata", "addresses", "flavor")
+_SERVER_FIELDS = ("id", "status", "task_state", "created_at", "metadata", "addresses", "flavor",
+                  "fault")
 
 
 def _settings(cfg) -> Settings:
@@ -105,6 +106,7 @@ class OpenStackCloud:
             (self._s.application_credential_secret,),
             (*(substitutions or {}).values(), *config.substitute.values()), self._user_data)
         self._ids: Dict[str, object] = {}  # image / flavour / networks resolved once
+        self._faults: set = set()  # servers whose ERROR was logged
         for name in ("openstack", "keystoneauth"):  # request bodies are logged at DEBUG
             if logging.getLogger(name).level == logging.NOTSET:
                 logging.getLogger(name).setLevel(logging.WARNING)
@@ -126,7 +128,7 @@ class OpenStackCloud:
         attrs = self._create_attrs(count, request_id)
         try:
             with self._boundary("create servers"):
-                self._conn.compute.create_server(**attrs)
+                first = self._conn.compute.create_server(**attrs)
         except TransientError as err:  # did it reach Nova? its servers carry the request id
             found = self._of_request(request_id)
             if not found:
@@ -134,14 +136,26 @@ class OpenStackCloud:
             log.warning("create servers failed (%s) but request %s made %d server(s): kept",
                         err, request_id, len(found))
             return found[:count]
-        ids = self._of_request(request_id)
+        try:
+            ids = self._of_request(request_id) or (first.id,)
+        except AdapterError as err:  # the others carry our tag: the next listing adopts them
+            log.warning("cannot list the servers of request %s (%s): %s and any others of it "
+                        "are seen at the next listing", request_id, err, first.id)
+            ids = (first.id,)
         log.info("launched %d of %d VM(s) requested (request %s): %s",
                  len(ids), count, request_id, " ".join(ids))
         return ids[:count]
 
     def list_instances(self) -> Tuple[Instance, ...]:
         """Our servers (tag ``elastiq:<cluster>``) in every state Nova still lists."""
-        return tuple(to_instance(s, self._clock) for s in self._servers())
+        servers = self._servers()
+        for server in servers:  # why a server failed (No valid host...), once per server
+            fault = server["fault"] or {}
+            if server["status"] == "ERROR" and server["id"] not in self._faults:
+                self._faults.add(server["id"])
+                log.warning("server %s is in ERROR: %s", server["id"],
+                            redact(str(fault.get("message") or "no fault given"), self._secrets))
+        return tuple(to_instance(s, self._clock) for s in servers)
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
         """Delete those of ``instance_ids`` that carry our tag (one listing, then one DELETE
