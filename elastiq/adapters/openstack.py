@@ -73,9 +73,9 @@ def connect(s: Settings, timeout: float):
                 ("application_credential_secret", s.application_credential_secret)) if v}
         region = loader.get_one(cloud=s.cloud, **extra)
     except ose.ConfigException as err:
-        raise ConfigError(f"openstack.cloud: {redact(str(err))} (clouds.yaml: "
-                          f"{s.clouds_yaml or 'the usual places'})", key="openstack.cloud") \
-            from None
+        where = s.clouds_yaml or "openstacksdk's usual places"
+        raise ConfigError(f"{redact(str(err))} (clouds.yaml: {where})",
+                          key="openstack.cloud") from None
     auth = region.config.get("auth") or {}
     secrets = tuple(str(v) for k, v in auth.items()
                     if v and any(w in k for w in ("password", "secret", "token")))
