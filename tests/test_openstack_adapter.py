@@ -86,12 +86,14 @@ def test_flavour_shape_and_unknown_settings_name_their_key(openstack_cloud):
     oc = openstack_cloud
     cluster = _cluster()
     assert OpenStackCloud(oc.config(cluster)).describe_flavour() == (1, 64)
-    OpenStackCloud(oc.config(cluster)).check()
+    with pytest.raises(ConfigError) as refused:
+        OpenStackCloud(oc.config(cluster, flavour="m9.huge")).describe_flavour()
+    assert refused.value.key == "openstack.flavour"
+    # found missing before the create
     for key, value in (("flavour", "m9.huge"), ("image", "no-such-image"),
-                       ("networks", ("no-such-net",)), ("key_name", "no-such-key")):
-        cloud = OpenStackCloud(oc.config(cluster, **{key: value}))
+                       ("networks", ("no-such-net",))):
         with pytest.raises(ConfigError) as refused:
-            cloud.check()
+            OpenStackCloud(oc.config(cluster, **{key: value})).launch(1)
         assert refused.value.key == f"openstack.{key}", refused.value
     # what Nova itself refuses at create time, translated
     for key, value in (("key_name", "no-such-key"), ("security_groups", ("no-such-sg",))):

@@ -192,18 +192,6 @@ class OpenStackCloud:
         flavor = self._find("flavour")
         return int(flavor.vcpus), int(flavor.ram)
 
-    def check(self) -> None:
-        """Prove the settings with read-only calls: credentials (AuthError), endpoints
-        (TransientError), image, flavour, networks and key pair (ConfigError naming the key)."""
-        for what in ("image", "flavour", "networks"):
-            self._find(what)
-        if self._s.key_name:
-            with self._boundary("find key pair"):
-                found = self._conn.compute.find_keypair(self._s.key_name, ignore_missing=True)
-            if found is None:
-                raise ConfigError(f"the cloud does not know openstack.key_name "
-                                  f"{self._s.key_name!r}", key="openstack.key_name")
-
     # ------------------------------------------------------------------------- helpers
 
     def _servers(self, **query) -> List[dict]:
