@@ -34,7 +34,7 @@ class Counted:
 
         def request(url, method, *args, **kwargs):
             parts = url.split("?")[0].split("/")
-            parts = parts[3:] if "://" in url else parts[1:]  # the SDK passes paths too
+            parts = parts[3:] if "://" in url else [p for p in parts if p]  # or a path
             path = "/" + "/".join("*" if len(p) >= 32 else p for p in parts)
             self.seen[f"{method} {path}"] += 1
             return send(url, method, *args, **kwargs)
