@@ -74,6 +74,8 @@ class Answers:
     worker_noclaim_shutdown_s: Optional[int] = None
     #: Worker powers off when the master has been unreachable this long (0: never).
     master_lost_shutdown_s: int = 3600
+    #: The cloud the workers boot on: "ec2", or "openstack" (workers advertise the Nova UUID).
+    cloud: str = "ec2"
 
     @property
     def embeds_credentials(self) -> bool:
@@ -98,6 +100,8 @@ def validate(a: Answers) -> None:
     if a.os_id not in OPERATING_SYSTEMS:
         raise RenderError("os_id", f"unknown operating system {a.os_id!r} "
                           f"(known: {', '.join(OPERATING_SYSTEMS)})")
+    if a.cloud not in ("ec2", "openstack"):
+        raise RenderError("cloud", f"unknown cloud {a.cloud!r} (known: ec2, openstack)")
     if not CLUSTER_NAME.fullmatch(a.cluster_name):
         raise RenderError("cluster_name", f"{CLUSTER_NAME_RULE} (got {a.cluster_name!r})")
     if not SERIES.fullmatch(a.htcondor_series):

@@ -28,7 +28,7 @@ from ecm import render
 from tests.support.condor_pool import wait_for
 from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
 from tests.support.ec2_server import REGION
-from tests.support.instance_startds import InstanceStartds
+from tests.support.instance_startds import InstanceStartds, ec2_alive
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IDLE_S = 20       # elastiq.idle_for_time_s
@@ -132,7 +132,7 @@ def test_elastiq_scales_a_real_pool(scenario, condor_pools, tmp_path, moto, ec2_
                                str(tmp_path / "elastiq.yaml")], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        with InstanceStartds(pool, client, cluster, cpus, memory_mb) as vms:
+        with InstanceStartds(pool, ec2_alive(client, cluster), cluster, cpus, memory_mb) as vms:
             def healthy(check):
                 def _check():
                     vms.check()

@@ -1,47 +1,17 @@
 """openstacksdk against a real Nova (Zed, fake compute driver) on loopback.
 
-The cloud (tests/support/openstack_cloud.py) starts once per session, as root on a Debian 12
+The cloud (tests/support/openstack_fixtures.py) starts once per session, as root on a Debian 12
 host provisioned by .ci/provision-openstack.sh; the tests skip elsewhere, and fail when
 ELASTIQ_REQUIRE_OPENSTACK=1. Each test removes the servers it made.
 """
 from __future__ import annotations
 
-import os
 import time
 import uuid
 
 import pytest
 
 pytestmark = pytest.mark.timeout(900)
-
-
-@pytest.fixture(scope="session")
-def openstack_cloud(tmp_path_factory):
-    """(connection of the cloud's admin, flavour, image) of a running private cloud."""
-    from tests.support import openstack_cloud as oc
-
-    reason = oc.unavailable_reason()
-    if not reason and os.environ.get("ELASTIQ_TEST_OPENSTACK") != "1" \
-            and os.environ.get("ELASTIQ_REQUIRE_OPENSTACK") != "1":
-        reason = ("the real OpenStack tests (about 3.5 min) run with ELASTIQ_TEST_OPENSTACK=1; "
-                  ".ci/run does not start that cloud until elastiq has an OpenStack adapter")
-    if reason:
-        if os.environ.get("ELASTIQ_REQUIRE_OPENSTACK") == "1":
-            pytest.fail(f"ELASTIQ_REQUIRE_OPENSTACK=1 but {reason}")
-        pytest.skip(reason)
-    import openstack
-
-    cloud = oc.OpenStackCloud(tmp_path_factory.mktemp("openstack"))
-    try:
-        document = cloud.start()
-        conn = openstack.connect(**document["clouds"]["elastiq-test"])
-        cloud.seed(conn)
-        print(f"openstack test cloud started: {cloud.timings}")
-        yield (conn, conn.compute.find_flavor(oc.FLAVOR, ignore_missing=False),
-               conn.image.find_image(oc.IMAGE, ignore_missing=False))
-        conn.close()
-    finally:
-        cloud.stop()
 
 
 def _wait_gone(conn, server_ids, timeout=120):
@@ -54,7 +24,7 @@ def _wait_gone(conn, server_ids, timeout=120):
 
 
 def test_three_servers_in_one_call_tagged_listed_active_deleted(openstack_cloud, record_property):
-    conn, flavor, image = openstack_cloud
+    conn, flavor, image = openstack_cloud.conn, openstack_cloud.flavor, openstack_cloud.image
     tag = f"elastiq-cluster-{uuid.uuid4().hex[:8]}"
     foreign = conn.compute.create_server(name="foreign", flavor_id=flavor.id, image_id=image.id,
                                          networks="none")
@@ -85,7 +55,7 @@ def test_three_servers_in_one_call_tagged_listed_active_deleted(openstack_cloud,
 
 
 def test_server_without_a_valid_host_goes_error(openstack_cloud):
-    conn, _, image = openstack_cloud
+    conn, image = openstack_cloud.conn, openstack_cloud.image
     huge = conn.compute.create_flavor(name=f"huge-{uuid.uuid4().hex[:6]}", ram=10 ** 8,
                                       vcpus=1, disk=1)
     server = conn.compute.create_server(name="too-big", flavor_id=huge.id, image_id=image.id,
@@ -100,7 +70,7 @@ def test_server_without_a_valid_host_goes_error(openstack_cloud):
 
 
 def test_admin_forces_an_active_server_into_error(openstack_cloud):
-    conn, flavor, image = openstack_cloud
+    conn, flavor, image = openstack_cloud.conn, openstack_cloud.flavor, openstack_cloud.image
     server = conn.compute.create_server(name="forced", flavor_id=flavor.id, image_id=image.id,
                                         networks="none")
     try:
@@ -114,7 +84,7 @@ def test_admin_forces_an_active_server_into_error(openstack_cloud):
 def test_quota_exceeded_is_refused_before_any_server(openstack_cloud):
     import openstack.exceptions
 
-    conn, flavor, image = openstack_cloud
+    conn, flavor, image = openstack_cloud.conn, openstack_cloud.flavor, openstack_cloud.image
     project = conn.current_project_id
     tag = f"quota-{uuid.uuid4().hex[:8]}"
     conn.set_compute_quotas(project, instances=2)

@@ -210,7 +210,7 @@ def test_plugins_are_registry_names_or_dotted_paths():
     _, batch, cloud = factory.build_adapters(cfg)
     assert isinstance(batch, IdleBatch) and isinstance(cloud, IdleCloud)
     with pytest.raises(config.InvalidConfig, match=r"elastiq.cloud_plugin: unknown 'open stack' "
-                       r"\(known: ec2, or a 'package.module:Class' path\)"):
+                       r"\(known: ec2, openstack, or a 'package.module:Class' path\)"):
         make_config(elastiq={"cloud_plugin": "open stack"})
     missing = make_config(elastiq={"batch_plugin": "tests.support.world:NoSuchClass"})
     with pytest.raises(config.InvalidConfig, match=r"elastiq.batch_plugin: cannot load "

@@ -43,6 +43,7 @@ BATCH_SYSTEMS = {
 
 CLOUDS = {
     "ec2": Plugin("elastiq.adapters.ec2:EC2Cloud", "elastiq.adapters.ec2_config"),
+    "openstack": Plugin("elastiq.adapters.openstack:OpenStackCloud", "elastiq.adapters.openstack_config"),
 }
 
 

@@ -58,29 +58,30 @@ def detect_addresses(
 
 
 def load_user_data(
-    ec2: EC2Section, given: Union[bytes, str, None]
+    ec2: EC2Section, given: Union[bytes, str, None], prefix: str = "ec2"
 ) -> Tuple[Optional[bytes], str]:
     """The raw worker user-data and the configuration key it came from.
 
     ``given`` (from the runtime) wins; then ``ec2.user_data_b64`` (base64, whitespace allowed);
-    then ``ec2.user_data_file`` (read as it is).  ``(None, "")`` when there is none.
+    then ``ec2.user_data_file`` (read as it is).  ``(None, "")`` when there is none.  Any
+    section with those two keys works: ``prefix`` is its name in messages (``openstack``).
     """
     if given is not None:
         return (given.encode("utf-8") if isinstance(given, str) else bytes(given)), "user_data"
     if ec2.user_data_b64:
         try:
             return base64.b64decode("".join(ec2.user_data_b64.split()), validate=True), \
-                "ec2.user_data_b64"
+                f"{prefix}.user_data_b64"
         except (binascii.Error, ValueError):
-            raise ConfigError("ec2.user_data_b64 is not valid base64 (value hidden)",
-                              key="ec2.user_data_b64") from None
+            raise ConfigError(f"{prefix}.user_data_b64 is not valid base64 (value hidden)",
+                              key=f"{prefix}.user_data_b64") from None
     if ec2.user_data_file:
         try:
             with open(ec2.user_data_file, "rb") as handle:
-                return handle.read(), "ec2.user_data_file"
+                return handle.read(), f"{prefix}.user_data_file"
         except OSError as err:
-            raise ConfigError(f"cannot read ec2.user_data_file {ec2.user_data_file}: "
-                              f"{err.strerror}", key="ec2.user_data_file") from None
+            raise ConfigError(f"cannot read {prefix}.user_data_file {ec2.user_data_file}: "
+                              f"{err.strerror}", key=f"{prefix}.user_data_file") from None
     return None, ""
 
 
@@ -101,6 +102,7 @@ def prepare_user_data(
     configured: Optional[Mapping[str, str]] = None,
     runtime: Optional[Mapping[str, str]] = None,
     detect: Detect = detect_addresses,
+    *, prefix: str = "ec2", cloud: str = "EC2", max_bytes: int = MAX_USER_DATA_BYTES,
 ) -> Optional[bytes]:
     """Load the worker user-data and fill in its placeholders; ``None`` when there is none.
 
@@ -110,9 +112,10 @@ def prepare_user_data(
     ``%fqdn%`` without a value stays in place, with a warning naming the setting to add.
     gzip-compressed or non-UTF-8 user-data is sent unchanged: placeholders must be filled in
     before compressing.  Raises :class:`ConfigError` naming the source key when the result is
-    larger than EC2's 16 KiB limit.
+    larger than ``max_bytes`` (EC2's 16 KiB limit; another cloud passes its own, its section's
+    name as ``prefix`` and its name as ``cloud``).
     """
-    raw, key = load_user_data(ec2, given)
+    raw, key = load_user_data(ec2, given, prefix)
     if raw is None:
         return None
     rendered = raw
@@ -133,9 +136,9 @@ def prepare_user_data(
                     log.warning("user-data placeholder %%%s%% left as is: cannot detect it; "
                                 "set substitute.%s", name, name)
             rendered = substitute(text, values).encode("utf-8")
-    if len(rendered) > MAX_USER_DATA_BYTES:
-        source = key if key != "user_data" else "ec2.user_data_b64/ec2.user_data_file"
+    if len(rendered) > max_bytes:
+        source = key if key != "user_data" else f"{prefix}.user_data_b64/{prefix}.user_data_file"
         raise ConfigError(
-            f"worker user-data is {len(rendered)} bytes, above EC2's limit of "
-            f"{MAX_USER_DATA_BYTES} bytes: shrink or gzip-compress {source}", key=source)
+            f"worker user-data is {len(rendered)} bytes, above {cloud}'s limit of "
+            f"{max_bytes} bytes: shrink or gzip-compress {source}", key=source)
     return rendered

@@ -105,7 +105,7 @@ class FaultProxy:
             def do_POST(self):
                 proxy._handle(self)
 
-            do_GET = do_POST
+            do_GET = do_DELETE = do_PUT = do_POST  # (DELETE, PUT: Nova's REST API)
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True

@@ -1,33 +1,49 @@
-"""Worker VMs for end-to-end tests: each running EC2 instance (moto) tagged with a cluster
-becomes a real startd of a :class:`~tests.support.condor_pool.CondorPool`, as the worker
-user-data would make it on a real VM; its startd stops when the instance leaves ``running``.
+"""Worker VMs for end-to-end tests: each running instance of a cluster (an EC2 instance of
+moto, a Nova server of the OpenStack test cloud) becomes a real startd of a
+:class:`~tests.support.condor_pool.CondorPool`, as the worker user-data would make it on a real
+VM; its startd stops when the instance stops running.
 
-    with InstanceStartds(pool, moto.client(), "c1", cpus=2, memory_mb=2048) as vms:
+    with InstanceStartds(pool, ec2_alive(moto.client(), "c1"), "c1", cpus=2, memory_mb=2048) as vms:
         ...                       # elastiq launches and terminates instances
         vms.peak                  # most instances of the cluster alive at once
         vms.started               # instance id -> time its startd was started
 
-The startd is named after the instance id (its slots are ``slot1@<id>@<host>``) and advertises
-``ElastiqCluster`` and ``ElastiqInstanceId``.  A background thread lists the instances every
-``every`` seconds; an error in it is raised again by :meth:`check` and on leaving the ``with``.
+The instances come from ``alive``: a function returning instance id -> whether it runs, for
+the cluster's instances not gone (:func:`ec2_alive`, :func:`nova_alive`).  The startd is named
+after the instance id (its slots are ``slot1@<id>@<host>``) and advertises ``ElastiqCluster``
+and ``ElastiqInstanceId``.  A background thread lists the instances every ``every`` seconds; an
+error in it is raised again by :meth:`check` and on leaving the ``with``.
 """
 from __future__ import annotations
 
 import threading
 import time
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 from tests.support.condor_pool import CondorPool, Startd
 from tests.support.e2e_pool import tagged_instances
 
 GONE = ("shutting-down", "terminated")
+Alive = Callable[[], Dict[str, bool]]
+
+
+def ec2_alive(client, cluster: str) -> Alive:
+    """The cluster's EC2 instances not gone -> running."""
+    return lambda: {i["InstanceId"]: i["State"]["Name"] == "running"
+                    for i in tagged_instances(client, cluster) if i["State"]["Name"] not in GONE}
+
+
+def nova_alive(conn, tag: str) -> Alive:
+    """The Nova servers tagged ``tag`` not gone nor being deleted -> ACTIVE."""
+    return lambda: {s.id: s.status == "ACTIVE" for s in conn.compute.servers(tags=tag)
+                    if s.status not in ("DELETED", "SOFT_DELETED") and s.task_state != "deleting"}
 
 
 class InstanceStartds(threading.Thread):
-    def __init__(self, pool: CondorPool, client, cluster: str, cpus: int, memory_mb: int,
+    def __init__(self, pool: CondorPool, alive: Alive, cluster: str, cpus: int, memory_mb: int,
                  every: float = 0.3):
         super().__init__(daemon=True, name=f"instance-startds-{cluster}")
-        self.pool, self.client, self.cluster = pool, client, cluster
+        self.pool, self.alive, self.cluster = pool, alive, cluster
         self.cpus, self.memory_mb, self.every = cpus, memory_mb, every
         self.startds: Dict[str, Startd] = {}
         self.started: Dict[str, float] = {}
@@ -36,22 +52,17 @@ class InstanceStartds(threading.Thread):
         self.error: Optional[BaseException] = None
         self._done = threading.Event()
 
-    def alive(self) -> Dict[str, str]:
-        """Instance id -> state of the cluster's instances not terminated."""
-        return {i["InstanceId"]: i["State"]["Name"] for i in tagged_instances(self.client, self.cluster)
-                if i["State"]["Name"] not in GONE}
-
     def step(self) -> None:
         alive = self.alive()
         self.peak = max(self.peak, len(alive))
-        for instance_id, state in sorted(alive.items()):
-            if state == "running" and instance_id not in self.started:
+        for instance_id, running in sorted(alive.items()):
+            if running and instance_id not in self.started:
                 self.started[instance_id] = time.time()
                 self.startds[instance_id] = self.pool.start_startd(
                     instance_id, cpus=self.cpus, memory_mb=self.memory_mb, cluster=self.cluster,
                     instance_id=instance_id)
         for instance_id, startd in list(self.startds.items()):
-            if alive.get(instance_id) != "running":
+            if not alive.get(instance_id):
                 self.pool.stop_startd(startd)
                 del self.startds[instance_id]
                 self.stopped[instance_id] = time.time()
