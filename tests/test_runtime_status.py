@@ -130,3 +130,23 @@ def test_status_live_with_an_unloadable_cloud_plugin_names_the_key(setup, capsys
     err = capsys.readouterr().err
     assert code == 2
     assert "elastiq.cloud_plugin: cannot load 'tests.support.world:NoSuchCloud'" in err
+
+
+def test_status_of_a_daemon_running_the_legacy_policy(tmp_path, capsys):
+    """The state file holds the configured policy's memory (the legacy one keeps none):
+    status reads it with that policy's codec and shows what the state has."""
+    from elastiq.core import get_policy
+
+    path = tmp_path / "elastiq.yaml"
+    path.write_text(yaml.safe_dump({"elastiq": {"cluster_name": "physics", "policy": "legacy",
+                                                "state_dir": str(tmp_path / "state")}}))
+    legacy = get_policy("legacy")
+    state = saved_state()
+    StateStore(str(tmp_path / "state"), policy=legacy).save(
+        State(legacy.initial_memory(), state.decisions, state.join_times, (),
+              state.observation, "physics", NOW - 5))
+    assert cli.main(["status", "--config", str(path), "--json"]) == 3
+    data = json.loads(capsys.readouterr().out)
+    assert data["state"] is True and data["cluster"] == "physics"
+    assert data["vms"] == [] and data["idle_jobs"] == 11
+    assert data["decisions"][-1]["text"] == "launch 14: reason 14"

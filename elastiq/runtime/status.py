@@ -15,6 +15,7 @@ import time
 from typing import Any, Dict, List, Optional, Sequence
 
 from .. import config
+from ..core import get_policy
 from . import hostlist, paths, pidfile
 from .options import (EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PERMISSION,
                       add_config_arguments, load_config)
@@ -59,7 +60,7 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
         "log_file": where.log_file, "state": state is not None,
     }
     if live is not None:
-        known = set(state.memory.instances) if state else set()
+        known = set(_records(state.memory)) if state else set()
         out["live"] = live
         out["untracked"] = sorted(i["instance_id"] for i in live
                                   if i["instance_id"] not in known and i["state"] != "gone")
@@ -68,7 +69,7 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
     obs = state.observation
     views = {v.instance_id: v for v in (obs.vms if obs else ())}
     vms = []
-    for iid, record in sorted(state.memory.instances.items()):
+    for iid, record in sorted(_records(state.memory).items()):
         view = views.get(iid)
         vms.append({
             "instance_id": iid, "state": _shown(record), "drain": record.drain,
@@ -86,11 +87,12 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
             unnamed = [v["instance_id"] for v in members if not v["worker"]]
             hosts = ",".join(h for h in (hostlist.compact(named), ",".join(unnamed)) if h)
             summary[name] = {"count": len(members), "hosts": hosts}
-    m = state.memory
+    m = state.memory  # fields of the default policy's Memory; absent from others' (legacy)
+    backoff_until = getattr(m, "backoff_until", 0.0)
     out.update({
         "cluster": state.cluster, "saved_at": state.saved_at, "vms": vms, "summary": summary,
-        "waiting_since": m.waiting_since, "failures": m.failures,
-        "backoff_until": m.backoff_until if m.backoff_until > now else None,
+        "waiting_since": getattr(m, "waiting_since", None), "failures": getattr(m, "failures", 0),
+        "backoff_until": backoff_until if backoff_until > now else None,
         "idle_jobs": obs.idle_jobs if obs else None,
         "running_jobs": obs.running_jobs if obs else None,
         "problems": list(obs.problems) if obs else [],
@@ -99,6 +101,12 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
                       for d in state.decisions[-decisions:]] if decisions > 0 else [],
     })
     return out
+
+
+def _records(memory: Any) -> Dict[str, Any]:
+    """The per-VM lifecycle records of a policy that keeps them (the default policy's
+    ``Memory.instances``); none for a policy whose memory holds no records (legacy)."""
+    return getattr(memory, "instances", None) or {}
 
 
 def _shown(record) -> str:
@@ -197,7 +205,7 @@ def show(args: argparse.Namespace, cfg: config.Config) -> int:
     where = paths.resolve(cfg)
     try:
         running = pidfile.status(where.pid_file)
-        state = StateStore(where.state_dir).read()
+        state = StateStore(where.state_dir, policy=get_policy(cfg.elastiq.policy)).read()
     except PermissionError as err:
         print(f"elastiq: permission denied reading {err.filename} (run as root or as the "
               "elastiq user)", file=sys.stderr)
