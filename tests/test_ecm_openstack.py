@@ -4,6 +4,7 @@ test cloud of tests/support/openstack_fixtures.py: skipped like the other OpenSt
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shlex
 import subprocess
@@ -117,14 +118,28 @@ def _ecm(cwd: Path, clouds_yaml: str, entry: str, *args: str) -> subprocess.Comp
 @pytest.mark.timeout(900)
 def test_wizard_on_a_real_nova_lists_checks_and_writes_an_openstack_master(
         openstack_cloud, tmp_path, monkeypatch):
-    from ecm import clouds
-    conn, flavor, image = openstack_cloud.conn, openstack_cloud.flavor, openstack_cloud.image
+    """The wizard, non-interactively: refusals (unknown network, a password to embed), then a
+    master with an application credential; the listing through the same connection."""
+    conn = openstack_cloud.conn
     suffix = uuid.uuid4().hex[:6]
-    keypair = conn.compute.create_keypair(name=f"ecm-key-{suffix}", public_key=_public_key())
-    network = conn.network.create_network(name=f"ecm-net-{suffix}")
     secret = f"ecm-app-secret-{uuid.uuid4().hex}"
-    credential = conn.identity.create_application_credential(
-        user=conn.current_user_id, name=f"ecm-{suffix}", secret=secret)
+    with contextlib.ExitStack() as made:
+        keypair = conn.compute.create_keypair(name=f"ecm-key-{suffix}", public_key=_public_key())
+        made.callback(conn.compute.delete_keypair, keypair, ignore_missing=True)
+        network = conn.network.create_network(  # the test cloud has flat networks only
+            name=f"ecm-net-{suffix}", provider_network_type="flat",
+            provider_physical_network=f"ecm-{suffix}")
+        made.callback(conn.network.delete_network, network, ignore_missing=True)
+        credential = conn.identity.create_application_credential(
+            user=conn.current_user_id, name=f"ecm-{suffix}", secret=secret)
+        made.callback(conn.identity.delete_application_credential, conn.current_user_id,
+                      credential, ignore_missing=True)
+        _wizard_on(openstack_cloud, tmp_path, monkeypatch, keypair, network, credential, secret)
+
+
+def _wizard_on(openstack_cloud, tmp_path, monkeypatch, keypair, network, credential, secret):
+    from ecm import clouds
+    flavor, image = openstack_cloud.flavor, openstack_cloud.image
     entry = openstack_cloud.document()["clouds"]["elastiq-test"]
     app = {"auth_type": "v3applicationcredential", "region_name": entry.get("region_name"),
            "auth": {"auth_url": entry["auth"]["auth_url"],
@@ -133,43 +148,37 @@ def test_wizard_on_a_real_nova_lists_checks_and_writes_an_openstack_master(
     clouds_yaml = tmp_path / "clouds.yaml"
     clouds_yaml.write_text(yaml.safe_dump({"clouds": {"elastiq-test": entry, "ecm-app": app}}))
     (tmp_path / "ecm.conf").write_text(CONF.format(flavour=flavor.name, key=keypair.name))
-    try:
-        # listing, through the adapter's connection (the application credential)
-        monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds_yaml))
-        cloud = clouds.connect("openstack", environ={"OS_CLOUD": "ecm-app"})
-        cloud.check()
-        assert (image.id, image.name) in [(i.image_id, i.name) for i in cloud.list_images()]
-        assert flavor.name in cloud.list_flavours()
-        assert cloud.has_key_pair(keypair.name) and not cloud.has_key_pair("no-such-key")
-        assert cloud.has_network(network.name) and not cloud.has_network("no-such-net")
+    # listing, through the adapter's connection (the application credential)
+    monkeypatch.setenv("OS_CLIENT_CONFIG_FILE", str(clouds_yaml))
+    cloud = clouds.connect("openstack", environ={"OS_CLOUD": "ecm-app"})
+    cloud.check()
+    assert (image.id, image.name) in [(i.image_id, i.name) for i in cloud.list_images()]
+    assert flavor.name in cloud.list_flavours()
+    assert cloud.has_key_pair(keypair.name) and not cloud.has_key_pair("no-such-key")
+    assert cloud.has_network(network.name) and not cloud.has_network("no-such-net")
 
-        common = ("--yes", "--os", "debian12", "--image", image.name, "--cluster-name", "os-1",
-                  "--network", network.name, "--elastiq-source", GIT)
-        unknown = _ecm(tmp_path, str(clouds_yaml), "ecm-app", *common, "--network", "nope",
-                       "--output", "bad.ud")
-        assert unknown.returncode == 2 and "--network nope: no such network" in unknown.stderr
-        password = _ecm(tmp_path, str(clouds_yaml), "elastiq-test", *common,
-                        "--embed-credentials", "--output", "pw.ud")
-        assert password.returncode == 1 and "only an application credential" in password.stderr
-        assert not (tmp_path / "pw.ud").exists() and not (tmp_path / "bad.ud").exists()
+    common = ("--yes", "--os", "debian12", "--image", image.name, "--cluster-name", "os-1",
+              "--network", network.name, "--elastiq-source", GIT)
+    unknown = _ecm(tmp_path, str(clouds_yaml), "ecm-app", *common, "--network", "nope",
+                   "--output", "bad.ud")
+    assert unknown.returncode == 2 and "--network nope: no such network" in unknown.stderr
+    password = _ecm(tmp_path, str(clouds_yaml), "elastiq-test", *common,
+                    "--embed-credentials", "--output", "pw.ud")
+    assert password.returncode == 1 and "only an application credential" in password.stderr
+    assert not (tmp_path / "pw.ud").exists() and not (tmp_path / "bad.ud").exists()
 
-        result = _ecm(tmp_path, str(clouds_yaml), "ecm-app", *common, "--embed-credentials",
-                      "--output", "master.ud")
-        assert result.returncode == 0, result.stderr
-        assert secret not in result.stdout + result.stderr
-        assert "aws ec2" not in result.stdout and "openstack server create" in result.stdout
-        text = (tmp_path / "master.ud").read_text()
-        assert f"ELASTIQ_SOURCE='elastiq[openstack] @ {GIT}'" in text
-        cfg = checked(embedded_config(text))
-        s = cfg.cloud
-        assert cfg.elastiq.cloud_plugin == "openstack"
-        assert (s.image, s.flavour, s.key_name, s.networks) == (
-            image.id, flavor.name, keypair.name, (network.name,))
-        assert (s.auth_url, s.application_credential_id, s.application_credential_secret) == (
-            app["auth"]["auth_url"], credential.id, secret)
-        assert "/openstack/latest/meta_data.json" in base64.b64decode(s.user_data_b64).decode()
-    finally:
-        conn.compute.delete_keypair(keypair, ignore_missing=True)
-        conn.network.delete_network(network, ignore_missing=True)
-        conn.identity.delete_application_credential(conn.current_user_id, credential,
-                                                    ignore_missing=True)
+    result = _ecm(tmp_path, str(clouds_yaml), "ecm-app", *common, "--embed-credentials",
+                  "--output", "master.ud")
+    assert result.returncode == 0, result.stderr
+    assert secret not in result.stdout + result.stderr
+    assert "aws ec2" not in result.stdout and "openstack server create" in result.stdout
+    text = (tmp_path / "master.ud").read_text()
+    assert f"ELASTIQ_SOURCE='elastiq[openstack] @ {GIT}'" in text
+    cfg = checked(embedded_config(text))
+    s = cfg.cloud
+    assert cfg.elastiq.cloud_plugin == "openstack"
+    assert (s.image, s.flavour, s.key_name, s.networks) == (
+        image.id, flavor.name, keypair.name, (network.name,))
+    assert (s.auth_url, s.application_credential_id, s.application_credential_secret) == (
+        app["auth"]["auth_url"], credential.id, secret)
+    assert "/openstack/latest/meta_data.json" in base64.b64decode(s.user_data_b64).decode()
