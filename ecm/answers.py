@@ -76,6 +76,10 @@ class Answers:
     master_lost_shutdown_s: int = 3600
     #: The cloud the workers boot on: "ec2", or "openstack" (workers advertise the Nova UUID).
     cloud: str = "ec2"
+    #: OpenStack: the workers' Neutron networks (names or ids; () lets Nova choose).
+    networks: Tuple[str, ...] = ()
+    #: OpenStack without embedded credentials: the clouds.yaml entry the master uses.
+    os_cloud: Optional[str] = None
 
     @property
     def embeds_credentials(self) -> bool:

@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--security-group", dest="security_groups", action="append", default=[], metavar="NAME",
       help="security group of the workers (repeatable)")
     a("--subnet-id", metavar="ID", help="subnet of the workers")
+    a("--network", dest="networks", action="append", default=[], metavar="NAME",
+      help="OpenStack: network of the workers, checked (repeatable; default: Nova's choice)")
     a("--htcondor-series", default=render.DEFAULT_HTCONDOR_SERIES, metavar="SERIES",
       help="HTCondor release series, e.g. 25.0 (LTS, default) or 25.x (feature)")
     a("--htcondor-repo", default=render.DEFAULT_HTCONDOR_REPO, metavar="URL",

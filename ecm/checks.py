@@ -33,11 +33,22 @@ def check_key_and_flavour(cloud, conf, where: str) -> None:
                          "(import it, or leave KEY_NAME empty for none)")
     known = cloud.has_flavour(conf.flavour)
     if known is False:
+        names = cloud.list_flavours() if hasattr(cloud, "list_flavours") else ()
         raise UsageError(f"{conf.path}, FLAVOR_VMS: no flavour (instance type) "
-                         f"{conf.flavour!r} in {where}")
+                         f"{conf.flavour!r} in {where}" +
+                         (f" (known: {', '.join(names)})" if names else ""))
     if known is None:
         print(f"Note: {where} cannot list its flavours: FLAVOR_VMS={conf.flavour} is not "
               "checked.", file=sys.stderr)
+
+
+def check_networks(cloud, networks, where: str) -> None:
+    """``--network``: OpenStack's, each one known to the cloud."""
+    if networks and not hasattr(cloud, "has_network"):
+        raise UsageError("--network is for --cloud openstack (on EC2: --subnet-id)")
+    for name in networks:
+        if not cloud.has_network(name):
+            raise UsageError(f"--network {name}: no such network in {where}")
 
 
 def read_ca_bundle(path: Optional[str]) -> Optional[str]:

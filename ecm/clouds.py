@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import List, Mapping, Optional, Protocol, Tuple
 
 #: ``--cloud`` name -> ``module:function`` connecting to it.
-CLOUDS = {"ec2": "ecm.cloud_ec2:connect"}
+CLOUDS = {"ec2": "ecm.cloud_ec2:connect", "openstack": "ecm.cloud_openstack:connect"}
 DEFAULT_CLOUD = "ec2"
 
 

@@ -42,6 +42,8 @@ def final_message(output: str, a: render.Answers, user_data: render.UserData,
         "The master's security group must let the workers reach TCP port 9618.  The master "
         "then starts the workers by itself; log in to it and read ~/README.txt.",
     ]
+    if a.cloud != "ec2":  # the EC2 command line is for EC2 only
+        del lines[3]
     if user_data.compressed:
         lines.append("The file is gzip-compressed (cloud-init unpacks it): upload it as a "
                      "file, never paste it.")

@@ -97,6 +97,23 @@ def elastiq_config(a: Answers) -> dict:
     """The content of ``/etc/elastiq/elastiq.yaml`` as written by the wizard (the master appends
     the ``substitute`` section at boot, once it knows its address and has minted the token)."""
     validate(a)
+    section = ec2_section(a) if a.cloud == "ec2" else openstack_section(a)
+    return {
+        "elastiq": {
+            "cluster_name": a.cluster_name,
+            "n_jobs_per_vm": a.jobs_per_vm,
+            "idle_for_time_s": a.idle_time_s,
+            "batch_plugin": "htcondor",
+            "cloud_plugin": a.cloud,
+            "state_dir": STATE_DIR,
+        },
+        "quota": {"min_vms": a.min_vms, "max_vms": a.max_vms},
+        a.cloud: {key: value for key, value in section.items() if value is not None},
+    }
+
+
+def ec2_section(a: Answers) -> dict:
+    """The ``ec2`` section (embedded keys, or none: the instance role)."""
     ec2 = {
         "api_url": a.api_url,
         "region": a.region,
@@ -111,18 +128,39 @@ def elastiq_config(a: Answers) -> dict:
     if a.embeds_credentials:
         ec2["aws_access_key_id"] = a.access_key
         ec2["aws_secret_access_key"] = a.secret_key
+    return ec2
+
+
+def openstack_section(a: Answers) -> dict:
+    """The ``openstack`` section: the embedded application credential (``access_key`` is its
+    id), else the clouds.yaml entry ``os_cloud`` the administrator provides on the master."""
+    embeds = a.embeds_credentials
     return {
-        "elastiq": {
-            "cluster_name": a.cluster_name,
-            "n_jobs_per_vm": a.jobs_per_vm,
-            "idle_for_time_s": a.idle_time_s,
-            "batch_plugin": "htcondor",
-            "cloud_plugin": "ec2",
-            "state_dir": STATE_DIR,
-        },
-        "quota": {"min_vms": a.min_vms, "max_vms": a.max_vms},
-        "ec2": {key: value for key, value in ec2.items() if value is not None},
+        "cloud": None if embeds else a.os_cloud,
+        "auth_url": a.api_url if embeds else None,
+        "region": a.region,
+        "application_credential_id": a.access_key if embeds else None,
+        "application_credential_secret": a.secret_key if embeds else None,
+        "image": a.image_id,
+        "flavour": a.flavour,
+        "key_name": a.key_name,
+        "security_groups": list(a.security_groups) or None,
+        "networks": list(a.networks) or None,
+        "ca_bundle": CA_BUNDLE_PATH if a.ca_bundle_pem else None,
+        "user_data_b64": worker_user_data_b64(a),
     }
+
+
+def pip_spec(a: Answers) -> str:
+    """What the master's pip installs: ``elastiq_source`` with the cloud's extra (``openstack``:
+    openstacksdk), in each pinned shape of :mod:`ecm.source`."""
+    spec = a.elastiq_source.strip()
+    if a.cloud == "ec2":
+        return spec
+    extra = f"elastiq[{a.cloud}]"
+    if spec.startswith("git+"):
+        return f"{extra} @ {spec.split('#', 1)[0]}"
+    return re.sub(r"^elastiq(?=\s*(==|@))", extra, spec)
 
 
 def elastiq_yaml(a: Answers) -> str:
@@ -136,6 +174,7 @@ def render_master(a: Answers) -> str:
     validate(a)
     template = _environment().get_template("master.sh.j2")
     return template.render(a=a, os=OPERATING_SYSTEMS[a.os_id], elastiq_yaml=elastiq_yaml(a),
+                           elastiq_source=pip_spec(a),
                            ca_bundle_path=CA_BUNDLE_PATH, state_dir=STATE_DIR)
 
 

@@ -20,7 +20,8 @@ from elastiq.adapters.base import AdapterError
 from . import clouds, render, source
 from . import conf as ecm_conf
 from .args import build_parser
-from .checks import UsageError, check_key_and_flavour, check_output, read_ca_bundle
+from .checks import (UsageError, check_key_and_flavour, check_networks, check_output,
+                     read_ca_bundle)
 from .oses import OPERATING_SYSTEMS
 from .output import final_message, write_private
 from .questions import Questions
@@ -110,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
         names = {image.image_id: image.name for image in images}
         image_name = names.get(image_id) or getattr(cloud.find_image(image_id), "name", "")
     check_key_and_flavour(cloud, conf, endpoint.shown)
+    check_networks(cloud, args.networks, endpoint.shown)
     if image_name and not OPERATING_SYSTEMS[os_id].matches(image_name):
         print(f"Note: the name of {image_id} ({image_name}) does not look like "
               f"{OPERATING_SYSTEMS[os_id].label}; the user-data is written for "
@@ -126,7 +128,11 @@ def run(args: argparse.Namespace) -> int:
         print("WARNING: the cloud credentials are embedded in the master user-data.  Anyone who "
               "can read the instance's user-data in the cloud can read them; on the master they "
               "are in /etc/elastiq/elastiq.yaml (0600) and only root may reach the metadata "
-              "service.  Prefer a dedicated, least-privilege EC2 credential.", file=sys.stderr)
+              "service.  Prefer a dedicated, least-privilege credential.", file=sys.stderr)
+    elif args.cloud == "openstack":
+        print(f"Note: no credentials embedded: the master's elastiq uses the clouds.yaml entry "
+              f"{getattr(cloud, 'entry', None) or '(none: set OS_CLOUD)'}; put that clouds.yaml "
+              "in /etc/openstack/ on the master.", file=sys.stderr)
     else:
         print("Note: no credentials embedded: the master's elastiq will use the VM's instance "
               "role (AWS IAM instance profile allowing ec2:RunInstances, DescribeInstances, "
@@ -144,7 +150,8 @@ def run(args: argparse.Namespace) -> int:
         pip_index_url=args.index_url,
         ca_bundle_pem=ca_pem, security_groups=tuple(args.security_groups),
         subnet_id=args.subnet_id, worker_noclaim_shutdown_s=args.worker_noclaim_shutdown,
-        master_lost_shutdown_s=args.master_lost_shutdown)
+        master_lost_shutdown_s=args.master_lost_shutdown, cloud=args.cloud,
+        networks=tuple(args.networks), os_cloud=getattr(cloud, "entry", None))
     limit = args.user_data_limit or (render.USER_DATA_LIMIT if endpoint.is_aws
                                      else render.NOVA_USER_DATA_LIMIT)
     render.master_user_data(answers, limit)  # refuses what cannot be rendered, before asking

@@ -267,30 +267,33 @@ class OpenStackCloud:
         except AdapterError:
             raise
         except Exception as err:  # noqa: BLE001 - the boundary: nothing from the SDK goes on
-            raise self._translate(err, operation) from None
+            raise error_from_exception(err, operation, self._secrets) from None
 
-    def _translate(self, err: Exception, operation: str) -> AdapterError:
-        if isinstance(err, ose.HttpException):
-            return error_from_status(err.status_code, err.details or err.message or "",
-                                     operation, self._secrets)
-        if isinstance(err, ksa.HttpError):
-            return error_from_status(err.http_status, err.message or "", operation,
-                                     self._secrets)
-        if isinstance(err, ksa.SSLError):
-            return ConfigError("TLS verification of the OpenStack endpoint failed: set "
-                               "openstack.ca_bundle to its CA certificate",
-                               key="openstack.ca_bundle")
-        if isinstance(err, (ksa.ConnectionError, ksa.DiscoveryFailure)):
-            return TransientError(f"cannot reach OpenStack for {operation} (unreachable or "
-                                  "timed out): check the auth URL and the network")
-        if isinstance(err, ksa.AuthPluginException):
-            return AuthError("no usable OpenStack credentials: set openstack.cloud (a "
-                             "clouds.yaml entry), source the openrc file (OS_*), or set "
-                             "an application credential")
-        if isinstance(err, (ksa.EndpointNotFound, ksa.EmptyCatalog)):
-            return ConfigError(f"no OpenStack endpoint for {operation} in the catalog: "
-                               "check openstack.region", key="openstack.region")
-        if isinstance(err, ose.ResourceTimeout):
-            return TransientError(f"OpenStack {operation} timed out")
-        return FatalError(f"OpenStack {operation} failed: {type(err).__name__}: "
-                          f"{redact(str(err), self._secrets)}")
+
+def error_from_exception(err: Exception, operation: str,
+                         secrets: Sequence[str] = ()) -> AdapterError:
+    """The domain error for an exception of openstacksdk / keystoneauth (the adapter's and ecm's
+    one translation; HTTP answers through :func:`openstack_translate.error_from_status`)."""
+    if isinstance(err, ose.HttpException):
+        return error_from_status(err.status_code, err.details or err.message or "",
+                                 operation, secrets)
+    if isinstance(err, ksa.HttpError):
+        return error_from_status(err.http_status, err.message or "", operation, secrets)
+    if isinstance(err, ksa.SSLError):
+        return ConfigError("TLS verification of the OpenStack endpoint failed: set "
+                           "openstack.ca_bundle to its CA certificate",
+                           key="openstack.ca_bundle")
+    if isinstance(err, (ksa.ConnectionError, ksa.DiscoveryFailure)):
+        return TransientError(f"cannot reach OpenStack for {operation} (unreachable or "
+                              "timed out): check the auth URL and the network")
+    if isinstance(err, ksa.AuthPluginException):
+        return AuthError("no usable OpenStack credentials: set openstack.cloud (a "
+                         "clouds.yaml entry), source the openrc file (OS_*), or set "
+                         "an application credential")
+    if isinstance(err, (ksa.EndpointNotFound, ksa.EmptyCatalog)):
+        return ConfigError(f"no OpenStack endpoint for {operation} in the catalog: "
+                           "check openstack.region", key="openstack.region")
+    if isinstance(err, ose.ResourceTimeout):
+        return TransientError(f"OpenStack {operation} timed out")
+    return FatalError(f"OpenStack {operation} failed: {type(err).__name__}: "
+                      f"{redact(str(err), secrets)}")
