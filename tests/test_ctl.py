@@ -166,9 +166,12 @@ def test_log_follows_the_file_across_a_rotation(tmp_path):
     (tmp_path / "state").mkdir()
     log = tmp_path / "state" / "elastiq.log"
     log.write_text("one\ntwo\nthree\n")
+    # SIGINT back to its default in the child: a shell without job control starts background
+    # commands (a CI job, say) with SIGINT ignored, and Python then installs no Ctrl-C handler
     proc = subprocess.Popen([sys.executable, "-m", "elastiq.cli.ctl", "log", "--config", path, "-n", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
+                            env=dict(os.environ, PYTHONPATH=ROOT),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         assert [proc.stdout.readline() for _ in range(2)] == ["two\n", "three\n"]
         with open(log, "a") as handle:

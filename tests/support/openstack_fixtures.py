@@ -58,7 +58,7 @@ class TestCloud:
         return config.Config(
             elastiq=config.ElastiqSection(cluster_name=cluster, cloud_plugin="openstack",
                                           **(elastiq or {})),
-            openstack=Settings(**values), substitute=substitute or {})
+            cloud=Settings(**values), substitute=substitute or {})
 
     @contextlib.contextmanager
     def paused(self, service: str) -> Iterator[None]:
