@@ -22,8 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Non-interactive example: ecm --yes --os almalinux9 --image ami-0123abcd "
         f"--output master.userdata.  OS ids: {', '.join(OPERATING_SYSTEMS)}.")
     a = p.add_argument
-    a("--cloud", choices=sorted(CLOUDS), default=DEFAULT_CLOUD,
-      help=f"the cloud's API (default: {DEFAULT_CLOUD})")
+    a("--cloud", choices=sorted(CLOUDS),
+      help=f"the cloud's API (default: {DEFAULT_CLOUD}; asked when OpenStack credentials "
+           "(OS_CLOUD or OS_AUTH_URL) are in the environment)")
     a("--conf", default="ecm.conf", metavar="FILE", help="cluster settings (default: ecm.conf)")
     a("--os", choices=sorted(OPERATING_SYSTEMS), help="operating system of master and workers")
     a("--image", metavar="ID", help="image id (e.g. ami-0123abcd) for master and workers")

@@ -15,6 +15,17 @@ from typing import List, Mapping, Optional, Protocol, Tuple
 #: ``--cloud`` name -> ``module:function`` connecting to it.
 CLOUDS = {"ec2": "ecm.cloud_ec2:connect", "openstack": "ecm.cloud_openstack:connect"}
 DEFAULT_CLOUD = "ec2"
+#: Variables that show OpenStack credentials in the environment (an openrc, or OS_CLOUD).
+OPENSTACK_HINTS = ("OS_CLOUD", "OS_AUTH_URL")
+
+
+def credentials_in(environ: Mapping[str, str]) -> Tuple[str, ...]:
+    """The clouds whose credentials the environment shows, ``DEFAULT_CLOUD`` first."""
+    found = [DEFAULT_CLOUD] if any(environ.get(v) for v in ("EC2_ACCESS_KEY", "EC2_URL",
+                                                             "AWS_ACCESS_KEY_ID")) else []
+    if any(environ.get(v) for v in OPENSTACK_HINTS):
+        found.append("openstack")
+    return tuple(found)
 
 
 @dataclass(frozen=True)

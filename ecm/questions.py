@@ -15,6 +15,12 @@ class Questions:
         import questionary
         self.q = questionary
 
+    def cloud(self, default: str) -> str:
+        choices = [self.q.Choice("OpenStack (native API: Nova, Glance, Neutron)", value="openstack"),
+                   self.q.Choice("EC2 (AWS, or a cloud's EC2-compatible API)", value="ec2")]
+        return self.q.select("Cloud API of the master and the workers:", choices=choices,
+                             default=next(c for c in choices if c.value == default)).unsafe_ask()
+
     def operating_system(self) -> str:
         choices = [self.q.Choice(os_.label, value=os_id)
                    for os_id, os_ in OPERATING_SYSTEMS.items()]

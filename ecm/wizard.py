@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime
+import os
 import secrets
 import sys
 from typing import List, Optional
@@ -70,6 +71,15 @@ def raise_if(debug: bool) -> None:
         raise  # noqa: PLE0704 (called from an except block)
 
 
+def choose_cloud(prompts: Optional[Questions], environ) -> str:
+    """``--cloud`` not given: asked when the environment shows OpenStack credentials (the
+    default answer: the only cloud whose credentials are there, else EC2); else EC2."""
+    found = clouds.credentials_in(environ)
+    if prompts is None or "openstack" not in found:
+        return clouds.DEFAULT_CLOUD
+    return prompts.cloud("openstack" if found == ("openstack",) else clouds.DEFAULT_CLOUD)
+
+
 def run(args: argparse.Namespace) -> int:
     now = datetime.datetime.now()
     conf = ecm_conf.load(args.conf)
@@ -92,6 +102,9 @@ def run(args: argparse.Namespace) -> int:
     if args.cluster_name is not None and not render.CLUSTER_NAME.fullmatch(args.cluster_name):
         raise UsageError(f"--cluster-name: {render.CLUSTER_NAME_RULE}")
 
+    prompts = Questions() if interactive else None
+    if args.cloud is None:
+        args.cloud = choose_cloud(prompts, os.environ)
     cloud = clouds.connect(args.cloud, args.region, args.ca_bundle)
     endpoint = cloud.endpoint
     with spinner(f"Checking the credentials and the endpoint {endpoint.shown}"):
@@ -99,7 +112,6 @@ def run(args: argparse.Namespace) -> int:
     with spinner("Getting the list of images"):
         images = cloud.list_images()
 
-    prompts = Questions() if interactive else None
     os_id = args.os or prompts.operating_system()
     if args.image:
         found = cloud.find_image(args.image)

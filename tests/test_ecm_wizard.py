@@ -203,6 +203,44 @@ def test_other_image_is_validated_and_asked_again(ecm_moto, workdir):
     assert "aws_secret_access_key" not in cfg["ec2"]
 
 
+def test_the_cloud_is_asked_when_openstack_credentials_are_there(ecm_moto, workdir, tmp_path):
+    """OS_CLOUD next to EC2 keys: the wizard asks which cloud (EC2 the default answer); an
+    OpenStack answer goes to that cloud (here an entry no clouds.yaml has: refused, named)."""
+    child = spawn(ecm_moto, workdir, OS_CLOUD="physics-lab",
+                  OS_CLIENT_CONFIG_FILE=str(tmp_path / "clouds.yaml"))
+    child.expect("Cloud API of the master and the workers")
+    child.send(ENTER)                                  # EC2: its keys are in the environment
+    child.expect("Operating system")
+    child.send(CTRL_C)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    child = spawn(ecm_moto, workdir, OS_CLOUD="physics-lab",
+                  OS_CLIENT_CONFIG_FILE=str(tmp_path / "clouds.yaml"))
+    child.expect("Cloud API of the master and the workers")
+    child.send("\x1b[A" + ENTER)                      # up: OpenStack
+    child.expect("physics-lab")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 1
+    assert sorted(p.name for p in workdir.iterdir()) == ["ecm.conf"]
+
+
+def test_choose_cloud_asks_only_when_openstack_credentials_are_there():
+    class Asked:
+        def cloud(self, default):
+            self.default = default
+            return "openstack"
+
+    asked = Asked()
+    assert wizard.choose_cloud(asked, {"EC2_ACCESS_KEY": "k"}) == "ec2"
+    assert wizard.choose_cloud(None, {"OS_CLOUD": "lab"}) == "ec2"  # --yes: never asked
+    assert wizard.choose_cloud(asked, {"OS_AUTH_URL": "https://k:5000"}) == "openstack"
+    assert asked.default == "openstack"
+    assert wizard.choose_cloud(asked, {"OS_CLOUD": "lab", "EC2_URL": "https://e"}) == "openstack"
+    assert asked.default == "ec2"
+
+
 def test_ctrl_c_leaves_nothing_written(ecm_moto, workdir):
     child = spawn(ecm_moto, workdir)
     child.expect("Operating system")
