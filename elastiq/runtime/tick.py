@@ -5,8 +5,9 @@ cloud listing, the notes of the last plan) and nothing else; the clock is inject
 and the latency benchmark drive it in virtual time.
 
 ``tick(kind)`` returns when the runtime wants to tick again: the plan's ``next_check`` (a
-time-based condition changes then; one not after the tick's time is ignored), or ``sleep_s`` after it acted (to see the effect soon);
-None when nothing is pending and the periodic checks suffice.
+time-based condition changes then; one not after the tick's time is ignored), or ``sleep_s``
+after it acted (to see the effect soon); None when nothing is pending and the periodic checks
+suffice.
 """
 from __future__ import annotations
 
