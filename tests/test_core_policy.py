@@ -8,7 +8,7 @@ import pytest
 from elastiq import config
 from elastiq.adapters.sim import BootDelay, SimCloud, SimPool
 from elastiq.core import POLICIES, get_policy
-from elastiq.core.policy import CounterPolicy, Policy
+from elastiq.core.policy import CounterPolicy, MemoryView, Policy
 from elastiq.model import (Instance, InstanceRecord, InstanceState, Launch, Lifecycle,
                            LaunchOutcome, Memory, Plan, Pool, Snapshot, Worker)
 from elastiq.runtime.state import StateStore
@@ -30,6 +30,7 @@ def test_registered_policies_keep_the_protocol_and_an_empty_start(name):
     memory = policy.initial_memory()
     assert policy.load_memory(policy.dump_memory(memory)) == memory
     assert policy.owned(memory) == {} and policy.join_delays(memory, ("i-1",)) == ((), ())
+    assert policy.view(memory) == MemoryView()  # nothing to show before the first tick
     assert policy.resting_vms(config.load(None, ["quota.min_vms=2"])) == 2
 
 
@@ -56,6 +57,9 @@ def test_default_policy_join_delays_and_owned():
                                "i-b": rec(Lifecycle.BOOTING)})
     assert policy.join_delays(memory, ("i-j", "i-b", "i-forgotten")) == ((300.0,), ("i-b",))
     assert policy.owned(memory) == {"i-j": "w-j", "i-b": None}
+    backing_off = Memory(waiting_since=NOW - 50, failures=2, backoff_until=NOW + 60,
+                         instances=memory.instances)
+    assert policy.view(backing_off) == MemoryView(memory.instances, NOW - 50, 2, NOW + 60)
     assert policy.load_memory(policy.dump_memory(memory)) == memory
     with pytest.raises(ValueError, match="memory.instances.i-1.since"):
         policy.load_memory({"instances": {"i-1": {"lifecycle": "joined", "since": "x"}}})

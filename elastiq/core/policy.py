@@ -17,7 +17,9 @@ it back, and persists it.  Every operation is pure (``now`` is a parameter):
 - ``join_delays(memory, instance_ids) -> (seconds, still_waiting)``: boot-to-join times of
   those instances that joined, and the ones still awaited (forgotten ones are in neither);
 - ``owned(memory)``: the instances the policy owns, each with the name of the worker it last
-  saw on it, or None (for the log and ``status``);
+  saw on it, or None (for the log);
+- ``view(memory) -> MemoryView``: what ``status`` shows of the memory (per-VM records, the
+  launch back-off);
 - ``resting_vms(config)``: the VMs it keeps while nothing runs;
 - ``dump_memory(memory)`` / ``load_memory(data)``: the memory as JSON data and back, for the
   state file (ValueError naming the bad field).
@@ -29,11 +31,12 @@ undo or time.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import (TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Protocol, Tuple,
                     runtime_checkable)
 
-from ..model import ALIVE_STATES, InstanceState, LaunchOutcome, Lifecycle, Plan, Snapshot
+from ..model import (ALIVE_STATES, InstanceRecord, InstanceState, LaunchOutcome, Lifecycle, Plan,
+                     Snapshot)
 from . import decide, legacy
 from .lifecycle import track
 from .memory_codec import dump_memory, load_memory
@@ -50,6 +53,18 @@ class Adoption:
     adopted: Tuple[str, ...] = ()
     missing: Tuple[str, ...] = ()
     kept: int = 0
+
+
+@dataclass(frozen=True)
+class MemoryView:
+    """What ``status`` shows of a policy's memory: the lifecycle record of each VM it owns
+    (none for a policy without records), since when demand is above the threshold, and the
+    launch back-off (``failures`` in a row, backing off until ``backoff_until``)."""
+
+    records: Mapping[str, InstanceRecord] = field(default_factory=dict)
+    waiting_since: Optional[float] = None
+    failures: int = 0
+    backoff_until: float = 0.0
 
 
 @runtime_checkable
@@ -75,6 +90,8 @@ class Policy(Protocol):
                     ) -> Tuple[Tuple[float, ...], Tuple[str, ...]]: ...
 
     def owned(self, memory: Any) -> Mapping[str, Optional[str]]: ...
+
+    def view(self, memory: Any) -> MemoryView: ...
 
     def resting_vms(self, config: Config) -> int: ...
 
@@ -103,6 +120,9 @@ class CounterPolicy:
 
     def owned(self, memory) -> Mapping[str, Optional[str]]:
         return {}
+
+    def view(self, memory) -> MemoryView:
+        return MemoryView()
 
     def resting_vms(self, config: Config) -> int:
         return config.quota.min_vms
@@ -168,6 +188,10 @@ class RecordsPolicy(CounterPolicy):
 
     def owned(self, memory) -> Mapping[str, Optional[str]]:
         return {i: r.worker for i, r in memory.instances.items()}
+
+    def view(self, memory) -> MemoryView:
+        return MemoryView(memory.instances, memory.waiting_since, memory.failures,
+                          memory.backoff_until)
 
     def dump_memory(self, memory) -> Any:
         return dump_memory(memory)

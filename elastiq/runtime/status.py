@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 from .. import config
 from ..core import get_policy
+from ..core.policy import MemoryView, Policy
 from . import hostlist, paths, pidfile
 from .options import (EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PERMISSION,
                       add_config_arguments, load_config)
@@ -51,16 +52,19 @@ def boot_to_join(seconds: Sequence[float]) -> Optional[Dict[str, float]]:
     }
 
 
-def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Paths,
-           now: float, decisions: int = 10, live: Optional[List[Dict[str, Any]]] = None) -> dict:
-    """Everything ``status`` shows, as plain data (the JSON output)."""
+def report(state: Optional[State], policy: Policy, running: pidfile.PidStatus,
+           where: paths.Paths, now: float, decisions: int = 10,
+           live: Optional[List[Dict[str, Any]]] = None) -> dict:
+    """Everything ``status`` shows, as plain data (the JSON output); ``policy``: the one that
+    wrote the state (it says what its memory holds)."""
+    held = policy.view(state.memory) if state is not None else MemoryView()
     out: Dict[str, Any] = {
         "running": running.running, "pid": running.pid if running.running else None,
         "stale_pid_file": running.stale, "state_file": where.state_file,
         "log_file": where.log_file, "state": state is not None,
     }
     if live is not None:
-        known = set(_records(state.memory)) if state else set()
+        known = set(held.records)
         out["live"] = live
         out["untracked"] = sorted(i["instance_id"] for i in live
                                   if i["instance_id"] not in known and i["state"] != "gone")
@@ -69,7 +73,7 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
     obs = state.observation
     views = {v.instance_id: v for v in (obs.vms if obs else ())}
     vms = []
-    for iid, record in sorted(_records(state.memory).items()):
+    for iid, record in sorted(held.records.items()):
         view = views.get(iid)
         vms.append({
             "instance_id": iid, "state": _shown(record), "drain": record.drain,
@@ -87,12 +91,10 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
             unnamed = [v["instance_id"] for v in members if not v["worker"]]
             hosts = ",".join(h for h in (hostlist.compact(named), ",".join(unnamed)) if h)
             summary[name] = {"count": len(members), "hosts": hosts}
-    m = state.memory  # fields of the default policy's Memory; absent from others' (legacy)
-    backoff_until = getattr(m, "backoff_until", 0.0)
     out.update({
         "cluster": state.cluster, "saved_at": state.saved_at, "vms": vms, "summary": summary,
-        "waiting_since": getattr(m, "waiting_since", None), "failures": getattr(m, "failures", 0),
-        "backoff_until": backoff_until if backoff_until > now else None,
+        "waiting_since": held.waiting_since, "failures": held.failures,
+        "backoff_until": held.backoff_until if held.backoff_until > now else None,
         "idle_jobs": obs.idle_jobs if obs else None,
         "running_jobs": obs.running_jobs if obs else None,
         "problems": list(obs.problems) if obs else [],
@@ -101,12 +103,6 @@ def report(state: Optional[State], running: pidfile.PidStatus, where: paths.Path
                       for d in state.decisions[-decisions:]] if decisions > 0 else [],
     })
     return out
-
-
-def _records(memory: Any) -> Dict[str, Any]:
-    """The per-VM lifecycle records of a policy that keeps them (the default policy's
-    ``Memory.instances``); none for a policy whose memory holds no records (legacy)."""
-    return getattr(memory, "instances", None) or {}
 
 
 def _shown(record) -> str:
@@ -205,7 +201,8 @@ def show(args: argparse.Namespace, cfg: config.Config) -> int:
     where = paths.resolve(cfg)
     try:
         running = pidfile.status(where.pid_file)
-        state = StateStore(where.state_dir, policy=get_policy(cfg.elastiq.policy)).read()
+        policy = get_policy(cfg.elastiq.policy)
+        state = StateStore(where.state_dir, policy=policy).read()
     except PermissionError as err:
         print(f"elastiq: permission denied reading {err.filename} (run as root or as the "
               "elastiq user)", file=sys.stderr)
@@ -215,7 +212,7 @@ def show(args: argparse.Namespace, cfg: config.Config) -> int:
               file=sys.stderr)
         return EXIT_FAILURE
     now = time.time()
-    data = report(state, running, where, now, args.decisions,
+    data = report(state, policy, running, where, now, args.decisions,
                   _live(cfg) if args.live else None)
     if args.json:
         json.dump(data, sys.stdout, indent=1, sort_keys=True)
