@@ -80,6 +80,13 @@ def choose_cloud(prompts: Optional[Questions], environ) -> str:
     return prompts.cloud("openstack" if found == ("openstack",) else clouds.DEFAULT_CLOUD)
 
 
+def _image_example(cloud: Optional[str]) -> str:
+    """An --image value as this cloud names images (a Glance id on OpenStack)."""
+    if cloud == "openstack":
+        return "0c5f0e5a-6bfd-4a36-9b3f-5c9e2d1b7a42 --cloud openstack"
+    return "ami-0123abcd"
+
+
 def run(args: argparse.Namespace) -> int:
     now = datetime.datetime.now()
     conf = ecm_conf.load(args.conf)
@@ -88,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "standard input is not a terminal, so ecm cannot ask questions.  Run it "
             "non-interactively with every answer as a flag, e.g.:\n"
-            f"  ecm --yes --os {next(iter(OPERATING_SYSTEMS))} --image ami-0123abcd "
+            f"  ecm --yes --os {next(iter(OPERATING_SYSTEMS))} --image {_image_example(args.cloud)} "
             "[--cluster-name NAME] [--output FILE] [--embed-credentials]\n(ecm --help lists them)")
     if not interactive:
         missing = [flag for flag, value in (("--os", args.os), ("--image", args.image)) if not value]

@@ -264,7 +264,11 @@ def test_without_a_terminal_it_says_how_to_run_non_interactively(ecm_moto, workd
     result = run(ecm_moto, workdir)
     assert result.returncode == 2
     assert "not a terminal" in result.stderr and "--yes --os" in result.stderr
+    assert "--image ami-0123abcd" in result.stderr
     assert "Traceback" not in result.stderr and not written(workdir)
+    on_openstack = run(ecm_moto, workdir, "--cloud", "openstack")
+    assert on_openstack.returncode == 2 and "--cloud openstack" in on_openstack.stderr
+    assert "ami-" not in on_openstack.stderr  # a Glance id, not an AMI, as the example
 
 
 def test_non_interactive_run_writes_the_file(ecm_moto, workdir):
