@@ -97,6 +97,17 @@ def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fl
     booting = fleet.booting
     if demand is None or not booting or demand.uncovered:
         return 0
+    flavours = mix.usable(config.flavours) if not config.elastiq.n_jobs_per_vm else ()
+    if flavours:  # several sizes: the newest booting VMs that no job is packed into
+        accepting = [m.worker for m in fleet.members if m.worker is not None
+                     and m.record.lifecycle is Lifecycle.JOINED and not m.worker.draining]
+        on_way = [m for m in fleet.members if m.booting]
+        listed = sorted((m for m in on_way if m.listed),
+                        key=lambda m: (-m.record.launched_at, m.id))[::-1]
+        name = lambda m: m.instance.instance_type or m.record.flavour  # noqa: E731
+        return mix.unneeded_booting(jobs, [(w.free_cpus, w.free_memory_mb) for w in accepting],
+                                    [name(m) for m in on_way if not m.listed],
+                                    [name(m) for m in listed], flavours)
     needed = compute_demand(jobs, snapshot, fleet, config, booting=0, limit=booting)
     return booting - needed.new_vms
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..model import Flavour
-from .demand import Demand, Placeable, pack
+from .demand import Demand, Placeable, _place, pack
 
 
 def usable(flavours: Sequence[Flavour]) -> Tuple[Flavour, ...]:
@@ -81,3 +81,25 @@ def split(count: int, mix: Sequence[Tuple[str, int]], first: str) -> List[Tuple[
     if count:
         out[first] = out.get(first, 0) + count
     return list(out.items())
+
+
+def unneeded_booting(jobs: Placeable, free: Sequence[Tuple[int, int]],
+                     kept: Sequence[Optional[str]], booting: Sequence[Optional[str]],
+                     flavours: Sequence[Flavour]) -> int:
+    """How many of the newest booting VMs no waiting job needs: the jobs are packed first-fit
+    decreasing into ``free``, the VMs ``kept`` (booting, not to be terminated: not listed
+    yet) and the ``booting`` ones, oldest first (flavour names); the count of the newest left
+    empty (never one a job was packed into, whatever its size)."""
+    shapes = [shape_of(name, flavours) for name in booting]
+    bins = [[c, m] for c, m in free if c > 0]
+    bins += [list(shape_of(name, flavours)) for name in kept]
+    first = len(bins)
+    bins += [list(shape) for shape in shapes]
+    for (cpus, memory), count in sorted(jobs.shapes.items(), reverse=True):
+        _place(cpus, memory, count, bins)
+    empty = 0
+    for room, shape in zip(reversed(bins[first:]), reversed(shapes)):
+        if tuple(room) != tuple(shape):
+            break
+        empty += 1
+    return empty
