@@ -45,8 +45,18 @@ def test_a_few_small_jobs_get_a_small_vm():
 
 
 def test_a_burst_gets_large_vms_and_its_tail_a_small_one():
-    plan, _ = decide.plan(snap(jobs(9)), Memory(), cfg(), 100.0)
+    plan, _ = decide.plan(snap(jobs(9)), Memory(), cfg(max_vms=20), 100.0)
     assert launches(plan) == [("vm1", 1), ("vm4", 2)]
+
+
+def test_the_nearer_max_vms_the_larger_the_vms():
+    # 3 VMs of max_vms 10: a quarter-size VM only while the fleet holds <= 10/4 VMs
+    plan, _ = decide.plan(snap(jobs(9)), Memory(), cfg(max_vms=10), 100.0)
+    assert launches(plan) == [("vm2", 1), ("vm4", 2)]
+    plan, _ = decide.plan(snap(jobs(9)), Memory(), cfg(max_vms=4), 100.0)
+    assert launches(plan) == [("vm4", 3)]
+    plan, _ = decide.plan(snap(jobs(1)), Memory(), cfg(max_vms=4), 100.0)
+    assert launches(plan) == [("vm1", 1)]
 
 
 def test_memory_decides_the_size_too():
@@ -60,6 +70,20 @@ def test_prices_not_proportional_to_cpus_are_followed():
     assert launches(plan) == [("vm4", 1)]  # vm2 costs as much: the first listed of equal price
     plan, _ = decide.plan(snap(jobs(1)), Memory(), cfg(flavours=dear_small), 100.0)
     assert launches(plan) == [("vm1", 1)]
+
+
+def test_a_full_fleet_with_a_draining_worker_still_decides():
+    """max_vms reached, one worker draining: the demand counts its room (the drain can be
+    cancelled), so the fleet it sizes is above max_vms; the first flavour is always allowed."""
+    instances = [Instance(f"i-{i}", InstanceState.RUNNING, 0.0, CLUSTER, instance_type="vm4")
+                 for i in range(2)]
+    workers = [Worker(f"w{i}", f"i-{i}", None, 4, 8192, 4, 0, 0, None, draining=(i == 1))
+               for i in range(2)]
+    records = {f"i-{i}": InstanceRecord(Lifecycle.DRAINING if i else Lifecycle.JOINED, 0.0, 0.0,
+                                        1.0, f"w{i}") for i in range(2)}
+    plan, _ = decide.plan(snap(jobs(4), workers, instances), Memory(instances=records),
+                          cfg(max_vms=2), 100.0)
+    assert launches(plan) == [] and [type(a).__name__ for a in plan.actions] == ["CancelDrain"]
 
 
 def test_a_flavour_of_unknown_shape_is_never_launched():
@@ -121,10 +145,12 @@ def test_never_above_max_vms_and_never_more_vms_than_one_flavour(seed):
                                   instance_type=kind.name))
         if joined:
             used = rng.randint(0, kind.cpus)
+            draining = rng.random() < 0.2
             workers.append(Worker(f"w{i}", f"i-{i}", None, kind.cpus, kind.memory_mb, used,
                                   kind.cpus - used, kind.memory_mb * (kind.cpus - used) // kind.cpus,
-                                  None if used else 0.0))
-            records[f"i-{i}"] = InstanceRecord(Lifecycle.JOINED, 0.0, 0.0, 1.0, f"w{i}")
+                                  None if used else 0.0, draining))
+            records[f"i-{i}"] = InstanceRecord(
+                Lifecycle.DRAINING if draining else Lifecycle.JOINED, 0.0, 0.0, 1.0, f"w{i}")
         else:
             records[f"i-{i}"] = InstanceRecord(Lifecycle.BOOTING, 0.0, 0.0)
     idle = [Job(f"j{n}", rng.choice((1, 1, 2, 3, 4)), rng.choice((500, 1500, 3000, 7000)), 0.0)

@@ -86,7 +86,7 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
     if flavours:
         names = [m.instance.instance_type or m.record.flavour
                  for m in fleet.members if m.booting][:booting]
-        return mix.by_flavours(jobs, free, names, flavours, limit)
+        return mix.by_flavours(jobs, free, names, flavours, limit, fleet.alive, q.max_vms)
     return demand_mod.by_shape(jobs, free, booting, vm.effective_cpus, vm.effective_memory_mb, limit)
 
 

@@ -13,6 +13,9 @@ Used only when the cloud section names two or more flavours of known shape
 - Each new VM then takes the cheapest flavour that holds the jobs packed into it (ties: the
   one listed first): full VMs stay large, the one that got the tail of a burst or a few small
   jobs becomes smaller.  The mix never costs more than the first flavour alone.
+- Small VMs must not use up ``max_vms`` (counted in VMs, whatever their size): a flavour of
+  a k-th of the first one's cpus is chosen only while the fleet, with the new VMs, holds at
+  most ``max_vms / k`` VMs (:func:`allowed`); nearer to ``max_vms`` the VMs stay large.
 - A flavour of unknown shape is never chosen (fail safe).
 - The new VMs are listed fullest first: when fewer are launched (drains cancelled, ``max_vms``,
   back-off), the ones left out are the emptiest.
@@ -49,18 +52,30 @@ def cheapest(cpus: int, memory_mb: int, flavours: Sequence[Flavour]) -> Flavour:
     return min(fitting or flavours[:1], key=lambda f: f.price)
 
 
+def allowed(flavours: Sequence[Flavour], vms_after: int, max_vms: int) -> Tuple[Flavour, ...]:
+    """The flavours a new VM may take when the fleet holds ``vms_after`` VMs with it: one of
+    a k-th of the first flavour's cpus only while ``vms_after <= max_vms / k``, so that small
+    VMs do not use up ``max_vms`` (counted in VMs): the fuller the fleet, the larger the VMs.
+    The first flavour is always allowed (a fleet counted with draining workers whose drain
+    may be cancelled can be above ``max_vms``)."""
+    ref = flavours[0]
+    return (ref,) + tuple(f for f in flavours[1:] if vms_after * ref.cpus <= max_vms * f.cpus)
+
+
 def by_flavours(jobs: Placeable, free: Sequence[Tuple[int, int]],
                 booting: Sequence[Optional[str]], flavours: Sequence[Flavour],
-                limit: int) -> Demand:
+                limit: int, alive: int = 0, max_vms: Optional[int] = None) -> Demand:
     """The demand of ``jobs`` (see the module docstring) given the free room of joined workers,
-    the flavour names of the VMs booting, and ``flavours`` (:func:`usable`'s)."""
+    the flavour names of the VMs booting, ``flavours`` (:func:`usable`'s), and the fleet's
+    ``alive`` VMs of ``max_vms`` (None: no limit on the sizes, see :func:`allowed`)."""
     ref = flavours[0]
     room = list(free) + [shape_of(name, flavours) for name in booting]
     uncovered, new, unplaced = pack(jobs, room, ref.cpus, ref.memory_mb, limit)
+    sizes = flavours if max_vms is None else allowed(flavours, alive + len(new), max_vms)
     chosen: List[Tuple[float, str]] = []
     for cpus_left, memory_left in new:
         used_cpus, used_memory = ref.cpus - cpus_left, ref.memory_mb - memory_left
-        flavour = cheapest(used_cpus, used_memory, flavours)
+        flavour = cheapest(used_cpus, used_memory, sizes)
         chosen.append((-(used_cpus / ref.cpus), flavour.name))
     counts: Dict[str, int] = {}
     for _, name in sorted(chosen, key=lambda c: c[0]):  # fullest first, stable
