@@ -101,12 +101,18 @@ def test_a_flavour_of_unknown_shape_is_never_launched():
 def test_booting_vms_count_with_their_own_flavours_shape():
     booting = Instance("i-1", InstanceState.BOOTING, 90.0, CLUSTER, instance_type="vm1")
     memory = Memory(instances={"i-1": InstanceRecord(Lifecycle.BOOTING, 90.0, 90.0)})
+    # the vm1 holds 1 job, not 4: the 2 others need a new VM, a large one while a VM boots
     plan, _ = decide.plan(snap(jobs(3), instances=[booting]), memory, cfg(), 100.0)
-    assert launches(plan) == [("vm2", 1)]  # the vm1 holds 1 job, not 4: 2 more need a vm2
+    assert launches(plan) == [("vm4", 1)]
+    plan, _ = decide.plan(snap(jobs(1), instances=[booting]), memory, cfg(), 100.0)
+    assert launches(plan) == []
     # not listed yet: the flavour comes from the record of the launch
     memory = decide.record_launch(Memory(), LaunchOutcome(1, ("i-1",), flavour="vm1"), cfg(), 90.0)
     plan, _ = decide.plan(snap(jobs(3)), memory, cfg(), 100.0)
-    assert launches(plan) == [("vm2", 1)]
+    assert launches(plan) == [("vm4", 1)]
+    # one flavour: the booting VM counts as a whole VM of the one shape, no launch
+    plan, _ = decide.plan(snap(jobs(3)), memory, cfg(flavours=()), 100.0)
+    assert launches(plan) == []
 
 
 def test_the_launch_record_keeps_its_flavour_across_ticks_and_restarts():

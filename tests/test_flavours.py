@@ -119,7 +119,7 @@ def test_one_flavour_in_a_list_decides_exactly_as_a_plain_name():
 def test_mixed_sizes_are_simulated_and_costed_in_the_first_flavours_price():
     sim, result = _replay(f"ec2.flavour={THREE}")
     sizes = result["by_size"]
-    assert set(sizes) >= {"vm4", "vm1"}  # small VMs were launched
+    assert len(set(sizes) - {"vm4"}) >= 1  # smaller VMs were launched
     for name, row in sizes.items():
         shape = {"vm4": 4, "vm2": 2, "vm1": 1}[name]
         assert row["cpus"] == shape and row["price"] == shape / 4

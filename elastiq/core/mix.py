@@ -16,6 +16,10 @@ Used only when the cloud section names two or more flavours of known shape
 - Small VMs must not use up ``max_vms`` (counted in VMs, whatever their size): a flavour of
   a k-th of the first one's cpus is chosen only while the fleet, with the new VMs, holds at
   most ``max_vms / k`` VMs (:func:`allowed`); nearer to ``max_vms`` the VMs stay large.
+- While a VM of ours is booting, new VMs take the first flavour: jobs then come faster than
+  VMs join, and the room a large VM has left serves the next ones without another boot
+  (small VMs for every few jobs would make each of them wait a whole boot: on LPC-EGEE the
+  p95 wait went from 177 s to 224 s without this rule).
 - A flavour of unknown shape is never chosen (fail safe).
 - The new VMs are listed fullest first: when fewer are launched (drains cancelled, ``max_vms``,
   back-off), the ones left out are the emptiest.
@@ -71,7 +75,10 @@ def by_flavours(jobs: Placeable, free: Sequence[Tuple[int, int]],
     ref = flavours[0]
     room = list(free) + [shape_of(name, flavours) for name in booting]
     uncovered, new, unplaced = pack(jobs, room, ref.cpus, ref.memory_mb, limit)
-    sizes = flavours if max_vms is None else allowed(flavours, alive + len(new), max_vms)
+    if booting:  # jobs come faster than VMs join: the room a large VM leaves serves them
+        sizes: Sequence[Flavour] = flavours[:1]
+    else:
+        sizes = flavours if max_vms is None else allowed(flavours, alive + len(new), max_vms)
     chosen: List[Tuple[float, str]] = []
     for cpus_left, memory_left in new:
         used_cpus, used_memory = ref.cpus - cpus_left, ref.memory_mb - memory_left
