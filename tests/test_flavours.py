@@ -144,3 +144,21 @@ def test_the_legacy_policy_launches_the_first_flavour_only():
     sim, result = _replay(f"ec2.flavour={THREE}", policy="legacy")
     assert {vm.flavour for vm in sim.cloud.vms.values()} == {None}
     assert set(result["by_size"]) == {"vm4"}
+
+
+def test_openstack_launches_only_its_own_entries_and_names_them(tmp_path):
+    """Without a Nova (not started this round): the adapter refuses a flavour that is not one
+    of its entries before any call; the real-cloud path is tests/test_openstack_adapter.py's."""
+    pytest.importorskip("openstack")
+    from elastiq.adapters.openstack import OpenStackCloud
+
+    clouds = tmp_path / "clouds.yaml"
+    clouds.write_text("clouds:\n  here:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n")
+    cfg = config.load(None, ["elastiq.cloud_plugin=openstack", "openstack.cloud=here",
+                             f"openstack.clouds_yaml={clouds}", "openstack.image=alma9",
+                             "openstack.flavour=m1.large,m1.small"])
+    assert cfg.cloud.flavour == "m1.large,m1.small"
+    cloud = OpenStackCloud(cfg)
+    with pytest.raises(ConfigError) as err:
+        cloud.launch(1, flavour="m1.huge")
+    assert err.value.key == "openstack.flavour" and "not one of" in str(err.value)

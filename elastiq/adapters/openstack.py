@@ -117,6 +117,7 @@ class OpenStackCloud:
         entries (None: the first)."""
         if count < 1:
             return ()
+        self._flavour(flavour)  # a flavour not configured is refused before any call
         if request_id:  # a retry: the first attempt may have reached Nova
             done = self._of_request(request_id)
             if done:
@@ -229,12 +230,7 @@ class OpenStackCloud:
         key = f"openstack.{what}"
         value = getattr(self._s, what)
         if what == "flavour":
-            names = [flavour_list.parse(t).name for t in flavour_list.texts(value)]
-            value = name or (names[0] if names else None)
-            if name is not None and name not in names:
-                raise ConfigError(f"cannot launch {name!r}: not one of {key}'s", key=key)
-            if len(names) > 1:
-                key = flavour_list.key_of("openstack", self._s.flavour, names.index(value))
+            value, key = self._flavour(name)
             what = f"flavour:{value}"
         if what in self._ids:
             return self._ids[what]
@@ -263,6 +259,17 @@ class OpenStackCloud:
                 raise ConfigError(f"the cloud does not know {key} {value!r}", key=key)
         self._ids[what] = found
         return found
+
+    def _flavour(self, name: Optional[str]) -> Tuple[Optional[str], str]:
+        """``(name, key)`` of the flavour entry ``name`` (None: the first); ConfigError when it
+        is not one of ``openstack.flavour``'s."""
+        names = [flavour_list.parse(t).name for t in flavour_list.texts(self._s.flavour)]
+        if name is not None and name not in names:
+            raise ConfigError(f"cannot launch {name!r}: not one of openstack.flavour's",
+                              key="openstack.flavour")
+        value = name or (names[0] if names else None)
+        index = names.index(value) if value in names else 0
+        return value, flavour_list.key_of("openstack", self._s.flavour, index)
 
     def _create_attrs(self, count: int, request_id: str,
                       flavour: Optional[str] = None) -> Dict[str, object]:
