@@ -103,6 +103,12 @@ def problems(section: str, value: Value) -> Iterable[Tuple[str, str]]:
         if entry.name in seen:
             yield key_of(section, value, index), f"{entry.name!r} is listed twice"
         seen.add(entry.name)
+    first = entries[0] if entries else None
+    for index, entry in enumerate(entries[1:], 1):
+        if first.cpus and first.memory_mb and entry.cpus and entry.memory_mb \
+                and (entry.cpus > first.cpus or entry.memory_mb > first.memory_mb):
+            yield key_of(section, value, index), (f"{entry.name} is larger than the first "
+                                                  f"flavour {first.name}: list the largest first")
     priced = [e.price is not None for e in entries]
     if any(priced) and not all(priced):
         index = priced.index(not priced[0])

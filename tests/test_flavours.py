@@ -34,6 +34,7 @@ def test_a_single_name_stays_a_string_and_a_list_is_read_from_yaml_or_commas(tmp
     ("a,b,a", "ec2.flavour[2]", "'a' is listed twice"),
     ("a:4:8192:1,b:2:4096", "ec2.flavour[1]", "give a price to every flavour or to none"),
     ("a:4", "ec2.flavour", "expected NAME"),
+    ("a:2:4096,b:4:4096", "ec2.flavour[1]", "b is larger than the first flavour a"),
 ])
 def test_bad_entries_name_their_key(value, key, problem):
     with pytest.raises(config.InvalidConfig) as err:
@@ -67,10 +68,11 @@ def test_shapes_come_from_the_entry_then_the_cloud_and_vm_is_the_first():
 
 
 def test_a_flavour_larger_than_the_first_is_refused_naming_it():
-    cfg = config.load(None, ["ec2.flavour=small:1:2048,big:4:8192"])
-    with pytest.raises(ConfigError) as err:
-        fill_flavours(cfg, None, flavours.texts(cfg.cloud.flavour))
+    cfg = config.load(None, ["ec2.flavour=small:1:2048,big", "vm.cpus=1"])
+    with pytest.raises(ConfigError) as err:  # big's shape told by the cloud: 4 cpus
+        fill_flavours(cfg, _Cloud(), flavours.texts(cfg.cloud.flavour))
     assert err.value.key == "ec2.flavour[1]" and "list the largest first" in str(err.value)
+    cfg = config.load(None, ["ec2.flavour=small,big:4:8192", "vm.cpus=1", "vm.memory_mb=2048"])
     with pytest.raises(config.InvalidConfig) as err:
         engine.Simulation(workload.synthetic(seed=0), cfg)
     assert "ec2.flavour[1]" in str(err.value)
