@@ -174,12 +174,11 @@ def what_closes(best: dict, legacy: dict) -> str:
         return "goal met"
     unused = sum(r["busy_vm_hours"] * r["price"] * (1 - (r["core_use"] or 1))
                  for r in best["by_size"].values())
-    return (f"{gap:.0f} VM-h above the goal; cores left unused inside busy VMs hold {unused:.0f},"
-            f" idle+booting {best['idle_vm_hours']:.0f}: closing it needs jobs moved off "
-            f"half-used VMs (no migration for vanilla jobs) or VMs of each job's size at every "
-            f"start (max_vms counts VMs: at this load they would not fit)" if unused + best[
-                "idle_vm_hours"] > gap else f"{gap:.0f} VM-h above the goal: beyond packing "
-            f"and idle time (busy cores are the oracle's)")
+    return (f"{gap:.0f} VM-h above the goal; the cores left unused inside busy VMs hold "
+            f"{unused:.0f} VM-h, idle and booting VMs {best['idle_vm_hours']:.0f}: the rest "
+            "closes only by moving jobs off half-used VMs (vanilla jobs cannot migrate), or by "
+            "more, smaller VMs, which max_vms (counted in VMs) and the wait for their boots "
+            "forbid at this load (a quota in cpus would lift the first)")
 
 
 def cost(folder: Path, raw: dict, jobs: int = POLICIES_JOBS) -> dict:

@@ -156,7 +156,7 @@ def by_size(sim, end: float) -> dict:
         row["busy_s"] += pool.busy_by.get(vm.id, 0.0)
         row["core_s"] += pool.core_s_by.get(vm.id, 0.0)
     out = {}
-    for name, r in rows.items():
+    for name, r in sorted(rows.items(), key=lambda item: -item[1]["cpus"]):
         hours = r["vm_s"] / 3600.0
         out[name] = {
             "cpus": r["cpus"], "price": round(r["price"], 4), "vms": r["vms"],
