@@ -25,8 +25,11 @@ def _coerce(value: Any, hint: Any, key: str, from_text: bool) -> Any:
     if origin is typing.Union:  # Optional[X]
         if value is None or (from_text and str(value).strip() == ""):
             return None
-        inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
-        return _coerce(value, inner, key, from_text)
+        inner = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(inner) > 1:  # Union[str, Tuple[str, ...]]: a list is the tuple, else a string
+            return _coerce(value, inner[-1] if isinstance(value, (list, tuple)) else inner[0],
+                           key, from_text)
+        return _coerce(value, inner[0], key, from_text)
     if origin in (tuple, Tuple):
         if value is None:
             return ()

@@ -120,6 +120,21 @@ class Instance:
 
 
 @dataclass(frozen=True)
+class Flavour:
+    """One flavour (instance type) the cloud section names, resolved: its shape (None: not
+    known, so never launched) and its price relative to the first flavour's (1.0)."""
+
+    name: str
+    cpus: Optional[int]
+    memory_mb: Optional[int]
+    price: float = 1.0
+
+    @property
+    def known(self) -> bool:
+        return self.cpus is not None and self.memory_mb is not None
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """One observation of the world.  A ``None`` member could not be read this time."""
 
@@ -145,8 +160,11 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Launch:
+    """``flavour``: the flavour (instance type) to launch; None: the configured (first) one."""
+
     count: int
     reason: str
+    flavour: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +242,7 @@ class InstanceRecord:
     busy_at: Optional[float] = None  # last tick its worker was seen running a job
     underused_since: Optional[float] = None  # its worker used below elastiq.consolidate_below since
     drain: Optional[str] = None  # why we drain it: "idle" or "consolidation" (None: not by us)
+    flavour: Optional[str] = None  # the flavour we launched it as (None: the first, or unknown)
 
 
 @dataclass(frozen=True)
@@ -252,3 +271,4 @@ class LaunchOutcome:
     requested: int
     granted: Tuple[str, ...] = ()
     error: Optional[str] = None  # None, or "transient" | "quota" | "auth" | "config" | "fatal"
+    flavour: Optional[str] = None  # the Launch's flavour (None: the configured one)

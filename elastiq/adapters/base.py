@@ -99,7 +99,9 @@ class Cloud(Protocol):
 
     def launch(self, count: int) -> Tuple[str, ...]:
         """Ask for up to ``count`` VMs in as few calls as possible; return the ids granted
-        (possibly fewer than asked, never more)."""
+        (possibly fewer than asked, never more).  A cloud whose section may name several
+        flavours also takes ``flavour=NAME`` (one of them); it is passed only when the
+        configuration names two or more."""
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
         """Terminate these instances (ours only); idempotent."""

@@ -26,6 +26,7 @@ from typing import (TYPE_CHECKING, Callable, Dict, Iterator, List, Mapping, Opti
 
 from botocore import exceptions as bce
 
+from .. import flavours as flavour_list
 from ..model import Instance
 from .base import AdapterError, ConfigError
 from .ec2_client import ids_gone, make_client, not_implemented, translate
@@ -78,16 +79,19 @@ class EC2Cloud:
 
     # ------------------------------------------------------------------------- Cloud port
 
-    def launch(self, count: int, request_id: Optional[str] = None) -> Tuple[str, ...]:
+    def launch(self, count: int, request_id: Optional[str] = None,
+               flavour: Optional[str] = None) -> Tuple[str, ...]:
         """Ask for ``count`` VMs in one RunInstances; return the ids granted (1..count).
 
         ``request_id`` names this launch request; pass the same one to retry a launch whose
         outcome is unknown and EC2 will not launch it twice (see ``ec2_request.client_token``).
+        ``flavour``: the instance type (one of ``ec2.flavour``'s); None: the first.
         """
         if count < 1:
             return ()
         request_id = request_id or uuid.uuid4().hex
-        params = launch_params(self._ec2, self._cluster, count, request_id, self._user_data)
+        params = launch_params(self._ec2, self._cluster, count, request_id, self._user_data,
+                               flavour)
         with self._boundary("RunInstances"):
             granted = self._client.run_instances(**params).get("Instances") or []
         ids = tuple(item["InstanceId"] for item in granted)
@@ -136,22 +140,48 @@ class EC2Cloud:
     # ------------------------------------------------------------------------- extras
 
     def describe_flavour(self) -> Optional[Tuple[int, int]]:
-        """``(cpus, memory_mb)`` of ``ec2.flavour``; None when unset or the cloud cannot tell
-        (no DescribeInstanceTypes, as in OpenStack's EC2 API).  Unknown flavour: ConfigError."""
-        if not self._ec2.flavour:
-            return None
+        """``(cpus, memory_mb)`` of ``ec2.flavour`` (its first entry); None when unset or the
+        cloud cannot tell (no DescribeInstanceTypes, as in OpenStack's EC2 API).  Unknown
+        flavour: ConfigError."""
+        name = flavour_list.first_name(self._ec2.flavour)
+        return self.describe_flavours((name,)).get(name) if name else None
+
+    def describe_flavours(self, names: Sequence[str]) -> Dict[str, Tuple[int, int]]:
+        """``name -> (cpus, memory_mb)`` of these instance types, in one DescribeInstanceTypes
+        ({} when the cloud cannot tell).  A name the cloud does not know: ConfigError naming
+        its entry, ``ec2.flavour[i]`` (``ec2.flavour`` for a single one)."""
+        names = list(dict.fromkeys(names))
+        if not names:
+            return {}
         try:
             with self._boundary("DescribeInstanceTypes", passthrough=not_implemented):
                 types = self._client.describe_instance_types(
-                    InstanceTypes=[self._ec2.flavour]).get("InstanceTypes") or []
+                    InstanceTypes=names).get("InstanceTypes") or []
         except bce.ClientError:
-            return None
-        if not types:
-            raise ConfigError(f"the cloud does not know ec2.flavour {self._ec2.flavour!r}",
-                              key="ec2.flavour")
-        cpus = (types[0].get("VCpuInfo") or {}).get("DefaultVCpus")
-        memory = (types[0].get("MemoryInfo") or {}).get("SizeInMiB")
-        return (int(cpus), int(memory)) if cpus and memory else None
+            return {}
+        except ConfigError:  # one of them is unknown: which one?
+            if len(names) == 1:
+                types = []
+            else:
+                return {k: v for name in names for k, v in self.describe_flavours([name]).items()}
+        shapes = {}
+        for item in types:
+            cpus = (item.get("VCpuInfo") or {}).get("DefaultVCpus")
+            memory = (item.get("MemoryInfo") or {}).get("SizeInMiB")
+            if cpus and memory:
+                shapes[item.get("InstanceType")] = (int(cpus), int(memory))
+        known = {item.get("InstanceType") for item in types}
+        for name in names:
+            if name not in known:
+                written = self._names()
+                index = written.index(name) if name in written else 0
+                key = flavour_list.key_of("ec2", self._ec2.flavour, index)
+                raise ConfigError(f"unknown instance type {name!r}: the cloud does not know it",
+                                  key=key)
+        return shapes
+
+    def _names(self) -> List[str]:
+        return [flavour_list.parse(t).name for t in flavour_list.texts(self._ec2.flavour)]
 
     # ------------------------------------------------------------------------- helpers
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Optional, Tuple, Union
+
+from .. import flavours as flavour_list
 
 NAME = "ec2"
 
@@ -22,7 +24,8 @@ class Settings:
     aws_access_key_id: Optional[str] = field(default=None, repr=False)
     aws_secret_access_key: Optional[str] = field(default=None, repr=False)
     image_id: Optional[str] = None
-    flavour: Optional[str] = None
+    # one instance type, or several (a list; see elastiq.flavours): the first is the reference
+    flavour: Optional[Union[str, Tuple[str, ...]]] = None
     key_name: Optional[str] = None
     security_groups: Tuple[str, ...] = ()
     subnet_id: Optional[str] = None
@@ -54,10 +57,11 @@ def validate(settings: Settings) -> Iterable[Tuple[str, str]]:
         yield "user_data_b64", "not valid base64 (value hidden)"
     if settings.read_timeout_s <= 0:
         yield "read_timeout_s", f"must be > 0 (got {settings.read_timeout_s:g})"
+    yield from flavour_list.problems(NAME, settings.flavour)
 
 
 def summary(settings: Settings) -> str:
-    return (f"of {settings.flavour or '?'} (image {settings.image_id or '?'}, endpoint "
+    return (f"of {', '.join(flavour_list.texts(settings.flavour)) or '?'} (image {settings.image_id or '?'}, endpoint "
             f"{settings.api_url or settings.region or 'default'})")
 
 
@@ -79,4 +83,9 @@ def secret_texts(settings: Settings) -> Iterable[str]:
 
 
 def flavour(settings: Settings) -> Optional[str]:
-    return settings.flavour
+    return flavour_list.first_name(settings.flavour)
+
+
+def flavours(settings: Settings) -> Tuple[str, ...]:
+    """Every flavour entry as written (``elastiq.flavours``)."""
+    return flavour_list.texts(settings.flavour)

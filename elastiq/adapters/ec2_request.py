@@ -9,6 +9,7 @@ import os
 import re
 from typing import Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from .. import flavours as flavour_list
 from .ec2_config import Settings as EC2Section
 from .base import ConfigError
 
@@ -61,18 +62,23 @@ def tag_filter(cluster: str) -> Dict[str, object]:
 
 
 def launch_params(ec2: EC2Section, cluster: str, count: int, request_id: str,
-                  user_data: Optional[bytes]) -> Dict[str, object]:
+                  user_data: Optional[bytes], flavour: Optional[str] = None) -> Dict[str, object]:
     """RunInstances parameters for up to ``count`` workers (MinCount=1: take what is granted).
 
+    ``flavour``: the instance type, one of ``ec2.flavour``'s entries (None: the first).
     ``ec2.security_groups`` entries that look like ids (``sg-...``) go to SecurityGroupIds,
-    the others (names) to SecurityGroups.  Raises ConfigError when image or flavour is unset.
+    the others (names) to SecurityGroups.  Raises ConfigError when image or flavour is unset,
+    or when ``flavour`` is not one of ``ec2.flavour``'s.
     """
-    for key, value in (("ec2.image_id", ec2.image_id), ("ec2.flavour", ec2.flavour)):
+    names = [flavour_list.parse(t).name for t in flavour_list.texts(ec2.flavour)]
+    for key, value in (("ec2.image_id", ec2.image_id), ("ec2.flavour", names)):
         if not value:
             raise ConfigError(f"cannot launch VMs: {key} is not set", key=key)
+    if flavour is not None and flavour not in names:
+        raise ConfigError(f"cannot launch {flavour!r}: not one of ec2.flavour's", key="ec2.flavour")
     tags = cluster_tags(cluster)
     params: Dict[str, object] = {
-        "ImageId": ec2.image_id, "InstanceType": ec2.flavour, "MinCount": 1,
+        "ImageId": ec2.image_id, "InstanceType": flavour or names[0], "MinCount": 1,
         "MaxCount": count, "ClientToken": client_token(cluster, request_id),
         "InstanceInitiatedShutdownBehavior": "terminate",
         "TagSpecifications": [{"ResourceType": "instance", "Tags": tags},

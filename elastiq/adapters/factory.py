@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
+from .. import flavours as flavour_list
 from ..config_text import InvalidConfig
 from . import BATCH_SYSTEMS, CLOUDS, config_module, load_class
 from .base import AdapterError, ConfigError
@@ -70,8 +71,28 @@ def flavour_name(cfg: Config) -> Optional[str]:
     return module.flavour(cfg.cloud) if module is not None and cfg.cloud is not None else None
 
 
+def flavour_entries(cfg: Config) -> Tuple[str, ...]:
+    """The configured cloud's flavour entries as written (``elastiq.flavours``); one or none
+    for a cloud whose configuration module knows a single flavour."""
+    try:
+        module = config_module(CLOUDS, cfg.elastiq.cloud_plugin)
+    except KeyError:
+        return ()
+    if module is None or cfg.cloud is None:
+        return ()
+    several = getattr(module, "flavours", None)
+    if several is not None:
+        return tuple(several(cfg.cloud))
+    one = module.flavour(cfg.cloud)
+    return (one,) if one else ()
+
+
 def fill_vm_shape(cfg: Config, cloud) -> Config:
-    """Complete ``vm.cpus``/``vm.memory_mb`` from the cloud's flavour when they are not set."""
+    """Complete ``vm.cpus``/``vm.memory_mb`` from the cloud's flavour when they are not set;
+    with several flavours, resolve them all (``Config.flavours``, one describe call)."""
+    entries = flavour_entries(cfg)
+    if len(entries) > 1:
+        return fill_flavours(cfg, cloud, entries)
     vm = cfg.vm
     if vm.cpus is not None and vm.memory_mb is not None:
         return cfg
@@ -91,3 +112,39 @@ def fill_vm_shape(cfg: Config, cloud) -> Config:
     log.info("worker VM shape of flavour %s: %d cpu(s), %d MiB", flavour_name(cfg) or "?",
              vm.cpus, vm.memory_mb)
     return dataclasses.replace(cfg, vm=vm)
+
+
+def fill_flavours(cfg: Config, cloud, entries: Tuple[str, ...]) -> Config:
+    """``Config.flavours`` of two or more flavours: shapes from their entries, else from the
+    cloud (``describe_flavours(names)``: one call); the first's shape becomes ``vm``'s when
+    unset.  A flavour larger than the first is a ConfigError naming ``<section>.flavour[i]``;
+    one whose shape stays unknown is left out with a warning (fail safe)."""
+    section = cfg.elastiq.cloud_plugin
+    parsed = [flavour_list.parse(text) for text in entries]
+    wanted = [e.name for i, e in enumerate(parsed)
+              if not (e.cpus and e.memory_mb) and not (i == 0 and cfg.vm.cpus and cfg.vm.memory_mb)]
+    described: Dict[str, Tuple[int, int]] = {}
+    describe = getattr(cloud, "describe_flavours", None)
+    if wanted and describe is not None:
+        try:
+            described = dict(describe(wanted))
+        except AdapterError as err:
+            if isinstance(err, ConfigError):
+                raise
+            log.warning("cannot read the flavours' shapes (%s error): %s", err.kind, err)
+    catalogue, wrong = flavour_list.resolve(section, entries, cfg.vm.cpus, cfg.vm.memory_mb,
+                                           described)
+    if wrong:
+        raise ConfigError(wrong[0][1], key=wrong[0][0])
+    for flavour in catalogue:
+        if flavour.known:
+            log.info("flavour %s: %d cpu(s), %d MiB, price %.3g x the first's", flavour.name,
+                     flavour.cpus, flavour.memory_mb, flavour.price)
+        else:
+            log.warning("flavour %s: shape unknown (give it as NAME:CPUS:MEMORY_MB): %s",
+                        flavour.name, "assumed the vm section's" if flavour is catalogue[0]
+                        else "never launched")
+    first = catalogue[0]
+    vm = dataclasses.replace(cfg.vm, cpus=cfg.vm.cpus or first.cpus,
+                             memory_mb=cfg.vm.memory_mb or first.memory_mb)
+    return dataclasses.replace(cfg, vm=vm, flavours=catalogue)

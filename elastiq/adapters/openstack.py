@@ -30,6 +30,7 @@ import openstack.exceptions as ose
 from openstack import connection as os_connection
 from openstack.config import OpenStackConfig
 
+from .. import flavours as flavour_list
 from ..model import Instance, InstanceState
 from .base import AdapterError, AuthError, ConfigError, FatalError, TransientError
 from .ec2_translate import redact, secret_values
@@ -107,19 +108,22 @@ class OpenStackCloud:
 
     # ------------------------------------------------------------------------- Cloud port
 
-    def launch(self, count: int, request_id: Optional[str] = None) -> Tuple[str, ...]:
+    def launch(self, count: int, request_id: Optional[str] = None,
+               flavour: Optional[str] = None) -> Tuple[str, ...]:
         """Ask for ``count`` servers in one create; return the ids granted (1..count).
 
         ``request_id`` names the request: retrying with the same one after an unknown outcome
-        first finds what the earlier attempt made."""
+        first finds what the earlier attempt made.  ``flavour``: one of ``openstack.flavour``'s
+        entries (None: the first)."""
         if count < 1:
             return ()
+        self._flavour(flavour)  # a flavour not configured is refused before any call
         if request_id:  # a retry: the first attempt may have reached Nova
             done = self._of_request(request_id)
             if done:
                 return done[:count]
         request_id = request_id or uuid.uuid4().hex
-        attrs = self._create_attrs(count, request_id)
+        attrs = self._create_attrs(count, request_id, flavour)
         try:
             with self._boundary("create servers"):
                 first = self._conn.compute.create_server(**attrs)
@@ -180,11 +184,21 @@ class OpenStackCloud:
     # ------------------------------------------------------------------------- extras
 
     def describe_flavour(self) -> Optional[Tuple[int, int]]:
-        """``(vcpus, ram_mb)`` of ``openstack.flavour``; None when unset.  Unknown: ConfigError."""
+        """``(vcpus, ram_mb)`` of ``openstack.flavour`` (its first entry); None when unset.
+        Unknown: ConfigError."""
         if not self._s.flavour:
             return None
         flavor = self._find("flavour")
         return int(flavor.vcpus), int(flavor.ram)
+
+    def describe_flavours(self, names: Sequence[str]) -> Dict[str, Tuple[int, int]]:
+        """``name -> (vcpus, ram_mb)`` of these entries of ``openstack.flavour`` (one lookup
+        each, cached).  Unknown: ConfigError naming ``openstack.flavour[i]``."""
+        found = {}
+        for name in names:
+            flavor = self._find("flavour", name)
+            found[name] = (int(flavor.vcpus), int(flavor.ram))
+        return found
 
     # ------------------------------------------------------------------------- helpers
 
@@ -210,12 +224,16 @@ class OpenStackCloud:
                 if (s["metadata"] or {}).get(REQUEST_KEY) == request_id]
         return tuple(s["id"] for s in sorted(made, key=lambda s: (s["created_at"] or "", s["id"])))
 
-    def _find(self, what: str):
-        """The image / flavour resource, or the networks argument, of the settings (cached)."""
-        if what in self._ids:
-            return self._ids[what]
+    def _find(self, what: str, name: Optional[str] = None):
+        """The image / flavour resource, or the networks argument, of the settings (cached);
+        ``name``: a flavour entry's name (None: the first)."""
         key = f"openstack.{what}"
         value = getattr(self._s, what)
+        if what == "flavour":
+            value, key = self._flavour(name)
+            what = f"flavour:{value}"
+        if what in self._ids:
+            return self._ids[what]
         if what == "networks":
             names = value or ("auto",)
             if names[0] in NETWORK_WORDS:
@@ -233,7 +251,7 @@ class OpenStackCloud:
         else:
             if not value:
                 raise ConfigError(f"cannot launch VMs: {key} is not set", key=key)
-            with self._boundary(f"find {what}"):
+            with self._boundary(f"find {what.partition(':')[0]}"):
                 finder = (self._conn.image.find_image if what == "image"
                           else self._conn.compute.find_flavor)
                 found = finder(value, ignore_missing=True)
@@ -242,11 +260,23 @@ class OpenStackCloud:
         self._ids[what] = found
         return found
 
-    def _create_attrs(self, count: int, request_id: str) -> Dict[str, object]:
+    def _flavour(self, name: Optional[str]) -> Tuple[Optional[str], str]:
+        """``(name, key)`` of the flavour entry ``name`` (None: the first); ConfigError when it
+        is not one of ``openstack.flavour``'s."""
+        names = [flavour_list.parse(t).name for t in flavour_list.texts(self._s.flavour)]
+        if name is not None and name not in names:
+            raise ConfigError(f"cannot launch {name!r}: not one of openstack.flavour's",
+                              key="openstack.flavour")
+        value = name or (names[0] if names else None)
+        index = names.index(value) if value in names else 0
+        return value, flavour_list.key_of("openstack", self._s.flavour, index)
+
+    def _create_attrs(self, count: int, request_id: str,
+                      flavour: Optional[str] = None) -> Dict[str, object]:
         s = self._s
         attrs: Dict[str, object] = {
             "name": server_name(self._cluster, request_id),
-            "image_id": self._find("image").id, "flavor_id": self._find("flavour").id,
+            "image_id": self._find("image").id, "flavor_id": self._find("flavour", flavour).id,
             "networks": self._find("networks"), "min_count": 1, "max_count": count,
             "tags": [self._tag],
             "metadata": {CLUSTER_KEY: self._cluster, REQUEST_KEY: request_id,

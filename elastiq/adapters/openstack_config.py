@@ -13,7 +13,9 @@ import base64
 import binascii
 import os
 from dataclasses import dataclass, field
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, Optional, Tuple, Union
+
+from .. import flavours as flavour_list
 
 NAME = "openstack"
 
@@ -31,7 +33,8 @@ class Settings:
     application_credential_id: Optional[str] = None
     application_credential_secret: Optional[str] = field(default=None, repr=False)
     image: Optional[str] = None  # Glance image name or id
-    flavour: Optional[str] = None  # Nova flavour name or id
+    # Nova flavour name or id, or several (a list; see elastiq.flavours): the first is the reference
+    flavour: Optional[Union[str, Tuple[str, ...]]] = None
     key_name: Optional[str] = None
     security_groups: Tuple[str, ...] = ()
     networks: Tuple[str, ...] = ()  # Neutron network names or ids; () or "auto" / "none"
@@ -72,6 +75,7 @@ def validate(settings: Settings) -> Iterable[Tuple[str, str]]:
             yield "user_data_b64", "not valid base64 (value hidden)"
     if not 0 < s.read_timeout_s <= 3600:
         yield "read_timeout_s", f"must be in (0, 3600] (got {s.read_timeout_s:g})"
+    yield from flavour_list.problems(NAME, s.flavour)
 
 
 def summary(settings: Settings) -> str:
@@ -79,7 +83,7 @@ def summary(settings: Settings) -> str:
     s = settings
     where = f"cloud {s.cloud}" if s.cloud else (s.auth_url or "OS_* environment")
     region = f" region {s.region}" if s.region else ""
-    return f"of {s.flavour or '?'} (image {s.image or '?'}), OpenStack {where}{region}"
+    return f"of {', '.join(flavour_list.texts(s.flavour)) or '?'} (image {s.image or '?'}), OpenStack {where}{region}"
 
 
 def secret_texts(settings: Settings) -> Iterable[str]:
@@ -104,4 +108,9 @@ def secret_texts(settings: Settings) -> Iterable[str]:
 
 
 def flavour(settings: Settings) -> Optional[str]:
-    return settings.flavour
+    return flavour_list.first_name(settings.flavour)
+
+
+def flavours(settings: Settings) -> Tuple[str, ...]:
+    """Every flavour entry as written (``elastiq.flavours``)."""
+    return flavour_list.texts(settings.flavour)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model import Instance, InstanceState
-from .base import QuotaError, TransientError
+from .base import ConfigError, QuotaError, TransientError
 
 PENDING_S = 30.0
 SHUTDOWN_S = 30.0
@@ -76,6 +76,9 @@ class _VM:
     fails: bool
     state: InstanceState = InstanceState.BOOTING
     terminated_at: Optional[float] = None
+    flavour: Optional[str] = None  # None: the pool's VM shape
+    cpus: Optional[int] = None
+    memory_mb: Optional[int] = None
 
 
 class SimCloud:
@@ -84,8 +87,10 @@ class SimCloud:
     def __init__(self, clock: Callable[[], float], *, cluster: str = "elastiq",
                  boot_delay: BootDelay = BootDelay(), never_join_share: float = 0.0,
                  error_share: float = 0.0, capacity: Optional[int] = None,
-                 list_failure: float = 0.0, seed: int = 0, pool: Optional["SimPool"] = None):
+                 list_failure: float = 0.0, seed: int = 0, pool: Optional["SimPool"] = None,
+                 flavours: Optional[Dict[str, Tuple[int, int]]] = None):
         self.clock, self.cluster, self.boot_delay, self.pool = clock, cluster, boot_delay, pool
+        self.flavours = flavours or {}  # name -> (cpus, memory_mb): launch(flavour=) takes them
         self.never_join_share, self.error_share = never_join_share, error_share
         self.capacity, self.list_failure = capacity, list_failure
         self.rng = random.Random(seed)
@@ -104,11 +109,16 @@ class SimCloud:
             raise TransientError("simulated cloud API timeout")
         if self._listing is None:
             self._listing = tuple(
-                Instance(vm.id, vm.state, vm.launched_at, self.cluster) for vm in self.listed.values()
+                Instance(vm.id, vm.state, vm.launched_at, self.cluster, instance_type=vm.flavour)
+                for vm in self.listed.values()
             )
         return self._listing
 
-    def launch(self, count: int) -> Tuple[str, ...]:
+    def launch(self, count: int, flavour: Optional[str] = None) -> Tuple[str, ...]:
+        """``flavour``: one of ``flavours`` (its workers join with its shape); None: the pool's
+        VM shape."""
+        if flavour is not None and flavour not in self.flavours:
+            raise ConfigError(f"simulated cloud has no flavour {flavour!r}", key="flavour")
         self.launch_calls += 1
         now = self.clock()
         if self.capacity is not None:
@@ -123,6 +133,8 @@ class SimCloud:
             silent = not fails and fate < self.error_share + self.never_join_share
             vm = _VM(f"i-sim{len(self.vms) + 1:06d}", now, now + min(PENDING_S, delay),
                      None if fails or silent else now + delay, fails)
+            if flavour is not None:
+                vm.flavour, (vm.cpus, vm.memory_mb) = flavour, self.flavours[flavour]
             self.vms[vm.id] = self.listed[vm.id] = vm
             heapq.heappush(self.events, (vm.running_at, 0, vm.id))
             if vm.join_at is not None:
@@ -167,7 +179,7 @@ class SimCloud:
                 vm.state = InstanceState.ERROR if vm.fails else InstanceState.RUNNING
                 self.in_error += vm.fails
             elif self.pool is not None:
-                self.pool.add_worker(vm.id, when)
+                self.pool.add_worker(vm.id, when, vm.cpus, vm.memory_mb)
             self._changed()
 
     def _changed(self) -> None:

@@ -78,6 +78,8 @@ class SimPool:
         self.jobs_killed = 0
         self.used: set = set()  # instances that ran at least one job
         self.busy_s = 0.0
+        self.busy_by: Dict[str, float] = {}  # instance -> seconds it ran a job
+        self.core_s_by: Dict[str, float] = {}  # instance -> cpu-seconds of the jobs it ran
         self.version = 0
         self._dirty_match = True
         self._queue: Optional[Queue] = None
@@ -269,13 +271,16 @@ class SimPool:
         self._touch(slot)
 
     def _stop(self, slot: _Slotted, index: int, now: float) -> None:
+        used = self.core_s_by
+        used[slot.instance_id] = used.get(slot.instance_id, 0.0) + \
+            self.w.cpus[index] * (now - self.started[index])
         del slot.running[index]
         self._running_on.pop(index, None)
         slot.free_cpus += self.w.cpus[index]
         slot.free_memory += self.w.memory_mb[index]
         self.running -= 1
         if not slot.running:
-            self.busy_s += now - slot.busy_since
+            self._busy(slot, now)
             slot.busy_since, slot.idle_since = None, now
         self._touch(slot)
 
@@ -291,5 +296,14 @@ class SimPool:
         """End of the simulation: account the busy time of workers still running jobs."""
         for slot in self.workers.values():
             if slot.running:
-                self.busy_s += now - slot.busy_since
+                for index in slot.running:
+                    self.core_s_by[slot.instance_id] = self.core_s_by.get(slot.instance_id, 0.0) \
+                        + self.w.cpus[index] * (now - max(self.started[index], slot.busy_since))
+                self._busy(slot, now)
                 slot.busy_since = now
+
+    def _busy(self, slot: _Slotted, now: float) -> None:
+        """Account the busy stretch of ``slot`` that ends ``now``."""
+        self.busy_s += now - slot.busy_since
+        self.busy_by[slot.instance_id] = self.busy_by.get(slot.instance_id, 0.0) \
+            + now - slot.busy_since

@@ -25,6 +25,7 @@ from typing import Optional, TYPE_CHECKING
 
 from ..model import Lifecycle, LaunchOutcome, Memory, Plan, Snapshot, InstanceRecord
 from . import demand as demand_mod
+from . import mix
 from .consolidate import CONSOLIDATION, IDLE, note_underuse
 from .lifecycle import Fleet, mark, track
 from .scaledown import scale_down
@@ -81,6 +82,11 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
         return demand_mod.by_count(jobs, [w.running_jobs for w in accepting], booting,
                                    e.n_jobs_per_vm, limit)
     free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
+    flavours = mix.usable(config.flavours)
+    if flavours:
+        names = [m.instance.instance_type or m.record.flavour
+                 for m in fleet.members if m.booting][:booting]
+        return mix.by_flavours(jobs, free, names, flavours, limit, fleet.alive, q.max_vms)
     return demand_mod.by_shape(jobs, free, booting, vm.effective_cpus, vm.effective_memory_mb, limit)
 
 
@@ -91,6 +97,17 @@ def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fl
     booting = fleet.booting
     if demand is None or not booting or demand.uncovered:
         return 0
+    flavours = mix.usable(config.flavours) if not config.elastiq.n_jobs_per_vm else ()
+    if flavours:  # several sizes: the newest booting VMs that no job is packed into
+        accepting = [m.worker for m in fleet.members if m.worker is not None
+                     and m.record.lifecycle is Lifecycle.JOINED and not m.worker.draining]
+        on_way = [m for m in fleet.members if m.booting]
+        listed = sorted((m for m in on_way if m.listed),
+                        key=lambda m: (-m.record.launched_at, m.id))[::-1]
+        name = lambda m: m.instance.instance_type or m.record.flavour  # noqa: E731
+        return mix.unneeded_booting(jobs, [(w.free_cpus, w.free_memory_mb) for w in accepting],
+                                    [name(m) for m in on_way if not m.listed],
+                                    [name(m) for m in listed], flavours)
     needed = compute_demand(jobs, snapshot, fleet, config, booting=0, limit=booting)
     return booting - needed.new_vms
 
@@ -117,7 +134,7 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
     demand = compute_demand(jobs, snapshot, fleet, config)
     up = scale_up(demand, fleet, draining, memory, config, now)
     down = scale_down(
-        snapshot, fleet, config, now, launching=up.launch is not None,
+        snapshot, fleet, config, now, launching=bool(up.launches),
         keep=frozenset(c.instance_id for c in up.cancel_drains),
         surplus_booting=surplus_booting(jobs, snapshot, fleet, config, demand),
         jobs_waiting=jobs.waiting if jobs is not None else 0,
@@ -136,7 +153,7 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
         failures += down.failures
         backoff_until = max(backoff_until, now + backoff_delay(failures, config))
 
-    actions = (up.cancel_drains + ((up.launch,) if up.launch else ()) + down.drains
+    actions = (up.cancel_drains + up.launches + down.drains
                + down.consolidations + down.terminates)
     wakes = [t for t in (up.wake, down.wake) if t is not None and t > now]
     new_memory = Memory(up.waiting_since, backoff_until, failures, records, unstarted)
@@ -150,7 +167,8 @@ def record_launch(memory: Memory, outcome: LaunchOutcome, config: Config, now: f
     because of an error starts or extends the back-off."""
     records = dict(memory.instances)
     for instance_id in outcome.granted:
-        records[instance_id] = InstanceRecord(Lifecycle.REQUESTED, now, now)
+        records[instance_id] = InstanceRecord(Lifecycle.REQUESTED, now, now,
+                                              flavour=outcome.flavour)
     if outcome.error is not None and not outcome.granted:
         failures = memory.failures + 1
         return replace(memory, instances=records, failures=failures,

@@ -59,6 +59,8 @@ class Demand:
     new_vms: int  # new VMs needed for the uncovered jobs (capped by ``limit``)
     unplaced: int  # jobs left without room even after ``limit`` new VMs
     unmatchable: int  # idle jobs that can never run on a worker VM
+    # several flavours (:mod:`.mix`): (flavour, new VMs of it), in launch order; () = one flavour
+    mix: Tuple[Tuple[str, int], ...] = ()
 
 
 def fits_vm(job: Job, vm_cpus: int, vm_memory_mb: int) -> bool:
@@ -152,8 +154,17 @@ def by_shape(
 ) -> Demand:
     """First-fit decreasing of job shapes into ``free`` bins and ``booting`` VMs, then into at
     most ``limit`` new VMs."""
-    existing: List[List[int]] = [[c, m] for c, m in free if c > 0]
-    existing.extend([vm_cpus, vm_memory_mb] for _ in range(booting))
+    bins = list(free) + [(vm_cpus, vm_memory_mb)] * booting
+    uncovered, new, unplaced = pack(jobs, bins, vm_cpus, vm_memory_mb, limit)
+    return Demand(jobs.waiting, uncovered, len(new), unplaced, jobs.unmatchable)
+
+
+def pack(jobs: Placeable, room: Sequence[Tuple[int, int]], vm_cpus: int, vm_memory_mb: int,
+         limit: int) -> Tuple[int, List[List[int]], int]:
+    """First-fit decreasing of the job shapes into ``room`` (free cpus/memory of workers and
+    booting VMs), then into at most ``limit`` new VMs of ``vm_cpus``/``vm_memory_mb``.
+    Returns (jobs without room in ``room``, the new VMs' room left, jobs left unplaced)."""
+    existing: List[List[int]] = [[c, m] for c, m in room if c > 0]
     leftover = []
     for (cpus, memory), count in sorted(jobs.shapes.items(), reverse=True):
         if existing:
@@ -171,7 +182,7 @@ def by_shape(
             new.append([vm_cpus, vm_memory_mb])
             count = _place(cpus, memory, count, new[-1:])
         unplaced += count
-    return Demand(jobs.waiting, uncovered, len(new), unplaced, jobs.unmatchable)
+    return uncovered, new, unplaced
 
 
 def _place(cpus: int, memory: int, count: int, bins: List[List[int]]) -> int:

@@ -253,10 +253,11 @@ def _next_record(
                                                 previous.worker, previous.busy_at):
             return previous
         return InstanceRecord(lifecycle, previous.since, previous.launched_at, joined_at, name,
-                              missing, busy, previous.underused_since, previous.drain)
+                              missing, busy, previous.underused_since, previous.drain,
+                              previous.flavour)
     drain = previous.drain if lifecycle is Lifecycle.DRAINING else None
     return InstanceRecord(lifecycle, now, previous.launched_at, joined_at, name, missing, busy,
-                          previous.underused_since, drain)
+                          previous.underused_since, drain, previous.flavour)
 
 
 def mark(records: Dict[str, InstanceRecord], ids, lifecycle: Lifecycle, now: float,

@@ -20,6 +20,7 @@ from typing import Optional, Sequence, TYPE_CHECKING, Tuple
 from ..model import CancelDrain, Launch, Memory
 from .demand import Demand
 from .lifecycle import Fleet, Member
+from .mix import split
 
 if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
     from ..config import Config
@@ -27,7 +28,7 @@ if TYPE_CHECKING:  # annotations only: the configuration imports the core's regi
 
 @dataclass(frozen=True)
 class ScaleUp:
-    launch: Optional[Launch]
+    launches: Tuple[Launch, ...]  # one per flavour (several flavours: see .mix); () = none
     cancel_drains: Tuple[CancelDrain, ...]
     waiting_since: Optional[float]
     notes: Tuple[str, ...]
@@ -102,11 +103,16 @@ def scale_up(
         wake = memory.backoff_until if wake is None else min(wake, memory.backoff_until)
         count = 0
 
-    launch = None
+    launches: Tuple[Launch, ...] = ()
     if count > 0:
         booting = fleet.booting
         if booting:
             why.append(f"{_plural(booting, 'VM')} booting")
         why.append(f"{fleet.alive}/{q.max_vms} VMs")
-        launch = Launch(count, f"launch {count}: " + ", ".join(why))
-    return ScaleUp(launch, cancels, waiting_since, tuple(notes), wake)
+        if demand is not None and demand.mix:  # several flavours
+            first = config.flavours[0].name
+            launches = tuple(Launch(n, f"launch {n} {name}: " + ", ".join(why), name)
+                             for name, n in split(count, demand.mix, first))
+        else:
+            launches = (Launch(count, f"launch {count}: " + ", ".join(why)),)
+    return ScaleUp(launches, cancels, waiting_since, tuple(notes), wake)

@@ -134,8 +134,10 @@ class Actuator:
     def _launch(self, action: Launch, memory: Any) -> Tuple[Any, Tuple[str, ...], str]:
         failure = ""
         try:
-            granted = tuple(self.cloud.launch(action.count))
-            outcome = LaunchOutcome(action.count, granted)
+            flavour = action.flavour  # several flavours: which one (None: the cloud's own)
+            granted = tuple(self.cloud.launch(action.count, flavour=flavour) if flavour
+                            else self.cloud.launch(action.count))
+            outcome = LaunchOutcome(action.count, granted, flavour=flavour)
             self.metrics.launched(len(granted))
             refused = action.count - len(granted)
             log.log(logging.INFO if refused else logging.DEBUG, "launched %d%s: %s",
@@ -144,7 +146,8 @@ class Actuator:
         except Exception as err:
             granted = ()
             kind = self._failed("launch", f"{action.count} VM(s)", err)
-            outcome = LaunchOutcome(action.count, (), kind if kind != "internal" else "fatal")
+            outcome = LaunchOutcome(action.count, (), kind if kind != "internal" else "fatal",
+                                    action.flavour)
             failure = f"launch {action.count} failed ({kind} error): {_reason(err)}"
         return self.policy.record_launch(memory, outcome, self.config, self.clock()), granted, failure
 

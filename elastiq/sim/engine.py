@@ -33,8 +33,10 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional, Tuple
 
+from ..adapters.base import ConfigError
+from ..adapters.factory import fill_flavours, flavour_entries
 from ..adapters.sim import BootDelay
-from ..config import Config
+from ..config import Config, InvalidConfig
 from ..core import POLICIES as CORE_POLICIES, get_policy as core_policy
 from ..model import Plan
 from ..runtime.metrics import Metrics
@@ -79,7 +81,15 @@ class SimOptions:
 
 def sim_config(config: Config) -> Config:
     """The configuration the simulation runs with: a definite VM shape (cpus default 1 as in
-    ``vm.effective_cpus``; memory default 2 GiB per cpu when unset)."""
+    ``vm.effective_cpus``; memory default 2 GiB per cpu when unset); with several flavours,
+    their catalogue from their entries (no cloud to ask: a flavour without ``:CPUS:MEMORY_MB``
+    is never launched, see :mod:`elastiq.flavours`)."""
+    entries = flavour_entries(config)
+    if len(entries) > 1:
+        try:
+            config = fill_flavours(config, None, entries)
+        except ConfigError as err:
+            raise InvalidConfig(config.source, err.key, str(err)) from None
     cpus = config.vm.effective_cpus
     memory = config.vm.memory_mb or 2048 * cpus
     return replace(config, vm=replace(config.vm, cpus=cpus, memory_mb=memory))

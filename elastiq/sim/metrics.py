@@ -68,19 +68,27 @@ class Recorder:
         pool, cloud, w, cfg = sim.pool, sim.cloud, sim.workload, sim.config
         if self.keep_timeline:
             self.sample(end)
-        vm_s = sum((vm.terminated_at if vm.terminated_at is not None else end) - vm.launched_at
-                   for vm in cloud.vms.values())
-        boot_s = 0.0
-        for vm in cloud.vms.values():
-            gone = vm.terminated_at if vm.terminated_at is not None else end
-            joined = vm.join_at if vm.join_at is not None and vm.join_at <= gone else gone
-            boot_s += joined - vm.launched_at
+        sizes = by_size(sim, end)
+        if cfg.flavours:  # several flavours: price-weighted, in the first flavour's VM-hours
+            vm_s = 3600.0 * sum(r["weighted_vm_hours"] for r in sizes.values())
+            boot_s = 3600.0 * sum(r["booting_vm_hours"] * r["price"] for r in sizes.values())
+            busy = sum(r["busy_vm_hours"] * r["price"] for r in sizes.values())
+        else:
+            vm_s = sum((vm.terminated_at if vm.terminated_at is not None else end)
+                       - vm.launched_at for vm in cloud.vms.values())
+            boot_s = 0.0
+            for vm in cloud.vms.values():
+                boot_s += _joined(vm, end) - vm.launched_at
+            busy = pool.busy_s / 3600.0
         start = sim.workload_start
         waits = sorted(pool.started[i] - (start + w.submit[i])
                        for i in range(len(w)) if pool.finished[i] is not None)
         oracle = w.core_seconds() / cfg.vm.cpus / 3600.0
-        vm_hours, busy = vm_s / 3600.0, pool.busy_s / 3600.0
+        vm_hours = vm_s / 3600.0
         return {
+            "vm_hours_unit": (f"price-weighted VM-hours of the first flavour "
+                              f"({cfg.flavours[0].name})" if cfg.flavours else "VM-hours"),
+            "by_size": sizes,
             "policy": sim.options.policy,
             "workload": w.name,
             "jobs": len(w),
@@ -123,6 +131,44 @@ class Recorder:
         }
 
 
+def _joined(vm, end: float) -> float:
+    """When ``vm`` joined, or stopped costing without joining."""
+    gone = vm.terminated_at if vm.terminated_at is not None else end
+    return vm.join_at if vm.join_at is not None and vm.join_at <= gone else gone
+
+
+def by_size(sim, end: float) -> dict:
+    """Where the VM-hours go per VM size (flavour name, or the VM's cpus for VMs of the one
+    configured shape): VMs launched, their VM-hours (not weighted), busy / idle / booting
+    hours, the price relative to the first flavour, the weighted VM-hours, and ``core_use``:
+    the share of the busy VMs' cpus that jobs used (1.0: no fragmentation)."""
+    cfg, pool = sim.config, sim.pool
+    price = {f.name: f.price for f in cfg.flavours}
+    rows: dict = {}
+    for vm in sim.cloud.vms.values():
+        cpus = vm.cpus or cfg.vm.cpus
+        name = vm.flavour or (cfg.flavours[0].name if cfg.flavours else f"{cpus} cpus")
+        row = rows.setdefault(name, {"cpus": cpus, "price": price.get(name, 1.0), "vms": 0,
+                                     "vm_s": 0.0, "busy_s": 0.0, "boot_s": 0.0, "core_s": 0.0})
+        row["vms"] += 1
+        row["vm_s"] += (vm.terminated_at if vm.terminated_at is not None else end) - vm.launched_at
+        row["boot_s"] += _joined(vm, end) - vm.launched_at
+        row["busy_s"] += pool.busy_by.get(vm.id, 0.0)
+        row["core_s"] += pool.core_s_by.get(vm.id, 0.0)
+    out = {}
+    for name, r in sorted(rows.items(), key=lambda item: -item[1]["cpus"]):
+        hours = r["vm_s"] / 3600.0
+        out[name] = {
+            "cpus": r["cpus"], "price": round(r["price"], 4), "vms": r["vms"],
+            "vm_hours": round(hours, 3), "weighted_vm_hours": round(hours * r["price"], 3),
+            "busy_vm_hours": round(r["busy_s"] / 3600.0, 3),
+            "idle_vm_hours": round((r["vm_s"] - r["busy_s"]) / 3600.0, 3),
+            "booting_vm_hours": round(r["boot_s"] / 3600.0, 3),
+            "core_use": round(r["core_s"] / (r["cpus"] * r["busy_s"]), 3) if r["busy_s"] else None,
+        }
+    return out
+
+
 def _hours(seconds: float) -> str:
     if seconds >= 2 * 86400:
         return f"{seconds / 86400:.1f} d"
@@ -144,7 +190,12 @@ def summary_table(r: dict) -> str:
                    f" / {k['vm_memory_mb']} MiB, idle_for {k['idle_for_time_s']:g} s)"),
         ("jobs completed", f"{r['jobs_completed']} / {r['jobs']}"),
         ("wait mean / p95 / max", f"{_hours(r['wait_mean_s'])} / {_hours(r['wait_p95_s'])} / {_hours(r['wait_max_s'])}"),
-        ("VM-hours", f"{r['vm_hours']:.1f}  (busy {r['busy_vm_hours']:.1f}, idle {r['idle_vm_hours']:.1f})"),
+        ("VM-hours", f"{r['vm_hours']:.1f}  (busy {r['busy_vm_hours']:.1f}, idle {r['idle_vm_hours']:.1f})"
+                     + (f"  [{r['vm_hours_unit']}]" if r.get("vm_hours_unit", "VM-hours") != "VM-hours" else "")),
+        *((f"  {name}", f"{v['vms']} VMs of {v['cpus']} cpus (price {v['price']:g}): {v['vm_hours']:.1f}"
+                        f" VM-h, busy {v['busy_vm_hours']:.1f}, idle {v['idle_vm_hours']:.1f},"
+                        f" booting {v['booting_vm_hours']:.1f}, cores used when busy {v['core_use']}")
+          for name, v in r.get("by_size", {}).items() if len(r.get("by_size", {})) > 1),
         ("oracle VM-hours", f"{r['oracle_vm_hours']:.1f}  (ratio {r['oracle_ratio']})"),
         ("VMs", f"max {r['max_vms']} at once, {r['vms_launched']} launched in {r['launch_calls']} calls,"
                 f" {r['vms_terminated']} terminated, {r['vms_never_used']} never ran a job,"

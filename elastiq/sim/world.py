@@ -34,7 +34,9 @@ class World:
                                   error_share=options.error_share,
                                   capacity=options.cloud_capacity,
                                   list_failure=options.list_failure, seed=options.seed,
-                                  pool=self.pool)
+                                  pool=self.pool,
+                                  flavours={f.name: (f.cpus, f.memory_mb)
+                                            for f in config.flavours if f.known})
         self.batch, self.cloud = _Batch(self), _Cloud(self)
         self.actions: List[Tuple[float, str, str]] = []
         self.started = 0  # jobs the negotiator started this tick
@@ -112,10 +114,10 @@ class _Cloud:
         self.world._seen_cloud = self.sim.version
         return answer
 
-    def launch(self, count: int):
-        self.world._act("launch", str(count))
+    def launch(self, count: int, flavour=None):
+        self.world._act("launch", str(count) if flavour is None else f"{count} {flavour}")
         try:
-            return self.sim.launch(count)
+            return self.sim.launch(count, flavour)
         finally:
             self.world.peak = max(self.world.peak, self.sim.alive)
 
