@@ -2,6 +2,7 @@
 last decisions, --json; it only reads the saved state."""
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 import time
 
@@ -150,3 +151,23 @@ def test_status_of_a_daemon_running_the_legacy_policy(tmp_path, capsys):
     assert data["state"] is True and data["cluster"] == "physics"
     assert data["vms"] == [] and data["idle_jobs"] == 11
     assert data["decisions"][-1]["text"] == "launch 14: reason 14"
+
+
+def test_status_shows_each_vm_flavour_when_several_are_launched(tmp_path, capsys):
+    state = saved_state()
+    records = dict(state.memory.instances)
+    records["i-4"] = replace(records["i-4"], flavour="c5.xlarge")
+    records["i-new"] = replace(records["i-new"], flavour="c5.large")
+    path = tmp_path / "elastiq.yaml"
+    path.write_text(yaml.safe_dump({"elastiq": {"cluster_name": "physics",
+                                                "state_dir": str(tmp_path / "state")}}))
+    StateStore(str(tmp_path / "state")).save(replace(state, memory=Memory(instances=records)))
+    assert cli.main(["status", "--config", str(path)]) == 3
+    lines = capsys.readouterr().out.splitlines()
+    assert next(line for line in lines if line.startswith("INSTANCE")).split()[-1] == "FLAVOUR"
+    assert next(line for line in lines if line.startswith("i-4 ")).split()[-1] == "c5.xlarge"
+    assert next(line for line in lines if line.startswith("i-new ")).split()[-1] == "c5.large"
+    assert next(line for line in lines if line.startswith("i-5 ")).split()[-1] == "-"
+    assert cli.main(["status", "--config", str(path), "--json"]) == 3
+    vms = {v["instance_id"]: v["flavour"] for v in json.loads(capsys.readouterr().out)["vms"]}
+    assert (vms["i-4"], vms["i-new"], vms["i-5"]) == ("c5.xlarge", "c5.large", None)

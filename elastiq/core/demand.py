@@ -168,7 +168,7 @@ def pack(jobs: Placeable, room: Sequence[Tuple[int, int]], vm_cpus: int, vm_memo
     leftover = []
     for (cpus, memory), count in sorted(jobs.shapes.items(), reverse=True):
         if existing:
-            count = _place(cpus, memory, count, existing)
+            count = place(cpus, memory, count, existing)
         if count:
             leftover.append((cpus, memory, count))
     uncovered = sum(count for _, _, count in leftover)
@@ -177,15 +177,15 @@ def pack(jobs: Placeable, room: Sequence[Tuple[int, int]], vm_cpus: int, vm_memo
     unplaced = 0
     for cpus, memory, count in leftover:
         if new:
-            count = _place(cpus, memory, count, new)
+            count = place(cpus, memory, count, new)
         while count and len(new) < limit:
             new.append([vm_cpus, vm_memory_mb])
-            count = _place(cpus, memory, count, new[-1:])
+            count = place(cpus, memory, count, new[-1:])
         unplaced += count
     return uncovered, new, unplaced
 
 
-def _place(cpus: int, memory: int, count: int, bins: List[List[int]]) -> int:
+def place(cpus: int, memory: int, count: int, bins: List[List[int]]) -> int:
     """Put up to ``count`` jobs of one shape into ``bins``, first fit; return how many are left."""
     for slot in bins:
         if not count:

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..model import Flavour
-from .demand import Demand, Placeable, _place, pack
+from .demand import Demand, Placeable, pack, place
 
 
 def usable(flavours: Sequence[Flavour]) -> Tuple[Flavour, ...]:
@@ -118,7 +118,7 @@ def unneeded_booting(jobs: Placeable, free: Sequence[Tuple[int, int]],
     first = len(bins)
     bins += [list(shape) for shape in shapes]
     for (cpus, memory), count in sorted(jobs.shapes.items(), reverse=True):
-        _place(cpus, memory, count, bins)
+        place(cpus, memory, count, bins)
     empty = 0
     for room, shape in zip(reversed(bins[first:]), reversed(shapes)):
         if tuple(room) != tuple(shape):

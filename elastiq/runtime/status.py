@@ -77,6 +77,7 @@ def report(state: Optional[State], policy: Policy, running: pidfile.PidStatus,
         view = views.get(iid)
         vms.append({
             "instance_id": iid, "state": _shown(record), "drain": record.drain,
+            "flavour": record.flavour,
             "since": record.since,
             "worker": record.worker or (view.worker if view else None),
             "address": view.address if view else None,
@@ -163,8 +164,11 @@ def render(data: dict, now: float) -> str:
          f"{_clock(v['since'])} ({_age(now - v['since'])} ago)", str(v["jobs"]))
         for v in data["vms"]
     ]
+    if any(v["flavour"] for v in data["vms"]):  # several flavours: say which each VM is
+        rows = [row + (v["flavour"] or "-",) for row, v in zip(rows, ({"flavour": "FLAVOUR"},
+                                                                      *data["vms"]))]
     if data["vms"]:
-        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
     else:
         lines.append("no VMs")
