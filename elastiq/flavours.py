@@ -103,12 +103,7 @@ def problems(section: str, value: Value) -> Iterable[Tuple[str, str]]:
         if entry.name in seen:
             yield key_of(section, value, index), f"{entry.name!r} is listed twice"
         seen.add(entry.name)
-    first = entries[0] if entries else None
-    for index, entry in enumerate(entries[1:], 1):
-        if first.cpus and first.memory_mb and entry.cpus and entry.memory_mb \
-                and (entry.cpus > first.cpus or entry.memory_mb > first.memory_mb):
-            yield key_of(section, value, index), (f"{entry.name} is larger than the first "
-                                                  f"flavour {first.name}: list the largest first")
+    yield from resolve(section, value, None, None, {})[1]  # shapes as written: largest first?
     priced = [e.price is not None for e in entries]
     if any(priced) and not all(priced):
         index = priced.index(not priced[0])
@@ -138,8 +133,8 @@ def resolve(section: str, value: Value, vm_cpus: Optional[int], vm_memory_mb: Op
         if index and ref_cpus and ref_memory and cpus and memory \
                 and (cpus > ref_cpus or memory > ref_memory):
             wrong.append((key_of(section, value, index),
-                          f"{e.name} ({cpus} cpus, {memory} MiB) is larger than the first "
-                          f"flavour {entries[0].name} ({ref_cpus} cpus, {ref_memory} MiB): "
+                          f"{e.name} is larger than the first flavour {entries[0].name} "
+                          f"({cpus} cpus, {memory} MiB > {ref_cpus} cpus, {ref_memory} MiB): "
                           "list the largest first"))
         price = e.price if e.price is not None else cpus
         known = bool(cpus and memory and price and ref_price)
@@ -147,7 +142,3 @@ def resolve(section: str, value: Value, vm_cpus: Optional[int], vm_memory_mb: Op
                            price / ref_price if known else 1.0))
     return tuple(out), wrong
 
-
-def usable(flavours: Sequence[Flavour]) -> Tuple[Flavour, ...]:
-    """The flavours that can be launched: the first and every other of known shape."""
-    return tuple(f for i, f in enumerate(flavours) if i == 0 or f.known)
