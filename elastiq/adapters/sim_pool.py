@@ -67,7 +67,8 @@ class SimPool:
         self._next_submit = 0
         self.idle: List[Job] = []  # FIFO by (queued_since, index)
         self._kinds: Dict[tuple, List[float]] = {}  # the idle jobs' summary (model.IdleJobs)
-        self._frozen: Dict[tuple, tuple] = {}  # the same as tuples, for kinds unchanged since
+        self._summary: Dict[tuple, tuple] = {}  # the same as tuples, non-empty kinds only
+        self._stale_kinds: set = set()  # kinds changed since the summary (never mutated once out)
         self._index: Dict[int, int] = {}  # id(Job) -> workload index
         self._finishes: List[Tuple[float, int, int]] = []
         self._running_on: Dict[int, str] = {}
@@ -92,12 +93,16 @@ class SimPool:
             raise TransientError("simulated schedd timeout")
         if self._queue is None:
             busy = frozenset(s.name for s in self.workers.values() if s.running)
-            frozen = self._frozen
-            for kind, times in self._kinds.items():
-                if kind not in frozen:
-                    frozen[kind] = tuple(times)
-            kinds = {kind: times for kind, times in frozen.items() if times}
-            self._queue = Queue(IdleJobs(self.idle, kinds), self.running, running_on=busy)
+            if self._stale_kinds:
+                summary = self._summary = dict(self._summary)
+                for kind in self._stale_kinds:
+                    times = self._kinds[kind]
+                    if times:
+                        summary[kind] = tuple(times)
+                    else:
+                        summary.pop(kind, None)
+                self._stale_kinds.clear()
+            self._queue = Queue(IdleJobs(self.idle, self._summary), self.running, running_on=busy)
         return self._queue
 
     def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
@@ -220,7 +225,7 @@ class SimPool:
                     kind = (job.cpus, job.memory_mb, True)
                     times = self._kinds[kind]
                     del times[bisect.bisect_left(times, job.queued_since)]
-                    self._frozen.pop(kind, None)
+                    self._stale_kinds.add(kind)
                     self._start(slot, self._index.pop(id(job)), now)
                     free -= job.cpus
                     matched.append(pos)
@@ -244,7 +249,7 @@ class SimPool:
         self._index[id(job)] = index
         kind = (job.cpus, job.memory_mb, True)
         bisect.insort(self._kinds.setdefault(kind, []), job.queued_since)
-        self._frozen.pop(kind, None)
+        self._stale_kinds.add(kind)
         if self.idle and self.idle[-1].queued_since > job.queued_since:
             keys = [j.queued_since for j in self.idle]
             self.idle.insert(bisect.bisect_right(keys, job.queued_since), job)

@@ -113,6 +113,7 @@ _STAYING = tuple(life for life in Lifecycle if life is not _L.TERMINATING)
 _NOT_REQUESTED = tuple(life for life in Lifecycle if life is not _L.REQUESTED)
 _UP = (_S.REQUESTED, _S.BOOTING, _S.RUNNING)
 _ANY = tuple(Seen)
+_IN_POOL = (_L.JOINED, _L.DRAINING)
 CLOUD = tuple(InstanceState) + tuple(Unlisted)
 
 _RULES = (
@@ -181,6 +182,8 @@ def track(
     members = []
     new_records: Dict[str, InstanceRecord] = {}
     for instance in listed.values():
+        if instance.state is _S.GONE:
+            continue  # forgotten, whatever its record said (the table's first rule)
         previous = records.get(instance.id)
         if previous is None:  # adopted or newly listed
             previous = InstanceRecord(
@@ -230,6 +233,17 @@ def _next_record(
 ) -> Optional[InstanceRecord]:
     """The record after this observation (None: forget it); ``previous`` itself when nothing
     changed (the common case, kept cheap: this runs for every instance at every tick)."""
+    if (worker is not None and state is _S.RUNNING and previous.worker == worker.name
+            and previous.joined_at is not None and previous.missing_since is None
+            and (previous.lifecycle is _L.DRAINING) is worker.draining
+            and previous.lifecycle in _IN_POOL):
+        # the table's cell (joined / draining, running, accepting / draining) as last time:
+        # the same lifecycle, only busy_at can move
+        if not worker.busy or previous.busy_at == now:
+            return previous
+        return InstanceRecord(previous.lifecycle, previous.since, previous.launched_at,
+                              previous.joined_at, previous.worker, None, now,
+                              previous.underused_since, previous.drain)
     joined_at, missing, name = previous.joined_at, previous.missing_since, previous.worker
     busy = previous.busy_at
     if worker is not None and worker.busy:

@@ -236,8 +236,7 @@ class Simulation:
         if not last:
             return True
         if read_at > -math.inf:
-            kind = "+".join(k for k, at in last.items() if abs(at - read_at) <= agenda.window)
             self.world.now = read_at
-            self.runtime.observer.observe(kind, read_at)
+            self.runtime.observer.relisted(read_at)
         agenda.take(last_tick)
         return True
