@@ -113,7 +113,6 @@ _STAYING = tuple(life for life in Lifecycle if life is not _L.TERMINATING)
 _NOT_REQUESTED = tuple(life for life in Lifecycle if life is not _L.REQUESTED)
 _UP = (_S.REQUESTED, _S.BOOTING, _S.RUNNING)
 _ANY = tuple(Seen)
-_IN_POOL = (_L.JOINED, _L.DRAINING)
 CLOUD = tuple(InstanceState) + tuple(Unlisted)
 
 _RULES = (
@@ -149,6 +148,11 @@ def _table(rules) -> Dict[Tuple[Lifecycle, object, Seen], Step]:
 
 #: (previous lifecycle, cloud state or Unlisted, Seen) -> Step: the lifecycle's transitions.
 TRANSITIONS = _table(_RULES)
+
+#: The table's cells of a running instance whose worker is in the pool, accepting jobs while
+#: joined or draining while draining (the pool shows what the record says).
+_IN_POOL = {_L.JOINED: TRANSITIONS[_L.JOINED, _S.RUNNING, Seen.ACCEPTING],
+            _L.DRAINING: TRANSITIONS[_L.DRAINING, _S.RUNNING, Seen.DRAINING]}
 
 #: The lifecycle of an instance seen for the first time (adopted, or listed before tracked).
 _CLOUD_TO_LIFECYCLE = {
@@ -233,24 +237,17 @@ def _next_record(
 ) -> Optional[InstanceRecord]:
     """The record after this observation (None: forget it); ``previous`` itself when nothing
     changed (the common case, kept cheap: this runs for every instance at every tick)."""
-    if (worker is not None and state is _S.RUNNING and previous.worker == worker.name
-            and previous.joined_at is not None and previous.missing_since is None
-            and (previous.lifecycle is _L.DRAINING) is worker.draining
-            and previous.lifecycle in _IN_POOL):
-        # the table's cell (joined / draining, running, accepting / draining) as last time:
-        # the same lifecycle, only busy_at can move
-        if not worker.busy or previous.busy_at == now:
-            return previous
-        return InstanceRecord(previous.lifecycle, previous.since, previous.launched_at,
-                              previous.joined_at, previous.worker, None, now,
-                              previous.underused_since, previous.drain)
     joined_at, missing, name = previous.joined_at, previous.missing_since, previous.worker
     busy = previous.busy_at
     if worker is not None and worker.busy:
         busy = now
     elif worker is None and name is not None and name in running_on:
         busy, missing, pool_known = now, None, False  # a job runs there: alive, unlisted
-    step = TRANSITIONS[previous.lifecycle, state, _seen(previous, worker, pool_known, now)]
+    if (worker is not None and state is _S.RUNNING and previous.lifecycle in _IN_POOL
+            and (previous.lifecycle is _L.DRAINING) is worker.draining):
+        step = _IN_POOL[previous.lifecycle]  # most instances at most ticks: no _seen needed
+    else:
+        step = TRANSITIONS[previous.lifecycle, state, _seen(previous, worker, pool_known, now)]
     lifecycle = step.lifecycle
     if lifecycle is FORGET:
         return None
