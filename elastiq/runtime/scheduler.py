@@ -197,9 +197,10 @@ class Scheduler:
 
     def _reschedule(self) -> None:
         """One apscheduler date job at the next moment (the caller holds ``_wake_lock``)."""
+        if self._stopped or self._background is None or not self._background.running:
+            return
         when = self._next_moment()
-        if (when is None or when == self._job_at or self._stopped or self._background is None
-                or not self._background.running):
+        if when is None or when == self._job_at:
             return
         if self._job is not None:  # superseded
             from apscheduler.jobstores.base import JobLookupError
