@@ -42,6 +42,9 @@ from ..model import (
 )
 
 
+_ON_ITS_WAY = frozenset((Lifecycle.REQUESTED, Lifecycle.BOOTING))
+
+
 @dataclass(frozen=True)
 class Member:
     """One alive instance of ours, with its worker (None: not in the pool now)."""
@@ -58,7 +61,7 @@ class Member:
     @property
     def booting(self) -> bool:
         """Capacity on its way: launched, never joined, not failed or going away."""
-        return self.record.lifecycle in (Lifecycle.REQUESTED, Lifecycle.BOOTING)
+        return self.record.lifecycle in _ON_ITS_WAY
 
 
 @dataclass(frozen=True)
