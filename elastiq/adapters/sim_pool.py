@@ -67,7 +67,10 @@ class SimPool:
         self._next_submit = 0
         self.idle: List[Job] = []  # FIFO by (queued_since, index)
         self._kinds: Dict[tuple, List[float]] = {}  # the idle jobs' summary (model.IdleJobs)
-        self._frozen: Dict[tuple, tuple] = {}  # the same as tuples, for kinds unchanged since
+        self._summary: Dict[tuple, tuple] = {}  # the same as tuples, non-empty kinds only
+        self._stale_kinds: set = set()  # kinds changed since the summary (never mutated once out)
+        self._idle_view: Optional[IdleJobs] = None  # the queue's idle jobs, until they change
+        self._n = n
         self._index: Dict[int, int] = {}  # id(Job) -> workload index
         self._finishes: List[Tuple[float, int, int]] = []
         self._running_on: Dict[int, str] = {}
@@ -94,12 +97,17 @@ class SimPool:
             raise TransientError("simulated schedd timeout")
         if self._queue is None:
             busy = frozenset(s.name for s in self.workers.values() if s.running)
-            frozen = self._frozen
-            for kind, times in self._kinds.items():
-                if kind not in frozen:
-                    frozen[kind] = tuple(times)
-            kinds = {kind: times for kind, times in frozen.items() if times}
-            self._queue = Queue(IdleJobs(self.idle, kinds), self.running, running_on=busy)
+            if self._idle_view is None:
+                summary = self._summary = dict(self._summary)
+                for kind in self._stale_kinds:
+                    times = self._kinds[kind]
+                    if times:
+                        summary[kind] = tuple(times)
+                    else:
+                        summary.pop(kind, None)
+                self._stale_kinds.clear()
+                self._idle_view = IdleJobs(self.idle, summary)
+            self._queue = Queue(self._idle_view, self.running, running_on=busy)
         return self._queue
 
     def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
@@ -171,14 +179,14 @@ class SimPool:
 
     # -- virtual time
     def all_submitted(self) -> bool:
-        return self._next_submit >= len(self.w)
+        return self._next_submit >= self._n
 
     def all_done(self) -> bool:
         return self.all_submitted() and not self.idle and not self.running
 
     def next_event(self) -> Optional[float]:
         times = []
-        if self._next_submit < len(self.w):
+        if self._next_submit < self._n:
             times.append(self.start + self.w.submit[self._next_submit])
         if self._finishes:
             times.append(self._finishes[0][0])
@@ -187,7 +195,7 @@ class SimPool:
     def advance(self, now: float) -> None:
         """Submit and finish every job due at or before ``now``."""
         w, start = self.w, self.start
-        while self._next_submit < len(w) and start + w.submit[self._next_submit] <= now:
+        while self._next_submit < self._n and start + w.submit[self._next_submit] <= now:
             self._enqueue(self._next_submit)
             self._next_submit += 1
         while self._finishes and self._finishes[0][0] <= now:
@@ -222,7 +230,7 @@ class SimPool:
                     kind = (job.cpus, job.memory_mb, True)
                     times = self._kinds[kind]
                     del times[bisect.bisect_left(times, job.queued_since)]
-                    self._frozen.pop(kind, None)
+                    self._stale_kinds.add(kind)
                     self._start(slot, self._index.pop(id(job)), now)
                     free -= job.cpus
                     matched.append(pos)
@@ -235,7 +243,7 @@ class SimPool:
             else:
                 gone = set(matched)
                 self.idle = [j for p, j in enumerate(self.idle) if p not in gone]
-            self._queue = None
+            self._queue = self._idle_view = None
             self.version += 1
         return len(matched)
 
@@ -246,13 +254,13 @@ class SimPool:
         self._index[id(job)] = index
         kind = (job.cpus, job.memory_mb, True)
         bisect.insort(self._kinds.setdefault(kind, []), job.queued_since)
-        self._frozen.pop(kind, None)
+        self._stale_kinds.add(kind)
         if self.idle and self.idle[-1].queued_since > job.queued_since:
             keys = [j.queued_since for j in self.idle]
             self.idle.insert(bisect.bisect_right(keys, job.queued_since), job)
         else:
             self.idle.append(job)
-        self._queue = None
+        self._queue = self._idle_view = None
         self._dirty_match = True
         self.version += 1
 

@@ -43,19 +43,17 @@ def _accepting(m: Member) -> bool:
 
 def note_underuse(fleet: Fleet, below: float, now: float) -> Fleet:
     """``fleet`` with ``underused_since`` of every record brought up to this observation."""
-    changed = False
-    members = []
-    records = dict(fleet.records)
-    for m in fleet.members:
+    members, records = fleet.members, None  # copied at the first change
+    for k, m in enumerate(fleet.members):
         record = m.record
         under = below > 0 and _accepting(m) and m.worker.busy and use(m.worker) < below
         since = (record.underused_since if record.underused_since is not None else now) if under else None
         if since != record.underused_since:
+            if records is None:
+                members, records = list(members), dict(fleet.records)
             record = records[m.id] = replace(record, underused_since=since)
-            m = Member(m.instance, record, m.worker, m.listed)
-            changed = True
-        members.append(m)
-    return Fleet(tuple(members), records) if changed else fleet
+            members[k] = Member(m.instance, record, m.worker, m.listed)
+    return fleet if records is None else Fleet(tuple(members), records)
 
 
 def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float, after: float,

@@ -141,12 +141,15 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
         doubt=pool_doubt(snapshot, fleet, now),
         waiting=tuple(jobs.shapes.items()) if jobs is not None else None)
 
-    records = dict(fleet.records)
-    mark(records, (d.instance_id for d in down.drains), Lifecycle.DRAINING, now, IDLE)
-    mark(records, (d.instance_id for d in down.consolidations), Lifecycle.DRAINING, now,
-         CONSOLIDATION)
-    mark(records, (c.instance_id for c in up.cancel_drains), Lifecycle.JOINED, now)
-    mark(records, (i for t in down.terminates for i in t.instance_ids), Lifecycle.TERMINATING, now)
+    records = fleet.records  # a dict of this tick's, copied before any mark
+    if down.drains or down.consolidations or up.cancel_drains or down.terminates:
+        records = dict(records)
+        mark(records, (d.instance_id for d in down.drains), Lifecycle.DRAINING, now, IDLE)
+        mark(records, (d.instance_id for d in down.consolidations), Lifecycle.DRAINING, now,
+             CONSOLIDATION)
+        mark(records, (c.instance_id for c in up.cancel_drains), Lifecycle.JOINED, now)
+        mark(records, (i for t in down.terminates for i in t.instance_ids),
+             Lifecycle.TERMINATING, now)
 
     backoff_until = memory.backoff_until
     if down.failures:

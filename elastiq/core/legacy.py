@@ -95,8 +95,10 @@ class _Tick:
         self.notes: List[str] = []
         cluster = config.elastiq.cluster_name
         self.ours = None
+        self.in_error: List[str] = []  # our instances the cloud lists in error
         if snapshot.instances is not None:
             self.ours = {i.id: i for i in snapshot.instances if i.cluster == cluster}
+            self.in_error = [i.id for i in self.ours.values() if i.state is InstanceState.ERROR]
         self.terminated: set = set()
         self.launched = 0
 
@@ -148,7 +150,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
     if next_error_check is None or now >= next_error_check:
         next_error_check = _cadence(next_error_check, now, e.check_vms_in_error_every_s)
         if tick.ours is not None:
-            errors = [i.id for i in tick.ours.values() if i.state is InstanceState.ERROR and i.id not in tick.terminated]
+            errors = [i for i in tick.in_error if i not in tick.terminated]
             if errors:
                 tick.terminate(errors, f"terminate {len(errors)} in error")
                 tick.allegedly = max(0, tick.allegedly - len(errors))
@@ -178,9 +180,8 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
     else:
         tick.notes.append("cannot get the number of waiting jobs this time")
 
-    new = replace(memory, vms_allegedly_running=tick.allegedly, deadlines=tuple(deadlines),
-                  first_seen_above_threshold=first_seen, hosts=hosts, next_vms_check=next_vms_check,
-                  next_error_check=next_error_check, rng_state=rng_state)
+    new = LegacyMemory(tick.allegedly, tuple(deadlines), first_seen, hosts, next_vms_check,
+                       next_error_check, rng_state)
     wake = _next_check(snapshot, tick, new, n_waiting, now)
     return Plan(tuple(tick.actions), tuple(tick.notes), wake), new
 
@@ -209,14 +210,18 @@ def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
         if tick.ours is not None and w.instance_id not in tick.ours:
             continue  # not one of our VMs: ignored
         prev = old.get(w.name)
-        since = prev.unchanged_since if prev is not None and prev.jobs == w.running_jobs else now
-        hosts[w.name] = HostStatus(w.instance_id, w.running_jobs, since)
+        if prev is None or prev.jobs != w.running_jobs:
+            hosts[w.name] = HostStatus(w.instance_id, w.running_jobs, now)
+        elif prev.instance_id != w.instance_id:
+            hosts[w.name] = HostStatus(w.instance_id, w.running_jobs, prev.unchanged_since)
+        else:
+            hosts[w.name] = prev  # unchanged
 
     idle = [n for n, h in hosts.items() if h.jobs == 0 and now - h.unchanged_since > e.idle_for_time_s]
     for name in idle:
         hosts[name] = replace(hosts[name], unchanged_since=now)
     known: List[str] = []
-    if tick.ours is not None:
+    if tick.ours is not None and (idle or q.min_vms >= 1):
         host_ids = {h.instance_id for h in hosts.values()}
         known = [i for i, inst in tick.ours.items()
                  if inst.state is InstanceState.RUNNING and i in host_ids and i not in tick.terminated]
@@ -243,8 +248,7 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
     if n_waiting is not None and n_waiting > e.waiting_jobs_threshold:
         wakes.append(m.first_seen_above_threshold + e.waiting_jobs_time_s
                      if m.first_seen_above_threshold is not None else now + e.check_queue_every_s)
-    if tick.ours is not None and any(
-            i.state is InstanceState.ERROR and i.id not in tick.terminated for i in tick.ours.values()):
+    if any(i not in tick.terminated for i in tick.in_error):
         wakes.append(m.next_error_check)
     vms_check = m.next_vms_check if m.next_vms_check is not None else now + e.check_queue_every_s
     if snapshot.pool is None:

@@ -42,6 +42,9 @@ from ..model import (
 )
 
 
+_ON_ITS_WAY = frozenset((Lifecycle.REQUESTED, Lifecycle.BOOTING))
+
+
 @dataclass(frozen=True)
 class Member:
     """One alive instance of ours, with its worker (None: not in the pool now)."""
@@ -58,7 +61,7 @@ class Member:
     @property
     def booting(self) -> bool:
         """Capacity on its way: launched, never joined, not failed or going away."""
-        return self.record.lifecycle in (Lifecycle.REQUESTED, Lifecycle.BOOTING)
+        return self.record.lifecycle in _ON_ITS_WAY
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,11 @@ def _table(rules) -> Dict[Tuple[Lifecycle, object, Seen], Step]:
 #: (previous lifecycle, cloud state or Unlisted, Seen) -> Step: the lifecycle's transitions.
 TRANSITIONS = _table(_RULES)
 
+#: The table's cells of a running instance whose worker is in the pool, accepting jobs while
+#: joined or draining while draining (the pool shows what the record says).
+_IN_POOL = {_L.JOINED: TRANSITIONS[_L.JOINED, _S.RUNNING, Seen.ACCEPTING],
+            _L.DRAINING: TRANSITIONS[_L.DRAINING, _S.RUNNING, Seen.DRAINING]}
+
 #: The lifecycle of an instance seen for the first time (adopted, or listed before tracked).
 _CLOUD_TO_LIFECYCLE = {
     InstanceState.REQUESTED: Lifecycle.REQUESTED,
@@ -181,6 +189,8 @@ def track(
     members = []
     new_records: Dict[str, InstanceRecord] = {}
     for instance in listed.values():
+        if instance.state is _S.GONE:
+            continue  # forgotten, whatever its record said (the table's first rule)
         previous = records.get(instance.id)
         if previous is None:  # adopted or newly listed
             previous = InstanceRecord(
@@ -236,7 +246,11 @@ def _next_record(
         busy = now
     elif worker is None and name is not None and name in running_on:
         busy, missing, pool_known = now, None, False  # a job runs there: alive, unlisted
-    step = TRANSITIONS[previous.lifecycle, state, _seen(previous, worker, pool_known, now)]
+    if (worker is not None and state is _S.RUNNING and previous.lifecycle in _IN_POOL
+            and (previous.lifecycle is _L.DRAINING) is worker.draining):
+        step = _IN_POOL[previous.lifecycle]  # most instances at most ticks: no _seen needed
+    else:
+        step = TRANSITIONS[previous.lifecycle, state, _seen(previous, worker, pool_known, now)]
     lifecycle = step.lifecycle
     if lifecycle is FORGET:
         return None

@@ -109,11 +109,14 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
                 notes.append(f"{worker.name} draining: waiting for {worker.running_jobs} claimed slot(s)")
             else:
                 terminate(m, "drained, no claimed slot")
-        elif not worker.busy and not worker.draining and idle_start(m) is not None:
-            if now - idle_start(m) >= idle_for:
+        elif not worker.busy and not worker.draining:
+            start = idle_start(m)
+            if start is None:
+                pass
+            elif now - start >= idle_for:
                 idle.append(m)
             else:
-                wakes.append(idle_start(m) + idle_for)
+                wakes.append(start + idle_for)
 
     _cancel_surplus(fleet, reasons, surplus_booting, q.min_vms)
     if idle and (launching or jobs_waiting):
@@ -122,7 +125,8 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         idle = []
     drains = _choose_drains(idle, fleet, reasons, q.min_vms, (idle_for, idle_why), now, notes)
     consolidations: Tuple[Drain, ...] = ()
-    if e.consolidate_below > 0 and not launching and waiting is not None:
+    if (e.consolidate_below > 0 and not launching and waiting is not None
+            and any(m.record.underused_since is not None for m in fleet.members)):
         leaving = _leaving(fleet, reasons) | {d.instance_id for d in drains}
         allowed = max(0, fleet.alive - len(leaving) - q.min_vms)
         consolidations = consolidation_drains(fleet, leaving, allowed, e.consolidate_below,
@@ -167,6 +171,8 @@ def _choose_drains(idle, fleet, reasons, min_vms, timeout, now, notes) -> Tuple[
 
 
 def _guarded(reasons: Dict[str, List[str]], snapshot: Snapshot, notes: List[str]) -> Tuple[Terminate, ...]:
+    if not reasons:
+        return ()
     claimed = {w.instance_id for w in snapshot.pool.workers if w.busy}
     claimed |= {w.instance_id for w in snapshot.pool.workers if w.name in snapshot.queue.running_on}
     out = []

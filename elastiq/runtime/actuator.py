@@ -86,6 +86,8 @@ class Actuator:
         """Carry out ``plan``.  ``memory`` is the core's new memory, ``before`` the previous
         tick's (to undo the marks of dry-run actions).  ``persist(memory, granted_ids)`` is
         called right after each launch."""
+        if not plan.actions:
+            return Outcome(memory, (), (), False, 0, 0)
         decisions: List[Decision] = []
         launched: List[str] = []
         changed_cloud, acted = False, 0

@@ -41,6 +41,8 @@ class InFlight:
 
     def hold_back(self, plan: Plan, pool: Optional[Pool], now: float) -> Plan:
         """``plan`` without the drains and cancellations already in flight."""
+        if not self._sent:
+            return plan
         shown = {w.name: w.draining for w in pool.workers} if pool is not None else {}
         for worker, (drain, at) in list(self._sent.items()):
             if now - at >= self.hold_s or shown.get(worker) is drain:

@@ -40,6 +40,8 @@ class Observer:
         self._listed_at = float("-inf")
         self._last_idle: Optional[int] = None
         self._known_ips: Dict[str, str] = {}
+        self._ips_of: object = None  # the listing _ips was computed from (tuples: immutable)
+        self._ips: Dict[str, str] = {}
 
     def known_ips(self) -> Dict[str, str]:
         """Private IP -> instance id of the instances of the last listing."""
@@ -48,6 +50,11 @@ class Observer:
     def invalidate_cloud(self) -> None:
         """The cloud changed because of us: read it again at the next tick."""
         self._listing = None
+
+    def relisted(self, now: float) -> None:
+        """The cloud was listed again at ``now`` and showed the listing the observer holds
+        (a tick the simulator skips because the world is as last read)."""
+        self._listing, self._listed_at = tuple(self.cloud.list_instances()), now
 
     def observe(self, kind: str, now: float) -> Snapshot:
         problems: List[str] = []
@@ -67,7 +74,10 @@ class Observer:
                 self._listing = None
         else:
             instances = self._listing
-        known_ips = {i.private_ip: i.id for i in instances or () if i.private_ip}
+        if instances is not self._ips_of:
+            self._ips_of = instances
+            self._ips = {i.private_ip: i.id for i in instances or () if i.private_ip}
+        known_ips = self._ips
         self._known_ips = known_ips or self._known_ips
         pool: Optional[Pool] = self._read("pool", lambda: self.batch.pool(known_ips), problems)
         return Snapshot(queue=queue, pool=pool, instances=instances, problems=tuple(problems))

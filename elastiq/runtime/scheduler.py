@@ -23,11 +23,6 @@ import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from apscheduler.executors.pool import ThreadPoolExecutor
-from apscheduler.jobstores.base import JobLookupError
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import STATE_STOPPED
-
 from ..config import Config
 
 log = logging.getLogger(__name__)
@@ -74,17 +69,32 @@ class Agenda:
         return due
 
 
-class _BackgroundScheduler(BackgroundScheduler):
-    """apscheduler 3 removes a fired date job after handing it to the executor; when shutdown()
-    comes in between, the removal looks among the pending jobs, fails and kills the scheduler
-    thread with a traceback.  At shutdown that removal does not matter: ignore it."""
+def _background_scheduler():
+    """apscheduler's one-thread background scheduler, imported when first needed (a
+    simulation, which moves a virtual clock, never needs it)."""
+    from apscheduler.executors.pool import ThreadPoolExecutor
+    from apscheduler.jobstores.base import JobLookupError
+    from apscheduler.schedulers.background import BackgroundScheduler
+    from apscheduler.schedulers.base import STATE_STOPPED
 
-    def remove_job(self, job_id, jobstore=None):
-        try:
-            super().remove_job(job_id, jobstore)
-        except JobLookupError:
-            if self.state != STATE_STOPPED:
-                raise
+    class _BackgroundScheduler(BackgroundScheduler):
+        """apscheduler 3 removes a fired date job after handing it to the executor; when
+        shutdown() comes in between, the removal looks among the pending jobs, fails and kills
+        the scheduler thread with a traceback.  At shutdown that removal does not matter:
+        ignore it."""
+
+        def remove_job(self, job_id, jobstore=None):
+            try:
+                super().remove_job(job_id, jobstore)
+            except JobLookupError:
+                if self.state != STATE_STOPPED:
+                    raise
+
+    return _BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(max_workers=1)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=UTC,
+    )
 
 
 class Scheduler:
@@ -107,11 +117,13 @@ class Scheduler:
         self._job_at: Optional[float] = None
         self._seq = 0
         self._stopped = False
-        self._aps = _BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=1)},
-            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
-            timezone=UTC,
-        )
+        self._background = None  # apscheduler's, made at first use
+
+    @property
+    def _aps(self):
+        if self._background is None:
+            self._background = _background_scheduler()
+        return self._background
 
     def start(self) -> None:
         self._aps.start()
@@ -123,8 +135,8 @@ class Scheduler:
         # (set under the lock every scheduling change holds), no tick touches the jobs.
         with self._wake_lock:
             self._stopped = True
-        if self._aps.running:
-            self._aps.shutdown(wait=True)
+        if self._background is not None and self._background.running:
+            self._background.shutdown(wait=True)
 
     def wake_at(self, when: float, kind: str = "wake") -> None:
         """Tick at ``when`` (at once if it has passed), unless a wake-up is already due earlier."""
@@ -185,10 +197,14 @@ class Scheduler:
 
     def _reschedule(self) -> None:
         """One apscheduler date job at the next moment (the caller holds ``_wake_lock``)."""
+        if self._stopped or self._background is None or not self._background.running:
+            return
         when = self._next_moment()
-        if when is None or when == self._job_at or self._stopped or not self._aps.running:
+        if when is None or when == self._job_at:
             return
         if self._job is not None:  # superseded
+            from apscheduler.jobstores.base import JobLookupError
+
             try:
                 self._aps.remove_job(self._job)
             except JobLookupError:

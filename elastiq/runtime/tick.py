@@ -70,6 +70,7 @@ class Runtime:
         self._for_status = getattr(store, "for_status", True)
         self.last_plan: Optional[Plan] = None  # the plan of the last tick, as carried out
         self._notes: FrozenSet[str] = frozenset()  # the last notes without their durations
+        self._raw_notes: Tuple[str, ...] = ()  # the last notes as they were
 
     # ------------------------------------------------------------------ the tick
 
@@ -126,6 +127,11 @@ class Runtime:
 
     def _log_notes(self, notes: Iterable[str], now: float) -> List[Decision]:
         """Log the reasons for not acting: INFO when they changed (durations aside), else DEBUG."""
+        if notes == self._raw_notes:  # the same notes again (most ticks)
+            for note in notes:
+                log.debug("%s", note)
+            return []
+        self._raw_notes = notes
         keys = [(_DURATION.sub("# s", note), note) for note in notes]
         previous, self._notes = self._notes, frozenset(key for key, _ in keys)
         changed = []

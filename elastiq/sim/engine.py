@@ -235,19 +235,17 @@ class Simulation:
                 target = min(target, at + max(0, math.ceil((event - at) / every - 1e-9)) * every)
         cutoff = target - agenda.window - 1e-9
         last_tick = read_at = -math.inf
-        last = {}
         for kind, every in agenda.intervals.items():
             at = due[kind]
             if at < cutoff:
-                last[kind] = at = at + math.floor((cutoff - at) / every) * every
+                at += math.floor((cutoff - at) / every) * every
                 last_tick = max(last_tick, at)
                 if kind in CLOUD_KINDS:
                     read_at = max(read_at, at)
-        if not last:
+        if last_tick == -math.inf:
             return True
         if read_at > -math.inf:
-            kind = "+".join(k for k, at in last.items() if abs(at - read_at) <= agenda.window)
             self.world.now = read_at
-            self.runtime.observer.observe(kind, read_at)
+            self.runtime.observer.relisted(read_at)
         agenda.take(last_tick)
         return True
