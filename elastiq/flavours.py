@@ -55,6 +55,17 @@ def key_of(section: str, value: Value, index: int) -> str:
     return f"{section}.flavour" if len(texts(value)) < 2 else f"{section}.flavour[{index}]"
 
 
+def names(value: Value) -> List[str]:
+    """The entries' flavour names, in order (ValueError: an entry that does not parse)."""
+    return [parse(text).name for text in texts(value)]
+
+
+def key_named(section: str, value: Value, name: str) -> str:
+    """The key naming the entry of flavour ``name`` (the first entry's when not listed)."""
+    listed = names(value)
+    return key_of(section, value, listed.index(name) if name in listed else 0)
+
+
 def parse(text: str) -> Entry:
     """One entry; ValueError says what is wrong with it."""
     parts = text.split(":")

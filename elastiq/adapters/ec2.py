@@ -173,15 +173,10 @@ class EC2Cloud:
         known = {item.get("InstanceType") for item in types}
         for name in names:
             if name not in known:
-                written = self._names()
-                index = written.index(name) if name in written else 0
-                key = flavour_list.key_of("ec2", self._ec2.flavour, index)
+                key = flavour_list.key_named("ec2", self._ec2.flavour, name)
                 raise ConfigError(f"unknown instance type {name!r}: the cloud does not know it",
                                   key=key)
         return shapes
-
-    def _names(self) -> List[str]:
-        return [flavour_list.parse(t).name for t in flavour_list.texts(self._ec2.flavour)]
 
     # ------------------------------------------------------------------------- helpers
 

@@ -70,7 +70,7 @@ def launch_params(ec2: EC2Section, cluster: str, count: int, request_id: str,
     the others (names) to SecurityGroups.  Raises ConfigError when image or flavour is unset,
     or when ``flavour`` is not one of ``ec2.flavour``'s.
     """
-    names = [flavour_list.parse(t).name for t in flavour_list.texts(ec2.flavour)]
+    names = flavour_list.names(ec2.flavour)
     for key, value in (("ec2.image_id", ec2.image_id), ("ec2.flavour", names)):
         if not value:
             raise ConfigError(f"cannot launch VMs: {key} is not set", key=key)

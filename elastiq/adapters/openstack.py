@@ -15,6 +15,8 @@ The only module that imports openstacksdk/keystoneauth.  What it guarantees:
   error of ``base.py`` (``openstack_translate``).  No secret reaches a message or a log.
 
 Configured by the ``openstack`` section (``openstack_config.Settings``: ``config.cloud``).
+A little over 300 lines: one class holding the Cloud port on Nova, kept whole so that a create
+and the lookup of its lost answer stay side by side (errors and configuration are apart).
 """
 from __future__ import annotations
 
@@ -263,13 +265,12 @@ class OpenStackCloud:
     def _flavour(self, name: Optional[str]) -> Tuple[Optional[str], str]:
         """``(name, key)`` of the flavour entry ``name`` (None: the first); ConfigError when it
         is not one of ``openstack.flavour``'s."""
-        names = [flavour_list.parse(t).name for t in flavour_list.texts(self._s.flavour)]
+        names = flavour_list.names(self._s.flavour)
         if name is not None and name not in names:
             raise ConfigError(f"cannot launch {name!r}: not one of openstack.flavour's",
                               key="openstack.flavour")
         value = name or (names[0] if names else None)
-        index = names.index(value) if value in names else 0
-        return value, flavour_list.key_of("openstack", self._s.flavour, index)
+        return value, flavour_list.key_named("openstack", self._s.flavour, value)
 
     def _create_attrs(self, count: int, request_id: str,
                       flavour: Optional[str] = None) -> Dict[str, object]:

@@ -14,6 +14,8 @@ configured probabilities.  The queue names the workers running jobs (``running_o
 ``restart_collector`` makes the pool list no worker until they advertise again.  Views are
 cached and rebuilt only after a change (``version`` counts them); the queue's idle jobs carry
 their summary per kind (``model.IdleJobs``), kept up to date as jobs come and go.
+A little over 300 lines: schedd, collector and negotiator share the jobs' and slots' state,
+which this one class keeps consistent (the replay's hot path: no indirection between them).
 """
 from __future__ import annotations
 
