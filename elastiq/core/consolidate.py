@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import List, Tuple
 
-from ..model import Drain, Lifecycle, Worker
+from ..model import Drain, Worker
 from .lifecycle import Fleet, Member
 
 #: ``InstanceRecord.drain`` of a drain for consolidation (the idle rule's is ``IDLE``).
@@ -36,17 +36,12 @@ def use(worker: Worker) -> float:
                (worker.memory_mb - worker.free_memory_mb) / max(worker.memory_mb, 1))
 
 
-def _accepting(m: Member) -> bool:
-    return (m.worker is not None and not m.worker.draining
-            and m.record.lifecycle is Lifecycle.JOINED)
-
-
 def note_underuse(fleet: Fleet, below: float, now: float) -> Fleet:
     """``fleet`` with ``underused_since`` of every record brought up to this observation."""
     members, records = fleet.members, None  # copied at the first change
     for k, m in enumerate(fleet.members):
         record = m.record
-        under = below > 0 and _accepting(m) and m.worker.busy and use(m.worker) < below
+        under = below > 0 and m.accepting and m.worker.busy and use(m.worker) < below
         since = (record.underused_since if record.underused_since is not None else now) if under else None
         if since != record.underused_since:
             if records is None:
@@ -64,7 +59,7 @@ def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float,
     candidates = []
     for m in fleet.members:
         since = m.record.underused_since
-        if since is None or m.id in leaving or not _accepting(m):
+        if since is None or m.id in leaving or not m.accepting:
             continue
         if now - since >= after:
             candidates.append(m)
@@ -74,7 +69,7 @@ def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float,
         return ()
     candidates.sort(key=lambda m: (use(m.worker), m.id))
     room = {m.id: [m.worker.free_cpus, m.worker.free_memory_mb]
-            for m in fleet.members if _accepting(m) and m.id not in leaving}
+            for m in fleet.members if m.accepting and m.id not in leaving}
     waiting = sorted(waiting, reverse=True)
     if not _fit(waiting, {i: list(r) for i, r in room.items()}):
         return ()

@@ -69,10 +69,7 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
     if jobs is None or snapshot.pool is None:
         return None
     vm, e, q = config.vm, config.elastiq, config.quota
-    accepting = [
-        m.worker for m in fleet.members
-        if m.worker is not None and m.record.lifecycle is Lifecycle.JOINED and not m.worker.draining
-    ]
+    accepting = [m.worker for m in fleet.members if m.accepting]
     if booting is None:
         booting = fleet.booting
     if limit is None:
@@ -84,8 +81,7 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
     free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
     flavours = mix.usable(config.flavours)
     if flavours:
-        names = [m.instance.instance_type or m.record.flavour
-                 for m in fleet.members if m.booting][:booting]
+        names = [m.flavour for m in fleet.members if m.booting][:booting]
         return mix.by_flavours(jobs, free, names, flavours, limit, fleet.alive, q.max_vms)
     return demand_mod.by_shape(jobs, free, booting, vm.effective_cpus, vm.effective_memory_mb, limit)
 
@@ -99,15 +95,13 @@ def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fl
         return 0
     flavours = mix.usable(config.flavours) if not config.elastiq.n_jobs_per_vm else ()
     if flavours:  # several sizes: the newest booting VMs that no job is packed into
-        accepting = [m.worker for m in fleet.members if m.worker is not None
-                     and m.record.lifecycle is Lifecycle.JOINED and not m.worker.draining]
+        free = [(m.worker.free_cpus, m.worker.free_memory_mb) for m in fleet.members
+                if m.accepting]
         on_way = [m for m in fleet.members if m.booting]
-        listed = sorted((m for m in on_way if m.listed),
-                        key=lambda m: (-m.record.launched_at, m.id))[::-1]
-        name = lambda m: m.instance.instance_type or m.record.flavour  # noqa: E731
-        return mix.unneeded_booting(jobs, [(w.free_cpus, w.free_memory_mb) for w in accepting],
-                                    [name(m) for m in on_way if not m.listed],
-                                    [name(m) for m in listed], flavours)
+        listed = sorted((m for m in on_way if m.listed),  # oldest first
+                        key=lambda m: (-m.record.launched_at, m.id), reverse=True)
+        return mix.unneeded_booting(jobs, free, [m.flavour for m in on_way if not m.listed],
+                                    [m.flavour for m in listed], flavours)
     needed = compute_demand(jobs, snapshot, fleet, config, booting=0, limit=booting)
     return booting - needed.new_vms
 

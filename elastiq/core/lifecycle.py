@@ -63,6 +63,17 @@ class Member:
         """Capacity on its way: launched, never joined, not failed or going away."""
         return self.record.lifecycle in _ON_ITS_WAY
 
+    @property
+    def accepting(self) -> bool:
+        """Joined, with its worker in the pool and not draining: new jobs may land there."""
+        return (self.worker is not None and not self.worker.draining
+                and self.record.lifecycle is Lifecycle.JOINED)
+
+    @property
+    def flavour(self) -> Optional[str]:
+        """Its flavour, as the cloud lists it or as we launched it (None: not known)."""
+        return self.instance.instance_type or self.record.flavour
+
 
 @dataclass(frozen=True)
 class Fleet:
