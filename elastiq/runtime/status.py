@@ -158,17 +158,16 @@ def render(data: dict, now: float) -> str:
         lines.append(f"launches backing off for {_age(data['backoff_until'] - now)} after "
                      f"{data['failures']} failure(s)")
     lines.append("")
-    header = ("INSTANCE", "STATE", "WORKER", "SINCE", "JOBS")
+    flavours = any(v["flavour"] for v in data["vms"])  # several flavours: say which each is
+    header = ("INSTANCE", "STATE", "WORKER", "SINCE", "JOBS") + (("FLAVOUR",) if flavours else ())
     rows = [header] + [
         (v["instance_id"], v["state"], v["worker"] or "-",
          f"{_clock(v['since'])} ({_age(now - v['since'])} ago)", str(v["jobs"]))
+        + ((v["flavour"] or "-",) if flavours else ())
         for v in data["vms"]
     ]
-    if any(v["flavour"] for v in data["vms"]):  # several flavours: say which each VM is
-        rows = [row + (v["flavour"] or "-",) for row, v in zip(rows, ({"flavour": "FLAVOUR"},
-                                                                      *data["vms"]))]
     if data["vms"]:
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
     else:
         lines.append("no VMs")
