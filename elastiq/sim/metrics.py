@@ -68,18 +68,11 @@ class Recorder:
         pool, cloud, w, cfg = sim.pool, sim.cloud, sim.workload, sim.config
         if self.keep_timeline:
             self.sample(end)
-        sizes = by_size(sim, end)
-        if cfg.flavours:  # several flavours: price-weighted, in the first flavour's VM-hours
-            vm_s = 3600.0 * sum(r["weighted_vm_hours"] for r in sizes.values())
-            boot_s = 3600.0 * sum(r["booting_vm_hours"] * r["price"] for r in sizes.values())
-            busy = sum(r["busy_vm_hours"] * r["price"] for r in sizes.values())
-        else:
-            vm_s = sum((vm.terminated_at if vm.terminated_at is not None else end)
-                       - vm.launched_at for vm in cloud.vms.values())
-            boot_s = 0.0
-            for vm in cloud.vms.values():
-                boot_s += _joined(vm, end) - vm.launched_at
-            busy = pool.busy_s / 3600.0
+        rows = _size_rows(sim, end)  # several flavours: price-weighted (one: price 1)
+        vm_s = sum(r["vm_s"] * r["price"] for r in rows.values())
+        boot_s = sum(r["boot_s"] * r["price"] for r in rows.values())
+        busy = (sum(r["busy_s"] * r["price"] for r in rows.values()) if cfg.flavours
+                else pool.busy_s) / 3600.0
         start = sim.workload_start
         waits = sorted(pool.started[i] - (start + w.submit[i])
                        for i in range(len(w)) if pool.finished[i] is not None)
@@ -88,7 +81,7 @@ class Recorder:
         return {
             "vm_hours_unit": (f"price-weighted VM-hours of the first flavour "
                               f"({cfg.flavours[0].name})" if cfg.flavours else "VM-hours"),
-            "by_size": sizes,
+            "by_size": by_size(rows),
             "policy": sim.options.policy,
             "workload": w.name,
             "jobs": len(w),
@@ -137,11 +130,9 @@ def _joined(vm, end: float) -> float:
     return vm.join_at if vm.join_at is not None and vm.join_at <= gone else gone
 
 
-def by_size(sim, end: float) -> dict:
-    """Where the VM-hours go per VM size (flavour name, or the VM's cpus for VMs of the one
-    configured shape): VMs launched, their VM-hours (not weighted), busy / idle / booting
-    hours, the price relative to the first flavour, the weighted VM-hours, and ``core_use``:
-    the share of the busy VMs' cpus that jobs used (1.0: no fragmentation)."""
+def _size_rows(sim, end: float) -> dict:
+    """Per VM size (flavour name, or the VM's cpus for VMs of the one configured shape): its
+    cpus and price, and the VMs' count and seconds alive, busy, booting and of cores used."""
     cfg, pool = sim.config, sim.pool
     price = {f.name: f.price for f in cfg.flavours}
     rows: dict = {}
@@ -155,6 +146,14 @@ def by_size(sim, end: float) -> dict:
         row["boot_s"] += _joined(vm, end) - vm.launched_at
         row["busy_s"] += pool.busy_by.get(vm.id, 0.0)
         row["core_s"] += pool.core_s_by.get(vm.id, 0.0)
+    return rows
+
+
+def by_size(rows: dict) -> dict:
+    """Where the VM-hours go per VM size (:func:`_size_rows`): VMs launched, their VM-hours
+    (not weighted), busy / idle / booting hours, the price relative to the first flavour, the
+    weighted VM-hours, and ``core_use``: the share of the busy VMs' cpus that jobs used (1.0:
+    no fragmentation)."""
     out = {}
     for name, r in sorted(rows.items(), key=lambda item: -item[1]["cpus"]):
         hours = r["vm_s"] / 3600.0
