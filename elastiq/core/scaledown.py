@@ -109,11 +109,8 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
                 notes.append(f"{worker.name} draining: waiting for {worker.running_jobs} claimed slot(s)")
             else:
                 terminate(m, "drained, no claimed slot")
-        elif not worker.busy and not worker.draining:
-            start = idle_start(m)
-            if start is None:
-                pass
-            elif now - start >= idle_for:
+        elif not worker.busy and not worker.draining and (start := idle_start(m)) is not None:
+            if now - start >= idle_for:
                 idle.append(m)
             else:
                 wakes.append(start + idle_for)
