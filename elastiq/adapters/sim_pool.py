@@ -281,9 +281,7 @@ class SimPool:
         self._touch(slot)
 
     def _stop(self, slot: _Slotted, index: int, now: float) -> None:
-        used = self.core_s_by
-        used[slot.instance_id] = used.get(slot.instance_id, 0.0) + \
-            self.w.cpus[index] * (now - self.started[index])
+        self._cores_used(slot, index, now)
         del slot.running[index]
         self._running_on.pop(index, None)
         slot.free_cpus += self.w.cpus[index]
@@ -307,10 +305,14 @@ class SimPool:
         for slot in self.workers.values():
             if slot.running:
                 for index in slot.running:
-                    self.core_s_by[slot.instance_id] = self.core_s_by.get(slot.instance_id, 0.0) \
-                        + self.w.cpus[index] * (now - max(self.started[index], slot.busy_since))
+                    self._cores_used(slot, index, now)
                 self._busy(slot, now)
                 slot.busy_since = now
+
+    def _cores_used(self, slot: _Slotted, index: int, now: float) -> None:
+        """Account the cpu-seconds job ``index`` used on ``slot`` since it started."""
+        self.core_s_by[slot.instance_id] = (self.core_s_by.get(slot.instance_id, 0.0)
+                                            + self.w.cpus[index] * (now - self.started[index]))
 
     def _busy(self, slot: _Slotted, now: float) -> None:
         """Account the busy stretch of ``slot`` that ends ``now``."""
