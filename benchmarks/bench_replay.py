@@ -166,6 +166,18 @@ def size_lines(label: str, result: dict) -> list:
     return out
 
 
+def against_legacy(r: dict, legacy: dict) -> dict:
+    """``r``'s ratios to the legacy policy's figures and which parts of the goal it meets."""
+    return {
+        "vm_hours_vs_legacy": round(r["vm_hours"] / legacy["vm_hours"], 3),
+        "p95_wait_vs_legacy": round(r["wait_p95_s"] / legacy["wait_p95_s"], 3)
+        if legacy["wait_p95_s"] else None,
+        "goal_met": {"vm_hours": r["vm_hours"] <= GOAL_VM_HOURS_RATIO * legacy["vm_hours"],
+                     "p95_wait": r["wait_p95_s"] <= legacy["wait_p95_s"],
+                     "no_kill": r["jobs_killed"] == 0, "max_vms": r["max_vms_violations"] == 0},
+    }
+
+
 def what_closes(best: dict, legacy: dict) -> str:
     """One line: what would close the rest of the gap to the goal (from ``best``'s figures)."""
     goal = GOAL_VM_HOURS_RATIO * legacy["vm_hours"]
@@ -195,24 +207,11 @@ def cost(folder: Path, raw: dict, jobs: int = POLICIES_JOBS) -> dict:
                "default": {k: d[k] for k in COST_REPORTED},
                "legacy": {k: leg[k] for k in COST_REPORTED},
                "oracle": {"vm_hours": oracle, "busy_vm_hours": oracle},
-               "vm_hours_vs_legacy": round(d["vm_hours"] / leg["vm_hours"], 3),
                "vm_hours_vs_oracle": round(d["vm_hours"] / oracle, 3) if oracle else None,
-               "p95_wait_vs_legacy": round(d["wait_p95_s"] / leg["wait_p95_s"], 3)
-               if leg["wait_p95_s"] else None}
-        row["goal_met"] = {
-            "vm_hours": row["vm_hours_vs_legacy"] <= GOAL_VM_HOURS_RATIO,
-            "p95_wait": d["wait_p95_s"] <= leg["wait_p95_s"],
-            "no_kill": d["jobs_killed"] == 0, "max_vms": d["max_vms_violations"] == 0}
+               **against_legacy(d, leg)}
         row["flavours"] = {
             "flavour_list": FLAVOUR_LIST, "vm_hours_unit": flv["vm_hours_unit"],
-            **{k: flv[k] for k in COST_REPORTED},
-            "vm_hours_vs_legacy": round(flv["vm_hours"] / leg["vm_hours"], 3),
-            "p95_wait_vs_legacy": round(flv["wait_p95_s"] / leg["wait_p95_s"], 3)
-            if leg["wait_p95_s"] else None,
-            "goal_met": {"vm_hours": flv["vm_hours"] <= GOAL_VM_HOURS_RATIO * leg["vm_hours"],
-                         "p95_wait": flv["wait_p95_s"] <= leg["wait_p95_s"],
-                         "no_kill": flv["jobs_killed"] == 0,
-                         "max_vms": flv["max_vms_violations"] == 0}}
+            **{k: flv[k] for k in COST_REPORTED}, **against_legacy(flv, leg)}
         row["by_size"] = {"default": d["by_size"], "flavours": flv["by_size"],
                           "legacy": leg["by_size"]}
         best = min((d, flv), key=lambda r: r["vm_hours"])
