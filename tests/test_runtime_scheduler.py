@@ -117,8 +117,9 @@ def test_a_failing_tick_does_not_stop_the_schedule():
 
 
 def test_checks_that_fall_due_together_run_one_tick():
-    """queue every 15 s, vms every 45 s, errors every 20 s: at 45 s, 60 s, 90 s... one tick
-    serves two or three checks; no instant gets two ticks."""
+    """queue every 15 s, vms every 45 s, errors every 20 s: the queue check sets the pace, the
+    others ride on its ticks when due (errors due at 20 s is served at 30 s, its next one at
+    45 s); every check keeps its rhythm and no instant gets two ticks."""
     clock = Clock(1000.0)
     ticks = []
     sched = Scheduler(lambda kind: ticks.append((clock.now - 1000, kind)),
@@ -126,15 +127,26 @@ def test_checks_that_fall_due_together_run_one_tick():
     for step in range(0, 180 * 4 + 1):  # every 0.25 s for 3 minutes
         clock.now = 1000.0 + step / 4
         sched.run_due()
-    times = [t for t, _ in ticks]
-    assert len(times) == len(set(times))
+    assert [t for t, _ in ticks] == [15 * i for i in range(1, 13)]  # the queue check's pace
     kinds = dict(ticks)
-    assert kinds[15] == "queue" and kinds[20] == "errors"
-    assert kinds[45] == "queue+vms" and kinds[60] == "queue+errors" and kinds[90] == "queue+vms"
+    assert kinds[15] == "queue" and kinds[30] == "queue+errors"
+    assert kinds[45] == "queue+vms+errors" and kinds[75] == "queue" and kinds[135] == "queue+vms"
     assert kinds[180] == "queue+vms+errors"
     counts = {k: sum(k in kind.split("+") for _, kind in ticks) for k in ("queue", "vms", "errors")}
-    assert counts == {"queue": 12, "vms": 4, "errors": 9}
-    assert len(ticks) == 12 + 9 - 3  # vms always with queue; queue and errors meet 3 times
+    assert counts == {"queue": 12, "vms": 4, "errors": 9}  # errors: 180 s / 20 s, none lost
+
+
+def test_the_most_frequent_check_sets_the_pace_whichever_it_is():
+    agenda = Agenda((("queue", 30), ("errors", 10)), start=0.0)
+    assert agenda.pace == "errors" and agenda.next_at() == 10
+    assert agenda.take(10) == ["errors"] and agenda.take(20) == ["errors"]
+    assert agenda.take(30) == ["queue", "errors"]
+    assert agenda.tick_at_or_after(41) == 50 and agenda.last_tick_before(60) == 50
+    assert agenda.last_tick_before(40) is None  # the next tick (40) is not before 40
+    # if the ticks up to 90 run: errors last served at 90, queue (due 60, 90) at 90 too
+    assert agenda.last_served(90) == {"queue": 90, "errors": 90}
+    assert agenda.last_served(80) == {"queue": 60, "errors": 80}
+    assert Agenda((), start=0.0).next_at() is None
 
 
 def test_a_check_due_just_before_or_after_a_wake_up_is_served_by_it():

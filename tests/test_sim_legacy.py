@@ -66,7 +66,8 @@ def test_threshold_must_be_held_longer_than_waiting_time():
     steps = run([snap(idle=5)] * 4, c)
     assert [launches(p) for p, _ in steps] == [[], [], [], [2]]  # at +45 s, ceil(5/4)
     assert steps[0][1].first_seen_above_threshold == 1000.0
-    assert steps[0][0].next_check == 1040.0
+    # the wake-up is the queue check that launches (strictly more than 40 s: not at +40 s)
+    assert steps[0][0].next_check == 1045.0
     assert steps[3][1].first_seen_above_threshold is None  # reset after launching
 
 
@@ -156,6 +157,18 @@ def test_deploy_deadline_decrements_and_terminates_vms_that_did_not_join():
     plan, m = legacy.plan(snap(instances=[vm(1), vm(2)], workers=[worker(1)]), m, c, 600.0)
     assert terminated(plan) == ["i-2"]
     assert m.vms_allegedly_running == 0 and m.deadlines == ()
+
+
+def test_wake_ups_fall_on_the_queue_checks_from_the_first_call():
+    c = cfg("elastiq.estimated_vm_deploy_time_s=600")  # queue checks every 15 s
+    _, m = legacy.plan(snap(instances=[vm(1, B)]), legacy.initial_memory(), c, 1000.0)
+    assert m.queue_checks_from == 1000.0
+    # launched at a follow-up tick 7 s after a queue check: its deadline at 1607 s is looked at
+    # by the queue check at 1615 s, as the original's loop did
+    m = legacy.record_launch(m, LaunchOutcome(1, ("i-1",)), c, 1007.0)
+    plan, m = legacy.plan(snap(instances=[vm(1, B)]), m, c, 1007.0)
+    assert m.deadlines == ((1607.0, "i-1"),) and plan.next_check == 1615.0
+    assert m.queue_checks_from == 1000.0  # kept
 
 
 def test_deadline_check_uses_hosts_of_the_last_vm_check():

@@ -3,7 +3,11 @@
 Each call of :func:`plan` is one run of the original's ``check_queue`` (the daemon calls it
 every ``check_queue_every_s``); ``check_vms`` and ``check_vm_errors`` run inside it at their
 own cadence (``check_vms_every_s``, ``check_vms_in_error_every_s``), and the per-VM events
-the original queued at launch time fire when their deadline has passed.
+the original queued at launch time fire when their deadline has passed.  So the wake-ups this
+policy asks for (``Plan.next_check``) fall on its queue checks, one every
+``check_queue_every_s`` from its first call, which the daemon runs anyway: a time-based
+decision waits for the next one, at most ``check_queue_every_s`` (the original's own loop
+looked at its timers every ``sleep_s``).
 
 What it does, faithfully:
 
@@ -75,6 +79,7 @@ class LegacyMemory:
     next_vms_check: Optional[float] = None  # None: due now
     next_error_check: Optional[float] = None
     rng_state: int = 0
+    queue_checks_from: Optional[float] = None  # the first call: its queue checks' rhythm
 
 
 def initial_memory(seed: int = 0) -> LegacyMemory:
@@ -181,7 +186,8 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
         tick.notes.append("cannot get the number of waiting jobs this time")
 
     new = LegacyMemory(tick.allegedly, tuple(deadlines), first_seen, hosts, next_vms_check,
-                       next_error_check, rng_state)
+                       next_error_check, rng_state,
+                       now if memory.queue_checks_from is None else memory.queue_checks_from)
     wake = _next_check(snapshot, tick, new, n_waiting, now)
     return Plan(tuple(tick.actions), tuple(tick.notes), wake), new
 
@@ -242,7 +248,8 @@ def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
 
 
 def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now: float):
-    """Earliest time a time-based condition of this policy can change (see Plan.next_check)."""
+    """The first queue check at or after the earliest time a time-based condition of this
+    policy can change (see Plan.next_check)."""
     e, q = tick.config.elastiq, tick.config.quota
     wakes = [when for when, _ in m.deadlines]
     if n_waiting is not None and n_waiting > e.waiting_jobs_threshold:
@@ -265,7 +272,10 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
         if q.min_vms > len(m.hosts) + m.vms_allegedly_running:
             wakes.append(vms_check)
     future = [w for w in wakes if w is not None]
-    return min(future) if future else None
+    if not future:
+        return None
+    anchor, every = m.queue_checks_from, e.check_queue_every_s
+    return anchor + max(0, math.ceil((min(future) - anchor) / every - 1e-9)) * every
 
 
 def record_launch(memory: LegacyMemory, outcome: LaunchOutcome, config: Config, now: float) -> LegacyMemory:

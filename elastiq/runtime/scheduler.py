@@ -6,7 +6,11 @@ together run one tick**, whose kind names them all (``"queue+vms"``), never one 
 each tick reads the queue, the pool and maybe the cloud, and acts.
 
 The checks of the original elastiq keep their intervals (``check_queue_every_s``,
-``check_vms_every_s``, ``check_vms_in_error_every_s``), counted from one start.  ``run(kind)``
+``check_vms_every_s``, ``check_vms_in_error_every_s``), counted from one start.  **The most
+frequent check sets the pace**: a less frequent one that falls due in between is served by its
+next tick (at most one shortest interval late; its rhythm is kept).  Every tick reads every
+schedd and the collector, so a tick of its own would add those reads just for a fresher cloud
+listing.  ``run(kind)``
 returns the time at which the runtime wants to tick again (``Plan.next_check``: a waiting
 threshold reached, a join deadline, an idle period over, the end of a back-off; or a quick
 follow-up after acting).  The scheduler then ticks (kind ``wake``) at that time unless it
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import math
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -46,17 +51,44 @@ def _at(when: float) -> datetime.datetime:
 
 
 class Agenda:
-    """When each periodic check is due next; pure (times are passed in)."""
+    """When each periodic check is due next, and when the next periodic tick comes: that of
+    the most frequent check (the ``pace``), which serves every other check due by then; pure
+    (times are passed in)."""
 
     def __init__(self, periodic: Sequence[Tuple[str, float]], start: float,
                  window: float = COALESCE_S):
         self.intervals: Dict[str, float] = dict(periodic)
         self.due_at: Dict[str, float] = {k: start + i for k, i in self.intervals.items()}
-        shortest = min(self.intervals.values(), default=2 * window)
+        self.pace: Optional[str] = min(self.intervals, key=self.intervals.get, default=None)
+        shortest = self.intervals[self.pace] if self.pace else 2 * window
         self.window = min(window, shortest / 2)
 
     def next_at(self) -> Optional[float]:
-        return min(self.due_at.values(), default=None)
+        """When the next periodic tick is due (None: no periodic check)."""
+        return self.due_at[self.pace] if self.pace else None
+
+    def tick_at_or_after(self, when: float) -> float:
+        """The first periodic tick at or after ``when`` (the next one if ``when`` is past)."""
+        first, every = self.due_at[self.pace], self.intervals[self.pace]
+        return first + max(0, math.ceil((when - first) / every - 1e-9)) * every
+
+    def last_tick_before(self, when: float) -> Optional[float]:
+        """The last periodic tick before ``when``, None when the next one is not before it."""
+        first, every = self.due_at[self.pace], self.intervals[self.pace]
+        if first >= when:
+            return None
+        return first + (math.ceil((when - first) / every - 1e-9) - 1) * every
+
+    def last_served(self, until: float) -> Dict[str, float]:
+        """For each check, the tick that last served it if the periodic ticks up to the tick
+        ``until`` all run (checks not due by then are left out)."""
+        served = {}
+        for kind, at in self.due_at.items():
+            if at <= until + self.window:
+                every = self.intervals[kind]
+                last_due = at + math.floor((until + self.window - at) / every) * every
+                served[kind] = self.tick_at_or_after(last_due - self.window)
+        return served
 
     def take(self, now: float) -> List[str]:
         """The checks a tick at ``now`` serves (due by ``now + window``), in configured order;

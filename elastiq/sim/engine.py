@@ -224,28 +224,18 @@ class Simulation:
         wake = self.scheduler.pending_wake
         if event is None and wake is None:
             return False
-        due = agenda.due_at
-        following = min(due.values())
+        following = agenda.next_at()
         if (wake is not None and wake <= following) or (event is not None and event <= following):
             return True  # the very next tick sees it: nothing to skip
         target = wake if wake is not None else math.inf
-        if event is not None:  # the first check at or after the event sees it
-            for kind, every in agenda.intervals.items():
-                at = due[kind]
-                target = min(target, at + max(0, math.ceil((event - at) / every - 1e-9)) * every)
-        cutoff = target - agenda.window - 1e-9
-        last_tick = read_at = -math.inf
-        for kind, every in agenda.intervals.items():
-            at = due[kind]
-            if at < cutoff:
-                at += math.floor((cutoff - at) / every) * every
-                last_tick = max(last_tick, at)
-                if kind in CLOUD_KINDS:
-                    read_at = max(read_at, at)
-        if last_tick == -math.inf:
+        if event is not None:  # the first periodic tick at or after the event sees it
+            target = min(target, agenda.tick_at_or_after(event))
+        last_tick = agenda.last_tick_before(target - agenda.window)
+        if last_tick is None:
             return True
-        if read_at > -math.inf:
-            self.world.now = read_at
-            self.runtime.observer.relisted(read_at)
+        reads = [at for kind, at in agenda.last_served(last_tick).items() if kind in CLOUD_KINDS]
+        if reads:
+            self.world.now = max(reads)
+            self.runtime.observer.relisted(self.world.now)
         agenda.take(last_tick)
         return True
