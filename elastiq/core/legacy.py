@@ -261,14 +261,13 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
     if snapshot.pool is None:
         wakes.append(vms_check)
     else:
-        seen = {w.name: w.running_jobs for w in snapshot.pool.workers
-                if tick.ours is None or w.instance_id in tick.ours}
-        if seen != {n: h.jobs for n, h in m.hosts.items()}:
-            wakes.append(vms_check)  # the next VM check will see a change
-        for h in m.hosts.values():
-            if h.jobs == 0:
-                wakes.append(_first_run_after(h.unchanged_since + e.idle_for_time_s, vms_check,
-                                              e.check_vms_every_s))
+        # the next VM check will see a change (none when it ran on this very pool)
+        if m.hosts is tick.m.hosts and _pool_changed(snapshot.pool, tick.ours, m.hosts):
+            wakes.append(vms_check)
+        idle_since = [h.unchanged_since for h in m.hosts.values() if h.jobs == 0]
+        if idle_since:  # the first idle host's timeout: the others' come later
+            wakes.append(_first_run_after(min(idle_since) + e.idle_for_time_s, vms_check,
+                                          e.check_vms_every_s))
         if q.min_vms > len(m.hosts) + m.vms_allegedly_running:
             wakes.append(vms_check)
     future = [w for w in wakes if w is not None]
@@ -276,6 +275,18 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
         return None
     anchor, every = m.queue_checks_from, e.check_queue_every_s
     return anchor + max(0, math.ceil((min(future) - anchor) / every - 1e-9)) * every
+
+
+def _pool_changed(pool, ours, hosts: Mapping[str, HostStatus]) -> bool:
+    """The claimed slots of our hosts in ``pool`` differ from those of the last VM check."""
+    seen = 0
+    for w in pool.workers:
+        if ours is None or w.instance_id in ours:
+            h = hosts.get(w.name)
+            if h is None or h.jobs != w.running_jobs:
+                return True
+            seen += 1
+    return seen != len(hosts)
 
 
 def record_launch(memory: LegacyMemory, outcome: LaunchOutcome, config: Config, now: float) -> LegacyMemory:
