@@ -73,7 +73,7 @@ class LegacyMemory:
     and the state of the random generator used to order idle hosts."""
 
     vms_allegedly_running: int = 0
-    deadlines: Tuple[Tuple[float, str], ...] = ()  # (when, instance id), one per launched VM
+    deadlines: Tuple[Tuple[float, str], ...] = ()  # (when, instance id) per launched VM, in order
     first_seen_above_threshold: Optional[float] = None
     hosts: Mapping[str, HostStatus] = field(default_factory=dict)
     next_vms_check: Optional[float] = None  # None: due now
@@ -140,16 +140,17 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
     tick = _Tick(snapshot, memory, config, now)
 
     # change_vms_allegedly_running(-1) and check_owned_instance, both due at the deadline
-    deadlines = []
+    passed = 0
     for when, instance_id in memory.deadlines:
         if when > now:
-            deadlines.append((when, instance_id))
-            continue
+            break
+        passed += 1
         tick.allegedly = max(0, tick.allegedly - 1)
         instance = tick.ours.get(instance_id) if tick.ours is not None else None
         joined = any(h.instance_id == instance_id for h in memory.hosts.values())
         if instance is not None and instance.state in ALIVE_STATES and not joined:
             tick.terminate([instance_id], f"terminate {instance_id}: not joined after {e.estimated_vm_deploy_time_s:g} s")
+    deadlines = memory.deadlines[passed:]
 
     next_error_check = memory.next_error_check
     if next_error_check is None or now >= next_error_check:
@@ -159,7 +160,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
             if errors:
                 tick.terminate(errors, f"terminate {len(errors)} in error")
                 tick.allegedly = max(0, tick.allegedly - len(errors))
-                deadlines = [d for d in deadlines if d[1] not in errors]
+                deadlines = tuple(d for d in deadlines if d[1] not in errors)
                 tick.scale_up(len(errors), f"replace {len(errors)} in error")
 
     hosts, next_vms_check, rng_state = memory.hosts, memory.next_vms_check, memory.rng_state
@@ -185,7 +186,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
     else:
         tick.notes.append("cannot get the number of waiting jobs this time")
 
-    new = LegacyMemory(tick.allegedly, tuple(deadlines), first_seen, hosts, next_vms_check,
+    new = LegacyMemory(tick.allegedly, deadlines, first_seen, hosts, next_vms_check,
                        next_error_check, rng_state,
                        now if memory.queue_checks_from is None else memory.queue_checks_from)
     wake = _next_check(snapshot, tick, new, n_waiting, now)
@@ -251,7 +252,7 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
     """The first queue check at or after the earliest time a time-based condition of this
     policy can change (see Plan.next_check)."""
     e, q = tick.config.elastiq, tick.config.quota
-    wakes = [when for when, _ in m.deadlines]
+    wakes = [m.deadlines[0][0]] if m.deadlines else []  # the first to pass
     if n_waiting is not None and n_waiting > e.waiting_jobs_threshold:
         wakes.append(m.first_seen_above_threshold + e.waiting_jobs_time_s
                      if m.first_seen_above_threshold is not None else now + e.check_queue_every_s)
@@ -298,5 +299,6 @@ def record_launch(memory: LegacyMemory, outcome: LaunchOutcome, config: Config, 
     return replace(
         memory,
         vms_allegedly_running=memory.vms_allegedly_running + len(outcome.granted),
-        deadlines=memory.deadlines + tuple((deadline, i) for i in outcome.granted),
+        deadlines=tuple(sorted(memory.deadlines + tuple((deadline, i) for i in outcome.granted),
+                               key=lambda d: d[0])),  # in time order whatever the clock did
     )
