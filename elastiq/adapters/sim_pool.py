@@ -88,6 +88,7 @@ class SimPool:
         self.version = 0
         self._dirty_match = True
         self._queue: Optional[Queue] = None
+        self._busy_names: Optional[frozenset] = None  # workers running jobs, until one changes
         self._pool: Optional[Pool] = None
         self.collector_started: Optional[float] = None
         self._hidden_until = float("-inf")
@@ -98,7 +99,8 @@ class SimPool:
         if self.queue_failure and self.rng.random() < self.queue_failure:
             raise TransientError("simulated schedd timeout")
         if self._queue is None:
-            busy = frozenset(s.name for s in self.workers.values() if s.running)
+            if self._busy_names is None:
+                self._busy_names = frozenset(s.name for s in self.workers.values() if s.running)
             if self._idle_view is None:
                 summary = self._summary = dict(self._summary)
                 for kind in self._stale_kinds:
@@ -109,7 +111,7 @@ class SimPool:
                         summary.pop(kind, None)
                 self._stale_kinds.clear()
                 self._idle_view = IdleJobs(self.idle, summary)
-            self._queue = Queue(self._idle_view, self.running, running_on=busy)
+            self._queue = Queue(self._idle_view, self.running, running_on=self._busy_names)
         return self._queue
 
     def pool(self, known_ips: Optional[Mapping[str, str]] = None) -> Pool:
@@ -272,6 +274,7 @@ class SimPool:
         slot.free_memory -= memory
         if not slot.running:
             slot.busy_since, slot.idle_since = now, None
+            self._busy_names = None
         slot.running[index] = None
         self._running_on[index] = slot.instance_id
         self.used.add(slot.instance_id)
@@ -290,6 +293,7 @@ class SimPool:
         if not slot.running:
             self._busy(slot, now)
             slot.busy_since, slot.idle_since = None, now
+            self._busy_names = None
         self._touch(slot)
 
     def _touch(self, slot: Optional[_Slotted]) -> None:
