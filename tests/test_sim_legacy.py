@@ -231,6 +231,27 @@ def test_scale_down_decrements_allegedly_running_too():
     assert m2.vms_allegedly_running == 1
 
 
+def test_a_host_drained_instead_is_terminated_at_the_next_vm_check_without_a_job():
+    c = cfg("elastiq.check_vms_every_s=45")  # idle_for_time_s 600
+    m = idle_hosts_memory(2, vms_allegedly_running=3)
+    s = snap(instances=[vm(0), vm(1)], workers=[worker(0), worker(1)])
+    plan, m = legacy.plan(s, m, c, 700.0)
+    assert terminated(plan) == ["i-0", "i-1"] and m.vms_allegedly_running == 1
+    # the daemon found a job matched on w1 since the observation and drained it instead
+    m = get_policy("legacy").drained_instead(m, "i-1", "w1", 700.0)
+    busy = snap(instances=[vm(1)], workers=[worker(1, jobs=1)])
+    plan, m = legacy.plan(busy, m, c, 745.0)
+    assert terminated(plan) == [] and m.drained == {"i-1"}  # the job runs: kept
+    done = snap(instances=[vm(1)], workers=[worker(1)])
+    plan, m = legacy.plan(done, m, c, 760.0)
+    assert plan.next_check == 790.0  # the next VM check, not 600 s after the job ended
+    plan, m = legacy.plan(done, m, c, 790.0)
+    assert terminated(plan) == ["i-1"]
+    assert m.vms_allegedly_running == 1  # counted off once, when first picked
+    _, m = legacy.plan(snap(), m, c, 805.0)
+    assert m.drained == frozenset()  # gone from the listing: forgotten
+
+
 def test_vm_check_has_its_own_cadence():
     c = cfg("elastiq.check_vms_every_s=45")
     s = snap(instances=[vm(0)], workers=[worker(0)])

@@ -23,10 +23,9 @@ What it does, faithfully:
   cloud that is not among the hosts seen at the last VM check is terminated.
 - **VM check**: per host, the number of claimed slots and since when it is unchanged; a
   host with no job whose count has not changed for more than ``idle_for_time_s`` is
-  terminated directly, *without draining* (in a real pool a job may be matched between the
-  observation and the termination: the simulator counts such jobs as killed), in random
-  order, keeping ``min_vms`` of the instances known to the pool; its timer is reset.  Then
-  VMs are launched up to ``min_vms`` counting joined instances plus allegedly running ones.
+  terminated directly, *without draining*, in random order, keeping ``min_vms`` of the
+  instances known to the pool; its timer is reset.  Then VMs are launched up to ``min_vms``
+  counting joined instances plus allegedly running ones.
 - **Error check**: instances in error are terminated and relaunched one for one.
 - ``n_jobs_per_vm`` 0 (elastiq's "pack by cpu/memory") means ``vm.effective_cpus`` here.
 
@@ -38,6 +37,10 @@ Deviations, so that both policies run on the same ports and can be compared:
   overshoot while VMs booted; its last version also subtracted the allegedly-running count);
 - the threshold test is ``>`` as in most versions (its last version used ``>=``);
 - terminations are assumed to succeed (the original retried a failed one 10 s later);
+- the daemon looks at the pool before terminating and drains a worker that accepts jobs
+  instead (a job may have been matched since the observation: the original killed it); such
+  a host is terminated at the next VM check that finds it without a job (``drained``), not
+  after another ``idle_for_time_s``, and not counted off the allegedly-running VMs twice;
 - only instances with our cluster tag are seen (the original saw every VM of the tenant);
 - the random order comes from a seeded generator held in memory, so the policy stays pure;
 - a partial queue or pool counts as read (the original had no such notion); an unreadable
@@ -48,9 +51,10 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, replace
-from typing import Dict, List, Mapping, Optional, TYPE_CHECKING, Tuple
+from typing import Dict, FrozenSet, List, Mapping, Optional, TYPE_CHECKING, Tuple
 
-from ..model import ALIVE_STATES, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
+from ..model import (ALIVE_STATES, Instance, InstanceState, Launch, LaunchOutcome, Plan, Snapshot,
+                     Terminate)
 
 if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
     from ..config import Config
@@ -80,6 +84,7 @@ class LegacyMemory:
     next_error_check: Optional[float] = None
     rng_state: int = 0
     queue_checks_from: Optional[float] = None  # the first call: its queue checks' rhythm
+    drained: FrozenSet[str] = frozenset()  # drained instead of terminated: terminate when idle
 
 
 def initial_memory(seed: int = 0) -> LegacyMemory:
@@ -98,12 +103,8 @@ class _Tick:
         self.allegedly = memory.vms_allegedly_running
         self.actions: List = []
         self.notes: List[str] = []
-        cluster = config.elastiq.cluster_name
-        self.ours = None
-        self.in_error: List[str] = []  # our instances the cloud lists in error
-        if snapshot.instances is not None:
-            self.ours = {i.id: i for i in snapshot.instances if i.cluster == cluster}
-            self.in_error = [i.id for i in self.ours.values() if i.state is InstanceState.ERROR]
+        # our instances by id (None: no listing), and those the cloud lists in error
+        self.ours, self.in_error = _ours(snapshot.instances, config.elastiq.cluster_name)
         self.terminated: set = set()
         self.launched = 0
 
@@ -132,6 +133,24 @@ class _Tick:
             return
         self.launched += count
         self.actions.append(Launch(count, reason))
+
+
+_last_listing: tuple = (None, None, (None, ()))
+
+
+def _ours(instances: Optional[Tuple[Instance, ...]], cluster: str):
+    """(our instances by id, the ids of those in error) of a listing; (None, ()) without one.
+    Read only.  The observer reuses a listing until the cloud is read again, so the last answer
+    is kept: most ticks do not rebuild it."""
+    global _last_listing
+    if _last_listing[0] is instances and _last_listing[1] == cluster:
+        return _last_listing[2]
+    answer = (None, ())
+    if instances is not None:
+        ours = {i.id: i for i in instances if i.cluster == cluster}
+        answer = ours, tuple(i.id for i in ours.values() if i.state is InstanceState.ERROR)
+    _last_listing = (instances, cluster, answer)
+    return answer
 
 
 def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
@@ -186,9 +205,13 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
     else:
         tick.notes.append("cannot get the number of waiting jobs this time")
 
+    drained = memory.drained
+    if drained and tick.ours is not None:  # forget the gone and those terminated now
+        drained = frozenset(i for i in drained if i in tick.ours and i not in tick.terminated)
     new = LegacyMemory(tick.allegedly, deadlines, first_seen, hosts, next_vms_check,
                        next_error_check, rng_state,
-                       now if memory.queue_checks_from is None else memory.queue_checks_from)
+                       now if memory.queue_checks_from is None else memory.queue_checks_from,
+                       drained)
     wake = _next_check(snapshot, tick, new, n_waiting, now)
     return Plan(tuple(tick.actions), tuple(tick.notes), wake), new
 
@@ -224,7 +247,9 @@ def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
         else:
             hosts[w.name] = prev  # unchanged
 
-    idle = [n for n, h in hosts.items() if h.jobs == 0 and now - h.unchanged_since > e.idle_for_time_s]
+    drained = tick.m.drained
+    idle = [n for n, h in hosts.items() if h.jobs == 0 and (
+        now - h.unchanged_since > e.idle_for_time_s or h.instance_id in drained)]
     for name in idle:
         hosts[name] = replace(hosts[name], unchanged_since=now)
     known: List[str] = []
@@ -241,7 +266,7 @@ def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
         if len(chosen) < len(candidates):
             tick.notes.append(f"keeping {len(candidates) - len(chosen)} idle host(s) for min_vms {q.min_vms}")
         tick.terminate(chosen, f"terminate {len(chosen)} idle for more than {e.idle_for_time_s:g} s")
-        tick.allegedly = max(0, tick.allegedly - len(chosen))
+        tick.allegedly = max(0, tick.allegedly - sum(1 for i in chosen if i not in drained))
     if q.min_vms >= 1 and tick.ours is not None:
         running = sum(1 for i in known if i not in tick.terminated)
         tick.scale_up(q.min_vms - running - tick.allegedly, f"below min_vms {q.min_vms}")
@@ -266,6 +291,8 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
         if m.hosts is tick.m.hosts and _pool_changed(snapshot.pool, tick.ours, m.hosts):
             wakes.append(vms_check)
         idle_since = [h.unchanged_since for h in m.hosts.values() if h.jobs == 0]
+        if m.drained and any(h.jobs == 0 and h.instance_id in m.drained for h in m.hosts.values()):
+            wakes.append(vms_check)  # a drained host to terminate
         if idle_since:  # the first idle host's timeout: the others' come later
             wakes.append(_first_run_after(min(idle_since) + e.idle_for_time_s, vms_check,
                                           e.check_vms_every_s))
@@ -288,6 +315,12 @@ def _pool_changed(pool, ours, hosts: Mapping[str, HostStatus]) -> bool:
                 return True
             seen += 1
     return seen != len(hosts)
+
+
+def drained_instead(memory: LegacyMemory, instance_id: str) -> LegacyMemory:
+    """The daemon drained ``instance_id`` instead of terminating it: terminate it at the next
+    VM check that finds it without a job."""
+    return replace(memory, drained=memory.drained | {instance_id})
 
 
 def record_launch(memory: LegacyMemory, outcome: LaunchOutcome, config: Config, now: float) -> LegacyMemory:

@@ -228,3 +228,6 @@ class LegacyPolicy(CounterPolicy):
 
     def record_launch(self, memory, outcome, config, now):
         return legacy.record_launch(memory, outcome, config, now)
+
+    def drained_instead(self, memory, instance_id, worker, now):
+        return legacy.drained_instead(memory, instance_id)
