@@ -53,8 +53,8 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Mapping, Optional, TYPE_CHECKING, Tuple
 
-from ..model import (ALIVE_STATES, Instance, InstanceState, Launch, LaunchOutcome, Plan, Snapshot,
-                     Terminate)
+from ..model import (ALIVE_STATES, Instance, InstanceState, Launch, LaunchOutcome, Plan, Pool,
+                     Snapshot, Terminate)
 
 if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
     from ..config import Config
@@ -291,11 +291,11 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
         if m.hosts is tick.m.hosts and _pool_changed(snapshot.pool, tick.ours, m.hosts):
             wakes.append(vms_check)
         idle_since = [h.unchanged_since for h in m.hosts.values() if h.jobs == 0]
-        if m.drained and any(h.jobs == 0 and h.instance_id in m.drained for h in m.hosts.values()):
-            wakes.append(vms_check)  # a drained host to terminate
         if idle_since:  # the first idle host's timeout: the others' come later
             wakes.append(_first_run_after(min(idle_since) + e.idle_for_time_s, vms_check,
                                           e.check_vms_every_s))
+        if m.drained and any(h.jobs == 0 and h.instance_id in m.drained for h in m.hosts.values()):
+            wakes.append(vms_check)  # a drained host to terminate
         if q.min_vms > len(m.hosts) + m.vms_allegedly_running:
             wakes.append(vms_check)
     future = [w for w in wakes if w is not None]
@@ -305,7 +305,8 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
     return anchor + max(0, math.ceil((min(future) - anchor) / every - 1e-9)) * every
 
 
-def _pool_changed(pool, ours, hosts: Mapping[str, HostStatus]) -> bool:
+def _pool_changed(pool: Pool, ours: Optional[Mapping[str, Instance]],
+                  hosts: Mapping[str, HostStatus]) -> bool:
     """The claimed slots of our hosts in ``pool`` differ from those of the last VM check."""
     seen = 0
     for w in pool.workers:

@@ -10,14 +10,13 @@ The checks of the original elastiq keep their intervals (``check_queue_every_s``
 frequent check sets the pace**: a less frequent one that falls due in between is served by its
 next tick (at most one shortest interval late; its rhythm is kept).  Every tick reads every
 schedd and the collector, so a tick of its own would add those reads just for a fresher cloud
-listing.  ``run(kind)``
-returns the time at which the runtime wants to tick again (``Plan.next_check``: a waiting
-threshold reached, a join deadline, an idle period over, the end of a back-off; or a quick
-follow-up after acting).  The scheduler then ticks (kind ``wake``) at that time unless it
-already ticks earlier.  A wake-up is never run early (its condition would not hold yet), but a
-periodic check due within :data:`COALESCE_S` of a tick is served by that tick, ahead of time
-or up to that much late: the checks only need to run about that often.  Runs missed while a
-long tick ran are coalesced into one.
+listing.  ``run(kind)`` returns the time at which the runtime wants to tick again
+(``Plan.next_check``: a waiting threshold reached, a join deadline, an idle period over, the
+end of a back-off; or a quick follow-up after acting).  The scheduler then ticks (kind
+``wake``) at that time unless it already ticks earlier.  A wake-up is never run early (its
+condition would not hold yet), but a periodic check due within :data:`COALESCE_S` of a tick is
+served by that tick, ahead of time or up to that much late: the checks only need to run about
+that often.  Runs missed while a long tick ran are coalesced into one.
 """
 from __future__ import annotations
 
