@@ -16,6 +16,7 @@ lets it exceed ``max_vms``.
 """
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Callable, Dict, List, Optional, Tuple, TypeVar
 
@@ -28,6 +29,12 @@ T = TypeVar("T")
 #: Tick kinds that always read the cloud; the periodic ``queue`` check may reuse the listing.
 #: A tick serving several checks has their kinds joined by ``+`` (``"queue+vms"``).
 CLOUD_KINDS = frozenset({"vms", "errors", "wake", "start", "once"})
+
+
+@functools.lru_cache(maxsize=None)
+def _reads_cloud(kind: str) -> bool:
+    """A tick of this kind always reads the cloud (a few kinds recur: each is parsed once)."""
+    return not CLOUD_KINDS.isdisjoint(kind.split("+"))
 
 
 class Observer:
@@ -63,7 +70,7 @@ class Observer:
         new_demand = idle is not None and idle > (self._last_idle or 0)
         if queue is not None:
             self._last_idle = idle
-        fresh = (not CLOUD_KINDS.isdisjoint(kind.split("+")) or new_demand or self._listing is None
+        fresh = (_reads_cloud(kind) or new_demand or self._listing is None
                  or now - self._listed_at >= self.cloud_max_age_s)
         if fresh:
             instances = self._read("cloud", self.cloud.list_instances, problems)

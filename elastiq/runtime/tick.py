@@ -94,16 +94,17 @@ class Runtime:
         plan = self.last_plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))
 
-        def persist_launch(launched: Any, granted: Tuple[str, ...]) -> None:
-            awaiting = self.state.awaiting_join + granted
-            self._save(replace(self.state, memory=launched, awaiting_join=awaiting))
-
-        outcome = self.actuator.execute(plan, memory, before, persist=persist_launch)
+        outcome = self.actuator.execute(plan, memory, before, persist=self._persist_launch)
         if outcome.changed_cloud:
             self.observer.invalidate_cloud()
         self._save(self._next_state(outcome, decisions, snapshot))
         self.metrics.tick(self.clock() - started)
         return self._next_wake(plan, outcome, now)
+
+    def _persist_launch(self, memory: Any, granted: Tuple[str, ...]) -> None:
+        """Save the memory right after a launch, with the instances granted awaiting their join."""
+        self._save(replace(self.state, memory=memory,
+                           awaiting_join=self.state.awaiting_join + granted))
 
     def _next_state(self, outcome: Outcome, decisions: List[Decision], snapshot: Snapshot) -> State:
         memory = outcome.memory
