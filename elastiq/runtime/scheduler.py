@@ -73,10 +73,9 @@ class Agenda:
 
     def last_tick_before(self, when: float) -> Optional[float]:
         """The last periodic tick before ``when``, None when the next one is not before it."""
-        first, every = self.due_at[self.pace], self.intervals[self.pace]
-        if first >= when:
+        if self.due_at[self.pace] >= when:
             return None
-        return first + (math.ceil((when - first) / every - 1e-9) - 1) * every
+        return self.tick_at_or_after(when) - self.intervals[self.pace]
 
     def last_served(self, until: float) -> Dict[str, float]:
         """For each check, the tick that last served it if the periodic ticks up to the tick
