@@ -17,6 +17,7 @@ Goal: virtual delay 0 and tick + lateness well under 1 s.
 from __future__ import annotations
 
 import heapq
+import argparse
 import json
 import os
 import random
@@ -114,20 +115,26 @@ def wake_lateness_ms(count: int = 20, ahead_s: float = 0.02):
     return summary(late)
 
 
-def main() -> None:
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=TRIALS,
+                        help=f"trials with and without wake-ups (default {TRIALS})")
+    parser.add_argument("--wakes", type=int, default=20,
+                        help="real wake-ups timed for the lateness (default 20)")
+    args = parser.parse_args(argv)
     rng = random.Random(42)
     with tempfile.TemporaryDirectory() as directory:
-        with_wakes = [trial(rng, True, directory) for _ in range(TRIALS)]
-        without = [trial(rng, False, directory)[0] for _ in range(TRIALS)]
+        with_wakes = [trial(rng, True, directory) for _ in range(args.trials)]
+        without = [trial(rng, False, directory)[0] for _ in range(args.trials)]
     print(json.dumps({
         "benchmark": "daemon_latency",
-        "trials": TRIALS,
+        "trials": args.trials,
         "intervals_s": dict(checks(make_config())),
         "waiting_jobs_time_s": make_config().elastiq.waiting_jobs_time_s,
         "virtual_delay_s": {"with_next_check": summary([d for d, _ in with_wakes]),
                             "periodic_checks_only": summary(without)},
         "tick_wall_ms": summary([w * 1000 for _, w in with_wakes]),
-        "apscheduler_wake_lateness_ms": wake_lateness_ms(),
+        "apscheduler_wake_lateness_ms": wake_lateness_ms(args.wakes),
     }))
 
 

