@@ -18,6 +18,7 @@ from elastiq.adapters.base import AdapterError, AuthError, ConfigError
 from elastiq.adapters.openstack import connect as adapter_connect
 from elastiq.adapters.openstack import error_from_exception
 from elastiq.adapters.openstack_config import Settings
+from elastiq.adapters.openstack_translate import find_or_none
 
 from .clouds import Endpoint, Image
 
@@ -82,23 +83,22 @@ class OpenStackWizardCloud:
 
     def find_image(self, image_id: str) -> Optional[Image]:
         """The active image of this id or (unique) name."""
-        image = self._call("find image", self._conn.image.find_image, image_id,
-                           ignore_missing=True)
+        image = self._call("find image", find_or_none, self._conn.image.find_image, image_id)
         if image is None or image.status != "active":
             return None
         return Image(image.id, image.name or "", image.created_at or "")
 
     def has_key_pair(self, name: str) -> bool:
-        return self._call("find key pair", self._conn.compute.find_keypair, name,
-                          ignore_missing=True) is not None
+        return self._call("find key pair", find_or_none, self._conn.compute.find_keypair,
+                          name) is not None
 
     def has_flavour(self, name: str) -> Optional[bool]:
         return name in self.list_flavours() or self._call(
-            "find flavour", self._conn.compute.find_flavor, name, ignore_missing=True) is not None
+            "find flavour", find_or_none, self._conn.compute.find_flavor, name) is not None
 
     def has_network(self, name: str) -> bool:
-        return self._call("find network", self._conn.network.find_network, name,
-                          ignore_missing=True) is not None
+        return self._call("find network", find_or_none, self._conn.network.find_network,
+                          name) is not None
 
     def static_credentials(self) -> Tuple[str, str]:
         """The application credential in use (id, secret), for embedding in the master."""

@@ -10,6 +10,22 @@ pytest_plugins = ["tests.support.ec2_fixtures", "tests.support.condor_fixtures",
                   "tests.support.openstack_fixtures"]
 
 
+#: Test tiers (markers): ``unit`` needs nothing but the test extra (pure code, captured ads,
+#: the moto server, subprocesses of our own commands); ``daemons`` runs real HTCondor daemons
+#: (and podman) from the provisioned trixie root; ``cloud`` the real OpenStack.  A test is in
+#: the tier of the fixtures it uses, or of the marker its module declares
+#: (``pytestmark = pytest.mark.daemons``).
+TIER_FIXTURES = {"cloud": {"openstack_cloud"}, "daemons": {"condor_pool", "condor_pools"}}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        used = set(item.fixturenames)
+        tier = next((name for name, fixtures in TIER_FIXTURES.items()
+                     if item.get_closest_marker(name) or used & fixtures), "unit")
+        item.add_marker(tier)
+
+
 def pytest_report_header(config):
     foreign = tools.foreign_path_entries()
     return [f"PATH outside the base system and {tools.own_bin()}: "

@@ -18,7 +18,7 @@ from tests.support import docker_pool
 from tests.support.condor_pool import CondorPool
 from tests.test_ecm_render import answers
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.timeout(600), pytest.mark.daemons]
 WORKER = render.render_worker(answers("debian12"))
 MASTER = render.render_master(answers("debian12"))
 WAIT_S = 180

@@ -22,6 +22,7 @@ from tests.support import ecm_root as R
 from tests.test_ecm_render import answers
 
 CLUSTER, OTHER = "physics-c1", "other-c2"
+pytestmark = pytest.mark.daemons
 
 
 @pytest.fixture(scope="module")

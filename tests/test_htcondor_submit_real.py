@@ -24,10 +24,10 @@ CI_ROOT = pathlib.Path(os.environ.get("ELASTIQ_CI_ROOT", "/var/lib/elastiq-ci/tr
 MASTER_TEMPLATE = pathlib.Path(__file__).parent.parent / "ecm" / "templates" / "master.sh.j2"
 LOADER = CI_ROOT / "lib64" / "ld-linux-x86-64.so.2"
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.daemons, pytest.mark.skipif(
     not (CI_ROOT / ".elastiq-provisioned").exists() or platform.machine() != "x86_64"
     or not LOADER.exists(),
-    reason=f"no provisioned HTCondor root at {CI_ROOT} (x86_64)")
+    reason=f"no provisioned HTCondor root at {CI_ROOT} (x86_64)")]
 
 
 def example_job(name: str) -> str:

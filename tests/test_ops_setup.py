@@ -82,6 +82,7 @@ def _overlay_script(upper: Path, body: str) -> str:
             f"cp {ROOT}/tools/venv.sh $M/src/tools/; {body}")
 
 
+@pytest.mark.daemons
 @pytest.mark.timeout(600)
 @pytest.mark.skipif(os.geteuid() != 0 or not tools.find("unshare")
                     or not (TRIXIE / ".elastiq-provisioned").exists(),

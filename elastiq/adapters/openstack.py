@@ -39,7 +39,7 @@ from .ec2_translate import redact, secret_values
 from .ec2_userdata import Detect, detect_addresses, prepare_user_data
 from .openstack_config import NETWORK_WORDS, Settings
 from .openstack_translate import (CLUSTER_KEY, REQUEST_KEY, cluster_tag, error_from_status,
-                                  server_name, to_instance)
+                                  find_or_none, server_name, to_instance)
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +244,7 @@ class OpenStackCloud:
                 nets = []
                 for net in names:
                     with self._boundary("find network"):
-                        item = self._conn.network.find_network(net, ignore_missing=True)
+                        item = find_or_none(self._conn.network.find_network, net)
                     if item is None:
                         raise ConfigError(f"the cloud does not know network {net!r} of {key}",
                                           key=key)
@@ -256,7 +256,7 @@ class OpenStackCloud:
             with self._boundary(f"find {what.partition(':')[0]}"):
                 finder = (self._conn.image.find_image if what == "image"
                           else self._conn.compute.find_flavor)
-                found = finder(value, ignore_missing=True)
+                found = find_or_none(finder, value)
             if found is None:
                 raise ConfigError(f"the cloud does not know {key} {value!r}", key=key)
         self._ids[what] = found

@@ -76,6 +76,16 @@ _CREDENTIALS_HINT = (
     "or the application credential, and that it is valid for this project and region")
 
 
+def find_or_none(find: Callable[..., Any], name_or_id: str) -> Any:
+    """openstacksdk's ``find_*(name_or_id)``, None when nothing matches (asked with
+    ``ignore_missing=False`` and caught: openstacksdk deprecates its ``True`` default)."""
+    from openstack.exceptions import NotFoundException
+    try:
+        return find(name_or_id, ignore_missing=False)
+    except NotFoundException:
+        return None
+
+
 def cluster_tag(cluster: str) -> str:
     """The Nova server tag of a cluster: ``elastiq:<name>``, or ``elastiq:<sha256 prefix>`` when
     the name cannot be a tag (Nova: at most 60 characters, no ``,`` or ``/``)."""
