@@ -42,7 +42,8 @@ uniform 120-300 s, seed 0):
 ``--cost-only`` runs only the fourth part (with the replays it needs).
 ``--policies-only`` runs only the third part (``--quick``: on 20,000 jobs).  Traces are read from ELASTIQ_TRACES or ../shared/traces next to the repository; when absent
 the benchmark prints ``{"skipped": ...}`` and exits 0.  ``--quick`` replays only the first
-20,000 jobs of each trace.
+20,000 jobs of each trace; ``--jobs N`` only the first N in every part (the test suite's smoke
+run: at that size the goals say nothing).
 """
 from __future__ import annotations
 
