@@ -59,7 +59,7 @@ def test_start_status_stop_restart(conf):
     started = elastiqctl("start", "--config", path)
     assert started.returncode == 0, started.stderr
     assert started.stdout.startswith("elastiq started (pid ")
-    pid = int(open(state / "elastiq.pid").read())
+    pid = int((state / "elastiq.pid").read_text())
     try:
         again = elastiqctl("start", "--config", path)
         assert (again.returncode, again.stdout.strip()) == (0, f"elastiq is already running (pid {pid})")
@@ -69,7 +69,7 @@ def test_start_status_stop_restart(conf):
         assert restarted.returncode == 0, restarted.stderr
         assert f"elastiq stopped (was pid {pid})" in restarted.stdout
         assert not alive(pid)
-        pid = int(open(state / "elastiq.pid").read())
+        pid = int((state / "elastiq.pid").read_text())
         stopped = elastiqctl("stop", "--config", path)
         assert (stopped.returncode, stopped.stdout.strip()) == (0, f"elastiq stopped (was pid {pid})")
         assert not alive(pid) and not (state / "elastiq.pid").exists()

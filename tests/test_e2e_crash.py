@@ -124,6 +124,7 @@ def daemon(path, tmp_path, *extra):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        proc.stderr.close()
 
 
 def stop_when_empty(proc, watcher):

@@ -14,6 +14,7 @@ from elastiq.adapters.openstack import OpenStackCloud
 from elastiq.model import InstanceState
 from tests.support.net import free_port
 from tests.support.openstack_proxy import NovaFaultProxy
+from tests.support.ports import check_cloud
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -214,3 +215,14 @@ def test_stuck_in_build_and_error_are_seen(openstack_cloud):
         _wait("gone", lambda: not _states(cloud))
     finally:
         _cleanup(conn, ids)
+
+
+def test_the_cloud_port_contract(openstack_cloud):
+    """The contract every Cloud and test double is held to (tests/support/ports.py)."""
+    cluster = _cluster("port")
+    cloud = OpenStackCloud(openstack_cloud.config(cluster))
+    ids = ()
+    try:
+        ids = check_cloud(cloud, cluster)
+    finally:
+        _cleanup(openstack_cloud.conn, ids)
