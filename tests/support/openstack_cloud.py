@@ -306,6 +306,9 @@ class OpenStackCloud:
     def seed(self, conn):
         """The flavour and the (tiny, fake) image the tests boot."""
         conn.compute.create_flavor(name=FLAVOR, ram=64, vcpus=1, disk=1)
+        # allow_duplicates: a new cloud has no image to find first (the SDK's look-up would use
+        # find_image's deprecated ignore_missing=True)
         image = conn.image.create_image(name=IMAGE, disk_format="raw", container_format="bare",
-                                        data=b"\0" * 1024, visibility="public")
+                                        data=b"\0" * 1024, visibility="public",
+                                        allow_duplicates=True)
         conn.image.wait_for_status(image, "active", wait=60)
