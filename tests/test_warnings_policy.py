@@ -2,9 +2,13 @@
 code fails the test that raised it; openstacksdk's own deprecation noise stays ignored."""
 from __future__ import annotations
 
+import re
 import warnings
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize("module", ["elastiq.runtime.tick", "ecm.wizard", "tests.support.world",
@@ -34,3 +38,16 @@ def test_openstacksdks_own_noise_is_ignored():
                  module="openstack.resource") == []
     assert shown(message, DeprecationWarning, "resource.py", 855,
                  module="openstack.resource") == [message]  # only that category
+
+
+def test_our_openstacksdk_look_ups_do_not_use_the_deprecated_default():
+    """openstacksdk warns from its own module whoever calls ``find_*`` with ignore_missing
+    left True, so the filters cannot tell our calls from its own: read the sources."""
+    found = []
+    for folder in ("elastiq", "ecm", "tests", "benchmarks"):
+        for path in (ROOT / folder).rglob("*.py"):
+            text = path.read_text(encoding="utf-8")
+            for call in re.finditer(r"\.(?:compute|image|network|identity|block_storage)\.find_\w+\((?P<args>[^()]*)\)", text):
+                if "ignore_missing=False" not in call["args"]:
+                    found.append(f"{path.relative_to(ROOT)}: {call[0]}")
+    assert found == []
