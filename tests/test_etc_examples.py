@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -38,7 +39,7 @@ def test_config_check_names_a_missing_user_data_file_as_run_would():
 
 
 def test_the_yaml_example_documents_every_key():
-    text = open(EXAMPLES[0], encoding="utf-8").read()
+    text = Path(EXAMPLES[0]).read_text(encoding="utf-8")
     for section, cls in config.section_classes(config.Config()).items():
         assert re.search(rf"^{section}:", text, re.M), section
         for field in dataclasses.fields(cls):
@@ -56,5 +57,5 @@ def test_the_legacy_example_uses_only_the_original_sections():
     cfg = config.load(EXAMPLES[1])
     assert cfg.elastiq.n_jobs_per_vm == 4 and cfg.elastiq.log_level == "INFO"
     assert cfg.cloud.key_name is None and cfg.cloud.user_data_b64
-    sections = re.findall(r"^\[(\w+)\]", open(EXAMPLES[1], encoding="utf-8").read(), re.M)
+    sections = re.findall(r"^\[(\w+)\]", Path(EXAMPLES[1]).read_text(encoding="utf-8"), re.M)
     assert sections == ["elastiq", "debug", "quota", "ec2"]

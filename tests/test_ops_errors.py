@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
@@ -195,15 +196,14 @@ def test_ctl_log_without_a_log_file_says_so_and_where(tmp_path):
     result = elastiq("log", "--no-follow", "--config", path, module="elastiq.cli.ctl")
     clean(result, 1)
     assert f"no log yet: {log_file} does not exist" in result.stderr
-    child = subprocess.Popen([sys.executable, "-m", "elastiq.cli.ctl", "log", "--config", path],
-                             cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
-    try:
-        line = child.stderr.readline()  # said at once, then it waits for the file
-        assert f"no log yet: {log_file} does not exist" in line and "waiting" in line
-    finally:
-        child.kill()
-        child.wait()
+    with subprocess.Popen([sys.executable, "-m", "elastiq.cli.ctl", "log", "--config", path],
+                          cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True) as child:
+        try:
+            line = child.stderr.readline()  # said at once, then it waits for the file
+            assert f"no log yet: {log_file} does not exist" in line and "waiting" in line
+        finally:
+            child.kill()
 
 
 # ------------------------------------------------------------------ simulate
@@ -257,6 +257,6 @@ def test_max_vms_zero_with_jobs_is_refused():
 def test_report_extra_is_named_where_report_is_shown():
     help_text = elastiq("simulate", "--help").stdout
     assert "elastiq[report]" in " ".join(help_text.split())
-    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    readme = Path(ROOT, "README.md").read_text(encoding="utf-8")
     paragraph = readme[readme.index("`--report DIR`"):][:400]
     assert "`report`" in paragraph and "extra" in paragraph

@@ -158,7 +158,7 @@ def test_a_daemon_tick_runs_the_example_cloud(tmp_path):
 
 def test_a_section_of_a_registered_plugin_not_configured_is_checked_and_ignored(tmp_path):
     path = _example_yaml(tmp_path)
-    data = yaml.safe_load(open(path))
+    data = yaml.safe_load(pathlib.Path(path).read_text())
     data["ec2"] = {"flavour": "m1.large"}
     pathlib.Path(path).write_text(yaml.safe_dump(data))
     cfg = config.load(path)
@@ -195,7 +195,7 @@ def test_htcondor_words_moved_from_vm_to_the_htcondor_section(tmp_path):
 
 def test_the_configuration_notes_are_in_the_daemon_log(tmp_path):
     path = _example_yaml(tmp_path)
-    data = yaml.safe_load(open(path))
+    data = yaml.safe_load(pathlib.Path(path).read_text())
     data["vm"] = {"has_docker": False}
     pathlib.Path(path).write_text(yaml.safe_dump(data))
     assert config.load(path).notes == (

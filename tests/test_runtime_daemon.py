@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 import yaml
@@ -124,7 +125,7 @@ def listening_sockets(pid):
     listening = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         if os.path.exists(table):
-            for line in open(table).read().splitlines()[1:]:
+            for line in Path(table).read_text().splitlines()[1:]:
                 fields = line.split()
                 if fields[3] == "0A":  # LISTEN
                     listening.add(fields[9])
@@ -265,7 +266,7 @@ def test_the_batch_system_judges_jobs_on_the_flavours_shape(tmp_path, moto, ec2_
     job.update({"RequestCpus": 4, "RequestMemory": 6000})
     ads = tmp_path / "jobs.long.txt"
     ads.write_text(job.printOld())
-    data = yaml.safe_load(open(write_config(tmp_path)))
+    data = yaml.safe_load(Path(write_config(tmp_path)).read_text())
     data["elastiq"].update(cluster_name="demo", batch_plugin="tests.htcondor_fake:FixturePool",
                            cloud_plugin="ec2", waiting_jobs_time_s=0)
     data["ec2"] = {"api_url": moto.url, "region": REGION, "aws_access_key_id": ACCESS_KEY,

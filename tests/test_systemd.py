@@ -6,6 +6,7 @@ import re
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -80,7 +81,7 @@ def test_writable_paths_are_exactly_where_elastiq_writes_as_the_service_user(uni
 
 def test_the_documented_service_user_has_a_home_the_unit_lets_it_read(unit):
     """Its HTCondor IDTOKEN lives in ~elastiq/.condor/tokens.d: not under /home (ProtectHome)."""
-    text = open(UNIT, encoding="utf-8").read()
+    text = Path(UNIT).read_text(encoding="utf-8")
     useradd = shlex.split(re.search(r"\(useradd ([^)]*)\)", text).group(1).replace("#", " "))
     assert "--home-dir" in useradd, useradd
     home = useradd[useradd.index("--home-dir") + 1]
@@ -91,7 +92,7 @@ def test_the_documented_service_user_has_a_home_the_unit_lets_it_read(unit):
 @pytest.mark.skipif(tools.find("systemd-analyze") is None,
                     reason="systemd-analyze not found: apt-get install systemd")
 def test_systemd_analyze_verify_accepts_the_unit(tmp_path):
-    text = open(UNIT, encoding="utf-8").read()
+    text = Path(UNIT).read_text(encoding="utf-8")
     exe = shlex.split(one(parse_unit(UNIT), "ExecStart"))[0]
     if not os.access(exe, os.X_OK):  # verify checks the binary exists; not installed here
         text = text.replace(f"ExecStart={exe} ", f"ExecStart={sys.executable} -m elastiq ")
