@@ -10,12 +10,17 @@ pytest_plugins = ["tests.support.ec2_fixtures", "tests.support.condor_fixtures",
                   "tests.support.openstack_fixtures"]
 
 
-#: Test tiers (markers): ``unit`` needs nothing but the test extra (pure code, captured ads,
-#: the moto server, subprocesses of our own commands); ``daemons`` runs real HTCondor daemons
-#: (and podman) from the provisioned trixie root; ``cloud`` the real OpenStack.  A test is in
-#: the tier of the fixtures it uses, or of the marker its module declares
-#: (``pytestmark = pytest.mark.daemons``).
-TIER_FIXTURES = {"cloud": {"openstack_cloud"}, "daemons": {"condor_pool", "condor_pools"}}
+#: Test tiers (markers), fastest first: ``unit`` runs in this process on our code alone (pure
+#: code, captured ads, test doubles: ``pytest -m unit`` takes well under a minute); ``local``
+#: starts processes on this machine (the moto server, our own commands, pip, pexpect);
+#: ``daemons`` runs real HTCondor daemons (and podman) from the provisioned trixie root;
+#: ``cloud`` the real OpenStack.  A test is in the tier of the fixtures it uses, or of the
+#: marker its module declares (``pytestmark = pytest.mark.local``), else in ``unit``.
+TIER_FIXTURES = {
+    "cloud": {"openstack_cloud"},
+    "daemons": {"condor_pool", "condor_pools"},
+    "local": {"moto_server", "moto", "moto_image", "ec2_world", "ec2_config", "fault_proxy"},
+}
 
 
 def pytest_collection_modifyitems(config, items):
