@@ -99,7 +99,7 @@ class EC2Cloud:
                     if tag_value(item, CLUSTER_TAG) != self._cluster]
         if untagged:
             self._tag_late(untagged)
-        log.info("launched %d of %d VM(s) requested (request %s): %s",
+        log.debug("launched %d of %d VM(s) requested (request %s): %s",
                  len(ids), count, request_id, " ".join(ids))
         if len(ids) > count:  # never happens on EC2; the rest carry our tag and get adopted
             log.warning("the cloud granted %d VMs for %d asked", len(ids), count)
@@ -233,7 +233,7 @@ class EC2Cloud:
         return states
 
     def _terminate_ours(self, ids: List[str]) -> None:
-        log.info("terminating %d instance(s): %s", len(ids), " ".join(ids))
+        log.debug("terminating %d instance(s): %s", len(ids), " ".join(ids))
         try:
             with self._boundary("TerminateInstances", passthrough=ids_gone):
                 self._client.terminate_instances(InstanceIds=ids)

@@ -142,7 +142,7 @@ class OpenStackCloud:
             log.warning("cannot list the servers of request %s (%s): %s and any others of it "
                         "are seen at the next listing", request_id, err, first.id)
             ids = (first.id,)
-        log.info("launched %d of %d VM(s) requested (request %s): %s",
+        log.debug("launched %d of %d VM(s) requested (request %s): %s",
                  len(ids), count, request_id, " ".join(ids))
         return ids[:count]
 
@@ -172,7 +172,7 @@ class OpenStackCloud:
         alive = [i for i in ids if states.get(i) not in
                  (None, InstanceState.GONE, InstanceState.SHUTTING_DOWN)]
         if alive:
-            log.info("terminating %d instance(s): %s", len(alive), " ".join(alive))
+            log.debug("terminating %d instance(s): %s", len(alive), " ".join(alive))
         first: Optional[AdapterError] = None
         for server_id in alive:
             try:

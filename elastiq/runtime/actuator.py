@@ -1,6 +1,8 @@
 """Carry out a Plan, one action at a time: the only place where elastiq changes the world.
 
-- Each action is logged on one INFO line with its reason before it is carried out.
+- Each action is logged on one INFO line with its reason before it is carried out (the
+  adapters log their calls at DEBUG only), and counted by kind and reason code
+  (``elastiq_actions_total``).
 - Look before you terminate: right before a Terminate, one targeted query asks the pool for
   the workers of its instances (a VM may have joined, or a job been matched, since the
   observation).  One whose worker is there and accepts jobs is drained instead; one whose
@@ -30,6 +32,7 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
 from ..config import Config
+from ..core.reasons import Code, Reason
 from ..model import Action, CancelDrain, Drain, LaunchOutcome, Launch, Plan, Terminate
 from .metrics import Metrics
 from .state import Decision
@@ -50,13 +53,15 @@ class Outcome:
 def describe(action: Action) -> Tuple[str, str]:
     """(kind, one-line text with the reason) of an action, as logged and shown by status."""
     if isinstance(action, Launch):
-        return "launch", action.reason
+        flavour = f" {action.flavour}" if action.flavour else ""
+        return "launch", f"launch {action.count}{flavour}: {action.reason}"
     if isinstance(action, Drain):
-        return "drain", f"{action.reason} ({action.instance_id})"
+        return "drain", f"drain {action.worker}: {action.reason} ({action.instance_id})"
     if isinstance(action, CancelDrain):
-        return "cancel-drain", f"{action.reason}: {action.worker} ({action.instance_id})"
+        return "cancel-drain", (f"cancel drain of {action.worker}: {action.reason}"
+                                f" ({action.instance_id})")
     if isinstance(action, Terminate):
-        return "terminate", f"{action.reason}: {', '.join(action.instance_ids)}"
+        return "terminate", f"terminate {', '.join(action.instance_ids)}: {action.reason}"
     raise TypeError(f"unknown action {action!r}")
 
 
@@ -109,6 +114,8 @@ class Actuator:
                 continue
             log.info("%s", text)
             decisions.append(Decision(self.clock(), kind, text))
+            if not isinstance(action, Terminate):  # a Terminate: what is left after the look
+                self.metrics.action(kind, action.reason.code)
             acted += 1
             if isinstance(action, Launch):
                 changed_cloud = True
@@ -119,10 +126,13 @@ class Actuator:
                 changed_cloud = True
                 action, memory, held = self._look(action, memory, before)
                 decisions.extend(Decision(self.clock(), "note", text) for text in held)
-                failure = self._terminate(action) if action.instance_ids else ""
+                failure = ""
+                if action.instance_ids:
+                    self.metrics.action(kind, action.reason.code)
+                    failure = self._terminate(action)
             elif isinstance(action, Drain):
                 failure = self._call("drain", action.worker, self.batch.drain, action.worker,
-                                     action.reason)
+                                     str(action.reason))
             else:
                 failure = self._call("cancel drain", action.worker, self.batch.cancel_drain,
                                      action.worker)
@@ -161,21 +171,23 @@ class Actuator:
             present = self.batch.workers_of(ids, self.known_ips())
         except Exception as err:
             kind = self._failed("look at the pool before terminating", ", ".join(ids), err)
-            text = f"terminate {', '.join(ids)} held back: the pool cannot be read ({kind} error)"
-            return replace(action, instance_ids=()), self.policy.undo(memory, before, ids), [text]
+            held = Reason.of(Code.HELD_BACK, ids=ids, cause=Reason.of(Code.POOL_UNREADABLE, kind=kind))
+            return replace(action, instance_ids=()), self.policy.undo(memory, before, ids), [str(held)]
         go, held = [], []
         for instance_id in ids:
             worker = present.get(instance_id)
             if worker is None or (worker.draining and not worker.busy):
                 go.append(instance_id)
                 continue
-            busy = f"runs {worker.running_jobs} job(s)" if worker.busy else "accepts jobs"
-            text = f"terminate {instance_id} held back: its worker {worker.name} {busy}"
+            cause = (Reason.of(Code.WORKER_BUSY, worker=worker.name, jobs=worker.running_jobs)
+                     if worker.busy else Reason.of(Code.WORKER_ACCEPTS, worker=worker.name))
+            text = str(Reason.of(Code.HELD_BACK, ids=(instance_id,), cause=cause,
+                                 drained_instead=not worker.draining))
             failure = ""
-            if not worker.draining:
-                text += "; draining it instead"
-                failure = self._call("drain", worker.name, self.batch.drain, worker.name, text)
             log.info("%s", text)
+            if not worker.draining:
+                self.metrics.action("drain", cause.code)
+                failure = self._call("drain", worker.name, self.batch.drain, worker.name, text)
             held.append(text + (f" ({failure})" if failure else ""))
             if failure:
                 memory = self.policy.undo(memory, before, (instance_id,))

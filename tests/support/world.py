@@ -72,7 +72,7 @@ class FakeCloud:
                                        cluster or self.cluster, f"10.0.0.{n}", "m1.small")
         return iid
 
-    def launch(self, count: int) -> Tuple[str, ...]:
+    def launch(self, count: int, flavour: Optional[str] = None) -> Tuple[str, ...]:
         self.faults.check("launch")
         self.launch_calls.append((self.clock(), count))
         room = count if self.capacity is None else max(0, min(count, self.capacity - len(self.alive())))
