@@ -170,12 +170,12 @@ def test_terminate_in_batches(moto, ec2_config):
     assert set(states(moto.client(), ours).values()) == {"terminated"}
 
 
-def test_describe_flavour(moto, ec2_world):
-    assert cloud_for(make_config(moto.url, ec2_world, flavour="t3.micro")).describe_flavour() \
-        == (2, 1024)
-    assert cloud_for(make_config(moto.url, ec2_world, flavour=None)).describe_flavour() is None
+def test_describe_flavours(moto, ec2_world):
+    cloud = cloud_for(make_config(moto.url, ec2_world, flavour="t3.micro"))
+    assert cloud.describe_flavours(["t3.micro"]) == {"t3.micro": (2, 1024)}
+    assert cloud.describe_flavours([]) == {}  # nothing asked
     with pytest.raises(ConfigError) as err:
-        cloud_for(make_config(moto.url, ec2_world, flavour="m9.huge")).describe_flavour()
+        cloud_for(make_config(moto.url, ec2_world, flavour="m9.huge")).describe_flavours(["m9.huge"])
     assert err.value.key == "ec2.flavour"
 
 

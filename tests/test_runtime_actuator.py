@@ -10,6 +10,7 @@ from elastiq.model import (CancelDrain, Drain, InstanceRecord, Launch, Lifecycle
                            Terminate)
 from elastiq.runtime.actuator import Actuator
 from elastiq.runtime.metrics import Metrics
+from elastiq.runtime.state import UnknownLaunch
 from tests.support.world import make_config, world
 
 POLICY = get_policy("default")
@@ -168,3 +169,36 @@ def test_abandoned_actions_leave_no_lifecycle_mark(tmp_path):
     assert out.abandoned == 1 and cloud.terminate_calls == []
     assert out.memory.instances[a].lifecycle is Lifecycle.DRAINING
     assert out.memory.instances[b] == before.instances[b]
+
+
+def test_a_launch_whose_answer_was_lost_is_asked_again_until_its_outcome_is_known(tmp_path):
+    """A transient launch error leaves the outcome unknown; the same request is asked again
+    (same id, count, flavour), its failure is not counted twice, and it is given up after
+    ``estimated_vm_deploy_time_s`` (a VM it made is adopted from the listing by then)."""
+    act, clock, cloud, batch, metrics = actuator(tmp_path)
+    asked = []
+    launch = cloud.launch
+
+    def recording(count, **kw):
+        asked.append((count, kw["flavour"], kw["request_id"]))
+        return launch(count, **kw)
+
+    cloud.launch = recording
+    cloud.faults.fail("launch", TransientError("read timeout"), times=2)
+    out = act.execute(Plan((Launch(2, WAITING, "m1.small"),)), Memory(), Memory())
+    (lost,) = out.unknown
+    assert (lost.count, lost.flavour) == (2, "m1.small") and out.memory.failures == 1
+    memory, left, decisions = act.retry_unknown(out.unknown, out.memory)
+    assert left == (lost,) and memory.failures == 1  # failed again: still unknown, counted once
+    clock.advance(10)
+    memory, left, decisions = act.retry_unknown(left, memory)
+    assert left == () and len(asked) == 3 and len(set(asked)) == 1  # the same request each time
+    assert [r.lifecycle for r in memory.instances.values()] == [Lifecycle.REQUESTED] * 2
+    assert decisions[0].text == f"launch 2 m1.small: retry of launch request {lost.request_id}," \
+                                " whose outcome is unknown"
+    assert metrics.actions[("launch", "retry")] == 2
+    deploy = act.config.elastiq.estimated_vm_deploy_time_s
+    assert act.retry_unknown((UnknownLaunch("r-1", 1, None, clock.now - deploy),), memory)[1] == ()
+    assert len(asked) == 4  # still asked at the deadline ...
+    late = UnknownLaunch("r-2", 1, None, clock.now - deploy - 1)  # ... given up after it
+    assert act.retry_unknown((late,), memory)[1:] == ((), ()) and len(asked) == 4

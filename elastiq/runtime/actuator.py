@@ -16,6 +16,11 @@
 - Every launch outcome (ids granted, or the error class) is folded into memory through the
   policy's ``record_launch`` and handed to ``persist`` at once: a crash right after a launch
   loses nothing (and the cluster tag covers a crash during the call itself).
+- Every launch names its request (``request_id``).  A launch that failed with a transient
+  error may have reached the cloud (the answer was lost): it is an :class:`UnknownLaunch` of
+  the outcome, and :meth:`Actuator.retry_unknown` asks for it again, the same request, before
+  the next plan, so a cloud that can (EC2's ClientToken) answers with the VMs the first
+  attempt made rather than launching twice.
 - Dry run: ``dry_run_boot_vms`` skips launches, ``dry_run_shutdown_vms`` skips drains, drain
   cancellations and terminations; both log what would have happened.  The policy undoes what
   it noted of a skipped action's instances (``Policy.undo``), so memory matches the unchanged
@@ -27,6 +32,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
@@ -35,7 +41,7 @@ from ..config import Config
 from ..core.reasons import Code, Reason
 from ..model import Action, CancelDrain, Drain, LaunchOutcome, Launch, Plan, Terminate
 from .metrics import Metrics
-from .state import Decision
+from .state import Decision, UnknownLaunch
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,7 @@ class Outcome:
     changed_cloud: bool  # a launch or termination was attempted
     acted: int  # actions carried out (successful or not), dry-run ones not counted
     abandoned: int
+    unknown: Tuple[UnknownLaunch, ...] = ()  # launches whose outcome is not known
 
 
 def describe(action: Action) -> Tuple[str, str]:
@@ -95,6 +102,7 @@ class Actuator:
             return Outcome(memory, (), (), False, 0, 0)
         decisions: List[Decision] = []
         launched: List[str] = []
+        unknown: List[UnknownLaunch] = []
         changed_cloud, acted = False, 0
         for done, action in enumerate(plan.actions):
             if self.should_stop():
@@ -104,7 +112,7 @@ class Actuator:
                     if not isinstance(skipped, Launch):
                         memory = self.policy.undo(memory, before, _instance_ids(skipped))
                 return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted,
-                               len(left))
+                               len(left), tuple(unknown))
             kind, text = describe(action)
             if self._dry(action):
                 log.info("dry run, would %s", text)
@@ -119,8 +127,9 @@ class Actuator:
             acted += 1
             if isinstance(action, Launch):
                 changed_cloud = True
-                memory, granted, failure = self._launch(action, memory)
+                memory, granted, failure, lost = self._launch(action, memory)
                 launched.extend(granted)
+                unknown.extend(lost)
                 persist(memory, granted)
             elif isinstance(action, Terminate):
                 changed_cloud = True
@@ -138,18 +147,55 @@ class Actuator:
                                      action.worker)
             if failure:
                 decisions.append(Decision(self.clock(), "failed", failure))
-        return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted, 0)
+        return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted, 0,
+                       tuple(unknown))
+
+    def retry_unknown(self, unknown: Tuple[UnknownLaunch, ...], memory: Any,
+                      persist: Callable[[Any, Tuple[str, ...]], None] = lambda m, ids: None
+                      ) -> Tuple[Any, Tuple[UnknownLaunch, ...], Tuple[Decision, ...]]:
+        """Ask again for each launch whose outcome is unknown, the same request (id, count,
+        flavour): what it grants is recorded and persisted as any launch's.  Returns the memory,
+        the launches still unknown (another transient error) and the decisions.  One unknown
+        for longer than ``estimated_vm_deploy_time_s`` is given up: a VM it made is listed by
+        then, with the cluster tag, and adopted."""
+        left: List[UnknownLaunch] = []
+        decisions: List[Decision] = []
+        for lost in unknown:
+            waited = self.clock() - lost.since
+            if waited > self.config.elastiq.estimated_vm_deploy_time_s:
+                log.warning("launch request %s: outcome unknown for %.0f s, given up (a VM it "
+                            "made carries the cluster tag and is adopted)", lost.request_id, waited)
+                continue
+            if self.should_stop():
+                left.append(lost)
+                continue
+            action = Launch(lost.count, Reason.of(Code.RETRY, request=lost.request_id),
+                            lost.flavour)
+            kind, text = describe(action)
+            log.info("%s", text)
+            decisions.append(Decision(self.clock(), kind, text))
+            self.metrics.action(kind, Code.RETRY)
+            memory, granted, failure, again = self._launch(action, memory, lost)
+            persist(memory, granted)
+            left.extend(again)
+            if failure:
+                decisions.append(Decision(self.clock(), "failed", failure))
+        return memory, tuple(left), tuple(decisions)
 
     def _dry(self, action: Action) -> bool:
         return self.dry_run_boot if isinstance(action, Launch) else self.dry_run_shutdown
 
-    def _launch(self, action: Launch, memory: Any) -> Tuple[Any, Tuple[str, ...], str]:
-        failure = ""
+    def _launch(self, action: Launch, memory: Any, retry: Optional[UnknownLaunch] = None
+                ) -> Tuple[Any, Tuple[str, ...], str, Tuple[UnknownLaunch, ...]]:
+        """Launch; ``retry``: the unknown launch this one asks for again (its failure is not
+        counted twice).  Returns the memory, the ids granted, the failure and the launch left
+        unknown (a transient error)."""
+        failure, unknown = "", ()
+        request_id = retry.request_id if retry else uuid.uuid4().hex
         try:
-            flavour = action.flavour  # several flavours: which one (None: the cloud's own)
-            granted = tuple(self.cloud.launch(action.count, flavour=flavour) if flavour
-                            else self.cloud.launch(action.count))
-            outcome = LaunchOutcome(action.count, granted, flavour=flavour)
+            granted = tuple(self.cloud.launch(action.count, flavour=action.flavour,
+                                              request_id=request_id))
+            outcome = LaunchOutcome(action.count, granted, flavour=action.flavour)
             self.metrics.launched(len(granted))
             refused = action.count - len(granted)
             log.log(logging.INFO if refused else logging.DEBUG, "launched %d%s: %s",
@@ -161,7 +207,13 @@ class Actuator:
             outcome = LaunchOutcome(action.count, (), kind if kind != "internal" else "fatal",
                                     action.flavour)
             failure = f"launch {action.count} failed ({kind} error): {_reason(err)}"
-        return self.policy.record_launch(memory, outcome, self.config, self.clock()), granted, failure
+            if kind == "transient":  # the answer may be what was lost
+                unknown = (retry or UnknownLaunch(request_id, action.count, action.flavour,
+                                                  self.clock()),)
+            if retry is not None:  # counted (and backed off) the first time
+                return memory, granted, failure, unknown
+        return (self.policy.record_launch(memory, outcome, self.config, self.clock()), granted,
+                failure, unknown)
 
     def _look(self, action: Terminate, memory: Any,
               before: Any) -> Tuple[Terminate, Any, List[str]]:

@@ -87,6 +87,8 @@ class Runtime:
                 if report.adopted or report.missing:
                     decisions.extend(Decision(now, "note", line) for line in report.lines()[1:])
 
+        if self.state.unknown_launches:  # learn their outcome before deciding anew
+            before = self._retry_unknown(before, decisions)
         plan, memory = self.policy.plan(snapshot, before, self.config, now)
         plan = self.last_plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))
@@ -103,6 +105,14 @@ class Runtime:
         self._save(replace(self.state, memory=memory,
                            awaiting_join=self.state.awaiting_join + granted))
 
+    def _retry_unknown(self, memory: Any, decisions: List[Decision]) -> Any:
+        memory, left, done = self.actuator.retry_unknown(self.state.unknown_launches, memory,
+                                                         persist=self._persist_launch)
+        self.state = replace(self.state, unknown_launches=left)
+        decisions.extend(done)
+        self.observer.invalidate_cloud()
+        return memory
+
     def _next_state(self, outcome: Outcome, decisions: List[Decision], snapshot: Snapshot) -> State:
         memory = outcome.memory
         # this tick's launches were added to awaiting_join at once
@@ -113,7 +123,7 @@ class Runtime:
         return State(memory, (old.decisions + new)[-MAX_DECISIONS:] if new else old.decisions,
                      (old.join_times + joins)[-MAX_JOIN_TIMES:] if joins else old.join_times,
                      awaiting, _summarise(snapshot, owned, now, old.observation, self._for_status),
-                     old.cluster, now)
+                     old.cluster, now, old.unknown_launches + outcome.unknown)
 
     def _next_wake(self, plan: Plan, outcome: Outcome, now: float) -> Optional[float]:
         # a next_check not after this tick's time is this tick's: waking for it again at once
