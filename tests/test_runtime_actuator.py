@@ -197,6 +197,12 @@ def test_a_launch_whose_answer_was_lost_is_asked_again_until_its_outcome_is_know
     assert decisions[0].text == f"launch 2 m1.small: retry of launch request {lost.request_id}," \
                                 " whose outcome is unknown"
     assert metrics.actions[("launch", "retry")] == 2
+    # while one is unknown, a new launch waits: should the retry launch after all, the two
+    # together could exceed max_vms
+    held = act.execute(Plan((Launch(1, WAITING),)), memory, memory, hold_launches=True)
+    assert len(asked) == 3 and held.acted == 0 and held.memory is memory
+    assert [d.text for d in held.decisions] == [
+        "launch 1 held back: an earlier launch's outcome is not known yet"]
     deploy = act.config.elastiq.estimated_vm_deploy_time_s
     assert act.retry_unknown((UnknownLaunch("r-1", 1, None, clock.now - deploy),), memory)[1] == ()
     assert len(asked) == 4  # still asked at the deadline ...

@@ -40,6 +40,8 @@ class Code(ReasonCode):
     MIN_VMS = "min-vms", "{alive} VMs < min_vms {min_vms}{jobs_part}{context}"
     JOBS_WAITING = ("jobs-waiting", "{jobs:#job} waiting{held_part}{context}", ("held",))
     RETRY = "retry", "retry of launch request {request}, whose outcome is unknown"
+    LAUNCH_HELD = ("launch-held", "launch {count} held back: an earlier launch's outcome is not"
+                   " known yet")
     # drain
     IDLE = ("idle", "idle for {idle:.0f} s >= {timeout:g} s ({basis})", ("idle",))
     IDLE_FOR_TIME = "idle-for-time", "idle_for_time_s"  # the basis of an idle timeout

@@ -20,7 +20,10 @@
   error may have reached the cloud (the answer was lost): it is an :class:`UnknownLaunch` of
   the outcome, and :meth:`Actuator.retry_unknown` asks for it again, the same request, before
   the next plan, so a cloud that can (EC2's ClientToken) answers with the VMs the first
-  attempt made rather than launching twice.
+  attempt made rather than launching twice.  While one is still unknown, no new launch is
+  made (``hold_launches``): if the first attempt never reached the cloud, the retry that
+  finally gets through launches it, and a launch made meanwhile for the same jobs could
+  take the cluster above ``max_vms``.
 - Dry run: ``dry_run_boot_vms`` skips launches, ``dry_run_shutdown_vms`` skips drains, drain
   cancellations and terminations; both log what would have happened.  The policy undoes what
   it noted of a skipped action's instances (``Policy.undo``), so memory matches the unchanged
@@ -93,11 +96,12 @@ class Actuator:
         self.known_ips = known_ips  # private IP -> instance id, for the look before terminating
 
     def execute(self, plan: Plan, memory: Any, before: Any,
-                persist: Callable[[Any, Tuple[str, ...]], None] = lambda m, ids: None
-                ) -> Outcome:
+                persist: Callable[[Any, Tuple[str, ...]], None] = lambda m, ids: None,
+                hold_launches: bool = False) -> Outcome:
         """Carry out ``plan``.  ``memory`` is the core's new memory, ``before`` the previous
         tick's (to undo the marks of dry-run actions).  ``persist(memory, granted_ids)`` is
-        called right after each launch."""
+        called right after each launch.  ``hold_launches``: an earlier launch's outcome is
+        still unknown, so the launches are held back (noted, not carried out)."""
         if not plan.actions:
             return Outcome(memory, (), (), False, 0, 0)
         decisions: List[Decision] = []
@@ -114,6 +118,11 @@ class Actuator:
                 return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted,
                                len(left), tuple(unknown))
             kind, text = describe(action)
+            if hold_launches and isinstance(action, Launch):
+                note = str(Reason.of(Code.LAUNCH_HELD, count=action.count))
+                log.info("%s", note)
+                decisions.append(Decision(self.clock(), "note", note))
+                continue
             if self._dry(action):
                 log.info("dry run, would %s", text)
                 decisions.append(Decision(self.clock(), kind, f"dry run, would {text}"))
@@ -223,8 +232,10 @@ class Actuator:
             present = self.batch.workers_of(ids, self.known_ips())
         except Exception as err:
             kind = self._failed("look at the pool before terminating", ", ".join(ids), err)
-            held = Reason.of(Code.HELD_BACK, ids=ids, cause=Reason.of(Code.POOL_UNREADABLE, kind=kind))
-            return replace(action, instance_ids=()), self.policy.undo(memory, before, ids), [str(held)]
+            held = Reason.of(Code.HELD_BACK, ids=ids,
+                             cause=Reason.of(Code.POOL_UNREADABLE, kind=kind))
+            return (replace(action, instance_ids=()), self.policy.undo(memory, before, ids),
+                    [str(held)])
         go, held = [], []
         for instance_id in ids:
             worker = present.get(instance_id)

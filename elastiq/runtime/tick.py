@@ -93,7 +93,8 @@ class Runtime:
         plan = self.last_plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))
 
-        outcome = self.actuator.execute(plan, memory, before, persist=self._persist_launch)
+        outcome = self.actuator.execute(plan, memory, before, persist=self._persist_launch,
+                                        hold_launches=bool(self.state.unknown_launches))
         if outcome.changed_cloud:
             self.observer.invalidate_cloud()
         self._save(self._next_state(outcome, decisions, snapshot))
