@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import FrozenSet, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
+
+if TYPE_CHECKING:  # the core imports this module
+    from .core.reasons import Reason
 
 
 class InstanceState(str, enum.Enum):
@@ -163,7 +166,7 @@ class Launch:
     """``flavour``: the flavour (instance type) to launch; None: the configured (first) one."""
 
     count: int
-    reason: str
+    reason: Reason
     flavour: Optional[str] = None
 
 
@@ -171,20 +174,20 @@ class Launch:
 class Drain:
     worker: str
     instance_id: str
-    reason: str
+    reason: Reason
 
 
 @dataclass(frozen=True)
 class CancelDrain:
     worker: str
     instance_id: str
-    reason: str
+    reason: Reason
 
 
 @dataclass(frozen=True)
 class Terminate:
     instance_ids: Tuple[str, ...]
-    reason: str
+    reason: Reason
 
 
 Action = Union[Launch, Drain, CancelDrain, Terminate]
@@ -192,7 +195,8 @@ Action = Union[Launch, Drain, CancelDrain, Terminate]
 
 @dataclass(frozen=True)
 class Plan:
-    """What the core wants done this tick, and ``notes``: why it did not do more.
+    """What the core wants done this tick, and ``notes``: why it did not do more (each
+    action's and note's :class:`~elastiq.core.reasons.Reason` is data: a code and its parameters).
 
     ``next_check``: the earliest future time at which a time-based condition changes (a
     waiting threshold held long enough, a worker idle long enough, a deploy deadline, the end
@@ -201,7 +205,7 @@ class Plan:
     """
 
     actions: Tuple[Action, ...] = ()
-    notes: Tuple[str, ...] = ()
+    notes: Tuple[Reason, ...] = ()
     next_check: Optional[float] = None
 
     def of(self, kind: type) -> Tuple[Action, ...]:

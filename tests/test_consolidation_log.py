@@ -19,8 +19,9 @@ def test_consolidation_drain_is_logged_and_shown(tmp_path, capsys):
                  consolidate_below=0.5, consolidate_after_s=200, idle_for_time_s=3600)
     for t in range(0, 600, 15):
         w.tick(float(t))
-    drains = [t for t in w.decisions if t.startswith("consolidate ")]
-    assert len(drains) == 1, w.decisions
+    drains = [t for t in w.decisions if ": consolidation: " in t]
+    assert len(drains) == 1 and drains[0].startswith("drain "), w.decisions
+    assert w.runtime.metrics.actions.get(("drain", "consolidation")) == 1
     assert "25% used < 50% for " in drains[0] and "no job needs a new VM" in drains[0]
     assert "1 job(s) finish there" in drains[0]
     records = w.runtime.state.memory.instances

@@ -9,6 +9,7 @@ import pytest
 
 from elastiq.core import decide
 from elastiq.model import CancelDrain, Drain, InstanceRecord, Lifecycle, Memory, Terminate
+from elastiq.core.reasons import Code, Reason
 
 from tests.test_core_decide import cfg, inst, jobs, joined, snap, worker
 
@@ -48,7 +49,7 @@ def test_consolidation_drains(what, claimed, idle, after, extra, drained):
     drains = [a for a in plan.actions if isinstance(a, Drain)]
     assert [d.instance_id for d in drains] == drained
     for d in drains:
-        assert d.reason.startswith(f"consolidate {d.worker}: ") and "% used < " in d.reason
+        assert d.reason.code is Code.CONSOLIDATION and d.reason["used"] < d.reason["below"]
         record = memory.instances[d.instance_id]
         assert record.lifecycle is Lifecycle.DRAINING and record.drain == "consolidation"
     assert not any(isinstance(a, Terminate) for a in plan.actions)
@@ -62,7 +63,7 @@ def test_not_due_yet_asks_to_be_woken_when_it_is():
 def test_idle_drains_are_told_apart_from_consolidation():
     plan, memory = two_ticks([0], (), AFTER, "elastiq.idle_for_time_s=600")
     (d,) = plan.actions
-    assert isinstance(d, Drain) and d.reason.startswith("drain w1: idle")
+    assert isinstance(d, Drain) and d.reason.code is Code.IDLE
     assert memory.instances["i-1"].drain == "idle"
 
 
@@ -130,5 +131,9 @@ def test_an_idle_worker_is_drained_after_the_adapted_timeout_not_the_hour():
     plan, _ = decide.plan(snapshot, memory, config, 2599.0)
     assert not plan.actions and plan.next_check == 2600.0
     plan, _ = decide.plan(snapshot, memory, config, 2600.0)
+    basis = Reason.of(Code.BOOT_TO_JOIN, factor=8, median=200, low=600, high=3600)
     assert [a.reason for a in plan.actions] == [
-        "drain w1: idle for 1600 s >= 1600 s (8 x median boot-to-join 200 s, within 600-3600 s)"]
+        Reason.of(Code.IDLE, idle=1600, timeout=1600, basis=basis)]
+    # golden: the adaptive timeout's wording
+    assert str(plan.actions[0].reason) == (
+        "idle for 1600 s >= 1600 s (8 x median boot-to-join 200 s, within 600-3600 s)")

@@ -21,6 +21,7 @@ from elastiq.model import (
     Terminate,
     Worker,
 )
+from elastiq.core.reasons import Code, Reason
 
 CLUSTER = "c1"
 BASE = [f"elastiq.cluster_name={CLUSTER}", "quota.max_vms=5", "vm.cpus=4", "vm.memory_mb=8000",
@@ -141,17 +142,18 @@ def test_plan_table(name, extra, snapshot, memory, now, expected):
         else:
             got.append((type(action).__name__, action.instance_id))
     assert got == expected, plan
-    assert all(a.reason for a in plan.actions)
+    assert all(isinstance(a.reason, Reason) for a in plan.actions)
 
 
 def test_waiting_timer_starts_then_fires_at_next_check():
     config = cfg()
     plan, memory = decide.plan(snap(jobs(5)), Memory(), config, 100)
     assert plan.actions == () and memory.waiting_since == 100 and plan.next_check == 140
-    assert "waiting for 0 s of 40 s" in plan.notes[0]
+    assert plan.notes[0] == Reason.of(Code.WAITING, count=5, held=0, wait=40)
     plan, memory = decide.plan(snap(jobs(5)), memory, config, plan.next_check)
     assert plan.launch_count == 2
-    assert plan.actions[0].reason == "launch 2: 5 jobs waiting 40 s >= 40 s, 0/5 VMs"
+    assert plan.actions[0].reason == Reason.of(Code.JOBS_WAITING, jobs=5, held=40, wait=40,
+                                               booting=0, alive=0, max_vms=5)
 
 
 def test_waiting_timer_resets_when_demand_goes():
@@ -165,7 +167,7 @@ def test_unreadable_cloud_makes_no_decision_and_keeps_memory():
     plan, after = decide.plan(Snapshot(Queue(jobs(50)), Pool(), None, ("cloud: timeout",)),
                               memory, cfg("quota.min_vms=3"), 1000)
     assert plan.actions == () and after is memory
-    assert "cloud: timeout" in plan.notes[0]
+    assert plan.notes[0] == Reason.of(Code.NO_DECISION, problems="cloud: timeout")
 
 
 def test_unreadable_pool_still_keeps_min_vms_but_never_scales_down():
@@ -173,7 +175,8 @@ def test_unreadable_pool_still_keeps_min_vms_but_never_scales_down():
     plan, _ = decide.plan(snapshot, Memory(waiting_since=0), cfg("quota.min_vms=3"), 1000)
     assert [type(a) for a in plan.actions] == [Launch]
     assert plan.launch_count == 2  # to min_vms only: no demand is computed without the pool
-    assert any("collector down" in n for n in plan.notes)
+    assert any(n.code is Code.NO_SCALE_DOWN and "collector down" in n["cause"]["problems"]
+               for n in plan.notes)
 
 
 def test_failed_launches_back_off_exponentially_with_a_cap():
@@ -185,7 +188,8 @@ def test_failed_launches_back_off_exponentially_with_a_cap():
         delays.append(memory.backoff_until - 1000)
     assert delays == [60, 120, 240, 300, 300]
     plan, _ = decide.plan(snap(jobs(4)), memory, config, 1299)
-    assert plan.actions == () and "backing off after 5 failures" in plan.notes[-1]
+    assert plan.actions == () and plan.notes[-1].code is Code.BACKOFF
+    assert plan.notes[-1]["failures"] == 5
     assert plan.next_check == 1300
     plan, _ = decide.plan(snap(jobs(4)), memory, config, 1300)
     assert plan.launch_count == 1
@@ -227,19 +231,19 @@ def test_no_drain_while_launching():
     snapshot = snap(jobs(8, cpus=4, memory=1000), [worker(1, idle_since=0, cpus=2, memory=4000)], [inst(1)])
     plan, _ = decide.plan(snapshot, memory, cfg(), 700)
     assert kinds(plan) == ["Launch"]
-    assert any("kept: launching" in n for n in plan.notes)
+    assert Code.KEPT_LAUNCHING in [n.code for n in plan.notes]
 
 
 def test_max_vms_never_exceeded_when_already_full():
     instances = [inst(k, InstanceState.BOOTING, 990) for k in range(5)]
     plan, _ = decide.plan(snap(jobs(100), [], instances), Memory(waiting_since=0), cfg(), 1000)
     assert plan.launch_count == 0
-    assert any("max_vms 5 reached" in n for n in plan.notes)
+    assert any(n.code in (Code.MAX_VMS, Code.NO_ROOM) and n["max_vms"] == 5 for n in plan.notes)
 
 
 def test_unmatchable_jobs_are_reported():
     plan, _ = decide.plan(snap(jobs(2, fits_worker=False)), Memory(), cfg(), 1)
-    assert plan.notes == ("2 idle jobs can never run on a worker VM: ignored",)
+    assert plan.notes == (Reason.of(Code.UNMATCHABLE, count=2),)
 
 
 def test_a_drain_cancelled_for_waiting_jobs_is_not_terminated_in_the_same_plan():
@@ -249,7 +253,7 @@ def test_a_drain_cancelled_for_waiting_jobs_is_not_terminated_in_the_same_plan()
     snapshot = snap(jobs(2), [worker(1, idle_since=0, draining=True)], [inst(1)])
     plan, memory = decide.plan(snapshot, memory, cfg(), 700)
     assert kinds(plan) == ["CancelDrain"]
-    assert plan.actions[0].reason == "cancel drain of w1: 2 jobs waiting"
+    assert plan.actions[0].reason == Reason.of(Code.JOBS_WAITING, jobs=2)
     assert memory.instances["i-1"].lifecycle is Lifecycle.JOINED
 
 
@@ -258,7 +262,7 @@ def test_fresh_waiting_jobs_keep_idle_workers_but_stale_ones_do_not():
     idle_worker = worker(1, idle_since=0)
     fresh = (Job("j", 1, 1000, 650.0),)  # waiting 50 s: the negotiator will give it to w1
     plan, _ = decide.plan(snap(fresh, [idle_worker], [inst(1)]), memory, cfg(), 700)
-    assert plan.actions == () and "1 idle worker(s) kept: 1 jobs waiting for them" in plan.notes
+    assert plan.actions == () and Reason.of(Code.KEPT_FOR_JOBS, count=1, jobs=1) in plan.notes
     stale = (Job("j", 1, 1000, 50.0),)  # waiting longer than idle_for: something else holds it
     plan, _ = decide.plan(snap(stale, [idle_worker], [inst(1)]), memory, cfg(), 700)
     assert kinds(plan) == ["Drain"]
@@ -273,7 +277,7 @@ def test_booting_vms_no_job_needs_any_more_are_cancelled_newest_first():
     snapshot = snap(jobs(1, cpus=4), [worker(1, claimed=2, free=0)], instances)
     plan, memory = decide.plan(snapshot, memory, cfg(), 200)
     assert plan.terminated_ids == ("i-4", "i-3")
-    assert "no longer needed" in plan.actions[0].reason
+    assert plan.actions[0].reason.code is Code.UNNEEDED
     assert memory.failures == 0  # not a failure: no back-off
 
 

@@ -39,7 +39,7 @@ def launches(plan):
 def test_a_few_small_jobs_get_a_small_vm():
     plan, _ = decide.plan(snap(jobs(2)), Memory(), cfg(), 100.0)
     assert launches(plan) == [("vm2", 1)]
-    assert "launch 1 vm2" in plan.actions[0].reason
+    assert (plan.actions[0].count, plan.actions[0].flavour) == (1, "vm2")
     plan, _ = decide.plan(snap(jobs(1)), Memory(), cfg(), 100.0)
     assert launches(plan) == [("vm1", 1)]
 

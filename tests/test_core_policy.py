@@ -13,6 +13,7 @@ from elastiq.model import (Instance, InstanceRecord, InstanceState, Launch, Life
                            LaunchOutcome, Memory, Plan, Pool, Snapshot, Worker)
 from elastiq.runtime.state import StateStore
 from elastiq.runtime.tick import build_runtime
+from elastiq.core.reasons import Code, Reason
 from tests.support.sim_world import workload
 
 CFG = config.load(None, ["elastiq.cluster_name=test"])
@@ -92,7 +93,7 @@ class OnceThenStill(CounterPolicy):
         return Sealed()
 
     def plan(self, snapshot, memory, config_, now):
-        return (Plan() if memory.launched else Plan((Launch(1, "first"),))), memory
+        return (Plan() if memory.launched else Plan((Launch(1, Reason.of(Code.MIN_VMS, alive=0, min_vms=1)),))), memory
 
     def record_launch(self, memory, outcome: LaunchOutcome, config_, now):
         return Sealed(memory.launched + outcome.granted)

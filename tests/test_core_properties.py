@@ -22,6 +22,7 @@ from elastiq.model import (
     Terminate,
     Worker,
 )
+from elastiq.core.reasons import Reason
 
 OURS = "ours"
 NOW = 10_000.0
@@ -96,7 +97,7 @@ def alive_before(snapshot, memory, config):
 def test_invariants(world, config):
     snapshot, memory = world
     plan, new_memory = decide.plan(snapshot, memory, config, NOW)
-    assert all(a.reason for a in plan.actions)
+    assert all(isinstance(a.reason, Reason) for a in plan.actions)
     if snapshot.instances is None:
         assert plan.actions == () and new_memory is memory
         return

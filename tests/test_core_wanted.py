@@ -11,6 +11,7 @@ from elastiq.core import decide
 from elastiq.core.wanted import COLLECTOR_GRACE_S
 from elastiq.model import (CancelDrain, Drain, Job, Lifecycle, Memory, Pool, Queue, Snapshot,
                            Terminate)
+from elastiq.core.reasons import Code, Reason
 
 from tests.test_core_decide import cfg, inst, joined, worker
 
@@ -63,7 +64,7 @@ def test_jobs_the_pool_never_starts_release_idle_workers_without_flapping():
         notes += world.tick(config, 1000.0 + 30 * t).notes
     assert world.counts == {"Drain": 3, "CancelDrain": 0, "Terminate": 1, "Launch": 0}
     assert not world.instances  # released: min_vms is 0
-    assert any("6 idle job(s) did not start" in n for n in notes)
+    assert Reason.of(Code.UNSTARTED, count=6, idle_for=IDLE_FOR) in notes
 
 
 def test_unstarted_jobs_are_not_launched_for_again_but_new_jobs_are():
@@ -103,7 +104,7 @@ def test_idle_time_counts_from_the_last_tick_the_worker_was_seen_busy():
     assert world.counts["Drain"] == 0
     plan = world.tick(config, 1000.0 + IDLE_FOR)
     assert world.counts["Drain"] == 1
-    assert "idle for 600 s" in plan.actions[0].reason
+    assert plan.actions[0].reason.code is Code.IDLE and plan.actions[0].reason["idle"] == 600
 
 
 def test_after_a_restart_without_memory_the_pools_idle_since_is_used():
@@ -126,7 +127,8 @@ def test_a_worker_missing_from_the_pool_but_running_a_job_is_not_terminated():
     for t in range(1, 40):
         notes += world.tick(config, 1000.0 + 30 * t).notes
     assert world.counts["Terminate"] == 0 and "i-1" in world.instances
-    assert any("run jobs according to the queue (w1)" in n for n in notes)
+    assert Reason.of(Code.NO_SCALE_DOWN, cause=Reason.of(Code.LOST_RUN_JOBS, count=1,
+                                                          workers=("w1",))) in notes
 
 
 def test_right_after_a_collector_restart_missing_workers_are_not_gone():

@@ -50,7 +50,7 @@ def test_launch_fault_becomes_domain_error(moto, ec2_world, fault_proxy, fault, 
 OPERATIONS = {
     "list": lambda cloud, ids: cloud.list_instances(),
     "terminate": lambda cloud, ids: cloud.terminate(ids),
-    "describe_flavour": lambda cloud, ids: cloud.describe_flavour(),
+    "describe_flavours": lambda cloud, ids: cloud.describe_flavours(["t3.micro"]),
 }
 
 

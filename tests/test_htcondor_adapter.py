@@ -428,12 +428,16 @@ def test_candidate_ips():
 # ----------------------------------------------------------------------------- drain
 
 
-def test_drain_is_graceful_and_shows_in_the_pool():
+def test_drain_is_graceful_and_shows_in_the_pool(caplog):
     bindings = fake()
     adapter = batch(bindings)
-    adapter.drain("vm-a@vm", "elastiq: idle for 3600 s")
+    with caplog.at_level(logging.INFO, logger="elastiq"):
+        adapter.drain("vm-a@vm", "elastiq: idle for 3600 s")
+        adapter.cancel_drain("vm-a@vm")
+        adapter.drain("vm-a@vm", "elastiq: idle for 3600 s")
     assert ("drain", "vm-a@vm", "elastiq: idle for 3600 s") in bindings.calls
     assert workers(adapter.pool())["vm-a@vm"].draining
+    assert caplog.records == []  # the actuator's INFO line is the one (the adapter's: DEBUG)
 
 
 def test_drain_and_cancel_are_idempotent():

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 
+from elastiq import flavours as flavour_list
 from elastiq.adapters.base import AuthError, ConfigError, QuotaError, TransientError
 from elastiq.adapters.openstack import OpenStackCloud
 from elastiq.model import InstanceState
@@ -86,9 +87,11 @@ def test_launch_list_terminate_ours_only(openstack_cloud):
 def test_flavour_shape_and_unknown_settings_name_their_key(openstack_cloud):
     oc = openstack_cloud
     cluster = _cluster()
-    assert OpenStackCloud(oc.config(cluster)).describe_flavour() == (1, 64)
+    settings = oc.config(cluster)
+    name = flavour_list.first_name(settings.cloud.flavour)
+    assert OpenStackCloud(settings).describe_flavours([name]) == {name: (1, 64)}
     with pytest.raises(ConfigError) as refused:
-        OpenStackCloud(oc.config(cluster, flavour="m9.huge")).describe_flavour()
+        OpenStackCloud(oc.config(cluster, flavour="m9.huge")).describe_flavours(["m9.huge"])
     assert refused.value.key == "openstack.flavour"
     # found missing before the create
     for key, value in (("flavour", "m9.huge"), ("image", "no-such-image"),

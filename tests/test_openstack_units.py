@@ -160,4 +160,4 @@ def test_adapter_refuses_before_any_call(tmp_path):
         OpenStackCloud(_load({"cloud": "here", "clouds_yaml": str(clouds), "user_data_b64": big}))
     assert too_big.value.key == "openstack.user_data_b64" and "Nova" in str(too_big.value)
     cloud = OpenStackCloud(_load({"cloud": "here", "clouds_yaml": str(clouds)}))
-    assert cloud.describe_flavour() is None  # no flavour set: nothing asked
+    assert cloud.describe_flavours([]) == {}  # no flavour set: nothing asked

@@ -5,13 +5,19 @@ import logging
 
 from elastiq.adapters.base import QuotaError, TransientError
 from elastiq.core import get_policy
+from elastiq.core.reasons import Code, Reason
 from elastiq.model import (CancelDrain, Drain, InstanceRecord, Launch, Lifecycle, Memory, Plan,
                            Terminate)
 from elastiq.runtime.actuator import Actuator
 from elastiq.runtime.metrics import Metrics
+from elastiq.runtime.state import UnknownLaunch
 from tests.support.world import make_config, world
 
 POLICY = get_policy("default")
+IDLE = Reason.of(Code.IDLE, idle=700.0, timeout=600.0, basis=Reason.of(Code.IDLE_FOR_TIME))
+WAITING = Reason.of(Code.JOBS_WAITING, jobs=11, held=140.0, wait=40.0, booting=1, alive=1,
+                    max_vms=10)
+DRAINED = Reason.of(Code.DRAINED)
 
 
 def actuator(tmp_path, **kw):
@@ -31,8 +37,8 @@ def test_each_failure_is_isolated_and_the_rest_still_runs(tmp_path, caplog):
     a, b = cloud.add(), cloud.add()
     batch.faults.fail("drain", TransientError("schedd busy"))
     cloud.faults.fail("launch", QuotaError("InstanceLimitExceeded"))
-    plan = Plan((Drain("w1", a, "drain w1: idle"), Drain("w2", b, "drain w2: idle"),
-                 Launch(2, "launch 2: jobs waiting"), Terminate((a,), "terminate 1: drained")))
+    plan = Plan((Drain("w1", a, IDLE), Drain("w2", b, IDLE), Launch(2, WAITING),
+                 Terminate((a,), DRAINED)))
     with caplog.at_level(logging.INFO, logger="elastiq"):
         out = act.execute(plan, Memory(), Memory())
     assert batch.drain_calls == ["w2"]  # the first drain failed, the second one ran
@@ -44,22 +50,34 @@ def test_each_failure_is_isolated_and_the_rest_still_runs(tmp_path, caplog):
     kinds = [d.kind for d in out.decisions]
     assert kinds == ["drain", "failed", "drain", "launch", "failed", "terminate"]
     assert out.acted == 4
+    # counted by kind and reason code, failed or not (the failed drain and launch were tried)
+    assert metrics.actions == {("drain", "idle"): 2, ("launch", "jobs-waiting"): 1,
+                               ("terminate", "drained"): 1}
 
 
 def test_each_decision_is_one_info_line_with_its_reason(tmp_path, caplog):
+    """Golden: the wording of each kind of action as logged (and shown by ``status``)."""
     act, clock, cloud, batch, _ = actuator(tmp_path)
-    with caplog.at_level(logging.INFO, logger="elastiq"):
-        act.execute(Plan((Launch(3, "launch 3: 11 jobs waiting 140 s >= 40 s, 1 VM booting"),)),
-                    Memory(), Memory())
-    assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == \
-        ["launch 3: 11 jobs waiting 140 s >= 40 s, 1 VM booting"]
+    a, b = cloud.add(), cloud.add()
+    memory = joined(clock, a, b)
+    with caplog.at_level(logging.DEBUG, logger="elastiq"):
+        act.execute(Plan((Launch(3, WAITING), Launch(1, WAITING, "m1.small"),
+                          Drain(f"w-{a}", a, IDLE),
+                          CancelDrain(f"w-{a}", a, Reason.of(Code.JOBS_WAITING, jobs=2)),
+                          Terminate((b,), Reason.of(Code.IN_ERROR)))), memory, memory)
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
+        "launch 3: 11 jobs waiting 140 s >= 40 s, 1 VM booting, 1/10 VMs",
+        "launch 1 m1.small: 11 jobs waiting 140 s >= 40 s, 1 VM booting, 1/10 VMs",
+        f"drain w-{a}: idle for 700 s >= 600 s (idle_for_time_s) ({a})",
+        f"cancel drain of w-{a}: 2 jobs waiting ({a})",
+        f"terminate {b}: in error"]
 
 
 def test_launch_outcome_is_recorded_and_persisted_at_once(tmp_path):
     act, clock, cloud, batch, metrics = actuator(tmp_path)
     cloud.capacity = 2
     persisted = []
-    out = act.execute(Plan((Launch(3, "launch 3"),)), Memory(), Memory(),
+    out = act.execute(Plan((Launch(3, WAITING),)), Memory(), Memory(),
                       persist=lambda memory, granted: persisted.append((memory, granted)))
     assert len(out.launched) == 2 and metrics.launches == 2
     assert persisted == [(out.memory, out.launched)]
@@ -79,7 +97,7 @@ def test_a_failing_multi_instance_terminate_is_retried_one_by_one(tmp_path):
         original(instance_ids)
 
     cloud.terminate = terminate
-    out = act.execute(Plan((Terminate(ids, "terminate 3: idle"),)), Memory(), Memory())
+    out = act.execute(Plan((Terminate(ids, DRAINED),)), Memory(), Memory())
     assert cloud.terminate_calls == [(ids[0],), (ids[2],)]
     assert metrics.terminations == 2
     assert out.decisions[-1].text == f"terminate failed for {ids[1]}"
@@ -94,22 +112,22 @@ def test_dry_run_changes_nothing_and_undoes_the_cores_marks(tmp_path, caplog):
         a: InstanceRecord(Lifecycle.DRAINING, clock.now, clock.now - 100, clock.now - 90, f"w-{a}"),
         b: InstanceRecord(Lifecycle.TERMINATING, clock.now, clock.now - 100, clock.now - 90, f"w-{b}"),
     })
-    plan = Plan((Launch(2, "launch 2: jobs"), Drain(f"w-{a}", a, "drain: idle"),
-                 CancelDrain(f"w-{a}", a, "cancel drain: jobs"), Terminate((b,), "terminate 1: drained")))
+    plan = Plan((Launch(2, WAITING), Drain(f"w-{a}", a, IDLE),
+                 CancelDrain(f"w-{a}", a, WAITING), Terminate((b,), DRAINED)))
     with caplog.at_level(logging.INFO, logger="elastiq"):
         out = act.execute(plan, marked, before)
     assert cloud.launch_calls == [] and cloud.terminate_calls == []
     assert batch.drain_calls == [] and batch.cancel_calls == []
     assert dict(out.memory.instances) == dict(before.instances)
-    assert "dry run, would launch 2: jobs" in caplog.text
-    assert "dry run, would terminate 1: drained" in caplog.text
-    assert out.acted == 0 and not out.changed_cloud
+    assert "dry run, would launch 2: 11 jobs waiting" in caplog.text
+    assert f"dry run, would terminate {b}: drained, no claimed slot" in caplog.text
+    assert out.acted == 0 and not out.changed_cloud and act.metrics.actions == {}
 
 
 def test_dry_run_boot_only_still_shuts_down(tmp_path):
     act, clock, cloud, batch, _ = actuator(tmp_path, dry_run_boot=True)
     a = cloud.add()
-    act.execute(Plan((Launch(1, "launch 1"), Terminate((a,), "terminate 1"))), Memory(), Memory())
+    act.execute(Plan((Launch(1, WAITING), Terminate((a,), DRAINED))), Memory(), Memory())
     assert cloud.launch_calls == [] and cloud.terminate_calls == [(a,)]
 
 
@@ -131,7 +149,7 @@ def test_stop_request_abandons_the_remaining_actions(tmp_path, caplog):
     act, clock, cloud, batch, _ = stopped_during_first_drain(tmp_path)
     a, b = cloud.add(), cloud.add()
     with caplog.at_level(logging.INFO, logger="elastiq"):
-        out = act.execute(Plan((Drain("w1", a, "d1"), Drain("w2", b, "d2"), Terminate((a,), "t"))),
+        out = act.execute(Plan((Drain("w1", a, IDLE), Drain("w2", b, IDLE), Terminate((a,), DRAINED))),
                           Memory(), Memory())
     assert batch.drain_calls == ["w1"] and cloud.terminate_calls == []
     assert out.abandoned == 2
@@ -147,7 +165,46 @@ def test_abandoned_actions_leave_no_lifecycle_mark(tmp_path):
                                for i, w in ((a, "w1"), (b, "w2"))})
     marked = Memory(instances={a: InstanceRecord(Lifecycle.DRAINING, 5.0, 0.0, 1.0, "w1"),
                                b: InstanceRecord(Lifecycle.TERMINATING, 5.0, 0.0, 1.0, "w2")})
-    out = act.execute(Plan((Drain("w1", a, "d1"), Terminate((b,), "t"))), marked, before)
+    out = act.execute(Plan((Drain("w1", a, IDLE), Terminate((b,), DRAINED))), marked, before)
     assert out.abandoned == 1 and cloud.terminate_calls == []
     assert out.memory.instances[a].lifecycle is Lifecycle.DRAINING
     assert out.memory.instances[b] == before.instances[b]
+
+
+def test_a_launch_whose_answer_was_lost_is_asked_again_until_its_outcome_is_known(tmp_path):
+    """A transient launch error leaves the outcome unknown; the same request is asked again
+    (same id, count, flavour), its failure is not counted twice, and it is given up after
+    ``estimated_vm_deploy_time_s`` (a VM it made is adopted from the listing by then)."""
+    act, clock, cloud, batch, metrics = actuator(tmp_path)
+    asked = []
+    launch = cloud.launch
+
+    def recording(count, **kw):
+        asked.append((count, kw["flavour"], kw["request_id"]))
+        return launch(count, **kw)
+
+    cloud.launch = recording
+    cloud.faults.fail("launch", TransientError("read timeout"), times=2)
+    out = act.execute(Plan((Launch(2, WAITING, "m1.small"),)), Memory(), Memory())
+    (lost,) = out.unknown
+    assert (lost.count, lost.flavour) == (2, "m1.small") and out.memory.failures == 1
+    memory, left, decisions = act.retry_unknown(out.unknown, out.memory)
+    assert left == (lost,) and memory.failures == 1  # failed again: still unknown, counted once
+    clock.advance(10)
+    memory, left, decisions = act.retry_unknown(left, memory)
+    assert left == () and len(asked) == 3 and len(set(asked)) == 1  # the same request each time
+    assert [r.lifecycle for r in memory.instances.values()] == [Lifecycle.REQUESTED] * 2
+    assert decisions[0].text == f"launch 2 m1.small: retry of launch request {lost.request_id}," \
+                                " whose outcome is unknown"
+    assert metrics.actions[("launch", "retry")] == 2
+    # while one is unknown, a new launch waits: should the retry launch after all, the two
+    # together could exceed max_vms
+    held = act.execute(Plan((Launch(1, WAITING),)), memory, memory, hold_launches=True)
+    assert len(asked) == 3 and held.acted == 0 and held.memory is memory
+    assert [d.text for d in held.decisions] == [
+        "launch 1 held back: an earlier launch's outcome is not known yet"]
+    deploy = act.config.elastiq.estimated_vm_deploy_time_s
+    assert act.retry_unknown((UnknownLaunch("r-1", 1, None, clock.now - deploy),), memory)[1] == ()
+    assert len(asked) == 4  # still asked at the deadline ...
+    late = UnknownLaunch("r-2", 1, None, clock.now - deploy - 1)  # ... given up after it
+    assert act.retry_unknown((late,), memory)[1:] == ((), ()) and len(asked) == 4

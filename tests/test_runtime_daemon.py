@@ -164,10 +164,10 @@ class ShapedCloud:
     def __init__(self, shape=None, error=None):
         self.shape, self.error = shape, error
 
-    def describe_flavour(self):
+    def describe_flavours(self, names):
         if self.error:
             raise self.error
-        return self.shape
+        return {names[0]: self.shape} if self.shape else self.shape  # None: not supported
 
 
 def test_vm_shape_is_filled_from_the_flavour_when_not_configured(caplog):
@@ -176,13 +176,14 @@ def test_vm_shape_is_filled_from_the_flavour_when_not_configured(caplog):
         filled = factory.fill_vm_shape(cfg, ShapedCloud((4, 8192)))
     assert (filled.vm.cpus, filled.vm.memory_mb) == (4, 8192)
     assert "worker VM shape of flavour m1.large: 4 cpu(s), 8192 MiB" in caplog.text
-    half = factory.fill_vm_shape(make_config(vm={"cpus": 2, "memory_mb": None}), ShapedCloud((4, 8192)))
+    half = factory.fill_vm_shape(make_config(vm={"cpus": 2, "memory_mb": None},
+                                                ec2={"flavour": "m1.large"}), ShapedCloud((4, 8192)))
     assert (half.vm.cpus, half.vm.memory_mb) == (2, 8192)  # what is configured wins
     full = make_config()
     assert factory.fill_vm_shape(full, ShapedCloud(error=AssertionError("not asked"))) is full
 
 
-@pytest.mark.parametrize("cloud", [ShapedCloud(None), ShapedCloud(error=TransientError("503")), object()])
+@pytest.mark.parametrize("cloud", [ShapedCloud(None), ShapedCloud({}), ShapedCloud(error=TransientError("503"))])
 def test_vm_shape_unknown_keeps_the_defaults_with_a_warning(caplog, cloud):
     cfg = make_config(vm={"cpus": None, "memory_mb": None})
     with caplog.at_level(logging.WARNING, logger="elastiq"):

@@ -57,5 +57,9 @@ def test_endpoint_serves_what_the_ticks_counted(tmp_path):
     assert got[("elastiq_launches_total", ())] == 2
     assert got[("elastiq_terminations_total", ())] == 1
     assert got[("elastiq_errors_total", (("kind", "transient"),))] == 1
+    # the actions by kind and reason code: the launch for the waiting jobs, the broken VM
+    actions = {k[1]: v for k, v in got.items() if k[0] == "elastiq_actions_total"}
+    assert actions == {(("action", "launch"), ("reason", "jobs-waiting")): 1,
+                       (("action", "terminate"), ("reason", "in-error")): 1}
     assert got[("elastiq_tick_duration_seconds_count", ())] == 3
     assert got[("elastiq_tick_duration_seconds_bucket", (("le", "+Inf"),))] == 3

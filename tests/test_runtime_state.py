@@ -16,8 +16,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from elastiq.model import InstanceRecord, Lifecycle, Memory
-from elastiq.runtime.state import (Decision, Observation, State, StateStore, VMView, decode,
-                                   encode)
+from elastiq.runtime.state import (Decision, Observation, State, StateStore, UnknownLaunch,
+                                   VMView, decode, encode)
 
 times = st.floats(min_value=0, max_value=4e9, allow_nan=False)
 opt_times = st.none() | times
@@ -36,7 +36,9 @@ states = st.builds(
     State, memories,
     st.lists(st.builds(Decision, times, names, st.text(max_size=40)), max_size=5).map(tuple),
     st.lists(times, max_size=5).map(tuple), st.lists(names, max_size=3).map(tuple),
-    observations, names, times)
+    observations, names, times,
+    st.lists(st.builds(UnknownLaunch, names, st.integers(1, 50), st.none() | names, times),
+             max_size=2).map(tuple))
 
 
 @settings(max_examples=150, deadline=None)

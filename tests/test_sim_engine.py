@@ -11,6 +11,7 @@ from elastiq.core import legacy
 from elastiq.model import Launch, Plan
 from elastiq.sim import engine, metrics
 from elastiq.sim.workload import Workload, synthetic
+from elastiq.core.reasons import Code, Reason
 
 BUILTIN = ["quota.max_vms=10", "vm.cpus=4", "vm.memory_mb=8192", "elastiq.idle_for_time_s=600"]
 COMPARED = ["jobs_completed", "vm_hours", "busy_vm_hours", "wait_mean_s", "wait_p95_s", "max_vms",
@@ -178,7 +179,7 @@ def test_progress_is_reported():
 def test_a_policy_that_overshoots_max_vms_is_caught():
     def plan(snapshot, memory, config_, now):
         if memory == "fresh":
-            return Plan((Launch(12, "too many"),)), "launched"
+            return Plan((Launch(12, Reason.of(Code.MIN_VMS, alive=0, min_vms=12)),)), "launched"
         return Plan(), memory
 
     sim = engine.Simulation(synthetic(0), cfg(), engine.SimOptions(policy="legacy"))

@@ -10,6 +10,7 @@ from elastiq.core import get_policy, legacy
 from elastiq.model import (
     Instance, InstanceState, Job, Launch, LaunchOutcome, Pool, Queue, Snapshot, Terminate, Worker,
 )
+from elastiq.core.reasons import LegacyCode, Reason
 
 R, B, E = InstanceState.RUNNING, InstanceState.BOOTING, InstanceState.ERROR
 
@@ -127,14 +128,14 @@ def test_max_vms_cap_counts_all_our_alive_instances_only():
     assert launches(plan) == [3]
     full = [vm(n) for n in range(5)]
     plan, _ = legacy.plan(snap(idle=40, instances=full), m, c, 100.0)
-    assert launches(plan) == [] and any("over quota" in n for n in plan.notes)
+    assert launches(plan) == [] and LegacyCode.OVER_QUOTA in [n.code for n in plan.notes]
 
 
 def test_no_launch_without_a_listing_of_instances():
     m = replace(legacy.initial_memory(), first_seen_above_threshold=0.0)
     plan, m2 = legacy.plan(snap(idle=8, listing=False), m, cfg(), 100.0)
     assert launches(plan) == [] and m2.first_seen_above_threshold is None
-    assert any("no list of instances" in n for n in plan.notes)
+    assert LegacyCode.NO_LISTING in [n.code for n in plan.notes]
 
 
 def test_record_launch_counts_granted_vms_and_schedules_their_deadline():
@@ -277,7 +278,7 @@ def test_unreadable_queue_launches_nothing():
     m = replace(legacy.initial_memory(), first_seen_above_threshold=0.0)
     plan, m2 = legacy.plan(snap(queue=False), m, cfg(), 100.0)
     assert launches(plan) == [] and m2.first_seen_above_threshold == 0.0
-    assert any("waiting jobs" in n for n in plan.notes)
+    assert Reason.of(LegacyCode.NO_QUEUE) in plan.notes
 
 
 def test_error_instances_terminated_and_replaced():

@@ -90,6 +90,10 @@ def look_in_pool(batch: BatchSystem, instance_ids: Sequence[str],
     return {w.instance_id: w for w in batch.pool(known_ips).workers if w.instance_id in wanted}
 
 
+#: The answer of a cloud that cannot do what an optional capability asks (describe flavours).
+NOT_SUPPORTED = None
+
+
 @runtime_checkable
 class Cloud(Protocol):
     """The cloud, seen only through the instances carrying our cluster tag."""
@@ -97,14 +101,27 @@ class Cloud(Protocol):
     def list_instances(self) -> Tuple[Instance, ...]:
         """Every instance tagged with our cluster name, in any state but long gone."""
 
-    def launch(self, count: int) -> Tuple[str, ...]:
+    def launch(self, count: int, *, flavour: Optional[str] = None,
+               request_id: Optional[str] = None) -> Tuple[str, ...]:
         """Ask for up to ``count`` VMs in as few calls as possible; return the ids granted
-        (possibly fewer than asked, never more).  A cloud whose section may name several
-        flavours also takes ``flavour=NAME`` (one of them); it is passed only when the
-        configuration names two or more."""
+        (possibly fewer than asked, never more).
+
+        ``flavour``: one of the flavours the cloud's section names (None: the first, or only,
+        one); a cloud whose section names one flavour is never given another.
+        ``request_id`` names the request.  The runtime passes the id of a launch whose outcome
+        it does not know (the answer was lost) again, with the same count and flavour, to learn
+        that outcome: a cloud that can make a launch idempotent answers with the VMs the first
+        attempt made instead of making new ones (EC2: the ``ClientToken``; OpenStack: the
+        servers named after the request, looked up first); one that cannot may ignore it."""
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
         """Terminate these instances (ours only); idempotent."""
+
+    def describe_flavours(self, names: Sequence[str]) -> Optional[Mapping[str, Tuple[int, int]]]:
+        """``name -> (cpus, memory_mb)`` of those flavours the cloud knows, in as few calls as
+        possible; :data:`NOT_SUPPORTED` (None) when this cloud cannot tell any (then the
+        configuration gives the shapes).  A name the cloud does not know is a
+        :class:`ConfigError` naming its configuration key."""
 
 
 def error_kind(exc: BaseException) -> str:

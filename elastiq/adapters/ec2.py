@@ -28,7 +28,7 @@ from botocore import exceptions as bce
 
 from .. import flavours as flavour_list
 from ..model import Instance
-from .base import AdapterError, ConfigError
+from .base import NOT_SUPPORTED, AdapterError, ConfigError
 from .ec2_client import ids_gone, make_client, not_implemented, translate
 from .ec2_request import CLUSTER_TAG, chunks, cluster_tags, launch_params, tag_filter
 from .ec2_translate import secret_values, tag_value, to_instance
@@ -79,12 +79,13 @@ class EC2Cloud:
 
     # ------------------------------------------------------------------------- Cloud port
 
-    def launch(self, count: int, request_id: Optional[str] = None,
-               flavour: Optional[str] = None) -> Tuple[str, ...]:
+    def launch(self, count: int, *, flavour: Optional[str] = None,
+               request_id: Optional[str] = None) -> Tuple[str, ...]:
         """Ask for ``count`` VMs in one RunInstances; return the ids granted (1..count).
 
-        ``request_id`` names this launch request; pass the same one to retry a launch whose
-        outcome is unknown and EC2 will not launch it twice (see ``ec2_request.client_token``).
+        ``request_id`` names this launch request: its ``ClientToken``
+        (``ec2_request.client_token``), so the same request again (same count and flavour)
+        answers with the instances the first one made, if it reached EC2, instead of new ones.
         ``flavour``: the instance type (one of ``ec2.flavour``'s); None: the first.
         """
         if count < 1:
@@ -99,7 +100,7 @@ class EC2Cloud:
                     if tag_value(item, CLUSTER_TAG) != self._cluster]
         if untagged:
             self._tag_late(untagged)
-        log.info("launched %d of %d VM(s) requested (request %s): %s",
+        log.debug("launched %d of %d VM(s) requested (request %s): %s",
                  len(ids), count, request_id, " ".join(ids))
         if len(ids) > count:  # never happens on EC2; the rest carry our tag and get adopted
             log.warning("the cloud granted %d VMs for %d asked", len(ids), count)
@@ -139,17 +140,11 @@ class EC2Cloud:
 
     # ------------------------------------------------------------------------- extras
 
-    def describe_flavour(self) -> Optional[Tuple[int, int]]:
-        """``(cpus, memory_mb)`` of ``ec2.flavour`` (its first entry); None when unset or the
-        cloud cannot tell (no DescribeInstanceTypes, as in OpenStack's EC2 API).  Unknown
-        flavour: ConfigError."""
-        name = flavour_list.first_name(self._ec2.flavour)
-        return self.describe_flavours((name,)).get(name) if name else None
-
-    def describe_flavours(self, names: Sequence[str]) -> Dict[str, Tuple[int, int]]:
-        """``name -> (cpus, memory_mb)`` of these instance types, in one DescribeInstanceTypes
-        ({} when the cloud cannot tell).  A name the cloud does not know: ConfigError naming
-        its entry, ``ec2.flavour[i]`` (``ec2.flavour`` for a single one)."""
+    def describe_flavours(self, names: Sequence[str]) -> Optional[Dict[str, Tuple[int, int]]]:
+        """``name -> (cpus, memory_mb)`` of these instance types, in one DescribeInstanceTypes;
+        NOT_SUPPORTED (None) when the cloud has no such call (OpenStack's EC2 API).  A name the
+        cloud does not know: ConfigError naming its entry, ``ec2.flavour[i]`` (``ec2.flavour``
+        for a single one)."""
         names = list(dict.fromkeys(names))
         if not names:
             return {}
@@ -158,12 +153,13 @@ class EC2Cloud:
                 types = self._client.describe_instance_types(
                     InstanceTypes=names).get("InstanceTypes") or []
         except bce.ClientError:
-            return {}
+            return NOT_SUPPORTED
         except ConfigError:  # one of them is unknown: which one?
             if len(names) == 1:
                 types = []
             else:
-                return {k: v for name in names for k, v in self.describe_flavours([name]).items()}
+                return {k: v for name in names
+                        for k, v in (self.describe_flavours([name]) or {}).items()}
         shapes = {}
         for item in types:
             cpus = (item.get("VCpuInfo") or {}).get("DefaultVCpus")
@@ -233,7 +229,7 @@ class EC2Cloud:
         return states
 
     def _terminate_ours(self, ids: List[str]) -> None:
-        log.info("terminating %d instance(s): %s", len(ids), " ".join(ids))
+        log.debug("terminating %d instance(s): %s", len(ids), " ".join(ids))
         try:
             with self._boundary("TerminateInstances", passthrough=ids_gone):
                 self._client.terminate_instances(InstanceIds=ids)

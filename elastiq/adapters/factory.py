@@ -96,11 +96,11 @@ def fill_vm_shape(cfg: Config, cloud) -> Config:
     vm = cfg.vm
     if vm.cpus is not None and vm.memory_mb is not None:
         return cfg
-    describe = getattr(cloud, "describe_flavour", None)
+    name = flavour_name(cfg)
     shape = None
-    if describe is not None:
+    if name:
         try:
-            shape = describe()
+            shape = (cloud.describe_flavours([name]) or {}).get(name)  # None: not supported
         except AdapterError as err:
             log.warning("cannot read the flavour's shape (%s error): %s", err.kind, err)
     if not shape:
@@ -109,14 +109,13 @@ def fill_vm_shape(cfg: Config, cloud) -> Config:
         return cfg
     cpus, memory_mb = shape
     vm = dataclasses.replace(vm, cpus=vm.cpus or cpus, memory_mb=vm.memory_mb or memory_mb)
-    log.info("worker VM shape of flavour %s: %d cpu(s), %d MiB", flavour_name(cfg) or "?",
-             vm.cpus, vm.memory_mb)
+    log.info("worker VM shape of flavour %s: %d cpu(s), %d MiB", name, vm.cpus, vm.memory_mb)
     return dataclasses.replace(cfg, vm=vm)
 
 
 def fill_flavours(cfg: Config, cloud, entries: Tuple[str, ...]) -> Config:
     """``Config.flavours`` of two or more flavours: shapes from their entries, else from the
-    cloud (``describe_flavours(names)``: one call); the first's shape becomes ``vm``'s when
+    cloud (``Cloud.describe_flavours``: one call); the first's shape becomes ``vm``'s when
     unset.  A flavour larger than the first is a ConfigError naming ``<section>.flavour[i]``;
     one whose shape stays unknown is left out with a warning (fail safe)."""
     section = cfg.elastiq.cloud_plugin
@@ -124,10 +123,9 @@ def fill_flavours(cfg: Config, cloud, entries: Tuple[str, ...]) -> Config:
     wanted = [e.name for i, e in enumerate(parsed)
               if not (e.cpus and e.memory_mb) and not (i == 0 and cfg.vm.cpus and cfg.vm.memory_mb)]
     described: Dict[str, Tuple[int, int]] = {}
-    describe = getattr(cloud, "describe_flavours", None)
-    if wanted and describe is not None:
+    if wanted:
         try:
-            described = dict(describe(wanted))
+            described = dict(cloud.describe_flavours(wanted) or {})  # None: not supported
         except AdapterError as err:
             if isinstance(err, ConfigError):
                 raise

@@ -211,12 +211,12 @@ class HTCondorBatch:
         already drains is not an error.  The worker is drained when the pool shows it
         ``draining`` with no claimed slot; terminating the VM is the cloud adapter's job."""
         if self._drain_call(worker, True, lambda startd: self._bindings.drain(startd, reason)):
-            log.info("draining %s gracefully: %s", worker, reason)
+            log.debug("draining %s gracefully: %s", worker, reason)
 
     def cancel_drain(self, worker: str) -> None:
         """Cancel every drain of ``worker``: it accepts jobs again.  Idempotent."""
         if self._drain_call(worker, False, self._bindings.cancel_drain):
-            log.info("cancelled the drain of %s", worker)
+            log.debug("cancelled the drain of %s", worker)
 
     def _drain_call(self, worker: str, want: bool, call: Callable[[Any], Any]) -> bool:
         """Make the call; False if it failed only because the worker already was as wanted."""

@@ -110,12 +110,13 @@ class OpenStackCloud:
 
     # ------------------------------------------------------------------------- Cloud port
 
-    def launch(self, count: int, request_id: Optional[str] = None,
-               flavour: Optional[str] = None) -> Tuple[str, ...]:
+    def launch(self, count: int, *, flavour: Optional[str] = None,
+               request_id: Optional[str] = None) -> Tuple[str, ...]:
         """Ask for ``count`` servers in one create; return the ids granted (1..count).
 
-        ``request_id`` names the request: retrying with the same one after an unknown outcome
-        first finds what the earlier attempt made.  ``flavour``: one of ``openstack.flavour``'s
+        ``request_id`` names the request (Nova has no idempotency token: the servers' name and
+        metadata carry it): the same request again first looks for the servers the earlier
+        attempt made (one listing) and answers with them if there are any.  ``flavour``: one of ``openstack.flavour``'s
         entries (None: the first)."""
         if count < 1:
             return ()
@@ -142,7 +143,7 @@ class OpenStackCloud:
             log.warning("cannot list the servers of request %s (%s): %s and any others of it "
                         "are seen at the next listing", request_id, err, first.id)
             ids = (first.id,)
-        log.info("launched %d of %d VM(s) requested (request %s): %s",
+        log.debug("launched %d of %d VM(s) requested (request %s): %s",
                  len(ids), count, request_id, " ".join(ids))
         return ids[:count]
 
@@ -172,7 +173,7 @@ class OpenStackCloud:
         alive = [i for i in ids if states.get(i) not in
                  (None, InstanceState.GONE, InstanceState.SHUTTING_DOWN)]
         if alive:
-            log.info("terminating %d instance(s): %s", len(alive), " ".join(alive))
+            log.debug("terminating %d instance(s): %s", len(alive), " ".join(alive))
         first: Optional[AdapterError] = None
         for server_id in alive:
             try:
@@ -184,14 +185,6 @@ class OpenStackCloud:
             raise first
 
     # ------------------------------------------------------------------------- extras
-
-    def describe_flavour(self) -> Optional[Tuple[int, int]]:
-        """``(vcpus, ram_mb)`` of ``openstack.flavour`` (its first entry); None when unset.
-        Unknown: ConfigError."""
-        if not self._s.flavour:
-            return None
-        flavor = self._find("flavour")
-        return int(flavor.vcpus), int(flavor.ram)
 
     def describe_flavours(self, names: Sequence[str]) -> Dict[str, Tuple[int, int]]:
         """``name -> (vcpus, ram_mb)`` of these entries of ``openstack.flavour`` (one lookup

@@ -104,6 +104,9 @@ class SimCloud:
         self._listing: Optional[Tuple[Instance, ...]] = None
 
     # -- the Cloud port
+    def describe_flavours(self, names) -> Dict[str, Tuple[int, int]]:
+        return {name: self.flavours[name] for name in names if name in self.flavours}
+
     def list_instances(self) -> Tuple[Instance, ...]:
         if self.list_failure and self.rng.random() < self.list_failure:
             raise TransientError("simulated cloud API timeout")
@@ -114,9 +117,10 @@ class SimCloud:
             )
         return self._listing
 
-    def launch(self, count: int, flavour: Optional[str] = None) -> Tuple[str, ...]:
+    def launch(self, count: int, *, flavour: Optional[str] = None,
+               request_id: Optional[str] = None) -> Tuple[str, ...]:
         """``flavour``: one of ``flavours`` (its workers join with its shape); None: the pool's
-        VM shape."""
+        VM shape.  ``request_id``: ignored (a simulated launch always answers)."""
         if flavour is not None and flavour not in self.flavours:
             raise ConfigError(f"simulated cloud has no flavour {flavour!r}", key="flavour")
         self.launch_calls += 1

@@ -31,6 +31,7 @@ import sys
 import time
 
 from .. import cli, config
+from ..runtime.actuator import describe
 
 #: The --policy names (those of ``elastiq.sim.engine.POLICY_NAMES``, kept here so that building
 #: the parser imports no simulator module).
@@ -119,7 +120,7 @@ def print_decision(elapsed_s: float, plan) -> None:
     hours, rest = divmod(int(elapsed_s), 3600)
     stamp = f"+{hours:02d}:{rest // 60:02d}:{rest % 60:02d}"
     for action in plan.actions:
-        print(f"{stamp} {action.reason}", file=sys.stderr)
+        print(f"{stamp} {describe(action)[1]}", file=sys.stderr)
 
 
 class Progress:

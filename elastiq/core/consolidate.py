@@ -25,6 +25,7 @@ from typing import List, Tuple
 
 from ..model import Drain, Worker
 from .lifecycle import Fleet, Member
+from .reasons import Code, Reason
 
 #: ``InstanceRecord.drain`` of a drain for consolidation (the idle rule's is ``IDLE``).
 CONSOLIDATION, IDLE = "consolidation", "idle"
@@ -83,10 +84,9 @@ def consolidation_drains(fleet: Fleet, leaving: set, allowed: int, below: float,
         if not _fit(jobs, trial) or not _fit(waiting, {i: list(r) for i, r in trial.items()}):
             continue
         room = trial
-        out.append(Drain(w.name, m.id,
-                         f"consolidate {w.name}: {use(w):.0%} used < {below:.0%}"
-                         f" for {now - m.record.underused_since:.0f} s, no job needs a new VM; its"
-                         f" {w.running_jobs} job(s) finish there, no new job lands"))
+        out.append(Drain(w.name, m.id, Reason.of(
+            Code.CONSOLIDATION, used=use(w), below=below, underused=now - m.record.underused_since,
+            jobs=w.running_jobs)))
     return tuple(out)
 
 

@@ -16,7 +16,8 @@ Pure: the same arguments always give the same Plan and Memory.  What it guarante
   (:mod:`.consolidate`): their jobs finish, none is killed;
 - scales nothing down from a pool that lost workers the queue says run jobs, or right after
   the collector restarted;
-- every action and every held-back action carries a human-readable reason.
+- every action and every note (why nothing more was done) carries a typed
+  :class:`~.reasons.Reason`.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from . import demand as demand_mod
 from . import mix
 from .consolidate import CONSOLIDATION, IDLE, note_underuse
 from .lifecycle import Fleet, mark, track
+from .reasons import Code, Reason
 from .scaledown import scale_down
 from .scaleup import scale_up
 from .wanted import pool_doubt, release_unstarted, unstarted_note
@@ -106,11 +108,15 @@ def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fl
     return booting - needed.new_vms
 
 
+def no_decision(snapshot: Snapshot) -> Reason:
+    """The note of a tick without a cloud listing (no decision from missing data)."""
+    return Reason.of(Code.NO_DECISION, problems="; ".join(snapshot.problems) or "cloud unreadable")
+
+
 def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
     """Decide this tick.  Returns ``(Plan, Memory)``; see the module docstring."""
     if snapshot.instances is None:
-        problems = "; ".join(snapshot.problems) or "cloud unreadable"
-        return Plan(notes=(f"no decision this tick: {problems}",)), memory
+        return Plan(notes=(no_decision(snapshot),)), memory
 
     e = config.elastiq
     fleet = track(snapshot, memory.instances, e.cluster_name, e.estimated_vm_deploy_time_s, now)

@@ -58,6 +58,7 @@ from typing import Dict, FrozenSet, List, Mapping, Optional, TYPE_CHECKING, Tupl
 
 from ..model import (ALIVE_STATES, Instance, InstanceState, Launch, LaunchOutcome, Plan, Pool,
                      Snapshot, Terminate)
+from .reasons import LegacyCode, Reason
 
 if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
     from ..config import Config
@@ -105,7 +106,7 @@ class _Tick:
         self.m, self.config, self.now = memory, config, now
         self.allegedly = memory.vms_allegedly_running
         self.actions: List = []
-        self.notes: List[str] = []
+        self.notes: List[Reason] = []
         # our instances by id (None: no listing), and those the cloud lists in error
         self.ours, self.in_error = _ours(snapshot.instances, config.elastiq.cluster_name)
         self.terminated: set = set()
@@ -117,22 +118,23 @@ class _Tick:
         n = sum(1 for i in self.ours.values() if i.state in ALIVE_STATES and i.id not in self.terminated)
         return n + self.launched
 
-    def terminate(self, ids: List[str], reason: str) -> None:
+    def terminate(self, ids: List[str], reason: Reason) -> None:
         ids = [i for i in ids if i not in self.terminated]
         if ids:
             self.terminated.update(ids)
             self.actions.append(Terminate(tuple(ids), reason))
 
-    def scale_up(self, wanted: int, reason: str) -> None:
+    def scale_up(self, wanted: int, reason: Reason) -> None:
         """``ec2_scale_up``: launch up to ``wanted``, within max_vms; nothing if no listing."""
         if wanted <= 0:
             return
         if self.ours is None:
-            self.notes.append(f"cannot launch {wanted}: no list of instances")
+            self.notes.append(Reason.of(LegacyCode.NO_LISTING, count=wanted))
             return
         count = min(wanted, self.config.quota.max_vms - self.alive())
         if count <= 0:
-            self.notes.append(f"over quota: {self.alive()} of max_vms {self.config.quota.max_vms}")
+            self.notes.append(Reason.of(LegacyCode.OVER_QUOTA, alive=self.alive(),
+                                        max_vms=self.config.quota.max_vms))
             return
         self.launched += count
         self.actions.append(Launch(count, reason))
@@ -171,7 +173,8 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
         instance = tick.ours.get(instance_id) if tick.ours is not None else None
         joined = any(h.instance_id == instance_id for h in memory.hosts.values())
         if instance is not None and instance.state in ALIVE_STATES and not joined:
-            tick.terminate([instance_id], f"terminate {instance_id}: not joined after {e.estimated_vm_deploy_time_s:g} s")
+            tick.terminate([instance_id], Reason.of(LegacyCode.NOT_JOINED,
+                                                    deploy=e.estimated_vm_deploy_time_s))
     deadlines = memory.deadlines[passed:]
 
     next_error_check = memory.next_error_check
@@ -180,10 +183,10 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
         if tick.ours is not None:
             errors = [i for i in tick.in_error if i not in tick.terminated]
             if errors:
-                tick.terminate(errors, f"terminate {len(errors)} in error")
+                tick.terminate(errors, Reason.of(LegacyCode.IN_ERROR))
                 tick.allegedly = max(0, tick.allegedly - len(errors))
                 deadlines = tuple(d for d in deadlines if d[1] not in errors)
-                tick.scale_up(len(errors), f"replace {len(errors)} in error")
+                tick.scale_up(len(errors), Reason.of(LegacyCode.REPLACE_ERROR, count=len(errors)))
 
     hosts, next_vms_check, rng_state = memory.hosts, memory.next_vms_check, memory.rng_state
     if snapshot.pool is not None and (next_vms_check is None or now >= next_vms_check):
@@ -200,13 +203,14 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
                 first_seen = now
             elif now - first_seen > e.waiting_jobs_time_s:
                 tick.scale_up(math.ceil(n_waiting / per_vm),
-                              f"{n_waiting} jobs waiting above {e.waiting_jobs_threshold}"
-                              f" for more than {e.waiting_jobs_time_s:g} s")
+                              Reason.of(LegacyCode.JOBS_WAITING, jobs=n_waiting,
+                                        threshold=e.waiting_jobs_threshold,
+                                        wait=e.waiting_jobs_time_s))
                 first_seen = None
         else:
             first_seen = None
     else:
-        tick.notes.append("cannot get the number of waiting jobs this time")
+        tick.notes.append(Reason.of(LegacyCode.NO_QUEUE))
 
     drained = memory.drained
     if drained and tick.ours is not None:  # forget the gone and those terminated now
@@ -267,12 +271,14 @@ def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
         rng_state = rng.getrandbits(32)
         chosen = candidates[: max(0, len(known) - q.min_vms)]
         if len(chosen) < len(candidates):
-            tick.notes.append(f"keeping {len(candidates) - len(chosen)} idle host(s) for min_vms {q.min_vms}")
-        tick.terminate(chosen, f"terminate {len(chosen)} idle for more than {e.idle_for_time_s:g} s")
+            tick.notes.append(Reason.of(LegacyCode.KEPT_MIN_VMS, count=len(candidates) - len(chosen),
+                                        min_vms=q.min_vms))
+        tick.terminate(chosen, Reason.of(LegacyCode.IDLE, idle_for=e.idle_for_time_s))
         tick.allegedly = max(0, tick.allegedly - sum(1 for i in chosen if i not in drained))
     if q.min_vms >= 1 and tick.ours is not None:
         running = sum(1 for i in known if i not in tick.terminated)
-        tick.scale_up(q.min_vms - running - tick.allegedly, f"below min_vms {q.min_vms}")
+        tick.scale_up(q.min_vms - running - tick.allegedly,
+                      Reason.of(LegacyCode.MIN_VMS, min_vms=q.min_vms))
     return hosts, rng_state
 
 

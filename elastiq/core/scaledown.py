@@ -28,6 +28,7 @@ from typing import Dict, FrozenSet, List, Optional, TYPE_CHECKING, Tuple
 from ..model import Drain, Lifecycle, Snapshot, Terminate
 from .consolidate import consolidation_drains
 from .lifecycle import Fleet, Member
+from .reasons import Code, Reason
 from .wanted import idle_start, idle_timeout
 
 if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
@@ -39,12 +40,12 @@ class ScaleDown:
     drains: Tuple[Drain, ...]
     terminates: Tuple[Terminate, ...]
     failures: int  # instances given up on (error, never joined): they count for the back-off
-    notes: Tuple[str, ...]
+    notes: Tuple[Reason, ...]
     wake: Optional[float]
     consolidations: Tuple[Drain, ...] = ()  # drains of under-used workers (:mod:`.consolidate`)
 
 
-def _incomplete_reason(snapshot: Snapshot) -> str:
+def _incomplete_reason(snapshot: Snapshot) -> Reason:
     parts = list(snapshot.problems)
     if snapshot.queue is not None and snapshot.queue.partial:
         parts.append("queue partly read")
@@ -53,13 +54,13 @@ def _incomplete_reason(snapshot: Snapshot) -> str:
     for name in ("queue", "pool"):
         if getattr(snapshot, name) is None and not snapshot.problems:
             parts.append(f"{name} unreadable")
-    return "; ".join(parts) or "observation incomplete"
+    return Reason.of(Code.INCOMPLETE, problems="; ".join(parts) or "observation incomplete")
 
 
 def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
                launching: bool = False, keep: FrozenSet[str] = frozenset(),
                surplus_booting: int = 0, jobs_waiting: int = 0,
-               doubt: Optional[str] = None, waiting=None) -> ScaleDown:
+               doubt: Optional[Reason] = None, waiting=None) -> ScaleDown:
     """``launching``: this tick launches, so no worker is drained.  ``keep``: instances whose
     drain this tick cancels.  ``surplus_booting``: booting VMs no job needs any more.
     ``jobs_waiting``: jobs that fit a worker and that can still start (not *unstarted*): while there are
@@ -67,31 +68,31 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
     scale-down).  ``waiting``: the shapes of those jobs (None: no consolidation)."""
     if not snapshot.complete or doubt:
         why = doubt or _incomplete_reason(snapshot)
-        return ScaleDown((), (), 0, (f"no scale-down this tick: {why}",), None)
+        return ScaleDown((), (), 0, (Reason.of(Code.NO_SCALE_DOWN, cause=why),), None)
 
     e, q = config.elastiq, config.quota
     deploy = e.estimated_vm_deploy_time_s
-    idle_for, idle_why = idle_timeout(fleet, config)
-    reasons: Dict[str, List[str]] = {}
-    notes: List[str] = []
+    idle_for, idle_basis = idle_timeout(fleet, config)
+    reasons: Dict[Reason, List[str]] = {}
+    notes: List[Reason] = []
     wakes: List[float] = []
     failures = 0
     idle: List[Member] = []
 
-    def terminate(member: Member, reason: str) -> None:
+    def terminate(member: Member, reason: Reason) -> None:
         reasons.setdefault(reason, []).append(member.id)
 
     for m in fleet.members:
         life, worker = m.record.lifecycle, m.worker
         if life is Lifecycle.ERROR:
-            terminate(m, "in error")
+            terminate(m, Reason.of(Code.IN_ERROR))
             failures += 1
         elif life is Lifecycle.TERMINATING:
-            terminate(m, "termination requested earlier, still alive")
+            terminate(m, Reason.of(Code.STILL_ALIVE))
         elif m.booting:
             deadline = m.record.launched_at + deploy
             if now >= deadline:
-                terminate(m, f"not joined the pool {deploy:g} s after launch")
+                terminate(m, Reason.of(Code.NOT_JOINED, deploy=deploy))
                 failures += 1
             else:
                 wakes.append(deadline)
@@ -99,16 +100,17 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
             missing = m.record.missing_since
             deadline = (missing if missing is not None else m.record.since) + deploy
             if now >= deadline:
-                terminate(m, f"left the pool more than {deploy:g} s ago")
+                terminate(m, Reason.of(Code.LEFT_POOL, deploy=deploy))
             else:
                 wakes.append(deadline)
         elif life is Lifecycle.DRAINING:
             if m.id in keep:
                 pass
             elif worker.busy:
-                notes.append(f"{worker.name} draining: waiting for {worker.running_jobs} claimed slot(s)")
+                notes.append(Reason.of(Code.DRAINING_BUSY, worker=worker.name,
+                                       slots=worker.running_jobs))
             else:
-                terminate(m, "drained, no claimed slot")
+                terminate(m, Reason.of(Code.DRAINED))
         elif not worker.busy and not worker.draining and (start := idle_start(m)) is not None:
             if now - start >= idle_for:
                 idle.append(m)
@@ -117,10 +119,10 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
 
     _cancel_surplus(fleet, reasons, surplus_booting, q.min_vms)
     if idle and (launching or jobs_waiting):
-        why = "launching this tick" if launching else f"{jobs_waiting} jobs waiting for them"
-        notes.append(f"{len(idle)} idle worker(s) kept: {why}")
+        notes.append(Reason.of(Code.KEPT_LAUNCHING, count=len(idle)) if launching else
+                     Reason.of(Code.KEPT_FOR_JOBS, count=len(idle), jobs=jobs_waiting))
         idle = []
-    drains = _choose_drains(idle, fleet, reasons, q.min_vms, (idle_for, idle_why), now, notes)
+    drains = _choose_drains(idle, fleet, reasons, q.min_vms, (idle_for, idle_basis), now, notes)
     consolidations: Tuple[Drain, ...] = ()
     if (e.consolidate_below > 0 and not launching and waiting is not None
             and any(m.record.underused_since is not None for m in fleet.members)):
@@ -133,12 +135,12 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
                      consolidations)
 
 
-def _leaving(fleet: Fleet, reasons: Dict[str, List[str]]) -> set:
+def _leaving(fleet: Fleet, reasons: Dict[Reason, List[str]]) -> set:
     leaving = {i for ids in reasons.values() for i in ids}
     return leaving | {m.id for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING}
 
 
-def _cancel_surplus(fleet: Fleet, reasons: Dict[str, List[str]], surplus: int, min_vms: int) -> None:
+def _cancel_surplus(fleet: Fleet, reasons: Dict[Reason, List[str]], surplus: int, min_vms: int) -> None:
     """Terminate the newest booting VMs no job needs any more (they run no job yet)."""
     if surplus <= 0:
         return
@@ -147,27 +149,26 @@ def _cancel_surplus(fleet: Fleet, reasons: Dict[str, List[str]], surplus: int, m
     candidates.sort(key=lambda m: (-m.record.launched_at, m.id))
     allowed = max(0, fleet.alive - len(leaving) - min_vms)
     for m in candidates[: min(surplus, allowed)]:
-        reasons.setdefault("booting, no longer needed: the waiting jobs found room", []).append(m.id)
+        reasons.setdefault(Reason.of(Code.UNNEEDED), []).append(m.id)
 
 
 def _choose_drains(idle, fleet, reasons, min_vms, timeout, now, notes) -> Tuple[Drain, ...]:
-    idle_for, why = timeout
+    idle_for, basis = timeout
     if not idle:
         return ()
     leaving = _leaving(fleet, reasons)
     allowed = max(0, fleet.alive - len(leaving) - min_vms)
     if allowed < len(idle):
-        notes.append(f"{len(idle) - allowed} idle worker(s) kept to honour min_vms {min_vms}")
+        notes.append(Reason.of(Code.KEPT_MIN_VMS, count=len(idle) - allowed, min_vms=min_vms))
     idle.sort(key=lambda m: (-m.worker.cpus, -m.worker.memory_mb, idle_start(m)))
     return tuple(
         Drain(m.worker.name, m.id,
-              f"drain {m.worker.name}: idle for {now - idle_start(m):.0f} s >= {idle_for:g} s"
-              f" ({why})")
+              Reason.of(Code.IDLE, idle=now - idle_start(m), timeout=idle_for, basis=basis))
         for m in idle[:allowed]
     )
 
 
-def _guarded(reasons: Dict[str, List[str]], snapshot: Snapshot, notes: List[str]) -> Tuple[Terminate, ...]:
+def _guarded(reasons: Dict[Reason, List[str]], snapshot: Snapshot, notes: List[Reason]) -> Tuple[Terminate, ...]:
     if not reasons:
         return ()
     claimed = {w.instance_id for w in snapshot.pool.workers if w.busy}
@@ -176,9 +177,8 @@ def _guarded(reasons: Dict[str, List[str]], snapshot: Snapshot, notes: List[str]
     for reason, ids in reasons.items():
         kept = [i for i in ids if i in claimed]
         if kept:
-            notes.append(f"not terminating {', '.join(kept)} ({reason}): it has a claimed slot")
+            notes.append(Reason.of(Code.CLAIMED, ids=tuple(kept), cause=reason))
         ids = tuple(i for i in ids if i not in claimed)
         if ids:
-            shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
-            out.append(Terminate(ids, f"terminate {shown}: {reason}"))
+            out.append(Terminate(ids, reason))
     return tuple(out)

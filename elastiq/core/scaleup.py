@@ -21,6 +21,7 @@ from ..model import CancelDrain, Launch, Memory
 from .demand import Demand
 from .lifecycle import Fleet, Member
 from .mix import split
+from .reasons import Code, Reason
 
 if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
     from ..config import Config
@@ -31,12 +32,8 @@ class ScaleUp:
     launches: Tuple[Launch, ...]  # one per flavour (several flavours: see .mix); () = none
     cancel_drains: Tuple[CancelDrain, ...]
     waiting_since: Optional[float]
-    notes: Tuple[str, ...]
+    notes: Tuple[Reason, ...]
     wake: Optional[float]
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def scale_up(
@@ -54,65 +51,62 @@ def scale_up(
     wake = None
     waiting_since = memory.waiting_since
     wanted = cancellable = 0
-    why = []
+    jobs = {}  # the demand that launches, for the reason
 
     if demand is not None:
         if demand.unmatchable:
-            notes.append(f"{_plural(demand.unmatchable, 'idle job')} can never run on a worker VM: ignored")
+            notes.append(Reason.of(Code.UNMATCHABLE, count=demand.unmatchable))
         if demand.uncovered > e.waiting_jobs_threshold:
             waiting_since = waiting_since if waiting_since is not None else now
             held = now - waiting_since
             cancellable = demand.new_vms
             if held >= e.waiting_jobs_time_s:
                 wanted = demand.new_vms
-                why.append(f"{_plural(demand.uncovered, 'job')} waiting {held:.0f} s"
-                           f" >= {e.waiting_jobs_time_s:g} s")
+                jobs = dict(jobs=demand.uncovered, held=held, wait=e.waiting_jobs_time_s)
                 if demand.unplaced:
-                    notes.append(f"{_plural(demand.unplaced, 'job')} without room: max_vms"
-                                 f" {q.max_vms} reached ({fleet.alive} alive)")
+                    notes.append(Reason.of(Code.NO_ROOM, count=demand.unplaced,
+                                           max_vms=q.max_vms, alive=fleet.alive))
             else:
                 wake = waiting_since + e.waiting_jobs_time_s
-                notes.append(f"{_plural(demand.uncovered, 'job')} waiting for {held:.0f} s"
-                             f" of {e.waiting_jobs_time_s:g} s before launching")
+                notes.append(Reason.of(Code.WAITING, count=demand.uncovered, held=held,
+                                       wait=e.waiting_jobs_time_s))
         else:
             waiting_since = None
             if demand.uncovered:
-                notes.append(f"{_plural(demand.uncovered, 'job')} waiting, not above the"
-                             f" threshold of {e.waiting_jobs_threshold}")
+                notes.append(Reason.of(Code.BELOW_THRESHOLD, count=demand.uncovered,
+                                       threshold=e.waiting_jobs_threshold))
 
     cancels = tuple(
-        CancelDrain(m.worker.name, m.id,
-                    f"cancel drain of {m.worker.name}: {_plural(demand.uncovered, 'job')} waiting")
+        CancelDrain(m.worker.name, m.id, Reason.of(Code.JOBS_WAITING, jobs=demand.uncovered))
         for m in draining[:cancellable]
     )
     wanted = max(0, wanted - len(cancels))
 
     below_min = q.min_vms - fleet.alive
+    code = Code.JOBS_WAITING
     if below_min > wanted:
         wanted = below_min
-        why.insert(0, f"{fleet.alive} VMs < min_vms {q.min_vms}")
+        code = Code.MIN_VMS
+        jobs["min_vms"] = q.min_vms
 
     headroom = max(0, q.max_vms - fleet.alive)
     count = min(wanted, headroom)
     if wanted > headroom:
-        notes.append(f"{_plural(wanted - headroom, 'more VM')} wanted but max_vms"
-                     f" {q.max_vms} reached ({fleet.alive} alive)")
+        notes.append(Reason.of(Code.MAX_VMS, count=wanted - headroom, max_vms=q.max_vms,
+                               alive=fleet.alive))
     if count > 0 and now < memory.backoff_until:
-        notes.append(f"launch of {count} held back: backing off after"
-                     f" {_plural(memory.failures, 'failure')} for {memory.backoff_until - now:.0f} s more")
+        notes.append(Reason.of(Code.BACKOFF, count=count, failures=memory.failures,
+                               left=memory.backoff_until - now))
         wake = memory.backoff_until if wake is None else min(wake, memory.backoff_until)
         count = 0
 
     launches: Tuple[Launch, ...] = ()
     if count > 0:
-        booting = fleet.booting
-        if booting:
-            why.append(f"{_plural(booting, 'VM')} booting")
-        why.append(f"{fleet.alive}/{q.max_vms} VMs")
+        why = Reason.of(code, **jobs, booting=fleet.booting, alive=fleet.alive,
+                        max_vms=q.max_vms)
         if demand is not None and demand.mix:  # several flavours
             first = config.flavours[0].name
-            launches = tuple(Launch(n, f"launch {n} {name}: " + ", ".join(why), name)
-                             for name, n in split(count, demand.mix, first))
+            launches = tuple(Launch(n, why, name) for name, n in split(count, demand.mix, first))
         else:
-            launches = (Launch(count, f"launch {count}: " + ", ".join(why)),)
+            launches = (Launch(count, why),)
     return ScaleUp(launches, cancels, waiting_since, tuple(notes), wake)

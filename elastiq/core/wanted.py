@@ -27,6 +27,7 @@ from typing import Optional, Tuple
 from ..model import Lifecycle, Snapshot
 from .demand import Placeable
 from .lifecycle import Fleet, Member
+from .reasons import Code, Reason
 
 #: HTCondor's default UPDATE_INTERVAL (300 s) plus its jitter and a negotiation cycle.
 COLLECTOR_GRACE_S = 360.0
@@ -43,8 +44,8 @@ def idle_start(member: Member) -> Optional[float]:
     return record.joined_at
 
 
-def idle_timeout(fleet: Fleet, config) -> Tuple[float, str]:
-    """How long a worker may sit idle before it is drained, and why: ``idle_boot_factor``
+def idle_timeout(fleet: Fleet, config) -> Tuple[float, Reason]:
+    """How long a worker may sit idle before it is drained, and why (its basis): ``idle_boot_factor``
     times the median boot-to-join time of our VMs in the pool now (what a relaunch would
     cost), within ``idle_for_min_s`` (capped at the maximum) and ``idle_for_time_s``;
     ``idle_for_time_s`` itself when the factor is 0 or nothing was measured."""
@@ -53,12 +54,12 @@ def idle_timeout(fleet: Fleet, config) -> Tuple[float, str]:
     boots = sorted(m.record.joined_at - m.record.launched_at for m in fleet.members
                    if m.record.joined_at is not None and m.worker is not None)
     if not e.idle_boot_factor or not boots:
-        return longest, "idle_for_time_s"
+        return longest, Reason.of(Code.IDLE_FOR_TIME)
     median = boots[len(boots) // 2] if len(boots) % 2 else (boots[len(boots) // 2 - 1]
                                                              + boots[len(boots) // 2]) / 2
     timeout = max(min(e.idle_for_min_s, longest), min(longest, e.idle_boot_factor * median))
-    return timeout, (f"{e.idle_boot_factor:g} x median boot-to-join {median:.0f} s, within"
-                     f" {min(e.idle_for_min_s, longest):g}-{longest:g} s")
+    return timeout, Reason.of(Code.BOOT_TO_JOIN, factor=e.idle_boot_factor, median=median,
+                              low=min(e.idle_for_min_s, longest), high=longest)
 
 
 def idle_long(fleet: Fleet, idle_for: float, now: float):
@@ -84,14 +85,13 @@ def release_unstarted(jobs: Placeable, fleet: Fleet, unstarted: Optional[Tuple[f
     return released, (now - idle_for, cpus, memory)
 
 
-def unstarted_note(jobs: Optional[Placeable], idle_for: float) -> Tuple[str, ...]:
+def unstarted_note(jobs: Optional[Placeable], idle_for: float) -> Tuple[Reason, ...]:
     if jobs is None or not jobs.unstarted:
         return ()
-    return (f"{jobs.unstarted} idle job(s) did not start in {idle_for:g} s next to an idle worker"
-            " they fit (the pool does not match them): no VM is launched or kept for them",)
+    return (Reason.of(Code.UNSTARTED, count=jobs.unstarted, idle_for=idle_for),)
 
 
-def pool_doubt(snapshot: Snapshot, fleet: Fleet, now: float) -> Optional[str]:
+def pool_doubt(snapshot: Snapshot, fleet: Fleet, now: float) -> Optional[Reason]:
     """Why the pool's answer must not be trusted for a scale-down; None when it can be."""
     if snapshot.pool is None:
         return None
@@ -103,10 +103,8 @@ def pool_doubt(snapshot: Snapshot, fleet: Fleet, now: float) -> Optional[str]:
     running = snapshot.queue.running_on if snapshot.queue is not None else frozenset()
     named = sorted(m.record.worker for m in lost if m.record.worker in running)
     if named:
-        return (f"pool partial: {len(named)} worker(s) missing from it run jobs according to"
-                f" the queue ({', '.join(named[:3])})")
+        return Reason.of(Code.LOST_RUN_JOBS, count=len(named), workers=tuple(named[:3]))
     started = snapshot.pool.collector_started
     if started is not None and now - started < COLLECTOR_GRACE_S:
-        return (f"pool partial: the collector started {now - started:.0f} s ago and"
-                f" {len(lost)} worker(s) have not advertised since")
+        return Reason.of(Code.COLLECTOR_RESTARTED, ago=now - started, count=len(lost))
     return None

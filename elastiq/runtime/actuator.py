@@ -1,6 +1,8 @@
 """Carry out a Plan, one action at a time: the only place where elastiq changes the world.
 
-- Each action is logged on one INFO line with its reason before it is carried out.
+- Each action is logged on one INFO line with its reason before it is carried out (the
+  adapters log their calls at DEBUG only), and counted by kind and reason code
+  (``elastiq_actions_total``).
 - Look before you terminate: right before a Terminate, one targeted query asks the pool for
   the workers of its instances (a VM may have joined, or a job been matched, since the
   observation).  One whose worker is there and accepts jobs is drained instead; one whose
@@ -14,6 +16,14 @@
 - Every launch outcome (ids granted, or the error class) is folded into memory through the
   policy's ``record_launch`` and handed to ``persist`` at once: a crash right after a launch
   loses nothing (and the cluster tag covers a crash during the call itself).
+- Every launch names its request (``request_id``).  A launch that failed with a transient
+  error may have reached the cloud (the answer was lost): it is an :class:`UnknownLaunch` of
+  the outcome, and :meth:`Actuator.retry_unknown` asks for it again, the same request, before
+  the next plan, so a cloud that can (EC2's ClientToken) answers with the VMs the first
+  attempt made rather than launching twice.  While one is still unknown, no new launch is
+  made (``hold_launches``): if the first attempt never reached the cloud, the retry that
+  finally gets through launches it, and a launch made meanwhile for the same jobs could
+  take the cluster above ``max_vms``.
 - Dry run: ``dry_run_boot_vms`` skips launches, ``dry_run_shutdown_vms`` skips drains, drain
   cancellations and terminations; both log what would have happened.  The policy undoes what
   it noted of a skipped action's instances (``Policy.undo``), so memory matches the unchanged
@@ -25,14 +35,16 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
 from ..config import Config
+from ..core.reasons import Code, Reason
 from ..model import Action, CancelDrain, Drain, LaunchOutcome, Launch, Plan, Terminate
 from .metrics import Metrics
-from .state import Decision
+from .state import Decision, UnknownLaunch
 
 log = logging.getLogger(__name__)
 
@@ -45,18 +57,21 @@ class Outcome:
     changed_cloud: bool  # a launch or termination was attempted
     acted: int  # actions carried out (successful or not), dry-run ones not counted
     abandoned: int
+    unknown: Tuple[UnknownLaunch, ...] = ()  # launches whose outcome is not known
 
 
 def describe(action: Action) -> Tuple[str, str]:
     """(kind, one-line text with the reason) of an action, as logged and shown by status."""
     if isinstance(action, Launch):
-        return "launch", action.reason
+        flavour = f" {action.flavour}" if action.flavour else ""
+        return "launch", f"launch {action.count}{flavour}: {action.reason}"
     if isinstance(action, Drain):
-        return "drain", f"{action.reason} ({action.instance_id})"
+        return "drain", f"drain {action.worker}: {action.reason} ({action.instance_id})"
     if isinstance(action, CancelDrain):
-        return "cancel-drain", f"{action.reason}: {action.worker} ({action.instance_id})"
+        return "cancel-drain", (f"cancel drain of {action.worker}: {action.reason}"
+                                f" ({action.instance_id})")
     if isinstance(action, Terminate):
-        return "terminate", f"{action.reason}: {', '.join(action.instance_ids)}"
+        return "terminate", f"terminate {', '.join(action.instance_ids)}: {action.reason}"
     raise TypeError(f"unknown action {action!r}")
 
 
@@ -81,15 +96,17 @@ class Actuator:
         self.known_ips = known_ips  # private IP -> instance id, for the look before terminating
 
     def execute(self, plan: Plan, memory: Any, before: Any,
-                persist: Callable[[Any, Tuple[str, ...]], None] = lambda m, ids: None
-                ) -> Outcome:
+                persist: Callable[[Any, Tuple[str, ...]], None] = lambda m, ids: None,
+                hold_launches: bool = False) -> Outcome:
         """Carry out ``plan``.  ``memory`` is the core's new memory, ``before`` the previous
         tick's (to undo the marks of dry-run actions).  ``persist(memory, granted_ids)`` is
-        called right after each launch."""
+        called right after each launch.  ``hold_launches``: an earlier launch's outcome is
+        still unknown, so the launches are held back (noted, not carried out)."""
         if not plan.actions:
             return Outcome(memory, (), (), False, 0, 0)
         decisions: List[Decision] = []
         launched: List[str] = []
+        unknown: List[UnknownLaunch] = []
         changed_cloud, acted = False, 0
         for done, action in enumerate(plan.actions):
             if self.should_stop():
@@ -99,8 +116,13 @@ class Actuator:
                     if not isinstance(skipped, Launch):
                         memory = self.policy.undo(memory, before, _instance_ids(skipped))
                 return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted,
-                               len(left))
+                               len(left), tuple(unknown))
             kind, text = describe(action)
+            if hold_launches and isinstance(action, Launch):
+                note = str(Reason.of(Code.LAUNCH_HELD, count=action.count))
+                log.info("%s", note)
+                decisions.append(Decision(self.clock(), "note", note))
+                continue
             if self._dry(action):
                 log.info("dry run, would %s", text)
                 decisions.append(Decision(self.clock(), kind, f"dry run, would {text}"))
@@ -109,37 +131,80 @@ class Actuator:
                 continue
             log.info("%s", text)
             decisions.append(Decision(self.clock(), kind, text))
+            if not isinstance(action, Terminate):  # a Terminate: what is left after the look
+                self.metrics.action(kind, action.reason.code)
             acted += 1
             if isinstance(action, Launch):
                 changed_cloud = True
-                memory, granted, failure = self._launch(action, memory)
+                memory, granted, failure, lost = self._launch(action, memory)
                 launched.extend(granted)
+                unknown.extend(lost)
                 persist(memory, granted)
             elif isinstance(action, Terminate):
                 changed_cloud = True
                 action, memory, held = self._look(action, memory, before)
                 decisions.extend(Decision(self.clock(), "note", text) for text in held)
-                failure = self._terminate(action) if action.instance_ids else ""
+                failure = ""
+                if action.instance_ids:
+                    self.metrics.action(kind, action.reason.code)
+                    failure = self._terminate(action)
             elif isinstance(action, Drain):
                 failure = self._call("drain", action.worker, self.batch.drain, action.worker,
-                                     action.reason)
+                                     str(action.reason))
             else:
                 failure = self._call("cancel drain", action.worker, self.batch.cancel_drain,
                                      action.worker)
             if failure:
                 decisions.append(Decision(self.clock(), "failed", failure))
-        return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted, 0)
+        return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted, 0,
+                       tuple(unknown))
+
+    def retry_unknown(self, unknown: Tuple[UnknownLaunch, ...], memory: Any,
+                      persist: Callable[[Any, Tuple[str, ...]], None] = lambda m, ids: None
+                      ) -> Tuple[Any, Tuple[UnknownLaunch, ...], Tuple[Decision, ...]]:
+        """Ask again for each launch whose outcome is unknown, the same request (id, count,
+        flavour): what it grants is recorded and persisted as any launch's.  Returns the memory,
+        the launches still unknown (another transient error) and the decisions.  One unknown
+        for longer than ``estimated_vm_deploy_time_s`` is given up: a VM it made is listed by
+        then, with the cluster tag, and adopted."""
+        left: List[UnknownLaunch] = []
+        decisions: List[Decision] = []
+        for lost in unknown:
+            waited = self.clock() - lost.since
+            if waited > self.config.elastiq.estimated_vm_deploy_time_s:
+                log.warning("launch request %s: outcome unknown for %.0f s, given up (a VM it "
+                            "made carries the cluster tag and is adopted)", lost.request_id, waited)
+                continue
+            if self.should_stop():
+                left.append(lost)
+                continue
+            action = Launch(lost.count, Reason.of(Code.RETRY, request=lost.request_id),
+                            lost.flavour)
+            kind, text = describe(action)
+            log.info("%s", text)
+            decisions.append(Decision(self.clock(), kind, text))
+            self.metrics.action(kind, Code.RETRY)
+            memory, granted, failure, again = self._launch(action, memory, lost)
+            persist(memory, granted)
+            left.extend(again)
+            if failure:
+                decisions.append(Decision(self.clock(), "failed", failure))
+        return memory, tuple(left), tuple(decisions)
 
     def _dry(self, action: Action) -> bool:
         return self.dry_run_boot if isinstance(action, Launch) else self.dry_run_shutdown
 
-    def _launch(self, action: Launch, memory: Any) -> Tuple[Any, Tuple[str, ...], str]:
-        failure = ""
+    def _launch(self, action: Launch, memory: Any, retry: Optional[UnknownLaunch] = None
+                ) -> Tuple[Any, Tuple[str, ...], str, Tuple[UnknownLaunch, ...]]:
+        """Launch; ``retry``: the unknown launch this one asks for again (its failure is not
+        counted twice).  Returns the memory, the ids granted, the failure and the launch left
+        unknown (a transient error)."""
+        failure, unknown = "", ()
+        request_id = retry.request_id if retry else uuid.uuid4().hex
         try:
-            flavour = action.flavour  # several flavours: which one (None: the cloud's own)
-            granted = tuple(self.cloud.launch(action.count, flavour=flavour) if flavour
-                            else self.cloud.launch(action.count))
-            outcome = LaunchOutcome(action.count, granted, flavour=flavour)
+            granted = tuple(self.cloud.launch(action.count, flavour=action.flavour,
+                                              request_id=request_id))
+            outcome = LaunchOutcome(action.count, granted, flavour=action.flavour)
             self.metrics.launched(len(granted))
             refused = action.count - len(granted)
             log.log(logging.INFO if refused else logging.DEBUG, "launched %d%s: %s",
@@ -151,7 +216,13 @@ class Actuator:
             outcome = LaunchOutcome(action.count, (), kind if kind != "internal" else "fatal",
                                     action.flavour)
             failure = f"launch {action.count} failed ({kind} error): {_reason(err)}"
-        return self.policy.record_launch(memory, outcome, self.config, self.clock()), granted, failure
+            if kind == "transient":  # the answer may be what was lost
+                unknown = (retry or UnknownLaunch(request_id, action.count, action.flavour,
+                                                  self.clock()),)
+            if retry is not None:  # counted (and backed off) the first time
+                return memory, granted, failure, unknown
+        return (self.policy.record_launch(memory, outcome, self.config, self.clock()), granted,
+                failure, unknown)
 
     def _look(self, action: Terminate, memory: Any,
               before: Any) -> Tuple[Terminate, Any, List[str]]:
@@ -161,21 +232,25 @@ class Actuator:
             present = self.batch.workers_of(ids, self.known_ips())
         except Exception as err:
             kind = self._failed("look at the pool before terminating", ", ".join(ids), err)
-            text = f"terminate {', '.join(ids)} held back: the pool cannot be read ({kind} error)"
-            return replace(action, instance_ids=()), self.policy.undo(memory, before, ids), [text]
+            held = Reason.of(Code.HELD_BACK, ids=ids,
+                             cause=Reason.of(Code.POOL_UNREADABLE, kind=kind))
+            return (replace(action, instance_ids=()), self.policy.undo(memory, before, ids),
+                    [str(held)])
         go, held = [], []
         for instance_id in ids:
             worker = present.get(instance_id)
             if worker is None or (worker.draining and not worker.busy):
                 go.append(instance_id)
                 continue
-            busy = f"runs {worker.running_jobs} job(s)" if worker.busy else "accepts jobs"
-            text = f"terminate {instance_id} held back: its worker {worker.name} {busy}"
+            cause = (Reason.of(Code.WORKER_BUSY, worker=worker.name, jobs=worker.running_jobs)
+                     if worker.busy else Reason.of(Code.WORKER_ACCEPTS, worker=worker.name))
+            text = str(Reason.of(Code.HELD_BACK, ids=(instance_id,), cause=cause,
+                                 drained_instead=not worker.draining))
             failure = ""
-            if not worker.draining:
-                text += "; draining it instead"
-                failure = self._call("drain", worker.name, self.batch.drain, worker.name, text)
             log.info("%s", text)
+            if not worker.draining:
+                self.metrics.action("drain", cause.code)
+                failure = self._call("drain", worker.name, self.batch.drain, worker.name, text)
             held.append(text + (f" ({failure})" if failure else ""))
             if failure:
                 memory = self.policy.undo(memory, before, (instance_id,))

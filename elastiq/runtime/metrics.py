@@ -26,6 +26,7 @@ class Metrics:
         self.launches = 0
         self.terminations = 0
         self.errors: Dict[str, int] = {}
+        self.actions: Dict[Tuple[str, str], int] = {}  # (kind, reason code) -> actions
         self._buckets = [0] * len(TICK_BUCKETS)
         self._tick_count = 0
         self._tick_sum = 0.0
@@ -47,6 +48,13 @@ class Metrics:
     def terminated(self, count: int) -> None:
         with self._lock:
             self.terminations += count
+
+    def action(self, kind: str, code: str) -> None:
+        """One action carried out (not a dry-run one): ``kind`` launch, drain, cancel-drain or
+        terminate, ``code`` its reason's code."""
+        with self._lock:
+            key = (kind, str(code))
+            self.actions[key] = self.actions.get(key, 0) + 1
 
     def error(self, kind: str) -> None:
         with self._lock:
@@ -70,6 +78,8 @@ class Metrics:
             _family(out, "elastiq_launches_total", "counter", "VMs launched", (("", self.launches),))
             _family(out, "elastiq_terminations_total", "counter", "VMs terminated",
                     (("", self.terminations),))
+            _family(out, "elastiq_actions_total", "counter", "Actions carried out by kind and reason",
+                    ((f'action="{k}",reason="{r}"', n) for (k, r), n in sorted(self.actions.items())))
             _family(out, "elastiq_errors_total", "counter", "Errors by class",
                     ((f'kind="{k}"', n) for k, n in sorted(self.errors.items())))
             out.append("# HELP elastiq_tick_duration_seconds Duration of one observe-decide-act tick")

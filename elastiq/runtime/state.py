@@ -62,6 +62,17 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class UnknownLaunch:
+    """A launch whose answer was lost (a transient error: it may have reached the cloud).
+    The next tick asks for it again with the same ``request_id``, count and flavour."""
+
+    request_id: str
+    count: int
+    flavour: Optional[str]
+    since: float
+
+
+@dataclass(frozen=True)
 class State:
     memory: Any = field(default_factory=Memory)  # the policy's, opaque (its codec stores it)
     decisions: Tuple[Decision, ...] = ()  # the last MAX_DECISIONS
@@ -70,6 +81,7 @@ class State:
     observation: Optional[Observation] = None
     cluster: str = ""
     saved_at: float = 0.0
+    unknown_launches: Tuple[UnknownLaunch, ...] = ()
 
 
 # ----------------------------------------------------------------------------- codec
@@ -85,6 +97,9 @@ def encode(state: State, dump: Callable[[Any], Any] = dump_memory) -> Dict[str, 
         "decisions": [{"at": d.at, "kind": d.kind, "text": d.text} for d in state.decisions],
         "join_times": list(state.join_times),
         "awaiting_join": list(state.awaiting_join),
+        "unknown_launches": [{"request_id": u.request_id, "count": u.count,
+                              "flavour": u.flavour, "since": u.since}
+                             for u in state.unknown_launches],
         "observation": None if state.observation is None else {
             "at": state.observation.at,
             "idle_jobs": state.observation.idle_jobs,
@@ -110,6 +125,10 @@ def decode(data: Any, load: Callable[[Any], Any] = load_memory) -> State:
     )
     join_times = tuple(_num(t, "join_times") for t in _list(data, "join_times"))
     awaiting = tuple(str(i) for i in _list(data, "awaiting_join"))
+    unknown = tuple(UnknownLaunch(str(u["request_id"]), int(_num(u["count"], "unknown_launches.count")),
+                                  None if u.get("flavour") is None else str(u["flavour"]),
+                                  _num(u["since"], "unknown_launches.since"))
+                    for u in _list(data, "unknown_launches"))
     obs = data.get("observation")
     observation = None
     if obs is not None:
@@ -126,7 +145,7 @@ def decode(data: Any, load: Callable[[Any], Any] = load_memory) -> State:
         )
     return State(memory=memory, decisions=decisions, join_times=join_times,
                  awaiting_join=awaiting, observation=observation, cluster=str(data.get("cluster", "")),
-                 saved_at=_num(data.get("saved_at", 0.0), "saved_at"))
+                 saved_at=_num(data.get("saved_at", 0.0), "saved_at"), unknown_launches=unknown)
 
 
 def _list(data: dict, key: str) -> list:

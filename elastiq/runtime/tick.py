@@ -12,7 +12,6 @@ suffice.
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from dataclasses import replace
@@ -21,6 +20,7 @@ from typing import Any, Callable, FrozenSet, Iterable, List, Mapping, Optional, 
 from ..adapters.base import BatchSystem, Cloud
 from ..config import Config
 from ..core import get_policy
+from ..core.reasons import Reason
 from ..model import InstanceState, Plan, Snapshot
 from .actuator import Actuator, Outcome
 from .inflight import InFlight
@@ -31,9 +31,6 @@ from .state import (MAX_DECISIONS, MAX_JOIN_TIMES, Decision, Observation, State,
                     VMView)
 
 log = logging.getLogger(__name__)
-
-_DURATION = re.compile(r"\d+(?:\.\d+)? s\b")
-
 
 def build_runtime(config: Config, batch: BatchSystem, cloud: Cloud, store: "StateStore",
                   state: Optional[State] = None, clock: Callable[[], float] = time.time,
@@ -69,8 +66,8 @@ class Runtime:
         # a store nobody reads for ``status`` (the simulator's) needs no per-VM summary
         self._for_status = getattr(store, "for_status", True)
         self.last_plan: Optional[Plan] = None  # the plan of the last tick, as carried out
-        self._notes: FrozenSet[str] = frozenset()  # the last notes without their durations
-        self._raw_notes: Tuple[str, ...] = ()  # the last notes as they were
+        self._notes: FrozenSet[tuple] = frozenset()  # the last notes' keys (elapsed times aside)
+        self._raw_notes: Tuple[Reason, ...] = ()  # the last notes as they were
 
     # ------------------------------------------------------------------ the tick
 
@@ -90,11 +87,14 @@ class Runtime:
                 if report.adopted or report.missing:
                     decisions.extend(Decision(now, "note", line) for line in report.lines()[1:])
 
+        if self.state.unknown_launches:  # learn their outcome before deciding anew
+            before = self._retry_unknown(before, decisions)
         plan, memory = self.policy.plan(snapshot, before, self.config, now)
         plan = self.last_plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))
 
-        outcome = self.actuator.execute(plan, memory, before, persist=self._persist_launch)
+        outcome = self.actuator.execute(plan, memory, before, persist=self._persist_launch,
+                                        hold_launches=bool(self.state.unknown_launches))
         if outcome.changed_cloud:
             self.observer.invalidate_cloud()
         self._save(self._next_state(outcome, decisions, snapshot))
@@ -106,6 +106,14 @@ class Runtime:
         self._save(replace(self.state, memory=memory,
                            awaiting_join=self.state.awaiting_join + granted))
 
+    def _retry_unknown(self, memory: Any, decisions: List[Decision]) -> Any:
+        memory, left, done = self.actuator.retry_unknown(self.state.unknown_launches, memory,
+                                                         persist=self._persist_launch)
+        self.state = replace(self.state, unknown_launches=left)
+        decisions.extend(done)
+        self.observer.invalidate_cloud()
+        return memory
+
     def _next_state(self, outcome: Outcome, decisions: List[Decision], snapshot: Snapshot) -> State:
         memory = outcome.memory
         # this tick's launches were added to awaiting_join at once
@@ -116,7 +124,7 @@ class Runtime:
         return State(memory, (old.decisions + new)[-MAX_DECISIONS:] if new else old.decisions,
                      (old.join_times + joins)[-MAX_JOIN_TIMES:] if joins else old.join_times,
                      awaiting, _summarise(snapshot, owned, now, old.observation, self._for_status),
-                     old.cluster, now)
+                     old.cluster, now, old.unknown_launches + outcome.unknown)
 
     def _next_wake(self, plan: Plan, outcome: Outcome, now: float) -> Optional[float]:
         # a next_check not after this tick's time is this tick's: waking for it again at once
@@ -126,14 +134,15 @@ class Runtime:
             wakes.append(now + self.config.elastiq.sleep_s)
         return min(wakes) if wakes else None
 
-    def _log_notes(self, notes: Iterable[str], now: float) -> List[Decision]:
-        """Log the reasons for not acting: INFO when they changed (durations aside), else DEBUG."""
+    def _log_notes(self, notes: Iterable[Reason], now: float) -> List[Decision]:
+        """Log the reasons for not acting: INFO when they changed (their :attr:`Reason.key`:
+        elapsed times aside), else DEBUG."""
         if notes == self._raw_notes:  # the same notes again (most ticks)
             for note in notes:
                 log.debug("%s", note)
             return []
         self._raw_notes = notes
-        keys = [(_DURATION.sub("# s", note), note) for note in notes]
+        keys = [(note.key, note) for note in notes]
         previous, self._notes = self._notes, frozenset(key for key, _ in keys)
         changed = []
         for key, note in keys:
@@ -141,7 +150,7 @@ class Runtime:
                 log.debug("%s", note)
             else:
                 log.info("%s", note)
-                changed.append(Decision(now, "note", note))
+                changed.append(Decision(now, "note", str(note)))
         return changed
 
     # ------------------------------------------------------------------ persistence

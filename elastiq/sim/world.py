@@ -114,13 +114,16 @@ class _Cloud:
         self.world._seen_cloud = self.sim.version
         return answer
 
-    def launch(self, count: int, flavour=None):
+    def launch(self, count: int, *, flavour=None, request_id=None):
         self.world._act("launch", str(count) if flavour is None else f"{count} {flavour}")
         try:
-            return self.sim.launch(count, flavour)
+            return self.sim.launch(count, flavour=flavour)
         finally:
             self.world.peak = max(self.world.peak, self.sim.alive)
 
     def terminate(self, instance_ids) -> None:
         self.world._act("terminate", ",".join(instance_ids))
         self.sim.terminate(instance_ids)
+
+    def describe_flavours(self, names):
+        return self.sim.describe_flavours(names)

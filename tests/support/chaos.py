@@ -44,9 +44,9 @@ class _VirtualLaunchTimes:
             out.append(replace(i, launched_at=self.first_seen.setdefault(i.id, self.clock())))
         return tuple(out)
 
-    def launch(self, count):
+    def launch(self, count, *, flavour=None, request_id=None):
         try:
-            ids = self.cloud.launch(count)
+            ids = self.cloud.launch(count, flavour=flavour, request_id=request_id)
         finally:
             self.sample()  # the count can only grow here
         for i in ids:
@@ -55,6 +55,9 @@ class _VirtualLaunchTimes:
 
     def terminate(self, ids):
         self.cloud.terminate(ids)
+
+    def describe_flavours(self, names):
+        return self.cloud.describe_flavours(names)
 
 
 class _Pool:

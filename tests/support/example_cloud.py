@@ -46,7 +46,7 @@ class ExampleCloud:
             raise AuthError("the example API refused the token")
         log.warning("example API request: Authorization: Bearer %s", self.settings.api_token)
 
-    def launch(self, count: int, request_id=None) -> Tuple[str, ...]:
+    def launch(self, count: int, *, flavour=None, request_id=None) -> Tuple[str, ...]:
         instances = self._load()
         ids = []
         for _ in range(0, count, self.settings.max_per_call):
@@ -73,5 +73,5 @@ class ExampleCloud:
                 instances[name]["state"] = "gone"
         self._save(instances)
 
-    def describe_flavour(self) -> Tuple[int, int]:
-        return FLAVOURS[self.settings.flavour]
+    def describe_flavours(self, names: Sequence[str]) -> Dict[str, Tuple[int, int]]:
+        return {name: FLAVOURS[name] for name in names if name in FLAVOURS}

@@ -18,6 +18,8 @@ requests pass through.  Faults:
 * ``gateway-html``: answer 502 with an HTML page, as a front proxy of the cloud would;
 * ``strip-tags``: forward and remove the tags from the reply (a cloud that ignores
   TagSpecifications in its answer);
+* ``hide-instances``: forward and answer an empty ``reservationSet`` (EC2's listing lagging
+  behind a launch: it is eventually consistent);
 * ``pass``: forward;
 * a tuple ``(status, code, message)``: answer that error without forwarding.
 
@@ -39,6 +41,7 @@ from urllib.parse import urlencode, urlsplit
 from tests.support.ec2_wire import ERRORS, action_of, error_body, parse_params
 
 _TAG_SET = re.compile(rb"<tagSet>.*?</tagSet>", re.S)
+_RESERVATION_SET = re.compile(rb"<reservationSet>.*</reservationSet>", re.S)
 _SKIP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host", "content-length",
                  "date", "server"}  # hop-by-hop, or set by the handler itself
 Fault = Union[str, Tuple[int, str, str]]
@@ -71,7 +74,8 @@ class FaultProxy:
                 continue
             base = fault[: -len("-after")] if fault.endswith("-after") else fault
             if base not in ERRORS and base not in ("pass", "timeout", "strip-tags",
-                                                   "gateway-html", "drop-filters"):
+                                                   "gateway-html", "drop-filters",
+                                                   "hide-instances"):
                 raise ValueError(f"unknown fault {fault!r}")
         with self._lock:
             self._schedule.extend((action, fault) for fault in faults)
@@ -146,7 +150,7 @@ class FaultProxy:
         if base == "drop-filters":
             params = [(k, v) for k, v in parse_params(body) if not k.startswith("Filter.")]
             body = urlencode(params).encode()
-        if after or base in ("pass", "strip-tags", "drop-filters"):
+        if after or base in ("pass", "strip-tags", "drop-filters", "hide-instances"):
             reply = self._forward(handler, body)
         if base == "timeout":
             self._release.wait(self.hold_s)
@@ -160,6 +164,8 @@ class FaultProxy:
                      b"<html><body><h1>502 Bad Gateway</h1></body></html>")
         elif base == "strip-tags":
             reply = (reply[0], reply[1], _TAG_SET.sub(b"", reply[2]))
+        elif base == "hide-instances":
+            reply = (reply[0], reply[1], _RESERVATION_SET.sub(b"<reservationSet/>", reply[2]))
         self._reply(handler, reply)
 
     @staticmethod

@@ -34,6 +34,8 @@ def check_cloud(cloud, cluster: str, settle: Callable[[], None] = _nothing) -> T
                                                       InstanceState.GONE), after
     assert after[ids[1]] in ALIVE_STATES and before <= set(after), after
     cloud.terminate([])
+    shapes = cloud.describe_flavours([])  # NOT_SUPPORTED (None) or a mapping, empty here
+    assert shapes is None or dict(shapes) == {}, shapes
     return ids
 
 

@@ -11,7 +11,7 @@ import itertools
 from dataclasses import replace
 from typing import Dict, Mapping, List, Optional, Sequence, Set, Tuple
 
-from elastiq.adapters.base import look_in_pool
+from elastiq.adapters.base import NOT_SUPPORTED, look_in_pool
 from elastiq.model import Instance, InstanceState, Job, Pool, Queue, Worker
 
 
@@ -72,11 +72,15 @@ class FakeCloud:
                                        cluster or self.cluster, f"10.0.0.{n}", "m1.small")
         return iid
 
-    def launch(self, count: int) -> Tuple[str, ...]:
+    def launch(self, count: int, *, flavour: Optional[str] = None,
+               request_id: Optional[str] = None) -> Tuple[str, ...]:
         self.faults.check("launch")
         self.launch_calls.append((self.clock(), count))
         room = count if self.capacity is None else max(0, min(count, self.capacity - len(self.alive())))
         return tuple(self.add(InstanceState.BOOTING) for _ in range(room))
+
+    def describe_flavours(self, names: Sequence[str]) -> None:
+        return NOT_SUPPORTED
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
         self.faults.check("terminate")
@@ -174,11 +178,14 @@ class IdleCloud:
     def list_instances(self) -> Tuple[Instance, ...]:
         return ()
 
-    def launch(self, count: int) -> Tuple[str, ...]:
+    def launch(self, count: int, *, flavour=None, request_id=None) -> Tuple[str, ...]:
         return ()
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
         pass
+
+    def describe_flavours(self, names: Sequence[str]) -> None:
+        return NOT_SUPPORTED
 
 
 class IdleBatch:

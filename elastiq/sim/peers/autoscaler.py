@@ -45,7 +45,8 @@ from ...config import Config
 from ...core.policy import CounterPolicy
 from ...core.demand import by_shape, classify
 from ...model import Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
-from .views import no_decision, ours, ratios, workers_of
+from ...core.reasons import Reason
+from .views import AutoscalerCode, no_decision, ours, ratios, workers_of
 
 UTILIZATION_THRESHOLD = 0.5
 UNNEEDED_TIME_S = 600.0
@@ -122,7 +123,7 @@ class AutoscalerPolicy(CounterPolicy):
         workers = workers_of(snapshot, alive.keys())
         actions: List = []
         gone: List[str] = []
-        notes: List[str] = []
+        notes: List[Reason] = []
 
         def terminate(ids, reason):
             if ids:
@@ -130,16 +131,16 @@ class AutoscalerPolicy(CounterPolicy):
                 actions.append(Terminate(tuple(ids), reason))
 
         terminate(sorted(i for i, inst in alive.items() if inst.state is InstanceState.ERROR),
-                  "node in error: deleted")
+                  Reason.of(AutoscalerCode.NODE_ERROR))
         removing = {i for i in memory.removing if i in alive and i not in gone}
         accepting: List = []
         if workers is not None:
             late = [i for i, inst in alive.items() if i not in workers and i not in gone
                     and now - inst.launched_at > MAX_NODE_PROVISION_TIME_S]
-            terminate(sorted(late), f"not registered after max-node-provision-time {MAX_NODE_PROVISION_TIME_S:g} s")
+            terminate(sorted(late), Reason.of(AutoscalerCode.NOT_REGISTERED, limit=MAX_NODE_PROVISION_TIME_S))
             drained = [i for i in sorted(removing)
                        if i not in workers or (workers[i].draining and not workers[i].busy)]
-            terminate(drained, "scale-down: node drained and empty")
+            terminate(drained, Reason.of(AutoscalerCode.NODE_DRAINED))
             removing.difference_update(drained)
             accepting = [w for i, w in workers.items() if not w.draining and i not in removing and i not in gone]
 
@@ -152,10 +153,10 @@ class AutoscalerPolicy(CounterPolicy):
             need = by_shape(jobs, free, upcoming, vm.effective_cpus, vm.effective_memory_mb, limit)
             if need.new_vms:
                 scaled_up = True
-                actions.append(Launch(need.new_vms, f"{need.uncovered} pending job(s) fit no node nor upcoming"
-                                                    f" node: {need.new_vms} new node(s) by bin packing"))
+                actions.append(Launch(need.new_vms, Reason.of(AutoscalerCode.PENDING, jobs=need.uncovered,
+                                                              count=need.new_vms)))
             elif need.unplaced:
-                notes.append(f"{need.unplaced} pending job(s) but max_vms {q.max_vms} reached")
+                notes.append(Reason.of(AutoscalerCode.PENDING_MAX, jobs=need.unplaced, max_vms=q.max_vms))
 
         unneeded = dict(memory.unneeded)
         if snapshot.complete:
@@ -185,8 +186,8 @@ class AutoscalerPolicy(CounterPolicy):
             removing.add(i)
             del unneeded[i]
             name = workers[i].name
-            actions.append(Drain(name, i, f"scale-down: {name} unneeded (utilization "
-                                          f"{utilization(workers[i]):.2f}) for {UNNEEDED_TIME_S:g} s"))
+            actions.append(Drain(name, i, Reason.of(AutoscalerCode.UNNEEDED, after=UNNEEDED_TIME_S,
+                                                    utilization=utilization(workers[i]))))
 
     @staticmethod
     def _wake(m: AutoscalerMemory, alive, workers, gone, now: float) -> Optional[float]:

@@ -61,7 +61,8 @@ from cobald.interfaces import Pool
 from ...config import Config
 from ...core.policy import CounterPolicy
 from ...model import Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
-from .views import no_decision, ours, ratios, workers_of
+from ...core.reasons import Reason
+from .views import CobaldCode, no_decision, ours, ratios, workers_of
 
 LOW_UTILISATION = HIGH_ALLOCATION = 0.5
 SECONDS_PER_VM_OF_RATE = 8.0  # rate = cpus / 8 cores per second
@@ -156,12 +157,12 @@ class CobaldPolicy(CounterPolicy):
                 actions.append(Terminate(tuple(ids), reason))
 
         terminate(sorted(i for i, inst in alive.items() if inst.state is InstanceState.ERROR),
-                  "drone in error: cleaned up (TARDIS CleanupState)")
+                  Reason.of(CobaldCode.DRONE_ERROR))
         workers = workers_of(snapshot, alive.keys())
         if workers is None:
             new = CobaldMemory(memory.demand, frozenset(released - set(gone)),
                                frozenset(draining - set(gone)), requested, memory.regulated_at)
-            return Plan(tuple(actions), ("pool unreadable: COBalD not regulated this tick",)), new
+            return Plan(tuple(actions), (Reason.of(CobaldCode.NO_POOL),)), new
 
         ids = [i for i in sorted(alive) if i not in released and i not in gone] + sorted(requested)
         drones = [Drone(i, cpus, workers.get(i), rank) for rank, i in enumerate(ids)]
@@ -177,30 +178,29 @@ class CobaldPolicy(CounterPolicy):
 
         spawned = sum(1 for d in factory.children if d.instance_id is None)
         if spawned:
-            actions.append(Launch(spawned, f"COBalD demand {demand:.1f} cores above the drones'"
-                                            f" {sum(d.demand for d in drones):.0f}: {spawned} new drone(s)"))
+            actions.append(Launch(spawned, Reason.of(CobaldCode.DEMAND_ABOVE, demand=demand, count=spawned,
+                                                     supply=sum(d.demand for d in drones))))
         dropped = [d.instance_id for d in drones if d.demand <= 0]
         booting = [i for i in dropped if i in requested or alive[i].state in
                    (InstanceState.REQUESTED, InstanceState.BOOTING)]
-        terminate(booting, f"COBalD demand {demand:.1f} cores: booting drone released (TARDIS CleanupState)")
+        terminate(booting, Reason.of(CobaldCode.BOOTING_RELEASED, demand=demand))
         released.update(i for i in dropped if i not in booting)
         for instance_id in sorted(released - set(gone)):
             worker = workers.get(instance_id)
             if worker is None:
                 if instance_id in draining:  # left the pool after its drain: ShutDownState
-                    terminate([instance_id], "released drone left the pool: shut down")
+                    terminate([instance_id], Reason.of(CobaldCode.RELEASED_GONE))
             elif worker.draining and instance_id in draining:
                 if not worker.busy:
-                    terminate([instance_id], f"released drone {worker.name} drained: shut down")
+                    terminate([instance_id], Reason.of(CobaldCode.RELEASED_DRAINED))
             else:
                 draining.add(instance_id)
                 actions.append(Drain(worker.name, instance_id,
-                                     f"COBalD demand {demand:.1f} cores below supply {supply:.0f}: "
-                                     f"drain {worker.name} (TARDIS DrainState)"))
+                                     Reason.of(CobaldCode.DEMAND_BELOW, demand=demand, supply=supply)))
 
         moved = demand != memory.demand
         new = CobaldMemory(demand, frozenset(released - set(gone)), frozenset(draining - set(gone)),
                            requested, now)
-        notes = (f"COBalD demand {demand:.1f} cores, supply {supply:.0f}, utilisation "
-                 f"{factory.utilisation:.2f}, allocation {factory.allocation:.2f}",)
+        notes = (Reason.of(CobaldCode.REGULATED, demand=demand, supply=supply,
+                           utilisation=factory.utilisation, allocation=factory.allocation),)
         return Plan(tuple(actions), notes, now + tick if moved or actions else None), new

@@ -3,7 +3,39 @@ from __future__ import annotations
 
 from typing import Dict, Optional
 
+from ...core.decide import no_decision as _no_decision
+from ...core.reasons import ReasonCode
 from ...model import ALIVE_STATES, Instance, Plan, Snapshot, Worker
+
+
+class AutoscalerCode(ReasonCode):
+    """The reasons of the cluster-autoscaler peer, in its project's words."""
+
+    NODE_ERROR = "in-error", "node in error: deleted"
+    NOT_REGISTERED = "not-joined", "not registered after max-node-provision-time {limit:g} s"
+    NODE_DRAINED = "drained", "scale-down: node drained and empty"
+    PENDING = ("jobs-waiting", "{jobs} pending job(s) fit no node nor upcoming node: {count}"
+               " new node(s) by bin packing")
+    PENDING_MAX = "max-vms", "{jobs} pending job(s) but max_vms {max_vms} reached"
+    UNNEEDED = ("idle", "scale-down: node unneeded (utilization {utilization:.2f}) for"
+                " {after:g} s")
+
+
+class CobaldCode(ReasonCode):
+    """The reasons of the COBalD/TARDIS peer, in its projects' words."""
+
+    DRONE_ERROR = "in-error", "drone in error: cleaned up (TARDIS CleanupState)"
+    NO_POOL = "no-pool", "pool unreadable: COBalD not regulated this tick"
+    DEMAND_ABOVE = ("demand-above", "COBalD demand {demand:.1f} cores above the drones'"
+                    " {supply:.0f}: {count} new drone(s)")
+    BOOTING_RELEASED = ("unneeded", "COBalD demand {demand:.1f} cores: booting drone released"
+                        " (TARDIS CleanupState)")
+    RELEASED_GONE = "left-pool", "released drone left the pool: shut down"
+    RELEASED_DRAINED = "drained", "released drone drained: shut down"
+    DEMAND_BELOW = ("demand-below", "COBalD demand {demand:.1f} cores below supply {supply:.0f}"
+                    " (TARDIS DrainState)")
+    REGULATED = ("regulated", "COBalD demand {demand:.1f} cores, supply {supply:.0f}, utilisation"
+                 " {utilisation:.2f}, allocation {allocation:.2f}")
 
 
 def ours(snapshot: Snapshot, cluster: str) -> Dict[str, Instance]:
@@ -19,7 +51,7 @@ def workers_of(snapshot: Snapshot, instance_ids) -> Optional[Dict[str, Worker]]:
 
 
 def no_decision(snapshot: Snapshot) -> Plan:
-    return Plan(notes=(f"no decision this tick: {'; '.join(snapshot.problems) or 'cloud unreadable'}",))
+    return Plan(notes=(_no_decision(snapshot),))
 
 
 def ratios(worker: Worker):
