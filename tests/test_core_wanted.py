@@ -21,10 +21,11 @@ IDLE_FOR = 600  # BASE config of test_core_decide
 class World:
     """Workers and instances that obey the plan; nothing ever matches a job."""
 
-    def __init__(self, n, idle_since=0.0, jobs=(), running_on=frozenset()):
+    def __init__(self, n, idle_since=0.0, jobs=(), running_on=frozenset(), running=None):
         self.workers = {f"i-{i}": worker(i, idle_since=idle_since) for i in range(1, n + 1)}
         self.instances = {f"i-{i}": inst(i) for i in range(1, n + 1)}
         self.jobs, self.running_on = tuple(jobs), frozenset(running_on)
+        self.running = len(self.running_on) if running is None else running
         self.counts = {"Drain": 0, "CancelDrain": 0, "Terminate": 0, "Launch": 0}
         self.memory = Memory(instances={f"i-{i}": joined(i) for i in range(1, n + 1)})
         self.hidden = False
@@ -32,7 +33,7 @@ class World:
 
     def snapshot(self):
         workers = () if self.hidden else tuple(self.workers.values())
-        return Snapshot(Queue(self.jobs, len(self.running_on), running_on=self.running_on),
+        return Snapshot(Queue(self.jobs, self.running, running_on=self.running_on),
                         Pool(workers, collector_started=self.collector_started),
                         tuple(self.instances.values()))
 
@@ -129,6 +130,33 @@ def test_a_worker_missing_from_the_pool_but_running_a_job_is_not_terminated():
     assert world.counts["Terminate"] == 0 and "i-1" in world.instances
     assert Reason.of(Code.NO_SCALE_DOWN, cause=Reason.of(Code.LOST_RUN_JOBS, count=1,
                                                           workers=("w1",))) in notes
+
+
+def test_running_jobs_the_pool_does_not_show_hold_scale_down_without_their_hosts():
+    """Issue 25.8: the queue gives the running count but no host, and the pool answers
+    empty.  Before: all 4 workers terminated after the deploy time, the busy one too."""
+    world = World(4, running=1)
+    world.workers["i-1"] = worker(1, claimed=1)
+    config = cfg()
+    world.tick(config, 1000.0)
+    world.hidden = True
+    notes = []
+    for t in range(1, 40):
+        notes += world.tick(config, 1000.0 + 30 * t).notes
+    assert world.counts["Terminate"] == 0 and len(world.instances) == 4
+    assert Reason.of(Code.NO_SCALE_DOWN, cause=Reason.of(Code.RUNNING_UNSEEN, count=1,
+                                                          lost=4)) in notes
+
+
+def test_running_jobs_the_pool_shows_do_not_hold_scale_down():
+    world = World(2, running=1)
+    world.workers["i-1"] = worker(1, claimed=1)
+    config = cfg()
+    world.tick(config, 1000.0)
+    del world.workers["i-2"]  # gone from the pool; i-1, shown, runs the one job
+    for t in range(1, 40):
+        world.tick(config, 1000.0 + 30 * t)
+    assert "i-2" not in world.instances and "i-1" in world.instances
 
 
 def test_right_after_a_collector_restart_missing_workers_are_not_gone():

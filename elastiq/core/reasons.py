@@ -68,6 +68,9 @@ class Code(ReasonCode):
     INCOMPLETE = "incomplete", "{problems}"
     LOST_RUN_JOBS = ("lost-run-jobs", "pool partial: {count} worker(s) missing from it run"
                      " jobs according to the queue ({workers:,})")
+    RUNNING_UNSEEN = ("running-unseen", "pool partial: the queue counts {count:#running job}"
+                      " more than the pool's workers run, and {lost} worker(s) are missing from"
+                      " it")
     COLLECTOR_RESTARTED = ("collector-restarted", "pool partial: the collector started"
                            " {ago:.0f} s ago and {count} worker(s) have not advertised since",
                            ("ago",))

@@ -16,9 +16,10 @@ undo each other:
   no launch; they are reported.  The cut (queued before, shape) is kept in memory.
 
 And the pool: workers missing from it while the queue names them as the remote host of a
-running job, or while the collector restarted less than :data:`COLLECTOR_GRACE_S` ago (its
-startds advertise again within ``UPDATE_INTERVAL``, 300 s by default), are not gone: the pool
-is then partial, and nothing is scaled down from it.
+running job (or, when the queue names no host, while it counts more running jobs than the
+pool's workers run), or while the collector restarted less than :data:`COLLECTOR_GRACE_S` ago
+(its startds advertise again within ``UPDATE_INTERVAL``, 300 s by default), are not gone: the
+pool is then partial, and nothing is scaled down from it.
 """
 from __future__ import annotations
 
@@ -100,10 +101,15 @@ def pool_doubt(snapshot: Snapshot, fleet: Fleet, now: float) -> Optional[Reason]
             and m.record.lifecycle in (Lifecycle.JOINED, Lifecycle.DRAINING)]
     if not lost:
         return None
-    running = snapshot.queue.running_on if snapshot.queue is not None else frozenset()
+    queue = snapshot.queue
+    running = queue.running_on if queue is not None else frozenset()
     named = sorted(m.record.worker for m in lost if m.record.worker in running)
     if named:
         return Reason.of(Code.LOST_RUN_JOBS, count=len(named), workers=tuple(named[:3]))
+    if queue is not None and not running:  # the queue counts running jobs but names no host
+        unseen = queue.running - sum(w.running_jobs for w in snapshot.pool.workers)
+        if unseen > 0:
+            return Reason.of(Code.RUNNING_UNSEEN, count=unseen, lost=len(lost))
     started = snapshot.pool.collector_started
     if started is not None and now - started < COLLECTOR_GRACE_S:
         return Reason.of(Code.COLLECTOR_RESTARTED, ago=now - started, count=len(lost))
