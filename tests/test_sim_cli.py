@@ -46,7 +46,7 @@ def test_summary_table_and_knobs_from_set(capsys, monkeypatch):
     assert code == 0
     assert "policy                 legacy  (max_vms 4," in out
     assert "jobs completed         118 / 118" in out
-    assert "max_vms violations     0  ok" in out
+    assert "max_vms violations     0 ticks over max_vms  ok" in out
 
 
 def test_config_file_is_used(tmp_path, capsys, monkeypatch):
@@ -72,6 +72,54 @@ def test_report_writes_a_png(tmp_path):
     assert metrics["jobs"] == json.loads(done.stdout)["jobs"]
     rows = (tmp_path / "rep" / "timeline.csv").read_text().splitlines()
     assert rows[0].startswith("hours,booting,idle,busy") and len(rows) > 50
+
+
+def test_every_vm_is_accounted_for_in_the_json_and_the_summary(capsys, monkeypatch):
+    """Issue 25.14: VMs in error and never joined are counted; busy, booting and idle add up
+    to the VM-hours; the peak is not called max_vms; violations have their unit."""
+    monkeypatch.delenv("ELASTIQ_CONFIG", raising=False)
+    args = ["simulate", "--error-share", "0.2", "--never-join-share", "0.2", "--seed", "3"]
+    assert cli.main([*args, "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["vms_in_error"] > 0 and r["vms_never_joined"] > 0
+    assert r["vms_in_error"] + r["vms_never_joined"] <= r["vms_never_used"]
+    assert abs(r["busy_vm_hours"] + r["booting_vm_hours"] + r["idle_vm_hours"]
+               - r["vm_hours"]) < 0.01
+    assert "max_vms" not in r and 0 < r["vms_peak"] <= r["knobs"]["max_vms"]
+    assert cli.main(args) == 0
+    out = capsys.readouterr().out
+    assert f"({r['vms_in_error']} in error, {r['vms_never_joined']} never joined)" in out
+    assert f"at most {r['vms_peak']} at once (max_vms 10)" in out
+    assert f"busy {r['busy_vm_hours']:.1f}, booting {r['booting_vm_hours']:.1f}," in out
+
+
+def test_skipped_trace_jobs_are_in_the_summary(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("ELASTIQ_CONFIG", raising=False)
+    trace = tmp_path / "t.swf"  # SWF: id submit wait run procs ... ; run -1 = unknown
+    trace.write_text("1 0 0 60 1 -1 -1 1 -1 -1 1 1 1 -1 1 -1 -1 -1\n"
+                     "2 10 0 -1 1 -1 -1 1 -1 -1 1 1 1 -1 1 -1 -1 -1\n")
+    assert cli.main(["simulate", "--trace", str(trace)]) == 0
+    assert "1 trace jobs skipped (unknown run time)" in capsys.readouterr().out
+
+
+def test_every_policy_gets_one_scale_and_a_comparison_chart(tmp_path):
+    from elastiq.sim import report
+    done = run_cli("--policy", "all", "--report", str(tmp_path / "rep"), "--max-jobs", "40")
+    assert done.returncode == 0, done.stderr
+    png = tmp_path / "rep" / "comparison.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 15000
+    assert (tmp_path / "rep" / "default" / "simulation.png").is_file()
+    one = report.Scale.of([[(1.0, 1, 1, 0, 0, 0, 5, 1)]])
+    both = report.Scale.of([[(1.0, 1, 1, 0, 0, 0, 5, 1)], [(3.0, 0, 0, 7, 0, 0, 0, 2)]])
+    assert (one.hours, one.vms, one.jobs) == (1.0, 2, 6)
+    assert (both.hours, both.vms, both.jobs) == (3.0, 7, 6)
+
+
+def test_the_vm_axis_follows_what_ran_not_a_far_limit():
+    from elastiq.sim.report import Scale, vm_axis_top
+    assert vm_axis_top(Scale(1.0, 2, 1), 35) == pytest.approx(2.6)  # max_vms named, off scale
+    assert vm_axis_top(Scale(1.0, 10, 1), 10) == pytest.approx(13.0)
+    assert vm_axis_top(Scale(1.0, 9, 1), 11) == pytest.approx(12.1)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -30,7 +30,7 @@ def test_all_prints_one_table_with_every_policy(capsys, monkeypatch):
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("synthetic(seed=0): 118 jobs; max_vms 10")
-    assert lines[1].split()[:4] == ["policy", "VM-h", "busy", "idle"]
+    assert lines[1].split()[:4] == ["policy", "VM-h", "busy", "booting"]
     assert [line.split()[0] for line in lines[2:7]] == list(engine.POLICY_NAMES)
     for line in lines[2:7]:
         assert line.split()[-4] == "118"  # every job done under every policy

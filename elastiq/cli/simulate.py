@@ -219,12 +219,19 @@ def command(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     if args.report:
         files = []
+        scale = report.Scale.of([sim.recorder.timeline for sim in sims.values()])
         for policy, sim in sims.items():
             folder = args.report if len(policies) == 1 else os.path.join(args.report, policy)
             try:
-                files += report.write(folder, results[policy], sim.recorder.timeline)
+                files += report.write(folder, results[policy], sim.recorder.timeline, scale)
             except (report.ReportError, OSError) as err:
                 print(f"elastiq simulate: --report {folder}: {err}", file=sys.stderr)
+                return cli.EXIT_FAILURE
+        if len(policies) > 1:
+            try:
+                files.append(report.write_comparison(args.report, results))
+            except (report.ReportError, OSError) as err:
+                print(f"elastiq simulate: --report {args.report}: {err}", file=sys.stderr)
                 return cli.EXIT_FAILURE
         print("report: " + ", ".join(files), file=sys.stderr if args.json else sys.stdout)
     return cli.EXIT_OK

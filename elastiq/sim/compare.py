@@ -9,14 +9,14 @@ from .metrics import _hours
 COLUMNS = (
     ("VM-h", "vm_hours", "{:.1f}"),
     ("busy", "busy_vm_hours", "{:.1f}"),
-    ("idle", "idle_vm_hours", "{:.1f}"),
     ("booting", "booting_vm_hours", "{:.1f}"),
+    ("idle", "idle_vm_hours", "{:.1f}"),
     ("wait mean", "wait_mean_s", _hours),
     ("wait p95", "wait_p95_s", _hours),
     ("done", "jobs_completed", "{}"),
     ("killed", "jobs_killed", "{}"),
-    ("max VMs", "max_vms", "{}"),
-    ("over max", "max_vms_violations", "{}"),
+    ("peak VMs", "vms_peak", "{}"),
+    ("ticks over max", "max_vms_violations", "{}"),
 )
 
 
@@ -25,8 +25,9 @@ def _cell(fmt, value) -> str:
 
 
 def comparison_table(results: Mapping[str, dict]) -> str:
-    """``results``: policy name -> metrics of one replay (same workload and knobs).  "over max"
-    counts the ticks with more of our VMs alive than max_vms."""
+    """``results``: policy name -> metrics of one replay (same workload and knobs).  "ticks
+    over max" counts the ticks with more of our VMs alive than max_vms; busy, booting and idle
+    add up to VM-h."""
     first = next(iter(results.values()))
     k = first["knobs"]
     head = (f"{first['workload']}: {first['jobs']} jobs; max_vms {k['max_vms']}, min_vms {k['min_vms']},"

@@ -2,12 +2,17 @@
 
 - ``vm_hours``: every VM from its launch request to its termination request (or the end);
 - ``busy_vm_hours``: time a joined worker had at least one running job;
-  ``idle_vm_hours`` the rest (booting, never joined, in error, idle, draining), of which
-  ``booting_vm_hours`` from launch to joining (or to termination for VMs that never joined);
+  ``booting_vm_hours``: from launch to joining (or to termination for VMs that never joined);
+  ``idle_vm_hours``: the rest (idle, draining, in error): busy + booting + idle = vm_hours;
 - ``oracle_vm_hours``: sum of cores x run time / cores per VM, the lower bound no policy beats;
 - waits: submission to (last) start of each completed job; ``wait_p95_s`` is nearest-rank;
-- ``max_vms``: most instances alive at once (checked after every launch);
+- ``vms_peak``: most instances alive at once (checked after every launch); the limit is
+  ``knobs.max_vms``;
 - ``max_vms_violations``: ticks in which more of our instances were alive than max_vms;
+- ``vms_in_error``: VMs that went to the cloud's error state; ``vms_never_joined``: VMs not in
+  error that were terminated (or still alive at the end) without ever joining the pool;
+- ``jobs_skipped``: trace jobs left out (unknown run time), ``jobs_unmatchable``: larger than
+  any VM;
 - ``jobs_killed``: jobs that were running on a VM when it was terminated (they are requeued).
 """
 from __future__ import annotations
@@ -18,8 +23,8 @@ from typing import List, Optional, Tuple
 #: The keys ``elastiq simulate --json`` always prints.
 REQUIRED_KEYS = (
     "jobs", "jobs_completed", "vm_hours", "busy_vm_hours", "idle_vm_hours", "oracle_vm_hours",
-    "wait_mean_s", "wait_p95_s", "max_vms", "launch_calls", "vms_launched", "vms_terminated",
-    "max_vms_violations", "jobs_killed",
+    "wait_mean_s", "wait_p95_s", "vms_peak", "launch_calls", "vms_launched", "vms_terminated",
+    "vms_in_error", "vms_never_joined", "max_vms_violations", "jobs_killed",
 )
 
 #: Timeline columns after the time (hours from the first job).
@@ -90,19 +95,21 @@ class Recorder:
             "jobs_skipped": sum(v for k, v in w.skipped.items() if k != "zero_runtime_as_1s"),
             "vm_hours": round(vm_hours, 3),
             "busy_vm_hours": round(busy, 3),
-            "idle_vm_hours": round(vm_hours - busy, 3),
+            "idle_vm_hours": round(vm_hours - busy - boot_s / 3600.0, 3),
             "booting_vm_hours": round(boot_s / 3600.0, 3),
             "oracle_vm_hours": round(oracle, 3),
             "oracle_ratio": round(vm_hours / oracle, 3) if oracle else None,
             "wait_mean_s": round(sum(waits) / len(waits), 1) if waits else 0.0,
             "wait_p95_s": round(waits[max(0, math.ceil(0.95 * len(waits)) - 1)], 1) if waits else 0.0,
             "wait_max_s": round(waits[-1], 1) if waits else 0.0,
-            "max_vms": self.max_alive,
+            "vms_peak": self.max_alive,
             "launch_calls": cloud.launch_calls,
             "vms_launched": len(cloud.vms),
             "vms_terminated": sum(1 for vm in cloud.vms.values() if vm.terminated_at is not None),
             "vms_alive_at_end": cloud.alive,
             "vms_never_used": len(cloud.vms) - len(pool.used),
+            "vms_in_error": sum(_went_to_error(vm, end) for vm in cloud.vms.values()),
+            "vms_never_joined": sum(_never_joined(vm, end) for vm in cloud.vms.values()),
             "max_vms_violations": self.violations,
             "jobs_killed": pool.jobs_killed,
             "sim_span_s": round(end - start, 1),
@@ -130,6 +137,15 @@ def _joined(vm, end: float) -> float:
     return vm.join_at if vm.join_at is not None and vm.join_at <= gone else gone
 
 
+def _went_to_error(vm, end: float) -> bool:
+    return vm.fails and vm.running_at <= (vm.terminated_at if vm.terminated_at is not None else end)
+
+
+def _never_joined(vm, end: float) -> bool:
+    gone = vm.terminated_at if vm.terminated_at is not None else end
+    return not vm.fails and (vm.join_at is None or vm.join_at > gone)
+
+
 def _size_rows(sim, end: float) -> dict:
     """Per VM size (flavour name, or the VM's cpus for VMs of the one configured shape): its
     cpus and price, and the VMs' count and seconds alive, busy, booting and of cores used."""
@@ -151,7 +167,7 @@ def _size_rows(sim, end: float) -> dict:
 
 def by_size(rows: dict) -> dict:
     """Where the VM-hours go per VM size (:func:`_size_rows`): VMs launched, their VM-hours
-    (not weighted), busy / idle / booting hours, the price relative to the first flavour, the
+    (not weighted), busy / booting / idle hours (which add up to them), the price relative to the first flavour, the
     weighted VM-hours, and ``core_use``: the share of the busy VMs' cpus that jobs used (1.0:
     no fragmentation)."""
     out = {}
@@ -161,7 +177,7 @@ def by_size(rows: dict) -> dict:
             "cpus": r["cpus"], "price": round(r["price"], 4), "vms": r["vms"],
             "vm_hours": round(hours, 3), "weighted_vm_hours": round(hours * r["price"], 3),
             "busy_vm_hours": round(r["busy_s"] / 3600.0, 3),
-            "idle_vm_hours": round((r["vm_s"] - r["busy_s"]) / 3600.0, 3),
+            "idle_vm_hours": round((r["vm_s"] - r["busy_s"] - r["boot_s"]) / 3600.0, 3),
             "booting_vm_hours": round(r["boot_s"] / 3600.0, 3),
             "core_use": round(r["core_s"] / (r["cpus"] * r["busy_s"]), 3) if r["busy_s"] else None,
         }
@@ -184,22 +200,26 @@ def summary_table(r: dict) -> str:
     k = r["knobs"]
     rows = [
         ("workload", f"{r['workload']}: {r['jobs']} jobs over {_hours(r['sim_span_s'])}"
-                     + (f", {r['jobs_unmatchable']} larger than a VM left out" if r["jobs_unmatchable"] else "")),
+                     + (f", {r['jobs_unmatchable']} larger than a VM left out" if r["jobs_unmatchable"] else "")
+                     + (f", {r['jobs_skipped']} trace jobs skipped (unknown run time)"
+                        if r.get("jobs_skipped") else "")),
         ("policy", f"{r['policy']}  (max_vms {k['max_vms']}, min_vms {k['min_vms']}, VM {k['vm_cpus']} cpus"
                    f" / {k['vm_memory_mb']} MiB, idle_for {k['idle_for_time_s']:g} s)"),
         ("jobs completed", f"{r['jobs_completed']} / {r['jobs']}"),
         ("wait mean / p95 / max", f"{_hours(r['wait_mean_s'])} / {_hours(r['wait_p95_s'])} / {_hours(r['wait_max_s'])}"),
-        ("VM-hours", f"{r['vm_hours']:.1f}  (busy {r['busy_vm_hours']:.1f}, idle {r['idle_vm_hours']:.1f})"
+        ("VM-hours", f"{r['vm_hours']:.1f}  (busy {r['busy_vm_hours']:.1f}, booting"
+                     f" {r['booting_vm_hours']:.1f}, idle {r['idle_vm_hours']:.1f})"
                      + (f"  [{r['vm_hours_unit']}]" if r.get("vm_hours_unit", "VM-hours") != "VM-hours" else "")),
         *((f"  {name}", f"{v['vms']} VMs of {v['cpus']} cpus (price {v['price']:g}): {v['vm_hours']:.1f}"
-                        f" VM-h, busy {v['busy_vm_hours']:.1f}, idle {v['idle_vm_hours']:.1f},"
-                        f" booting {v['booting_vm_hours']:.1f}, cores used when busy {v['core_use']}")
+                        f" VM-h, busy {v['busy_vm_hours']:.1f}, booting {v['booting_vm_hours']:.1f},"
+                        f" idle {v['idle_vm_hours']:.1f}, cores used when busy {v['core_use']}")
           for name, v in r.get("by_size", {}).items() if len(r.get("by_size", {})) > 1),
         ("oracle VM-hours", f"{r['oracle_vm_hours']:.1f}  (ratio {r['oracle_ratio']})"),
-        ("VMs", f"max {r['max_vms']} at once, {r['vms_launched']} launched in {r['launch_calls']} calls,"
-                f" {r['vms_terminated']} terminated, {r['vms_never_used']} never ran a job,"
-                f" {r['vms_alive_at_end']} alive at the end"),
-        ("max_vms violations", f"{r['max_vms_violations']}  {ok(r['max_vms_violations'])}"),
+        ("VMs", f"at most {r['vms_peak']} at once (max_vms {k['max_vms']}), {r['vms_launched']}"
+                f" launched in {r['launch_calls']} calls, {r['vms_terminated']} terminated,"
+                f" {r['vms_never_used']} never ran a job ({r['vms_in_error']} in error,"
+                f" {r['vms_never_joined']} never joined), {r['vms_alive_at_end']} alive at the end"),
+        ("max_vms violations", f"{r['max_vms_violations']} ticks over max_vms  {ok(r['max_vms_violations'])}"),
         ("jobs killed", f"{r['jobs_killed']}  {ok(r['jobs_killed'])}"),
         ("simulation", f"{r['ticks']} ticks, {r['plan_calls']} plan calls, {r['wall_s']:.2f} s wall;"
                        f" stopped: {r['stop_reason']}"),
