@@ -85,6 +85,15 @@ def test_bench_replay_on_the_first_jobs_of_the_traces():
     assert [row["first_jobs"] for row in result["cost"]["traces"]] == [200, 200]
 
 
+@pytest.mark.daemons
+def test_bench_real_pool_tick():
+    from tests.support.condor_fixtures import require_real_pool
+    require_real_pool()
+    result = run("bench_real_pool_tick.py", "--jobs", "50", "--slots", "10", timeout=300)
+    assert (result["idle_jobs_seen"], result["vms_seen"], result["problems"]) == (50, 10, [])
+    assert 0 < result["queue_read_s"] < result["tick_s"] and result["peak_rss_mb"] > 0
+
+
 def test_bench_openstack_on_the_test_cloud(openstack_cloud):
     result = run("bench_openstack.py", "--servers", "2", timeout=600,
                  env={"ELASTIQ_TEST_OPENSTACK_ROOT": str(openstack_cloud.root)})

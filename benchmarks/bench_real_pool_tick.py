@@ -1,0 +1,196 @@
+"""One `elastiq run --once` tick against a big real pool: its time, split into queue read, pool
+read, decision and the rest, and the process's peak memory.
+
+    sudo python3 benchmarks/bench_real_pool_tick.py [--jobs 100000] [--slots 2000]
+
+A real HTCondor 23.9 central manager and schedd from the provisioned Debian trixie root
+(tests/support/condor_pool.py; no startd, no negotiation): the schedd holds ``--jobs`` idle
+jobs of the unprivileged test user in five shapes (1-8 cpus, 512 MB-16 GB, a docker one), the
+collector ``--slots`` partitionable slot ads of our cluster advertised with ``condor_advertise``
+(two thirds idle, the rest with claimed dynamic slots), each naming one of ``--slots``
+instances of the moto EC2 server tagged for the cluster.  ``elastiq run --once`` runs as a
+process, as on a master; a small wrapper times ``HTCondorBatch.queue``/``pool``, the policy's
+``plan``, the cloud listing and the whole ``Runtime.tick`` in it.  Peak memory is the process's
+maximum resident set (``wait4``).  Goal: the tick < 2 s, the process < 500 MB.
+
+Prints one JSON object; ``{"skipped": reason}`` where no real pool can run (not root, root not
+provisioned).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import yaml  # noqa: E402
+
+from elastiq.runtime.state import StateStore  # noqa: E402
+from tests.support.condor_daemons import unavailable  # noqa: E402
+from tests.support.condor_pool import CondorPool  # noqa: E402
+from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY, World  # noqa: E402
+from tests.support.ec2_server import REGION, MotoServer  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CLUSTER = "bench-tick"
+GOAL_TICK_S, GOAL_RSS_MB = 2.0, 500
+#: (request_cpus, request_memory MB, docker) of the job shapes, submitted in equal shares.
+SHAPES = ((1, 512, False), (1, 2048, False), (2, 4096, False), (4, 8192, True), (8, 16000, False))
+FRAGMENTS = ("MAX_JOBS_PER_OWNER = 10000000", "MAX_JOBS_PER_SUBMISSION = 10000000",
+             "MAX_JOBS_SUBMITTED = 10000000", "NEGOTIATOR_INTERVAL = 86400")
+#: Runs `elastiq run --once` with timers around the calls that make up a tick; the totals go
+#: to the file named by argv[1] at exit.
+TIMED_RUN = """
+import atexit, json, runpy, sys, time
+from elastiq.adapters.ec2 import EC2Cloud
+from elastiq.adapters.htcondor import HTCondorBatch
+from elastiq.core.policy import DefaultPolicy
+from elastiq.runtime.tick import Runtime
+spent, out = {}, sys.argv.pop(1)
+def timed(cls, name, key):
+    call = getattr(cls, name)
+    def wrapper(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
+    setattr(cls, name, wrapper)
+for cls, name, key in ((HTCondorBatch, "queue", "queue_read_s"), (HTCondorBatch, "pool", "pool_read_s"),
+                       (DefaultPolicy, "plan", "decision_s"), (EC2Cloud, "list_instances", "cloud_list_s"),
+                       (EC2Cloud, "launch", "cloud_launch_s"), (Runtime, "tick", "tick_s")):
+    timed(cls, name, key)
+atexit.register(lambda: open(out, "w").write(json.dumps(spent)))
+sys.argv = ["elastiq"] + sys.argv[1:]
+runpy.run_module("elastiq", run_name="__main__")
+"""
+
+
+def submit_jobs(pool: CondorPool, jobs: int) -> float:
+    start = time.perf_counter()
+    for n, (cpus, memory, docker) in enumerate(SHAPES):
+        count = jobs // len(SHAPES) + (n < jobs % len(SHAPES))
+        description = {"executable": "/bin/sleep", "arguments": "600", "request_cpus": str(cpus),
+                       "request_memory": str(memory), "request_disk": "1GB"}
+        if docker:
+            description.update(universe="docker", docker_image="debian:trixie")
+        text = "".join(f"{k} = {v}\n" for k, v in description.items()) + f"queue {count}\n"
+        if count:  # pool.submit's, with a time limit for tens of thousands of jobs
+            done = pool.run_in_root(["condor_submit", "-terse", "-"], input=text, timeout=1800)
+            assert done.returncode == 0, done.stderr
+    return time.perf_counter() - start
+
+
+def slot_ad(n: int, instance_id: str, now: int) -> str:
+    """One partitionable slot of our cluster, as a worker's startd advertises it."""
+    busy = n % 3 == 0
+    ip = f"10.{n // 65536 % 256}.{n // 256 % 256}.{n % 256}"
+    return "\n".join((
+        'MyType = "Machine"', f'Name = "slot1@w{n}"', f'Machine = "w{n}"',
+        'SlotType = "Partitionable"', "PartitionableSlot = true", 'State = "Unclaimed"',
+        'Activity = "Idle"', f"Cpus = {1 if busy else 4}", f"Memory = {2048 if busy else 8192}",
+        "TotalSlotCpus = 4", "TotalSlotMemory = 8192", f"NumDynamicSlots = {3 if busy else 0}",
+        f"EnteredCurrentState = {now - 900}", f"EnteredCurrentActivity = {now - 900}",
+        f"NumDynamicSlotsTime = {now - 300}", f'ElastiqCluster = "{CLUSTER}"',
+        f'ElastiqInstanceId = "{instance_id}"', f'StartdIpAddr = "<{ip}:9618>"',
+        f'MyAddress = "<{ip}:9618>"', 'CondorVersion = "$CondorVersion: 23.9.6 $"',
+        "HasDocker = true", f"UpdateSequenceNumber = {now}"))
+
+
+def advertise(pool: CondorPool, instance_ids) -> float:
+    """Our slot ads into the collector, with condor_advertise from the root; the seconds."""
+    now = int(time.time())
+    path = os.path.join(pool.directory, "slots.ads")  # inside the root
+    with open(pool.root + path, "w", encoding="utf-8") as handle:
+        handle.write("\n\n".join(slot_ad(n, iid, now) for n, iid in enumerate(instance_ids)))
+        handle.write("\n")
+    start = time.perf_counter()
+    done = pool.run_in_root(["condor_advertise", "-multiple", "UPDATE_STARTD_AD", path],
+                            user=None, timeout=600)
+    assert done.returncode == 0, done.stderr
+    want = len(instance_ids)
+    pool.wait_for(lambda: len(pool.collector().query(
+        pool.htcondor2.AdType.Startd, constraint=f'ElastiqCluster == "{CLUSTER}"',
+        projection=["Name"])) >= want, 120, f"{want} slot ads in the collector")
+    return time.perf_counter() - start
+
+
+def run_once(pool: CondorPool, config_path: str, directory: str) -> dict:
+    timings = os.path.join(directory, "timings.json")
+    env = dict(pool.env(), PYTHONPATH=ROOT)
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", TIMED_RUN, timings, "run", "--once",
+                             "--config", config_path], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    if proc.returncode != 0:
+        raise RuntimeError(f"elastiq run --once exited {proc.returncode}: {err[-2000:]}")
+    spent = json.loads(open(timings, encoding="utf-8").read())
+    tick = spent.pop("tick_s")
+    parts = {k: round(v, 3) for k, v in sorted(spent.items())}
+    rest = tick - sum(spent.get(k, 0.0) for k in ("queue_read_s", "pool_read_s", "decision_s"))
+    return {"tick_s": round(tick, 3), **parts, "rest_s": round(rest, 3),
+            "process_wall_s": round(wall, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+def bench(jobs: int, slots: int) -> dict:
+    with MotoServer() as moto, tempfile.TemporaryDirectory(prefix="bench-tick-") as tmp:
+        client = moto.client()
+        image = client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+        client.create_key_pair(KeyName="bench")
+        world = World(image_id=image, key_name="bench", subnet_id="", security_group="default")
+        tag = [{"ResourceType": "instance", "Tags": [{"Key": "elastiq:cluster", "Value": CLUSTER}]}]
+        ids = [i["InstanceId"] for i in client.run_instances(
+            ImageId=world.image_id, MinCount=slots, MaxCount=slots, InstanceType="m1.large",
+            TagSpecifications=tag)["Instances"]] if slots else []
+        pool = CondorPool.start(name="bench-tick", fragments=FRAGMENTS)
+        try:
+            submit_s = submit_jobs(pool, jobs)
+            advertise_s = advertise(pool, ids)
+            cfg = {"elastiq": {"cluster_name": CLUSTER, "state_dir": os.path.join(tmp, "state"),
+                               "log_file": os.path.join(tmp, "elastiq.log"), "log_level": "INFO"},
+                   "quota": {"min_vms": 0, "max_vms": slots + 50},
+                   "ec2": {"api_url": moto.url, "region": REGION, "image_id": world.image_id,
+                           "flavour": "m1.large", "key_name": world.key_name,
+                           "aws_access_key_id": ACCESS_KEY, "aws_secret_access_key": SECRET_KEY},
+                   "vm": {"cpus": 4, "memory_mb": 8192}}
+            path = os.path.join(tmp, "elastiq.yaml")
+            with open(path, "w", encoding="utf-8") as handle:
+                yaml.safe_dump(cfg, handle)
+            os.chmod(path, 0o600)
+            tick = run_once(pool, path, tmp)
+            seen = StateStore(os.path.join(tmp, "state")).load().observation
+            tick.update(idle_jobs_seen=seen.idle_jobs, vms_seen=len(seen.vms),
+                        problems=list(seen.problems))
+        finally:
+            pool.stop()
+    return {"jobs": jobs, "slot_ads": slots, "instances": len(ids), "submit_s": round(submit_s, 1),
+            "advertise_s": round(advertise_s, 1), **tick, "goal_tick_s": GOAL_TICK_S,
+            "goal_rss_mb": GOAL_RSS_MB, "goal_met": tick["tick_s"] < GOAL_TICK_S
+            and tick["peak_rss_mb"] < GOAL_RSS_MB}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=100000, help="idle jobs in the schedd")
+    parser.add_argument("--slots", type=int, default=2000, help="slot ads of our cluster")
+    args = parser.parse_args(argv)
+    reason = unavailable()
+    if reason:
+        print(json.dumps({"benchmark": "real_pool_tick", "skipped": reason}))
+        return 0
+    print(json.dumps({"benchmark": "real_pool_tick", **bench(args.jobs, args.slots)}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
