@@ -118,9 +118,6 @@ class Config:
     substitute: Mapping[str, str] = field(default_factory=dict)
     source: Optional[str] = None
     notes: Tuple[str, ...] = ()
-    # the cloud section's flavours when it names two or more (elastiq.flavours.resolve: filled
-    # by the runtime from the configuration and the cloud); () = one flavour, as always
-    flavours: Tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         for kind in PLUGIN_FIELDS:

@@ -138,6 +138,23 @@ class Flavour:
 
 
 @dataclass(frozen=True)
+class Catalogue:
+    """Facts about the worker VMs, kept beside the configuration (the user's input, which they
+    never change): the shape of a worker VM (the ``vm`` section's where it is set, else what
+    the cloud tells of the flavour, else the defaults) and, when the cloud section names two or
+    more flavours, those flavours resolved (:mod:`elastiq.flavours`; () with one flavour)."""
+
+    cpus: int
+    memory_mb: int
+    flavours: Tuple[Flavour, ...] = ()
+
+    @classmethod
+    def of(cls, vm) -> "Catalogue":
+        """The configuration's own (its ``vm`` section, defaults filled): nothing asked."""
+        return cls(vm.effective_cpus, vm.effective_memory_mb)
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """One observation of the world.  A ``None`` member could not be read this time."""
 

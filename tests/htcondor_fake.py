@@ -142,7 +142,8 @@ class FixturePool(HTCondorBatch):
     subprocess: ``tests.htcondor_fake:FixturePool``.  Job ads come from the file named by
     ``$ELASTIQ_TEST_JOB_ADS`` (old ClassAd format) for one schedd; the pool is empty."""
 
-    def __init__(self, config):
+    def __init__(self, config, catalogue=None):
         with open(os.environ["ELASTIQ_TEST_JOB_ADS"]) as handle:
             jobs = list(classad2.parseAds(handle))
-        super().__init__(config, bindings=FakeBindings({SCHEDD: jobs}, [], []))
+        super().__init__(config, bindings=FakeBindings({SCHEDD: jobs}, [], []),
+                         catalogue=catalogue)

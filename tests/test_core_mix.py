@@ -1,7 +1,6 @@
 """The core with several flavours (core/mix.py): the cheapest mix, max_vms, fail safe."""
 from __future__ import annotations
 
-import dataclasses
 import random
 
 import pytest
@@ -9,19 +8,22 @@ import pytest
 from elastiq.config import load
 from elastiq.core import decide
 from elastiq.core.memory_codec import dump_memory, load_memory
-from elastiq.model import (Flavour, Instance, InstanceRecord, InstanceState, Job, LaunchOutcome,
-                           Lifecycle, Memory, Pool, Queue, Snapshot, Worker)
+from elastiq.model import (Catalogue, Flavour, Instance, InstanceRecord, InstanceState, Job,
+                           LaunchOutcome, Lifecycle, Memory, Pool, Queue, Snapshot, Worker)
 
 CLUSTER = "c1"
 FLAVOURS = (Flavour("vm4", 4, 8192, 1.0), Flavour("vm2", 2, 4096, 0.5),
             Flavour("vm1", 1, 2048, 0.25))
 
 
-def cfg(max_vms=10, flavours=FLAVOURS, *extra):
-    base = load(None, [f"elastiq.cluster_name={CLUSTER}", f"quota.max_vms={max_vms}",
-                       "vm.cpus=4", "vm.memory_mb=8192", "elastiq.waiting_jobs_time_s=0",
-                       *extra])
-    return dataclasses.replace(base, flavours=flavours)
+def cfg(max_vms=10):
+    return load(None, [f"elastiq.cluster_name={CLUSTER}", f"quota.max_vms={max_vms}",
+                       "vm.cpus=4", "vm.memory_mb=8192", "elastiq.waiting_jobs_time_s=0"])
+
+
+def mixed(snapshot, memory, max_vms=10, flavours=FLAVOURS):
+    """The default policy's plan at 100.0 with these flavours beside the configuration."""
+    return decide.plan(snapshot, memory, cfg(max_vms), 100.0, Catalogue(4, 8192, flavours))
 
 
 def jobs(n, cpus=1, memory=1000, prefix="j"):
@@ -37,38 +39,38 @@ def launches(plan):
 
 
 def test_a_few_small_jobs_get_a_small_vm():
-    plan, _ = decide.plan(snap(jobs(2)), Memory(), cfg(), 100.0)
+    plan, _ = mixed(snap(jobs(2)), Memory())
     assert launches(plan) == [("vm2", 1)]
     assert (plan.actions[0].count, plan.actions[0].flavour) == (1, "vm2")
-    plan, _ = decide.plan(snap(jobs(1)), Memory(), cfg(), 100.0)
+    plan, _ = mixed(snap(jobs(1)), Memory())
     assert launches(plan) == [("vm1", 1)]
 
 
 def test_a_burst_gets_large_vms_and_its_tail_a_small_one():
-    plan, _ = decide.plan(snap(jobs(9)), Memory(), cfg(max_vms=20), 100.0)
+    plan, _ = mixed(snap(jobs(9)), Memory(), max_vms=20)
     assert launches(plan) == [("vm1", 1), ("vm4", 2)]
 
 
 def test_the_nearer_max_vms_the_larger_the_vms():
     # 3 VMs of max_vms 10: a quarter-size VM only while the fleet holds <= 10/4 VMs
-    plan, _ = decide.plan(snap(jobs(9)), Memory(), cfg(max_vms=10), 100.0)
+    plan, _ = mixed(snap(jobs(9)), Memory(), max_vms=10)
     assert launches(plan) == [("vm2", 1), ("vm4", 2)]
-    plan, _ = decide.plan(snap(jobs(9)), Memory(), cfg(max_vms=4), 100.0)
+    plan, _ = mixed(snap(jobs(9)), Memory(), max_vms=4)
     assert launches(plan) == [("vm4", 3)]
-    plan, _ = decide.plan(snap(jobs(1)), Memory(), cfg(max_vms=4), 100.0)
+    plan, _ = mixed(snap(jobs(1)), Memory(), max_vms=4)
     assert launches(plan) == [("vm1", 1)]
 
 
 def test_memory_decides_the_size_too():
-    plan, _ = decide.plan(snap(jobs(1, memory=3000)), Memory(), cfg(), 100.0)
+    plan, _ = mixed(snap(jobs(1, memory=3000)), Memory())
     assert launches(plan) == [("vm2", 1)]  # 1 cpu but 3000 MiB: vm1 (2048 MiB) is too small
 
 
 def test_prices_not_proportional_to_cpus_are_followed():
     dear_small = (FLAVOURS[0], Flavour("vm2", 2, 4096, 1.0), Flavour("vm1", 1, 2048, 0.9))
-    plan, _ = decide.plan(snap(jobs(2)), Memory(), cfg(flavours=dear_small), 100.0)
+    plan, _ = mixed(snap(jobs(2)), Memory(), flavours=dear_small)
     assert launches(plan) == [("vm4", 1)]  # vm2 costs as much: the first listed of equal price
-    plan, _ = decide.plan(snap(jobs(1)), Memory(), cfg(flavours=dear_small), 100.0)
+    plan, _ = mixed(snap(jobs(1)), Memory(), flavours=dear_small)
     assert launches(plan) == [("vm1", 1)]
 
 
@@ -81,20 +83,19 @@ def test_a_full_fleet_with_a_draining_worker_still_decides():
                for i in range(2)]
     records = {f"i-{i}": InstanceRecord(Lifecycle.DRAINING if i else Lifecycle.JOINED, 0.0, 0.0,
                                         1.0, f"w{i}") for i in range(2)}
-    plan, _ = decide.plan(snap(jobs(4), workers, instances), Memory(instances=records),
-                          cfg(max_vms=2), 100.0)
+    plan, _ = mixed(snap(jobs(4), workers, instances), Memory(instances=records), max_vms=2)
     assert launches(plan) == [] and [type(a).__name__ for a in plan.actions] == ["CancelDrain"]
 
 
 def test_a_flavour_of_unknown_shape_is_never_launched():
     unknown_small = FLAVOURS[:2] + (Flavour("vm1", None, None),)
-    plan, _ = decide.plan(snap(jobs(1)), Memory(), cfg(flavours=unknown_small), 100.0)
+    plan, _ = mixed(snap(jobs(1)), Memory(), flavours=unknown_small)
     assert launches(plan) == [("vm2", 1)]
     only_first = (FLAVOURS[0], Flavour("vm2", None, None), Flavour("vm1", None, None))
-    plan, _ = decide.plan(snap(jobs(1)), Memory(), cfg(flavours=only_first), 100.0)
+    plan, _ = mixed(snap(jobs(1)), Memory(), flavours=only_first)
     assert launches(plan) == [(None, 1)]  # the one-flavour road: the configured flavour
     unknown_first = (Flavour("vm4", None, None),) + FLAVOURS[1:]
-    plan, _ = decide.plan(snap(jobs(1)), Memory(), cfg(flavours=unknown_first), 100.0)
+    plan, _ = mixed(snap(jobs(1)), Memory(), flavours=unknown_first)
     assert launches(plan) == [(None, 1)]
 
 
@@ -102,23 +103,23 @@ def test_booting_vms_count_with_their_own_flavours_shape():
     booting = Instance("i-1", InstanceState.BOOTING, 90.0, CLUSTER, instance_type="vm1")
     memory = Memory(instances={"i-1": InstanceRecord(Lifecycle.BOOTING, 90.0, 90.0)})
     # the vm1 holds 1 job, not 4: the 2 others need a new VM, a large one while a VM boots
-    plan, _ = decide.plan(snap(jobs(3), instances=[booting]), memory, cfg(), 100.0)
+    plan, _ = mixed(snap(jobs(3), instances=[booting]), memory)
     assert launches(plan) == [("vm4", 1)]
-    plan, _ = decide.plan(snap(jobs(1), instances=[booting]), memory, cfg(), 100.0)
+    plan, _ = mixed(snap(jobs(1), instances=[booting]), memory)
     assert launches(plan) == []
     # not listed yet: the flavour comes from the record of the launch
     memory = decide.record_launch(Memory(), LaunchOutcome(1, ("i-1",), flavour="vm1"), cfg(), 90.0)
-    plan, _ = decide.plan(snap(jobs(3)), memory, cfg(), 100.0)
+    plan, _ = mixed(snap(jobs(3)), memory)
     assert launches(plan) == [("vm4", 1)]
     # one flavour: the booting VM counts as a whole VM of the one shape, no launch
-    plan, _ = decide.plan(snap(jobs(3)), memory, cfg(flavours=()), 100.0)
+    plan, _ = mixed(snap(jobs(3)), memory, flavours=())
     assert launches(plan) == []
 
 
 def test_the_launch_record_keeps_its_flavour_across_ticks_and_restarts():
     memory = decide.record_launch(Memory(), LaunchOutcome(1, ("i-1",), flavour="vm2"), cfg(), 90.0)
     listed = Instance("i-1", InstanceState.RUNNING, 90.0, CLUSTER)
-    _, memory = decide.plan(snap(instances=[listed]), memory, cfg(), 100.0)
+    _, memory = mixed(snap(instances=[listed]), memory)
     assert memory.instances["i-1"].flavour == "vm2"
     assert load_memory(dump_memory(memory)).instances["i-1"].flavour == "vm2"
     assert "flavour" not in dump_memory(Memory(instances={"i-2": InstanceRecord(
@@ -131,10 +132,10 @@ def test_booting_vms_no_job_needs_are_terminated_newest_first_by_size():
     memory = Memory(instances={i.id: InstanceRecord(Lifecycle.BOOTING, i.launched_at,
                                                     i.launched_at) for i in (small, big)})
     # one 1-cpu job: the older vm1 holds it, the newer vm4 is not needed
-    plan, _ = decide.plan(snap(jobs(1), instances=[small, big]), memory, cfg(), 100.0)
+    plan, _ = mixed(snap(jobs(1), instances=[small, big]), memory)
     assert plan.terminated_ids == ("i-2",)
     # a 2-cpu job: only the vm4 holds it, and the vm1 is older: nothing is terminated
-    plan, _ = decide.plan(snap(jobs(1, cpus=2), instances=[small, big]), memory, cfg(), 100.0)
+    plan, _ = mixed(snap(jobs(1, cpus=2), instances=[small, big]), memory)
     assert plan.terminated_ids == () and launches(plan) == []
 
 
@@ -163,8 +164,8 @@ def test_never_above_max_vms_and_never_more_vms_than_one_flavour(seed):
             for n in range(rng.randint(0, 30))]
     shot = snap(idle, workers, instances)
     memory = Memory(instances=records)
-    several, _ = decide.plan(shot, memory, cfg(max_vms), 100.0)
-    one, _ = decide.plan(shot, memory, cfg(max_vms, ()), 100.0)
+    several, _ = mixed(shot, memory, max_vms)
+    one, _ = mixed(shot, memory, max_vms, ())
     assert alive + several.launch_count <= max_vms
     assert several.launch_count == one.launch_count
     assert {a.flavour for a in several.actions if type(a).__name__ == "Launch"} <= \

@@ -92,7 +92,7 @@ class OnceThenStill(CounterPolicy):
     def initial_memory(self, seed: int = 0):
         return Sealed()
 
-    def plan(self, snapshot, memory, config_, now):
+    def plan(self, snapshot, memory, config_, now, catalogue=None):
         return (Plan() if memory.launched else Plan((Launch(1, Reason.of(Code.MIN_VMS, alive=0, min_vms=1)),))), memory
 
     def record_launch(self, memory, outcome: LaunchOutcome, config_, now):

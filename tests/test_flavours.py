@@ -6,7 +6,7 @@ import pytest
 
 from elastiq import config, flavours
 from elastiq.adapters.base import ConfigError
-from elastiq.adapters.factory import fill_flavours, fill_vm_shape
+from elastiq.adapters.factory import read_catalogue, resolve_flavours
 from elastiq.model import Flavour
 from elastiq.sim import engine, workload
 
@@ -70,7 +70,7 @@ def test_shapes_come_from_the_entry_then_the_cloud_and_vm_is_the_first():
 def test_a_flavour_larger_than_the_first_is_refused_naming_it():
     cfg = config.load(None, ["ec2.flavour=small:1:2048,big", "vm.cpus=1"])
     with pytest.raises(ConfigError) as err:  # big's shape told by the cloud: 4 cpus
-        fill_flavours(cfg, _Cloud(), flavours.texts(cfg.cloud.flavour))
+        resolve_flavours(cfg, _Cloud(), flavours.texts(cfg.cloud.flavour))
     assert err.value.key == "ec2.flavour[1]" and "list the largest first" in str(err.value)
     cfg = config.load(None, ["ec2.flavour=small,big:4:8192", "vm.cpus=1", "vm.memory_mb=2048"])
     with pytest.raises(config.InvalidConfig) as err:
@@ -91,13 +91,15 @@ class _Cloud:
 
 def test_the_runtime_fills_the_catalogue_in_one_call_and_leaves_unknown_shapes_out(caplog):
     cloud = _Cloud()
-    cfg = fill_vm_shape(config.load(None, ["ec2.flavour=big,mid,tiny"]), cloud)
+    settings = config.load(None, ["ec2.flavour=big,mid,tiny"])
+    catalogue = read_catalogue(settings, cloud)
     assert cloud.asked == [("big", "mid", "tiny")]
-    assert (cfg.vm.cpus, cfg.vm.memory_mb) == (4, 8192)
-    assert [f.known for f in cfg.flavours] == [True, True, False]
+    assert (catalogue.cpus, catalogue.memory_mb) == (4, 8192)
+    assert [f.known for f in catalogue.flavours] == [True, True, False]
+    assert (settings.vm.cpus, settings.vm.memory_mb) == (None, None)  # the user's, unchanged
     assert "flavour tiny: shape unknown" in caplog.text and "never launched" in caplog.text
-    single = fill_vm_shape(config.load(None, ["ec2.flavour=big", "vm.cpus=4",
-                                              "vm.memory_mb=8192"]), cloud)
+    single = read_catalogue(config.load(None, ["ec2.flavour=big", "vm.cpus=4",
+                                               "vm.memory_mb=8192"]), cloud)
     assert single.flavours == () and len(cloud.asked) == 1  # one flavour: nothing asked
 
 
@@ -111,7 +113,7 @@ def _replay(*extra, policy="default"):
 def test_one_flavour_in_a_list_decides_exactly_as_a_plain_name():
     plain, plain_result = _replay("ec2.flavour=vm4")
     listed, listed_result = _replay("ec2.flavour=vm4:4:8192")
-    assert listed.config.flavours == ()
+    assert listed.catalogue.flavours == ()
     assert plain.world.actions == listed.world.actions
     assert plain_result["vm_hours_unit"] == "VM-hours"
     assert {k: v for k, v in plain_result.items() if k != "wall_s"} == \

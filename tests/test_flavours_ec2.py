@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from elastiq.adapters.base import ConfigError
-from elastiq.adapters.factory import fill_vm_shape
+from elastiq.adapters.factory import read_catalogue
 from elastiq.core import decide, get_policy
 from elastiq.model import Job, Memory, Pool, Queue, Snapshot
 from elastiq.runtime.actuator import Actuator
@@ -59,12 +59,12 @@ def test_the_daemon_launches_the_mix_through_ec2(moto, ec2_world):
     cfg = make_config(moto.url, ec2_world, flavour=("c5.xlarge", "c5.large"))
     cfg = dataclasses.replace(cfg, quota=dataclasses.replace(cfg.quota, max_vms=10))
     cloud = cloud_for(cfg)
-    cfg = fill_vm_shape(cfg, cloud)
-    assert [(f.name, f.cpus, f.memory_mb, f.price) for f in cfg.flavours] == \
+    catalogue = read_catalogue(cfg, cloud)
+    assert [(f.name, f.cpus, f.memory_mb, f.price) for f in catalogue.flavours] == \
         [("c5.xlarge", 4, 8192, 1.0), ("c5.large", 2, 4096, 0.5)]
     idle = tuple(Job(f"j{i}", 1, 1000, 0.0) for i in range(6))
     snapshot = Snapshot(Queue(idle), Pool(()), cloud.list_instances())
-    plan, memory = decide.plan(snapshot, Memory(waiting_since=0.0), cfg, 100.0)
+    plan, memory = decide.plan(snapshot, Memory(waiting_since=0.0), cfg, 100.0, catalogue)
     assert sorted((a.flavour, a.count) for a in plan.actions) == [("c5.large", 1), ("c5.xlarge", 1)]
     outcome = Actuator(None, cloud, get_policy("default"), cfg, lambda: 100.0).execute(
         plan, memory, Memory())

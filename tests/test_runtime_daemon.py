@@ -20,6 +20,7 @@ import yaml
 from elastiq import cli
 from elastiq.adapters import factory
 from elastiq.adapters.base import TransientError
+from elastiq.model import Catalogue
 from elastiq.runtime import daemon, pidfile
 from elastiq.runtime.state import State, StateStore
 from tests.support.nobody import NOBODY, as_nobody
@@ -170,24 +171,26 @@ class ShapedCloud:
         return {names[0]: self.shape} if self.shape else self.shape  # None: not supported
 
 
-def test_vm_shape_is_filled_from_the_flavour_when_not_configured(caplog):
+def test_vm_shape_is_read_from_the_flavour_when_not_configured(caplog):
     cfg = make_config(vm={"cpus": None, "memory_mb": None}, ec2={"flavour": "m1.large"})
     with caplog.at_level(logging.INFO, logger="elastiq"):
-        filled = factory.fill_vm_shape(cfg, ShapedCloud((4, 8192)))
-    assert (filled.vm.cpus, filled.vm.memory_mb) == (4, 8192)
+        filled = factory.read_catalogue(cfg, ShapedCloud((4, 8192)))
+    assert (filled.cpus, filled.memory_mb) == (4, 8192)
+    assert (cfg.vm.cpus, cfg.vm.memory_mb) == (None, None)  # the configuration stays the user's
     assert "worker VM shape of flavour m1.large: 4 cpu(s), 8192 MiB" in caplog.text
-    half = factory.fill_vm_shape(make_config(vm={"cpus": 2, "memory_mb": None},
-                                                ec2={"flavour": "m1.large"}), ShapedCloud((4, 8192)))
-    assert (half.vm.cpus, half.vm.memory_mb) == (2, 8192)  # what is configured wins
+    half = factory.read_catalogue(make_config(vm={"cpus": 2, "memory_mb": None},
+                                              ec2={"flavour": "m1.large"}), ShapedCloud((4, 8192)))
+    assert (half.cpus, half.memory_mb) == (2, 8192)  # what is configured wins
     full = make_config()
-    assert factory.fill_vm_shape(full, ShapedCloud(error=AssertionError("not asked"))) is full
+    assert factory.read_catalogue(full, ShapedCloud(error=AssertionError("not asked"))) == \
+        Catalogue.of(full.vm)
 
 
 @pytest.mark.parametrize("cloud", [ShapedCloud(None), ShapedCloud({}), ShapedCloud(error=TransientError("503"))])
 def test_vm_shape_unknown_keeps_the_defaults_with_a_warning(caplog, cloud):
     cfg = make_config(vm={"cpus": None, "memory_mb": None})
     with caplog.at_level(logging.WARNING, logger="elastiq"):
-        assert factory.fill_vm_shape(cfg, cloud) is cfg
+        assert factory.read_catalogue(cfg, cloud) == Catalogue(1, 2048)
     assert "worker VM shape unknown: assuming 1 cpu(s), 2048 MiB" in caplog.text
 
 
@@ -209,7 +212,8 @@ def test_plugins_are_registry_names_or_dotted_paths():
 
     cfg = make_config(elastiq={"batch_plugin": "tests.support.world:IdleBatch",
                                "cloud_plugin": "tests.support.world:IdleCloud"})
-    _, batch, cloud = factory.build_adapters(cfg)
+    catalogue, batch, cloud = factory.build_adapters(cfg)
+    assert catalogue == Catalogue.of(cfg.vm)
     assert isinstance(batch, IdleBatch) and isinstance(cloud, IdleCloud)
     with pytest.raises(config.InvalidConfig, match=r"elastiq.cloud_plugin: unknown 'open stack' "
                        r"\(known: ec2, openstack, or a 'package.module:Class' path\)"):

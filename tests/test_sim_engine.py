@@ -146,9 +146,9 @@ def test_a_pool_that_cannot_grow_stops_instead_of_spinning(policy):
 def test_engine_calls_the_policy_like_the_daemon():
     calls = []
 
-    def plan(snapshot, memory, config_, now):
+    def plan(snapshot, memory, config_, now, catalogue):
         calls.append(("plan", now, snapshot.complete))
-        return legacy.plan(snapshot, memory, config_, now)
+        return legacy.plan(snapshot, memory, config_, now, catalogue)
 
     def record_launch(memory, outcome, config_, now):
         calls.append(("record_launch", now, outcome))
@@ -178,7 +178,7 @@ def test_progress_is_reported():
 
 
 def test_a_policy_that_overshoots_max_vms_is_caught():
-    def plan(snapshot, memory, config_, now):
+    def plan(snapshot, memory, config_, now, catalogue):
         if memory == "fresh":
             return Plan((Launch(12, Reason.of(Code.MIN_VMS, alive=0, min_vms=12)),)), "launched"
         return Plan(), memory

@@ -25,10 +25,11 @@ KNOBS = ["quota.max_vms=10", "vm.cpus=4", "vm.memory_mb=8192", "elastiq.idle_for
 
 def daemon_road(sim: engine.Simulation, options: engine.SimOptions, state_dir, until: float):
     """The actions the daemon's runtime takes on a fresh copy of the simulation's world."""
-    world = World(sim.workload, sim.config, options, engine.EPOCH)
+    world = World(sim.workload, sim.config, options, engine.EPOCH, sim.catalogue)
     policy = get_policy(sim.config.elastiq.policy)  # as the daemon's _serve chooses it
     runtime = build_runtime(sim.config, world.batch, world.cloud,
-                            StateStore(str(state_dir), policy=policy), clock=world.clock)
+                            StateStore(str(state_dir), policy=policy), clock=world.clock,
+                            catalogue=sim.catalogue)
     assert runtime.policy.name == sim.config.elastiq.policy
     scheduler = Scheduler(runtime.tick, checks(sim.config), clock=world.clock)
     scheduler.wake_at(engine.EPOCH, kind="start")  # as Scheduler.start() does

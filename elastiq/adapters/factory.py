@@ -7,13 +7,13 @@ configuration may import the registry without a cycle.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
 from .. import flavours as flavour_list
 from ..config_text import InvalidConfig
 from . import BATCH_SYSTEMS, CLOUDS, config_module, load_class
+from ..model import Catalogue
 from .base import AdapterError, ConfigError
 
 if TYPE_CHECKING:
@@ -37,17 +37,17 @@ def build_cloud(cfg: Config):
 
 
 def build_adapters(cfg: Config, read_shape: bool = True):
-    """``(config, batch system, cloud)`` named by the configuration.
+    """``(catalogue, batch system, cloud)`` named by the configuration.
 
-    The cloud comes first: with ``read_shape``, the worker VM's shape it knows (see
-    :func:`fill_vm_shape`, one call to the cloud) is part of the configuration returned, and the
-    batch system is built from that configuration, so that its idea of a worker VM (which jobs
-    fit one) is the flavour's, not the defaults."""
+    The cloud comes first: with ``read_shape``, the :class:`~elastiq.model.Catalogue` holds
+    what it tells of the worker VMs (:func:`read_catalogue`, one call to the cloud), else the
+    configuration's own; the batch system is built with it (``Class(cfg, catalogue=...)``), so
+    that its idea of a worker VM (which jobs fit one) is the flavour's, not the defaults.  The
+    configuration itself is never changed: it stays the user's input."""
     batch_class = _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)
     cloud = build_cloud(cfg)
-    if read_shape:
-        cfg = fill_vm_shape(cfg, cloud)
-    return cfg, batch_class(cfg), cloud
+    catalogue = read_catalogue(cfg, cloud) if read_shape else Catalogue.of(cfg.vm)
+    return catalogue, batch_class(cfg, catalogue=catalogue), cloud
 
 
 def prepare(cfg: Config, read_shape: bool = False):
@@ -87,18 +87,19 @@ def flavour_entries(cfg: Config) -> Tuple[str, ...]:
     return (one,) if one else ()
 
 
-def fill_vm_shape(cfg: Config, cloud) -> Config:
-    """Complete ``vm.cpus``/``vm.memory_mb`` from the cloud's flavour when they are not set;
-    with several flavours, resolve them all (``Config.flavours``, one describe call)."""
+def read_catalogue(cfg: Config, cloud) -> Catalogue:
+    """The worker VMs' facts: ``vm.cpus``/``vm.memory_mb`` where set, else the shape of the
+    cloud's flavour (``cloud`` None: no cloud to ask); with several flavours, all of them
+    resolved (:func:`resolve_flavours`, one describe call)."""
     entries = flavour_entries(cfg)
     if len(entries) > 1:
-        return fill_flavours(cfg, cloud, entries)
+        return resolve_flavours(cfg, cloud, entries)
     vm = cfg.vm
     if vm.cpus is not None and vm.memory_mb is not None:
-        return cfg
+        return Catalogue.of(vm)
     name = flavour_name(cfg)
     shape = None
-    if name:
+    if name and cloud is not None:
         try:
             shape = (cloud.describe_flavours([name]) or {}).get(name)  # None: not supported
         except AdapterError as err:
@@ -106,43 +107,42 @@ def fill_vm_shape(cfg: Config, cloud) -> Config:
     if not shape:
         log.warning("worker VM shape unknown: assuming %d cpu(s), %d MiB (set vm.cpus and "
                     "vm.memory_mb)", vm.effective_cpus, vm.effective_memory_mb)
-        return cfg
-    cpus, memory_mb = shape
-    vm = dataclasses.replace(vm, cpus=vm.cpus or cpus, memory_mb=vm.memory_mb or memory_mb)
-    log.info("worker VM shape of flavour %s: %d cpu(s), %d MiB", name, vm.cpus, vm.memory_mb)
-    return dataclasses.replace(cfg, vm=vm)
+        return Catalogue.of(vm)
+    cpus, memory_mb = vm.cpus or shape[0], vm.memory_mb or shape[1]
+    log.info("worker VM shape of flavour %s: %d cpu(s), %d MiB", name, cpus, memory_mb)
+    return Catalogue(cpus, memory_mb)
 
 
-def fill_flavours(cfg: Config, cloud, entries: Tuple[str, ...]) -> Config:
-    """``Config.flavours`` of two or more flavours: shapes from their entries, else from the
-    cloud (``Cloud.describe_flavours``: one call); the first's shape becomes ``vm``'s when
-    unset.  A flavour larger than the first is a ConfigError naming ``<section>.flavour[i]``;
-    one whose shape stays unknown is left out with a warning (fail safe)."""
+def resolve_flavours(cfg: Config, cloud, entries: Tuple[str, ...]) -> Catalogue:
+    """The catalogue of two or more flavours: shapes from their entries, else from the cloud
+    (``Cloud.describe_flavours``: one call; ``cloud`` None: none asked); the first's shape is
+    the worker VM's where the ``vm`` section does not set it.  A flavour larger than the first
+    is a ConfigError naming ``<section>.flavour[i]``; one whose shape stays unknown is left out
+    with a warning (fail safe)."""
     section = cfg.elastiq.cloud_plugin
     parsed = [flavour_list.parse(text) for text in entries]
     wanted = [e.name for i, e in enumerate(parsed)
               if not (e.cpus and e.memory_mb) and not (i == 0 and cfg.vm.cpus and cfg.vm.memory_mb)]
     described: Dict[str, Tuple[int, int]] = {}
-    if wanted:
+    if wanted and cloud is not None:
         try:
             described = dict(cloud.describe_flavours(wanted) or {})  # None: not supported
         except AdapterError as err:
             if isinstance(err, ConfigError):
                 raise
             log.warning("cannot read the flavours' shapes (%s error): %s", err.kind, err)
-    catalogue, wrong = flavour_list.resolve(section, entries, cfg.vm.cpus, cfg.vm.memory_mb,
-                                           described)
+    flavours, wrong = flavour_list.resolve(section, entries, cfg.vm.cpus, cfg.vm.memory_mb,
+                                          described)
     if wrong:
         raise ConfigError(wrong[0][1], key=wrong[0][0])
-    for flavour in catalogue:
+    for flavour in flavours:
         if flavour.known:
             log.info("flavour %s: %d cpu(s), %d MiB, price %.3g x the first's", flavour.name,
                      flavour.cpus, flavour.memory_mb, flavour.price)
         else:
             log.warning("flavour %s: shape unknown (give it as NAME:CPUS:MEMORY_MB): %s",
-                        flavour.name, "assumed the vm section's" if flavour is catalogue[0]
+                        flavour.name, "assumed the vm section's" if flavour is flavours[0]
                         else "never launched")
-    first = catalogue[0]
-    vm = dataclasses.replace(cfg.vm, cpus=cfg.vm.cpus or first.cpus,
-                             memory_mb=cfg.vm.memory_mb or first.memory_mb)
-    return dataclasses.replace(cfg, vm=vm, flavours=catalogue)
+    first, vm = flavours[0], cfg.vm
+    return Catalogue(vm.cpus or first.cpus or vm.effective_cpus,
+                     vm.memory_mb or first.memory_mb or vm.effective_memory_mb, flavours)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 import classad2
 
-from ..model import Pool, Queue
+from ..model import Catalogue, Pool, Queue
 from . import htcondor_ads as ads
 from . import htcondor_pool as pool_ads
 from . import htcondor_template as template
@@ -43,7 +43,8 @@ class HTCondorBatch:
     ``bindings``: the object making the HTCondor calls (default :class:`CondorBindings`);
     ``clock``: seconds since the epoch, used only for jobs that carry no time at all;
     ``machine_attrs``: extra attributes of the worker Machine ad template, over what it learns;
-    ``local``: the local HTCondor's facts (default: :func:`local_facts`).
+    ``local``: the local HTCondor's facts (default: :func:`local_facts`);
+    ``catalogue``: the worker VMs' shape (default: the ``vm`` section's).
 
     The template is synthetic until a worker of ours shows up in :meth:`pool`, then learned
     from its slot ad (see :mod:`.htcondor_template`); the next :meth:`queue` judges on it.
@@ -52,14 +53,17 @@ class HTCondorBatch:
     def __init__(self, config: Config, bindings: Any = None,
                  clock: Callable[[], float] = time.time,
                  machine_attrs: Optional[Mapping[str, Any]] = None,
-                 local: Optional[Mapping[str, Any]] = None):
+                 local: Optional[Mapping[str, Any]] = None,
+                 catalogue: Optional[Catalogue] = None):
         self._config, self._cluster = config, config.elastiq.cluster_name
+        self._catalogue = catalogue or Catalogue.of(config.vm)  # the worker VMs' shape
         self._bindings = bindings if bindings is not None else CondorBindings()
         self._clock = clock
         self._extra = dict(machine_attrs or {})
         self._local = dict(local_facts() if local is None else local)
         self.learned_from: Optional[Tuple[str, str]] = None  # (slot name, CondorVersion)
-        self.matcher = ads.Matcher(self._template(template.synthetic(config, self._local)),
+        synthetic = template.synthetic(config, self._local, self._catalogue)
+        self.matcher = ads.Matcher(self._template(synthetic),
                                    classad2.ClassAd())
         self._projection: List[str] = list(ads.JOB_PROJECTION)
         self._slot_constraint = pool_ads.slot_constraint(classad2.quote(self._cluster))
@@ -179,7 +183,8 @@ class HTCondorBatch:
         found = next(filter(None, map(template.daemon_attrs, schedds)), {})
         if self.learned_from is None and found.items() - self._local.items():
             self._local.update(found)
-            self.matcher.set_machine(self._template(template.synthetic(self._config, self._local)))
+            self.matcher.set_machine(self._template(
+                template.synthetic(self._config, self._local, self._catalogue)))
 
     def _learn(self, slots: Sequence[Any]) -> None:
         """Learn the template from a worker of ours when none was learned yet, or when no
@@ -198,7 +203,8 @@ class HTCondorBatch:
             return
         if not found:
             return
-        self.matcher.set_machine(self._template(template.learned(found[0], self._config)))
+        self.matcher.set_machine(self._template(
+            template.learned(found[0], self._config, self._catalogue)))
         self.learned_from = (name, version)
         log.info("worker template learned from %s (%s; %s): %s", name, version.strip("$ "),
                  found[0].get("OpSysAndVer") or found[0].get("OpSys"), self.matcher.shape)

@@ -8,7 +8,7 @@ Two sources, the better one winning:
 - **learned**: the startd ad of a real worker of our cluster (a partitionable or static slot),
   so every attribute stock submit Requirements reference (``CondorVersion``, ``OpSysAndVer``,
   ``HasFileTransfer``...) is what the workers really advertise.  It is rescaled to a whole,
-  unclaimed VM of the configured shape (``vm.cpus``, ``vm.memory_mb``, ``vm.disk_mb``), made
+  unclaimed VM of the worker VMs' shape (the ``Catalogue``'s, and ``vm.disk_mb``), made
   anonymous (no ``ElastiqInstanceId``, a neutral ``Name``/``Machine``: a job that wants one
   given worker does not launch a new one), and nothing of its claims or drain is kept.
   It is learned again when no worker of ours advertises its HTCondor version any more (a new
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Tuple
 
+from ..model import Catalogue
 from .htcondor_config import Settings
 
 if TYPE_CHECKING:
@@ -77,10 +78,11 @@ def daemon_attrs(ad: Any) -> Dict[str, str]:
             for v in (ad.get(k),) if isinstance(v, str) and v}
 
 
-def _shape(config: Config) -> Dict[str, Any]:
-    """A whole, unclaimed VM of the configured shape: one partitionable slot holding it all."""
-    vm = config.vm
-    cpus, memory, disk = vm.effective_cpus, vm.effective_memory_mb, vm.disk_mb * 1024
+def _shape(config: Config, catalogue: Optional[Catalogue]) -> Dict[str, Any]:
+    """A whole, unclaimed VM of the worker VMs' shape (``catalogue``; None: the ``vm``
+    section's): one partitionable slot holding it all."""
+    catalogue = catalogue or Catalogue.of(config.vm)
+    cpus, memory, disk = catalogue.cpus, catalogue.memory_mb, config.vm.disk_mb * 1024
     return {
         "MyType": "Machine", "TargetType": "Job", "Name": f"slot1@{NAME}", "Machine": NAME,
         "SlotType": "Partitionable", "PartitionableSlot": True, "SlotID": 1, "SlotTypeID": 1,
@@ -109,7 +111,8 @@ def _docker(attrs: Dict[str, Any], config: Config) -> Dict[str, Any]:
     return attrs
 
 
-def synthetic(config: Config, local: Mapping[str, Any]) -> Dict[str, Any]:
+def synthetic(config: Config, local: Mapping[str, Any],
+              catalogue: Optional[Catalogue] = None) -> Dict[str, Any]:
     """The template before any worker of ours was seen."""
     vm = settings(config)
     attrs: Dict[str, Any] = dict.fromkeys(ABILITIES, True)
@@ -120,18 +123,18 @@ def synthetic(config: Config, local: Mapping[str, Any]) -> Dict[str, Any]:
     else:
         attrs.update((k, v) for k, v in local.items() if not k.startswith("OpSys"))
     attrs.update(OpSys=vm.opsys, Arch=vm.arch)
-    attrs.update(_shape(config))
+    attrs.update(_shape(config, catalogue))
     return _docker(attrs, config)
 
 
-def learned(ad: Any, config: Config) -> Dict[str, Any]:
+def learned(ad: Any, config: Config, catalogue: Optional[Catalogue] = None) -> Dict[str, Any]:
     """The template from a real worker's slot ad ``ad`` (see the module docstring)."""
     attrs: Dict[str, Any] = {}
     for name, value in ad.items():
         low = name.lower()
         if not (low.startswith(_CLAIM_PREFIXES) or low in _DROPPED):
             attrs[name] = value
-    attrs.update(_shape(config))
+    attrs.update(_shape(config, catalogue))
     return _docker(attrs, config)
 
 

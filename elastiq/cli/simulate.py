@@ -174,7 +174,7 @@ def command(args: argparse.Namespace) -> int:
         return cli.EXIT_USAGE
     if path and (cfg.vm.cpus is None or cfg.vm.memory_mb is None):
         from ..adapters.factory import flavour_name
-        shape = engine.sim_config(cfg).vm
+        shape = engine.sim_catalogue(cfg)
         print(f"elastiq simulate: worker VM shape {shape.cpus} cpu(s), {shape.memory_mb} MiB: "
               f"vm.cpus / vm.memory_mb are not set in {path}, and the simulator cannot ask the "
               f"cloud for the shape of flavour {flavour_name(cfg) or '(none)'}; set them with "

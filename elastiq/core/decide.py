@@ -1,4 +1,5 @@
-"""The one entry point of the default policy: ``plan(snapshot, memory, config, now)``.
+"""The one entry point of the default policy: ``plan(snapshot, memory, config, now,
+catalogue)`` (the catalogue: the worker VMs' shape and flavours, see :class:`~elastiq.model.Catalogue`).
 
 Pure: the same arguments always give the same Plan and Memory.  What it guarantees:
 
@@ -24,7 +25,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional, TYPE_CHECKING
 
-from ..model import Lifecycle, LaunchOutcome, Memory, Plan, Snapshot, InstanceRecord
+from ..model import Catalogue, Lifecycle, LaunchOutcome, Memory, Plan, Snapshot, InstanceRecord
 from . import demand as demand_mod
 from . import mix
 from .consolidate import CONSOLIDATION, IDLE, note_underuse
@@ -50,19 +51,18 @@ def backoff_delay(failures: int, config: Config) -> float:
     return min(e.launch_backoff_s * 2 ** min(failures - 1, 30), e.launch_backoff_max_s)
 
 
-def placeable(snapshot: Snapshot, config: Config, now: float,
+def placeable(snapshot: Snapshot, config: Config, catalogue: Catalogue, now: float,
               unstarted=None) -> Optional[demand_mod.Placeable]:
     """The idle jobs sorted by shape (fresh: waiting less than ``idle_for_time_s``), those
     known not to start (``unstarted``) set apart; None when the queue is unreadable."""
     if snapshot.queue is None:
         return None
-    vm = config.vm
-    return demand_mod.classify(snapshot.queue.idle, vm.effective_cpus, vm.effective_memory_mb,
+    return demand_mod.classify(snapshot.queue.idle, catalogue.cpus, catalogue.memory_mb,
                                now - config.elastiq.idle_for_time_s, unstarted)
 
 
 def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
-                   config: Config, booting: Optional[int] = None,
+                   config: Config, catalogue: Catalogue, booting: Optional[int] = None,
                    limit: Optional[int] = None) -> Optional[demand_mod.Demand]:
     """Demand of the idle jobs given our fleet; None when queue or pool is unreadable.
 
@@ -70,7 +70,7 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
     (plus draining workers, whose drain can be cancelled)."""
     if jobs is None or snapshot.pool is None:
         return None
-    vm, e, q = config.vm, config.elastiq, config.quota
+    e, q = config.elastiq, config.quota
     accepting = [m.worker for m in fleet.members if m.accepting]
     if booting is None:
         booting = fleet.booting
@@ -81,21 +81,22 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
         return demand_mod.by_count(jobs, [w.running_jobs for w in accepting], booting,
                                    e.n_jobs_per_vm, limit)
     free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
-    flavours = mix.usable(config.flavours)
+    flavours = mix.usable(catalogue.flavours)
     if flavours:
         names = [m.flavour for m in fleet.members if m.booting][:booting]
         return mix.by_flavours(jobs, free, names, flavours, limit, fleet.alive, q.max_vms)
-    return demand_mod.by_shape(jobs, free, booting, vm.effective_cpus, vm.effective_memory_mb, limit)
+    return demand_mod.by_shape(jobs, free, booting, catalogue.cpus, catalogue.memory_mb, limit)
 
 
 def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
-                    config: Config, demand: Optional[demand_mod.Demand]) -> int:
+                    config: Config, catalogue: Catalogue,
+                    demand: Optional[demand_mod.Demand]) -> int:
     """How many booting VMs no waiting job needs any more (the jobs they were launched for
     found room on workers that freed up, or left the queue)."""
     booting = fleet.booting
     if demand is None or not booting or demand.uncovered:
         return 0
-    flavours = mix.usable(config.flavours) if not config.elastiq.n_jobs_per_vm else ()
+    flavours = mix.usable(catalogue.flavours) if not config.elastiq.n_jobs_per_vm else ()
     if flavours:  # several sizes: the newest booting VMs that no job is packed into
         free = [(m.worker.free_cpus, m.worker.free_memory_mb) for m in fleet.members
                 if m.accepting]
@@ -104,7 +105,7 @@ def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fl
                         key=lambda m: (-m.record.launched_at, m.id), reverse=True)
         return mix.unneeded_booting(jobs, free, [m.flavour for m in on_way if not m.listed],
                                     [m.flavour for m in listed], flavours)
-    needed = compute_demand(jobs, snapshot, fleet, config, booting=0, limit=booting)
+    needed = compute_demand(jobs, snapshot, fleet, config, catalogue, booting=0, limit=booting)
     return booting - needed.new_vms
 
 
@@ -113,8 +114,11 @@ def no_decision(snapshot: Snapshot) -> Reason:
     return Reason.of(Code.NO_DECISION, problems="; ".join(snapshot.problems) or "cloud unreadable")
 
 
-def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
-    """Decide this tick.  Returns ``(Plan, Memory)``; see the module docstring."""
+def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float,
+         catalogue: Optional[Catalogue] = None):
+    """Decide this tick.  Returns ``(Plan, Memory)``; see the module docstring.
+    ``catalogue`` None: the configuration's own (its ``vm`` section, one flavour)."""
+    catalogue = catalogue or Catalogue.of(config.vm)
     if snapshot.instances is None:
         return Plan(notes=(no_decision(snapshot),)), memory
 
@@ -127,16 +131,17 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float):
 
     draining = [m for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING and m.worker]
     draining.sort(key=lambda m: (-m.worker.free_cpus, m.id))
-    jobs = placeable(snapshot, config, now, memory.unstarted)
+    jobs = placeable(snapshot, config, catalogue, now, memory.unstarted)
     unstarted = memory.unstarted
     if jobs is not None and snapshot.pool is not None:
         jobs, unstarted = release_unstarted(jobs, fleet, unstarted, e.idle_for_time_s, now)
-    demand = compute_demand(jobs, snapshot, fleet, config)
-    up = scale_up(demand, fleet, draining, memory, config, now)
+    demand = compute_demand(jobs, snapshot, fleet, config, catalogue)
+    up = scale_up(demand, fleet, draining, memory, config, now,
+                  catalogue.flavours[0].name if catalogue.flavours else None)
     down = scale_down(
         snapshot, fleet, config, now, launching=bool(up.launches),
         keep=frozenset(c.instance_id for c in up.cancel_drains),
-        surplus_booting=surplus_booting(jobs, snapshot, fleet, config, demand),
+        surplus_booting=surplus_booting(jobs, snapshot, fleet, config, catalogue, demand),
         jobs_waiting=jobs.waiting if jobs is not None else 0,
         doubt=pool_doubt(snapshot, fleet, now),
         waiting=tuple(jobs.shapes.items()) if jobs is not None else None)

@@ -27,7 +27,7 @@ What it does, faithfully:
   instances known to the pool; its timer is reset.  Then VMs are launched up to ``min_vms``
   counting joined instances plus allegedly running ones.
 - **Error check**: instances in error are terminated and relaunched one for one.
-- ``n_jobs_per_vm`` 0 (elastiq's "pack by cpu/memory") means ``vm.effective_cpus`` here.
+- ``n_jobs_per_vm`` 0 (elastiq's "pack by cpu/memory") means the worker VM's cpus here.
 
 Deviations, so that both policies run on the same ports and can be compared:
 
@@ -56,8 +56,8 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Mapping, Optional, TYPE_CHECKING, Tuple
 
-from ..model import (ALIVE_STATES, Instance, InstanceState, Launch, LaunchOutcome, Plan, Pool,
-                     Snapshot, Terminate)
+from ..model import (ALIVE_STATES, Catalogue, Instance, InstanceState, Launch, LaunchOutcome,
+                     Plan, Pool, Snapshot, Terminate)
 from .reasons import LegacyCode, Reason
 
 if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
@@ -95,8 +95,8 @@ def initial_memory(seed: int = 0) -> LegacyMemory:
     return LegacyMemory(rng_state=seed)
 
 
-def jobs_per_vm(config: Config) -> int:
-    return config.elastiq.n_jobs_per_vm or config.vm.effective_cpus
+def jobs_per_vm(config: Config, catalogue: Catalogue) -> int:
+    return config.elastiq.n_jobs_per_vm or catalogue.cpus
 
 
 class _Tick:
@@ -158,8 +158,10 @@ def _ours(instances: Optional[Tuple[Instance, ...]], cluster: str):
     return answer
 
 
-def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
-    """One check_queue tick of the original elastiq.  Returns ``(Plan, LegacyMemory)``."""
+def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float,
+         catalogue: Optional[Catalogue] = None):
+    """One check_queue tick of the original elastiq.  Returns ``(Plan, LegacyMemory)``;
+    ``catalogue`` None: the configuration's own worker VM shape."""
     e = config.elastiq
     tick = _Tick(snapshot, memory, config, now)
 
@@ -196,7 +198,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
     first_seen = memory.first_seen_above_threshold
     n_waiting = None
     if snapshot.queue is not None:
-        per_vm = jobs_per_vm(config)
+        per_vm = jobs_per_vm(config, catalogue or Catalogue.of(config.vm))
         n_waiting = len(snapshot.queue.idle) - tick.allegedly * per_vm
         if n_waiting > e.waiting_jobs_threshold:
             if first_seen is None:

@@ -1,7 +1,7 @@
 """Several flavours: the cheapest mix of new VMs that fits the waiting jobs.
 
 Used only when the cloud section names two or more flavours of known shape
-(``Config.flavours``, see :mod:`elastiq.flavours`) and launches are sized by packing (no
+(``Catalogue.flavours``, see :mod:`elastiq.flavours`) and launches are sized by packing (no
 ``n_jobs_per_vm``); otherwise :mod:`.demand` decides alone, exactly as with one flavour.
 
 - The jobs are packed as with one flavour (:func:`.demand.pack`, first-fit decreasing): into

@@ -35,8 +35,8 @@ from dataclasses import dataclass, field, replace
 from typing import (TYPE_CHECKING, Any, Dict, Iterable, Mapping, Optional, Protocol, Tuple,
                     runtime_checkable)
 
-from ..model import (ALIVE_STATES, InstanceRecord, InstanceState, LaunchOutcome, Lifecycle, Plan,
-                     Snapshot)
+from ..model import (ALIVE_STATES, Catalogue, InstanceRecord, InstanceState, LaunchOutcome,
+                     Lifecycle, Plan, Snapshot)
 from . import decide, legacy
 from .lifecycle import track
 from .memory_codec import dump_memory, load_memory
@@ -73,8 +73,9 @@ class Policy(Protocol):
 
     def initial_memory(self, seed: int = 0) -> Any: ...
 
-    def plan(self, snapshot: Snapshot, memory: Any, config: Config,
-             now: float) -> Tuple[Plan, Any]: ...
+    def plan(self, snapshot: Snapshot, memory: Any, config: Config, now: float,
+             catalogue: Optional[Catalogue] = None) -> Tuple[Plan, Any]:
+        """``catalogue``: the worker VMs' shape and flavours (None: the configuration's own)."""
 
     def record_launch(self, memory: Any, outcome: LaunchOutcome, config: Config,
                       now: float) -> Any: ...
@@ -208,8 +209,8 @@ class DefaultPolicy(RecordsPolicy):
     def initial_memory(self, seed: int = 0):
         return decide.initial_memory()
 
-    def plan(self, snapshot, memory, config, now):
-        return decide.plan(snapshot, memory, config, now)
+    def plan(self, snapshot, memory, config, now, catalogue=None):
+        return decide.plan(snapshot, memory, config, now, catalogue)
 
     def record_launch(self, memory, outcome, config, now):
         return decide.record_launch(memory, outcome, config, now)
@@ -223,8 +224,8 @@ class LegacyPolicy(CounterPolicy):
     def initial_memory(self, seed: int = 0):
         return legacy.initial_memory(seed)
 
-    def plan(self, snapshot, memory, config, now):
-        return legacy.plan(snapshot, memory, config, now)
+    def plan(self, snapshot, memory, config, now, catalogue=None):
+        return legacy.plan(snapshot, memory, config, now, catalogue)
 
     def record_launch(self, memory, outcome, config, now):
         return legacy.record_launch(memory, outcome, config, now)

@@ -43,9 +43,11 @@ def scale_up(
     memory: Memory,
     config: Config,
     now: float,
+    first_flavour: Optional[str] = None,
 ) -> ScaleUp:
     """Decide the launch (and drain cancellations) of this tick.  ``demand`` None: the queue
-    or the pool could not be read, so only ``min_vms`` can cause a launch."""
+    or the pool could not be read, so only ``min_vms`` can cause a launch.
+    ``first_flavour``: with several flavours, the first's name (the VMs beyond the mix)."""
     e, q = config.elastiq, config.quota
     notes = []
     wake = None
@@ -105,8 +107,8 @@ def scale_up(
         why = Reason.of(code, **jobs, booting=fleet.booting, alive=fleet.alive,
                         max_vms=q.max_vms)
         if demand is not None and demand.mix:  # several flavours
-            first = config.flavours[0].name
-            launches = tuple(Launch(n, why, name) for name, n in split(count, demand.mix, first))
+            launches = tuple(Launch(n, why, name)
+                             for name, n in split(count, demand.mix, first_flavour))
         else:
             launches = (Launch(count, why),)
     return ScaleUp(launches, cancels, waiting_since, tuple(notes), wake)

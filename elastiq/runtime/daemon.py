@@ -80,7 +80,7 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
              where.state_dir, " (dry run)" if dry_run else "")
     for note in cfg.notes:
         log.warning("%s: %s", cfg.source or "configuration", note)
-    cfg, batch, cloud = factory.prepare(cfg, read_shape=True)
+    catalogue, batch, cloud = factory.prepare(cfg, read_shape=True)
     lock = PidLock(where.pid_file)
     try:
         lock.acquire()
@@ -89,7 +89,7 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
     except PermissionError as err:
         return _denied(err)
     try:
-        return _serve(cfg, where, args, batch, cloud, stop)
+        return _serve(cfg, where, args, catalogue, batch, cloud, stop)
     finally:
         lock.release()
 
@@ -105,8 +105,8 @@ def _denied(err: PermissionError) -> int:
     return options.EXIT_PERMISSION
 
 
-def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, batch, cloud,
-           stop: threading.Event) -> int:
+def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, catalogue, batch,
+           cloud, stop: threading.Event) -> int:
     policy = get_policy(cfg.elastiq.policy)
     store = StateStore(where.state_dir, policy=policy)
     try:
@@ -115,7 +115,8 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, bat
         return _denied(err)
     metrics = Metrics()
     runtime = build_runtime(cfg, batch, cloud, store, state, time.time, metrics,
-                            dry_run=args.dry_run, stopping=stop, policy=policy)
+                            dry_run=args.dry_run, stopping=stop, policy=policy,
+                            catalogue=catalogue)
     if state is not None:
         owned = len(runtime.policy.owned(state.memory))
         log.info("loaded the state: %d instance(s) owned", owned)

@@ -21,7 +21,7 @@ from ..adapters.base import BatchSystem, Cloud
 from ..config import Config
 from ..core import get_policy
 from ..core.reasons import Reason
-from ..model import InstanceState, Plan, Snapshot
+from ..model import Catalogue, InstanceState, Plan, Snapshot
 from .actuator import Actuator, Outcome
 from .inflight import InFlight
 from .metrics import Metrics
@@ -35,19 +35,24 @@ log = logging.getLogger(__name__)
 def build_runtime(config: Config, batch: BatchSystem, cloud: Cloud, store: "StateStore",
                   state: Optional[State] = None, clock: Callable[[], float] = time.time,
                   metrics: Optional[Metrics] = None, dry_run: bool = False,
-                  stopping: Optional[threading.Event] = None, policy=None) -> "Runtime":
+                  stopping: Optional[threading.Event] = None, policy=None,
+                  catalogue: Optional[Catalogue] = None) -> "Runtime":
     """The Runtime as ``elastiq run`` builds it: the policy named by ``elastiq.policy``
     (``policy``: another policy object, as ``elastiq simulate --policy`` runs)."""
     policy = policy if policy is not None else get_policy(config.elastiq.policy)
-    return Runtime(config, policy, batch, cloud, store, state, clock, metrics, dry_run, stopping)
+    return Runtime(config, policy, batch, cloud, store, state, clock, metrics, dry_run, stopping,
+                   catalogue)
 
 
 class Runtime:
     def __init__(self, config: Config, policy, batch: BatchSystem, cloud: Cloud,
                  store: StateStore, state: Optional[State] = None,
                  clock: Callable[[], float] = time.time, metrics: Optional[Metrics] = None,
-                 dry_run: bool = False, stopping: Optional[threading.Event] = None):
+                 dry_run: bool = False, stopping: Optional[threading.Event] = None,
+                 catalogue: Optional[Catalogue] = None):
         self.config, self.policy, self.store, self.clock = config, policy, store, clock
+        # the worker VMs' facts beside the configuration (the user's input, never changed)
+        self.catalogue = catalogue or Catalogue.of(config.vm)
         self.metrics = metrics or Metrics()
         self.state = state or State(memory=policy.initial_memory())  # memory: opaque, the policy's
         self.state = replace(self.state, cluster=config.elastiq.cluster_name)
@@ -89,7 +94,7 @@ class Runtime:
 
         if self.state.unknown_launches:  # learn their outcome before deciding anew
             before = self._retry_unknown(before, decisions)
-        plan, memory = self.policy.plan(snapshot, before, self.config, now)
+        plan, memory = self.policy.plan(snapshot, before, self.config, now, self.catalogue)
         plan = self.last_plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))
 

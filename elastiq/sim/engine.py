@@ -30,15 +30,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
 from ..adapters.base import ConfigError
-from ..adapters.factory import fill_flavours, flavour_entries
+from ..adapters.factory import flavour_entries, resolve_flavours
 from ..adapters.sim import BootDelay
 from ..config import Config, InvalidConfig
 from ..core import POLICIES as CORE_POLICIES, get_policy as core_policy
-from ..model import Plan
+from ..model import Catalogue, Plan
 from ..runtime.metrics import Metrics
 from ..runtime.observe import CLOUD_KINDS
 from ..runtime.scheduler import Scheduler, checks
@@ -79,20 +79,21 @@ class SimOptions:
     on_decision: Optional[Callable[[float, Plan], None]] = None  # (seconds since start, plan)
 
 
-def sim_config(config: Config) -> Config:
-    """The configuration the simulation runs with: a definite VM shape (cpus default 1 as in
-    ``vm.effective_cpus``; memory default 2 GiB per cpu when unset); with several flavours,
-    their catalogue from their entries (no cloud to ask: a flavour without ``:CPUS:MEMORY_MB``
-    is never launched, see :mod:`elastiq.flavours`)."""
+def sim_catalogue(config: Config) -> Catalogue:
+    """The worker VMs the simulation runs with, beside its configuration: a definite shape
+    (the ``vm`` section's, else the first flavour's; cpus default 1 as in ``vm.effective_cpus``,
+    memory 2 GiB per cpu); with several flavours, them resolved from their entries (no cloud to
+    ask: a flavour without ``:CPUS:MEMORY_MB`` is never launched, see :mod:`elastiq.flavours`)."""
     entries = flavour_entries(config)
+    cpus, memory, flavours = config.vm.cpus, config.vm.memory_mb, ()
     if len(entries) > 1:
         try:
-            config = fill_flavours(config, None, entries)
+            flavours = resolve_flavours(config, None, entries).flavours
         except ConfigError as err:
             raise InvalidConfig(config.source, err.key, str(err)) from None
-    cpus = config.vm.effective_cpus
-    memory = config.vm.memory_mb or 2048 * cpus
-    return replace(config, vm=replace(config.vm, cpus=cpus, memory_mb=memory))
+        cpus, memory = cpus or flavours[0].cpus, memory or flavours[0].memory_mb
+    cpus = cpus or config.vm.effective_cpus
+    return Catalogue(cpus, memory or 2048 * cpus, flavours)
 
 
 def split_matchable(workload: Workload, cpus: int, memory_mb: int) -> Tuple[Workload, int]:
@@ -129,18 +130,18 @@ class Simulation:
     """One replay.  ``run()`` returns the metrics dict; ``timeline`` holds the samples."""
 
     def __init__(self, workload: Workload, config: Config, options: SimOptions = SimOptions()):
-        self.config = sim_config(config)
+        self.config, self.catalogue = config, sim_catalogue(config)
         self.options = options
-        vm = self.config.vm
+        vm = self.catalogue
         self.workload, self.unmatchable = split_matchable(workload, vm.cpus, vm.memory_mb)
         self.workload_start = EPOCH
-        self.world = World(self.workload, self.config, options, EPOCH)
+        self.world = World(self.workload, self.config, options, EPOCH, self.catalogue)
         self.pool, self.cloud = self.world.pool, self.world.sim_cloud
         self.policy = get_policy(options.policy)
         state = State(memory=self.policy.initial_memory(seed=options.seed))
         self.runtime = build_runtime(self.config, self.world.batch, self.world.cloud, _Unsaved(),
                                      state, clock=self.world.clock, metrics=_Unscraped(),
-                                     policy=self.policy)
+                                     policy=self.policy, catalogue=self.catalogue)
         self.scheduler = Scheduler(self._tick, checks(self.config), clock=self.world.clock)
         self.recorder = Recorder(self, timeline=options.timeline)
         self._acted = False

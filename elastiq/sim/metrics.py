@@ -71,21 +71,22 @@ class Recorder:
     def result(self, end: float, wall_s: float) -> dict:
         sim = self.sim
         pool, cloud, w, cfg = sim.pool, sim.cloud, sim.workload, sim.config
+        shape = sim.catalogue
         if self.keep_timeline:
             self.sample(end)
         rows = _size_rows(sim, end)  # several flavours: price-weighted (one: price 1)
         vm_s = sum(r["vm_s"] * r["price"] for r in rows.values())
         boot_s = sum(r["boot_s"] * r["price"] for r in rows.values())
-        busy = (sum(r["busy_s"] * r["price"] for r in rows.values()) if cfg.flavours
+        busy = (sum(r["busy_s"] * r["price"] for r in rows.values()) if shape.flavours
                 else pool.busy_s) / 3600.0
         start = sim.workload_start
         waits = sorted(pool.started[i] - (start + w.submit[i])
                        for i in range(len(w)) if pool.finished[i] is not None)
-        oracle = w.core_seconds() / cfg.vm.cpus / 3600.0
+        oracle = w.core_seconds() / shape.cpus / 3600.0
         vm_hours = vm_s / 3600.0
         return {
             "vm_hours_unit": (f"price-weighted VM-hours of the first flavour "
-                              f"({cfg.flavours[0].name})" if cfg.flavours else "VM-hours"),
+                              f"({shape.flavours[0].name})" if shape.flavours else "VM-hours"),
             "by_size": by_size(rows),
             "policy": sim.options.policy,
             "workload": w.name,
@@ -120,7 +121,7 @@ class Recorder:
             "wall_s": round(wall_s, 3),
             "knobs": {
                 "max_vms": cfg.quota.max_vms, "min_vms": cfg.quota.min_vms,
-                "vm_cpus": cfg.vm.cpus, "vm_memory_mb": cfg.vm.memory_mb,
+                "vm_cpus": shape.cpus, "vm_memory_mb": shape.memory_mb,
                 "n_jobs_per_vm": cfg.elastiq.n_jobs_per_vm,
                 "waiting_jobs_threshold": cfg.elastiq.waiting_jobs_threshold,
                 "waiting_jobs_time_s": cfg.elastiq.waiting_jobs_time_s,
@@ -149,12 +150,12 @@ def _never_joined(vm, end: float) -> bool:
 def _size_rows(sim, end: float) -> dict:
     """Per VM size (flavour name, or the VM's cpus for VMs of the one configured shape): its
     cpus and price, and the VMs' count and seconds alive, busy, booting and of cores used."""
-    cfg, pool = sim.config, sim.pool
-    price = {f.name: f.price for f in cfg.flavours}
+    catalogue, pool = sim.catalogue, sim.pool
+    price = {f.name: f.price for f in catalogue.flavours}
     rows: dict = {}
     for vm in sim.cloud.vms.values():
-        cpus = vm.cpus or cfg.vm.cpus
-        name = vm.flavour or (cfg.flavours[0].name if cfg.flavours else f"{cpus} cpus")
+        cpus = vm.cpus or catalogue.cpus
+        name = vm.flavour or (catalogue.flavours[0].name if catalogue.flavours else f"{cpus} cpus")
         row = rows.setdefault(name, {"cpus": cpus, "price": price.get(name, 1.0), "vms": 0,
                                      "vm_s": 0.0, "busy_s": 0.0, "boot_s": 0.0, "core_s": 0.0})
         row["vms"] += 1

@@ -21,8 +21,9 @@ from ..adapters.sim import SimCloud, SimPool
 
 
 class World:
-    def __init__(self, workload, config, options, start: float):
-        vm = config.vm
+    def __init__(self, workload, config, options, start: float, catalogue):
+        """``catalogue``: the worker VMs' shape and flavours (``engine.sim_catalogue``)."""
+        vm = catalogue
         self.now = start
         clock = self.clock
         self.pool = SimPool(clock, workload, start=start, vm_cpus=vm.cpus,
@@ -36,7 +37,7 @@ class World:
                                   list_failure=options.list_failure, seed=options.seed,
                                   pool=self.pool,
                                   flavours={f.name: (f.cpus, f.memory_mb)
-                                            for f in config.flavours if f.known})
+                                            for f in catalogue.flavours if f.known})
         self.batch, self.cloud = _Batch(self), _Cloud(self)
         self.actions: List[Tuple[float, str, str]] = []
         self.started = 0  # jobs the negotiator started this tick

@@ -44,7 +44,8 @@ from typing import Dict, FrozenSet, List, Mapping, Optional
 from ...config import Config
 from ...core.policy import CounterPolicy
 from ...core.demand import by_shape, classify
-from ...model import Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
+from ...model import (Catalogue, Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot,
+                      Terminate)
 from ...core.reasons import Reason
 from .views import AutoscalerCode, no_decision, ours, ratios, workers_of
 
@@ -113,10 +114,11 @@ class AutoscalerPolicy(CounterPolicy):
         requested.update((i, now) for i in outcome.granted)
         return replace(memory, last_scale_up=now, requested=requested)
 
-    def plan(self, snapshot: Snapshot, memory: AutoscalerMemory, config: Config, now: float):
+    def plan(self, snapshot: Snapshot, memory: AutoscalerMemory, config: Config, now: float,
+             catalogue: Optional[Catalogue] = None):
         if snapshot.instances is None:
             return no_decision(snapshot), memory
-        vm, q = config.vm, config.quota
+        vm, q = catalogue or Catalogue.of(config.vm), config.quota
         alive = ours(snapshot, config.elastiq.cluster_name)
         listed = {i.id for i in snapshot.instances}
         requested = {i: t for i, t in memory.requested.items() if i not in listed}
@@ -148,9 +150,9 @@ class AutoscalerPolicy(CounterPolicy):
         if snapshot.queue is not None and workers is not None:
             upcoming = sum(1 for i in alive if i not in workers and i not in gone) + len(requested)
             limit = max(0, q.max_vms - (len(alive) - len(gone) + len(requested)))
-            jobs = classify(snapshot.queue.idle, vm.effective_cpus, vm.effective_memory_mb, now)
+            jobs = classify(snapshot.queue.idle, vm.cpus, vm.memory_mb, now)
             free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
-            need = by_shape(jobs, free, upcoming, vm.effective_cpus, vm.effective_memory_mb, limit)
+            need = by_shape(jobs, free, upcoming, vm.cpus, vm.memory_mb, limit)
             if need.new_vms:
                 scaled_up = True
                 actions.append(Launch(need.new_vms, Reason.of(AutoscalerCode.PENDING, jobs=need.uncovered,

@@ -60,7 +60,8 @@ from cobald.interfaces import Pool
 
 from ...config import Config
 from ...core.policy import CounterPolicy
-from ...model import Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot, Terminate
+from ...model import (Catalogue, Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot,
+                      Terminate)
 from ...core.reasons import Reason
 from .views import CobaldCode, no_decision, ours, ratios, workers_of
 
@@ -104,9 +105,9 @@ class CobaldMemory:
     regulated_at: Optional[float] = None
 
 
-def pipeline(factory: FactoryPool, config: Config):
-    """TARDIS's documented pipeline below the controller: Limiter(minimum) -> quota -> factory."""
-    cpus = config.vm.effective_cpus
+def pipeline(factory: FactoryPool, config: Config, cpus: int):
+    """TARDIS's documented pipeline below the controller: Limiter(minimum) -> quota -> factory
+    (``cpus``: of one worker VM)."""
     quota = Standardiser(factory, maximum=config.quota.max_vms * cpus)
     return Limiter(quota, minimum=max(1, config.quota.min_vms * cpus))
 
@@ -119,11 +120,11 @@ class CobaldPolicy(CounterPolicy):
             raise ValueError(f"unknown COBalD controller {controller!r}")
         self.kind = controller
 
-    def controller(self, target, config: Config):
+    def controller(self, target, config: Config, cpus: int):
         interval = config.elastiq.check_queue_every_s
         if self.kind == "relative":
             return RelativeSupplyController(target, LOW_UTILISATION, HIGH_ALLOCATION, interval=interval)
-        rate = config.vm.effective_cpus / SECONDS_PER_VM_OF_RATE
+        rate = cpus / SECONDS_PER_VM_OF_RATE
         return LinearController(target, LOW_UTILISATION, HIGH_ALLOCATION, rate=rate, interval=interval)
 
     def initial_memory(self, seed: int = 0) -> CobaldMemory:
@@ -138,10 +139,12 @@ class CobaldPolicy(CounterPolicy):
         return CobaldMemory(memory.demand, memory.released, memory.draining,
                             memory.requested | frozenset(outcome.granted), memory.regulated_at)
 
-    def plan(self, snapshot: Snapshot, memory: CobaldMemory, config: Config, now: float):
+    def plan(self, snapshot: Snapshot, memory: CobaldMemory, config: Config, now: float,
+             catalogue: Optional[Catalogue] = None):
         if snapshot.instances is None:
             return no_decision(snapshot), memory
-        cpus, tick = config.vm.effective_cpus, config.elastiq.check_queue_every_s
+        cpus = (catalogue or Catalogue.of(config.vm)).cpus
+        tick = config.elastiq.check_queue_every_s
         alive = ours(snapshot, config.elastiq.cluster_name)
         listed = {i.id for i in snapshot.instances}
         requested = frozenset(i for i in memory.requested if i not in listed)
@@ -169,7 +172,7 @@ class CobaldPolicy(CounterPolicy):
         factory = FactoryPool(*drones, factory=lambda: Drone(None, cpus, rank=len(drones)))
         factory.demand = memory.demand
         interval = tick if memory.regulated_at is None else min(now - memory.regulated_at, tick)
-        self.controller(pipeline(factory, config), config).regulate(interval)
+        self.controller(pipeline(factory, config, cpus), config, cpus).regulate(interval)
         supply, demand = factory.supply, factory.demand  # FactoryPool.run, one iteration
         if supply > demand:
             factory._shrink(target=demand)
