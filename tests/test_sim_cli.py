@@ -115,6 +115,23 @@ def test_every_policy_gets_one_scale_and_a_comparison_chart(tmp_path):
     assert (both.hours, both.vms, both.jobs) == (3.0, 7, 6)
 
 
+def test_flavours_given_with_their_shapes_are_simulated_as_the_daemon_runs_them(tmp_path):
+    """Issue 25.11: the first flavour's shape is the worker VM's, as in the daemon (here 8
+    cpus, and the 2-cpu flavour priced 0.25 of it), with --set or in a --config file, and no
+    note that the shape is missing."""
+    flavours = "big:8:16384,small:2:4096"
+    conf = tmp_path / "elastiq.yaml"
+    conf.write_text(f"ec2:\n  flavour: {flavours}\nquota:\n  max_vms: 6\n")
+    for args in (["--set", f"ec2.flavour={flavours}"], ["--config", str(conf)]):
+        done = run_cli(*args, "--json", "--max-jobs", "40")
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert (result["knobs"]["vm_cpus"], result["knobs"]["vm_memory_mb"]) == (8, 16384), args
+        prices = {name: row["price"] for name, row in result["by_size"].items()}
+        assert prices.get("small", 0.25) == 0.25 and prices.get("big", 1.0) == 1.0, prices
+        assert "shape" not in done.stderr, done.stderr
+
+
 def test_the_vm_axis_follows_what_ran_not_a_far_limit():
     from elastiq.sim.report import Scale, vm_axis_top
     assert vm_axis_top(Scale(1.0, 2, 1), 35) == pytest.approx(2.6)  # max_vms named, off scale

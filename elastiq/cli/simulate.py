@@ -104,9 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="print every decision with its reason (virtual time) on stderr")
 
 
-def sim_defaults(trace_header: dict = None) -> list:
-    """Knobs used when no --config is given (--set applies on top)."""
-    knobs = ["vm.cpus=4", "vm.memory_mb=8192"]
+def sim_defaults(trace_header: dict = None, vm: bool = True) -> list:
+    """Knobs used when no --config is given (--set applies on top); ``vm``: with a VM shape
+    (not when the first flavour's entry gives one, which the daemon would use)."""
+    knobs = ["vm.cpus=4", "vm.memory_mb=8192"] if vm else []
     if trace_header is None:
         return knobs + ["quota.max_vms=10", "elastiq.idle_for_time_s=600"]
     try:
@@ -166,13 +167,17 @@ def command(args: argparse.Namespace) -> int:
         return cli.EXIT_USAGE
 
     path = cli.config_path(args)
-    base = [] if path else sim_defaults(work.header if args.trace else None)
-    cfg = config.load(path, base + list(args.overrides))
+    cfg = config.load(path, list(args.overrides))
+    if not path:
+        shaped = engine.first_flavour_shape(cfg) is not None
+        cfg = config.load(None, sim_defaults(work.header if args.trace else None, not shaped)
+                          + list(args.overrides))
     if cfg.quota.max_vms == 0:
         print(f"elastiq simulate: quota.max_vms is 0: no VM can start, so none of the "
               f"{len(work)} jobs can run (set e.g. --set quota.max_vms=10)", file=sys.stderr)
         return cli.EXIT_USAGE
-    if path and (cfg.vm.cpus is None or cfg.vm.memory_mb is None):
+    if path and (cfg.vm.cpus is None or cfg.vm.memory_mb is None) \
+            and engine.first_flavour_shape(cfg) is None:
         from ..adapters.factory import flavour_name
         shape = engine.sim_catalogue(cfg)
         print(f"elastiq simulate: worker VM shape {shape.cpus} cpu(s), {shape.memory_mb} MiB: "

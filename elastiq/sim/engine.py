@@ -35,6 +35,7 @@ from typing import Callable, Optional, Tuple
 
 from ..adapters.base import ConfigError
 from ..adapters.factory import flavour_entries, resolve_flavours
+from .. import flavours as flavour_list
 from ..adapters.sim import BootDelay
 from ..config import Config, InvalidConfig
 from ..core import POLICIES as CORE_POLICIES, get_policy as core_policy
@@ -92,8 +93,21 @@ def sim_catalogue(config: Config) -> Catalogue:
         except ConfigError as err:
             raise InvalidConfig(config.source, err.key, str(err)) from None
         cpus, memory = cpus or flavours[0].cpus, memory or flavours[0].memory_mb
+    elif first_flavour_shape(config) is not None:
+        written = first_flavour_shape(config)
+        cpus, memory = cpus or written[0], memory or written[1]
     cpus = cpus or config.vm.effective_cpus
     return Catalogue(cpus, memory or 2048 * cpus, flavours)
+
+
+def first_flavour_shape(config: Config) -> Optional[Tuple[int, int]]:
+    """(cpus, memory MiB) written in the first flavour entry (``NAME:CPUS:MEMORY_MB``), if any."""
+    entries = flavour_entries(config)
+    try:
+        entry = flavour_list.parse(entries[0]) if entries else None
+    except ValueError:
+        return None
+    return (entry.cpus, entry.memory_mb) if entry and entry.cpus and entry.memory_mb else None
 
 
 def split_matchable(workload: Workload, cpus: int, memory_mb: int) -> Tuple[Workload, int]:
