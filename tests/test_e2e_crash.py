@@ -127,10 +127,12 @@ def daemon(path, tmp_path, *extra):
         proc.stderr.close()
 
 
-def stop_when_empty(proc, watcher):
-    """Let the daemon terminate every VM (min_vms is 0), then SIGTERM it; its stderr."""
+def stop_when_empty(proc, watcher, store=None):
+    """Let the daemon terminate every VM (min_vms is 0) and, with ``store``, see them gone in
+    its listing (its saved state then owns none: the records of VMs it terminated are dropped
+    at the listing after), then SIGTERM it; its stderr."""
     deadline = time.monotonic() + WAIT_S
-    while watcher.alive():
+    while watcher.alive() or (store is not None and store.read().memory.instances):
         assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
         assert time.monotonic() < deadline, "the idle workers were never terminated"
         time.sleep(0.1)
@@ -259,7 +261,7 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
                     kills.append((phase, point))
                     proc.wait(WAIT_S)
                 else:  # the last one: let it shrink the cluster, then stop it the polite way
-                    err = stop_when_empty(proc, watcher)
+                    err = stop_when_empty(proc, watcher, store)
             claimed = claims_of_run(tmp_path)
             claimed_ever |= claimed
             killed_by_run = terminated(client, "e2e") - gone_before
