@@ -30,7 +30,7 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="elastiq",
-        description="Grow and shrink an HTCondor pool on an EC2-API cloud.",
+        description="Grow and shrink an HTCondor pool on an IaaS cloud (EC2, OpenStack).",
         epilog="Run 'elastiq COMMAND --help' for the options of one command.",
     )
     parser.add_argument("--version", action="version", version=f"elastiq {__version__}")
