@@ -27,10 +27,10 @@ JOB_S = 8
 
 
 def _start(tmp_path, env, name):
-    return subprocess.Popen([sys.executable, "-m", "elastiq", "run", "--config",
-                             str(tmp_path / "elastiq.yaml")], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL,
-                            stderr=open(tmp_path / f"{name}.err", "wb"))
+    with open(tmp_path / f"{name}.err", "wb") as err:  # the child keeps its own descriptor
+        return subprocess.Popen([sys.executable, "-m", "elastiq", "run", "--config",
+                                 str(tmp_path / "elastiq.yaml")], cwd=ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
 
 
 def _stop(daemon):
