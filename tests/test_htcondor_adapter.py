@@ -14,7 +14,7 @@ import htcondor2
 import pytest
 
 from elastiq.adapters import BATCH_SYSTEMS, load_class
-from elastiq.adapters.base import FatalError, TransientError
+from elastiq.adapters.base import ConfigError, FatalError, TransientError
 from elastiq.adapters.htcondor import CondorBindings, HTCondorBatch
 from elastiq.adapters.htcondor_pool import aggregate_workers, candidate_ips
 from htcondor_fake import SCHEDD, FakeBindings, by_id, config, fake, load
@@ -209,6 +209,17 @@ def test_collector_down_is_a_transient_error_for_queue_and_pool():
         adapter.queue()
     with pytest.raises(TransientError, match="collector"):
         adapter.pool()
+
+
+def test_no_collector_configured_is_a_configuration_error_not_a_transient_one():
+    """Issue 25.6: a master with no HTCondor configuration: retrying cannot help."""
+    bindings = fake()
+    bindings.collector_error = htcondor2.HTCondorException("Unable to determine collector host.")
+    adapter = batch(bindings)
+    for read in (adapter.queue, adapter.pool):
+        with pytest.raises(ConfigError, match="names no collector.*COLLECTOR_HOST") as err:
+            read()
+        assert not isinstance(err.value, TransientError)
 
 
 def test_an_error_without_text_is_named_by_its_type():

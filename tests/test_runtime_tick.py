@@ -5,7 +5,7 @@ import logging
 
 import pytest
 
-from elastiq.adapters.base import AuthError, TransientError
+from elastiq.adapters.base import AuthError, ConfigError, TransientError
 from elastiq.core import get_policy
 from elastiq.model import InstanceState, Lifecycle
 from elastiq.runtime.metrics import Metrics
@@ -74,7 +74,8 @@ def test_unreadable_pool_means_no_scale_down_and_the_reason_is_kept(env, caplog)
         rt.tick("vms")
     assert batch.drain_calls == [] and cloud.terminate_calls == []
     assert "cannot read the pool (transient error): collector timed out" in caplog.text
-    assert store.load().observation.problems == ("pool unreadable (transient error)",)
+    assert store.load().observation.problems == (
+        "pool unreadable (transient error: collector timed out): retried at the next tick",)
     assert rt.metrics.errors == {"transient": 1}
     clock.advance(10)
     rt.tick("vms")  # readable again: the idle worker is drained
@@ -190,7 +191,18 @@ def test_a_crashed_adapter_call_is_isolated_like_an_adapter_error(env, caplog):
     with caplog.at_level(logging.ERROR, logger="elastiq"):
         rt.tick("vms")
     assert "cannot read the queue (unexpected KeyError)" in caplog.text
-    assert store.load().observation.problems == ("queue unreadable (internal error)",)
+    assert store.load().observation.problems == (
+        "queue unreadable (internal error: KeyError, see the log): retried at the next tick",)
+
+
+def test_a_permanent_read_error_says_retrying_cannot_help(env):
+    """Issue 25.6: the cause and whether retrying can help are in the state (status)."""
+    rt, clock, cloud, batch, store = env
+    batch.faults.fail("queue", ConfigError("HTCondor's configuration names no collector"))
+    rt.tick("vms")
+    assert store.load().observation.problems == (
+        "queue unreadable (config error: HTCondor's configuration names no collector):"
+        " retrying cannot help until that is fixed",)
 
 
 def test_the_pool_is_read_with_the_addresses_of_the_listed_instances(env):

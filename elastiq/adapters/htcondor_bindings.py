@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import os
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import classad2
@@ -14,7 +15,7 @@ import htcondor2
 
 from . import htcondor_ads as ads
 from . import htcondor_template as template
-from .base import AdapterError, FatalError, TransientError
+from .base import AdapterError, ConfigError, FatalError, TransientError
 
 log = logging.getLogger("elastiq.adapters.htcondor")
 
@@ -76,6 +77,10 @@ def boundary(what: str) -> Iterator[None]:
     except AdapterError:
         raise
     except (htcondor2.HTCondorException, classad2.ClassAdException, OSError, RuntimeError) as exc:
+        if "determine collector host" in str(exc):  # no COLLECTOR_HOST: no retry will find one
+            where = os.environ.get("CONDOR_CONFIG") or "/etc/condor/condor_config"
+            raise ConfigError(f"{what}: HTCondor's configuration names no collector (set "
+                              f"COLLECTOR_HOST, configuration {where}): {exc}") from exc
         raise TransientError(f"{what}: {str(exc) or type(exc).__name__}") from exc
     except Exception as exc:
         raise FatalError(f"{what}: unexpected {type(exc).__name__}: {exc}") from exc

@@ -26,6 +26,9 @@ from ..model import Instance, Pool, Queue, Snapshot
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+#: Error kinds that the next try will meet again (the configuration, the credentials, a bug
+#: of the remote side): said so in the problem.
+PERMANENT_KINDS = frozenset({"config", "auth", "fatal"})
 #: Tick kinds that always read the cloud; the periodic ``queue`` check may reuse the listing.
 #: A tick serving several checks has their kinds joined by ``+`` (``"queue+vms"``).
 CLOUD_KINDS = frozenset({"vms", "errors", "wake", "start", "once"})
@@ -90,15 +93,19 @@ class Observer:
         return Snapshot(queue=queue, pool=pool, instances=instances, problems=tuple(problems))
 
     def _read(self, what: str, call: Callable[[], T], problems: List[str]) -> Optional[T]:
+        """``call()``, or None with the problem noted: its kind, its cause and whether
+        retrying can help (``status`` shows it)."""
         try:
             return call()
         except AdapterError as err:
-            kind = error_kind(err)
+            kind, cause = error_kind(err), str(err)
             log.warning("cannot read the %s (%s error): %s", what, kind, err)
         except Exception as err:  # an adapter bug: keep running, fail safe
-            kind = "internal"
+            kind, cause = "internal", f"{type(err).__name__}, see the log"
             log.error("cannot read the %s (unexpected %s)", what, type(err).__name__,
                       exc_info=True)
-        problems.append(f"{what} unreadable ({kind} error)")
+        outlook = ("retrying cannot help until that is fixed" if kind in PERMANENT_KINDS
+                   else "retried at the next tick")
+        problems.append(f"{what} unreadable ({kind} error: {cause}): {outlook}")
         self.on_error(kind)
         return None
