@@ -133,6 +133,28 @@ def test_status_live_with_an_unloadable_cloud_plugin_names_the_key(setup, capsys
     assert "elastiq.cloud_plugin: cannot load 'tests.support.world:NoSuchCloud'" in err
 
 
+def test_status_live_with_the_cloud_down_still_shows_the_rest(setup, capsys):
+    """Issue 25.6: the cloud's error is one line of the status, not all of it."""
+    from tests.support.net import free_port
+    path, _ = setup
+    code = cli.main(["status", "--config", str(path), "--live",
+                     "--set", "elastiq.cloud_plugin=ec2",
+                     "--set", f"ec2.api_url=http://127.0.0.1:{free_port()}",
+                     "--set", "ec2.aws_access_key_id=AKIAEXAMPLE",
+                     "--set", "ec2.aws_secret_access_key=secret"])
+    out = capsys.readouterr().out
+    assert code == 3  # not running, as without --live
+    assert "cluster 'physics'" in out and "jobs: 11 idle, 4 running" in out
+    assert "cloud now: cannot list the instances (transient error:" in out
+    assert cli.main(["status", "--config", str(path), "--live", "--json",
+                     "--set", "elastiq.cloud_plugin=ec2",
+                     "--set", f"ec2.api_url=http://127.0.0.1:{free_port()}",
+                     "--set", "ec2.aws_access_key_id=AKIAEXAMPLE",
+                     "--set", "ec2.aws_secret_access_key=secret"]) == 3
+    data = json.loads(capsys.readouterr().out)
+    assert data["live_error"].startswith("transient error:") and "live" not in data
+
+
 def test_status_of_a_daemon_running_the_legacy_policy(tmp_path, capsys):
     """The state file holds the configured policy's memory (the legacy one keeps none):
     status reads it with that policy's codec and shows what the state has."""

@@ -12,9 +12,10 @@ import json
 import statistics
 import sys
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import config
+from ..adapters.base import AdapterError, error_kind
 from ..core import get_policy
 from ..core.policy import MemoryView, Policy
 from . import hostlist, paths, pidfile
@@ -54,15 +55,18 @@ def boot_to_join(seconds: Sequence[float]) -> Optional[Dict[str, float]]:
 
 def report(state: Optional[State], policy: Policy, running: pidfile.PidStatus,
            where: paths.Paths, now: float, decisions: int = 10,
-           live: Optional[List[Dict[str, Any]]] = None) -> dict:
+           live: Optional[List[Dict[str, Any]]] = None, live_error: Optional[str] = None) -> dict:
     """Everything ``status`` shows, as plain data (the JSON output); ``policy``: the one that
-    wrote the state (it says what its memory holds)."""
+    wrote the state (it says what its memory holds); ``live_error``: why the cloud could not
+    be listed for ``--live``."""
     held = policy.view(state.memory) if state is not None else MemoryView()
     out: Dict[str, Any] = {
         "running": running.running, "pid": running.pid if running.running else None,
         "stale_pid_file": running.stale, "state_file": where.state_file,
         "log_file": where.log_file, "state": state is not None,
     }
+    if live_error is not None:
+        out["live_error"] = live_error
     if live is not None:
         known = set(held.records)
         out["live"] = live
@@ -127,6 +131,8 @@ def _clock(at: float) -> str:
 
 
 def _live_lines(data: dict) -> List[str]:
+    if "live_error" in data:
+        return [f"cloud now: cannot list the instances ({data['live_error']})"]
     if "live" not in data:
         return []
     alive = [i for i in data["live"] if i["state"] != "gone"]
@@ -188,11 +194,18 @@ def render(data: dict, now: float) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _live(cfg: config.Config) -> List[Dict[str, Any]]:
+def _live(cfg: config.Config) -> Tuple[Optional[List[Dict[str, Any]]], Optional[str]]:
+    """The cloud's instances of the cluster now, or why they could not be listed (a cloud
+    that cannot be built, e.g. an unknown plugin, is a configuration error: raised)."""
     from ..adapters.factory import build_cloud
 
+    cloud = build_cloud(cfg)
+    try:
+        listed = cloud.list_instances()
+    except AdapterError as err:
+        return None, f"{error_kind(err)} error: {err}"
     return [{"instance_id": i.id, "state": i.state.value, "address": i.private_ip}
-            for i in build_cloud(cfg).list_instances()]
+            for i in listed], None
 
 
 def command(args: argparse.Namespace) -> int:
@@ -215,8 +228,8 @@ def show(args: argparse.Namespace, cfg: config.Config) -> int:
               file=sys.stderr)
         return EXIT_FAILURE
     now = time.time()
-    data = report(state, policy, running, where, now, args.decisions,
-                  _live(cfg) if args.live else None)
+    live, live_error = _live(cfg) if args.live else (None, None)
+    data = report(state, policy, running, where, now, args.decisions, live, live_error)
     if args.json:
         json.dump(data, sys.stdout, indent=1, sort_keys=True)
         sys.stdout.write("\n")
