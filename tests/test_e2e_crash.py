@@ -27,6 +27,8 @@ import yaml
 from elastiq.runtime.state import StateStore
 from tests.support.e2e_pool import claimed_ids, tagged_instances, worker_name
 
+pytestmark = pytest.mark.local  # processes: see tests/conftest.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAX_VMS = 4
 KILLS = 12

@@ -19,6 +19,8 @@ from elastiq.adapters.ec2 import EC2Cloud
 from tests.support import tools
 from tests.support.ec2_fixtures import ACCESS_KEY, REGION, SECRET_KEY
 
+pytestmark = pytest.mark.local  # processes: see tests/conftest.py
+
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjb25kb3JAcGh5c2ljcyJ9.c2lnbmF0dXJl"
 
 

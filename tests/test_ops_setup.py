@@ -15,6 +15,8 @@ import pytest
 
 from tests.support import tools
 
+pytestmark = pytest.mark.local  # processes: see tests/conftest.py
+
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 DEBIAN_PYTHON = Path("/usr/bin/python3")

@@ -26,6 +26,8 @@ from elastiq.runtime.state import State, StateStore
 from tests.support.nobody import NOBODY, as_nobody
 from tests.support.world import make_config
 
+pytestmark = pytest.mark.local  # processes: see tests/conftest.py
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WAIT_S = 60
 

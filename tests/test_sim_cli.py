@@ -12,6 +12,8 @@ import pytest
 from elastiq import cli
 from elastiq.sim.metrics import REQUIRED_KEYS
 
+pytestmark = pytest.mark.local  # processes: see tests/conftest.py
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
