@@ -141,11 +141,6 @@ def test_the_most_frequent_check_sets_the_pace_whichever_it_is():
     assert agenda.pace == "errors" and agenda.next_at() == 10
     assert agenda.take(10) == ["errors"] and agenda.take(20) == ["errors"]
     assert agenda.take(30) == ["queue", "errors"]
-    assert agenda.tick_at_or_after(41) == 50 and agenda.last_tick_before(60) == 50
-    assert agenda.last_tick_before(40) is None  # the next tick (40) is not before 40
-    # if the ticks up to 90 run: errors last served at 90, queue (due 60, 90) at 90 too
-    assert agenda.last_served(90) == {"queue": 90, "errors": 90}
-    assert agenda.last_served(80) == {"queue": 60, "errors": 80}
     assert Agenda((), start=0.0).next_at() is None
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import datetime
 import logging
-import math
 import threading
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
@@ -65,28 +64,6 @@ class Agenda:
     def next_at(self) -> Optional[float]:
         """When the next periodic tick is due (None: no periodic check)."""
         return self.due_at[self.pace] if self.pace else None
-
-    def tick_at_or_after(self, when: float) -> float:
-        """The first periodic tick at or after ``when`` (the next one if ``when`` is past)."""
-        first, every = self.due_at[self.pace], self.intervals[self.pace]
-        return first + max(0, math.ceil((when - first) / every - 1e-9)) * every
-
-    def last_tick_before(self, when: float) -> Optional[float]:
-        """The last periodic tick before ``when``, None when the next one is not before it."""
-        if self.due_at[self.pace] >= when:
-            return None
-        return self.tick_at_or_after(when) - self.intervals[self.pace]
-
-    def last_served(self, until: float) -> Dict[str, float]:
-        """For each check, the tick that last served it if the periodic ticks up to the tick
-        ``until`` all run (checks not due by then are left out)."""
-        served = {}
-        for kind, at in self.due_at.items():
-            if at <= until + self.window:
-                every = self.intervals[kind]
-                last_due = at + math.floor((until + self.window - at) / every) * every
-                served[kind] = self.tick_at_or_after(last_due - self.window)
-        return served
 
     def take(self, now: float) -> List[str]:
         """The checks a tick at ``now`` serves (due by ``now + window``), in configured order;

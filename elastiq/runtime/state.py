@@ -163,6 +163,10 @@ class StateStore:
     memory codec (``dump_memory``/``load_memory``) stores the opaque memory; default: the
     default policy's."""
 
+    #: ``elastiq status`` reads this state: the runtime keeps a per-VM summary in it (a store
+    #: nobody reads, like the simulator's, says False).
+    for_status = True
+
     def __init__(self, directory: str, name: str = "state.json", policy=None):
         self.directory = directory
         self.path = os.path.join(directory, name)

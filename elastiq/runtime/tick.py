@@ -68,8 +68,7 @@ class Runtime:
                                  should_stop=self.stopping.is_set,
                                  known_ips=self.observer.known_ips)
         self.reconciled = False
-        # a store nobody reads for ``status`` (the simulator's) needs no per-VM summary
-        self._for_status = getattr(store, "for_status", True)
+        self._for_status = store.for_status  # False: nobody reads a per-VM summary
         self.last_plan: Optional[Plan] = None  # the plan of the last tick, as carried out
         self._notes: FrozenSet[tuple] = frozenset()  # the last notes' keys (elapsed times aside)
         self._raw_notes: Tuple[Reason, ...] = ()  # the last notes as they were

@@ -45,7 +45,7 @@ from ..runtime.observe import CLOUD_KINDS
 from ..runtime.scheduler import Scheduler, checks
 from ..runtime.state import State
 from ..runtime.tick import build_runtime
-from . import peers
+from . import peers, skip
 from .metrics import Recorder
 from .workload import Workload
 from .world import World
@@ -244,11 +244,11 @@ class Simulation:
             return True  # the very next tick sees it: nothing to skip
         target = wake if wake is not None else math.inf
         if event is not None:  # the first periodic tick at or after the event sees it
-            target = min(target, agenda.tick_at_or_after(event))
-        last_tick = agenda.last_tick_before(target - agenda.window)
+            target = min(target, skip.tick_at_or_after(agenda, event))
+        last_tick = skip.last_tick_before(agenda, target - agenda.window)
         if last_tick is None:
             return True
-        reads = [at for kind, at in agenda.last_served(last_tick).items() if kind in CLOUD_KINDS]
+        reads = [at for kind, at in skip.last_served(agenda, last_tick).items() if kind in CLOUD_KINDS]
         if reads:
             self.world.now = max(reads)
             self.runtime.observer.relisted(self.world.now)
