@@ -46,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     a("--network", dest="networks", action="append", default=[], metavar="NAME",
       help="OpenStack: network of the workers, checked (repeatable; default: Nova's choice)")
     a("--htcondor-series", default=render.DEFAULT_HTCONDOR_SERIES, metavar="SERIES",
-      help="HTCondor release series, e.g. 25.0 (LTS, default) or 25.x (feature)")
+      help="HTCondor release series, e.g. 25.0 (LTS, default) or 25.x (feature); with "
+      "--os debian13 only the master's Python bindings follow it (Debian's HTCondor 23.9 runs)")
     a("--htcondor-repo", default=render.DEFAULT_HTCONDOR_REPO, metavar="URL",
-      help="HTCondor repository (a mirror of the official one)")
+      help="HTCondor repository (a mirror of the official one; unused with --os debian13)")
     a("--elastiq-source", metavar="SPEC",
       help=f"what the master installs (always elastiq {OWN_VERSION}): default, this ecm's own "
       f"wheel staged in the cloud's object store; or a wheel FILE to stage; "
