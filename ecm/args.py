@@ -54,8 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
       help=f"what the master installs (always elastiq {OWN_VERSION}): default, this ecm's own "
       f"wheel staged in the cloud's object store; or a wheel FILE to stage; "
       f"elastiq=={OWN_VERSION} from the index; git+https://...@<commit>")
-    a("--index-url", metavar="URL", help="with elastiq==VERSION: the index that serves it "
-      "(checked now, used by the master; default: pip's configuration)")
+    a("--index-url", metavar="URL", help="Python package index of the master and the workers "
+      "(their /etc/pip.conf; a plain-http host is trusted); with elastiq==VERSION it must serve "
+      "it (checked now; default: pip's configuration)")
+    a("--apt-mirror", metavar="URL", help="Debian/Ubuntu: the site's mirror of the OS archive "
+      "(its release suite), used by master and workers instead of the image's apt sources")
     a("--stage-bucket", metavar="NAME", help="bucket for the staged wheel (default: "
       "elastiq-stage-<hash of the access key>, created if missing)")
     a("--user-data-limit", type=_bounded(1024, 1 << 30), metavar="BYTES",
