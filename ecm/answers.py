@@ -65,8 +65,10 @@ class Answers:
     elastiq_source: str = DEFAULT_ELASTIQ_SOURCE
     #: The version the master must end up with (its install step checks it).
     elastiq_version: str = OWN_VERSION
-    #: Index the master's pip uses (None: pip's default there).
+    #: Python package index of the master and the workers (/etc/pip.conf; None: pip's default).
     pip_index_url: Optional[str] = None
+    #: Debian/Ubuntu: the site's mirror of the OS archive, replacing the image's apt sources.
+    apt_mirror: Optional[str] = None
     ca_bundle_pem: Optional[str] = None
     security_groups: Tuple[str, ...] = ()
     subnet_id: Optional[str] = None
@@ -134,6 +136,12 @@ def validate(a: Answers) -> None:
         raise RenderError("elastiq_source", unpinned)
     if a.pip_index_url is not None and not re.fullmatch(r"https?://[^\s'\"\\]+", a.pip_index_url):
         raise RenderError("pip_index_url", "expected an http(s) URL")
+    if a.apt_mirror is not None:
+        if OPERATING_SYSTEMS[a.os_id].family != "deb":
+            raise RenderError("apt_mirror", f"{a.os_id} installs with dnf, not apt (its HTCondor "
+                              "packages come from --htcondor-repo, a mirror of HTCondor's)")
+        if not re.fullmatch(r"https?://[^\s'\"\\]+", a.apt_mirror):
+            raise RenderError("apt_mirror", "expected an http(s) URL")
     if bool(a.access_key) != bool(a.secret_key):
         raise RenderError("access_key", "give both the access key and the secret key, or neither")
     if a.ca_bundle_pem is not None:

@@ -46,15 +46,19 @@ def build_parser() -> argparse.ArgumentParser:
     a("--network", dest="networks", action="append", default=[], metavar="NAME",
       help="OpenStack: network of the workers, checked (repeatable; default: Nova's choice)")
     a("--htcondor-series", default=render.DEFAULT_HTCONDOR_SERIES, metavar="SERIES",
-      help="HTCondor release series, e.g. 25.0 (LTS, default) or 25.x (feature)")
+      help="HTCondor release series, e.g. 25.0 (LTS, default) or 25.x (feature); with "
+      "--os debian13 only the master's Python bindings follow it (Debian's HTCondor 23.9 runs)")
     a("--htcondor-repo", default=render.DEFAULT_HTCONDOR_REPO, metavar="URL",
-      help="HTCondor repository (a mirror of the official one)")
+      help="HTCondor repository (a mirror of the official one; unused with --os debian13)")
     a("--elastiq-source", metavar="SPEC",
       help=f"what the master installs (always elastiq {OWN_VERSION}): default, this ecm's own "
       f"wheel staged in the cloud's object store; or a wheel FILE to stage; "
       f"elastiq=={OWN_VERSION} from the index; git+https://...@<commit>")
-    a("--index-url", metavar="URL", help="with elastiq==VERSION: the index that serves it "
-      "(checked now, used by the master; default: pip's configuration)")
+    a("--index-url", metavar="URL", help="Python package index of the master and the workers "
+      "(their /etc/pip.conf; a plain-http host is trusted); with elastiq==VERSION it must serve "
+      "it (checked now; default: pip's configuration)")
+    a("--apt-mirror", metavar="URL", help="Debian/Ubuntu: the site's mirror of the OS archive "
+      "(its release suite), used by master and workers instead of the image's apt sources")
     a("--stage-bucket", metavar="NAME", help="bucket for the staged wheel (default: "
       "elastiq-stage-<hash of the access key>, created if missing)")
     a("--user-data-limit", type=_bounded(1024, 1 << 30), metavar="BYTES",

@@ -1,7 +1,8 @@
 """The operating systems ecm can build a cluster on, and how to recognise their images.
 
 Adding one: a line in :data:`OPERATING_SYSTEMS` and a worker template ``slave_files/<id>.sh.j2``
-(HTCondor must publish packages for it in the chosen series).
+(HTCondor must publish packages for it in the chosen series, or the OS's own archive must hold
+HTCondor: ``htcondor_source="os"``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ class OperatingSystem:
     codename: str        # apt suite ("" for el)
     default_user: str    # cloud image's default login, used when uid 1000 does not exist
     image_pattern: str   # regular expression matched (case-insensitively) against image names
+    #: Where HTCondor comes from: "htcondor" (the HTCondor project's repository, in the chosen
+    #: series) or "os" (the OS's own archive, in its version: no third-party repository).
+    htcondor_source: str = "htcondor"
 
     def matches(self, image_name: str) -> bool:
         return re.search(self.image_pattern, image_name or "", re.IGNORECASE) is not None
@@ -37,6 +41,9 @@ OPERATING_SYSTEMS: Dict[str, OperatingSystem] = {
                         "ubuntu", r"ubuntu.*(24\.04|noble)"),
         OperatingSystem("debian12", "Debian 12 (bookworm)", "deb", "debian", "bookworm",
                         "debian", r"debian\D*12(\D|$)|bookworm"),
+        OperatingSystem("debian13", "Debian 13 (trixie), HTCondor 23.9 from Debian", "deb",
+                        "debian", "trixie", "debian", r"debian\D*13(\D|$)|trixie",
+                        htcondor_source="os"),
     )
 }
 

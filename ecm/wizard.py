@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         access_key=access_key, secret_key=secret_key, htcondor_series=args.htcondor_series,
         htcondor_repo=args.htcondor_repo,
         elastiq_source=args.elastiq_source if source_kind == "spec" else source.PLACEHOLDER,
-        pip_index_url=args.index_url,
+        pip_index_url=args.index_url, apt_mirror=args.apt_mirror,
         ca_bundle_pem=ca_pem, security_groups=tuple(args.security_groups),
         subnet_id=args.subnet_id, worker_noclaim_shutdown_s=args.worker_noclaim_shutdown,
         master_lost_shutdown_s=args.master_lost_shutdown, cloud=args.cloud,

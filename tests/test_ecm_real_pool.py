@@ -49,7 +49,8 @@ class Cluster:
     cluster's token (minted by that cluster's own units, no daemons)."""
 
     def __init__(self):
-        self.a = answers("debian12", cluster_name=CLUSTER, signing_key=_key())
+        # The root is Debian 13 with Debian's HTCondor 23.9: the OS debian13 installs.
+        self.a = answers("debian13", cluster_name=CLUSTER, signing_key=_key())
         self.master_units = render.units(render.render_master(self.a))
         self.worker_units = render.units(render.render_worker(self.a))
         self.base, self.port = R.new_base(), R.free_port()

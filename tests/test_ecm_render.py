@@ -259,10 +259,37 @@ def test_worker_larger_than_the_limit_is_refused_with_the_reason():
     ("ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-20240801", "ubuntu2404"),
     ("Ubuntu 24.04 LTS", "ubuntu2404"),
     ("debian-12-amd64-20240717-1811", "debian12"),
+    ("debian-13-genericcloud-amd64-20250814-2204", "debian13"),
+    ("Debian 13 (trixie)", "debian13"),
 ])
 def test_image_names_match_exactly_one_os(name, os_id):
     hits = [o for o in OS_IDS if matching_images(o, [("ami-1", name)])]
     assert hits == [os_id]
+
+
+def _install_lines(script: str) -> list:
+    return [line for line in script.splitlines() if re.match(r"(retry )?(apt-get|dnf|curl) ", line)
+            or "sources.list.d" in line]
+
+
+@pytest.mark.parametrize("os_id", OS_IDS)
+def test_htcondor_comes_from_the_os_archive_or_the_htcondor_repository(os_id):
+    """debian13 installs Debian's own htcondor (23.9) and docker.io, naming no HTCondor
+    repository at all; the others add the HTCondor repository of the chosen series."""
+    a = answers(os_id, htcondor_repo="https://mirror.example.org/htcondor")
+    for script in (render.render_master(a), render.render_worker(a)):
+        lines = _install_lines(script)
+        if OPERATING_SYSTEMS[os_id].htcondor_source == "os":
+            assert "retry apt-get install -y curl ca-certificates htcondor" in " ".join(lines)
+            assert "mirror.example.org" not in script and "HTCONDOR_REPO" not in script
+            assert "htcss-downloads" not in script
+        else:
+            assert any("HTCONDOR_REPO" in line for line in lines)
+            assert "HTCONDOR_REPO=https://mirror.example.org/htcondor" in script.splitlines()
+    worker = render.render_worker(a)
+    docker = "retry apt-get install -y docker.io" if OPERATING_SYSTEMS[os_id].family == "deb" \
+        else "retry dnf install -y docker-ce docker-ce-cli containerd.io"
+    assert docker in worker.splitlines()
 
 
 @pytest.mark.parametrize("name", ["AlmaLinux OS 8.10.20240819 x86_64", "debian-11-amd64",

@@ -43,15 +43,18 @@ def install(master: str, tmp_path: Path, version: str = OWN_VERSION,
     values = answer_values(master)
     stub = tmp_path / "bin"
     stub.mkdir(exist_ok=True)
+    pip_conf = tmp_path / "pip.conf"  # the master's /etc/pip.conf, written by its pip-config unit
+    pip_conf.write_text("")
     (stub / "sleep").write_text("#!/bin/sh\nexit 0\n")  # retry's pauses: no real sleeping
     (stub / "sleep").chmod(0o755)
     script = (f"ELASTIQ_VENV={shlex.quote(str(tmp_path / 'venv'))}\nHTCONDOR_SERIES=25.0\n"
               f"ELASTIQ_VERSION={shlex.quote(version)}\n"
               f"ELASTIQ_SOURCE={shlex.quote(values['ELASTIQ_SOURCE'])}\n"
               f"PIP_INDEX={shlex.quote(values['PIP_INDEX'])}\n"
-              + units["functions"] + units["install-elastiq"])
+              f"PIP_CONF={shlex.quote(str(pip_conf))}\n"
+              + units["functions"] + units["pip-config"] + units["install-elastiq"])
     base = {"PATH": f"{stub}:/usr/bin:/bin:{Path(sys.executable).parent}",
-            "HOME": str(tmp_path), "PIP_CONFIG_FILE": "/dev/null", "PIP_NO_DEPS": "1",
+            "HOME": str(tmp_path), "PIP_CONFIG_FILE": str(pip_conf), "PIP_NO_DEPS": "1",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     return subprocess.run(["bash", "-euc", script], capture_output=True, text=True,
                           env={**base, **env}, timeout=300)

@@ -1,0 +1,139 @@
+"""The booting test cloud (issue 26, item 1): moto's instances tagged for the cluster boot as
+qemu VMs of the provisioned Debian 13 image, cloud-init runs their user-data (gzip-compressed,
+as EC2 would serve it), each VM reaches the test's own server on the namespace network; a VM
+that powers itself off shows as a stopped instance, and a terminated instance's VM is stopped.
+Skipped with the reason when the image or root is missing; failed instead when
+ELASTIQ_REQUIRE_VMS=1 (CI).  Times and memory are printed (pytest -s)."""
+from __future__ import annotations
+
+import gzip
+import http.server
+import os
+import socket
+import threading
+import time
+
+import pytest
+
+from elastiq.adapters.ec2_request import CLUSTER_TAG
+from tests.support import vm_cloud
+from tests.support.instance_startds import ec2_alive
+
+pytestmark = pytest.mark.daemons
+CLUSTER = "boot-1"
+PORT = 8099
+#: Cloud-init runs this: it reports the instance id it was given, asks the test what to do,
+#: and powers off when told so.
+USER_DATA = f"""#!/bin/sh
+set -eu
+id=$(cat /var/lib/cloud/data/instance-id)
+gw={{gateway}}
+curl -fsS -m 20 --retry 5 -X POST --data-binary "ran as $(id -u) on $(hostname)" "http://$gw:{PORT}/ran/$id"
+fate=$(curl -fsS -m 20 --retry 5 "http://$gw:{PORT}/fate/$id")
+if [ "$fate" = poweroff ]; then poweroff; fi
+"""
+
+
+@pytest.fixture
+def vms_possible():
+    reason = vm_cloud.unavailable()
+    if reason:
+        if os.environ.get("ELASTIQ_REQUIRE_VMS") == "1":
+            pytest.fail(f"ELASTIQ_REQUIRE_VMS=1 but {reason}")
+        pytest.skip(reason)
+
+
+class Reports:
+    """The test's HTTP server inside the namespace: records ``POST /ran/<id>`` and answers
+    ``GET /fate/<id>`` from ``fates``."""
+
+    def __init__(self, net: vm_cloud.TestNetwork, fates: dict):
+        self.ran, self.fates = {}, fates
+        reports = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                reports.ran[self.path.rsplit("/", 1)[-1]] = (time.time(), body.decode())
+                self._answer(b"ok")
+
+            def do_GET(self):
+                self._answer(reports.fates.get(self.path.rsplit("/", 1)[-1], "stay").encode())
+
+            def _answer(self, body: bytes):
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        def bound():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((net.gateway, PORT))
+            return sock
+
+        self.server = http.server.HTTPServer((net.gateway, PORT), Handler,
+                                             bind_and_activate=False)
+        self.server.socket.close()
+        self.server.socket = net.socket_inside(bound)
+        self.server.server_activate()
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def _wait(check, timeout: float, what: str, explain):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return
+        time.sleep(1)
+    raise AssertionError(f"no {what} within {timeout:.0f} s\n{explain()}")
+
+
+def test_instances_boot_run_their_user_data_power_off_and_are_stopped(
+        vms_possible, moto, moto_image, tmp_path):
+    client = moto.client()
+    with vm_cloud.TestNetwork() as net:
+        user_data = gzip.compress(USER_DATA.format(gateway=net.gateway).encode(), mtime=0)
+        ids = sorted(i["InstanceId"] for i in client.run_instances(
+            ImageId=moto_image, MinCount=2, MaxCount=2, InstanceType="t3.micro",
+            UserData=user_data, TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                {"Key": CLUSTER_TAG, "Value": CLUSTER}]}])["Instances"])
+        leaver, stayer = ids
+        reports = Reports(net, {leaver: "poweroff"})
+        load = os.getloadavg()
+        try:
+            with vm_cloud.VmCloud(net, ec2_alive(client, CLUSTER), client, tmp_path) as cloud:
+                def explain():
+                    cloud.check()
+                    return "\n".join(f"--- {i}\n{vm.console_tail()}" for i, vm in cloud.vms.items())
+
+                _wait(lambda: set(reports.ran) == set(ids), 600, "user-data run on both VMs",
+                      explain)
+                for instance_id in ids:
+                    body = reports.ran[instance_id][1]
+                    assert body == f"ran as 0 on {instance_id}", body
+                _wait(lambda: leaver in cloud.powered_off, 180, f"power-off of {leaver}",
+                      explain)
+                state = client.describe_instances(InstanceIds=[leaver])
+                assert state["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped"
+                stayer_vm = cloud.vms[stayer]
+                assert stayer_vm.running()
+                client.terminate_instances(InstanceIds=[stayer])
+                _wait(lambda: stayer in cloud.stopped, 60, f"VM of {stayer} stopped", explain)
+                assert stayer_vm.proc.poll() is not None and not cloud.running_vms()
+                for instance_id in ids:
+                    print(f"{instance_id}: user-data ran "
+                          f"{reports.ran[instance_id][0] - cloud.booted[instance_id]:.0f} s after "
+                          f"qemu started, peak RSS {cloud.peak_rss_mb[instance_id]:.0f} MB "
+                          f"(load before {load[0]:.2f})")
+        finally:
+            reports.close()
