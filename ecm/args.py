@@ -7,9 +7,11 @@ Every answer also has a flag; with ``--yes`` nothing is asked.
 from __future__ import annotations
 
 import argparse
+import textwrap
 
 from elastiq import __version__ as OWN_VERSION
 from elastiq.config import TEN_YEARS_S
+from elastiq.runtime.options import exit_codes_help, plain
 
 from . import render
 from .clouds import CLOUDS, DEFAULT_CLOUD
@@ -17,11 +19,16 @@ from .oses import OPERATING_SYSTEMS
 
 
 def build_parser() -> argparse.ArgumentParser:
+    example = textwrap.fill(
+        "Non-interactive example: ecm --yes --os almalinux9 --image ami-0123abcd --output "
+        f"master.userdata.  OS ids: {', '.join(OPERATING_SYSTEMS)}.", 79,
+        break_on_hyphens=False)
     p = argparse.ArgumentParser(
-        prog="ecm", description=__doc__.split("\n\n")[1],
-        epilog="Non-interactive example: ecm --yes --os almalinux9 --image ami-0123abcd "
-        f"--output master.userdata.  OS ids: {', '.join(OPERATING_SYSTEMS)}.")
+        prog="ecm", description=plain(__doc__.split("\n\n")[1]),
+        epilog=f"{example}\n\n{exit_codes_help()}",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     a = p.add_argument
+    a("--version", action="version", version=f"ecm (elastiq) {OWN_VERSION}")
     a("--cloud", choices=sorted(CLOUDS),
       help=f"the cloud's API (default: {DEFAULT_CLOUD}; asked when OpenStack credentials "
            "(OS_CLOUD or OS_AUTH_URL) are in the environment)")

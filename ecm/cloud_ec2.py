@@ -16,7 +16,8 @@ from urllib.parse import urlparse
 from elastiq.adapters.base import AdapterError, AuthError, ConfigError, TransientError
 from elastiq.adapters.ec2_client import make_client
 from elastiq.adapters.ec2_request import access_settings
-from elastiq.adapters.ec2_translate import error_code, error_from_exception, not_implemented
+from elastiq.adapters.ec2_translate import (CREDENTIALS_HINT, error_code, error_from_exception,
+                                            not_implemented)
 from elastiq.adapters.ec2_config import Settings as EC2Section
 
 from .clouds import Endpoint, Image
@@ -30,10 +31,18 @@ DEFAULT_REGION = "us-east-1"
 SETTINGS = {"ec2.api_url": "EC2_URL", "ec2.region": "--region", "ec2.ca_bundle": "--ca-bundle",
             "ec2.image_id": "--image", "ec2.key_name": "KEY_NAME", "ec2.flavour": "FLAVOR_VMS",
             "ec2.aws_access_key_id": "EC2_ACCESS_KEY",
-            "ec2.aws_secret_access_key": "EC2_SECRET_KEY"}
+            "ec2.aws_secret_access_key": "EC2_SECRET_KEY",
+            "ec2.security_groups": "--security-group", "ec2.subnet_id": "--subnet-id"}
+_SETTING = re.compile(r"\bec2\.[a-z0-9_]+(?![\w-]|\.\w)")
 HINTS = {AuthError: "ecm takes the keys for {where} from EC2_ACCESS_KEY and EC2_SECRET_KEY: "
                     "source your ec2rc.sh",
          TransientError: "ecm asks the EC2 endpoint in EC2_URL"}
+NO_CREDENTIALS = ("no cloud credentials: source your ec2rc.sh (it sets EC2_ACCESS_KEY, "
+                  "EC2_SECRET_KEY and EC2_URL; S3_URL too on OpenStack), or on AWS set "
+                  "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or an AWS profile")
+URL_RULE = ("expected http:// or https://, a host, and optionally a port and a path, e.g. "
+            "https://ec2.example.org:8773/services/Cloud")
+_URL = re.compile(r"https?://[A-Za-z0-9.\[\]:-]+(/\S*)?")
 UNKNOWN = object()
 _NOT_EC2 = ("{where} did not answer {action} as an EC2 API does: is EC2_URL the EC2 endpoint "
             "of the cloud, not another web server?")
@@ -55,6 +64,7 @@ class EC2WizardCloud:
         """``region`` None: the endpoint's own (us-east-1 for signing), as before ecm wrote it."""
         section = EC2Section(region=region or DEFAULT_REGION, ca_bundle=ca_bundle)
         self._section = section
+        _check_environment(environ)
         try:
             self._key, self._secret, url = access_settings(section, environ)
             self._ec2, self._secrets = make_client(section, environ, 3, timeout_s, 2 * timeout_s)
@@ -64,6 +74,8 @@ class EC2WizardCloud:
         self.endpoint = Endpoint(url, region, self._key,
                                  url or f"AWS ({section.region})", is_aws,
                                  environ.get("S3_URL") or None)
+        if not self._key and self._session().get_credentials() is None:
+            raise ConfigError(NO_CREDENTIALS)
 
     def check(self) -> None:
         answer = self._call("DescribeAvailabilityZones", self._ec2.describe_availability_zones)
@@ -125,16 +137,24 @@ class EC2WizardCloud:
                             "embedded in the master; use an instance role instead")
         return frozen.access_key, frozen.secret_key
 
-    def stage_file(self, path: str, bucket: str, key: str, expires_s: int) -> str:
-        if not self.endpoint.is_aws and not self.endpoint.s3_url:
-            raise ConfigError(f"no object store for {self.endpoint.shown}: set S3_URL (ec2rc.sh "
-                              "sets it on OpenStack) to stage elastiq, or pass --elastiq-source")
+    def staging_problem(self) -> Optional[str]:
+        if self.endpoint.is_aws or self.endpoint.s3_url:
+            return None
+        return (f"no object store for {self.endpoint.shown}: ecm stages this elastiq's wheel "
+                "in the cloud's object store (S3 API) by default; set S3_URL to its endpoint "
+                "(ec2rc.sh sets it on OpenStack), or pass --elastiq-source")
+
+    def stage_file(self, path: str, bucket: str, key: str, expires_s: int) -> Tuple[str, bool]:
+        problem = self.staging_problem()
+        if problem:
+            raise ConfigError(problem)
         from botocore.config import Config as BotoConfig
         s3 = self._session().client(
             "s3", endpoint_url=self.endpoint.s3_url, verify=self._section.ca_bundle or None,
             config=BotoConfig(signature_version="s3v4", s3={"addressing_style": "path"},
                               retries={"mode": "standard", "total_max_attempts": 3}))
-        if self._call("HeadBucket", s3.head_bucket, absent="bucket", Bucket=bucket) is None:
+        created = self._call("HeadBucket", s3.head_bucket, absent="bucket", Bucket=bucket) is None
+        if created:
             region = self._section.region
             where = {} if region == DEFAULT_REGION else {
                 "CreateBucketConfiguration": {"LocationConstraint": region}}
@@ -142,7 +162,7 @@ class EC2WizardCloud:
         with open(path, "rb") as body:
             self._call("PutObject", s3.put_object, Bucket=bucket, Key=key, Body=body)
         return s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": key},
-                                         ExpiresIn=expires_s)
+                                         ExpiresIn=expires_s), created
 
     # ------------------------------------------------------------------------- helpers
 
@@ -171,11 +191,30 @@ class EC2WizardCloud:
             raise self._in_ecm_words(err) from None
 
     def _in_ecm_words(self, err: AdapterError) -> AdapterError:
+        """``err`` as ecm's user reads it: ecm's names (EC2_URL, KEY_NAME, --image...) for
+        elastiq.yaml's keys, and where ecm takes what to fix."""
+        text = str(err).replace(f"; {CREDENTIALS_HINT}", "")
+        text = _SETTING.sub(lambda m: SETTINGS.get(m.group(0), m.group(0)), text)
         key = getattr(err, "key", None)
         if key in SETTINGS:
-            return ConfigError(f"{SETTINGS[key]}: {err}", key=key)
+            return ConfigError(text, key=key)
         hint = next((text for kind, text in HINTS.items() if isinstance(err, kind)), None)
-        return type(err)(f"{err} ({hint.format(where=self.endpoint.shown)})") if hint else err
+        if hint:
+            text = f"{text} ({hint.format(where=self.endpoint.shown)})"
+        return ConfigError(text, key=key) if isinstance(err, ConfigError) else type(err)(text)
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    """ec2rc.sh's variables as the user set them: both keys or neither, URLs that are URLs."""
+    given = [name for name in ("EC2_ACCESS_KEY", "EC2_SECRET_KEY") if environ.get(name)]
+    if len(given) == 1:
+        missing = "EC2_SECRET_KEY" if given == ["EC2_ACCESS_KEY"] else "EC2_ACCESS_KEY"
+        raise ConfigError(f"{missing} is not set ({given[0]} is): source your ec2rc.sh, which "
+                          "sets both")
+    for name in ("EC2_URL", "S3_URL"):
+        value = environ.get(name)
+        if value and not _URL.fullmatch(value):
+            raise ConfigError(f"{name} {value!r} is not a valid endpoint URL: {URL_RULE}")
 
 
 def _image(item: dict) -> Image:

@@ -111,9 +111,12 @@ class OpenStackWizardCloud:
                             "entry in OS_CLOUD, and run ecm again")
         return str(ident), str(secret)
 
-    def stage_file(self, path: str, bucket: str, key: str, expires_s: int) -> str:
-        raise ConfigError("ecm cannot stage the elastiq wheel on OpenStack: pass --elastiq-source "
-                          "elastiq==VERSION (from an index) or git+https://...@<commit>")
+    def staging_problem(self) -> Optional[str]:
+        return ("ecm cannot stage the elastiq wheel on OpenStack: pass --elastiq-source "
+                "elastiq==VERSION (from an index) or git+https://...@<commit>")
+
+    def stage_file(self, path: str, bucket: str, key: str, expires_s: int) -> Tuple[str, bool]:
+        raise ConfigError(self.staging_problem())
 
     # ------------------------------------------------------------------------- helpers
 

@@ -15,6 +15,8 @@ from typing import List, Mapping, Optional, Protocol, Tuple
 #: ``--cloud`` name -> ``module:function`` connecting to it.
 CLOUDS = {"ec2": "ecm.cloud_ec2:connect", "openstack": "ecm.cloud_openstack:connect"}
 DEFAULT_CLOUD = "ec2"
+#: ``--cloud`` name -> the extra of pyproject.toml that installs its SDK (when not a base one).
+EXTRAS = {"openstack": "openstack"}
 #: Variables that show OpenStack credentials in the environment (an openrc, or OS_CLOUD).
 OPENSTACK_HINTS = ("OS_CLOUD", "OS_AUTH_URL")
 
@@ -26,6 +28,10 @@ def credentials_in(environ: Mapping[str, str]) -> Tuple[str, ...]:
     if any(environ.get(v) for v in OPENSTACK_HINTS):
         found.append("openstack")
     return tuple(found)
+
+
+class MissingExtra(Exception):
+    """The cloud's SDK is an optional dependency that is not installed (message: what to do)."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +79,25 @@ class WizardCloud(Protocol):
     def static_credentials(self) -> Tuple[str, str]:
         """The keys in use, for embedding in the master."""
 
-    def stage_file(self, path: str, bucket: str, key: str, expires_s: int) -> str:
-        """Upload ``path`` privately; a presigned GET URL valid ``expires_s``."""
+    def staging_problem(self) -> Optional[str]:
+        """Why this cloud cannot stage a file (None: it can); asked before any question."""
+
+    def stage_file(self, path: str, bucket: str, key: str, expires_s: int) -> Tuple[str, bool]:
+        """Upload ``path`` privately: a presigned GET URL valid ``expires_s``, and whether the
+        bucket had to be created."""
 
 
 def connect(name: str = DEFAULT_CLOUD, region: Optional[str] = None,
             ca_bundle: Optional[str] = None,
             environ: Mapping[str, str] = os.environ) -> WizardCloud:
     module, function = CLOUDS[name].split(":")
-    return getattr(importlib.import_module(module), function)(region, ca_bundle, environ)
+    try:
+        connector = getattr(importlib.import_module(module), function)
+    except ModuleNotFoundError as err:
+        if (err.name or "").split(".")[0] in ("ecm", "elastiq"):
+            raise
+        extra = EXTRAS.get(name, name)
+        raise MissingExtra(f"--cloud {name} needs the {err.name} package, which the "
+                           f"'{extra}' extra installs: pip install 'elastiq[{extra}]' (from "
+                           f"the checkout: sh tools/venv.sh '.[{extra}]')") from None
+    return connector(region, ca_bundle, environ)

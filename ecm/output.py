@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import time
+from typing import Optional
 
 from . import render
+from .source import Staged
 
 
 def write_private(path: str, data: bytes) -> None:
@@ -25,8 +28,23 @@ def write_private(path: str, data: bytes) -> None:
         raise
 
 
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(at))
+
+
+def staged_message(staged: Staged, endpoint) -> str:
+    """What was put in the user's cloud (said on a terminal too, once the spinner is gone)."""
+    store = endpoint.s3_url or "AWS S3"
+    lines = [f"Created the private bucket {staged.bucket} in {store}."] if staged.bucket_created \
+        else []
+    lines.append(f"Uploaded {staged.wheel.path.name} ({staged.size // 1024} KiB, sha256 "
+                 f"{staged.wheel.sha256[:16]}...) to {store}: bucket {staged.bucket}, key "
+                 f"{staged.key}.  Remove it when the cluster is gone.")
+    return "\n".join(lines)
+
+
 def final_message(output: str, a: render.Answers, user_data: render.UserData,
-                  image_name: str) -> str:
+                  image_name: str, staged: Optional[Staged] = None) -> str:
     size = f"{len(user_data.data)} bytes" + (
         f", gzip-compressed from {user_data.text_size}" if user_data.compressed else "")
     key = f" --key-name {shlex.quote(a.key_name)}" if a.key_name else ""
@@ -44,6 +62,10 @@ def final_message(output: str, a: render.Answers, user_data: render.UserData,
     ]
     if a.cloud != "ec2":  # the EC2 command line is for EC2 only
         del lines[3]
+    if staged is not None:
+        lines.append(f"Boot the master before {_when(staged.expires_at)}: it installs elastiq "
+                     "from a presigned URL of the staged wheel, valid 7 days; after that, run "
+                     "ecm again for a new one.")
     if user_data.compressed:
         lines.append("The file is gzip-compressed (cloud-init unpacks it): upload it as a "
                      "file, never paste it.")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,9 +27,8 @@ from typing import Callable, Optional
 
 from elastiq import __version__ as OWN_VERSION
 
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
-#: What a wheel built from the source tree needs (pyproject.toml's packages and data).
-_TREE = ("pyproject.toml", "README.md", "elastiq", "ecm", "slave_files", "systemd")
+from .wheel import Wheel, own_wheel, sha256_of
+
 _PIN = re.compile(r"elastiq\s*==\s*([A-Za-z0-9.+!_-]+)")
 _VCS = re.compile(r"git\+https://[^\s@'\"\\#]+@([0-9a-f]{40})(#egg=elastiq)?")
 _STAGED = re.compile(r"elastiq @ https?://\S+#sha256=[0-9a-f]{64}")
@@ -62,22 +60,6 @@ def is_pin(spec: str) -> bool:
     return _PIN.fullmatch(spec.strip()) is not None
 
 
-@dataclass(frozen=True)
-class Wheel:
-    """A wheel file (its name is ``path.name``) and the sha256 the master checks it by."""
-
-    path: Path
-    sha256: str
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 16), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def local_wheel(path: str, version: str = OWN_VERSION) -> Wheel:
     """A wheel file the user points at: it must be this ecm's version."""
     found = WHEEL_NAME.fullmatch(os.path.basename(path))
@@ -89,34 +71,6 @@ def local_wheel(path: str, version: str = OWN_VERSION) -> Wheel:
     if not os.path.isfile(path):
         raise SourceError(f"{path}: no such file")
     return Wheel(Path(path), sha256_of(Path(path)))
-
-
-def build_wheel(dest: Path, root: Path = SOURCE_ROOT) -> Wheel:
-    """Build the wheel of the running ecm from its source tree (copied first, so the checkout
-    gets no build/ debris and stale build output never enters the wheel)."""
-    if not (root / "pyproject.toml").is_file() or not (root / "elastiq").is_dir():
-        raise SourceError(
-            "this ecm does not run from a source checkout, so it cannot build its own wheel: "
-            f"pass --elastiq-source elastiq=={OWN_VERSION} (published) or the wheel file")
-    with tempfile.TemporaryDirectory(prefix="ecm-wheel-") as tmp:
-        tree = Path(tmp) / "src"
-        for name in _TREE:
-            src = root / name
-            if src.is_dir():
-                shutil.copytree(src, tree / name, ignore=shutil.ignore_patterns(
-                    "__pycache__", "*.pyc", "*.egg-info"))
-            elif src.is_file():
-                tree.mkdir(exist_ok=True)
-                shutil.copy2(src, tree / name)
-        result = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-             "--quiet", "-w", str(dest), str(tree)], capture_output=True, text=True)
-    wheels = sorted(dest.glob(f"elastiq-{OWN_VERSION}-*.whl"))
-    if result.returncode != 0 or not wheels:
-        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
-        raise SourceError(f"building the elastiq wheel failed: {tail[0]} (pip wheel needs "
-                          "setuptools>=64 and wheel installed next to ecm)")
-    return Wheel(wheels[0], sha256_of(wheels[0]))
 
 
 def staged_spec(url: str, wheel: Wheel) -> str:
@@ -165,21 +119,38 @@ def kind(spec: Optional[str]) -> str:
     return "spec"
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A wheel put in the cloud's object store: the master's pip spec and what was done."""
+
+    spec: str
+    wheel: Wheel
+    bucket: str
+    key: str
+    bucket_created: bool
+    size: int
+    #: When the presigned URL stops working (seconds since the epoch).
+    expires_at: float
+
+
 def stage(cloud, wheel_file: Optional[str], bucket: Optional[str], cluster_name: str,
-          progress) -> str:
+          progress, now: float) -> Staged:
     """Build this ecm's wheel (or take ``wheel_file``), put it in the cloud's object store and
-    return the master's pip spec (presigned URL pinned by sha256).  ``progress(text)`` is a
-    context manager shown while a step runs."""
+    return the master's pip spec (presigned URL pinned by sha256) with what was done.
+    ``progress(text)`` is a context manager shown while a step runs; :class:`ecm.wheel.WheelError`
+    when the wheel cannot be made."""
     with tempfile.TemporaryDirectory(prefix="ecm-") as tmp:
         if wheel_file:
             wheel = local_wheel(wheel_file)
         else:
             with progress(f"Building the wheel of this ecm (elastiq {OWN_VERSION})"):
-                wheel = build_wheel(Path(tmp))
+                wheel = own_wheel(Path(tmp))
         endpoint = cloud.endpoint
         owner = hashlib.sha256((endpoint.access_key or endpoint.shown).encode()).hexdigest()
         bucket = bucket or f"elastiq-stage-{owner[:12]}"
+        key = f"{cluster_name}/{wheel.path.name}"
         with progress(f"Staging {wheel.path.name} in bucket {bucket}"):
-            url = cloud.stage_file(str(wheel.path), bucket, f"{cluster_name}/{wheel.path.name}",
-                                   STAGE_EXPIRY_S)
-    return staged_spec(url, wheel)
+            url, created = cloud.stage_file(str(wheel.path), bucket, key, STAGE_EXPIRY_S)
+        size = wheel.path.stat().st_size
+    return Staged(staged_spec(url, wheel), wheel, bucket, key, created, size,
+                  now + STAGE_EXPIRY_S)

@@ -2,8 +2,7 @@
 
 What it does, and the flag of every answer: :mod:`ecm.args`; the questions: :mod:`ecm.questions`.
 
-Exit codes: 0 written, 1 cloud failure or not written, 2 bad input (Ctrl-D at a question, a
-file that cannot be read or written included), 130 interrupted.
+Exit codes: :data:`elastiq.runtime.options.EXIT_CODES` (``ecm --help`` shows them).
 """
 from __future__ import annotations
 
@@ -16,7 +15,9 @@ import sys
 from typing import List, Optional
 
 from elastiq import __version__ as OWN_VERSION
-from elastiq.adapters.base import AdapterError
+from elastiq.adapters.base import AdapterError, AuthError, ConfigError
+from elastiq.runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,
+                                     EXIT_USAGE)
 
 from . import clouds, render, source
 from . import conf as ecm_conf
@@ -24,9 +25,10 @@ from .args import build_parser
 from .checks import (UsageError, check_key_and_flavour, check_networks, check_output,
                      read_ca_bundle)
 from .oses import OPERATING_SYSTEMS
-from .output import final_message, write_private
+from .output import final_message, staged_message, write_private
 from .questions import Questions
 from .spinner import spinner
+from .wheel import WheelError
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -35,34 +37,37 @@ def main(argv: Optional[List[str]] = None) -> int:
         return run(args)
     except KeyboardInterrupt:
         print("\necm: interrupted: nothing was written", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except EOFError:  # Ctrl-D at a question
         print("\necm: no answer (end of input): nothing was written", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except OSError as err:  # a file named on the command line cannot be written or read
         if err.filename is None:
             raise_if(args.debug)
             print(f"ecm: {err.strerror or err}", file=sys.stderr)
-            return 1
+            return EXIT_FAILURE
         print(f"ecm: {err.filename}: {err.strerror or err}", file=sys.stderr)
-        return 2
-    except (ecm_conf.EcmConfError, UsageError) as err:
+        return EXIT_USAGE
+    except (ecm_conf.EcmConfError, UsageError, clouds.MissingExtra) as err:
         print(f"ecm: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except source.SourceError as err:
         print(f"ecm: --elastiq-source: {err}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     except render.RenderError as err:
         print(f"ecm: cannot write the user-data: {err}", file=sys.stderr)
-        return 2
-    except AdapterError as err:  # the cloud's, in ecm's words
+        return EXIT_USAGE
+    except (ConfigError, AuthError) as err:  # credentials or settings to fix, in ecm's words
         print(f"ecm: {err}", file=sys.stderr)
-        return 1
+        return EXIT_USAGE
+    except (AdapterError, WheelError) as err:  # the cloud failed, or the build here
+        print(f"ecm: {err}", file=sys.stderr)
+        return EXIT_FAILURE
     except Exception as err:  # the unexpected: one line, no traceback
         raise_if(args.debug)
         print(f"ecm: unexpected error: {type(err).__name__}: {err} (run with --debug for "
               "details)", file=sys.stderr)
-        return 1
+        return EXIT_FAILURE
 
 
 def raise_if(debug: bool) -> None:
@@ -114,10 +119,18 @@ def run(args: argparse.Namespace) -> int:
         args.cloud = choose_cloud(prompts, os.environ)
     cloud = clouds.connect(args.cloud, args.region, args.ca_bundle)
     endpoint = cloud.endpoint
+    if source_kind != "spec" and cloud.staging_problem():  # checked before any question
+        raise UsageError(cloud.staging_problem())
     with spinner(f"Checking the credentials and the endpoint {endpoint.shown}"):
         cloud.check()
     with spinner("Getting the list of images"):
         images = cloud.list_images()
+    check_key_and_flavour(cloud, conf, endpoint.shown)
+    check_networks(cloud, args.networks, endpoint.shown)
+    if source_kind == "spec" and source.is_pin(args.elastiq_source):
+        with spinner(f"Checking that {args.index_url or 'the index'} serves elastiq "
+                     f"{OWN_VERSION}"):
+            source.check_index(OWN_VERSION, args.index_url)
 
     os_id = args.os or prompts.operating_system()
     if args.image:
@@ -129,8 +142,6 @@ def run(args: argparse.Namespace) -> int:
         image_id = prompts.image(os_id, images, cloud)
         names = {image.image_id: image.name for image in images}
         image_name = names.get(image_id) or getattr(cloud.find_image(image_id), "name", "")
-    check_key_and_flavour(cloud, conf, endpoint.shown)
-    check_networks(cloud, args.networks, endpoint.shown)
     if image_name and not OPERATING_SYSTEMS[os_id].matches(image_name):
         print(f"Note: the name of {image_id} ({image_name}) does not look like "
               f"{OPERATING_SYSTEMS[os_id].label}; the user-data is written for "
@@ -176,24 +187,23 @@ def run(args: argparse.Namespace) -> int:
     render.master_user_data(answers, limit)  # refuses what cannot be rendered, before asking
     output = args.output or f"master-{os_id}-{now:%Y-%m-%d}-{now:%H.%M.%S}"
     check_output(output, args.force)
-    if source_kind == "spec" and source.is_pin(args.elastiq_source):
-        with spinner(f"Checking that {args.index_url or 'the index'} serves elastiq "
-                     f"{OWN_VERSION}"):
-            source.check_index(OWN_VERSION, args.index_url)
     print(f"Cluster {cluster_name}: {OPERATING_SYSTEMS[os_id].label}, image {image_id}, "
           f"{conf.min_vms}-{conf.max_vms} workers of {conf.flavour}, "
           f"{'credentials embedded' if embed else 'instance role'}.")
     if prompts and not prompts.confirm(f"Write {output}?"):
         print("Nothing was written.")
-        return 1
+        return EXIT_FAILURE
+    staged = None
     if source_kind != "spec":
-        answers = dataclasses.replace(answers, elastiq_source=source.stage(
-            cloud, args.elastiq_source, args.stage_bucket, cluster_name, spinner))
+        staged = source.stage(cloud, args.elastiq_source, args.stage_bucket, cluster_name,
+                              spinner, now.timestamp())
+        print(staged_message(staged, endpoint))
+        answers = dataclasses.replace(answers, elastiq_source=staged.spec)
     user_data = render.master_user_data(answers, limit)
     check_output(output, args.force)
     write_private(output, user_data.data)
-    print(final_message(output, answers, user_data, image_name))
-    return 0
+    print(final_message(output, answers, user_data, image_name, staged))
+    return EXIT_OK
 
 
 if __name__ == "__main__":

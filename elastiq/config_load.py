@@ -131,6 +131,11 @@ def load_legacy(path: str) -> Config:
         line = getattr(err, "lineno", None)
         if line is None and getattr(err, "errors", None):
             line = err.errors[0][0]
+        if isinstance(err, configparser.MissingSectionHeaderError):
+            raise InvalidConfig(path, f"line {err.lineno}", "not a legacy INI elastiq.conf: no "
+                                "[section] header before the first setting (a YAML file is "
+                                "read by every command as it is: elastiq config check FILE)"
+                                ) from None
         if isinstance(err, configparser.ParsingError) and err.errors:
             first = f"cannot parse {err.errors[0][1]}"
         else:

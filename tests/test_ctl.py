@@ -121,8 +121,12 @@ def test_missing_or_bad_config_is_exit_2_naming_the_file(tmp_path):
     assert f"{tmp_path / 'none.yaml'}: cannot read: No such file or directory" in missing.stderr
     bad = tmp_path / "bad.yaml"
     bad.write_text("quota:\n  max_vms: lots\n")
+    refused = elastiqctl("start", "--config", str(bad))
+    assert refused.returncode == 2 and "quota.max_vms: expected an integer" in refused.stderr
+    # status needs only the daemon's files: it says the file is invalid, and goes on
+    # (tests/test_ctl_invalid_config.py)
     status = elastiqctl("status", "--config", str(bad))
-    assert status.returncode == 2 and "quota.max_vms: expected an integer" in status.stderr
+    assert status.returncode == 3 and "quota.max_vms: expected an integer" in status.stderr
 
 
 def test_conf_masks_secrets_and_shows_versions_and_locations(tmp_path):

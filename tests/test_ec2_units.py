@@ -156,19 +156,11 @@ def test_precedence_configured_over_runtime_over_detected():
         asked.append(sorted(names))
         return {"ipv4": "10.0.0.1", "ipv6": "fd00::1", "fqdn": "detected"}
 
-    section = EC2Section(user_data_b64=_b64("%ipv4% %ipv6% %fqdn% %pool% %other%"))
+    section = EC2Section(user_data_b64=_b64("%ipv4% %ipv6% %fqdn% %pool% %Other% %s%"))
     out = prepare_user_data(section, None, configured={"fqdn": "configured", "pool": "p1"},
                             runtime={"pool": "p2", "ipv6": "fd00::9"}, detect=detect)
-    assert out == b"10.0.0.1 fd00::9 configured p1 %other%"
+    assert out == b"10.0.0.1 fd00::9 configured p1 %Other% %s%"
     assert asked == [["ipv4"]]  # only what is used and not given
-
-
-def test_placeholders_without_values_stay_with_a_warning(caplog):
-    section = EC2Section(user_data_b64=_b64("M=%ipv6% N=%fqdn%"))
-    with caplog.at_level(logging.WARNING):
-        out = prepare_user_data(section, detect=lambda names: {"fqdn": "m.example"})
-    assert out == b"M=%ipv6% N=m.example"
-    assert "substitute.ipv6" in caplog.text
 
 
 def test_no_detection_when_no_placeholder():

@@ -110,7 +110,9 @@ def test_a_staged_wheel_that_was_changed_is_not_installed(ecm_moto, workdir, tmp
 def test_without_an_object_store_nothing_is_written(ecm_moto, workdir):
     result = run(ecm_moto, workdir, "--yes", "--os", "rocky9", "--image", ecm_moto.images[ROCKY],
                  "-o", "m.ud", S3_URL="")
-    assert result.returncode == 1 and "no object store" in result.stderr and "S3_URL" in result.stderr
+    # refused before anything is asked or checked in the cloud (issue 25, item 2): exit 2
+    assert result.returncode == 2 and "no object store" in result.stderr and "S3_URL" in result.stderr
+    assert "Checking the credentials" not in result.stderr
     assert not (workdir / "m.ud").exists() and "Traceback" not in result.stderr
 
 

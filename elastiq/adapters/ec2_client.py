@@ -49,7 +49,9 @@ def make_client(ec2: EC2Settings, environ: Mapping[str, str], max_attempts: int,
                                 config=settings)
     except ValueError:
         where = "ec2.api_url" if ec2.api_url else "EC2_URL"
-        raise ConfigError(f"{where} is not a valid endpoint URL", key="ec2.api_url") from None
+        raise ConfigError(f"{where} is not a valid endpoint URL (expected http:// or https://, "
+                          "a host, and optionally a port and a path, e.g. "
+                          "https://ec2.example.org:8773/services/Cloud)", key="ec2.api_url") from None
     secrets = [key, secret] + [os.environ.get(name) for name in (
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
     return client, tuple(s for s in secrets if s)

@@ -40,7 +40,7 @@ QUOTA_CODES = frozenset({
     "InsufficientCapacity", "InsufficientHostCapacity", "InsufficientReservedInstanceCapacity",
     "InsufficientFreeAddressesInSubnet", "MaxSpotInstanceCountExceeded", "ResourceLimitExceeded",
 })
-_CREDENTIALS_HINT = (
+CREDENTIALS_HINT = (
     "check ec2.aws_access_key_id and ec2.aws_secret_access_key (or EC2_ACCESS_KEY / "
     "EC2_SECRET_KEY from ec2rc.sh, or the AWS profile / instance role in use), that they are "
     "valid for this endpoint and region, and that this machine's clock is right")
@@ -131,7 +131,7 @@ def error_from_code(code: str, message: str, status: Optional[int], operation: s
                           f"({code}): {shown}")
     if code in AUTH_MESSAGES:
         what = AUTH_MESSAGES[code].format(op=operation)
-        hint = "" if code in ("UnauthorizedOperation", "AccessDenied") else f"; {_CREDENTIALS_HINT}"
+        hint = "" if code in ("UnauthorizedOperation", "AccessDenied") else f"; {CREDENTIALS_HINT}"
         return AuthError(f"{what} ({code} on {operation}){hint}")
     if code == "IdempotentParameterMismatch":
         return FatalError(f"a launch request id was reused for another request ({code} on "

@@ -13,7 +13,7 @@ from typing import Callable, Dict, Iterable, Mapping, Optional, Tuple, Union
 
 from .ec2_config import Settings as EC2Section
 from .base import ConfigError
-from .userdata_values import UnsafeValue, fill
+from .userdata_values import UnsafeValue, fill, unfilled
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,25 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
         raise ConfigError(str(err), key=f"substitute.{err.name}") from None
 
 
+def _refuse_unfilled(text: str, values: Mapping[str, str], key: str) -> None:
+    """ConfigError for a ``%name%`` still in the filled-in user-data: a worker booted with it
+    could never join (no master address, no token)."""
+    left = unfilled(text, values)
+    if not left:
+        return
+    name, meant = left[0]
+    source = key if key != "user_data" else "the worker user-data"
+    listed = ", ".join(f"%{n}%" for n, _ in left)
+    if meant is not None:
+        raise ConfigError(f"{source} has {listed}: %{name}% is no placeholder elastiq fills in; "
+                          f"did you mean %{meant}%?", key=source if key != "user_data" else None)
+    how = (f"set substitute.{name}" + (" (it cannot be detected here)" if name in AUTO_NAMES
+                                       else ""))
+    raise ConfigError(f"{source} has {listed} with no value: {how}, or remove it from "
+                      f"{source}; workers booted with it could never join",
+                      key=f"substitute.{name}")
+
+
 def prepare_user_data(
     ec2: EC2Section,
     given: Union[bytes, str, None] = None,
@@ -108,8 +127,10 @@ def prepare_user_data(
 
     Values, by precedence: ``configured`` (the ``[substitute]`` section) over ``runtime`` (what
     the daemon passes) over ``detect`` (the master's ``ipv4`` / ``ipv6`` / ``fqdn``, detected
-    only when the user-data uses them and nothing else gives them).  A ``%ipv4%`` / ``%ipv6%`` /
-    ``%fqdn%`` without a value stays in place, with a warning naming the setting to add.
+    only when the user-data uses them and nothing else gives them).  A placeholder left
+    without a value (``%token%`` with no ``substitute.token``, an undetectable ``%ipv4%``) or
+    misspelt (``%tokn%``) is a ConfigError naming it: workers booted with it could never join
+    (see :func:`userdata_values.unfilled`).
     gzip-compressed or non-UTF-8 user-data is sent unchanged: placeholders must be filled in
     before compressing.  Raises :class:`ConfigError` naming the source key when the result is
     larger than ``max_bytes`` (EC2's 16 KiB limit; another cloud passes its own, its section's
@@ -131,11 +152,9 @@ def prepare_user_data(
             if wanted:
                 values.update(detect(wanted))
             values.update(explicit)
-            for name in wanted:
-                if name not in values:
-                    log.warning("user-data placeholder %%%s%% left as is: cannot detect it; "
-                                "set substitute.%s", name, name)
-            rendered = substitute(text, values).encode("utf-8")
+            filled = substitute(text, values)
+            _refuse_unfilled(filled, values, key)
+            rendered = filled.encode("utf-8")
     if len(rendered) > max_bytes:
         source = key if key != "user_data" else f"{prefix}.user_data_b64/{prefix}.user_data_file"
         raise ConfigError(

@@ -13,14 +13,20 @@ Quoting at substitution time (:func:`fill`):
 """
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
-from typing import Mapping, Optional
+from typing import Iterable, List, Mapping, Optional, Tuple
 
 #: Characters that need no quoting in a shell word, a plain YAML scalar or a URL.
 INERT = re.compile(r"[A-Za-z0-9._:/@+=,-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.?)+")
+#: A placeholder: a lower-case name of 3 or more characters between two %.  Shorter ones would
+#: be ``date +%Y%m%d`` or ``printf '%s%s'``, which are left alone.
+PLACEHOLDER = re.compile(r"%([a-z][a-z0-9_]{2,})%")
+#: Names elastiq knows how to fill in (the master's addresses) or that ecm's templates use.
+KNOWN_NAMES = ("ipv4", "ipv6", "fqdn", "token")
 #: An IDTOKEN (a JWT: base64url header.payload.signature).
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 
@@ -73,3 +79,15 @@ def fill(text: str, values: Mapping[str, str]) -> str:
         return values[name]
 
     return pattern.sub(one, text)
+
+
+def unfilled(text: str, names: Iterable[str] = ()) -> List[Tuple[str, Optional[str]]]:
+    """The placeholders ``text`` still holds after filling in, each with the name it was
+    probably meant to be (a known or configured ``names``, for a misspelling such as %tokn%)
+    or None (a name that was given no value)."""
+    candidates = sorted(set(KNOWN_NAMES) | set(names))
+    found = []
+    for name in dict.fromkeys(PLACEHOLDER.findall(text)):
+        close = [] if name in candidates else difflib.get_close_matches(name, candidates, 1, 0.6)
+        found.append((name, close[0] if close else None))
+    return found

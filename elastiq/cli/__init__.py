@@ -1,7 +1,7 @@
 """`elastiq` command line: one registry of commands, one error envelope, clean exit codes.
 
-Exit codes: 0 success, 1 runtime failure (cloud/pool unreachable, ...), 2 bad usage or bad
-configuration, 130 interrupted.  No traceback reaches the user unless ``--debug`` is given.
+Exit codes: :data:`elastiq.runtime.options.EXIT_CODES`, one table for ``elastiq``,
+``elastiqctl`` and ``ecm``.  No traceback reaches the user unless ``--debug`` is given.
 """
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import sys
 from typing import List, Optional
 
 from .. import __version__, config
-from ..adapters.base import AdapterError
+from ..adapters.base import AdapterError, AuthError, ConfigError
 # the commands' shared options and exit codes, also as ``cli.<name>`` for the commands here
 from ..runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
                               EXIT_PERMISSION, EXIT_USAGE, add_config_arguments, config_path,
-                              load_config)
+                              exit_codes_help, load_config, plain)
 
 #: Command name -> module.  Each module has a docstring (its help), ``add_arguments(parser)``
 #: and ``command(args) -> int``; it must import its heavy dependencies lazily.
@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="elastiq",
         description="Grow and shrink an HTCondor pool on an IaaS cloud (EC2, OpenStack).",
-        epilog="Run 'elastiq COMMAND --help' for the options of one command.",
+        epilog="Run 'elastiq COMMAND --help' for the options of one command.\n\n"
+        + exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"elastiq {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
-        doc = (module.__doc__ or "").strip()
+        doc = plain((module.__doc__ or "").strip())
         command_parser = sub.add_parser(
             name, help=doc.splitlines()[0] if doc else None, description=doc,
             formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -58,7 +59,7 @@ def run_envelope(handler, args: argparse.Namespace, prog: str) -> int:
         return EXIT_USAGE
     except AdapterError as err:
         print(f"{prog}: {err.kind} error: {err}", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_USAGE if isinstance(err, (AuthError, ConfigError)) else EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

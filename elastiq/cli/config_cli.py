@@ -1,7 +1,7 @@
 """Check, show or migrate a configuration file.
 
   elastiq config check [FILE]      validate as `elastiq run` does; one-line summary (exit 0) or
-                                   the file, key and problem (exit 2)
+                                   the file, key and problem (exit 2); FILE or --config FILE
   elastiq config show [FILE]       print the effective configuration, secrets masked
   elastiq config migrate OLD.conf  print the YAML equivalent of a legacy INI elastiq.conf
 """
@@ -12,6 +12,7 @@ import os
 import sys
 
 from .. import config
+from ..runtime.options import add_config_arguments, config_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,9 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        ("show", "print the effective configuration (secrets masked)")):
         action = sub.add_parser(name, help=text, description=text)
         action.add_argument("file", nargs="?", metavar="FILE",
-                            help=f"configuration file (default: {config.DEFAULT_PATH})")
-        action.add_argument("--set", dest="overrides", action="append", default=[],
-                            metavar="SECTION.KEY=VALUE", help="override one setting (repeatable)")
+                            help="configuration file (the same as --config FILE)")
+        add_config_arguments(action, config.DEFAULT_PATH)
     migrate = sub.add_parser(
         "migrate", help="convert a legacy INI elastiq.conf to YAML",
         description="Convert a legacy INI elastiq.conf to YAML.  Printed to stdout with secrets "
@@ -38,7 +38,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def command(args: argparse.Namespace) -> int:
     if args.config_command == "migrate":
         return _migrate(args)
-    path = args.file or os.environ.get("ELASTIQ_CONFIG") or config.DEFAULT_PATH
+    if args.file and args.config and os.path.abspath(args.file) != os.path.abspath(args.config):
+        raise config.InvalidConfig(args.file, None, f"and --config {args.config}: two "
+                                   "configuration files given; give one")
+    path = args.file or config_path(args)
     cfg = config.load(path, args.overrides)
     if args.config_command == "check":
         from ..adapters.factory import prepare  # the check `elastiq run` makes before it starts

@@ -4,8 +4,7 @@ With the systemd unit installed and systemd running, start/stop/restart go throu
 and log follows the journal.  Otherwise the daemon runs as a background process whose pid file
 tells whether it runs (:mod:`elastiq.cli.ctl_process`).
 
-Exit codes: 0 success, 1 failure, 2 bad configuration or usage, 3 not running (status),
-4 permission denied.
+Exit codes: the table of :data:`elastiq.runtime.options.EXIT_CODES` (``elastiqctl --help``).
 """
 from __future__ import annotations
 
@@ -20,11 +19,32 @@ from typing import List, Optional
 from .. import __version__, cli, config
 from .ctl_process import Denied, config_file, follow, start, stop
 from ..runtime import paths
+from ..runtime import standin
 from ..runtime import status as status_mod
 
 UNIT = "elastiq.service"
 SYSTEMD_RUN_DIR = "/run/systemd/system"
 PACKAGES = ("elastiq", "boto3", "htcondor", "apscheduler", "PyYAML", "Jinja2")
+_INVALID = (".  With a configuration file that no longer loads, it goes on with the daemon's "
+            "files only (elastiq.state_dir and log_file as the file still gives them, else "
+            "the defaults) and says so.")
+#: Every verb and its description (the part before the first colon is its one-line help).
+VERBS = (
+    ("start", "start the daemon: through systemctl when its unit is installed, else as a "
+              "background process with a pid file; refused when the configuration does not "
+              "pass the checks of elastiq run."),
+    ("stop", "stop the daemon: it finishes the cloud call under way, saves its state and "
+             "exits (SIGTERM)" + _INVALID),
+    ("restart", "stop, then start the daemon: the way to apply a changed configuration, "
+                "refused (nothing is stopped) when the configuration does not pass the checks."),
+    ("status", "is it running, its VMs and last decisions: from the state the daemon saves "
+               "after every tick; --live also asks the cloud" + _INVALID),
+    ("log", "show and follow the log: the journal under systemd, else the log file, across "
+            "rotations" + _INVALID),
+    ("conf", "the configuration in use (secrets masked), versions, locations: the "
+             "configuration file, python and package versions, state, log and control" +
+             _INVALID),
+)
 
 
 def uses_systemd(run_dir: str = SYSTEMD_RUN_DIR) -> bool:
@@ -43,7 +63,10 @@ def _systemctl(verb: str) -> int:
 # ----------------------------------------------------------------------------- verbs
 
 
-def conf(cfg: config.Config, where: paths.Paths, systemd: bool) -> int:
+def conf(cfg: config.Config, where: paths.Paths, systemd: bool,
+         invalid: Optional[config.InvalidConfig] = None) -> int:
+    """The configuration in use (unless ``invalid``: the file no longer loads), versions,
+    locations."""
     from importlib import metadata
 
     versions = []
@@ -52,8 +75,12 @@ def conf(cfg: config.Config, where: paths.Paths, systemd: bool) -> int:
             versions.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             versions.append(f"{name} {__version__ if name == 'elastiq' else '(not installed)'}")
-    print(f"# configuration file: {cfg.source or 'built-in defaults'} (secrets masked)")
-    sys.stdout.write(config.to_yaml(cfg, include_secrets=False))
+    if invalid is None:
+        print(f"# configuration file: {cfg.source or 'built-in defaults'} (secrets masked)")
+        sys.stdout.write(config.to_yaml(cfg, include_secrets=False))
+    else:
+        print(f"# configuration file: {cfg.source}: INVALID now ({invalid}); a running daemon "
+              "uses what it read when it started")
     print(f"# python: {platform.python_version()} ({sys.executable})")
     print(f"# packages: {', '.join(versions)}")
     print(f"# state: {where.state_file}")
@@ -65,14 +92,17 @@ def conf(cfg: config.Config, where: paths.Paths, systemd: bool) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    cfg = config.load(config_file(args), args.overrides)
+    if args.verb in ("start", "restart") or getattr(args, "live", False):
+        cfg, invalid = config.load(config_file(args), args.overrides), None
+    else:
+        cfg, invalid = standin.load(config_file(args), args.overrides, "elastiqctl", args.verb)
     if args.verb == "status":  # reads the state file and the pid file, with or without systemd
         return status_mod.show(args, cfg)
     where = paths.resolve(cfg)
     systemd = uses_systemd()
     try:
         if args.verb == "conf":
-            return conf(cfg, where, systemd)
+            return conf(cfg, where, systemd, invalid)
         if args.verb == "log":
             if systemd:
                 cmd = ["journalctl", "-u", UNIT, "-n", str(args.lines)]
@@ -96,29 +126,30 @@ def _run(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="elastiqctl", description=(__doc__ or "").split("\n\n")[0],
-        epilog="Exit codes: 0 ok, 1 failure, 2 bad configuration, 3 not running, "
-               "4 permission denied.")
+        prog="elastiqctl", description=cli.plain(__doc__ or "").split("\n\n")[0],
+        epilog=cli.exit_codes_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"elastiqctl {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     common = argparse.ArgumentParser(add_help=False)
     cli.add_config_arguments(common, config.DEFAULT_PATH)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     sub.required = True
-    for verb, text in (("start", "start the daemon"), ("stop", "stop the daemon"),
-                       ("restart", "stop, then start the daemon")):
-        action = sub.add_parser(verb, help=text, description=text, parents=[common])
+    for verb, text in VERBS[:3]:
+        action = sub.add_parser(verb, help=text.split(":")[0], description=text,
+                                parents=[common])
         action.add_argument("--timeout", type=float, default=30.0, metavar="S",
                             help="how long to wait for the daemon (default 30 s)")
-    status = sub.add_parser("status", help="is it running, its VMs and last decisions",
-                            parents=[common])
+    described = dict(VERBS)
+    status = sub.add_parser("status", help=described["status"].split(":")[0],
+                            description=described["status"], parents=[common])
     status_mod.add_options(status)
-    log = sub.add_parser("log", help="follow the log (journal or file)", parents=[common])
+    log = sub.add_parser("log", help=described["log"].split(":")[0],
+                         description=described["log"], parents=[common])
     log.add_argument("-n", "--lines", type=int, default=50, metavar="N",
                      help="lines of history to show first (default 50)")
     log.add_argument("--no-follow", dest="follow", action="store_false",
                      help="print the last lines and exit")
-    sub.add_parser("conf", help="the configuration in use (secrets masked), versions, locations",
+    sub.add_parser("conf", help=described["conf"].split(":")[0], description=described["conf"],
                    parents=[common])
     return parser
 

@@ -6,9 +6,9 @@ intervals and, in between, whenever a time-based decision falls due.
 
 On SIGTERM/SIGINT the action under way is finished, the remaining ones are abandoned, the
 state is saved and the process exits 0.  Exit codes: 1 already running or failed (with
---once: the tick could not read the queue, the pool or the cloud), 2 bad configuration (the
-checks of :func:`factory.prepare`, which ``elastiq config check`` shares; logged too), 4 permission
-denied on the state or log location.
+--once: the tick could not read the queue, the pool or the cloud), 2 bad configuration or
+refused credentials (``elastiq config check`` makes the same checks; logged too), 4 permission
+denied on the state or log location (the table: ``elastiq --help``).
 """
 from __future__ import annotations
 

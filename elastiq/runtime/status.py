@@ -2,8 +2,11 @@
 
 Reads the state the daemon saves after every tick, so it works while the daemon runs (and
 after it stopped).  --live also lists the cluster's instances from the cloud and points out
-the ones the state does not know.  Exit codes: 0 running, 3 not running, 2 bad configuration,
-4 the state file cannot be read (permissions), 1 the state file is unreadable otherwise.
+the ones the state does not know.  A configuration file that no longer loads (a typo made
+while the daemon runs) is reported, and the status read from the daemon's files all the same
+(see :mod:`elastiq.runtime.standin`).  Exit codes: 0 running, 3 not running, 2 bad
+configuration (--live), 4 the state file cannot be read (permissions), 1 the state file is
+unreadable otherwise.
 """
 from __future__ import annotations
 
@@ -18,9 +21,9 @@ from .. import config
 from ..adapters.base import AdapterError, error_kind
 from ..core import get_policy
 from ..core.policy import MemoryView, Policy
-from . import hostlist, paths, pidfile
+from . import hostlist, paths, pidfile, standin
 from .options import (EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PERMISSION,
-                      add_config_arguments, load_config)
+                      add_config_arguments, config_path, load_config)
 from .state import State, StateStore
 
 ORDER = ("requested", "booting", "joined", "draining", "consolidating", "terminating", "error")
@@ -209,7 +212,9 @@ def _live(cfg: config.Config) -> Tuple[Optional[List[Dict[str, Any]]], Optional[
 
 
 def command(args: argparse.Namespace) -> int:
-    return show(args, load_config(args))
+    if args.live:
+        return show(args, load_config(args))
+    return show(args, standin.load(config_path(args), args.overrides, "elastiq", "status")[0])
 
 
 def show(args: argparse.Namespace, cfg: config.Config) -> int:

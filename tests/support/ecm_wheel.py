@@ -8,11 +8,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ecm import source
+from ecm import wheel
 
 
 @functools.lru_cache(maxsize=None)
-def own_wheel() -> source.Wheel:
+def own_wheel() -> wheel.Wheel:
     dest = Path(tempfile.mkdtemp(prefix="elastiq-test-wheel-"))
     atexit.register(shutil.rmtree, dest, True)
-    return source.build_wheel(dest)
+    return wheel.build(dest)
