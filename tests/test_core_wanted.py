@@ -115,11 +115,9 @@ def test_after_a_restart_without_memory_the_pools_idle_since_is_used():
     assert world.counts["Drain"] == 1
 
 
-def test_a_worker_missing_from_the_pool_but_running_a_job_is_not_terminated():
-    """Issue 10.2: the collector lists none of our workers while the schedd still reports
-    the job running on w1.  Before: every VM terminated after the deploy time (1 job
-    killed)."""
-    world = World(2, running_on={"w1"})
+def _pool_hidden_with_one_busy_worker(world) -> list:
+    """i-1's worker runs a job; after one tick the pool answers empty for 20 minutes (past the
+    deploy time): the notes of those ticks."""
     world.workers["i-1"] = worker(1, claimed=1)
     config = cfg()
     world.tick(config, 1000.0)
@@ -127,6 +125,15 @@ def test_a_worker_missing_from_the_pool_but_running_a_job_is_not_terminated():
     notes = []
     for t in range(1, 40):
         notes += world.tick(config, 1000.0 + 30 * t).notes
+    return notes
+
+
+def test_a_worker_missing_from_the_pool_but_running_a_job_is_not_terminated():
+    """Issue 10.2: the collector lists none of our workers while the schedd still reports
+    the job running on w1.  Before: every VM terminated after the deploy time (1 job
+    killed)."""
+    world = World(2, running_on={"w1"})
+    notes = _pool_hidden_with_one_busy_worker(world)
     assert world.counts["Terminate"] == 0 and "i-1" in world.instances
     assert Reason.of(Code.NO_SCALE_DOWN, cause=Reason.of(Code.LOST_RUN_JOBS, count=1,
                                                           workers=("w1",))) in notes
@@ -136,13 +143,7 @@ def test_running_jobs_the_pool_does_not_show_hold_scale_down_without_their_hosts
     """Issue 25.8: the queue gives the running count but no host, and the pool answers
     empty.  Before: all 4 workers terminated after the deploy time, the busy one too."""
     world = World(4, running=1)
-    world.workers["i-1"] = worker(1, claimed=1)
-    config = cfg()
-    world.tick(config, 1000.0)
-    world.hidden = True
-    notes = []
-    for t in range(1, 40):
-        notes += world.tick(config, 1000.0 + 30 * t).notes
+    notes = _pool_hidden_with_one_busy_worker(world)
     assert world.counts["Terminate"] == 0 and len(world.instances) == 4
     assert Reason.of(Code.NO_SCALE_DOWN, cause=Reason.of(Code.RUNNING_UNSEEN, count=1,
                                                           lost=4)) in notes
