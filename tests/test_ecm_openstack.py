@@ -164,7 +164,7 @@ def _wizard_on(openstack_cloud, tmp_path, monkeypatch, keypair, network, credent
     assert unknown.returncode == 2 and "--network nope: no such network" in unknown.stderr
     password = _ecm(tmp_path, str(clouds_yaml), "elastiq-test", *common,
                     "--embed-credentials", "--output", "pw.ud")
-    assert password.returncode == 1 and "only an application credential" in password.stderr
+    assert password.returncode == 2 and "only an application credential" in password.stderr
     assert not (tmp_path / "pw.ud").exists() and not (tmp_path / "bad.ud").exists()
 
     result = _ecm(tmp_path, str(clouds_yaml), "ecm-app", *common, "--embed-credentials",
