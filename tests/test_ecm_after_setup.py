@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 
-from ecm import wheel
 from elastiq import __version__ as OWN_VERSION
 from tests.test_ecm_source import answer_values, install, installed_version, s3
 from tests.test_ecm_wizard import CONF, ecm_moto, master_text  # noqa: F401 fixture
@@ -127,6 +126,8 @@ def test_readme_ecm_py_from_the_checkout_after_step1(step1_clone, ecm_moto, tmp_
 
 
 def test_a_failed_build_shows_pips_cause(tmp_path):
+    from ecm import wheel
+
     tree = tmp_path / "src"
     (tree / "elastiq").mkdir(parents=True)
     (tree / "elastiq" / "__init__.py").write_text("")
@@ -136,3 +137,17 @@ def test_a_failed_build_shows_pips_cause(tmp_path):
     text = str(err.value)
     assert "pip said:" in text and "Expected ']' at the end of a table declaration" in text
     assert "See above" not in text and "Traceback" not in text
+
+
+def test_openstack_without_its_extra_names_the_extra(step1_clone):
+    """Step 1 installs no OpenStack SDK (the ``openstack`` extra): ecm says which extra."""
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(step1_clone), "OS_CLOUD": "lab"}
+    done = subprocess.run([str(step1_clone / ".venv/bin/ecm"), "--cloud", "openstack", "--yes",
+                           "--conf", "etc/ecm.conf.example", "--os", "rocky9", "--image",
+                           "some-image", "--elastiq-source",
+                           f"elastiq=={OWN_VERSION}"], cwd=step1_clone, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "--cloud openstack needs the" in done.stderr
+    assert "pip install 'elastiq[openstack]'" in done.stderr
+    assert "unexpected error" not in done.stderr and "ModuleNotFoundError" not in done.stderr

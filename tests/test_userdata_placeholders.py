@@ -66,8 +66,7 @@ def _check(tmp_path, worker: str, substitute: dict) -> subprocess.CompletedProce
                 "aws_secret_access_key": "placeholder-secret", "user_data_file":
                 str(tmp_path / "worker.sh")},
         "substitute": substitute}))
-    return subprocess.run([sys.executable, "-m", "elastiq", "config", "check", "--config",
-                           str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60,
+    return subprocess.run([sys.executable, "-m", "elastiq", "config", "check", str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60,
                           env=dict(os.environ, PYTHONPATH=ROOT))
 
 

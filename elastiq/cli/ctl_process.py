@@ -57,7 +57,8 @@ def start(args: argparse.Namespace, where: paths.Paths) -> int:
         if code is not None:
             print(f"elastiq failed to start (exit {code}):", file=sys.stderr)
             sys.stderr.write(_tail(where.stderr_file, 20) or "(no output)\n")
-            return cli.EXIT_FAILURE
+            # its reason, as the table says it: a configuration (2) or permission (4) problem
+            return code if code in (cli.EXIT_USAGE, cli.EXIT_PERMISSION) else cli.EXIT_FAILURE
         running = pidfile.status(where.pid_file)
         if running.running and running.pid == child.pid:
             print(f"elastiq started (pid {child.pid}); log: {where.log_file}")
