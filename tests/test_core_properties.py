@@ -147,7 +147,9 @@ def drains_keep_min_vms(snapshot, memory, config) -> bool:
 def test_min_vms_respected_by_drains():
     drained = []
 
-    @settings(max_examples=200, deadline=None)
+    # derandomized: the examples are the same every run, so the check below that some world
+    # made the core drain cannot fail by chance (it did, now and then, with random examples)
+    @settings(max_examples=200, deadline=None, derandomize=True)
     @given(worlds(), configs())
     def check(world, config):
         snapshot, memory = world
