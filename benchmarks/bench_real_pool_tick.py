@@ -134,7 +134,8 @@ def run_once(pool: CondorPool, config_path: str, directory: str) -> dict:
     proc.stderr.close()
     if proc.returncode != 0:
         raise RuntimeError(f"elastiq run --once exited {proc.returncode}: {err[-2000:]}")
-    spent = json.loads(open(timings, encoding="utf-8").read())
+    with open(timings, encoding="utf-8") as handle:
+        spent = json.load(handle)
     tick = spent.pop("tick_s")
     parts = {k: round(v, 3) for k, v in sorted(spent.items())}
     rest = tick - sum(spent.get(k, 0.0) for k in ("queue_read_s", "pool_read_s", "decision_s"))

@@ -11,6 +11,7 @@ import re
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ from tests.test_ecm_wizard import (ecm_moto, failing_credentials, run,  # noqa: 
                                    workdir)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+README = Path(ROOT, "README.md").read_text(encoding="utf-8")
 MARKUP = re.compile(r":[a-z]+:`|``|`[^`\s][^`]*`")
 ELASTIQ_KEY = re.compile(r"\b(ec2|openstack|elastiq|quota)\.[a-z_]+\b")
 
