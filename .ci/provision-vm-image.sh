@@ -8,7 +8,10 @@
 #   ELASTIQ_CI_VM_DIR=/some/dir .ci/provision-vm-image.sh
 #
 # DIR gets: debian13.qcow2 (ext4 on the whole disk, /dev/vda, no partition table: the tests
-# boot it with its kernel directly, on a copy-on-write overlay per VM), vmlinuz and initrd.img.
+# boot it with its kernel directly, on a copy-on-write overlay per VM), vmlinuz and initrd.img;
+# and apt-repo/, the local apt repository the tests serve to the VMs: Debian's own signed index
+# of trixie main and the .deb files that $REPO_PACKAGES need beyond what the image holds
+# (fetched on the host with apt-get download).
 # Inside: systemd, cloud-init (NoCloud, then None: no two-minute probe of metadata services),
 # systemd-networkd (cloud-init renders the seed's network-config for it, with a short
 # wait-online), curl, python3-venv; no apt source that the VMs could not reach anyway (their
@@ -22,6 +25,7 @@ MARKER=$DIR/.elastiq-provisioned
 HOST_PACKAGES="qemu-system-x86 qemu-utils genisoimage debootstrap e2fsprogs"
 VM_PACKAGES="systemd-sysv udev dbus cloud-init linux-image-cloud-amd64 initramfs-tools zstd
 iproute2 netbase curl ca-certificates python3-venv sudo gpg"
+REPO_PACKAGES="htcondor docker.io nftables python3 python3-venv curl ca-certificates"
 
 log() { echo "provision-vm-image: $*" >&2; }
 
@@ -131,6 +135,47 @@ ExecStart=/usr/lib/systemd/systemd-networkd-wait-online --any --timeout=20
 EOF
 chroot "$ROOT" systemctl enable systemd-networkd.service >/dev/null 2>&1
 chroot "$ROOT" passwd -l root >/dev/null
+log "fetching the local apt repository's packages"
+# apt on the host, on its own directories: the image's package status, trixie's index checked
+# with the image's Debian keyring; not this machine's apt.conf.d (it may keep indexes
+# compressed or skip translations: the VMs' apt wants both as Debian publishes them).
+HOSTAPT=$DIR/host-apt
+mkdir -p "$HOSTAPT/state/lists/partial" "$HOSTAPT/cache/archives/partial"
+cp "$ROOT/var/lib/dpkg/status" "$HOSTAPT/state/status"
+cp "$ROOT/usr/share/keyrings/debian-archive-keyring.gpg" "$HOSTAPT/keyring.gpg"
+echo "deb [signed-by=$HOSTAPT/keyring.gpg] $MIRROR $SUITE main" >"$HOSTAPT/sources.list"
+# (APT_CONFIG is read before apt.conf.d, so it can move that folder away; -o comes too late.)
+echo 'Dir::Etc::Parts "/nonexistent";' >"$HOSTAPT/apt.conf"
+hostapt() {
+    APT_CONFIG=$HOSTAPT/apt.conf apt-get -q -o "Dir::Etc::SourceList=$HOSTAPT/sources.list" -o Dir::Etc::SourceParts=/nonexistent \
+        -o "Dir::State=$HOSTAPT/state" -o "Dir::State::status=$HOSTAPT/state/status" \
+        -o "Dir::Cache=$HOSTAPT/cache" -o APT::Architecture=amd64 -o APT::Architectures::=amd64 \
+        -o Debug::NoLocking=1 "$@"
+}
+hostapt update >>"$DIR/debootstrap.log"
+REPO=$DIR/apt-repo
+# shellcheck disable=SC2086 # a list of package names
+hostapt install --print-uris -y --no-install-recommends $REPO_PACKAGES | sed -n "s/^'\([^']*\)'.*/\1/p" \
+    >"$HOSTAPT/uris"
+while read -r uri; do
+    rel=${uri#"$MIRROR"}; rel=${rel#/}
+    rel=$(printf '%b' "${rel//%/\\x}")  # the URI's %-escapes (+ ~ :) decoded
+    file=$(basename "$rel")
+    name=${file%%_*}; version=${file#*_}; version=${version%_*}
+    mkdir -p "$REPO/$(dirname "$rel")"
+    (cd "$REPO/$(dirname "$rel")" && hostapt download "$name=$version" >>"$DIR/debootstrap.log" 2>&1)
+    [ -s "$REPO/$rel" ] || { log "apt-get download $name=$version did not give $rel"; exit 1; }
+done <"$HOSTAPT/uris"
+lists=$HOSTAPT/state/lists
+mkdir -p "$REPO/dists/$SUITE/main/binary-amd64" "$REPO/dists/$SUITE/main/i18n"
+cp "$(ls "$lists"/*_dists_"${SUITE}"_InRelease)" "$REPO/dists/$SUITE/InRelease"
+cp "$(ls "$lists"/*_dists_"${SUITE}"_main_binary-amd64_Packages)" "$REPO/dists/$SUITE/main/binary-amd64/Packages"
+for t in "$lists"/*_dists_"${SUITE}"_main_i18n_Translation-en; do
+    [ -e "$t" ] && cp "$t" "$REPO/dists/$SUITE/main/i18n/Translation-en"
+done
+rm -rf "$HOSTAPT"
+t1c=$(date +%s)
+
 kernel=$(find "$ROOT/boot" -maxdepth 1 -name 'vmlinuz-*' | sort | tail -n1)
 initrd=$(find "$ROOT/boot" -maxdepth 1 -name 'initrd.img-*' | sort | tail -n1)
 [ -n "$kernel" ] && [ -n "$initrd" ] || { log "no kernel or initrd in $ROOT/boot"; exit 1; }
@@ -146,6 +191,6 @@ rm -rf --one-file-system "$ROOT"
 t2=$(date +%s)
 
 version=$(basename "$kernel")
-echo "$SUITE $(date -u +%Y-%m-%dT%H:%M:%SZ) $version $(du -m "$DIR/debian13.qcow2" | cut -f1)MB" >"$MARKER.tmp"
+echo "$SUITE $(date -u +%Y-%m-%dT%H:%M:%SZ) $version $(du -m "$DIR/debian13.qcow2" | cut -f1)MB, apt-repo $(du -sm "$REPO" | cut -f1)MB" >"$MARKER.tmp"
 mv "$MARKER.tmp" "$MARKER"
-log "done in $(($(date +%s) - start)) s (debootstrap $((t1 - t0)) s, packages $((t1b - t1)) s, image $((t2 - t1b)) s): $(cat "$MARKER")"
+log "done in $(($(date +%s) - start)) s (debootstrap $((t1 - t0)) s, packages $((t1b - t1)) s, apt repository $((t1c - t1b)) s ($(find "$REPO/pool" -name "*.deb" | wc -l) .deb), image $((t2 - t1c)) s): $(cat "$MARKER")"

@@ -9,8 +9,6 @@ from __future__ import annotations
 import gzip
 import http.server
 import os
-import socket
-import threading
 import time
 
 import pytest
@@ -33,7 +31,6 @@ fate=$(curl -fsS -m 20 --retry 5 "http://$gw:{PORT}/fate/$id")
 if [ "$fate" = poweroff ]; then poweroff; fi
 """
 
-
 @pytest.fixture
 def vms_possible():
     reason = vm_cloud.unavailable()
@@ -43,50 +40,29 @@ def vms_possible():
         pytest.skip(reason)
 
 
-class Reports:
-    """The test's HTTP server inside the namespace: records ``POST /ran/<id>`` and answers
-    ``GET /fate/<id>`` from ``fates``."""
+def reports_handler(ran: dict, fates: dict):
+    """Records ``POST /ran/<id>`` (time, body) in ``ran``; answers ``GET /fate/<id>`` from
+    ``fates`` ("stay" by default)."""
 
-    def __init__(self, net: vm_cloud.TestNetwork, fates: dict):
-        self.ran, self.fates = {}, fates
-        reports = self
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            ran[self.path.rsplit("/", 1)[-1]] = (time.time(), body.decode())
+            self._answer(b"ok")
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                reports.ran[self.path.rsplit("/", 1)[-1]] = (time.time(), body.decode())
-                self._answer(b"ok")
+        def do_GET(self):
+            self._answer(fates.get(self.path.rsplit("/", 1)[-1], "stay").encode())
 
-            def do_GET(self):
-                self._answer(reports.fates.get(self.path.rsplit("/", 1)[-1], "stay").encode())
+        def _answer(self, body: bytes):
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
-            def _answer(self, body: bytes):
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
+        def log_message(self, *args):
+            pass
 
-            def log_message(self, *args):
-                pass
-
-        def bound():
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((net.gateway, PORT))
-            return sock
-
-        self.server = http.server.HTTPServer((net.gateway, PORT), Handler,
-                                             bind_and_activate=False)
-        self.server.socket.close()
-        self.server.socket = net.socket_inside(bound)
-        self.server.server_activate()
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
+    return Handler
 
 
 def _wait(check, timeout: float, what: str, explain):
@@ -108,32 +84,27 @@ def test_instances_boot_run_their_user_data_power_off_and_are_stopped(
             UserData=user_data, TagSpecifications=[{"ResourceType": "instance", "Tags": [
                 {"Key": CLUSTER_TAG, "Value": CLUSTER}]}])["Instances"])
         leaver, stayer = ids
-        reports = Reports(net, {leaver: "poweroff"})
+        ran: dict = {}
         load = os.getloadavg()
-        try:
-            with vm_cloud.VmCloud(net, ec2_alive(client, CLUSTER), client, tmp_path) as cloud:
-                def explain():
-                    cloud.check()
-                    return "\n".join(f"--- {i}\n{vm.console_tail()}" for i, vm in cloud.vms.items())
+        with vm_cloud.NamespaceServer(net, PORT, reports_handler(ran, {leaver: "poweroff"})), \
+                vm_cloud.VmCloud(net, ec2_alive(client, CLUSTER), client, tmp_path) as cloud:
+            def explain():
+                cloud.check()
+                return "\n".join(f"--- {i}\n{vm.console_tail()}" for i, vm in cloud.vms.items())
 
-                _wait(lambda: set(reports.ran) == set(ids), 600, "user-data run on both VMs",
-                      explain)
-                for instance_id in ids:
-                    body = reports.ran[instance_id][1]
-                    assert body == f"ran as 0 on {instance_id}", body
-                _wait(lambda: leaver in cloud.powered_off, 180, f"power-off of {leaver}",
-                      explain)
-                state = client.describe_instances(InstanceIds=[leaver])
-                assert state["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped"
-                stayer_vm = cloud.vms[stayer]
-                assert stayer_vm.running()
-                client.terminate_instances(InstanceIds=[stayer])
-                _wait(lambda: stayer in cloud.stopped, 60, f"VM of {stayer} stopped", explain)
-                assert stayer_vm.proc.poll() is not None and not cloud.running_vms()
-                for instance_id in ids:
-                    print(f"{instance_id}: user-data ran "
-                          f"{reports.ran[instance_id][0] - cloud.booted[instance_id]:.0f} s after "
-                          f"qemu started, peak RSS {cloud.peak_rss_mb[instance_id]:.0f} MB "
-                          f"(load before {load[0]:.2f})")
-        finally:
-            reports.close()
+            _wait(lambda: set(ran) == set(ids), 600, "user-data run on both VMs", explain)
+            for instance_id in ids:
+                assert ran[instance_id][1] == f"ran as 0 on {instance_id}", ran[instance_id]
+            _wait(lambda: leaver in cloud.powered_off, 180, f"power-off of {leaver}", explain)
+            state = client.describe_instances(InstanceIds=[leaver])
+            assert state["Reservations"][0]["Instances"][0]["State"]["Name"] == "stopped"
+            stayer_vm = cloud.vms[stayer]
+            assert stayer_vm.running()
+            client.terminate_instances(InstanceIds=[stayer])
+            _wait(lambda: stayer in cloud.stopped, 60, f"VM of {stayer} stopped", explain)
+            assert stayer_vm.proc.poll() is not None and not cloud.running_vms()
+            for instance_id in ids:
+                print(f"{instance_id}: user-data ran {ran[instance_id][0] - cloud.booted[instance_id]:.0f}"
+                      f" s after qemu started, peak RSS {cloud.peak_rss_mb[instance_id]:.0f} MB "
+                      f"(load before {load[0]:.2f})")
+

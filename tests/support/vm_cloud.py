@@ -22,10 +22,12 @@ from __future__ import annotations
 import base64
 import binascii
 import ctypes
+import http.server
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -34,6 +36,9 @@ from typing import Callable, Dict, Optional
 
 IMAGE_DIR = Path(os.environ.get("ELASTIQ_CI_VM_DIR", "/var/lib/elastiq-ci/debian13-vm"))
 MARKER = IMAGE_DIR / ".elastiq-provisioned"
+#: The local apt repository (a partial mirror of trixie main: Debian's signed index, the
+#: .deb files HTCondor, docker.io and nftables need beyond the image).
+APT_REPO = IMAGE_DIR / "apt-repo"
 PROGRAMS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
             "genisoimage": "genisoimage", "ip": "iproute2"}
 #: EC2's limit on the raw user-data.
@@ -124,6 +129,35 @@ class TestNetwork:
         if "error" in box:
             raise box["error"]
         return box["value"]
+
+
+class NamespaceServer:
+    """An HTTP server (threads per request) on ``net.gateway:port`` inside the namespace: what
+    the VMs reach.  ``handler`` is a BaseHTTPRequestHandler class."""
+
+    def __init__(self, net: TestNetwork, port: int, handler):
+        def bound():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((net.gateway, port))
+            return sock
+
+        self.url = f"http://{net.gateway}:{port}"
+        self.server = http.server.ThreadingHTTPServer((net.gateway, port), handler,
+                                                      bind_and_activate=False)
+        self.server.socket.close()  # made in the host's namespace: replaced
+        self.server.socket = net.socket_inside(bound)
+        self.server.server_activate()
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def __enter__(self) -> "NamespaceServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
 
 
 def seed_iso(path: Path, instance_id: str, user_data: bytes, address: str, mac: str) -> None:
