@@ -290,3 +290,18 @@ def test_the_batch_system_judges_jobs_on_the_flavours_shape(tmp_path, moto, ec2_
     assert "worker VM shape of flavour c5.xlarge: 4 cpu(s), 8192 MiB" in proc.stderr
     assert "can never run" not in proc.stderr
     assert moto.calls("RunInstances") == 1, proc.stderr
+
+
+def test_a_held_pid_file_names_no_pid_until_the_daemon_announces_it(tmp_path):
+    """elastiqctl start confirms by the pid in the file: a daemon that still may fail (its
+    metrics port) holds the lock without a pid, so it counts as running but not yet started."""
+    path = str(tmp_path / "elastiq.pid")
+    lock = pidfile.PidLock(path)
+    lock.acquire(announce=False)
+    try:
+        assert pidfile.status(path) == pidfile.PidStatus(running=True, pid=None, stale=False)
+        lock.announce()
+        assert pidfile.status(path) == pidfile.PidStatus(running=True, pid=os.getpid(), stale=False)
+    finally:
+        lock.release()
+    assert pidfile.status(path) == pidfile.PidStatus(running=False, pid=None, stale=False)

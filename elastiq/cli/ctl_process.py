@@ -33,7 +33,7 @@ def _check(pid_file: str) -> pidfile.PidStatus:
 def start(args: argparse.Namespace, where: paths.Paths) -> int:
     now = _check(where.pid_file)
     if now.running:
-        print(f"elastiq is already running (pid {now.pid})")
+        print(f"elastiq is already running (pid {now.pid or 'not yet written'})")
         return cli.EXIT_OK
     if now.stale and pidfile.remove_stale(where.pid_file):
         print(f"removed a stale pid file (pid {now.pid} is not running)")
@@ -76,6 +76,10 @@ def stop(args: argparse.Namespace, where: paths.Paths) -> int:
             print(f"removed a stale pid file (pid {now.pid} is not running)")
         print("elastiq is not running")
         return cli.EXIT_OK
+    if now.pid is None:  # it holds the lock but has not announced itself yet
+        print("elastiq is still starting (no pid in its pid file yet); try again in a moment",
+              file=sys.stderr)
+        return cli.EXIT_FAILURE
     try:
         os.kill(now.pid, signal.SIGTERM)
     except PermissionError:

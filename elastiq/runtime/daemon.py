@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from .. import __version__, config
 from ..adapters.base import AdapterError
@@ -83,13 +83,13 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
     catalogue, batch, cloud = factory.prepare(cfg, read_shape=True)
     lock = PidLock(where.pid_file)
     try:
-        lock.acquire()
+        lock.acquire(announce=False)
     except AlreadyRunning as err:
         return _already_running(err)
     except PermissionError as err:
         return _denied(err)
     try:
-        return _serve(cfg, where, args, catalogue, batch, cloud, stop)
+        return _serve(cfg, where, args, catalogue, batch, cloud, stop, lock.announce)
     finally:
         lock.release()
 
@@ -106,7 +106,8 @@ def _denied(err: PermissionError) -> int:
 
 
 def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, catalogue, batch,
-           cloud, stop: threading.Event) -> int:
+           cloud, stop: threading.Event, serving: Callable[[], None]) -> int:
+    """Run until ``stop``; ``serving()`` is called once the metrics port (if any) listens."""
     policy = get_policy(cfg.elastiq.policy)
     store = StateStore(where.state_dir, policy=policy)
     try:
@@ -133,6 +134,7 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, cat
             raise config.InvalidConfig(cfg.source, "elastiq.metrics_port", f"cannot listen on "
                                        f"{e.metrics_address}:{e.metrics_port}: {err.strerror or err}") from None
         log.info("metrics on http://%s:%d/metrics", *server.address)
+    serving()
     problems: tuple = ()
     try:
         if args.once:

@@ -35,13 +35,17 @@ def _read_pid(fd: int) -> Optional[int]:
 
 
 class PidLock:
-    """Held by the daemon: ``acquire()`` once at start-up, ``release()`` at clean exit."""
+    """Held by the daemon: ``acquire()`` once at start-up, ``release()`` at clean exit.
+
+    ``acquire(announce=False)`` takes the lock but leaves the file empty until ``announce()``
+    writes the pid: elastiqctl confirms a start by that pid, so a daemon announces only once it
+    serves (a metrics port it cannot bind is then reported as a failed start)."""
 
     def __init__(self, path: str):
         self.path = path
         self._fd: Optional[int] = None
 
-    def acquire(self) -> None:
+    def acquire(self, announce: bool = True) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", mode=0o700, exist_ok=True)
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -60,10 +64,17 @@ class PidLock:
                 pass
             os.close(fd)
         os.ftruncate(fd, 0)
-        os.lseek(fd, 0, os.SEEK_SET)
-        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
-        os.fsync(fd)
         self._fd = fd
+        if announce:
+            self.announce()
+
+    def announce(self) -> None:
+        """Write this process's pid into the held file."""
+        assert self._fd is not None, "announce() before acquire()"
+        os.ftruncate(self._fd, 0)
+        os.lseek(self._fd, 0, os.SEEK_SET)
+        os.write(self._fd, f"{os.getpid()}\n".encode("ascii"))
+        os.fsync(self._fd)
 
     def release(self) -> None:
         if self._fd is None:
