@@ -100,7 +100,9 @@ def test_the_runtime_fills_the_catalogue_in_one_call_and_leaves_unknown_shapes_o
     assert "flavour tiny: shape unknown" in caplog.text and "never launched" in caplog.text
     single = read_catalogue(config.load(None, ["ec2.flavour=big", "vm.cpus=4",
                                                "vm.memory_mb=8192"]), cloud)
-    assert single.flavours == () and len(cloud.asked) == 1  # one flavour: nothing asked
+    # one flavour, its shape configured: asked only whether the cloud knows it
+    assert single.flavours == () and (single.cpus, single.memory_mb) == (4, 8192)
+    assert cloud.asked[1:] == [("big",)]
 
 
 def _replay(*extra, policy="default"):

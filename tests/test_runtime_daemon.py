@@ -19,7 +19,7 @@ import yaml
 
 from elastiq import cli
 from elastiq.adapters import factory
-from elastiq.adapters.base import TransientError
+from elastiq.adapters.base import ConfigError, TransientError
 from elastiq.model import Catalogue
 from elastiq.runtime import daemon, pidfile
 from elastiq.runtime.state import State, StateStore
@@ -184,8 +184,21 @@ def test_vm_shape_is_read_from_the_flavour_when_not_configured(caplog):
                                               ec2={"flavour": "m1.large"}), ShapedCloud((4, 8192)))
     assert (half.cpus, half.memory_mb) == (2, 8192)  # what is configured wins
     full = make_config()
-    assert factory.read_catalogue(full, ShapedCloud(error=AssertionError("not asked"))) == \
-        Catalogue.of(full.vm)
+    assert factory.read_catalogue(full, ShapedCloud((4, 8192))) == Catalogue.of(full.vm)
+    for error in (TransientError("503"), None):  # configured: cannot ask / cannot tell, no matter
+        assert factory.read_catalogue(full, ShapedCloud(error=error)) == Catalogue.of(full.vm)
+
+
+def test_a_flavour_the_cloud_does_not_know_is_refused_even_with_the_shape_configured():
+    """As for a list of flavours: `run` and `elastiqctl start` refuse, naming the key, instead
+    of launching what the cloud will refuse on every tick."""
+    unknown = ConfigError("unknown instance type 'm9.huge': the cloud does not know it",
+                          key="ec2.flavour")
+    for vm in ({"cpus": None, "memory_mb": None}, {"cpus": 4, "memory_mb": 8192}):
+        cfg = make_config(vm=vm, ec2={"flavour": "m9.huge"})
+        with pytest.raises(ConfigError) as err:
+            factory.read_catalogue(cfg, ShapedCloud(error=unknown))
+        assert err.value.key == "ec2.flavour"
 
 
 @pytest.mark.parametrize("cloud", [ShapedCloud(None), ShapedCloud({}), ShapedCloud(error=TransientError("503"))])

@@ -6,6 +6,7 @@ contain secrets (keys, tokens, user-data).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Dict, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from ..model import Instance, Pool, Queue, Worker
@@ -90,8 +91,29 @@ def look_in_pool(batch: BatchSystem, instance_ids: Sequence[str],
     return {w.instance_id: w for w in batch.pool(known_ips).workers if w.instance_id in wanted}
 
 
-#: The answer of a cloud that cannot do what an optional capability asks (describe flavours).
+#: The answer of a cloud that cannot do what an optional capability asks (describe flavours,
+#: check settings).
 NOT_SUPPORTED = None
+
+
+@dataclass(frozen=True)
+class SettingCheck:
+    """What the cloud said of one launch setting: ``found`` describes the thing it knows
+    (image name, flavour shape...), ``problem`` why it cannot be used (None: it can)."""
+
+    key: str  # the configuration key, e.g. ``ec2.image_id``
+    value: str  # the setting as configured
+    found: str = ""
+    problem: Optional[str] = None
+
+
+def check_setting(key: str, value: str, ask) -> SettingCheck:
+    """``ask()`` the cloud about one setting (returns what it found): a :class:`ConfigError`
+    is that setting's problem; any other :class:`AdapterError` (unreachable...) propagates."""
+    try:
+        return SettingCheck(key, value, ask() or "")
+    except ConfigError as err:
+        return SettingCheck(err.key or key, value, problem=str(err))
 
 
 @runtime_checkable
@@ -122,6 +144,12 @@ class Cloud(Protocol):
         possible; :data:`NOT_SUPPORTED` (None) when this cloud cannot tell any (then the
         configuration gives the shapes).  A name the cloud does not know is a
         :class:`ConfigError` naming its configuration key."""
+
+    def check_settings(self) -> Optional[Sequence[SettingCheck]]:
+        """Ask the cloud about every setting a launch would use (image, flavours, key pair,
+        security groups, network), without launching: one :class:`SettingCheck` each
+        (``elastiq config check --online``).  :data:`NOT_SUPPORTED` (None): this cloud cannot
+        tell.  Raises :class:`AdapterError` when the cloud cannot be asked at all."""
 
 
 def error_kind(exc: BaseException) -> str:

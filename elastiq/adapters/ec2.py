@@ -28,7 +28,8 @@ from botocore import exceptions as bce
 
 from .. import flavours as flavour_list
 from ..model import Instance
-from .base import NOT_SUPPORTED, AdapterError, ConfigError
+from . import ec2_settings
+from .base import NOT_SUPPORTED, AdapterError, ConfigError, SettingCheck
 from .ec2_client import ids_gone, make_client, not_implemented, translate
 from .ec2_request import CLUSTER_TAG, chunks, cluster_tags, launch_params, tag_filter
 from .ec2_translate import secret_values, tag_value, to_instance
@@ -173,6 +174,10 @@ class EC2Cloud:
                 raise ConfigError(f"unknown instance type {name!r}: the cloud does not know it",
                                   key=key)
         return shapes
+
+    def check_settings(self) -> List[SettingCheck]:
+        """See :meth:`base.Cloud.check_settings` (:func:`ec2_settings.check`)."""
+        return ec2_settings.check(self._ec2, self._client, self._boundary, self.describe_flavours)
 
     # ------------------------------------------------------------------------- helpers
 

@@ -86,17 +86,20 @@ def launch_params(ec2: EC2Section, cluster: str, count: int, request_id: str,
     }
     if ec2.key_name:
         params["KeyName"] = ec2.key_name
-    group_ids = [g for g in ec2.security_groups if _SG_ID.match(g)]
-    group_names = [g for g in ec2.security_groups if not _SG_ID.match(g)]
-    if group_ids:
-        params["SecurityGroupIds"] = group_ids
-    if group_names:
-        params["SecurityGroups"] = group_names
+    params.update(security_group_params(ec2.security_groups))
     if ec2.subnet_id:
         params["SubnetId"] = ec2.subnet_id
     if user_data is not None:
         params["UserData"] = user_data  # botocore base64-encodes it
     return params
+
+
+def security_group_params(groups: Sequence[str]) -> Dict[str, List[str]]:
+    """``ec2.security_groups``: entries that look like ids (``sg-...``) as SecurityGroupIds,
+    the others (names) as SecurityGroups; only the non-empty ones."""
+    ids = [g for g in groups if _SG_ID.match(g)]
+    names = [g for g in groups if not _SG_ID.match(g)]
+    return {k: v for k, v in (("SecurityGroupIds", ids), ("SecurityGroups", names)) if v}
 
 
 def chunks(items: Sequence[str], size: int) -> Iterator[List[str]]:

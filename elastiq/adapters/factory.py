@@ -90,20 +90,24 @@ def flavour_entries(cfg: Config) -> Tuple[str, ...]:
 def read_catalogue(cfg: Config, cloud) -> Catalogue:
     """The worker VMs' facts: ``vm.cpus``/``vm.memory_mb`` where set, else the shape of the
     cloud's flavour (``cloud`` None: no cloud to ask); with several flavours, all of them
-    resolved (:func:`resolve_flavours`, one describe call)."""
+    resolved (:func:`resolve_flavours`, one describe call).  A flavour the cloud says it does
+    not know is a ConfigError; one it cannot describe keeps the defaults, with a warning."""
     entries = flavour_entries(cfg)
     if len(entries) > 1:
         return resolve_flavours(cfg, cloud, entries)
-    vm = cfg.vm
-    if vm.cpus is not None and vm.memory_mb is not None:
-        return Catalogue.of(vm)
-    name = flavour_name(cfg)
+    vm, name = cfg.vm, flavour_name(cfg)
+    configured = vm.cpus is not None and vm.memory_mb is not None
     shape = None
-    if name and cloud is not None:
+    if name and cloud is not None:  # asked even when configured: an unknown one is refused
         try:
             shape = (cloud.describe_flavours([name]) or {}).get(name)  # None: not supported
+        except ConfigError:
+            raise
         except AdapterError as err:
-            log.warning("cannot read the flavour's shape (%s error): %s", err.kind, err)
+            if not configured:
+                log.warning("cannot read the flavour's shape (%s error): %s", err.kind, err)
+    if configured:
+        return Catalogue.of(vm)
     if not shape:
         log.warning("worker VM shape unknown: assuming %d cpu(s), %d MiB (set vm.cpus and "
                     "vm.memory_mb)", vm.effective_cpus, vm.effective_memory_mb)

@@ -34,7 +34,9 @@ from openstack.config import OpenStackConfig
 
 from .. import flavours as flavour_list
 from ..model import Instance, InstanceState
-from .base import AdapterError, AuthError, ConfigError, FatalError, TransientError
+from . import openstack_settings
+from .base import (AdapterError, AuthError, ConfigError, FatalError, SettingCheck,
+                   TransientError)
 from .ec2_translate import redact, secret_values
 from .ec2_userdata import Detect, detect_addresses, prepare_user_data
 from .openstack_config import NETWORK_WORDS, Settings
@@ -194,6 +196,10 @@ class OpenStackCloud:
             flavor = self._find("flavour", name)
             found[name] = (int(flavor.vcpus), int(flavor.ram))
         return found
+
+    def check_settings(self) -> List[SettingCheck]:
+        """See :meth:`base.Cloud.check_settings` (:func:`openstack_settings.check`)."""
+        return openstack_settings.check(self._s, self._conn, self._boundary, self._find)
 
     # ------------------------------------------------------------------------- helpers
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model import Instance, InstanceState
-from .base import ConfigError, QuotaError, TransientError
+from .base import NOT_SUPPORTED, ConfigError, QuotaError, TransientError
 
 PENDING_S = 30.0
 SHUTDOWN_S = 30.0
@@ -106,6 +106,9 @@ class SimCloud:
     # -- the Cloud port
     def describe_flavours(self, names) -> Dict[str, Tuple[int, int]]:
         return {name: self.flavours[name] for name in names if name in self.flavours}
+
+    def check_settings(self) -> None:
+        return NOT_SUPPORTED  # a simulated cloud launches whatever it is told
 
     def list_instances(self) -> Tuple[Instance, ...]:
         if self.list_failure and self.rng.random() < self.list_failure:

@@ -1,7 +1,8 @@
 """Check, show or migrate a configuration file.
 
   elastiq config check [FILE]      validate as `elastiq run` does; one-line summary (exit 0) or
-                                   the file, key and problem (exit 2); FILE or --config FILE
+                                   the file, key and problem (exit 2); FILE or --config FILE;
+                                   --online: also ask the cloud and the pool (online_check)
   elastiq config show [FILE]       print the effective configuration, secrets masked
   elastiq config migrate OLD.conf  print the YAML equivalent of a legacy INI elastiq.conf
 """
@@ -24,6 +25,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action.add_argument("file", nargs="?", metavar="FILE",
                             help="configuration file (the same as --config FILE)")
         add_config_arguments(action, config.DEFAULT_PATH)
+        if name == "check":
+            action.add_argument(
+                "--online", action="store_true",
+                help="also ask the cloud about the image, flavours, key pair, security groups "
+                "and network, and read the queue and the pool, as 'elastiq run' will "
+                "(nothing is launched or changed); exit 1 when either cannot be reached")
     migrate = sub.add_parser(
         "migrate", help="convert a legacy INI elastiq.conf to YAML",
         description="Convert a legacy INI elastiq.conf to YAML.  Printed to stdout with secrets "
@@ -45,9 +52,12 @@ def command(args: argparse.Namespace) -> int:
     cfg = config.load(path, args.overrides)
     if args.config_command == "check":
         from ..adapters.factory import prepare  # the check `elastiq run` makes before it starts
-        prepare(cfg)
+        _, batch, cloud = prepare(cfg)
         for note in cfg.notes:
             print(f"note: {path}: {note}", file=sys.stderr)
+        if args.online:
+            from . import online_check
+            return online_check.run(cfg, path, batch, cloud)
         print(f"OK {path}: {config.summary(cfg)}")
     else:
         sys.stdout.write(config.to_yaml(cfg, include_secrets=False))

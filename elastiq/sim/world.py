@@ -128,3 +128,6 @@ class _Cloud:
 
     def describe_flavours(self, names):
         return self.sim.describe_flavours(names)
+
+    def check_settings(self):
+        return self.sim.check_settings()

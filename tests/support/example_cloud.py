@@ -12,7 +12,7 @@ import os
 import time
 from typing import Dict, Sequence, Tuple
 
-from elastiq.adapters.base import AuthError, ConfigError
+from elastiq.adapters.base import AuthError, ConfigError, SettingCheck, check_setting
 from elastiq.model import Instance, InstanceState
 
 from .example_cloud_config import FLAVOURS, Settings
@@ -75,3 +75,11 @@ class ExampleCloud:
 
     def describe_flavours(self, names: Sequence[str]) -> Dict[str, Tuple[int, int]]:
         return {name: FLAVOURS[name] for name in names if name in FLAVOURS}
+
+    def check_settings(self) -> Sequence[SettingCheck]:
+        def shape() -> str:
+            self._call()
+            if self.settings.flavour not in FLAVOURS:
+                raise ConfigError(f"no flavour {self.settings.flavour!r}", key="example.flavour")
+            return "%d cpu(s), %d MiB" % FLAVOURS[self.settings.flavour]
+        return [check_setting("example.flavour", self.settings.flavour, shape)]

@@ -82,6 +82,9 @@ class FakeCloud:
     def describe_flavours(self, names: Sequence[str]) -> None:
         return NOT_SUPPORTED
 
+    def check_settings(self) -> None:
+        return NOT_SUPPORTED
+
     def terminate(self, instance_ids: Sequence[str]) -> None:
         self.faults.check("terminate")
         self.terminate_calls.append(tuple(instance_ids))
@@ -185,6 +188,9 @@ class IdleCloud:
         pass
 
     def describe_flavours(self, names: Sequence[str]) -> None:
+        return NOT_SUPPORTED
+
+    def check_settings(self) -> None:
         return NOT_SUPPORTED
 
 
