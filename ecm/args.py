@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     a("--conf", default="ecm.conf", metavar="FILE", help="cluster settings (default: ecm.conf)")
     a("--os", choices=sorted(OPERATING_SYSTEMS), help="operating system of master and workers")
     a("--image", metavar="ID", help="image id (e.g. ami-0123abcd) for master and workers")
-    a("--cluster-name", metavar="NAME", help="cluster name (default: elastiq-<date>-<time>)")
+    a("--cluster-name", metavar="NAME", help="cluster name, unique on the cloud account (default: "
+      "elastiq-<date>-<time>-<4 random hex digits>)")
     a("--output", "-o", metavar="FILE", help="output file (default: master-<os>-<date>-<time>)")
     a("--force", action="store_true", help="overwrite the output file if it exists")
     a("--yes", "-y", action="store_true", help="ask nothing: take every answer from the flags")

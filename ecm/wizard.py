@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"Note: the name of {image_id} ({image_name}) does not look like "
               f"{OPERATING_SYSTEMS[os_id].label}; the user-data is written for "
               f"{OPERATING_SYSTEMS[os_id].label}.", file=sys.stderr)
-    default_name = "elastiq-" + now.strftime("%Y%m%d-%H%M")
+    default_name = default_cluster_name(now)
     cluster_name = args.cluster_name or (prompts.cluster_name(default_name) if prompts
                                          else default_name)
     embed = args.embed
@@ -208,3 +208,9 @@ def run(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def default_cluster_name(now) -> str:
+    """``elastiq-<date>-<time>-<4 random hex digits>``: two runs in the same minute must not
+    name (and tag, and stage a wheel for) the same cluster."""
+    return f"elastiq-{now.strftime('%Y%m%d-%H%M')}-{secrets.token_hex(2)}"

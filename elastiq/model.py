@@ -264,6 +264,7 @@ class InstanceRecord:
     underused_since: Optional[float] = None  # its worker used below elastiq.consolidate_below since
     drain: Optional[str] = None  # why we drain it: "idle" or "consolidation" (None: not by us)
     flavour: Optional[str] = None  # the flavour we launched it as (None: the first, or unknown)
+    listed_at: Optional[float] = None  # first listed by the cloud (None: not yet)
 
 
 @dataclass(frozen=True)

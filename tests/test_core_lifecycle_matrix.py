@@ -27,19 +27,21 @@ ID, NAME = "i-1", "w-1"
 #: Where an instance comes from: the record of the previous tick (None: first sight).
 HISTORIES = {
     "first sight": None,
-    "requested": InstanceRecord(L.REQUESTED, 900.0, 900.0),
-    "booting": InstanceRecord(L.BOOTING, 800.0, 700.0),
+    "requested": InstanceRecord(L.REQUESTED, 900.0, 900.0),  # launched, never listed yet
+    "requested, listed once": InstanceRecord(L.REQUESTED, 900.0, 900.0, listed_at=950.0),
+    "booting": InstanceRecord(L.BOOTING, 800.0, 700.0, listed_at=750.0),
     "joined": InstanceRecord(L.JOINED, 800.0, 700.0, joined_at=800.0, worker=NAME,
-                             busy_at=850.0),
+                             busy_at=850.0, listed_at=750.0),
     "joined, worker missing": InstanceRecord(L.JOINED, 800.0, 100.0, joined_at=200.0, worker=NAME,
-                                             missing_since=950.0),
+                                             missing_since=950.0, listed_at=150.0),
     "draining": InstanceRecord(L.DRAINING, 900.0, 700.0, joined_at=800.0, worker=NAME,
-                               drain="idle", underused_since=700.0),
-    "terminating, never joined": InstanceRecord(L.TERMINATING, 900.0, 700.0),
+                               drain="idle", underused_since=700.0, listed_at=750.0),
+    "terminating, never joined": InstanceRecord(L.TERMINATING, 900.0, 700.0, listed_at=750.0),
     "terminating, joined": InstanceRecord(L.TERMINATING, 900.0, 700.0, joined_at=800.0,
-                                          worker=NAME),
-    "error, never joined": InstanceRecord(L.ERROR, 900.0, 700.0),
-    "error, joined": InstanceRecord(L.ERROR, 900.0, 700.0, joined_at=800.0, worker=NAME),
+                                          worker=NAME, listed_at=750.0),
+    "error, never joined": InstanceRecord(L.ERROR, 900.0, 700.0, listed_at=750.0),
+    "error, joined": InstanceRecord(L.ERROR, 900.0, 700.0, joined_at=800.0, worker=NAME,
+                                    listed_at=750.0),
 }
 #: What the cloud lists: each state, or nothing (launched DEPLOY s ago or less, or earlier).
 CLOUDS = tuple(S) + ("unlisted, young", "unlisted, old")
@@ -88,8 +90,8 @@ def expected_lifecycle(history, cloud, worker):
     was = before.lifecycle if before is not None else None
     if cloud in (S.GONE, "unlisted, old"):
         return None  # the cloud forgot it: so do we
-    if cloud == "unlisted, young":  # only our own fresh launch may be missing from the list
-        return L.REQUESTED if was is L.REQUESTED else None
+    if cloud == "unlisted, young":  # only our own fresh launch, never listed, may be missing
+        return L.REQUESTED if was is L.REQUESTED and before.listed_at is None else None
     if cloud is S.SHUTTING_DOWN or was is L.TERMINATING:
         return L.TERMINATING  # on its way out, whatever the pool says
     if cloud is S.ERROR:
@@ -116,6 +118,8 @@ def expected_record(history, cloud, worker, lifecycle):
         learns.update(busy_at=NOW)
     if named(history, worker):
         learns.update(missing_since=None)  # a job runs there: it is not missing
+    if before.listed_at is None:
+        learns.update(listed_at=NOW)  # listed: since when, the first time
     if lifecycle is not before.lifecycle:
         learns.update(lifecycle=lifecycle, since=NOW,
                       drain=before.drain if lifecycle is L.DRAINING else None)
@@ -142,6 +146,11 @@ def test_every_state_meets_every_observation(history, cloud, worker):
         assert members[ID].record == record and members[ID].listed == (cloud in tuple(S))
         assert (members[ID].worker is not None) == (worker in IN_POOL and cloud in tuple(S))
     assert sorted(members) == sorted({"i-2"} | ({ID} & set(members)))  # others: untouched
+    # said once: ended without our terminate (forgotten, or shutting down), not by us before
+    before = HISTORIES[history]
+    ended = (before is not None and before.lifecycle is not L.TERMINATING
+             and (lifecycle is None or cloud is S.SHUTTING_DOWN))
+    assert dict(fleet.ended) == ({ID: records[ID]} if ended else {})
 
 
 def test_the_matrix_covers_the_table():

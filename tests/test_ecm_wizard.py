@@ -4,8 +4,10 @@ bad credentials, no terminal)."""
 from __future__ import annotations
 
 import base64
+import datetime
 import gzip
 import os
+import re
 import socket
 import stat
 import subprocess
@@ -358,3 +360,15 @@ def test_write_private_is_atomic_and_0600(tmp_path):
     with pytest.raises(OSError):  # rename onto a non-empty directory fails: no debris left
         wizard.write_private(str(blocked), b"data")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a-directory", "master-x"]
+
+
+def test_two_runs_in_the_same_minute_name_two_clusters():
+    """Issue 25, item 7: the name is the cluster's tag on the cloud and its staged wheel's
+    folder; two default names of one minute used to be the same."""
+    from ecm.wizard import default_cluster_name
+    from ecm.answers import CLUSTER_NAME
+    at = datetime.datetime(2026, 12, 5, 15, 40)
+    names = {default_cluster_name(at) for _ in range(50)}
+    assert len(names) == 50
+    for name in names:
+        assert CLUSTER_NAME.fullmatch(name) and re.fullmatch(r"elastiq-20261205-1540-[0-9a-f]{4}", name)

@@ -1,6 +1,8 @@
 """Start-up reconciliation: tagged instances are ours, even with the state file lost."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from elastiq.model import (Instance, InstanceRecord, InstanceState, Lifecycle, Memory, Pool,
                            Snapshot, Worker)
 from elastiq.config import load
@@ -41,7 +43,8 @@ def test_missing_records_are_reported():
         "i-lost": InstanceRecord(Lifecycle.REQUESTED, NOW - 3, NOW - 3),
     })
     memory, report = reconcile(POLICY, saved, Snapshot(None, None, (inst("i-a"),)), CFG, NOW)
-    assert memory.instances["i-a"] == saved.instances["i-a"]  # kept as saved
+    # kept as saved, with when the cloud listed it first (a state saved before that was noted)
+    assert memory.instances["i-a"] == replace(saved.instances["i-a"], listed_at=NOW)
     assert "i-lost" in memory.instances  # requested 3 s ago: the cloud may not list it yet
     assert report.adopted == () and report.missing == ("i-lost",) and report.kept == 1
     assert report.lines()[-1] == "1 saved instance(s) not listed by the cloud: i-lost"

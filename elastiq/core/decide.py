@@ -165,8 +165,24 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float,
                + down.consolidations + down.terminates)
     wakes = [t for t in (up.wake, down.wake) if t is not None and t > now]
     new_memory = Memory(up.waiting_since, backoff_until, failures, records, unstarted)
-    notes = unstarted_note(jobs, e.idle_for_time_s) + up.notes + down.notes
+    notes = (ended_notes(fleet, e.estimated_vm_deploy_time_s) + unstarted_note(jobs, e.idle_for_time_s)
+             + up.notes + down.notes)
     return Plan(actions, notes, min(wakes) if wakes else None), new_memory
+
+
+def ended_notes(fleet: Fleet, deploy_time_s: float) -> tuple:
+    """Say once which instances ended or vanished without elastiq terminating them."""
+    if not fleet.ended:
+        return ()
+    outside = tuple(i for i, r in fleet.ended if r.listed_at is not None)
+    never = tuple(i for i, r in fleet.ended if r.listed_at is None)
+    notes = ()
+    if outside:
+        notes += (Reason.of(Code.ENDED_OUTSIDE, ids=outside,
+                            them="it" if len(outside) == 1 else "them"),)
+    if never:
+        notes += (Reason.of(Code.NEVER_LISTED, ids=never, deploy=deploy_time_s),)
+    return notes
 
 
 def record_launch(memory: Memory, outcome: LaunchOutcome, config: Config, now: float) -> Memory:

@@ -77,8 +77,13 @@ class Member:
 
 @dataclass(frozen=True)
 class Fleet:
+    """The tracked instances; ``ended``: the records forgotten (or turned TERMINATING) this
+    tick although elastiq had not terminated them: deleted outside elastiq, powered off by
+    a safety net, or never listed by the cloud."""
+
     members: Tuple[Member, ...]
     records: Dict[str, InstanceRecord]
+    ended: Tuple[Tuple[str, InstanceRecord], ...] = ()
 
     @property
     def alive(self) -> int:
@@ -199,16 +204,23 @@ def track(
 
     members = []
     new_records: Dict[str, InstanceRecord] = {}
+    ended = []
     for instance in listed.values():
+        previous = records.get(instance.id)
+        if previous is not None and previous.lifecycle is not _L.TERMINATING and \
+                instance.state in (_S.GONE, _S.SHUTTING_DOWN):
+            ended.append((instance.id, previous))
         if instance.state is _S.GONE:
             continue  # forgotten, whatever its record said (the table's first rule)
-        previous = records.get(instance.id)
         if previous is None:  # adopted or newly listed
             previous = InstanceRecord(
                 lifecycle=_CLOUD_TO_LIFECYCLE.get(instance.state, Lifecycle.BOOTING),
                 since=now,
                 launched_at=instance.launched_at or now,
+                listed_at=now,
             )
+        elif previous.listed_at is None:
+            previous = replace(previous, listed_at=now)
         worker = workers.get(instance.id)
         record = _next_record(instance.state, previous, worker, pool_known, now, running_on)
         if record is not None:
@@ -219,15 +231,18 @@ def track(
     for instance_id, previous in records.items():
         if instance_id in listed:
             continue
-        young = now - previous.launched_at < deploy_time_s
+        # not listed "yet" only until it has been listed once: after that, unlisted is gone
+        young = previous.listed_at is None and now - previous.launched_at < deploy_time_s
         seen = _seen(previous, workers.get(instance_id), pool_known, now)
         step = TRANSITIONS[previous.lifecycle, Unlisted.YET if young else Unlisted.LONG, seen]
         if step.lifecycle is KEEP:  # launched, not yet listed by the cloud: ours, alive
             new_records[instance_id] = previous
             ghost = Instance(instance_id, InstanceState.REQUESTED, previous.launched_at, cluster)
             members.append(Member(ghost, previous, None, listed=False))
+        elif previous.lifecycle is not _L.TERMINATING:
+            ended.append((instance_id, previous))
 
-    return Fleet(tuple(members), new_records)
+    return Fleet(tuple(members), new_records, tuple(ended))
 
 
 def _seen(previous: InstanceRecord, worker: Optional[Worker], pool_known: bool,
@@ -279,10 +294,10 @@ def _next_record(
             return previous
         return InstanceRecord(lifecycle, previous.since, previous.launched_at, joined_at, name,
                               missing, busy, previous.underused_since, previous.drain,
-                              previous.flavour)
+                              previous.flavour, previous.listed_at)
     drain = previous.drain if lifecycle is Lifecycle.DRAINING else None
     return InstanceRecord(lifecycle, now, previous.launched_at, joined_at, name, missing, busy,
-                          previous.underused_since, drain, previous.flavour)
+                          previous.underused_since, drain, previous.flavour, previous.listed_at)
 
 
 def mark(records: Dict[str, InstanceRecord], ids, lifecycle: Lifecycle, now: float,

@@ -19,7 +19,8 @@ def dump_memory(m: Memory) -> Dict[str, Any]:
                   "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker,
                   "missing_since": r.missing_since, "busy_at": r.busy_at,
                   "underused_since": r.underused_since, "drain": r.drain,
-                  **({"flavour": r.flavour} if r.flavour is not None else {})}
+                  **({"flavour": r.flavour} if r.flavour is not None else {}),
+                  **({"listed_at": r.listed_at} if r.listed_at is not None else {})}
             for iid, r in sorted(m.instances.items())
         },
         "unstarted": None if m.unstarted is None else list(m.unstarted),
@@ -51,6 +52,7 @@ def load_memory(data: Any) -> Memory:
                                  optional=True),
             drain=_opt_str(raw.get("drain"), f"{where}.drain"),
             flavour=_opt_str(raw.get("flavour"), f"{where}.flavour"),
+            listed_at=number(raw.get("listed_at"), f"{where}.listed_at", optional=True),
         )
     failures = mem.get("failures", 0)
     if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:

@@ -79,6 +79,10 @@ class Code(ReasonCode):
     KEPT_FOR_JOBS = "kept-for-jobs", "{count} idle worker(s) kept: {jobs} jobs waiting for them"
     KEPT_MIN_VMS = "kept-min-vms", "{count} idle worker(s) kept to honour min_vms {min_vms}"
     CLAIMED = "claimed", "not terminating {ids:,} ({cause}): it has a claimed slot"
+    ENDED_OUTSIDE = ("ended-outside", "{ids:,} ended without elastiq terminating {them}:"
+                     " deleted outside elastiq, or powered off by a safety net")
+    NEVER_LISTED = ("never-listed", "{ids:,} launched but never listed by the cloud in"
+                    " {deploy:g} s: forgotten")
     UNMATCHABLE = "unmatchable", "{count:#idle job} can never run on a worker VM: ignored"
     NO_ROOM = "no-room", "{count:#job} without room: max_vms {max_vms} reached ({alive} alive)"
     WAITING = ("waiting", "{count:#job} waiting for {held:.0f} s of {wait:g} s before launching",
