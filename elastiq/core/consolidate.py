@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import List, Tuple
 
 from ..model import Drain, Worker
+from .demand import place
 from .lifecycle import Fleet, Member
 from .reasons import Code, Reason
 
@@ -101,12 +102,4 @@ def _share(worker: Worker) -> Tuple[int, int]:
 def _fit(jobs, room: dict) -> bool:
     """First-fit ``jobs`` (``((cpus, memory_mb), count)``) into ``room`` (id -> [free cpus,
     free MiB], changed in place); whether they all found a place."""
-    for (cpus, memory), count in jobs:
-        for free in room.values():
-            fit = min(count, free[0] // max(cpus, 1), free[1] // memory if memory else count)
-            free[0], free[1], count = free[0] - fit * cpus, free[1] - fit * memory, count - fit
-            if not count:
-                break
-        if count:
-            return False
-    return True
+    return all(not place(cpus, memory, count, room.values()) for (cpus, memory), count in jobs)

@@ -63,10 +63,6 @@ class Demand:
     mix: Tuple[Tuple[str, int], ...] = ()
 
 
-def fits_vm(job: Job, vm_cpus: int, vm_memory_mb: int) -> bool:
-    return job.fits_worker and job.cpus <= vm_cpus and job.memory_mb <= vm_memory_mb
-
-
 _QUEUED = attrgetter("queued_since")
 _KIND = attrgetter("cpus", "memory_mb", "fits_worker")
 
@@ -185,12 +181,14 @@ def pack(jobs: Placeable, room: Sequence[Tuple[int, int]], vm_cpus: int, vm_memo
     return uncovered, new, unplaced
 
 
-def place(cpus: int, memory: int, count: int, bins: List[List[int]]) -> int:
-    """Put up to ``count`` jobs of one shape into ``bins``, first fit; return how many are left."""
+def place(cpus: int, memory: int, count: int, bins: Iterable[List[int]]) -> int:
+    """Put up to ``count`` jobs of one shape into ``bins`` (``[free cpus, free MiB]``, changed
+    in place), first fit; return how many are left.  The one packing routine of scale-up and
+    consolidation."""
     for slot in bins:
         if not count:
             break
-        fit = min(count, slot[0] // cpus, slot[1] // memory if memory else count)
+        fit = min(count, slot[0] // max(cpus, 1), slot[1] // memory if memory else count)
         if fit > 0:
             slot[0] -= fit * cpus
             slot[1] -= fit * memory

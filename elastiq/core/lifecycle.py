@@ -94,9 +94,6 @@ class Fleet:
         """VMs on their way (requested or booting, never joined)."""
         return sum(1 for m in self.members if m.booting)
 
-    def count(self, lifecycle: Lifecycle) -> int:
-        return sum(1 for m in self.members if m.record.lifecycle is lifecycle)
-
 
 class Seen(enum.Enum):
     """What the pool shows of an instance's worker."""

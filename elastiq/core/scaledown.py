@@ -104,9 +104,9 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
             else:
                 wakes.append(deadline)
         elif life is Lifecycle.DRAINING:
-            if m.id in keep:
-                pass
-            elif worker.busy:
+            if m.id in keep:  # its drain is cancelled this tick: nothing to say or do
+                continue
+            if worker.busy:
                 notes.append(Reason.of(Code.DRAINING_BUSY, worker=worker.name,
                                        slots=worker.running_jobs))
             else:
