@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import pytest
 
 from elastiq import config
-from elastiq.adapters.sim import BootDelay, SimCloud, SimPool
+from elastiq.sim.cloud import BootDelay, SimCloud, SimPool
 from elastiq.core import POLICIES, get_policy
 from elastiq.core.policy import CounterPolicy, MemoryView, Policy
 from elastiq.model import (Instance, InstanceRecord, InstanceState, Launch, Lifecycle,

@@ -1,5 +1,5 @@
 """Placement on a real pool (HTCondor 23.9 daemons, tests/support/condor_pool.py) is what the
-simulator assumes (elastiq/adapters/sim_pool.py): with the negotiator lines the master template
+simulator assumes (elastiq/sim/pool.py): with the negotiator lines the master template
 writes, jobs fill the worker that joined first before the next one is touched.
 
 The negotiator's knobs are read from the rendered master user-data (its HTCondor unit), not
@@ -20,7 +20,7 @@ import time
 from collections import Counter
 
 from ecm import render
-from elastiq.adapters.sim_pool import SimPool
+from elastiq.sim.pool import SimPool
 from elastiq.sim.workload import Workload
 from tests.test_ecm_render import answers
 

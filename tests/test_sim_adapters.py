@@ -6,7 +6,7 @@ import random
 import pytest
 
 from elastiq.adapters.base import QuotaError, TransientError
-from elastiq.adapters.sim import BootDelay, SimCloud, SimPool
+from elastiq.sim.cloud import BootDelay, SimCloud, SimPool
 from elastiq.model import InstanceState
 from elastiq.sim.workload import Workload
 from tests.support.ports import check_batch, check_cloud

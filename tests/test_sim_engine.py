@@ -6,7 +6,7 @@ from dataclasses import replace
 import pytest
 
 from elastiq import config
-from elastiq.adapters.sim import BootDelay
+from elastiq.sim.cloud import BootDelay
 from elastiq.core import legacy
 from elastiq.model import Launch, Plan
 from elastiq.sim import engine, metrics

@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from elastiq import config
-from elastiq.adapters.sim import BootDelay
+from elastiq.sim.cloud import BootDelay
 from elastiq.core import get_policy
 from elastiq.runtime.scheduler import Scheduler, checks
 from elastiq.runtime.state import StateStore

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from elastiq import config
-from elastiq.adapters.sim import BootDelay
+from elastiq.sim.cloud import BootDelay
 from elastiq.model import Drain, Instance, InstanceState, Job, Launch, Pool, Queue, Snapshot, Terminate, Worker
 from elastiq.sim import engine
 from elastiq.sim.peers.autoscaler import AutoscalerMemory, AutoscalerPolicy

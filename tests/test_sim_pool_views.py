@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from elastiq.adapters.base import TransientError
-from elastiq.adapters.sim import SimPool
+from elastiq.sim.cloud import SimPool
 from tests.support.sim_world import workload
 
 

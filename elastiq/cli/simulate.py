@@ -68,7 +68,7 @@ def _checked(parse):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from ..adapters.sim import BootDelay
+    from ..sim.cloud import BootDelay
     from ..sim.workload import parse_window
 
     cli.add_config_arguments(parser, default=None)

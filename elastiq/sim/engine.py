@@ -36,7 +36,7 @@ from typing import Callable, Optional, Tuple
 from ..adapters.base import ConfigError
 from ..adapters.factory import flavour_entries, resolve_flavours
 from .. import flavours as flavour_list
-from ..adapters.sim import BootDelay
+from .cloud import BootDelay
 from ..config import Config, InvalidConfig
 from ..core import POLICIES as CORE_POLICIES, get_policy as core_policy
 from ..model import Catalogue, Plan

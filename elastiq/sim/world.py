@@ -1,7 +1,7 @@
 """The simulated world behind the runtime's ports: cloud, pool and negotiator in virtual time.
 
-:class:`World` owns the virtual clock, the :class:`~elastiq.adapters.sim.SimCloud` and the
-:class:`~elastiq.adapters.sim.SimPool`, and hands the runtime two ports (``batch``, ``cloud``)
+:class:`World` owns the virtual clock, the :class:`~elastiq.sim.cloud.SimCloud` and the
+:class:`~elastiq.sim.pool.SimPool`, and hands the runtime two ports (``batch``, ``cloud``)
 over them.  What the ports add to the simulated adapters is simulation only:
 
 - the negotiator: it matches idle jobs onto free slots once per tick, *after* the observation
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import List, Optional, Tuple
 
-from ..adapters.sim import SimCloud, SimPool
+from .cloud import SimCloud, SimPool
 
 
 class World:

@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Set
 
 from elastiq.adapters.base import TransientError
 from elastiq.adapters.ec2 import EC2Cloud
-from elastiq.adapters.sim import SimPool
+from elastiq.sim.cloud import SimPool
 from elastiq.core import get_policy
 from elastiq.runtime.state import StateStore
 from elastiq.runtime.tick import Runtime

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, List, Optional, Sequence
 
-from elastiq.adapters.sim import BootDelay, SimCloud, SimPool
+from elastiq.sim.cloud import BootDelay, SimCloud, SimPool
 from elastiq.core import get_policy
 from elastiq.runtime.state import StateStore
 from elastiq.runtime.tick import Runtime

@@ -25,7 +25,7 @@ import random
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..model import IdleJobs, Job, Pool, Queue, Worker
-from .base import TransientError
+from ..adapters.base import TransientError
 
 
 class _Slotted:

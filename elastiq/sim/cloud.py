@@ -1,4 +1,4 @@
-"""A simulated cloud and HTCondor pool in virtual time, for ``elastiq simulate`` and tests.
+"""The simulated cloud (and, re-exported, pool) in virtual time, for ``elastiq simulate`` and tests.
 
 Both implement the ports of :mod:`elastiq.adapters.base` (:class:`SimCloud` is a ``Cloud``,
 :class:`SimPool` a ``BatchSystem``) and read the time from an injected ``clock()``; neither
@@ -10,7 +10,7 @@ never joins (running but silent) and a share goes to *error* instead of running.
 quota makes ``launch`` grant fewer VMs than asked, or raise :class:`QuotaError` when none is
 left.  Terminated VMs are *shutting-down* for 30 s, then *gone* (listed one more hour).
 
-The pool (:mod:`.sim_pool`): idle jobs are matched FIFO onto the free cpus/memory of joined,
+The pool (:mod:`.pool`): idle jobs are matched FIFO onto the free cpus/memory of joined,
 non-draining workers; a worker whose VM is terminated while jobs run on it kills them: they go
 back to the queue and are counted in ``jobs_killed``.
 
@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ..model import Instance, InstanceState
-from .base import NOT_SUPPORTED, ConfigError, QuotaError, TransientError
+from ..adapters.base import NOT_SUPPORTED, ConfigError, QuotaError, TransientError
 
 PENDING_S = 30.0
 SHUTDOWN_S = 30.0
@@ -194,4 +194,4 @@ class SimCloud:
         self._listing = None
 
 
-from .sim_pool import SimPool  # noqa: E402  (re-exported: the two simulated ports)
+from .pool import SimPool  # noqa: E402  (re-exported: the two simulated ports)
