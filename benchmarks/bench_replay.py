@@ -140,7 +140,34 @@ def policies(folder: Path, jobs: int = POLICIES_JOBS, raw=None, names=engine.POL
             raw.update(((name, p), r) for p, r in results.items())
         print(compare.comparison_table(results), file=sys.stderr)
         out.append({"trace": name, "knobs": POLICIES_KNOBS, "first_jobs": jobs, "skipped": skipped,
-                    "policies": {p: {k: r[k] for k in POLICIES_REPORTED} for p, r in results.items()}})
+                    "policies": {p: {k: r[k] for k in POLICIES_REPORTED} for p, r in results.items()},
+                    "default_dominates": dominance(results)})
+    return out
+
+
+#: A peer whose p95 wait is more than this times the default's is not at equal wait (COBalD as
+#: TARDIS runs it lets jobs wait days): it is listed, not compared.
+EQUAL_WAIT_FACTOR = 2.0
+
+
+def dominance(results: dict) -> dict:
+    """Per peer: does the default policy use no more VM-hours AND make jobs wait no longer
+    (p95), with no job killed and max_vms never exceeded?  A peer not at equal wait (p95 above
+    EQUAL_WAIT_FACTOR x the default's) says so instead of true/false."""
+    ours = results.get("default")
+    if ours is None:
+        return {}
+    clean = ours["jobs_killed"] == 0 and ours["max_vms_violations"] == 0
+    out = {}
+    for policy, theirs in results.items():
+        if policy == "default":
+            continue
+        if theirs["wait_p95_s"] > EQUAL_WAIT_FACTOR * ours["wait_p95_s"] and policy.startswith("cobald"):
+            out[policy] = f"not at equal wait: p95 {theirs['wait_p95_s']:.0f} s > " \
+                          f"{EQUAL_WAIT_FACTOR:g} x {ours['wait_p95_s']:.0f} s"
+        else:
+            out[policy] = (clean and ours["vm_hours"] <= theirs["vm_hours"]
+                           and ours["wait_p95_s"] <= theirs["wait_p95_s"])
     return out
 
 

@@ -84,6 +84,9 @@ def test_bench_replay_on_the_first_jobs_of_the_traces():
     for row in result["policies"]:
         assert {"default", "legacy", "autoscaler"} <= set(row["policies"])
         assert all(p["jobs_killed"] == 0 for p in row["policies"].values())
+        assert set(row["default_dominates"]) == set(row["policies"]) - {"default"}
+        assert all(v in (True, False) or v.startswith("not at equal wait")
+                   for v in row["default_dominates"].values())
     assert [row["first_jobs"] for row in result["cost"]["traces"]] == [200, 200]
 
 
