@@ -29,7 +29,7 @@ def core_problems(cfg: Config) -> Iterator[Tuple[str, str]]:
         if getattr(e, name) <= 0:
             yield f"elastiq.{name}", f"must be > 0 (got {getattr(e, name):g})"
     for name in _NOT_NEGATIVE:
-        if getattr(e, name) < 0:
+        if getattr(e, name) is not None and getattr(e, name) < 0:
             yield f"elastiq.{name}", f"must not be negative (got {getattr(e, name):g})"
     if not 0 <= e.consolidate_below < 1:
         yield "elastiq.consolidate_below", f"must be in [0, 1) (got {e.consolidate_below:g})"

@@ -30,7 +30,7 @@ class ElastiqSection:
     check_vms_every_s: float = 45
     check_vms_in_error_every_s: float = 20
     waiting_jobs_threshold: int = 0
-    waiting_jobs_time_s: float = 40
+    waiting_jobs_time_s: Optional[float] = None  # None: the policy's own (default 0 s, legacy 40 s)
     n_jobs_per_vm: int = 0  # 0: size launches by packing cpu/memory onto the VM shape
     idle_for_time_s: float = 3600
     estimated_vm_deploy_time_s: float = 600

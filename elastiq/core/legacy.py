@@ -91,6 +91,14 @@ class LegacyMemory:
     drained: FrozenSet[str] = frozenset()  # drained instead of terminated: terminate when idle
 
 
+#: The original elastiq's ``waiting_jobs_time_s``, used when the configuration leaves it unset.
+ORIGINAL_WAITING_JOBS_TIME_S = 40.0
+
+
+def waiting_time(configured: Optional[float]) -> float:
+    return ORIGINAL_WAITING_JOBS_TIME_S if configured is None else configured
+
+
 def initial_memory(seed: int = 0) -> LegacyMemory:
     return LegacyMemory(rng_state=seed)
 
@@ -203,11 +211,11 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float,
         if n_waiting > e.waiting_jobs_threshold:
             if first_seen is None:
                 first_seen = now
-            elif now - first_seen > e.waiting_jobs_time_s:
+            elif now - first_seen > waiting_time(e.waiting_jobs_time_s):
                 tick.scale_up(math.ceil(n_waiting / per_vm),
                               Reason.of(LegacyCode.JOBS_WAITING, jobs=n_waiting,
                                         threshold=e.waiting_jobs_threshold,
-                                        wait=e.waiting_jobs_time_s))
+                                        wait=waiting_time(e.waiting_jobs_time_s)))
                 first_seen = None
         else:
             first_seen = None
@@ -290,7 +298,7 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
     e, q = tick.config.elastiq, tick.config.quota
     wakes = [m.deadlines[0][0]] if m.deadlines else []  # the first to pass
     if n_waiting is not None and n_waiting > e.waiting_jobs_threshold:
-        wakes.append(m.first_seen_above_threshold + e.waiting_jobs_time_s
+        wakes.append(m.first_seen_above_threshold + waiting_time(e.waiting_jobs_time_s)
                      if m.first_seen_above_threshold is not None else now + e.check_queue_every_s)
     if any(i not in tick.terminated for i in tick.in_error):
         wakes.append(m.next_error_check)
