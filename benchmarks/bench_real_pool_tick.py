@@ -124,7 +124,8 @@ def run_once(pool: CondorPool, config_path: str, directory: str) -> dict:
     timings = os.path.join(directory, "timings.json")
     env = dict(pool.env(), PYTHONPATH=ROOT)
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", TIMED_RUN, timings, "run", "--once",
+    # --dry-run: the tick decides to launch for the waiting jobs but calls no RunInstances
+    proc = subprocess.Popen([sys.executable, "-c", TIMED_RUN, timings, "run", "--once", "--dry-run",
                              "--config", config_path], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)

@@ -226,6 +226,6 @@ def test_the_cloud_port_contract(openstack_cloud):
     cloud = OpenStackCloud(openstack_cloud.config(cluster))
     ids = ()
     try:
-        ids = check_cloud(cloud, cluster)
+        ids = check_cloud(cloud, cluster, catch_up_s=60)
     finally:
         _cleanup(openstack_cloud.conn, ids)

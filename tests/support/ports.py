@@ -4,6 +4,7 @@ adapter and of the test doubles, so that a new adapter is held to the same behav
 ``runtime_checkable`` isinstance check only sees method names)."""
 from __future__ import annotations
 
+import time
 from typing import Callable, Tuple
 
 from elastiq.model import ALIVE_STATES, InstanceState, Pool, Queue
@@ -13,10 +14,13 @@ def _nothing() -> None:
     pass
 
 
-def check_cloud(cloud, cluster: str, settle: Callable[[], None] = _nothing) -> Tuple[str, ...]:
+def check_cloud(cloud, cluster: str, settle: Callable[[], None] = _nothing,
+                catch_up_s: float = 0.0) -> Tuple[str, ...]:
     """Launch two instances into a cloud with room for them, see them listed as ours and
     alive, terminate one (twice: idempotent) and see only that one go.  ``settle``: let the
-    cloud's time pass (a no-op for a real API).  Returns the two ids."""
+    cloud's time pass (a no-op for a real API).  ``catch_up_s``: how long a real cloud's listing
+    may take to show the termination (Nova: a server deleted while it is being scheduled is
+    listed as building a moment longer).  Returns the two ids."""
     before = {i.id for i in cloud.list_instances()}
     assert cloud.launch(0) == ()
     ids = cloud.launch(2)
@@ -29,9 +33,15 @@ def check_cloud(cloud, cluster: str, settle: Callable[[], None] = _nothing) -> T
     settle()
     cloud.terminate([ids[0]])  # idempotent
     settle()
-    after = {i.id: i.state for i in cloud.list_instances()}
-    assert after.get(ids[0], InstanceState.GONE) in (InstanceState.SHUTTING_DOWN,
-                                                      InstanceState.GONE), after
+    deadline = time.monotonic() + catch_up_s
+    while True:
+        after = {i.id: i.state for i in cloud.list_instances()}
+        going = after.get(ids[0], InstanceState.GONE) in (InstanceState.SHUTTING_DOWN,
+                                                          InstanceState.GONE)
+        if going or time.monotonic() >= deadline:
+            break
+        time.sleep(0.5)
+    assert going, after
     assert after[ids[1]] in ALIVE_STATES and before <= set(after), after
     cloud.terminate([])
     shapes = cloud.describe_flavours([])  # NOT_SUPPORTED (None) or a mapping, empty here
