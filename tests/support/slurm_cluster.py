@@ -301,3 +301,16 @@ class InstanceNodes(InstanceStartds):
 
     def stop_worker(self, worker) -> None:
         self.pool.stop_node(worker)
+
+
+def require_slurm() -> None:
+    """Skip (or fail, under ELASTIQ_REQUIRE_SLURM=1) when no Slurm cluster can run here."""
+    import pytest
+
+    why = slurm_unavailable()
+    if why is None:
+        return
+    if os.environ.get("ELASTIQ_REQUIRE_SLURM") == "1":
+        pytest.fail(f"ELASTIQ_REQUIRE_SLURM=1 but no real Slurm cluster can run: {why}",
+                    pytrace=False)
+    pytest.skip(why)
