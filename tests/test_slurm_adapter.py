@@ -122,7 +122,8 @@ def script(directory, name, body):
 
 
 def test_commands_translate_failures(tmp_path):
-    script(tmp_path, "down", 'echo "squeue: error: Unable to contact slurm controller (connect failure)" >&2; exit 1\n')
+    script(tmp_path, "down", 'echo "squeue: error: Unable to contact slurm controller '
+           '(connect failure)" >&2; exit 1\n')
     script(tmp_path, "refuses", 'echo "scontrol: error: Invalid node name specified" >&2; exit 1\n')
     script(tmp_path, "garbled", "echo '{not json'\n")
     script(tmp_path, "errors", 'echo \'{"errors": [{"description": "boom"}]}\'\n')
@@ -151,7 +152,8 @@ def recorded_cli(tmp_path, nodes):
     script(tmp_path, "squeue", f'cat {tmp_path}/running.json\n')
     script(tmp_path, "scontrol", f'echo "$@" >> {tmp_path}/calls\n'
            f'[ "$1" = show ] && cat {tmp_path}/nodes.json\n'
-           '[ "$3" = state=resume ] && { echo "slurm_update error: Invalid node state specified" >&2; exit 1; }\n'
+           '[ "$3" = state=resume ] && '
+           '{ echo "slurm_update error: Invalid node state specified" >&2; exit 1; }\n'
            'exit 0\n')
     cfg = config.from_dict({"elastiq": {"cluster_name": "c1", "batch_plugin": "slurm"},
                             "slurm": {"bin_dir": str(tmp_path), "partitions": ["main"]},

@@ -39,9 +39,11 @@ def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_p
     foreign = client.run_instances(ImageId=ec2_world.image_id, MinCount=1, MaxCount=1,
                                    InstanceType=FLAVOUR)["Instances"][0]["InstanceId"]
     slurm.start_node("foreign", 1, 512, wait=30)  # a node of no cluster
-    cfg = explicit_config(tmp_path, moto, ec2_world, name, FLAVOUR, CPUS, MEMORY_MB, MIN_VMS, MAX_VMS)
+    cfg = explicit_config(tmp_path, moto, ec2_world, name, FLAVOUR, CPUS, MEMORY_MB,
+                          MIN_VMS, MAX_VMS)
     log_path = str(tmp_path / "elastiq.log")
-    cfg["elastiq"].update(state_dir=str(tmp_path / "state"), log_file=log_path, batch_plugin="slurm")
+    cfg["elastiq"].update(state_dir=str(tmp_path / "state"), log_file=log_path,
+                          batch_plugin="slurm")
     cfg["slurm"] = {"bin_dir": slurm.bin_dir, "partitions": ["main"]}
     (tmp_path / "elastiq.yaml").write_text(yaml.safe_dump(cfg))
     os.chmod(tmp_path / "elastiq.yaml", 0o600)

@@ -87,7 +87,8 @@ def _why_not(job: Mapping[str, Any], now: float, partitions: FrozenSet[str],
 
 
 def pending_jobs(job: Mapping[str, Any], shape: Tuple[int, int], now: float,
-                 partitions: FrozenSet[str], features: FrozenSet[str]) -> Tuple[List[Job], Optional[str]]:
+                 partitions: FrozenSet[str],
+                 features: FrozenSet[str]) -> Tuple[List[Job], Optional[str]]:
     """The Jobs of one pending job (one per node) and why they do not fit (None: they do)."""
     nodes = max(1, number(job.get("node_count")) or 1)
     cpus = max(number(job.get("minimum_cpus_per_node")) or 1,

@@ -127,7 +127,8 @@ class SlurmNode(_Process):
         self.port = free_port()
         conf = (f"CPUs={cpus} RealMemory={memory_mb} Port={self.port} NodeAddr=127.0.0.1 "
                 f"Features={','.join(node_features)}")
-        super().__init__(cluster, f"slurmd-{name}", ["slurmd", "-D", "-Z", "-N", name, "--conf", conf])
+        super().__init__(cluster, f"slurmd-{name}",
+                         ["slurmd", "-D", "-Z", "-N", name, "--conf", conf])
         self.node_name = name
 
 
@@ -273,8 +274,9 @@ class SlurmCluster:
     def explain(self) -> str:
         tails = [d.tail() for d in self.daemons + list(self.nodes.values())]
         try:
-            with open(f"{self.host_dir}/log/slurmctld.log", encoding="utf-8", errors="replace") as f:
-                tails.append("--- slurmctld.log:\n" + "\n".join(f.read().splitlines()[-20:]))
+            with open(f"{self.host_dir}/log/slurmctld.log", encoding="utf-8",
+                      errors="replace") as log:
+                tails.append("--- slurmctld.log:\n" + "\n".join(log.read().splitlines()[-20:]))
         except FileNotFoundError:
             pass
         return "\n".join(tails)
