@@ -4,6 +4,7 @@
 
 # Run a command inside $ROOT, in a private mount namespace with the container mounts
 # (.ci/mount-container-root.sh): nothing stays mounted on the host afterwards.
+# shellcheck disable=SC2016 # the quoted script is expanded by the inner sh
 in_root() {
     unshare --mount --propagation private sh -c \
         '"$1" "$2" && root=$2 && shift 2 && exec chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"' \

@@ -32,7 +32,7 @@ fi
 MIRROR=${ELASTIQ_CI_MIRROR:-$(awk '$1 == "deb" { print $2; exit }' "$ROOT/etc/apt/sources.list" 2>/dev/null || true)}
 [ -n "$MIRROR" ] || { log "no mirror in $ROOT/etc/apt/sources.list (set ELASTIQ_CI_MIRROR)"; exit 1; }
 
-# shellcheck source=lib.sh
+# shellcheck disable=SC1091 # .ci/lib.sh, checked on its own
 . "$HERE/lib.sh"
 
 start=$(date +%s)

@@ -24,7 +24,7 @@ if [ -e "$MARKER" ]; then
     log "$ROOT already has slurm ($(cat "$MARKER")); nothing to do"
     exit 0
 fi
-# shellcheck source=lib.sh
+# shellcheck disable=SC1091 # .ci/lib.sh, checked on its own
 . "$HERE/lib.sh"
 
 start=$(date +%s)
