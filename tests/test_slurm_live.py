@@ -8,6 +8,7 @@ import pytest
 
 from elastiq import config
 from elastiq.adapters.slurm import SlurmBatch
+from tests.support.ports import check_batch
 from tests.support.slurm_cluster import SlurmCluster, require_slurm, wait_for
 
 pytestmark = pytest.mark.daemons
@@ -73,6 +74,7 @@ def test_queue_pool_drain_and_removal_on_real_daemons(cluster):
 def test_the_look_before_terminating_asks_slurmctld(cluster):
     batch = adapter(cluster)
     cluster.start_node("w1", 2, 2048, cluster="c1", instance_id="i-01", wait=30)
+    assert check_batch(batch) == "w1"  # the port contract of every batch system
     seen = batch.pool().workers
     assert [w.busy for w in seen] == [False]
     job = cluster.sbatch(["-c1", "--wrap", "sleep 30"])  # matched after the observation
