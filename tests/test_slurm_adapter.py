@@ -13,7 +13,7 @@ from elastiq import config
 from elastiq.adapters.base import ConfigError, FatalError, TransientError
 from elastiq.adapters.slurm import SlurmBatch
 from elastiq.adapters.slurm_cli import SlurmCommands
-from elastiq.adapters.slurm_jobs import constraint_met, jobs_per_node, read_queue
+from elastiq.adapters.slurm_jobs import array_tasks, constraint_met, jobs_per_node, read_queue
 from elastiq.adapters.slurm_nodes import gone, read_nodes
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "slurm")
@@ -36,13 +36,14 @@ def test_pending_jobs_shapes_and_which_fit():
     idle, running, running_on, notes = read_queue(PENDING, (2, 2048), SUBMITTED + 10, ["main"])
     jobs = by_id(idle)
     fits = {i for i, j in jobs.items() if j.fits_worker}
-    assert fits == {"1", "2", "3", "4", "5#0", "5#1", "7"}
+    assert fits == {"1", "2", "3", "4", "5#0", "5#1", "7", "11_0", "11_1", "11_2"}
     assert (jobs["1"].cpus, jobs["1"].memory_mb) == (1, 256)
     assert (jobs["2"].cpus, jobs["2"].memory_mb) == (2, 2048)  # --exclusive: a whole worker
     assert (jobs["3"].cpus, jobs["3"].memory_mb) == (1, 1500)  # --mem
     assert (jobs["4"].cpus, jobs["4"].memory_mb) == (2, 600)  # -c2 --mem-per-cpu=300
     assert (jobs["5#0"].cpus, jobs["5#0"].memory_mb) == (2, 512)  # -N2 -c2: one Job per node
     assert jobs["1"].queued_since == SUBMITTED
+    assert (jobs["11_2"].cpus, jobs["11_2"].memory_mb) == (1, 256)  # --array=0-3,8%3: 3 at once
     assert (running, running_on) == (0, frozenset())
     why = dict(notes)
     assert why["6"] == "is held"
@@ -54,14 +55,14 @@ def test_pending_jobs_shapes_and_which_fit():
 def test_every_partition_when_none_is_named_and_jobs_larger_than_a_worker():
     idle, _, _, notes = read_queue(PENDING, (1, 1024), SUBMITTED + 10)
     fits = {j.id for j in idle if j.fits_worker}
-    assert fits == {"1", "2", "7", "8"}  # 3 needs 1500 MiB, 4 and 5 two cpus
+    assert fits == {"1", "2", "7", "8", "11_0", "11_1", "11_2"}  # 3: 1500 MiB, 4 and 5: 2 cpus
     assert "more than a worker has" in dict(notes)["3"]
 
 
 def test_running_jobs_and_reasons_after_workers_joined():
     idle, running, running_on, notes = read_queue(RUNNING, (2, 2048), SUBMITTED + 10, ["main"])
     assert running == 4 and running_on == {"w1", "w2", "foreign"}
-    assert {j.id for j in idle if j.fits_worker} == {"5#0", "5#1", "7"}
+    assert {j.id for j in idle if j.fits_worker} == {"5#0", "5#1", "7", "11_0", "11_1", "11_2"}
     assert jobs_per_node(RUNNING) == {"w1": 2, "w2": 1, "foreign": 1}
 
 
@@ -70,6 +71,13 @@ def test_an_unknown_pending_reason_never_causes_a_launch():
     idle, _, _, notes = read_queue({"jobs": [job]}, (2, 2048), SUBMITTED + 10)
     assert not any(j.fits_worker for j in idle)
     assert "AssocGrpCpuLimit" in notes[0][1]
+
+
+@pytest.mark.parametrize("tasks, limit, count", [
+    ("", 0, 1), ("0-3,8%3", 3, 3), ("0-3,8", 0, 5), ("1-9:2", 0, 5), ("7", 0, 1)])
+def test_array_tasks_that_may_run_at_once(tasks, limit, count):
+    job = {"array_task_string": tasks, "array_max_tasks": {"set": True, "number": limit}}
+    assert array_tasks(job) == count
 
 
 @pytest.mark.parametrize("constraint, met", [
@@ -170,7 +178,7 @@ def test_the_batch_port_through_the_commands(tmp_path):
                 reason="elastiq: idle for 60 s")
     batch = recorded_cli(tmp_path, {"nodes": [node("w1"), lost, node("foreign")]})
     queue = batch.queue()
-    assert queue.running == 4 and {j.id for j in queue.idle if j.fits_worker} == {"5#0", "5#1", "7"}
+    assert queue.running == 4 and {j.id for j in queue.idle if j.fits_worker} == {"5#0", "5#1", "7", "11_0", "11_1", "11_2"}
     pool = batch.pool()
     assert [w.name for w in pool.workers] == ["w1"] and not pool.partial
     assert calls(tmp_path)[-1] == "delete nodename=w2"

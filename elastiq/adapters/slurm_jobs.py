@@ -1,12 +1,14 @@
 """Pending and running jobs from ``squeue --json`` (Slurm 24.11, data_parser v0.0.42): pure.
 
 A pending job becomes one :class:`~elastiq.model.Job` per node it asks for (``<id>#<k>`` when
-it asks for several), each of the CPUs and memory it needs on one node; ``--exclusive`` (the
+it asks for several), each of the CPUs and memory it needs on one node; a pending job array
+(one entry for its pending tasks) one per task that may run at once (``<id>_<k>``: the tasks
+of ``array_task_string``, at most its ``%`` limit); ``--exclusive`` (the
 job's ``shared`` is ``none``) and ``--mem=0`` take a whole worker.  A job fits a worker
 (``fits_worker``) only when it waits for resources and could run on one of our workers:
 
 * waiting: eligible now (not held, no unfulfilled dependency, begin time reached: Slurm's
-  ``eligible_time`` is set and not in the future) and its pending reason is one of
+  ``eligible_time`` not in the future; it is 0 until the scheduler first looks at a job) and its pending reason is one of
   :data:`WAITING` (nodes busy, absent or not yet there).  Any other reason (a limit, a bad
   constraint, a partition down...) will not be cured by a new worker: the job never causes a
   launch (fail safe: an unknown reason too);
@@ -51,6 +53,21 @@ def constraint_met(constraint: str, features: FrozenSet[str]) -> bool:
     return False
 
 
+def array_tasks(job: Mapping[str, Any]) -> int:
+    """How many tasks of a pending job array may run at once (1: not an array)."""
+    text = (job.get("array_task_string") or "").split("%")[0]
+    count = 0
+    for part in filter(None, text.split(",")):
+        bounds, _, step = part.partition(":")
+        first, _, last = bounds.partition("-")
+        try:
+            count += (int(last) - int(first)) // int(step or 1) + 1 if last else 1
+        except ValueError:
+            count += 1
+    limit = number(job.get("array_max_tasks")) or 0
+    return max(1, min(count, limit) if limit > 0 else count)
+
+
 def _memory_mb(job: Mapping[str, Any], cpus: int, nodes: int) -> Optional[int]:
     """Memory per node (MiB): 0 means all of it; None: not told."""
     per_node, per_cpu = number(job.get("memory_per_node")), number(job.get("memory_per_cpu"))
@@ -70,10 +87,10 @@ def _why_not(job: Mapping[str, Any], now: float, partitions: FrozenSet[str],
     eligible = number(job.get("eligible_time"))
     if job.get("hold"):
         return "is held"
-    if not eligible:
-        dependency = job.get("dependency") or ""
-        return f"waits for its dependency {dependency}" if dependency else "is not eligible"
-    if eligible > now:
+    dependency = job.get("dependency") or ""
+    if dependency and not eligible:
+        return f"waits for its dependency {dependency}"
+    if eligible and eligible > now:  # 0 without a dependency: not yet seen by the scheduler
         return "may not start yet (begin time)"
     reason = job.get("state_reason") or "None"
     if reason not in WAITING:
@@ -102,7 +119,9 @@ def pending_jobs(job: Mapping[str, Any], shape: Tuple[int, int], now: float,
         why = f"needs {cpus} cpu(s) and {memory} MiB per node, more than a worker has"
     ident = str(job["job_id"])
     since = float(number(job.get("submit_time")) or now)
-    ids = [ident] if nodes == 1 else [f"{ident}#{k}" for k in range(nodes)]
+    tasks = array_tasks(job)
+    ids = [ident] if tasks == 1 else [f"{ident}_{t}" for t in range(tasks)]
+    ids = ids if nodes == 1 else [f"{i}#{k}" for i in ids for k in range(nodes)]
     return [Job(i, cpus, memory, since, why is None) for i in ids], why
 
 
