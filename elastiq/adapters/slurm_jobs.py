@@ -8,8 +8,8 @@ job's ``shared`` is ``none``) and ``--mem=0`` take a whole worker.  A job fits a
 (``fits_worker``) only when it waits for resources and could run on one of our workers:
 
 * waiting: eligible now (not held, no unfulfilled dependency, begin time reached: Slurm's
-  ``eligible_time`` not in the future; it is 0 until the scheduler first looks at a job) and its pending reason is one of
-  :data:`WAITING` (nodes busy, absent or not yet there).  Any other reason (a limit, a bad
+  ``eligible_time`` not in the future; it is 0 until the scheduler first looks at a job) and
+  its pending reason is one of :data:`WAITING` (nodes busy, absent or not yet there).  Any other reason (a limit, a bad
   constraint, a partition down...) will not be cured by a new worker: the job never causes a
   launch (fail safe: an unknown reason too);
 * runnable here: its partition is one of ours (``slurm.partitions``; none given: any), every
