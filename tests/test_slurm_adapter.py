@@ -179,7 +179,8 @@ def test_the_batch_port_through_the_commands(tmp_path):
     batch = recorded_cli(tmp_path, {"nodes": [node("w1"), lost, node("foreign")]})
     queue = batch.queue()
     assert queue.running == 4
-    assert {j.id for j in queue.idle if j.fits_worker} == {"5#0", "5#1", "7", "11_0", "11_1", "11_2"}
+    fits = {j.id for j in queue.idle if j.fits_worker}
+    assert fits == {"5#0", "5#1", "7", "11_0", "11_1", "11_2"}
     pool = batch.pool()
     assert [w.name for w in pool.workers] == ["w1"] and not pool.partial
     assert calls(tmp_path)[-1] == "delete nodename=w2"

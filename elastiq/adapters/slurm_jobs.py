@@ -9,9 +9,9 @@ job's ``shared`` is ``none``) and ``--mem=0`` take a whole worker.  A job fits a
 
 * waiting: eligible now (not held, no unfulfilled dependency, begin time reached: Slurm's
   ``eligible_time`` not in the future; it is 0 until the scheduler first looks at a job) and
-  its pending reason is one of :data:`WAITING` (nodes busy, absent or not yet there).  Any other reason (a limit, a bad
-  constraint, a partition down...) will not be cured by a new worker: the job never causes a
-  launch (fail safe: an unknown reason too);
+  its pending reason is one of :data:`WAITING` (nodes busy, absent or not yet there).  Any
+  other reason (a limit, a bad constraint, a partition down...) will not be cured by a new
+  worker: the job never causes a launch (fail safe: an unknown reason too);
 * runnable here: its partition is one of ours (``slurm.partitions``; none given: any), every
   feature of one alternative of its ``--constraint`` is among our workers' features, and one
   node's share of its CPUs and memory is within a worker's shape.
