@@ -9,7 +9,7 @@ import pytest
 from elastiq import config
 from elastiq.adapters.slurm import SlurmBatch
 from tests.support.ports import check_batch
-from tests.support.slurm_cluster import SlurmCluster, require_slurm, wait_for
+from tests.support.slurm_cluster import SlurmCluster, holding_files_under, require_slurm, wait_for
 
 pytestmark = pytest.mark.daemons
 
@@ -82,3 +82,18 @@ def test_the_look_before_terminating_asks_slurmctld(cluster):
              explain=cluster.explain)
     assert batch.workers_of(["i-01"])["i-01"].busy
     cluster.run(["scancel", str(job)], check=True)
+
+
+def test_stopping_the_cluster_leaves_no_process(cluster):
+    """slurmstepd outlives slurmd by design (its own session, waiting for slurmctld): the
+    cluster's stop ends the jobs and their steps too."""
+    cluster.start_node("w1", 1, 1024, cluster="c1", instance_id="i-01", wait=30)
+    job = cluster.sbatch(["--wrap", "sleep 300"])
+    wait_for(lambda: cluster.jobs()[job]["job_state"] == ["RUNNING"], 30, "the job running",
+             explain=cluster.explain)
+    assert holding_files_under(cluster.host_dir + "/")  # the step holds its log files
+    cluster.stop(keep=True)
+    try:
+        assert holding_files_under(cluster.host_dir + "/") == []
+    finally:
+        cluster.stop()  # removes the directory

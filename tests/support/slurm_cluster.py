@@ -40,6 +40,9 @@ Choices, and what Slurm 24.11 needs on this machine (found by running it here):
   worker's shape and the ``elastiq`` feature makes it accept jobs that fit a worker (and still
   refuse those that never could, e.g. more CPUs than a worker has); N is the most nodes one
   job may ask for.  FUTURE nodes never run anything.  Real masters need the same lines.
+* slurmstepd (one per running job step) runs in its own session and outlives slurmd by
+  design, then waits for slurmctld forever: :meth:`SlurmCluster.stop` cancels the jobs left
+  and kills by pid whatever still holds a file of the cluster's directory open.
 * ``SlurmdTimeout`` is short so that a stopped slurmd is marked not responding in seconds,
   and ``bf_interval=1`` so that a node that joins gets its pending jobs within a second or two.
 """
@@ -84,6 +87,21 @@ def features(cluster: Optional[str], instance_id: Optional[str]) -> List[str]:
     """The features a worker of ``cluster`` on ``instance_id`` registers with."""
     return ["elastiq"] + ([f"elastiq-cluster-{cluster}"] if cluster else []) + (
         [f"elastiq-instance-{instance_id}"] if instance_id else [])
+
+
+def holding_files_under(prefix: str) -> List[int]:
+    """Pids of the processes (but this one) with an open file whose path starts with ``prefix``."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            fds = os.listdir(f"/proc/{entry}/fd")
+            if any(os.readlink(f"/proc/{entry}/fd/{fd}").startswith(prefix) for fd in fds):
+                found.append(int(entry))
+        except OSError:  # gone meanwhile
+            continue
+    return found
 
 
 class _Process:
@@ -271,6 +289,13 @@ class SlurmCluster:
         node.stop()
         self.nodes.pop(node.node_name, None)
 
+    def leftovers(self) -> List[int]:
+        """Pids of the processes holding a file of this cluster's directory open: the
+        slurmstepds (each in its own session, they outlive slurmd by design and wait for a
+        slurmctld that is gone; they overwrite their environment, their log file tells) and
+        their jobs."""
+        return holding_files_under(self.host_dir + "/")
+
     def explain(self) -> str:
         tails = [d.tail() for d in self.daemons + list(self.nodes.values())]
         try:
@@ -282,13 +307,25 @@ class SlurmCluster:
         return "\n".join(tails)
 
     def stop(self, keep: bool = False) -> None:
-        """Stop every slurmd, then slurmctld and munged, by pid; remove the directory unless
+        """Cancel the jobs left, stop every slurmd, then slurmctld and munged, by pid, and
+        the job steps that outlived them (:meth:`leftovers`); remove the directory unless
         ``keep`` or ``$ELASTIQ_KEEP_POOL``."""
+        if self.daemons and self.daemons[-1].alive():
+            self.run(["scancel", "--full", f"--user={TEST_USER}"])
+            try:
+                wait_for(lambda: not self.json(["squeue", "--json"])["jobs"], 15, "jobs gone")
+            except AssertionError:
+                pass  # their steps are killed below
         for node in list(self.nodes.values()):
             self.stop_node(node)
         for daemon in reversed(self.daemons):
             daemon.stop()
         self.daemons.clear()
+        for pid in self.leftovers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         if not (keep or os.environ.get("ELASTIQ_KEEP_POOL")):
             shutil.rmtree(self.host_dir, ignore_errors=True)
 
