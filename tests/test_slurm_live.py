@@ -9,7 +9,8 @@ import pytest
 from elastiq import config
 from elastiq.adapters.slurm import SlurmBatch
 from tests.support.ports import check_batch
-from tests.support.slurm_cluster import SlurmCluster, holding_files_under, require_slurm, wait_for
+from tests.support.slurm_cluster import SlurmCluster, require_slurm, wait_for
+from tests.support.slurm_daemons import holding_files_under
 
 pytestmark = pytest.mark.daemons
 
