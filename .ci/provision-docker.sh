@@ -32,12 +32,8 @@ fi
 MIRROR=${ELASTIQ_CI_MIRROR:-$(awk '$1 == "deb" { print $2; exit }' "$ROOT/etc/apt/sources.list" 2>/dev/null || true)}
 [ -n "$MIRROR" ] || { log "no mirror in $ROOT/etc/apt/sources.list (set ELASTIQ_CI_MIRROR)"; exit 1; }
 
-# Run a command inside the root, in a private mount namespace with the container mounts.
-in_root() {
-    unshare --mount --propagation private sh -c \
-        '"$1" "$2" && root=$2 && shift 2 && exec chroot "$root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive "$@"' \
-        sh "$HERE/mount-container-root.sh" "$ROOT" "$@"
-}
+# shellcheck disable=SC1091 # .ci/lib.sh, checked on its own
+. "$HERE/lib.sh"
 
 start=$(date +%s)
 log "installing podman inside $ROOT"

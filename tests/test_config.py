@@ -78,7 +78,7 @@ def test_yaml_round_trip(tmp_path):
     ("vm: {cpus: 0}", "vm.cpus", "must be >= 1"),
     ("clouds: {}", "clouds", "unknown section"),
     ("quota: 3", "quota", "expected a mapping"),
-    ("elastiq: {batch_plugin: slurm}", "elastiq.batch_plugin", "unknown 'slurm'"),
+    ("elastiq: {batch_plugin: pbs}", "elastiq.batch_plugin", "unknown 'pbs'"),
     ("ec2: {security_groups: 3}", "ec2.security_groups", "expected a list of strings"),
 ])
 def test_bad_values_name_file_and_key(tmp_path, text, key, problem):

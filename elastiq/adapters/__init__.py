@@ -39,6 +39,7 @@ class Plugin(NamedTuple):
 
 BATCH_SYSTEMS = {
     "htcondor": Plugin("elastiq.adapters.htcondor:HTCondorBatch", "elastiq.adapters.htcondor_config"),
+    "slurm": Plugin("elastiq.adapters.slurm:SlurmBatch", "elastiq.adapters.slurm_config"),
 }
 
 CLOUDS = {

@@ -12,7 +12,8 @@ The instances come from ``alive``: a function returning instance id -> whether i
 the cluster's instances not gone (:func:`ec2_alive`, :func:`nova_alive`).  The startd is named
 after the instance id (its slots are ``slot1@<id>@<host>``) and advertises ``ElastiqCluster``
 and ``ElastiqInstanceId``.  A background thread lists the instances every ``every`` seconds; an
-error in it is raised again by :meth:`check` and on leaving the ``with``.
+error in it is raised again by :meth:`check` and on leaving the ``with``.  A subclass starts
+another kind of worker (:class:`tests.support.slurm_cluster.InstanceNodes`: slurmd).
 """
 from __future__ import annotations
 
@@ -52,18 +53,24 @@ class InstanceStartds(threading.Thread):
         self.error: Optional[BaseException] = None
         self._done = threading.Event()
 
+    def start_worker(self, instance_id: str) -> Startd:
+        """The worker of a running instance (a subclass may start another kind)."""
+        return self.pool.start_startd(instance_id, cpus=self.cpus, memory_mb=self.memory_mb,
+                                      cluster=self.cluster, instance_id=instance_id)
+
+    def stop_worker(self, startd: Startd) -> None:
+        self.pool.stop_startd(startd)
+
     def step(self) -> None:
         alive = self.alive()
         self.peak = max(self.peak, len(alive))
         for instance_id, running in sorted(alive.items()):
             if running and instance_id not in self.started:
                 self.started[instance_id] = time.time()
-                self.startds[instance_id] = self.pool.start_startd(
-                    instance_id, cpus=self.cpus, memory_mb=self.memory_mb, cluster=self.cluster,
-                    instance_id=instance_id)
+                self.startds[instance_id] = self.start_worker(instance_id)
         for instance_id, startd in list(self.startds.items()):
             if not alive.get(instance_id):
-                self.pool.stop_startd(startd)
+                self.stop_worker(startd)
                 del self.startds[instance_id]
                 self.stopped[instance_id] = time.time()
 
@@ -88,7 +95,7 @@ class InstanceStartds(threading.Thread):
         self._done.set()
         self.join(30)
         for startd in self.startds.values():
-            self.pool.stop_startd(startd)
+            self.stop_worker(startd)
         self.startds.clear()
         if exc[0] is None:
             self.check()

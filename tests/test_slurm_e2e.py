@@ -1,0 +1,130 @@
+"""End to end on real Slurm: `elastiq run` (a subprocess) with the slurm plugin against a moto
+EC2 server whose tagged running instances become real slurmd dynamic nodes
+(tests/support/slurm_cluster.py: InstanceNodes), jobs of the test user submitted with sbatch.
+
+Checked (issue 28's "Done when"): 6 jobs (4 one-core, 2 ``--exclusive``) each run once
+(COMPLETED, never requeued); the burst launched in one RunInstances call; never more than
+max_vms instances alive; no worker drained sooner than idle_for_time_s after its last job; a
+foreign untagged instance and a node of no cluster untouched; the workers drained, terminated
+and their nodes deleted from Slurm; back to min_vms; no traceback, error or failed action.
+The log helpers and timings are the HTCondor end-to-end test's (tests/test_e2e_real_pool.py).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from tests.support.instance_startds import ec2_alive
+from tests.support.slurm_cluster import InstanceNodes, SlurmCluster, require_slurm, wait_for
+from tests.test_e2e_real_pool import IDLE_S, MARGIN_S, ROOT, actions, explicit_config, log_lines
+
+pytestmark = pytest.mark.daemons
+CPUS, MEMORY_MB, FLAVOUR = 2, 2048, "t3.small"
+MIN_VMS, MAX_VMS = 0, 3
+JOB_S = 10
+
+
+@pytest.mark.timeout(400)
+def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_property):
+    require_slurm()
+    name = "e2e-slurm"
+    slurm = SlurmCluster.start(name="e2e", worker_cpus=CPUS, worker_memory_mb=MEMORY_MB)
+    client = moto.client()
+    foreign = client.run_instances(ImageId=ec2_world.image_id, MinCount=1, MaxCount=1,
+                                   InstanceType=FLAVOUR)["Instances"][0]["InstanceId"]
+    slurm.start_node("foreign", 1, 512, wait=30)  # a node of no cluster
+    cfg = explicit_config(tmp_path, moto, ec2_world, name, FLAVOUR, CPUS, MEMORY_MB,
+                          MIN_VMS, MAX_VMS)
+    log_path = str(tmp_path / "elastiq.log")
+    cfg["elastiq"].update(state_dir=str(tmp_path / "state"), log_file=log_path,
+                          batch_plugin="slurm")
+    cfg["slurm"] = {"bin_dir": slurm.bin_dir, "partitions": ["main"]}
+    (tmp_path / "elastiq.yaml").write_text(yaml.safe_dump(cfg))
+    os.chmod(tmp_path / "elastiq.yaml", 0o600)
+
+    def explain():
+        return "elastiq log:\n" + "".join(f"  {m}\n" for _, _, _, m in log_lines(log_path)[-25:]) \
+            + slurm.explain()
+
+    def our_nodes():
+        return [n for n in slurm.node_names() if n.startswith("i-")]
+
+    daemon = subprocess.Popen([sys.executable, "-m", "elastiq", "run", "--config",
+                               str(tmp_path / "elastiq.yaml")], cwd=ROOT,
+                              env=dict(os.environ, PYTHONPATH=ROOT),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        with InstanceNodes(slurm, ec2_alive(client, name), name, CPUS, MEMORY_MB) as vms:
+            def healthy(check):
+                def _check():
+                    vms.check()
+                    assert daemon.poll() is None, f"elastiq exited: {daemon.stderr.read().decode()}"
+                    return check()
+                return _check
+
+            launches_before = moto.calls("RunInstances")
+            submitted_at = time.time()
+            jobs = [slurm.sbatch(["-c1", "--wrap", f"sleep {JOB_S}"]) for _ in range(4)]
+            jobs += [slurm.sbatch(["--exclusive", "--wrap", f"sleep {JOB_S}"]) for _ in range(2)]
+            wait_for(healthy(lambda: len(vms.started) >= MAX_VMS), 45,
+                     f"{MAX_VMS} VMs launched for 6 waiting jobs", explain=explain)
+            done = wait_for(healthy(lambda: (lambda known: known if all(
+                known[j]["job_state"] == ["COMPLETED"] for j in jobs) else None)(slurm.jobs())),
+                180, "all 6 jobs completed", every=1, explain=explain)
+            wait_for(healthy(lambda: not vms.startds and not our_nodes()
+                             and len([i for i, up in vms.alive().items() if up]) == MIN_VMS),
+                     IDLE_S + 90, f"back to min_vms={MIN_VMS}, nodes deleted", every=1,
+                     explain=explain)
+            launch_calls = moto.calls("RunInstances") - launches_before
+            foreign_node = slurm.json(["scontrol", "show", "node", "foreign", "--json"])["nodes"][0]
+        daemon.send_signal(signal.SIGTERM)
+        _, err = daemon.communicate(timeout=60)
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+            daemon.wait()
+        slurm.stop()
+    err = err.decode(errors="replace")
+    lines = log_lines(log_path)
+    log = "".join(f"{level} {logger}: {m}\n" for _, level, logger, m in lines)
+
+    last_job = {}  # node (= instance id) -> when its last job ended
+    for job in (done[j] for j in jobs):
+        last_job[job["nodes"]] = max(last_job.get(job["nodes"], 0), job["end_time"]["number"])
+    drains = {}
+    for t, target, _ in actions(log_path, "drain"):
+        drains.setdefault(target, t)
+    gaps = {i: round(drains[i] - last_job[i], 1) for i in drains if i in last_job}
+    figures = {"jobs": len(jobs), "launch_calls": launch_calls, "instances": len(vms.started),
+               "peak_instances": vms.peak, "last_job_to_drain_s": gaps,
+               "submit_to_all_done_s": round(max(last_job.values()) - submitted_at, 1)}
+    for key, value in figures.items():
+        record_property(key, value)
+    print(f"e2e slurm figures: {figures}")
+
+    assert all(done[j]["restart_cnt"] == 0 for j in jobs), [done[j]["restart_cnt"] for j in jobs]
+    for whole in jobs[4:]:  # an --exclusive job ran alone on its worker
+        w = done[whole]
+        beside = [j for j in jobs if j != whole and done[j]["nodes"] == w["nodes"]
+                  and done[j]["start_time"]["number"] < w["end_time"]["number"]
+                  and done[j]["end_time"]["number"] > w["start_time"]["number"]]
+        assert not beside, (whole, beside)
+    assert launch_calls == 1, f"{launch_calls} RunInstances calls for one burst\n{log}"
+    assert vms.peak <= MAX_VMS, f"{vms.peak} instances alive at once > max_vms {MAX_VMS}"
+    assert drains and set(drains) <= set(vms.started), (drains, log)
+    too_soon = {i: g for i, g in gaps.items() if g < IDLE_S - MARGIN_S}
+    assert not too_soon, f"drained sooner than idle_for_time_s={IDLE_S} s: {too_soon}\n{log}"
+    assert set(vms.stopped) == set(vms.started)  # every worker's VM terminated
+    state = client.describe_instances(InstanceIds=[foreign])["Reservations"][0]["Instances"][0]
+    assert state["State"]["Name"] == "running" and foreign not in log
+    assert "foreign" not in drains and "DRAIN" not in foreign_node["state"]
+    assert daemon.returncode == 0, err
+    assert "Traceback" not in log + err, log + err
+    assert not [m for _, level, _, m in lines if level in ("ERROR", "CRITICAL")], log
+    assert not [m for _, _, _, m in lines if " failed (" in m], log
