@@ -16,6 +16,7 @@ import pytest
 from ecm import render
 from tests.support import docker_pool
 from tests.support.condor_pool import CondorPool
+from tests.support.tools import skip_or_fail
 from tests.test_ecm_render import answers
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.daemons]
@@ -27,11 +28,7 @@ HELD, COMPLETED = 5, 4
 
 @pytest.fixture(scope="module")
 def pool():
-    why = docker_pool.unavailable()
-    if why:
-        if os.environ.get("ELASTIQ_REQUIRE_REAL_POOL") == "1":
-            pytest.fail(f"ELASTIQ_REQUIRE_REAL_POOL=1 but no docker pool can run: {why}", pytrace=False)
-        pytest.skip(why)
+    skip_or_fail(docker_pool.unavailable(), "ELASTIQ_REQUIRE_REAL_POOL", "a docker pool")
     pool = CondorPool.start(name="docker")
     try:
         yield pool

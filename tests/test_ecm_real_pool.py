@@ -19,6 +19,7 @@ import pytest
 
 from ecm import render
 from tests.support import ecm_root as R
+from tests.support.tools import skip_or_fail
 from tests.test_ecm_render import answers
 
 CLUSTER, OTHER = "physics-c1", "other-c2"
@@ -27,11 +28,7 @@ pytestmark = pytest.mark.daemons
 
 @pytest.fixture(scope="module")
 def cluster():
-    reason = R.unavailable()
-    if reason:
-        if os.environ.get("ELASTIQ_REQUIRE_REAL_POOL") == "1":
-            pytest.fail(f"ELASTIQ_REQUIRE_REAL_POOL=1 but {reason}")
-        pytest.skip(reason)
+    skip_or_fail(R.unavailable(), "ELASTIQ_REQUIRE_REAL_POOL", "the ecm root")
     c = Cluster()
     try:
         c.start()

@@ -130,6 +130,18 @@ def in_root(root: str, argv: Sequence[str], env: Mapping[str, str], user: Option
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", root, *argv]
 
 
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM ``proc`` (by its pid); SIGKILL its process group if it has not exited within
+    ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
 def wait_for(check: Callable[[], T], timeout: float, what: str, every: float = 0.5,
              explain: Callable[[], str] = lambda: "") -> T:
     """Poll ``check`` until it returns something true (returned); AssertionError naming
@@ -182,13 +194,7 @@ class Daemons:
         """SIGTERM the master (it stops its daemons and jobs), SIGKILL its group if it hangs."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc, timeout)
         self.proc = None
 
     def log(self, name: str) -> str:

@@ -11,23 +11,17 @@ Where no pool can run (not root, no provisioned root) they skip with the reason,
 """
 from __future__ import annotations
 
-import os
 from typing import Callable, Iterator, List
 
 import pytest
 
 from tests.support.condor_pool import CondorPool, unavailable
+from tests.support.tools import skip_or_fail
 
 
 def require_real_pool() -> None:
     """Skip (or fail, under ELASTIQ_REQUIRE_REAL_POOL=1) when no pool can run here."""
-    why = unavailable()
-    if why is None:
-        return
-    if os.environ.get("ELASTIQ_REQUIRE_REAL_POOL") == "1":
-        pytest.fail(f"ELASTIQ_REQUIRE_REAL_POOL=1 but no real HTCondor pool can run: {why}",
-                    pytrace=False)
-    pytest.skip(why)
+    skip_or_fail(unavailable(), "ELASTIQ_REQUIRE_REAL_POOL", "a real HTCondor pool")
 
 
 @pytest.fixture(scope="module")

@@ -62,6 +62,7 @@ from typing import Dict, List, Optional, Sequence
 
 from tests.support.condor_daemons import ROOT, TEST_USER, in_root, wait_for
 from tests.support.instance_startds import InstanceStartds
+from tests.support.tools import skip_or_fail
 from tests.support.net import free_port
 from tests.support.slurm_daemons import (
     SlurmNode, SlurmUnavailable, _Process, features, holding_files_under, slurm_unavailable)
@@ -265,12 +266,4 @@ class InstanceNodes(InstanceStartds):
 
 def require_slurm() -> None:
     """Skip (or fail, under ELASTIQ_REQUIRE_SLURM=1) when no Slurm cluster can run here."""
-    import pytest
-
-    why = slurm_unavailable()
-    if why is None:
-        return
-    if os.environ.get("ELASTIQ_REQUIRE_SLURM") == "1":
-        pytest.fail(f"ELASTIQ_REQUIRE_SLURM=1 but no real Slurm cluster can run: {why}",
-                    pytrace=False)
-    pytest.skip(why)
+    skip_or_fail(slurm_unavailable(), "ELASTIQ_REQUIRE_SLURM", "a real Slurm cluster")

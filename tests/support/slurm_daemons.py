@@ -6,11 +6,10 @@ cluster's files.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 from typing import TYPE_CHECKING, List, Optional, Sequence
 
-from tests.support.condor_daemons import ROOT, in_root, unavailable
+from tests.support.condor_daemons import ROOT, in_root, stop_process, unavailable
 from tests.support.net import free_port
 
 if TYPE_CHECKING:
@@ -69,13 +68,7 @@ class _Process:
         return self.proc.poll() is None
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
+        stop_process(self.proc, timeout)
 
     def tail(self, lines: int = 15) -> str:
         try:

@@ -45,6 +45,16 @@ def require(name: str, how: str) -> str:
     return path
 
 
+def skip_or_fail(why: Optional[str], flag: str, what: str) -> None:
+    """Nothing when ``why`` is None; else skip the test saying why, or fail it when the
+    environment variable ``flag`` is 1 (``.ci/run`` sets it where ``what`` must run)."""
+    if why is None:
+        return
+    if os.environ.get(flag) == "1":
+        pytest.fail(f"{flag}=1 but {what} cannot run: {why}", pytrace=False)
+    pytest.skip(why)
+
+
 def foreign_path_entries(path: Optional[str] = None) -> list:
     """The PATH entries outside the base system folders and the project's environment."""
     allowed = {os.path.realpath(p) for p in BASE_PATH} | {os.path.realpath(own_bin())}
