@@ -252,3 +252,26 @@ def test_wake_ups_requested_between_ticks_each_fire_once():
     finally:
         sched.stop()
     assert rec.kinds == ["start", "wake", "wake", "wake"]
+
+
+def test_wake_ups_asked_by_ticks_that_end_at_once_all_fire():
+    """A tick may end before apscheduler has finished handing it over (it then computes the
+    job's next run after our listener set it): the wake-up the tick asked for must still be
+    the next run, not the trigger's pace (a day here: no periodic check)."""
+    count, asked = 40, []
+    done = threading.Event()
+
+    def run(kind):
+        if len(asked) >= count:
+            done.set()
+            return None
+        asked.append(kind)
+        return time.time() + 0.002
+
+    sched = Scheduler(run, ())
+    sched.start()
+    try:
+        assert done.wait(TIMEOUT), f"{len(asked)} ticks, then no wake-up fired"
+    finally:
+        sched.stop()
+    assert asked == ["start"] + ["wake"] * (count - 1)

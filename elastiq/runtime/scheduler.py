@@ -20,9 +20,13 @@ that much late: the checks only need to run about that often.  Runs missed while
 ran are coalesced into one.
 
 :class:`Agenda` and :meth:`Scheduler.run_due` decide what a tick serves (pure of threads: the
-simulator drives them on a virtual clock); apscheduler fires them: one persistent interval job
-at the pace (``coalesce``, ``max_instances=1``, no misfire limit: a late check still runs),
-whose next run time is set to the next moment after every tick and at every wake-up request.
+simulator drives them on a virtual clock); apscheduler fires them: one persistent job
+(``coalesce``, ``max_instances=1``, no misfire limit: a late check still runs) whose trigger
+is the agenda's next moment -- the pace after the last run while that run has not been served
+yet.  After every tick (a job-executed listener) and at every wake-up request, the job's next
+run time is set to the next moment; apscheduler computes its trigger right after handing the
+job to the executor, before the tick has asked for its wake-up -- or, when the tick ended
+first, after the listener: either way the last word is the next moment as the tick left it.
 """
 from __future__ import annotations
 
@@ -83,9 +87,26 @@ class Agenda:
 
 #: The id of the one apscheduler job.
 JOB = "tick"
-#: The interval of the job when no periodic check sets a pace (wake-ups only): its next run is
-#: always set by the scheduler, so this only has to be a valid interval.
+#: The pace when no periodic check sets one (wake-ups only): the job's next run is set by
+#: every wake-up, so this is only the trigger's fallback.
 NO_PACE_S = 86400.0
+
+
+def _agenda_trigger(next_moment: Callable[[], Optional[float]], pace: float):
+    """An apscheduler trigger (its documented extension point) firing at ``next_moment()``;
+    the pace after the previous run while that moment is not after it (the run has been
+    handed to the executor, not served yet)."""
+    from apscheduler.triggers.base import BaseTrigger
+
+    class AgendaTrigger(BaseTrigger):
+        def get_next_fire_time(self, previous_fire_time, now):
+            when = next_moment()
+            at = _at(when) if when is not None else None
+            if previous_fire_time is not None and (at is None or at <= previous_fire_time):
+                return previous_fire_time + datetime.timedelta(seconds=pace)
+            return at or now + datetime.timedelta(seconds=pace)
+
+    return AgendaTrigger()
 
 
 def _background_scheduler():
@@ -123,7 +144,6 @@ class Scheduler:
 
     def start(self) -> None:
         from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
-        from apscheduler.triggers.interval import IntervalTrigger
 
         pace = self._agenda.intervals.get(self._agenda.pace, NO_PACE_S)
         self._aps = _background_scheduler()
@@ -131,7 +151,9 @@ class Scheduler:
         # come already is not refused as a second instance): the next moment
         self._aps.add_listener(lambda event: self._arm(), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.wake_at(self._clock(), kind="start")
-        self._aps.add_job(self.run_due, IntervalTrigger(seconds=pace, timezone=UTC), id=JOB,
+        # the trigger reads without our lock: apscheduler holds its job store lock when it asks,
+        # and _arm takes ours before that one
+        self._aps.add_job(self.run_due, _agenda_trigger(self._next_moment, pace), id=JOB,
                           next_run_time=_at(self.next_moment()))
         self._aps.start()
 
@@ -203,7 +225,8 @@ class Scheduler:
         return self._wake is None or self._wake[0] > first + self._agenda.window
 
     def _next_moment(self) -> Optional[float]:
-        check, wake = self._agenda.next_at(), self._wake[0] if self._wake else None
+        wake_up = self._wake  # read once (the trigger reads without the lock)
+        check, wake = self._agenda.next_at(), wake_up[0] if wake_up else None
         if wake is None or check is None:
             return check if wake is None else wake
         return wake if wake <= check + self._agenda.window else min(check, wake)
