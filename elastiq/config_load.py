@@ -121,8 +121,8 @@ def from_dict(data: Any, source: Optional[str] = None, from_text: bool = False) 
     written = data.get("elastiq") if isinstance(data.get("elastiq"), Mapping) else {}
     written_as = {f"elastiq.{new}": f"elastiq.{old}" for old, new in RENAMED_KEYS.items()
                   if old in written}
-    if "check_vms_every_s" in written:  # the listing interval too
-        written_as.setdefault("elastiq.list_vms_every_s", "elastiq.check_vms_every_s")
+    if "check_vms_every_s" in written and elastiq.list_vms_every_s == elastiq.legacy_check_vms_every_s:
+        written_as["elastiq.list_vms_every_s"] = "elastiq.check_vms_every_s"  # the shorter
     for key, problem in problems(cfg):
         raise InvalidConfig(source, written_as.get(key, key), problem)
     return cfg

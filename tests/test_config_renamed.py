@@ -47,6 +47,10 @@ def test_each_old_listing_key_listed_the_cloud_the_shortest_is_the_listing_inter
     ("elastiq: {sleep_s: soon}", "elastiq.sleep_s", "expected a number (got 'soon')"),
     ("elastiq: {sleep_s: 0}", "elastiq.sleep_s", "must be > 0"),
     ("elastiq: {check_vms_every_s: 0}", "elastiq.check_vms_every_s", "must be > 0"),
+    ("elastiq: {check_vms_every_s: 0, check_vms_in_error_every_s: 20}",
+     "elastiq.check_vms_every_s", "must be > 0"),
+    ("elastiq: {check_vms_every_s: 45, check_vms_in_error_every_s: 0}",
+     "elastiq.check_vms_in_error_every_s", "must be > 0"),
     ("elastiq: {idle_for_time_s: -1}", "elastiq.idle_for_time_s", "must not be negative"),
 ])
 def test_errors_name_the_key_as_written(tmp_path, text, key, problem):
