@@ -8,7 +8,7 @@ a file that is also a shell snippet still works.  Keys (all required)::
     MAX_VMS      most worker VMs at once (>= 1)                -> quota.max_vms
     MIN_VMS      worker VMs always kept (0..MAX_VMS)           -> quota.min_vms
     JOBS_PER_VM  jobs per worker VM (0: pack by cpu/memory)    -> elastiq.n_jobs_per_vm
-    IDLE_TIME    seconds a worker may sit idle before removal  -> elastiq.idle_for_time_s
+    IDLE_TIME    seconds a worker may sit idle before removal  -> elastiq.idle_timeout_max_s
     KEY_NAME     ssh key pair injected in the VMs (may be empty: no key)  -> ec2.key_name
 
 Every problem raises :class:`EcmConfError` naming the file, the line (when there is one) and the

@@ -102,7 +102,7 @@ def elastiq_config(a: Answers) -> dict:
         "elastiq": {
             "cluster_name": a.cluster_name,
             "n_jobs_per_vm": a.jobs_per_vm,
-            "idle_for_time_s": a.idle_time_s,
+            "idle_timeout_max_s": a.idle_time_s,
             "batch_plugin": "htcondor",
             "cloud_plugin": a.cloud,
             "state_dir": STATE_DIR,

@@ -9,10 +9,11 @@ from .adapters import BATCH_SYSTEMS, CLOUDS, is_dotted_path
 from .core import POLICIES
 from .config_sections import PLUGIN_FIELDS, Config, plugin_module
 
-_POSITIVE = ("sleep_s", "check_queue_every_s", "check_vms_every_s", "check_vms_in_error_every_s")
-_NOT_NEGATIVE = ("waiting_jobs_time_s", "idle_for_time_s", "estimated_vm_deploy_time_s",
-                 "launch_backoff_s", "launch_backoff_max_s", "idle_boot_factor",
-                 "idle_for_min_s", "consolidate_after_s")
+_POSITIVE = ("check_queue_every_s", "list_vms_every_s", "recheck_after_action_s",
+             "legacy_check_vms_every_s")
+_NOT_NEGATIVE = ("waiting_jobs_time_s", "idle_timeout_max_s", "estimated_vm_deploy_time_s",
+                 "launch_backoff_s", "launch_backoff_max_s", "idle_timeout_boot_factor",
+                 "idle_timeout_min_s", "consolidate_after_s")
 
 
 def plugin_problem(name: str, kind: str) -> Optional[str]:

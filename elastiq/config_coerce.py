@@ -81,9 +81,11 @@ def _number(text: str) -> float:
 
 
 def section(cls, data: Any, name: str, source: Optional[str], from_text: bool,
-            secret_keys: Collection[str] = (), ignored: Collection[str] = ()):
+            secret_keys: Collection[str] = (), ignored: Collection[str] = (),
+            renamed: Mapping[str, str] = {}):
     """``cls`` built from the mapping ``data`` of section ``name``.  ``secret_keys``: keys
-    whose values no message shows; ``ignored``: keys accepted and dropped."""
+    whose values no message shows; ``ignored``: keys accepted and dropped; ``renamed``: old
+    key -> the field it is read as (a message names the key as written)."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
@@ -95,16 +97,20 @@ def section(cls, data: Any, name: str, source: Optional[str], from_text: bool,
         full = f"{name}.{key}"
         if key in ignored:
             continue
-        if key not in known:
+        field = renamed.get(key, key)
+        if field not in known:
             raise InvalidConfig(source, full, f"unknown key (known: {', '.join(sorted(known))})")
+        if field != key and field in data:
+            raise InvalidConfig(source, full, f"renamed {name}.{field}, which is set too: "
+                                f"remove {full}")
         if key == "log_level" and isinstance(value, str) and from_text and value.strip().isdigit():
             value = int(value)
         try:
-            values[key] = _coerce(value, hints[key], full, from_text)
+            values[field] = _coerce(value, hints[field], full, from_text)
         except (ValueError, OverflowError) as err:
             shown = "value hidden" if key in secret_keys else f"got {value!r}"
             raise InvalidConfig(source, full, f"{err} ({shown})") from None
-        _bounded(values[key], full, source)
+        _bounded(values[field], full, source)
     return cls(**values)
 
 

@@ -61,8 +61,10 @@ def summary(cfg: Config) -> str:
     parts = {kind: module.summary(settings) for kind, _, module, settings in plugin_sections(cfg)}
     cloud = f" {parts['cloud']}" if parts.get("cloud") else ""
     batch = f", {parts['batch']}" if parts.get("batch") else ""
+    idle = (f"{min(e.idle_timeout_min_s, e.idle_timeout_max_s):g}-{e.idle_timeout_max_s:g} s"
+            if e.idle_timeout_boot_factor else f"{e.idle_timeout_max_s:g} s")
     return (f"cluster {e.cluster_name!r}: {q.min_vms}-{q.max_vms} VMs{cloud}, {sizing},"
-            f" idle after {e.idle_for_time_s:g} s{batch}")
+            f" idle timeout {idle}, cloud listed every {e.list_vms_every_s:g} s{batch}")
 
 
 def secret_texts(cfg: Config) -> List[str]:

@@ -19,7 +19,7 @@ from .adapters import BATCH_SYSTEMS, CLOUDS, config_module
 from .config_check import plugin_problem, problems
 from .config_coerce import section, substitute
 from .config_dump import to_dict
-from .config_sections import CORE_SECTIONS, PLUGIN_FIELDS, Config, plugin_module
+from .config_sections import CORE_SECTIONS, PLUGIN_FIELDS, RENAMED_KEYS, Config, plugin_module
 from .config_text import InvalidConfig
 
 
@@ -54,13 +54,44 @@ def _move_keys(data: Dict[str, Any], modules: Iterable[Any], source: Optional[st
             notes.append(f"{old} is deprecated: write it as {module.NAME}.{new} (read as such)")
 
 
+def _renamed(elastiq: Any, written: Any, source: Optional[str], notes: List[str]) -> Any:
+    """``elastiq`` (read with :data:`RENAMED_KEYS`) with the old listing keys settled, and a
+    note per old key ``written`` (the raw section)."""
+    old = [key for key in RENAMED_KEYS if isinstance(written, Mapping) and key in written]
+    if "check_vms_every_s" in old:
+        if "list_vms_every_s" in written:
+            raise InvalidConfig(source, "elastiq.check_vms_every_s", "renamed "
+                                "elastiq.list_vms_every_s (the cloud's listing), which is set "
+                                "too: remove elastiq.check_vms_every_s")
+        # each old key listed the cloud at its interval: the shortest one given is the listing's
+        listing = [elastiq.legacy_check_vms_every_s] + (
+            [elastiq.list_vms_every_s] if "check_vms_in_error_every_s" in old else [])
+        elastiq = dataclasses.replace(elastiq, list_vms_every_s=min(listing))
+    for key in old:
+        new = RENAMED_KEYS[key]
+        if key == "check_vms_every_s":
+            notes.append(f"elastiq.check_vms_every_s is deprecated: it set how often the cloud"
+                         f" is listed, now elastiq.list_vms_every_s (read as "
+                         f"{elastiq.list_vms_every_s:g} s), and the legacy policy's VM check, "
+                         f"now elastiq.legacy_check_vms_every_s (read as "
+                         f"{elastiq.legacy_check_vms_every_s:g} s)")
+        elif key == "check_vms_in_error_every_s":
+            notes.append(f"elastiq.check_vms_in_error_every_s is deprecated: the cloud's list "
+                         f"of our VMs, VMs in error included, is read every "
+                         f"elastiq.list_vms_every_s (read as {elastiq.list_vms_every_s:g} s)")
+        else:
+            notes.append(f"elastiq.{key} is deprecated: write it as elastiq.{new} (read as such)")
+    return elastiq
+
+
 def from_dict(data: Any, source: Optional[str] = None, from_text: bool = False) -> Config:
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise InvalidConfig(source, None, "expected a mapping of sections at the top level")
     data, notes = dict(data), []
-    elastiq = section(CORE_SECTIONS["elastiq"], data.get("elastiq"), "elastiq", source, from_text)
+    elastiq = _renamed(section(CORE_SECTIONS["elastiq"], data.get("elastiq"), "elastiq", source,
+                               from_text, renamed=RENAMED_KEYS), data.get("elastiq"), source, notes)
     configured = {}
     for kind in PLUGIN_FIELDS:
         problem = plugin_problem(getattr(elastiq, f"{kind}_plugin"), kind)
@@ -87,8 +118,13 @@ def from_dict(data: Any, source: Optional[str] = None, from_text: bool = False) 
             for name, cls in CORE_SECTIONS.items() if name != "elastiq"}
     cfg = Config(elastiq=elastiq, substitute=substitute(data.get("substitute"), source),
                  source=source, notes=tuple(notes), **core, **plugins)
+    written = data.get("elastiq") if isinstance(data.get("elastiq"), Mapping) else {}
+    written_as = {f"elastiq.{new}": f"elastiq.{old}" for old, new in RENAMED_KEYS.items()
+                  if old in written}
+    if "check_vms_every_s" in written and elastiq.list_vms_every_s == elastiq.legacy_check_vms_every_s:
+        written_as["elastiq.list_vms_every_s"] = "elastiq.check_vms_every_s"  # the shorter
     for key, problem in problems(cfg):
-        raise InvalidConfig(source, key, problem)
+        raise InvalidConfig(source, written_as.get(key, key), problem)
     return cfg
 
 
@@ -100,6 +136,10 @@ def override(cfg: Config, assignments: Iterable[str]) -> Config:
         name, dot, item = key.strip().partition(".")
         if not sep or not dot or not item:
             raise InvalidConfig("--set", assignment, "expected SECTION.KEY=VALUE")
+        if name == "elastiq" and item in RENAMED_KEYS:  # an old name given: it wins
+            data.get(name, {}).pop(RENAMED_KEYS[item], None)
+            if item == "check_vms_every_s":
+                data.get(name, {}).pop("list_vms_every_s", None)
         try:
             data.setdefault(name, {})[item] = _scalar(raw) if raw.strip() else None
         except yaml.YAMLError:

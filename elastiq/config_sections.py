@@ -25,33 +25,55 @@ BOUNDS: Dict[str, float] = {
 @dataclass(frozen=True)
 class ElastiqSection:
     cluster_name: str = "elastiq"
-    sleep_s: float = 5
+    # the pace: a tick reads the queue and the pool, decides and acts this often
     check_queue_every_s: float = 15
-    check_vms_every_s: float = 45
-    check_vms_in_error_every_s: float = 20
+    # the cloud's list of our VMs is read this often (by the tick then due); besides, at start,
+    # at a wake-up, after elastiq acted on the cloud and when more jobs wait
+    list_vms_every_s: float = 20
+    # after launching or terminating, tick again this soon to see the effect
+    recheck_after_action_s: float = 5
     waiting_jobs_threshold: int = 0
     waiting_jobs_time_s: Optional[float] = None  # None: the policy's own (default 0 s, legacy 40 s)
     n_jobs_per_vm: int = 0  # 0: size launches by packing cpu/memory onto the VM shape
-    idle_for_time_s: float = 3600
+    # the idle timeout: idle_timeout_boot_factor x the median boot-to-join time of our joined
+    # VMs, within [idle_timeout_min_s, idle_timeout_max_s]; idle_timeout_max_s when the factor
+    # is 0 or no boot was measured (also how long jobs wait next to an idle worker they fit
+    # before they count as never starting there)
+    idle_timeout_max_s: float = 3600
+    idle_timeout_boot_factor: float = 8
+    idle_timeout_min_s: float = 600
     estimated_vm_deploy_time_s: float = 600
     # consolidation: a worker used below this share (cpu or memory, the larger) for
     # consolidate_after_s while no job waits is drained; 0 turns it off
     consolidate_below: float = 0.5
     consolidate_after_s: float = 600
-    # adaptive idle timeout: idle_boot_factor x the median boot-to-join time of our joined VMs,
-    # kept within [idle_for_min_s, idle_for_time_s]; 0 turns it off (idle_for_time_s fixed)
-    idle_boot_factor: float = 8
-    idle_for_min_s: float = 600
     launch_backoff_s: float = 60
     launch_backoff_max_s: float = 1800
     batch_plugin: str = "htcondor"
     cloud_plugin: str = "ec2"
     policy: str = "default"  # the decision core the daemon runs (elastiq.core.POLICIES)
+    # policy legacy only: the period of the original elastiq's VM check (idle hosts terminated,
+    # min_vms kept); its error check runs every list_vms_every_s
+    legacy_check_vms_every_s: float = 45
     log_level: str = "INFO"
     log_file: Optional[str] = None
     state_dir: Optional[str] = None
     metrics_port: Optional[int] = None
     metrics_address: str = "127.0.0.1"  # 0.0.0.0 to let a Prometheus elsewhere scrape it
+
+
+#: Keys of the elastiq section renamed for what they do: old name -> new name; the old names
+#: are still read, with a note.  ``check_vms_every_s`` and ``check_vms_in_error_every_s`` each
+#: made elastiq list the cloud: the shortest one given is read as ``list_vms_every_s`` (see
+#: :mod:`.config_load`).
+RENAMED_KEYS = {
+    "sleep_s": "recheck_after_action_s",
+    "idle_for_time_s": "idle_timeout_max_s",
+    "idle_boot_factor": "idle_timeout_boot_factor",
+    "idle_for_min_s": "idle_timeout_min_s",
+    "check_vms_in_error_every_s": "list_vms_every_s",
+    "check_vms_every_s": "legacy_check_vms_every_s",
+}
 
 
 @dataclass(frozen=True)

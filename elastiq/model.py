@@ -275,7 +275,7 @@ class Memory:
     ``backoff_until`` / ``failures``: launch back-off after consecutive launch failures.
     ``instances``: lifecycle record of every instance we own and have not seen gone.
     ``unstarted``: ``(queued_before, cpus, memory_mb)``: idle jobs queued before that time
-    and no larger than that shape waited ``idle_for_time_s`` next to an idle worker they fit
+    and no larger than that shape waited ``idle_timeout_max_s`` next to an idle worker they fit
     and did not start there; they are reported and never cause a launch.
     """
 

@@ -72,7 +72,7 @@ def test_yaml_round_trip(tmp_path):
     ("elastiq: {waiting_jobs_tme_s: 4}", "elastiq.waiting_jobs_tme_s", "unknown key"),
     ("quota: {max_vms: lots}", "quota.max_vms", "expected an integer (got 'lots')"),
     ("quota: {min_vms: 5, max_vms: 2}", "quota.min_vms", "greater than max_vms"),
-    ("elastiq: {idle_for_time_s: -1}", "elastiq.idle_for_time_s", "must not be negative"),
+    ("elastiq: {idle_timeout_max_s: -1}", "elastiq.idle_timeout_max_s", "must not be negative"),
     ("elastiq: {check_queue_every_s: 0}", "elastiq.check_queue_every_s", "must be > 0"),
     ("debug: {dry_run_boot_vms: maybe}", "debug.dry_run_boot_vms", "expected true or false"),
     ("vm: {cpus: 0}", "vm.cpus", "must be >= 1"),

@@ -16,7 +16,7 @@ JOBS = [(0.0, 5000.0)] + [(0.0, 100.0)] * 3 + [(0.0, 5000.0)] + [(0.0, 100.0)] *
 
 def test_consolidation_drain_is_logged_and_shown(tmp_path, capsys):
     w = SimWorld(tmp_path, JOBS, boot_s=30.0, vm={"cpus": 4, "memory_mb": 8192},
-                 consolidate_below=0.5, consolidate_after_s=200, idle_for_time_s=3600)
+                 consolidate_below=0.5, consolidate_after_s=200, idle_timeout_max_s=3600)
     for t in range(0, 600, 15):
         w.tick(float(t))
     drains = [t for t in w.decisions if ": consolidation: " in t]

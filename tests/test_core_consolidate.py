@@ -61,7 +61,7 @@ def test_not_due_yet_asks_to_be_woken_when_it_is():
 
 
 def test_idle_drains_are_told_apart_from_consolidation():
-    plan, memory = two_ticks([0], (), AFTER, "elastiq.idle_for_time_s=600")
+    plan, memory = two_ticks([0], (), AFTER, "elastiq.idle_timeout_max_s=600")
     (d,) = plan.actions
     assert isinstance(d, Drain) and d.reason.code is Code.IDLE
     assert memory.instances["i-1"].drain == "idle"
@@ -104,12 +104,12 @@ def test_under_use_restarts_after_a_cancelled_drain():
     ([200.0], (), 1600.0),  # 8 x 200 s
     ([100.0, 200.0, 900.0], (), 1600.0),  # the median, not the mean
     ([100.0, 300.0], (), 1600.0),  # even count: mean of the middle two
-    ([30.0], (), 600.0),  # never below idle_for_min_s
-    ([1000.0], (), 3600.0),  # never above idle_for_time_s
+    ([30.0], (), 600.0),  # never below idle_timeout_min_s
+    ([1000.0], (), 3600.0),  # never above idle_timeout_max_s
     ([], (), 3600.0),  # nothing measured: the operator's maximum
-    ([200.0], ("elastiq.idle_boot_factor=0",), 3600.0),  # off: fixed, as before
-    ([30.0], ("elastiq.idle_for_time_s=300",), 300.0),  # a minimum above the maximum yields
-    ([200.0], ("elastiq.idle_for_min_s=0", "elastiq.idle_boot_factor=2"), 400.0),
+    ([200.0], ("elastiq.idle_timeout_boot_factor=0",), 3600.0),  # off: fixed, as before
+    ([30.0], ("elastiq.idle_timeout_max_s=300",), 300.0),  # a minimum above the maximum yields
+    ([200.0], ("elastiq.idle_timeout_min_s=0", "elastiq.idle_timeout_boot_factor=2"), 400.0),
 ])
 def test_idle_timeout_follows_the_measured_boot_to_join(boots, extra, expected):
     from elastiq.core.lifecycle import Fleet, Member
@@ -118,13 +118,13 @@ def test_idle_timeout_follows_the_measured_boot_to_join(boots, extra, expected):
 
     members = tuple(Member(inst(i), InstanceRecord(Lifecycle.JOINED, 0.0, 100.0, 100.0 + b, f"w{i}"),
                            worker(i)) for i, b in enumerate(boots, 1))
-    config = cfg("elastiq.idle_for_time_s=3600", *extra)
+    config = cfg("elastiq.idle_timeout_max_s=3600", *extra)
     assert idle_timeout(Fleet(members, {}), config)[0] == expected
 
 
 def test_an_idle_worker_is_drained_after_the_adapted_timeout_not_the_hour():
     """Boot-to-join 200 s: released 1,600 s after its last job, not 3,600 s."""
-    config = cfg("elastiq.idle_for_time_s=3600")
+    config = cfg("elastiq.idle_timeout_max_s=3600")
     record = InstanceRecord(Lifecycle.JOINED, 200.0, 0.0, 200.0, "w1", busy_at=1000.0)
     memory = Memory(instances={"i-1": record})
     snapshot = snap((), [worker(1, idle_since=1000.0)], [inst(1)])

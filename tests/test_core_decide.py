@@ -25,7 +25,7 @@ from elastiq.core.reasons import Code, Reason
 
 CLUSTER = "c1"
 BASE = [f"elastiq.cluster_name={CLUSTER}", "quota.max_vms=5", "vm.cpus=4", "vm.memory_mb=8000",
-        "elastiq.waiting_jobs_time_s=40", "elastiq.idle_for_time_s=600",
+        "elastiq.waiting_jobs_time_s=40", "elastiq.idle_timeout_max_s=600",
         "elastiq.estimated_vm_deploy_time_s=300"]
 
 

@@ -41,7 +41,7 @@ def configs(draw):
         f"elastiq.n_jobs_per_vm={draw(st.sampled_from([0, 0, 1, 4]))}",
         f"elastiq.waiting_jobs_threshold={draw(st.integers(0, 3))}",
         f"elastiq.waiting_jobs_time_s={draw(st.sampled_from([0, 40, 600]))}",
-        f"elastiq.idle_for_time_s={draw(st.sampled_from([0, 60, 3600]))}",
+        f"elastiq.idle_timeout_max_s={draw(st.sampled_from([0, 60, 3600]))}",
         f"elastiq.estimated_vm_deploy_time_s={draw(st.sampled_from([0, 300, 900]))}",
         f"vm.cpus={draw(st.sampled_from([1, 2, 4]))}", "vm.memory_mb=8000",
     ])

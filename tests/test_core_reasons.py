@@ -18,8 +18,8 @@ R = Reason.of
     (R(Code.MIN_VMS, alive=1, min_vms=3, jobs=1, held=60.0, wait=40.0, booting=2, max_vms=5),
      "1 VMs < min_vms 3, 1 job waiting 60 s >= 40 s, 2 VMs booting, 1/5 VMs"),
     (R(Code.JOBS_WAITING, jobs=1), "1 job waiting"),  # a cancelled drain's
-    (R(Code.IDLE, idle=612.4, timeout=600.0, basis=R(Code.IDLE_FOR_TIME)),
-     "idle for 612 s >= 600 s (idle_for_time_s)"),
+    (R(Code.IDLE, idle=612.4, timeout=600.0, basis=R(Code.IDLE_TIMEOUT_MAX)),
+     "idle for 612 s >= 600 s (idle_timeout_max_s)"),
     (R(Code.NOT_JOINED, deploy=600.0), "not joined the pool 600 s after launch"),
     (R(Code.CLAIMED, ids=("i-1", "i-2"), cause=R(Code.LEFT_POOL, deploy=600.0)),
      "not terminating i-1, i-2 (left the pool more than 600 s ago): it has a claimed slot"),

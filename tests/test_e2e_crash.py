@@ -76,8 +76,8 @@ def write_files(tmp_path, server, control):
         "elastiq": {
             "cluster_name": "e2e", "state_dir": str(tmp_path / "state"),
             "log_file": str(tmp_path / "elastiq.log"), "log_level": "DEBUG",
-            "check_queue_every_s": 0.2, "check_vms_every_s": 0.5, "check_vms_in_error_every_s": 0.3,
-            "sleep_s": 0.2, "waiting_jobs_time_s": 0.3, "idle_for_time_s": 1.0,
+            "check_queue_every_s": 0.2, "list_vms_every_s": 0.3,
+            "recheck_after_action_s": 0.2, "waiting_jobs_time_s": 0.3, "idle_timeout_max_s": 1.0,
             "estimated_vm_deploy_time_s": 30, "n_jobs_per_vm": 1, "launch_backoff_s": 0.5,
             "launch_backoff_max_s": 2, "batch_plugin": "tests.support.e2e_pool:E2EPool",
         },

@@ -4,7 +4,7 @@ jobs of the test user submitted by the pool's own condor_submit and by the PyPI 
 
 Checked: the burst is launched for in one RunInstances call; every job completes with
 NumJobStarts == 1; never more than max_vms instances alive; no worker drained sooner than
-idle_for_time_s after its last job (less MARGIN_S: elastiq sees the job end at its next check);
+idle_timeout_max_s after its last job (less MARGIN_S: elastiq sees the job end at its next check);
 a foreign untagged instance (with a startd of no cluster) untouched; back to min_vms;
 no traceback, error or failed action in the log.  Two configurations: an explicit ``vm:``
 shape, and the one ecm writes (no ``vm:`` section: the shape comes from the flavour).
@@ -31,16 +31,16 @@ from tests.support.ec2_server import REGION
 from tests.support.instance_startds import InstanceStartds, ec2_alive
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IDLE_S = 20       # elastiq.idle_for_time_s
+IDLE_S = 20       # elastiq.idle_timeout_max_s
 CHECK_S = 1       # elastiq.check_queue_every_s
 #: elastiq sees a job end at its next look at the pool (a queue check later, more on a loaded
 #: machine), and CompletionDate is truncated to the second: a drain this much sooner than
-#: idle_for_time_s after the recorded end is still correct
+#: idle_timeout_max_s after the recorded end is still correct
 MARGIN_S = 3
 JOB_S = 12        # each job sleeps this long
 LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) (\w+)\s+([\w.]+): (.*)$")
-TIMINGS = {"check_queue_every_s": CHECK_S, "check_vms_every_s": 2, "check_vms_in_error_every_s": 3,
-           "sleep_s": 1, "waiting_jobs_time_s": 2, "idle_for_time_s": IDLE_S,
+TIMINGS = {"check_queue_every_s": CHECK_S, "list_vms_every_s": 2,
+           "recheck_after_action_s": 1, "waiting_jobs_time_s": 2, "idle_timeout_max_s": IDLE_S,
            "estimated_vm_deploy_time_s": 60, "launch_backoff_s": 2, "launch_backoff_max_s": 4,
            "log_level": "INFO"}
 
@@ -204,10 +204,10 @@ def test_elastiq_scales_a_real_pool(scenario, condor_pools, tmp_path, moto, ec2_
     # the burst in one call, never above max_vms
     assert launch_calls == 1, f"{launch_calls} RunInstances calls for one burst\n{log}"
     assert vms.peak <= max_vms, f"{vms.peak} instances alive at once > max_vms {max_vms}"
-    # drains: no sooner than idle_for_time_s after the worker's last job
+    # drains: no sooner than idle_timeout_max_s after the worker's last job
     assert drains and set(drains) <= set(vms.started), (drains, log)
     too_soon = {i: g for i, g in gaps.items() if g < IDLE_S - MARGIN_S}
-    assert not too_soon, (f"drained sooner than idle_for_time_s={IDLE_S} s after the last job "
+    assert not too_soon, (f"drained sooner than idle_timeout_max_s={IDLE_S} s after the last job "
                           f"(s): {too_soon}\n" + "".join(m + "\n" for _, _, m in actions(log_path, "drain")))
     # the foreign instance and its startd untouched
     state = client.describe_instances(InstanceIds=[foreign])["Reservations"][0]["Instances"][0]

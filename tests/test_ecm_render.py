@@ -100,7 +100,7 @@ def test_elastiq_yaml_loads_with_elastiqs_loader_and_embeds_the_worker(tmp_path,
     a = answers(os_id, **VARIANTS[variant])
     path = _run_yaml_block(render.render_master(a), tmp_path)
     cfg = elastiq_config.load(str(path))
-    assert (cfg.elastiq.cluster_name, cfg.elastiq.n_jobs_per_vm, cfg.elastiq.idle_for_time_s) == \
+    assert (cfg.elastiq.cluster_name, cfg.elastiq.n_jobs_per_vm, cfg.elastiq.idle_timeout_max_s) == \
         ("physics-2024", 4, 1800)
     assert (cfg.quota.min_vms, cfg.quota.max_vms) == (1, 8)
     assert (cfg.cloud.flavour, cfg.cloud.image_id, cfg.cloud.key_name, cfg.cloud.api_url,

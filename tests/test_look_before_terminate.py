@@ -41,7 +41,7 @@ def test_a_booting_vm_no_longer_needed_that_joins_and_gets_a_job_is_not_terminat
 
 
 def test_a_drained_worker_matched_before_the_terminate_is_kept(tmp_path):
-    w = SimWorld(tmp_path, [(0.0, 10.0), (500.0, 1000.0)], boot_s=30.0, idle_for_time_s=100)
+    w = SimWorld(tmp_path, [(0.0, 10.0), (500.0, 1000.0)], boot_s=30.0, idle_timeout_max_s=100)
     for t in (0.0, 30.0, 140.0):  # 1.0 runs 30-40; idle 100 s: drained at 140
         w.tick(t)
     (vm,) = w.cloud.vms

@@ -92,7 +92,7 @@ def test_elastiq_run_on_nova_scales_adopts_and_leaves_nothing(openstack_cloud, c
                 [j for j in pool.jobs(f"ClusterId == {jobs}", ["JobStatus", "NumJobStarts"])
                  if j.get("JobStatus") == 4]), 120, "every job completed", explain=explain)
             wait_for(lambda: vms.check() or (not vms.alive() and not vms.startds),
-                     TIMINGS["idle_for_time_s"] + 90, "back to min_vms=0", explain=explain)
+                     TIMINGS["idle_timeout_max_s"] + 90, "back to min_vms=0", explain=explain)
             launched = len(vms.started)
         assert _stop(daemon) == 0
     finally:

@@ -84,13 +84,13 @@ def test_ini_errors_name_the_line(tmp_path, text, where):
 
 
 def test_set_with_a_huge_number_says_the_bound(tmp_path):
-    result = elastiq("simulate", "--set", "elastiq.idle_for_time_s=1e308", "-q")
+    result = elastiq("simulate", "--set", "elastiq.idle_timeout_max_s=1e308", "-q")
     clean(result)
-    assert "elastiq.idle_for_time_s: must be at most" in result.stderr
+    assert "elastiq.idle_timeout_max_s: must be at most" in result.stderr
     assert "expected a number" not in result.stderr
-    ok = elastiq("simulate", "--set", "elastiq.idle_for_time_s=1e3", "--json")
+    ok = elastiq("simulate", "--set", "elastiq.idle_timeout_max_s=1e3", "--json")
     clean(ok, 0)
-    assert '"idle_for_time_s": 1000' in ok.stdout
+    assert '"idle_timeout_max_s": 1000' in ok.stdout
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e400", "NaN"])

@@ -25,7 +25,7 @@ CORPUS = {
                                "ec2.user_data_file"),
     "user_data_b64_invalid": ({"ec2": {"user_data_b64": "!!not base64!!"}}, "ec2.user_data_b64"),
     "api_url_not_a_url": ({"ec2": {"api_url": "not a url"}}, "ec2.api_url"),
-    "nan": ({"elastiq": {"idle_for_time_s": float("nan")}}, "elastiq.idle_for_time_s"),
+    "nan": ({"elastiq": {"idle_timeout_max_s": float("nan")}}, "elastiq.idle_timeout_max_s"),
     "inf": ({"elastiq": {"waiting_jobs_time_s": float("inf")}}, "elastiq.waiting_jobs_time_s"),
     "max_vms_10e26": ({"quota": {"max_vms": 10 ** 26}}, "quota.max_vms"),
     "duplicate_key": (b"quota:\n  max_vms: 3\n  max_vms: 300\n", "line 3"),

@@ -14,7 +14,7 @@ from elastiq.runtime.state import UnknownLaunch
 from tests.support.world import make_config, world
 
 POLICY = get_policy("default")
-IDLE = Reason.of(Code.IDLE, idle=700.0, timeout=600.0, basis=Reason.of(Code.IDLE_FOR_TIME))
+IDLE = Reason.of(Code.IDLE, idle=700.0, timeout=600.0, basis=Reason.of(Code.IDLE_TIMEOUT_MAX))
 WAITING = Reason.of(Code.JOBS_WAITING, jobs=11, held=140.0, wait=40.0, booting=1, alive=1,
                     max_vms=10)
 DRAINED = Reason.of(Code.DRAINED)
@@ -68,7 +68,7 @@ def test_each_decision_is_one_info_line_with_its_reason(tmp_path, caplog):
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
         "launch 3: 11 jobs waiting 140 s >= 40 s, 1 VM booting, 1/10 VMs",
         "launch 1 m1.small: 11 jobs waiting 140 s >= 40 s, 1 VM booting, 1/10 VMs",
-        f"drain w-{a}: idle for 700 s >= 600 s (idle_for_time_s) ({a})",
+        f"drain w-{a}: idle for 700 s >= 600 s (idle_timeout_max_s) ({a})",
         f"cancel drain of w-{a}: 2 jobs waiting ({a})",
         f"terminate {b}: in error"]
 

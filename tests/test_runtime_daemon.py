@@ -35,8 +35,7 @@ WAIT_S = 60
 def write_config(tmp_path, **elastiq):
     data = {"elastiq": {"cluster_name": "d", "state_dir": str(tmp_path / "state"),
                         "log_file": str(tmp_path / "elastiq.log"),
-                        "check_queue_every_s": 0.2, "check_vms_every_s": 0.5,
-                        "check_vms_in_error_every_s": 0.3,
+                        "check_queue_every_s": 0.2, "list_vms_every_s": 0.3,
                         "batch_plugin": "tests.support.world:IdleBatch",
                         "cloud_plugin": "tests.support.world:IdleCloud", **elastiq}}
     path = tmp_path / "elastiq.yaml"

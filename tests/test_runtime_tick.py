@@ -45,7 +45,7 @@ def test_after_acting_the_next_tick_comes_after_sleep_s(env):
     rt, clock, cloud, batch, _ = env
     batch.submit(2)
     clock.now = rt.tick("queue")
-    assert rt.tick("wake") == clock.now + rt.config.elastiq.sleep_s
+    assert rt.tick("wake") == clock.now + rt.config.elastiq.recheck_after_action_s
 
 
 def test_state_is_saved_right_after_a_launch_before_the_next_action(env, tmp_path):
@@ -100,7 +100,7 @@ def test_queue_check_reuses_the_listing_unless_demand_rose_or_we_acted(env):
     assert cloud.list_calls == 1
     clock.advance(5)
     rt.tick("queue")
-    assert cloud.list_calls == 1  # younger than the VM check intervals: reused
+    assert cloud.list_calls == 1  # younger than list_vms_every_s: reused
     batch.submit(2)
     clock.advance(5)
     wake = rt.tick("queue")
@@ -111,9 +111,9 @@ def test_queue_check_reuses_the_listing_unless_demand_rose_or_we_acted(env):
     clock.advance(1)
     rt.tick("queue")
     assert cloud.list_calls == calls + 1  # we changed the cloud: read it again
-    clock.advance(rt.config.elastiq.check_vms_in_error_every_s)
+    clock.advance(rt.config.elastiq.list_vms_every_s)
     rt.tick("queue")
-    assert cloud.list_calls == calls + 2  # older than check_vms_in_error_every_s
+    assert cloud.list_calls == calls + 2  # older than list_vms_every_s
 
 
 def test_a_listing_noted_as_read_again_is_reused_from_then(env):
@@ -121,13 +121,13 @@ def test_a_listing_noted_as_read_again_is_reused_from_then(env):
     (a later queue check reuses it), and the listing is the cloud's own."""
     rt, clock, cloud, batch, _ = env
     rt.tick("vms")
-    age = rt.config.elastiq.check_vms_in_error_every_s
+    age = rt.config.elastiq.list_vms_every_s
     clock.advance(age)
     rt.observer.relisted(clock.now)
     assert cloud.list_calls == 2
     clock.advance(age - 1)
     rt.tick("queue")
-    assert cloud.list_calls == 2  # younger than check_vms_in_error_every_s since the note
+    assert cloud.list_calls == 2  # younger than list_vms_every_s since the note
     clock.advance(1)
     rt.tick("queue")
     assert cloud.list_calls == 3
@@ -166,7 +166,7 @@ def test_reconcile_waits_for_a_listing_then_adopts(env, caplog):
     assert not rt.reconciled and rt.state.memory.instances == {}
     clock.advance(20)
     with caplog.at_level(logging.INFO, logger="elastiq"):
-        rt.tick("errors")
+        rt.tick("vms")
     assert rt.reconciled
     assert list(store.load().memory.instances) == [ours]
     assert f"adopted 1 tagged instance(s) not in the saved state: {ours}" in caplog.text
@@ -271,10 +271,10 @@ def test_a_drain_the_pool_never_shows_is_sent_again_after_every_check_ran(tmp_pa
     cloud.add(launched_at=clock.now - 1000)
     batch.sent = {}
     rt.tick("vms")
-    clock.advance(44)
+    clock.advance(19)
     rt.tick("vms")
     assert len(batch.drain_calls) == 1
     batch.sent = {}  # the startd forgot it (restarted)
-    clock.advance(1)  # check_vms_every_s (45 s, the longest interval) after the first
+    clock.advance(1)  # list_vms_every_s (20 s, the longest interval) after the first
     rt.tick("vms")
     assert batch.drain_calls == ["10-0-0-1", "10-0-0-1"]

@@ -59,7 +59,7 @@ def test_config_file_is_used(tmp_path, capsys, monkeypatch):
     result = json.loads(capsys.readouterr().out)
     knobs = result["knobs"]
     assert (knobs["max_vms"], knobs["vm_cpus"], knobs["vm_memory_mb"]) == (6, 2, 4096)
-    assert knobs["idle_for_time_s"] == 3600  # the file's (default) value, not the sim's 600
+    assert knobs["idle_timeout_max_s"] == 3600  # the file's (default) value, not the sim's 600
     assert result["jobs"] == 30 - result["jobs_unmatchable"]
 
 

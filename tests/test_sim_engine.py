@@ -13,7 +13,7 @@ from elastiq.sim import engine, metrics
 from elastiq.sim.workload import Workload, synthetic
 from elastiq.core.reasons import Code, Reason
 
-BUILTIN = ["quota.max_vms=10", "vm.cpus=4", "vm.memory_mb=8192", "elastiq.idle_for_time_s=600"]
+BUILTIN = ["quota.max_vms=10", "vm.cpus=4", "vm.memory_mb=8192", "elastiq.idle_timeout_max_s=600"]
 COMPARED = ["jobs_completed", "vm_hours", "busy_vm_hours", "wait_mean_s", "wait_p95_s", "vms_peak",
             "launch_calls", "vms_launched", "vms_terminated", "jobs_killed"]
 
@@ -97,7 +97,7 @@ def one_job_then(second_at=None):
 
 
 def test_look_before_terminate_saves_the_job_legacy_would_kill():
-    sets = ("quota.max_vms=1", "elastiq.idle_for_time_s=300")
+    sets = ("quota.max_vms=1", "elastiq.idle_timeout_max_s=300")
     sim, _ = simulate(one_job_then(), sets, policy="legacy", boot_delay=BootDelay.parse("fixed:60"))
     (vm,) = sim.cloud.vms.values()
     killed_at = vm.terminated_at - engine.EPOCH  # the tick legacy terminated the idle host

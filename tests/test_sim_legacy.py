@@ -16,7 +16,7 @@ R, B, E = InstanceState.RUNNING, InstanceState.BOOTING, InstanceState.ERROR
 
 
 def cfg(*sets):
-    base = ["vm.cpus=4", "quota.max_vms=10", "elastiq.idle_for_time_s=600"]
+    base = ["vm.cpus=4", "quota.max_vms=10", "elastiq.idle_timeout_max_s=600"]
     return config.load(None, base + list(sets))
 
 
@@ -175,7 +175,7 @@ def test_wake_ups_fall_on_the_queue_checks_from_the_first_call():
 def test_deadline_check_uses_hosts_of_the_last_vm_check():
     # the original looked at the cached worker list: a VM that joined after the last VM check
     # is terminated although it is in the pool now
-    c = cfg("elastiq.check_vms_every_s=45")
+    c = cfg("elastiq.legacy_check_vms_every_s=45")
     m = legacy.record_launch(legacy.initial_memory(), LaunchOutcome(1, ("i-1",)), c, 0.0)
     _, m = legacy.plan(snap(instances=[vm(1, B)]), m, c, 570.0)  # VM check: no host yet
     plan, m = legacy.plan(snap(instances=[vm(1)], workers=[worker(1)]), m, c, 600.0)
@@ -233,7 +233,7 @@ def test_scale_down_decrements_allegedly_running_too():
 
 
 def test_a_host_drained_instead_is_terminated_at_the_next_vm_check_without_a_job():
-    c = cfg("elastiq.check_vms_every_s=45")  # idle_for_time_s 600
+    c = cfg("elastiq.legacy_check_vms_every_s=45")  # idle_timeout_max_s 600
     m = idle_hosts_memory(2, vms_allegedly_running=3)
     s = snap(instances=[vm(0), vm(1)], workers=[worker(0), worker(1)])
     plan, m = legacy.plan(s, m, c, 700.0)
@@ -254,7 +254,7 @@ def test_a_host_drained_instead_is_terminated_at_the_next_vm_check_without_a_job
 
 
 def test_vm_check_has_its_own_cadence():
-    c = cfg("elastiq.check_vms_every_s=45")
+    c = cfg("elastiq.legacy_check_vms_every_s=45")
     s = snap(instances=[vm(0)], workers=[worker(0)])
     _, m = legacy.plan(s, legacy.initial_memory(), c, 0.0)
     assert m.hosts["w0"].unchanged_since == 0.0 and m.next_vms_check == 45.0

@@ -20,7 +20,7 @@ from elastiq.sim import engine
 from elastiq.sim.workload import Workload, synthetic
 from elastiq.sim.world import World
 
-KNOBS = ["quota.max_vms=10", "vm.cpus=4", "vm.memory_mb=8192", "elastiq.idle_for_time_s=600"]
+KNOBS = ["quota.max_vms=10", "vm.cpus=4", "vm.memory_mb=8192", "elastiq.idle_timeout_max_s=600"]
 
 
 def daemon_road(sim: engine.Simulation, options: engine.SimOptions, state_dir, until: float):

@@ -100,7 +100,7 @@ def test_one_non_empty_node_at_a_time_and_never_below_min_vms():
 def test_replay_of_a_small_workload_scales_down_at_the_documented_times():
     """Four 1-hour jobs and four 10-minute jobs at t=0 on 4-cpu VMs booting in 120 s: two VMs;
     the second empties at 720 s, is unneeded from then, drained at 1320 s and terminated at the
-    daemon's follow-up tick (``sleep_s`` after acting); the first, drained at 3720 + 600 s."""
+    daemon's follow-up tick (``recheck_after_action_s`` after acting); the first, drained at 3720 + 600 s."""
     work = Workload("hand-made")
     for n in range(8):
         work.add(f"j{n}", 0.0, 3600.0 if n < 4 else 600.0, 1, 1024)

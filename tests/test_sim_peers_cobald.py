@@ -138,7 +138,7 @@ def test_fixed_point_asks_for_no_tick():
 @pytest.mark.parametrize("policy", ["cobald", "cobald-relative"])
 def test_replay_completes_every_job_without_killing_any(policy):
     from elastiq.sim.workload import synthetic
-    c = cfg("elastiq.idle_for_time_s=600")
+    c = cfg("elastiq.idle_timeout_max_s=600")
     r = engine.Simulation(synthetic(0), c, engine.SimOptions(policy=policy, timeline=False)).run()
     again = engine.Simulation(synthetic(0), c, engine.SimOptions(policy=policy, timeline=False)).run()
     assert r["jobs_completed"] == r["jobs"] == 118 and r["jobs_killed"] == 0

@@ -10,7 +10,7 @@ and prints one table (with --json: one object, a key per policy).
 Without --trace, a built-in synthetic workload (two bursts of short and long jobs) shows
 scale-up and scale-down in well under a second.  --trace reads a Standard Workload Format file,
 gzip-compressed or not.  Without --config, the simulation uses 4-cpu / 8 GiB VMs, and
-max_vms 10 and idle_for_time_s 600 for the built-in workload, or max_vms sized on the
+max_vms 10 and idle_timeout_max_s 600 for the built-in workload, or max_vms sized on the
 trace's MaxProcs for a trace.  With --config, the VM shape is vm.cpus / vm.memory_mb of that
 file (the simulator cannot ask a cloud for the flavour's shape: unset, it is 1 cpu / 2 GiB per
 cpu, and says so).  --set changes any knob.  --report needs the `report` extra
@@ -109,7 +109,7 @@ def sim_defaults(trace_header: dict = None, vm: bool = True) -> list:
     (not when the first flavour's entry gives one, which the daemon would use)."""
     knobs = ["vm.cpus=4", "vm.memory_mb=8192"] if vm else []
     if trace_header is None:
-        return knobs + ["quota.max_vms=10", "elastiq.idle_for_time_s=600"]
+        return knobs + ["quota.max_vms=10", "elastiq.idle_timeout_max_s=600"]
     try:
         procs = int(trace_header.get("MaxProcs", "").split()[0])
     except (ValueError, IndexError):

@@ -11,7 +11,7 @@ Pure: the same arguments always give the same Plan and Memory.  What it guarante
 - launches only for jobs that can run on a worker VM, after they waited long enough, and
   not for jobs that did not start next to an idle worker they fit (see :mod:`.wanted`);
 - drains a worker no sooner than the idle timeout (:func:`.wanted.idle_timeout`, at most
-  ``idle_for_time_s``) after it was last seen busy, and cancels
+  ``idle_timeout_max_s``) after it was last seen busy, and cancels
   a drain only for jobs that would keep the worker from being drained (one rule, both sides);
 - while no job that fits a worker waits for a new VM, drains workers under-used for ``consolidate_after_s``
   (:mod:`.consolidate`): their jobs finish, none is killed;
@@ -53,12 +53,12 @@ def backoff_delay(failures: int, config: Config) -> float:
 
 def placeable(snapshot: Snapshot, config: Config, catalogue: Catalogue, now: float,
               unstarted=None) -> Optional[demand_mod.Placeable]:
-    """The idle jobs sorted by shape (fresh: waiting less than ``idle_for_time_s``), those
+    """The idle jobs sorted by shape (fresh: waiting less than ``idle_timeout_max_s``), those
     known not to start (``unstarted``) set apart; None when the queue is unreadable."""
     if snapshot.queue is None:
         return None
     return demand_mod.classify(snapshot.queue.idle, catalogue.cpus, catalogue.memory_mb,
-                               now - config.elastiq.idle_for_time_s, unstarted)
+                               now - config.elastiq.idle_timeout_max_s, unstarted)
 
 
 def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
@@ -134,7 +134,7 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float,
     jobs = placeable(snapshot, config, catalogue, now, memory.unstarted)
     unstarted = memory.unstarted
     if jobs is not None and snapshot.pool is not None:
-        jobs, unstarted = release_unstarted(jobs, fleet, unstarted, e.idle_for_time_s, now)
+        jobs, unstarted = release_unstarted(jobs, fleet, unstarted, e.idle_timeout_max_s, now)
     demand = compute_demand(jobs, snapshot, fleet, config, catalogue)
     up = scale_up(demand, fleet, draining, memory, config, now,
                   catalogue.flavours[0].name if catalogue.flavours else None)
@@ -165,7 +165,7 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float,
                + down.consolidations + down.terminates)
     wakes = [t for t in (up.wake, down.wake) if t is not None and t > now]
     new_memory = Memory(up.waiting_since, backoff_until, failures, records, unstarted)
-    notes = (ended_notes(fleet, e.estimated_vm_deploy_time_s) + unstarted_note(jobs, e.idle_for_time_s)
+    notes = (ended_notes(fleet, e.estimated_vm_deploy_time_s) + unstarted_note(jobs, e.idle_timeout_max_s)
              + up.notes + down.notes)
     return Plan(actions, notes, min(wakes) if wakes else None), new_memory
 

@@ -2,12 +2,13 @@
 
 Each call of :func:`plan` is one run of the original's ``check_queue`` (the daemon calls it
 every ``check_queue_every_s``); ``check_vms`` and ``check_vm_errors`` run inside it at their
-own cadence (``check_vms_every_s``, ``check_vms_in_error_every_s``), and the per-VM events
+own cadence (``legacy_check_vms_every_s`` and ``list_vms_every_s``, the original's
+``check_vms_every_s`` and ``check_vms_in_error_every_s``), and the per-VM events
 the original queued at launch time fire when their deadline has passed.  So the wake-ups this
 policy asks for (``Plan.next_check``) fall on its queue checks, one every
 ``check_queue_every_s`` from its first call, which the daemon runs anyway: a time-based
 decision waits for the next one, at most ``check_queue_every_s`` (the original's own loop
-looked at its timers every ``sleep_s``).
+looked at its timers every ``sleep_s``, here ``recheck_after_action_s``).
 
 What it does, faithfully:
 
@@ -22,7 +23,8 @@ What it does, faithfully:
 - **Deploy deadline** (``check_owned_instance``): at that deadline, a VM still listed by the
   cloud that is not among the hosts seen at the last VM check is terminated.
 - **VM check**: per host, the number of claimed slots and since when it is unchanged; a
-  host with no job whose count has not changed for more than ``idle_for_time_s`` is
+  host with no job whose count has not changed for more than ``idle_timeout_max_s`` (the
+  original's ``idle_for_time_s``; the adaptive idle timeout is the default policy's) is
   terminated directly, *without draining*, in random order, keeping ``min_vms`` of the
   instances known to the pool; its timer is reset.  Then VMs are launched up to ``min_vms``
   counting joined instances plus allegedly running ones.
@@ -40,7 +42,7 @@ Deviations, so that both policies run on the same ports and can be compared:
 - the daemon looks at the pool before terminating and drains a worker that accepts jobs
   instead (a job may have been matched since the observation: the original killed it); such
   a host is terminated at the next VM check that finds it without a job (``drained``), not
-  after another ``idle_for_time_s``, and not counted off the allegedly-running VMs twice;
+  after another ``idle_timeout_max_s``, and not counted off the allegedly-running VMs twice;
 - only instances with our cluster tag are seen (the original saw every VM of the tenant);
 - the random order comes from a seeded generator held in memory, so the policy stays pure;
 - a partial queue or pool counts as read (the original had no such notion); an unreadable
@@ -189,7 +191,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float,
 
     next_error_check = memory.next_error_check
     if next_error_check is None or now >= next_error_check:
-        next_error_check = _cadence(next_error_check, now, e.check_vms_in_error_every_s)
+        next_error_check = _cadence(next_error_check, now, e.list_vms_every_s)
         if tick.ours is not None:
             errors = [i for i in tick.in_error if i not in tick.terminated]
             if errors:
@@ -201,7 +203,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float,
     hosts, next_vms_check, rng_state = memory.hosts, memory.next_vms_check, memory.rng_state
     if snapshot.pool is not None and (next_vms_check is None or now >= next_vms_check):
         hosts, rng_state = _check_vms(snapshot, tick, rng_state)
-        next_vms_check = _cadence(next_vms_check, now, e.check_vms_every_s)
+        next_vms_check = _cadence(next_vms_check, now, e.legacy_check_vms_every_s)
 
     first_seen = memory.first_seen_above_threshold
     n_waiting = None
@@ -266,7 +268,7 @@ def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
 
     drained = tick.m.drained
     idle = [n for n, h in hosts.items() if h.jobs == 0 and (
-        now - h.unchanged_since > e.idle_for_time_s or h.instance_id in drained)]
+        now - h.unchanged_since > e.idle_timeout_max_s or h.instance_id in drained)]
     for name in idle:
         hosts[name] = replace(hosts[name], unchanged_since=now)
     known: List[str] = []
@@ -283,7 +285,7 @@ def _check_vms(snapshot: Snapshot, tick: _Tick, rng_state: int):
         if len(chosen) < len(candidates):
             tick.notes.append(Reason.of(LegacyCode.KEPT_MIN_VMS, count=len(candidates) - len(chosen),
                                         min_vms=q.min_vms))
-        tick.terminate(chosen, Reason.of(LegacyCode.IDLE, idle_for=e.idle_for_time_s))
+        tick.terminate(chosen, Reason.of(LegacyCode.IDLE, idle_for=e.idle_timeout_max_s))
         tick.allegedly = max(0, tick.allegedly - sum(1 for i in chosen if i not in drained))
     if q.min_vms >= 1 and tick.ours is not None:
         running = sum(1 for i in known if i not in tick.terminated)
@@ -311,8 +313,8 @@ def _next_check(snapshot: Snapshot, tick: _Tick, m: LegacyMemory, n_waiting, now
             wakes.append(vms_check)
         idle_since = [h.unchanged_since for h in m.hosts.values() if h.jobs == 0]
         if idle_since:  # the first idle host's timeout: the others' come later
-            wakes.append(_first_run_after(min(idle_since) + e.idle_for_time_s, vms_check,
-                                          e.check_vms_every_s))
+            wakes.append(_first_run_after(min(idle_since) + e.idle_timeout_max_s, vms_check,
+                                          e.legacy_check_vms_every_s))
         if m.drained and any(h.jobs == 0 and h.instance_id in m.drained for h in m.hosts.values()):
             wakes.append(vms_check)  # a drained host to terminate
         if q.min_vms > len(m.hosts) + m.vms_allegedly_running:

@@ -44,7 +44,7 @@ class Code(ReasonCode):
                    " known yet")
     # drain
     IDLE = ("idle", "idle for {idle:.0f} s >= {timeout:g} s ({basis})", ("idle",))
-    IDLE_FOR_TIME = "idle-for-time", "idle_for_time_s"  # the basis of an idle timeout
+    IDLE_TIMEOUT_MAX = "idle-timeout-max", "idle_timeout_max_s"  # the basis of an idle timeout
     BOOT_TO_JOIN = ("boot-to-join", "{factor:g} x median boot-to-join {median:.0f} s, within"
                     " {low:g}-{high:g} s")
     CONSOLIDATION = ("consolidation", "consolidation: {used:.0%} used < {below:.0%} for"

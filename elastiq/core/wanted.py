@@ -8,10 +8,10 @@ undo each other:
   hint (a partitionable slot does not move it when its dynamic slots come and go); after a
   restart without state it is all there is.  A worker idle for the idle timeout is released
   unless jobs that can start on it are waiting.  The timeout adapts to what a relaunch costs
-  (:func:`idle_timeout`: a multiple of the measured boot-to-join time, within the operator's
-  ``idle_for_min_s`` .. ``idle_for_time_s``).
-- Jobs that waited ``idle_for_time_s`` while a worker they fit sat idle for
-  ``idle_for_time_s`` did not start there (the negotiator does not match them, whatever our
+  (:func:`idle_timeout`: ``idle_timeout_boot_factor`` times the measured boot-to-join time,
+  within the operator's ``idle_timeout_min_s`` .. ``idle_timeout_max_s``).
+- Jobs that waited ``idle_timeout_max_s`` while a worker they fit sat idle for
+  ``idle_timeout_max_s`` did not start there (the negotiator does not match them, whatever our
   worker template says): they are *unstarted*.  They keep no worker, cancel no drain and cause
   no launch; they are reported.  The cut (queued before, shape) is kept in memory.
 
@@ -46,21 +46,21 @@ def idle_start(member: Member) -> Optional[float]:
 
 
 def idle_timeout(fleet: Fleet, config) -> Tuple[float, Reason]:
-    """How long a worker may sit idle before it is drained, and why (its basis): ``idle_boot_factor``
-    times the median boot-to-join time of our VMs in the pool now (what a relaunch would
-    cost), within ``idle_for_min_s`` (capped at the maximum) and ``idle_for_time_s``;
-    ``idle_for_time_s`` itself when the factor is 0 or nothing was measured."""
+    """How long a worker may sit idle before it is drained, and why (its basis):
+    ``idle_timeout_boot_factor`` times the median boot-to-join time of our VMs in the pool now
+    (what a relaunch would cost), within ``idle_timeout_min_s`` (capped at the maximum) and
+    ``idle_timeout_max_s``; the maximum itself when the factor is 0 or nothing was measured."""
     e = config.elastiq
-    longest = e.idle_for_time_s
+    longest, factor, floor = e.idle_timeout_max_s, e.idle_timeout_boot_factor, e.idle_timeout_min_s
     boots = sorted(m.record.joined_at - m.record.launched_at for m in fleet.members
                    if m.record.joined_at is not None and m.worker is not None)
-    if not e.idle_boot_factor or not boots:
-        return longest, Reason.of(Code.IDLE_FOR_TIME)
+    if not factor or not boots:
+        return longest, Reason.of(Code.IDLE_TIMEOUT_MAX)
     median = boots[len(boots) // 2] if len(boots) % 2 else (boots[len(boots) // 2 - 1]
                                                              + boots[len(boots) // 2]) / 2
-    timeout = max(min(e.idle_for_min_s, longest), min(longest, e.idle_boot_factor * median))
-    return timeout, Reason.of(Code.BOOT_TO_JOIN, factor=e.idle_boot_factor, median=median,
-                              low=min(e.idle_for_min_s, longest), high=longest)
+    timeout = max(min(floor, longest), min(longest, factor * median))
+    return timeout, Reason.of(Code.BOOT_TO_JOIN, factor=factor, median=median,
+                              low=min(floor, longest), high=longest)
 
 
 def idle_long(fleet: Fleet, idle_for: float, now: float):

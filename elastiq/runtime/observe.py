@@ -7,10 +7,10 @@ the core then makes no scale-down decision.
 The queue and the pool are read at every tick: whether a worker has a claimed slot must never
 come from an old reading.  The pool is read last, with the private IPs of the listed instances
 (the adapter maps a worker that does not advertise its instance id by its address).  The cloud
-listing is the slow, rate-limited call, so it is read at the VM checks (``vms``, ``errors``),
-at wake-ups and at start, and reused by the queue check while it is younger than the VM check
-intervals -- unless the queue shows new demand, or the runtime acted on the cloud since (then
-the listing is read again at once).  The instances we
+listing is the slow, rate-limited call, so it is read at the VM check (``vms``, every
+``list_vms_every_s``), at wake-ups and at start, and reused by the queue check while it is
+younger than ``list_vms_every_s`` -- unless the queue shows new demand, or the runtime acted
+on the cloud since (then the listing is read again at once).  The instances we
 launched since the listing are known to the core from its memory, so a reused listing never
 lets it exceed ``max_vms``.
 """
@@ -31,7 +31,7 @@ T = TypeVar("T")
 PERMANENT_KINDS = frozenset({"config", "auth", "fatal"})
 #: Tick kinds that always read the cloud; the periodic ``queue`` check may reuse the listing.
 #: A tick serving several checks has their kinds joined by ``+`` (``"queue+vms"``).
-CLOUD_KINDS = frozenset({"vms", "errors", "wake", "start", "once"})
+CLOUD_KINDS = frozenset({"vms", "wake", "start", "once"})
 
 
 @functools.lru_cache(maxsize=None)

@@ -5,18 +5,28 @@ two never overlap, and each tick serves everything due at that moment: **checks 
 together run one tick**, whose kind names them all (``"queue+vms"``), never one tick each --
 each tick reads the queue, the pool and maybe the cloud, and acts.
 
-The checks of the original elastiq keep their intervals (``check_queue_every_s``,
-``check_vms_every_s``, ``check_vms_in_error_every_s``), counted from one start.  **The most
-frequent check sets the pace**: a less frequent one that falls due in between is served by its
-next tick (at most one shortest interval late; its rhythm is kept).  Every tick reads every
-schedd and the collector, so a tick of its own would add those reads just for a fresher cloud
-listing.  ``run(kind)`` returns the time at which the runtime wants to tick again
-(``Plan.next_check``: a waiting threshold reached, a join deadline, an idle period over, the
-end of a back-off; or a quick follow-up after acting).  The scheduler then ticks (kind
-``wake``) at that time unless it already ticks earlier.  A wake-up is never run early (its
-condition would not hold yet), but a periodic check due within :data:`COALESCE_S` of a tick is
-served by that tick, ahead of time or up to that much late: the checks only need to run about
-that often.  Runs missed while a long tick ran are coalesced into one.
+Two checks, counted from one start: ``queue`` every ``check_queue_every_s`` (a tick reads the
+queue and the pool and decides) and ``vms`` every ``list_vms_every_s`` (that tick reads the
+cloud's list of our VMs too).  **The most frequent check sets the pace**: a less frequent one
+that falls due in between is served by its next tick (at most one shortest interval late; its
+rhythm is kept).  Every tick reads every schedd and the collector, so a tick of its own would
+add those reads just for a fresher cloud listing.  ``run(kind)`` returns the time at which the
+runtime wants to tick again (``Plan.next_check``: a waiting threshold reached, a join
+deadline, an idle period over, the end of a back-off; or ``recheck_after_action_s`` after
+acting).  The scheduler then ticks (kind ``wake``) at that time unless it already ticks
+earlier.  A wake-up is never run early (its condition would not hold yet), but a periodic
+check due within :data:`COALESCE_S` of a tick is served by that tick, ahead of time or up to
+that much late: the checks only need to run about that often.  Runs missed while a long tick
+ran are coalesced into one.
+
+:class:`Agenda` and :meth:`Scheduler.run_due` decide what a tick serves (pure of threads: the
+simulator drives them on a virtual clock); apscheduler fires them: one persistent job
+(``coalesce``, ``max_instances=1``, no misfire limit: a late check still runs) whose trigger
+is the agenda's next moment -- the pace after the last run while that run has not been served
+yet.  After every tick (a job-executed listener) and at every wake-up request, the job's next
+run time is set to the next moment; apscheduler computes its trigger right after handing the
+job to the executor, before the tick has asked for its wake-up -- or, when the tick ended
+first, after the listener: either way the last word is the next moment as the tick left it.
 """
 from __future__ import annotations
 
@@ -40,8 +50,7 @@ COALESCE_S = 1.0
 def checks(cfg: Config) -> Tuple[Tuple[str, float], ...]:
     """The periodic checks: (kind, interval in seconds)."""
     e = cfg.elastiq
-    return (("queue", e.check_queue_every_s), ("vms", e.check_vms_every_s),
-            ("errors", e.check_vms_in_error_every_s))
+    return (("queue", e.check_queue_every_s), ("vms", e.list_vms_every_s))
 
 
 def _at(when: float) -> datetime.datetime:
@@ -76,28 +85,37 @@ class Agenda:
         return due
 
 
+#: The id of the one apscheduler job.
+JOB = "tick"
+#: The pace when no periodic check sets one (wake-ups only): the job's next run is set by
+#: every wake-up, so this is only the trigger's fallback.
+NO_PACE_S = 86400.0
+
+
+def _agenda_trigger(next_moment: Callable[[], Optional[float]], pace: float):
+    """An apscheduler trigger (its documented extension point) firing at ``next_moment()``;
+    the pace after the previous run while that moment is not after it (the run has been
+    handed to the executor, not served yet)."""
+    from apscheduler.triggers.base import BaseTrigger
+
+    class AgendaTrigger(BaseTrigger):
+        def get_next_fire_time(self, previous_fire_time, now):
+            when = next_moment()
+            at = _at(when) if when is not None else None
+            if previous_fire_time is not None and (at is None or at <= previous_fire_time):
+                return previous_fire_time + datetime.timedelta(seconds=pace)
+            return at or now + datetime.timedelta(seconds=pace)
+
+    return AgendaTrigger()
+
+
 def _background_scheduler():
-    """apscheduler's one-thread background scheduler, imported when first needed (a
-    simulation, which moves a virtual clock, never needs it)."""
+    """apscheduler's background scheduler with one executor thread, imported when first needed
+    (a simulation, which moves a virtual clock, never needs it)."""
     from apscheduler.executors.pool import ThreadPoolExecutor
-    from apscheduler.jobstores.base import JobLookupError
     from apscheduler.schedulers.background import BackgroundScheduler
-    from apscheduler.schedulers.base import STATE_STOPPED
 
-    class _BackgroundScheduler(BackgroundScheduler):
-        """apscheduler 3 removes a fired date job after handing it to the executor; when
-        shutdown() comes in between, the removal looks among the pending jobs, fails and kills
-        the scheduler thread with a traceback.  At shutdown that removal does not matter:
-        ignore it."""
-
-        def remove_job(self, job_id, jobstore=None):
-            try:
-                super().remove_job(job_id, jobstore)
-            except JobLookupError:
-                if self.state != STATE_STOPPED:
-                    raise
-
-    return _BackgroundScheduler(
+    return BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(max_workers=1)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
         timezone=UTC,
@@ -108,8 +126,9 @@ class Scheduler:
     """Runs ``run(kind)`` for the checks and the requested wake-ups, one tick at a time.
 
     ``start()`` fires a first ``start`` tick at once.  ``stop()`` lets the running tick finish
-    (the runtime abandons its remaining actions when asked to stop) and returns.
-    ``run_due()`` runs what is due now (the scheduler's thread calls it; tests may too).
+    (the runtime abandons its remaining actions when asked to stop) and returns; no tick starts
+    after it.  ``run_due()`` runs what is due now (apscheduler's job calls it; the simulator and
+    tests too, on a virtual clock).
     """
 
     def __init__(self, run: Runner, periodic: Sequence[Tuple[str, float]],
@@ -117,40 +136,42 @@ class Scheduler:
         self._run_tick = run
         self._clock = clock
         self._agenda = Agenda(periodic, clock())
-        self._lock = threading.Lock()  # the single runner (the executor has one thread too)
-        self._wake_lock = threading.Lock()  # guards what follows
+        self._lock = threading.Lock()  # guards the agenda, the wake-up and _stopped
+        self._ticking = threading.Lock()  # held while a tick runs: stop() waits for it
         self._wake: Optional[Tuple[float, str]] = None  # (when, kind) of the next wake-up
-        self._job: Optional[str] = None
-        self._job_at: Optional[float] = None
-        self._seq = 0
         self._stopped = False
-        self._background = None  # apscheduler's, made at first use
-
-    @property
-    def _aps(self):
-        if self._background is None:
-            self._background = _background_scheduler()
-        return self._background
+        self._aps = None  # apscheduler's, made by start()
 
     def start(self) -> None:
-        self._aps.start()
+        from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED
+
+        pace = self._agenda.intervals.get(self._agenda.pace, NO_PACE_S)
+        self._aps = _background_scheduler()
+        # after each run (the executor has counted it finished, so a next run time that has
+        # come already is not refused as a second instance): the next moment
+        self._aps.add_listener(lambda event: self._arm(), EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
         self.wake_at(self._clock(), kind="start")
+        # the trigger reads without our lock: apscheduler holds its job store lock when it asks,
+        # and _arm takes ours before that one
+        self._aps.add_job(self.run_due, _agenda_trigger(self._next_moment, pace), id=JOB,
+                          next_run_time=_at(self.next_moment()))
+        self._aps.start()
 
     def stop(self) -> None:
-        # apscheduler's shutdown holds its job store lock while it waits for the running tick:
-        # a tick that then added or removed a job would wait for it forever.  Past this flag
-        # (set under the lock every scheduling change holds), no tick touches the jobs.
-        with self._wake_lock:
+        with self._lock:
             self._stopped = True
-        if self._background is not None and self._background.running:
-            self._background.shutdown(wait=True)
+        if self._aps is not None and self._aps.running:
+            # not shutdown(wait=True): that holds the job store lock while it waits
+            self._aps.shutdown(wait=False)
+        with self._ticking:  # the running tick, if any, has finished
+            pass
 
     def wake_at(self, when: float, kind: str = "wake") -> None:
         """Tick at ``when`` (at once if it has passed), unless a wake-up is already due earlier."""
-        with self._wake_lock:
-            if self._wake is None or when < self._wake[0]:
-                self._wake = (when, kind)
-            self._reschedule()
+        with self._lock:
+            self._note_wake(when, kind)
+        if not self._ticking.locked():  # else the tick's end sets the next run
+            self._arm()
 
     @property
     def pending_wake(self) -> Optional[float]:
@@ -159,9 +180,11 @@ class Scheduler:
 
     def run_due(self) -> Optional[str]:
         """Run one tick for everything due now; its kind, or None when nothing was due."""
-        with self._lock:
+        with self._ticking:
             now = self._clock()
-            with self._wake_lock:
+            with self._lock:
+                if self._stopped:
+                    return None
                 kinds = []
                 if self._wake is not None and self._wake[0] <= now:
                     kinds.append(self._wake[1])
@@ -175,8 +198,9 @@ class Scheduler:
             except Exception:  # a bug must not stop the service: log it, keep the schedule
                 log.exception("%s tick failed", kind)
                 next_time = None
-        if next_time is not None:
-            self.wake_at(next_time)
+            if next_time is not None:
+                with self._lock:
+                    self._note_wake(next_time, "wake")
         return kind
 
     @property
@@ -186,8 +210,12 @@ class Scheduler:
     def next_moment(self) -> Optional[float]:
         """When the next tick is due (a check or the pending wake-up), for a virtual clock:
         ``elastiq simulate`` moves its clock there and calls :meth:`run_due`."""
-        with self._wake_lock:
+        with self._lock:
             return self._next_moment()
+
+    def _note_wake(self, when: float, kind: str) -> None:
+        if self._wake is None or when < self._wake[0]:
+            self._wake = (when, kind)
 
     def _check_due(self, now: float) -> bool:
         """A check is due and no wake-up comes within the coalescing window to serve it."""
@@ -197,35 +225,16 @@ class Scheduler:
         return self._wake is None or self._wake[0] > first + self._agenda.window
 
     def _next_moment(self) -> Optional[float]:
-        check, wake = self._agenda.next_at(), self._wake[0] if self._wake else None
+        wake_up = self._wake  # read once (the trigger reads without the lock)
+        check, wake = self._agenda.next_at(), wake_up[0] if wake_up else None
         if wake is None or check is None:
             return check if wake is None else wake
         return wake if wake <= check + self._agenda.window else min(check, wake)
 
-    def _reschedule(self) -> None:
-        """One apscheduler date job at the next moment (the caller holds ``_wake_lock``)."""
-        if self._stopped or self._background is None or not self._background.running:
-            return
-        when = self._next_moment()
-        if when is None or when == self._job_at:
-            return
-        if self._job is not None:  # superseded
-            from apscheduler.jobstores.base import JobLookupError
-
-            try:
-                self._aps.remove_job(self._job)
-            except JobLookupError:
-                pass  # it is firing right now
-        self._seq += 1
-        # a fresh id each time: apscheduler removes a fired date job by its id, which must
-        # never be the id of the job that tick just scheduled
-        self._job, self._job_at = f"tick-{self._seq}", when
-        self._aps.add_job(self._fire, "date", run_date=_at(when), args=(self._job,), id=self._job)
-
-    def _fire(self, job: str) -> None:
-        with self._wake_lock:
-            if job == self._job:
-                self._job = self._job_at = None
-        self.run_due()
-        with self._wake_lock:
-            self._reschedule()
+    def _arm(self) -> None:
+        """Set the job's next run to the next moment (None: paused until a wake-up)."""
+        with self._lock:
+            if self._stopped or self._aps is None or not self._aps.running:
+                return
+            when = self._next_moment()
+            self._aps.modify_job(JOB, next_run_time=None if when is None else _at(when))

@@ -5,9 +5,9 @@ cloud listing, the notes of the last plan) and nothing else; the clock is inject
 and the latency benchmark drive it in virtual time.
 
 ``tick(kind)`` returns when the runtime wants to tick again: the plan's ``next_check`` (a
-time-based condition changes then; one not after the tick's time is ignored), or ``sleep_s``
-after it acted (to see the effect soon); None when nothing is pending and the periodic checks
-suffice.
+time-based condition changes then; one not after the tick's time is ignored), or
+``recheck_after_action_s`` after it acted (to see the effect soon); None when nothing is
+pending and the periodic checks suffice.
 """
 from __future__ import annotations
 
@@ -58,11 +58,9 @@ class Runtime:
         self.state = replace(self.state, cluster=config.elastiq.cluster_name)
         self.stopping = stopping or threading.Event()  # set: abandon the remaining actions
         e = config.elastiq
-        self.observer = Observer(batch, cloud, min(e.check_vms_every_s, e.check_vms_in_error_every_s),
-                                 on_error=self.metrics.error)
+        self.observer = Observer(batch, cloud, e.list_vms_every_s, on_error=self.metrics.error)
         # a drain sent is in flight until the pool shows it, or every check has run once more
-        self.in_flight = InFlight(batch, clock, max(
-            e.check_queue_every_s, e.check_vms_every_s, e.check_vms_in_error_every_s))
+        self.in_flight = InFlight(batch, clock, max(e.check_queue_every_s, e.list_vms_every_s))
         self.actuator = Actuator(self.in_flight, cloud, policy, config, clock, self.metrics,
                                  dry_run_boot=dry_run, dry_run_shutdown=dry_run,
                                  should_stop=self.stopping.is_set,
@@ -135,7 +133,7 @@ class Runtime:
         # would decide the same (the policy is pure) and spin; the periodic checks follow
         wakes = [plan.next_check] if plan.next_check is not None and plan.next_check > now else []
         if outcome.acted:
-            wakes.append(now + self.config.elastiq.sleep_s)
+            wakes.append(now + self.config.elastiq.recheck_after_action_s)
         return min(wakes) if wakes else None
 
     def _log_notes(self, notes: Iterable[Reason], now: float) -> List[Decision]:

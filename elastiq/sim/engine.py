@@ -217,7 +217,7 @@ class Simulation:
         if started or pool.completed != self._completed:
             self._progress_at, self._completed = t, pool.completed
         if not pool.all_done():
-            stall = max(86400.0, 10 * (e.idle_for_time_s + e.estimated_vm_deploy_time_s))
+            stall = max(86400.0, 10 * (e.idle_timeout_max_s + e.estimated_vm_deploy_time_s))
             if pool.all_submitted() and not pool.running and t - self._progress_at > stall:
                 self.recorder.stop_reason = f"no job could start for {stall / 3600:g} h"
                 return True
@@ -226,7 +226,7 @@ class Simulation:
             self._done_at = t
         if self.cloud.alive <= self.policy.resting_vms(self.config):
             return True
-        if t - self._done_at > 3 * (e.idle_for_time_s + e.estimated_vm_deploy_time_s) + 3600:
+        if t - self._done_at > 3 * (e.idle_timeout_max_s + e.estimated_vm_deploy_time_s) + 3600:
             self.recorder.stop_reason = "VMs still alive long after the last job"
             return True
         return False

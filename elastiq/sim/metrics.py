@@ -125,7 +125,7 @@ class Recorder:
                 "n_jobs_per_vm": cfg.elastiq.n_jobs_per_vm,
                 "waiting_jobs_threshold": cfg.elastiq.waiting_jobs_threshold,
                 "waiting_jobs_time_s": cfg.elastiq.waiting_jobs_time_s,
-                "idle_for_time_s": cfg.elastiq.idle_for_time_s,
+                "idle_timeout_max_s": cfg.elastiq.idle_timeout_max_s,
                 "estimated_vm_deploy_time_s": cfg.elastiq.estimated_vm_deploy_time_s,
                 "check_queue_every_s": cfg.elastiq.check_queue_every_s,
             },
@@ -205,7 +205,7 @@ def summary_table(r: dict) -> str:
                      + (f", {r['jobs_skipped']} trace jobs skipped (unknown run time)"
                         if r.get("jobs_skipped") else "")),
         ("policy", f"{r['policy']}  (max_vms {k['max_vms']}, min_vms {k['min_vms']}, VM {k['vm_cpus']} cpus"
-                   f" / {k['vm_memory_mb']} MiB, idle_for {k['idle_for_time_s']:g} s)"),
+                   f" / {k['vm_memory_mb']} MiB, idle timeout <= {k['idle_timeout_max_s']:g} s)"),
         ("jobs completed", f"{r['jobs_completed']} / {r['jobs']}"),
         ("wait mean / p95 / max", f"{_hours(r['wait_mean_s'])} / {_hours(r['wait_p95_s'])} / {_hours(r['wait_max_s'])}"),
         ("VM-hours", f"{r['vm_hours']:.1f}  (busy {r['busy_vm_hours']:.1f}, booting"

@@ -113,9 +113,9 @@ class Chaos:
         self.drained: List[str] = []
         self.cancelled: Dict[str, bool] = {}
         self.running_since: Dict[str, float] = {}
-        settings = dict(cluster_name=cluster, waiting_jobs_time_s=20, idle_for_time_s=120,
+        settings = dict(cluster_name=cluster, waiting_jobs_time_s=20, idle_timeout_max_s=120,
                         estimated_vm_deploy_time_s=120, n_jobs_per_vm=1, launch_backoff_s=10,
-                        launch_backoff_max_s=60, sleep_s=5, state_dir=str(tmp_path / "state"))
+                        launch_backoff_max_s=60, recheck_after_action_s=5, state_dir=str(tmp_path / "state"))
         settings.update(elastiq)
         ec2 = make_config(proxy_url or server.url, world, cluster)
         from elastiq import config as config_mod

@@ -160,7 +160,7 @@ def make_config(tmp_path=None, **sections):
     from elastiq import config
 
     data = {
-        "elastiq": {"cluster_name": "test", "waiting_jobs_time_s": 40, "idle_for_time_s": 100,
+        "elastiq": {"cluster_name": "test", "waiting_jobs_time_s": 40, "idle_timeout_max_s": 100,
                     "estimated_vm_deploy_time_s": 120, "n_jobs_per_vm": 1},
         "quota": {"min_vms": 0, "max_vms": 3},
         "vm": {"cpus": 1, "memory_mb": 2048},
