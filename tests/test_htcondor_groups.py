@@ -10,7 +10,7 @@ import classad2
 import pytest
 
 from elastiq.adapters.htcondor import HTCondorBatch
-from elastiq.adapters.htcondor_ads import group_procs
+from elastiq.adapters.htcondor_groups import group_procs
 
 from htcondor_fake import FakeBindings, config, fake, load
 from htcondor_fake import by_id as ad_of

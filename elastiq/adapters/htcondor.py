@@ -4,10 +4,11 @@ With :mod:`.htcondor_bindings`, the only modules importing ``htcondor2`` / ``cla
 talks to HTCondor through the few calls of :class:`CondorBindings` (tests inject a fake with
 the same methods, fed with real ClassAds), turns the worker VM's Machine ad template into a
 ClassAd, translates binding errors into domain errors (:func:`htcondor_bindings.boundary`), and
-leaves the translation of ads to :mod:`.htcondor_ads` (jobs,
-matchability), :mod:`.htcondor_pool` (slots -> workers) and :mod:`.htcondor_template` (the
-template: learned from a worker of ours, or synthetic before one exists): pure modules that do
-not import the bindings, they only call methods of the ads (and of the template) they are given.
+leaves the translation of ads to :mod:`.htcondor_ads` (jobs, matchability),
+:mod:`.htcondor_groups` (the schedd's groups of jobs), :mod:`.htcondor_pool` (slots -> workers)
+and :mod:`.htcondor_template` (the template: learned from a worker of ours, or synthetic before
+one exists): pure modules that do not import the bindings, they only call methods of the ads
+(and of the template) they are given.
 
 Errors: the collector unreachable -> :class:`TransientError` (no observation); one schedd of
 several unreachable -> the others still count and the Queue says ``partial``; anything
@@ -23,6 +24,7 @@ import classad2
 
 from ..model import Catalogue, Pool, Queue
 from . import htcondor_ads as ads
+from . import htcondor_groups as groups_of
 from . import htcondor_pool as pool_ads
 from . import htcondor_template as template
 from .base import AdapterError, TransientError
@@ -126,11 +128,11 @@ class HTCondorBatch:
     def _read_jobs(self, location: Any, name: str, now: float):
         """One grouped query (the schedd aggregates jobs alike in every projected attribute:
         a few ads instead of 100,000), then job by job only the clusters whose idle jobs the
-        groups cannot name (:func:`htcondor_ads.read_groups`)."""
+        groups cannot name (:func:`htcondor_groups.read_groups`)."""
         groups = self._bindings.group_jobs(location, ads.JOB_CONSTRAINT,
-                                           ads.group_projection(self._projection))
+                                           groups_of.group_projection(self._projection))
         with bulk():
-            grouped = ads.read_groups(groups, name, self.matcher, now)
+            grouped = groups_of.read_groups(groups, name, self.matcher, now)
         if grouped is not None and not grouped[4]:
             return grouped[:4]
         constraint = ads.JOB_CONSTRAINT

@@ -18,7 +18,7 @@ problem comes back as a note for the caller to log once:
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Set, Tuple
 
 from ..model import Job
 
@@ -32,9 +32,6 @@ JOB_PROJECTION = (
     "DiskUsage", "ImageSize", "MemoryUsage", "ResidentSetSize", "ExecutableSize",
     "FileSystemDomain", "WantDocker", "AutoClusterId", "RemoteHost",
 )
-#: Not asked in a grouped query (``group_projection``): they differ per job and would make
-#: one group of each.
-PER_JOB = frozenset({"procid", "globaljobid"})
 DEFAULT_CPUS, DEFAULT_MEMORY_MB = 1, 1024
 _IDS = ("ClusterId", "ProcId")
 _REQUESTS = ("RequestCpus", "RequestMemory", "RequestDisk")
@@ -226,7 +223,7 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             if type(status) is not int or status != IDLE:
                 if type(status) is int and status == RUNNING:
                     running += 1
-                    _add_startd(running_on, ad.get("RemoteHost"))
+                    add_startd(running_on, ad.get("RemoteHost"))
                 continue
             cluster, proc, cpus, memory = (
                 ad["ClusterId"], ad["ProcId"], ad["RequestCpus"], ad["RequestMemory"])
@@ -238,11 +235,11 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             jid = f"{schedd}#{cluster}.{proc}"
         else:
             jid = _other_id(ad, schedd, index)
-        idle.append(_idle_job(ad, jid, cpus, memory, matcher, now, notes, autoclusters))
+        idle.append(idle_job(ad, jid, cpus, memory, matcher, now, notes, autoclusters))
     return idle, running, running_on, notes
 
 
-def _idle_job(ad: Any, jid: str, cpus: Any, memory: Any, matcher: Matcher, now: float,
+def idle_job(ad: Any, jid: str, cpus: Any, memory: Any, matcher: Matcher, now: float,
               notes: List[Tuple[str, str]], autoclusters: Dict[int, Tuple[bool, str]]) -> Job:
     """The Job of one idle job's ad (or of a group's, all alike); its problems go to notes."""
     get = ad.get
@@ -272,70 +269,6 @@ def _idle_job(ad: Any, jid: str, cpus: Any, memory: Any, matcher: Matcher, now: 
     return Job(id=jid, cpus=cpus, memory_mb=memory, queued_since=float(since), fits_worker=ok)
 
 
-def group_projection(projection: Sequence[str]) -> List[str]:
-    """The attributes a grouped query asks (and groups by): the projection less the per-job
-    ids; JobStatus, ClusterId and every attribute a job is judged on stay."""
-    return [a for a in projection if a.lower() not in PER_JOB]
-
-
-def group_procs(ad: Any) -> Optional[Tuple[int, range]]:
-    """(ClusterId, its ProcIds) of a group ad of the schedd (``QueryOpt.GroupBy``: ``JobCount``
-    jobs of one cluster, ``JobIds`` ``"c.first ... c.last"`` or ``"c.p"``); None when the
-    ids cannot be told exactly (the procs are not first..last without a gap)."""
-    cluster, count, ids = ad.get("ClusterId"), ad.get("JobCount"), ad.get("JobIds")
-    if type(cluster) is not int or type(count) is not int or count < 1 or not isinstance(ids, str):
-        return None
-    ends = ids.split(" ... ")
-    try:
-        first, last = ((c, int(p)) for c, p in (e.strip().split(".") for e in (ends[0], ends[-1])))
-    except ValueError:
-        return None
-    if len(ends) > 2 or first[0] != last[0] or first[0] != str(cluster) or \
-            last[1] - first[1] + 1 != count:
-        return None
-    return cluster, range(first[1], last[1] + 1)
-
-
-def read_groups(groups: Sequence[Any], schedd: str, matcher: Matcher, now: float):
-    """:func:`read_jobs` from the schedd's group ads (one per set of jobs of one cluster alike
-    in every projected attribute, ``JobCount`` of them): each group is read once and its idle
-    jobs named one by one.  Also the ClusterIds whose jobs cannot all be named (a group with
-    gaps in its ProcIds): none of their groups counts here, the caller reads those clusters
-    job by job.  None instead when a group names no cluster at all."""
-    procs = [group_procs(ad) if ad.get("JobStatus") == IDLE else None for ad in groups]
-    unnamed: Set[int] = set()
-    for ad, found in zip(groups, procs):
-        if ad.get("JobStatus") == IDLE and found is None:
-            cluster = ad.get("ClusterId")
-            if type(cluster) is not int:
-                return None
-            unnamed.add(cluster)
-    idle: List[Job] = []
-    running = 0
-    running_on: Set[str] = set()
-    notes: List[Tuple[str, str]] = []
-    autoclusters: Dict[int, Tuple[bool, str]] = {}
-    for ad, found in zip(groups, procs):
-        status, count = ad.get("JobStatus"), ad.get("JobCount")
-        if ad.get("ClusterId") in unnamed or type(count) is not int:
-            continue
-        if status == RUNNING:
-            running += count
-            _add_startd(running_on, ad.get("RemoteHost"))
-        if status != IDLE or found is None:
-            continue
-        cluster, proc_ids = found
-        jid = f"{schedd}#{cluster}.{proc_ids[0]}"
-        told: List[Tuple[str, str]] = []
-        job = _idle_job(ad, jid, ad.get("RequestCpus"), ad.get("RequestMemory"), matcher, now,
-                        told, autoclusters)
-        for proc in proc_ids:
-            name = f"{schedd}#{cluster}.{proc}"
-            idle.append(Job(name, job.cpus, job.memory_mb, job.queued_since, job.fits_worker))
-            notes += ((name, message) for _, message in told)
-    return idle, running, running_on, notes, unnamed
-
-
-def _add_startd(names: Set[str], remote_host: Any) -> None:
+def add_startd(names: Set[str], remote_host: Any) -> None:
     if isinstance(remote_host, str) and remote_host:
         names.add(remote_host.split("@", 1)[-1])
