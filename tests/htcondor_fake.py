@@ -97,7 +97,7 @@ class FakeBindings:
         for members in groups.values():
             ad = members[0][1]
             ids = sorted((f.get("ClusterId"), f.get("ProcId")) for f, _ in members
-                         if isinstance(f.get("ClusterId"), int) and isinstance(f.get("ProcId"), int))
+                         if all(isinstance(f.get(a), int) for a in ("ClusterId", "ProcId")))
             ad["JobCount"] = len(members)
             if ids:
                 shown = [f"{c}.{p}" for c, p in (ids[0], ids[-1])]

@@ -37,7 +37,8 @@ def read(bindings, caplog=None):
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="elastiq.adapters.htcondor"):
             queue = adapter.queue()
-        return queue, sorted(r.getMessage() for r in caplog.records if r.getMessage().startswith("job "))
+        told = (r.getMessage() for r in caplog.records)
+        return queue, sorted(m for m in told if m.startswith("job "))
     return adapter.queue(), None
 
 
