@@ -10,8 +10,13 @@ collector ``--slots`` partitionable slot ads of our cluster advertised with ``co
 (two thirds idle, the rest with claimed dynamic slots), each naming one of ``--slots``
 instances of the moto EC2 server tagged for the cluster.  ``elastiq run --once`` runs as a
 process, as on a master; a small wrapper times ``HTCondorBatch.queue``/``pool``, the policy's
-``plan``, the cloud listing and the whole ``Runtime.tick`` in it.  Peak memory is the process's
-maximum resident set (``wait4``).  Goal: the tick < 2 s, the process < 500 MB.
+``plan``, the cloud listing and launch, the whole ``Runtime.tick``, and botocore's HTTP round
+trips within those two (``cloud_server_s``: the time the EC2 server, here moto, takes to
+answer; no client-side parsing).  ``rest_s`` is the tick less the timed parts; ``tick_without_cloud_server_s`` the tick
+less the server's time (moto renders 2,000 instances far slower than a real cloud answers).
+Peak memory is the process's maximum resident set (``wait4``), ``process_cpu_s`` its CPU time
+(start-up included; with ``load_average``, to read wall times taken on a busy machine).
+Goal: the tick < 2 s, the process < 500 MB.
 
 Prints one JSON object; ``{"skipped": reason}`` where no real pool can run (not root, root not
 provisioned).
@@ -39,6 +44,8 @@ from tests.support.ec2_server import REGION, MotoServer  # noqa: E402
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLUSTER = "bench-tick"
 GOAL_TICK_S, GOAL_RSS_MB = 2.0, 500
+#: The parts of the tick timed on their own; the rest is the tick less these.
+SPLIT = ("queue_read_s", "pool_read_s", "cloud_list_s", "cloud_launch_s", "decision_s")
 #: (request_cpus, request_memory MB, docker) of the job shapes, submitted in equal shares.
 SHAPES = ((1, 512, False), (1, 2048, False), (2, 4096, False), (4, 8192, True), (8, 16000, False))
 FRAGMENTS = ("MAX_JOBS_PER_OWNER = 10000000", "MAX_JOBS_PER_SUBMISSION = 10000000",
@@ -51,19 +58,26 @@ from elastiq.adapters.ec2 import EC2Cloud
 from elastiq.adapters.htcondor import HTCondorBatch
 from elastiq.core.policy import DefaultPolicy
 from elastiq.runtime.tick import Runtime
-spent, out = {}, sys.argv.pop(1)
+from botocore.endpoint import Endpoint
+spent, out, inside = {}, sys.argv.pop(1), []  # inside: the tick and cloud calls under way
 def timed(cls, name, key):
     call = getattr(cls, name)
+    marks = key in ("tick_s", "cloud_list_s", "cloud_launch_s")
     def wrapper(*args, **kwargs):
+        if key == "cloud_server_s" and not ("tick_s" in inside and len(inside) > 1):
+            return call(*args, **kwargs)  # the server's time in the tick's cloud calls only
+        inside.extend([key] if marks else [])
         start = time.perf_counter()
         try:
             return call(*args, **kwargs)
         finally:
             spent[key] = spent.get(key, 0.0) + time.perf_counter() - start
+            del inside[len(inside) - marks:]
     setattr(cls, name, wrapper)
 for cls, name, key in ((HTCondorBatch, "queue", "queue_read_s"), (HTCondorBatch, "pool", "pool_read_s"),
                        (DefaultPolicy, "plan", "decision_s"), (EC2Cloud, "list_instances", "cloud_list_s"),
-                       (EC2Cloud, "launch", "cloud_launch_s"), (Runtime, "tick", "tick_s")):
+                       (EC2Cloud, "launch", "cloud_launch_s"), (Endpoint, "_send", "cloud_server_s"),
+                       (Runtime, "tick", "tick_s")):
     timed(cls, name, key)
 atexit.register(lambda: open(out, "w").write(json.dumps(spent)))
 sys.argv = ["elastiq"] + sys.argv[1:]
@@ -139,9 +153,14 @@ def run_once(pool: CondorPool, config_path: str, directory: str) -> dict:
         spent = json.load(handle)
     tick = spent.pop("tick_s")
     parts = {k: round(v, 3) for k, v in sorted(spent.items())}
-    rest = tick - sum(spent.get(k, 0.0) for k in ("queue_read_s", "pool_read_s", "decision_s"))
+    rest = tick - sum(spent.get(k, 0.0) for k in SPLIT)
+    server = spent.get("cloud_server_s", 0.0)
     return {"tick_s": round(tick, 3), **parts, "rest_s": round(rest, 3),
-            "process_wall_s": round(wall, 3), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+            "tick_without_cloud_server_s": round(tick - server, 3),
+            "process_wall_s": round(wall, 3),
+            "process_cpu_s": round(usage.ru_utime + usage.ru_stime, 3),
+            "load_average": round(os.getloadavg()[0], 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
 def bench(jobs: int, slots: int) -> dict:
@@ -178,6 +197,8 @@ def bench(jobs: int, slots: int) -> dict:
     return {"jobs": jobs, "slot_ads": slots, "instances": len(ids), "submit_s": round(submit_s, 1),
             "advertise_s": round(advertise_s, 1), **tick, "goal_tick_s": GOAL_TICK_S,
             "goal_rss_mb": GOAL_RSS_MB, "goal_met": tick["tick_s"] < GOAL_TICK_S
+            and tick["peak_rss_mb"] < GOAL_RSS_MB,
+            "goal_met_without_cloud_server": tick["tick_without_cloud_server_s"] < GOAL_TICK_S
             and tick["peak_rss_mb"] < GOAL_RSS_MB}
 
 

@@ -80,6 +80,31 @@ class FakeBindings:
             raise jobs
         return _select(jobs, constraint, projection)
 
+    def group_jobs(self, schedd, constraint, projection):
+        """As the schedd answers ``QueryOpt.GroupBy``: the constraint sees the projected
+        attributes only; one ad per set of jobs whose projected attributes read the same
+        (the first one's), with ``JobCount`` and ``JobIds`` ("c.p" or "c.p ... c.q")."""
+        self.calls.append(("group_jobs", schedd["Name"], constraint, tuple(projection)))
+        jobs = self.jobs[schedd["Name"]]
+        if isinstance(jobs, Exception):
+            raise jobs
+        groups: Dict[tuple, list] = {}
+        for full, ad in zip(jobs, _select(jobs, "true", projection)):
+            if classad2.ExprTree(constraint).eval(scope=ad) is True:
+                key = tuple(str(ad.lookup(a)) if a in ad else None for a in projection)
+                groups.setdefault(key, []).append((full, ad))
+        out = []
+        for members in groups.values():
+            ad = members[0][1]
+            ids = sorted((f.get("ClusterId"), f.get("ProcId")) for f, _ in members
+                         if all(isinstance(f.get(a), int) for a in ("ClusterId", "ProcId")))
+            ad["JobCount"] = len(members)
+            if ids:
+                shown = [f"{c}.{p}" for c, p in (ids[0], ids[-1])]
+                ad["JobIds"] = shown[0] if len(members) == 1 else " ... ".join(shown)
+            out.append(ad)
+        return out
+
     def query_slots(self, constraint, projection):
         self.calls.append(("query_slots", constraint, tuple(projection)))
         self._collector()

@@ -97,6 +97,9 @@ def test_bench_real_pool_tick():
     result = run("bench_real_pool_tick.py", "--jobs", "50", "--slots", "10", timeout=300)
     assert (result["idle_jobs_seen"], result["vms_seen"], result["problems"]) == (50, 10, [])
     assert 0 < result["queue_read_s"] < result["tick_s"] and result["peak_rss_mb"] > 0
+    cloud = result["cloud_list_s"] + result.get("cloud_launch_s", 0.0)
+    assert 0 < result["cloud_server_s"] <= cloud + 0.001
+    assert result["tick_without_cloud_server_s"] < result["tick_s"] and result["rest_s"] >= 0
 
 
 def test_bench_openstack_on_the_test_cloud(openstack_cloud):

@@ -92,10 +92,12 @@ def test_sizes_and_waiting_time_come_from_the_ads():
 def test_queries_use_a_constraint_and_a_projection_never_whole_ads():
     bindings = fake()
     batch(bindings).queue()
-    queries = [c for c in bindings.calls if c[0] == "query_jobs"]
+    queries = [c for c in bindings.calls if c[0] == "group_jobs"]  # all groups name their jobs
+    assert [c[0] for c in bindings.calls if "jobs" in c[0]] == ["group_jobs"]
     assert queries and all(c[2] == "JobStatus == 1 || JobStatus == 2" and c[3] for c in queries)
-    assert {"JobStatus", "RequestMemory", "Requirements", "EnteredCurrentStatus"} <= set(queries[0][3])
-    assert "Cmd" not in queries[0][3] and "Environment" not in queries[0][3]
+    assert {"JobStatus", "ClusterId", "RequestMemory", "Requirements", "EnteredCurrentStatus"} \
+        <= set(queries[0][3])
+    assert not {"Cmd", "Environment", "ProcId", "GlobalJobId"} & set(queries[0][3])
 
 
 def test_matchability_against_the_worker_vm_shape():
@@ -176,10 +178,10 @@ def test_projection_grows_to_the_attributes_requirements_reference():
     bindings = fake(ads)
     adapter = batch(bindings)
     assert idle_by_id(adapter.queue())["7.0"].fits_worker
-    queries = [c for c in bindings.calls if c[0] == "query_jobs"]
+    queries = [c for c in bindings.calls if c[0] == "group_jobs"]
     assert len(queries) == 2 and "ProjectName" not in queries[0][3] and "ProjectName" in queries[1][3]
     adapter.queue()  # remembered: one query from now on
-    assert len([c for c in bindings.calls if c[0] == "query_jobs"]) == 3
+    assert len([c for c in bindings.calls if c[0] == "group_jobs"]) == 3
 
 
 # ----------------------------------------------------------------------------- failures

@@ -9,9 +9,10 @@ Waiting on real daemons is polling with a deadline.
 """
 from __future__ import annotations
 
+import classad2
 import pytest
 
-from elastiq.adapters.htcondor import HTCondorBatch
+from elastiq.adapters.htcondor import CondorBindings, HTCondorBatch
 from elastiq.config import Config, ElastiqSection, VMSection
 
 MARK = "ElastiqLiveTest"  # only our template advertises it: such jobs stay idle yet matchable
@@ -70,6 +71,33 @@ def test_queue_sees_idle_jobs_and_judges_them(adapter, submit, live_pool):
         [j for j in ours(queue, fits).values()]
     assert [j.fits_worker for j in ours(queue, too_big).values()] == [False]
     assert ours(queue, held) == {}
+
+
+class JobByJob(CondorBindings):
+    """The real bindings, but a grouped query that names no cluster: every job read alone."""
+
+    def group_jobs(self, schedd, constraint, projection):
+        return [classad2.ClassAd({"JobStatus": 1, "JobCount": 1})]
+
+
+def test_the_schedds_groups_name_the_jobs_as_the_job_by_job_read(adapter, submit, live_pool):
+    """The real schedd's QueryOpt.GroupBy: a contiguous cluster is named from its JobIds, a
+    cluster whose jobs differ (request_memory per proc) is a group per job, a cluster with a
+    gap (a held job in the middle) is read job by job; all as the plain read."""
+    whole = submit(count=4, requirements=f"TARGET.{MARK} =?= true")
+    varied = submit(count=3, requirements=f"TARGET.{MARK} =?= true", request_memory="6$(Process)")
+    gap = submit(count=3, requirements=f"TARGET.{MARK} =?= true", request_memory="10000000")
+    live_pool.schedd().act(live_pool.htcondor2.JobAction.Hold, f"ClusterId == {gap} && ProcId == 1")
+    live_pool.wait_for(lambda: len(ours(adapter.queue(), gap)) == 2, WAIT_S, "the held job out")
+    grouped = adapter.queue()
+    plain = HTCondorBatch(adapter._config, bindings=JobByJob(),
+                          machine_attrs={MARK: True}).queue()
+    for cluster, procs in ((whole, range(4)), (gap, (0, 2)), (varied, range(3))):
+        named = ours(grouped, cluster)
+        assert sorted(int(k.rsplit(".", 1)[1]) for k in named) == list(procs)
+        assert sorted(named.items()) == sorted(ours(plain, cluster).items())
+    assert {j.fits_worker for j in ours(grouped, gap).values()} == {False}
+    assert sorted(j.memory_mb for j in ours(grouped, varied).values()) == [60, 61, 62]
 
 
 def test_a_runnable_job_is_seen_idle_or_running(adapter, submit, live_pool):

@@ -6,11 +6,14 @@ With :mod:`.ec2`, the only modules that import boto3/botocore.
 from __future__ import annotations
 
 import os
+from datetime import datetime
 from typing import Mapping, Optional, Sequence
 from urllib.parse import urlsplit
 
 import boto3
+import botocore.session
 from botocore.config import Config as BotoConfig
+from botocore.utils import parse_timestamp
 
 from .. import __version__
 from .base import AdapterError, ConfigError
@@ -34,8 +37,11 @@ def make_client(ec2: EC2Settings, environ: Mapping[str, str], max_attempts: int,
     boto3's default, else (custom endpoint only) a placeholder used for signing.
     """
     key, secret, endpoint = access_settings(ec2, environ)
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(
+        timestamp_parser=timestamp)
     session = boto3.session.Session(aws_access_key_id=key, aws_secret_access_key=secret,
-                                    region_name=ec2.region or None)
+                                    region_name=ec2.region or None, botocore_session=core)
     region = session.region_name or (ENDPOINT_DEFAULT_REGION if endpoint else None)
     if region is None:
         raise ConfigError("no EC2 region: set ec2.region (or ec2.api_url for a non-AWS cloud)",
@@ -55,6 +61,17 @@ def make_client(ec2: EC2Settings, environ: Mapping[str, str], max_attempts: int,
     secrets = [key, secret] + [os.environ.get(name) for name in (
         "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")]
     return client, tuple(s for s in secrets if s)
+
+
+def timestamp(value: str) -> datetime:
+    """A timestamp of the cloud's answers, as botocore's own parser reads it, but ISO 8601
+    with a zone (EC2's ``2026-12-05T16:35:00.000Z``) in C: botocore's parser (dateutil) takes
+    ~0.2 ms each, 3 per instance, a second per DescribeInstances of 2,000 instances."""
+    try:
+        parsed = datetime.fromisoformat(value[:-1] + "+00:00" if value.endswith("Z") else value)
+    except (TypeError, ValueError):
+        return parse_timestamp(value)
+    return parsed if parsed.tzinfo is not None else parse_timestamp(value)
 
 
 def translate(err: Exception, operation: str, client, secrets: Sequence[str]) -> AdapterError:

@@ -4,10 +4,11 @@ With :mod:`.htcondor_bindings`, the only modules importing ``htcondor2`` / ``cla
 talks to HTCondor through the few calls of :class:`CondorBindings` (tests inject a fake with
 the same methods, fed with real ClassAds), turns the worker VM's Machine ad template into a
 ClassAd, translates binding errors into domain errors (:func:`htcondor_bindings.boundary`), and
-leaves the translation of ads to :mod:`.htcondor_ads` (jobs,
-matchability), :mod:`.htcondor_pool` (slots -> workers) and :mod:`.htcondor_template` (the
-template: learned from a worker of ours, or synthetic before one exists): pure modules that do
-not import the bindings, they only call methods of the ads (and of the template) they are given.
+leaves the translation of ads to :mod:`.htcondor_ads` (jobs, matchability),
+:mod:`.htcondor_groups` (the schedd's groups of jobs), :mod:`.htcondor_pool` (slots -> workers)
+and :mod:`.htcondor_template` (the template: learned from a worker of ours, or synthetic before
+one exists): pure modules that do not import the bindings, they only call methods of the ads
+(and of the template) they are given.
 
 Errors: the collector unreachable -> :class:`TransientError` (no observation); one schedd of
 several unreachable -> the others still count and the Queue says ``partial``; anything
@@ -23,6 +24,7 @@ import classad2
 
 from ..model import Catalogue, Pool, Queue
 from . import htcondor_ads as ads
+from . import htcondor_groups as groups_of
 from . import htcondor_pool as pool_ads
 from . import htcondor_template as template
 from .base import AdapterError, TransientError
@@ -111,21 +113,39 @@ class HTCondorBatch:
                      running_on=frozenset(running_on))
 
     def _read_schedd(self, location: Any, name: str, now: float):
-        """Query one schedd; if its Requirements reference job attributes we did not project,
-        project them too and query once more (attributes are remembered for next time)."""
-        found = self._bindings.query_jobs(location, ads.JOB_CONSTRAINT, self._projection)
-        with bulk():
-            result = ads.read_jobs(found, name, self.matcher, now)
+        """Read one schedd; if its Requirements reference job attributes we did not project,
+        project them too and read once more (attributes are remembered for next time)."""
+        result = self._read_jobs(location, name, now)
         have = {a.lower() for a in self._projection}
         missing = sorted(a for a in self.matcher.wanted if a.lower() not in have)
         room = len(ads.JOB_PROJECTION) + MAX_EXTRA_PROJECTION - len(self._projection)
         if missing and room > 0:
             log.debug("job projection += %s", ", ".join(missing[:room]))
             self._projection += missing[:room]
-            found = self._bindings.query_jobs(location, ads.JOB_CONSTRAINT, self._projection)
-            with bulk():
-                result = ads.read_jobs(found, name, self.matcher, now)
+            result = self._read_jobs(location, name, now)
         return result
+
+    def _read_jobs(self, location: Any, name: str, now: float):
+        """One grouped query (the schedd aggregates jobs alike in every projected attribute:
+        a few ads instead of 100,000), then job by job only the clusters whose idle jobs the
+        groups cannot name (:func:`htcondor_groups.read_groups`)."""
+        groups = self._bindings.group_jobs(location, ads.JOB_CONSTRAINT,
+                                           groups_of.group_projection(self._projection))
+        with bulk():
+            grouped = groups_of.read_groups(groups, name, self.matcher, now)
+        if grouped is not None and not grouped[4]:
+            return grouped[:4]
+        constraint = ads.JOB_CONSTRAINT
+        if grouped is not None:
+            clusters = " || ".join(f"ClusterId == {c}" for c in sorted(grouped[4]))
+            constraint = f"({constraint}) && ({clusters})"
+        found = self._bindings.query_jobs(location, constraint, self._projection)
+        with bulk():
+            idle, running, running_on, notes = ads.read_jobs(found, name, self.matcher, now)
+        if grouped is None:
+            return idle, running, running_on, notes
+        return (grouped[0] + idle, grouped[1] + running, grouped[2] | running_on,
+                grouped[3] + notes)
 
     def _tell_once(self, notes: List[Tuple[str, str]], complete: bool) -> None:
         """Log each (job, message) once while the job stays idle with that problem."""

@@ -27,7 +27,7 @@ JOB_CONSTRAINT = "JobStatus == 1 || JobStatus == 2"
 #: Job attributes we read, plus those the default RequestMemory/RequestDisk expressions and the
 #: usual Requirements reference.  Attributes other Requirements reference are added at run time.
 JOB_PROJECTION = (
-    "ClusterId", "ProcId", "GlobalJobId", "JobStatus", "Owner", "JobUniverse",
+    "ClusterId", "ProcId", "GlobalJobId", "JobStatus",
     "RequestCpus", "RequestMemory", "RequestDisk", "Requirements", "QDate", "EnteredCurrentStatus",
     "DiskUsage", "ImageSize", "MemoryUsage", "ResidentSetSize", "ExecutableSize",
     "FileSystemDomain", "WantDocker", "AutoClusterId", "RemoteHost",
@@ -216,7 +216,6 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
     running = 0
     running_on: Set[str] = set()
     notes: List[Tuple[str, str]] = []
-    verdict = matcher.verdict
     autoclusters: Dict[int, Tuple[bool, str]] = {}
     for index, ad in enumerate(ads):
         try:  # ad[...] is quicker than ad.get(...); the usual ad has all these
@@ -224,7 +223,7 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             if type(status) is not int or status != IDLE:
                 if type(status) is int and status == RUNNING:
                     running += 1
-                    _add_startd(running_on, ad.get("RemoteHost"))
+                    add_startd(running_on, ad.get("RemoteHost"))
                 continue
             cluster, proc, cpus, memory = (
                 ad["ClusterId"], ad["ProcId"], ad["RequestCpus"], ad["RequestMemory"])
@@ -232,39 +231,44 @@ def read_jobs(ads: Iterable[Any], schedd: str, matcher: Matcher, now: float):
             if ad.get("JobStatus") != IDLE:
                 continue
             cluster, proc, cpus, memory = map(ad.get, _IDS + _REQUESTS[:2])
-        get = ad.get
         if type(cluster) is int and type(proc) is int:
             jid = f"{schedd}#{cluster}.{proc}"
         else:
             jid = _other_id(ad, schedd, index)
-        if type(cpus) is not int or cpus < 1:
-            cpus = max(1, _request(ad, "RequestCpus", cpus, DEFAULT_CPUS, matcher, notes, jid))
-        if type(memory) is not int or memory < 0:
-            memory = _request(ad, "RequestMemory", memory, DEFAULT_MEMORY_MB, matcher, notes, jid)
-        since = get("EnteredCurrentStatus")
-        if type(since) not in (int, float):
-            since = number(ad, "EnteredCurrentStatus", since) or number(ad, "QDate")
-            if since is None:
-                notes.append((jid, f"has no EnteredCurrentStatus nor QDate: counted as "
-                                   f"queued at {now:.0f}"))
-                since = now
-        autocluster = get("AutoClusterId")
-        found = autoclusters.get(autocluster) if type(autocluster) is int else None
-        if found is None:
-            disk = _disk(ad)
-            if type(disk) is not int or disk < 0:
-                disk = _request(ad, "RequestDisk", disk, 0, matcher, notes, jid)
-            found = verdict(ad, cpus, memory, disk)
-            if type(autocluster) is int:
-                autoclusters[autocluster] = found
-        ok, why_not = found
-        if not ok:
-            notes.append((jid, why_not))
-        idle.append(Job(id=jid, cpus=cpus, memory_mb=memory, queued_since=float(since),
-                        fits_worker=ok))
+        idle.append(idle_job(ad, jid, cpus, memory, matcher, now, notes, autoclusters))
     return idle, running, running_on, notes
 
 
-def _add_startd(names: Set[str], remote_host: Any) -> None:
+def idle_job(ad: Any, jid: str, cpus: Any, memory: Any, matcher: Matcher, now: float,
+              notes: List[Tuple[str, str]], autoclusters: Dict[int, Tuple[bool, str]]) -> Job:
+    """The Job of one idle job's ad (or of a group's, all alike); its problems go to notes."""
+    get = ad.get
+    if type(cpus) is not int or cpus < 1:
+        cpus = max(1, _request(ad, "RequestCpus", cpus, DEFAULT_CPUS, matcher, notes, jid))
+    if type(memory) is not int or memory < 0:
+        memory = _request(ad, "RequestMemory", memory, DEFAULT_MEMORY_MB, matcher, notes, jid)
+    since = get("EnteredCurrentStatus")
+    if type(since) not in (int, float):
+        since = number(ad, "EnteredCurrentStatus", since) or number(ad, "QDate")
+        if since is None:
+            notes.append((jid, f"has no EnteredCurrentStatus nor QDate: counted as "
+                               f"queued at {now:.0f}"))
+            since = now
+    autocluster = get("AutoClusterId")
+    found = autoclusters.get(autocluster) if type(autocluster) is int else None
+    if found is None:
+        disk = _disk(ad)
+        if type(disk) is not int or disk < 0:
+            disk = _request(ad, "RequestDisk", disk, 0, matcher, notes, jid)
+        found = matcher.verdict(ad, cpus, memory, disk)
+        if type(autocluster) is int:
+            autoclusters[autocluster] = found
+    ok, why_not = found
+    if not ok:
+        notes.append((jid, why_not))
+    return Job(id=jid, cpus=cpus, memory_mb=memory, queued_since=float(since), fits_worker=ok)
+
+
+def add_startd(names: Set[str], remote_host: Any) -> None:
     if isinstance(remote_host, str) and remote_host:
         names.add(remote_host.split("@", 1)[-1])

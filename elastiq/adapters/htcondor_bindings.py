@@ -39,6 +39,13 @@ class CondorBindings:
                    projection: Sequence[str]) -> List[classad2.ClassAd]:
         return htcondor2.Schedd(schedd).query(constraint=constraint, projection=list(projection))
 
+    def group_jobs(self, schedd: classad2.ClassAd, constraint: str,
+                   projection: Sequence[str]) -> List[classad2.ClassAd]:
+        """One ad per set of jobs alike in every attribute of ``projection`` (which must hold
+        those ``constraint`` reads), with ``JobCount`` and ``JobIds`` (``"c.p ... c.q"``)."""
+        return htcondor2.Schedd(schedd).query(constraint=constraint, projection=list(projection),
+                                              opts=htcondor2.QueryOpt.GroupBy)
+
     def query_slots(self, constraint: str, projection: Sequence[str]) -> List[classad2.ClassAd]:
         return self._collector().query(htcondor2.AdType.Startd, constraint=constraint,
                                        projection=list(projection))
