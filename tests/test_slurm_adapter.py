@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from elastiq import config
-from elastiq.adapters.base import ConfigError, FatalError, TransientError
+from elastiq.adapters.base import AuthError, ConfigError, FatalError, TransientError
 from elastiq.adapters.slurm import SlurmBatch
 from elastiq.adapters.slurm_cli import SlurmCommands
 from elastiq.adapters.slurm_jobs import array_tasks, constraint_met, jobs_per_node, read_queue
@@ -133,6 +133,7 @@ def test_commands_translate_failures(tmp_path):
     script(tmp_path, "down", 'echo "squeue: error: Unable to contact slurm controller '
            '(connect failure)" >&2; exit 1\n')
     script(tmp_path, "refuses", 'echo "scontrol: error: Invalid node name specified" >&2; exit 1\n')
+    script(tmp_path, "denied", 'echo "slurm_update error: Invalid user id" >&2; exit 1\n')
     script(tmp_path, "garbled", "echo '{not json'\n")
     script(tmp_path, "errors", 'echo \'{"errors": [{"description": "boom"}]}\'\n')
     script(tmp_path, "slow", "sleep 5\n")
@@ -142,6 +143,8 @@ def test_commands_translate_failures(tmp_path):
     with pytest.raises(FatalError, match="Invalid node name"):
         commands.run(["refuses"])
     assert commands.run(["refuses"], tolerate=("Invalid node name",)) is None
+    with pytest.raises(AuthError, match="Invalid user id .*root or the SlurmUser"):
+        commands.run(["denied"])
     with pytest.raises(TransientError, match="not JSON"):
         commands.json(["garbled"])
     with pytest.raises(TransientError, match="boom"):

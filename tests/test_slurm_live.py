@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 
 from elastiq import config
+from elastiq.adapters.base import AuthError
 from elastiq.adapters.slurm import SlurmBatch
+from tests.support.condor_daemons import TEST_USER
 from tests.support.ports import check_batch
 from tests.support.slurm_cluster import SlurmCluster, require_slurm, wait_for
 from tests.support.slurm_daemons import holding_files_under
@@ -25,9 +27,10 @@ def cluster():
         running.stop()
 
 
-def adapter(cluster):
+def adapter(cluster, bin_dir=None):
     cfg = config.from_dict({"elastiq": {"cluster_name": "c1", "batch_plugin": "slurm"},
-                            "slurm": {"bin_dir": cluster.bin_dir, "partitions": ["main"]},
+                            "slurm": {"bin_dir": bin_dir or cluster.bin_dir,
+                                      "partitions": ["main"]},
                             "vm": {"cpus": 2, "memory_mb": 2048}})
     return SlurmBatch(cfg)
 
@@ -83,6 +86,17 @@ def test_the_look_before_terminating_asks_slurmctld(cluster):
              explain=cluster.explain)
     assert batch.workers_of(["i-01"])["i-01"].busy
     cluster.run(["scancel", str(job)], check=True)
+
+
+def test_a_user_slurm_refuses_node_changes_reads_but_gets_an_auth_error(cluster):
+    """Draining needs root, the SlurmUser or an operator: elastiq run as anyone else reads the
+    queue and the pool and is told what to fix when it drains, and nothing changes."""
+    batch = adapter(cluster, cluster.clients_as(TEST_USER))
+    cluster.start_node("w1", 2, 2048, cluster="c1", instance_id="i-01", wait=30)
+    assert [w.name for w in batch.pool().workers] == ["w1"] and batch.queue().idle == ()
+    with pytest.raises(AuthError, match="Invalid user id.*root or the SlurmUser"):
+        batch.drain("w1", "idle")
+    assert "DRAIN" not in node_state(cluster, "w1")[0]
 
 
 def test_stopping_the_cluster_leaves_no_process(cluster):

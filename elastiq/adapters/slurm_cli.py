@@ -3,7 +3,9 @@ where the slurm adapter touches the world, and where their failures become domai
 
 The controller unreachable, a command that times out or an answer that is not JSON ->
 :class:`TransientError`; the command not found -> :class:`ConfigError` naming
-``slurm.bin_dir``; any other refusal -> :class:`FatalError` with Slurm's own message.
+``slurm.bin_dir``; a change refused to elastiq's user (draining and deleting nodes need
+root, the ``SlurmUser`` or, with slurmdbd, an account of ``AdminLevel=Operator``) ->
+:class:`AuthError`; any other refusal -> :class:`FatalError` with Slurm's own message.
 """
 from __future__ import annotations
 
@@ -12,12 +14,15 @@ import os
 import subprocess
 from typing import Any, Callable, Dict, Optional, Sequence
 
-from .base import ConfigError, FatalError, TransientError
+from .base import AuthError, ConfigError, FatalError, TransientError
 
 #: Slurm's words for "the controller could not be asked" (``slurm_strerror`` texts).
 UNREACHABLE = ("Unable to contact slurm controller", "Socket timed out", "Connection refused",
                "Zero Bytes were transmitted", "Communication connection failure",
                "Slurm backup controller in standby mode")
+#: Slurm's words for "this user may not do that" (24.11 says "Invalid user id" to a user who
+#: is neither root, the SlurmUser nor an operator, for ``scontrol update`` and ``delete``).
+REFUSED = ("Invalid user id", "Access/permission denied")
 
 
 class SlurmCommands:
@@ -47,6 +52,9 @@ class SlurmCommands:
         message = " ".join(done.stderr.split())[:500] or f"exit status {done.returncode}"
         if any(t in message for t in tolerate):
             return None
+        if any(r in message for r in REFUSED):
+            raise AuthError(f"{what}: {message} (run elastiq as root or the SlurmUser, or "
+                            "make its user a Slurm operator)")
         if any(u in message for u in UNREACHABLE):
             raise TransientError(f"{what}: {message}")
         raise FatalError(f"{what}: {message}")

@@ -178,13 +178,20 @@ class SlurmCluster:
     def _write_clients(self) -> None:
         """``bin/<client>``: a host-side wrapper running the root's client (as root) against
         this cluster, for host processes such as ``elastiq run`` (``slurm.bin_dir``)."""
-        self.bin_dir = f"{self.host_dir}/bin"
+        self.bin_dir = self.clients_as(None)
+
+    def clients_as(self, user: Optional[str]) -> str:
+        """A directory of client wrappers running as ``user`` (None: root); its path."""
+        directory = f"{self.host_dir}/bin" + (f"-{user}" if user else "")
+        os.makedirs(directory, mode=0o755, exist_ok=True)
         for client in CLIENTS:
-            command = " ".join(shlex.quote(a) for a in in_root(self.root, [client], self.env()))
-            path = f"{self.bin_dir}/{client}"
+            command = " ".join(shlex.quote(a)
+                               for a in in_root(self.root, [client], self.env(), user))
+            path = f"{directory}/{client}"
             with open(path, "w", encoding="utf-8") as handle:
                 handle.write(f'#!/bin/sh\nexec {command} "$@"\n')
             os.chmod(path, 0o755)
+        return directory
 
     def _controller_answers(self) -> bool:
         if not all(d.alive() for d in self.daemons):
