@@ -17,8 +17,6 @@ import datetime
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
@@ -28,7 +26,7 @@ from ecm import render
 from tests.support.condor_pool import wait_for
 from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
 from tests.support.ec2_server import REGION
-from tests.support.instance_startds import InstanceStartds, ec2_alive
+from tests.support.instance_startds import InstanceStartds, ec2_alive, healthy, start_elastiq
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IDLE_S = 20       # elastiq.idle_timeout_max_s
@@ -127,21 +125,12 @@ def test_elastiq_scales_a_real_pool(scenario, condor_pools, tmp_path, moto, ec2_
                                       constraint=f'ElastiqCluster == "{cluster}"',
                                       projection=["Name", "ElastiqInstanceId"])
 
-    env = dict(pool.env(), PYTHONPATH=ROOT)
-    daemon = subprocess.Popen([sys.executable, "-m", "elastiq", "run", "--config",
-                               str(tmp_path / "elastiq.yaml")], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    daemon = start_elastiq(str(tmp_path / "elastiq.yaml"), pool.env())
     try:
         with InstanceStartds(pool, ec2_alive(client, cluster), cluster, cpus, memory_mb) as vms:
-            def healthy(check):
-                def _check():
-                    vms.check()
-                    assert daemon.poll() is None, f"elastiq exited: {daemon.stderr.read().decode()}"
-                    return check()
-                return _check
 
             if min_vms:  # the kept workers first, as on a cluster at rest
-                wait_for(healthy(lambda: len({s["ElastiqInstanceId"] for s in our_slots()}) == min_vms),
+                wait_for(healthy(vms, daemon, lambda: len({s["ElastiqInstanceId"] for s in our_slots()}) == min_vms),
                          60, f"{min_vms} worker(s) of min_vms in the pool", explain=explain)
             launches_before = moto.calls("RunInstances")
             submitted_at = time.time()
@@ -155,20 +144,20 @@ def test_elastiq_scales_a_real_pool(scenario, condor_pools, tmp_path, moto, ec2_
             need = sum(b[1] * b[2] for b in batches)  # cpus asked for, in whole VMs below
             expect_vms = min(max_vms, -(-need // cpus))
 
-            wait_for(healthy(lambda: len(vms.started) >= expect_vms), 45,
+            wait_for(healthy(vms, daemon, lambda: len(vms.started) >= expect_vms), 45,
                      f"{expect_vms} VMs launched for {n_jobs} waiting jobs", explain=explain)
             launched_at = min(t for t, *_ in actions(log_path, "launch")
                               if t >= submitted_at - 1)
-            wait_for(healthy(lambda: len({s["ElastiqInstanceId"] for s in our_slots()}) >= expect_vms),
+            wait_for(healthy(vms, daemon, lambda: len({s["ElastiqInstanceId"] for s in our_slots()}) >= expect_vms),
                      60, f"{expect_vms} workers in the pool", explain=explain)
             joined_at = time.time()
             constraint = " || ".join(f"ClusterId == {c}" for c in clusters)
-            done = wait_for(healthy(lambda: (lambda jobs: jobs if len(jobs) == n_jobs else None)(
+            done = wait_for(healthy(vms, daemon, lambda: (lambda jobs: jobs if len(jobs) == n_jobs else None)(
                 [j for j in pool.jobs(constraint, ["ClusterId", "ProcId", "JobStatus", "NumJobStarts",
                                                    "CompletionDate", "LastRemoteHost"])
                  if j.get("JobStatus") == 4 and j.get("CompletionDate")])), 150,
                 f"all {n_jobs} jobs completed", explain=explain)
-            wait_for(healthy(lambda: len(vms.alive()) == min_vms and len(vms.startds) == min_vms),
+            wait_for(healthy(vms, daemon, lambda: len(vms.alive()) == min_vms and len(vms.startds) == min_vms),
                      IDLE_S + 60, f"back to min_vms={min_vms}", explain=explain)
             launch_calls = moto.calls("RunInstances") - launches_before
         daemon.send_signal(signal.SIGTERM)

@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 
 import pytest
 import yaml
 
-from tests.support.instance_startds import ec2_alive
+from tests.support.instance_startds import ec2_alive, healthy, start_elastiq
 from tests.support.slurm_cluster import InstanceNodes, SlurmCluster, require_slurm, wait_for
-from tests.test_e2e_real_pool import IDLE_S, MARGIN_S, ROOT, actions, explicit_config, log_lines
+from tests.test_e2e_real_pool import IDLE_S, MARGIN_S, actions, explicit_config, log_lines
 
 pytestmark = pytest.mark.daemons
 CPUS, MEMORY_MB, FLAVOUR = 2, 2048, "t3.small"
@@ -55,29 +53,20 @@ def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_p
     def our_nodes():
         return [n for n in slurm.node_names() if n.startswith("i-")]
 
-    daemon = subprocess.Popen([sys.executable, "-m", "elastiq", "run", "--config",
-                               str(tmp_path / "elastiq.yaml")], cwd=ROOT,
-                              env=dict(os.environ, PYTHONPATH=ROOT),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    daemon = start_elastiq(str(tmp_path / "elastiq.yaml"), os.environ)
     try:
         with InstanceNodes(slurm, ec2_alive(client, name), name, CPUS, MEMORY_MB) as vms:
-            def healthy(check):
-                def _check():
-                    vms.check()
-                    assert daemon.poll() is None, f"elastiq exited: {daemon.stderr.read().decode()}"
-                    return check()
-                return _check
 
             launches_before = moto.calls("RunInstances")
             submitted_at = time.time()
             jobs = [slurm.sbatch(["-c1", "--wrap", f"sleep {JOB_S}"]) for _ in range(4)]
             jobs += [slurm.sbatch(["--exclusive", "--wrap", f"sleep {JOB_S}"]) for _ in range(2)]
-            wait_for(healthy(lambda: len(vms.started) >= MAX_VMS), 45,
+            wait_for(healthy(vms, daemon, lambda: len(vms.started) >= MAX_VMS), 45,
                      f"{MAX_VMS} VMs launched for 6 waiting jobs", explain=explain)
-            done = wait_for(healthy(lambda: (lambda known: known if all(
+            done = wait_for(healthy(vms, daemon, lambda: (lambda known: known if all(
                 known[j]["job_state"] == ["COMPLETED"] for j in jobs) else None)(slurm.jobs())),
                 180, "all 6 jobs completed", every=1, explain=explain)
-            wait_for(healthy(lambda: not vms.startds and not our_nodes()
+            wait_for(healthy(vms, daemon, lambda: not vms.startds and not our_nodes()
                              and len([i for i, up in vms.alive().items() if up]) == MIN_VMS),
                      IDLE_S + 90, f"back to min_vms={MIN_VMS}, nodes deleted", every=1,
                      explain=explain)

@@ -17,15 +17,38 @@ another kind of worker (:class:`tests.support.slurm_cluster.InstanceNodes`: slur
 """
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Mapping, Optional, TypeVar
 
 from tests.support.condor_pool import CondorPool, Startd
 from tests.support.e2e_pool import tagged_instances
 
 GONE = ("shutting-down", "terminated")
 Alive = Callable[[], Dict[str, bool]]
+
+
+T = TypeVar("T")
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def start_elastiq(config_path: str, env: Mapping[str, str]) -> subprocess.Popen:
+    """`elastiq run --config config_path` as a process of this checkout (stderr kept)."""
+    return subprocess.Popen([sys.executable, "-m", "elastiq", "run", "--config", config_path],
+                            cwd=ROOT, env=dict(env, PYTHONPATH=ROOT),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def healthy(vms, daemon: subprocess.Popen, check: Callable[[], T]) -> Callable[[], T]:
+    """``check``, after checking that the emulated VMs' workers and elastiq still run."""
+    def checked() -> T:
+        vms.check()
+        assert daemon.poll() is None, f"elastiq exited: {daemon.stderr.read().decode()}"
+        return check()
+    return checked
 
 
 def ec2_alive(client, cluster: str) -> Alive:
