@@ -2,7 +2,6 @@
 without launching anything."""
 from __future__ import annotations
 
-import re
 from typing import Callable, ContextManager, List, Mapping, Optional, Sequence, Tuple
 
 from .. import flavours as flavour_list
@@ -18,12 +17,13 @@ def check(ec2: Settings, client, boundary: Boundary, describe_flavours: Describe
           ) -> List[SettingCheck]:
     """Image, every flavour, key pair, security groups and subnet, each as EC2 knows it."""
 
-    def one(operation: str, key: str, found: Callable[[list], str], **params):
-        """Describe<Things>(**params): the things' list, described by ``found``."""
+    def one(call: Callable[..., dict], operation: str, key: str, found: Callable[[list], str],
+            **params):
+        """``call(**params)``, the API's Describe<Things>: its things' list, described by
+        ``found``."""
         def ask() -> str:
             with boundary(operation):
-                method = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
-                items = getattr(client, method)(**params).get(operation[len("Describe"):])
+                items = call(**params).get(operation[len("Describe"):])
             if not items:
                 values = " ".join(repr(v) for v in next(iter(params.values())))
                 raise ConfigError(f"the cloud does not know {key} {values}", key=key)
@@ -35,19 +35,22 @@ def check(ec2: Settings, client, boundary: Boundary, describe_flavours: Describe
         checks.append(SettingCheck("ec2.image_id", "", problem="not set: nothing can be launched"))
     else:
         checks.append(check_setting("ec2.image_id", ec2.image_id, one(
-            "DescribeImages", "ec2.image_id", _image, ImageIds=[ec2.image_id])))
+            client.describe_images, "DescribeImages", "ec2.image_id", _image,
+            ImageIds=[ec2.image_id])))
     checks += _flavours(ec2, describe_flavours)
     if ec2.key_name:
         checks.append(check_setting("ec2.key_name", ec2.key_name, one(
-            "DescribeKeyPairs", "ec2.key_name", lambda a: "key pair found",
-            KeyNames=[ec2.key_name])))
+            client.describe_key_pairs, "DescribeKeyPairs", "ec2.key_name",
+            lambda a: "key pair found", KeyNames=[ec2.key_name])))
     for param, values in security_group_params(ec2.security_groups).items():
         by = "GroupIds" if param == "SecurityGroupIds" else "GroupNames"
         checks.append(check_setting("ec2.security_groups", " ".join(values), one(
-            "DescribeSecurityGroups", "ec2.security_groups", _groups, **{by: values})))
+            client.describe_security_groups, "DescribeSecurityGroups", "ec2.security_groups",
+            _groups, **{by: values})))
     if ec2.subnet_id:
         checks.append(check_setting("ec2.subnet_id", ec2.subnet_id, one(
-            "DescribeSubnets", "ec2.subnet_id", _subnet, SubnetIds=[ec2.subnet_id])))
+            client.describe_subnets, "DescribeSubnets", "ec2.subnet_id", _subnet,
+            SubnetIds=[ec2.subnet_id])))
     return checks
 
 
@@ -80,4 +83,5 @@ def _groups(groups: list) -> str:
 
 def _subnet(subnets: list) -> str:
     subnet = subnets[0]
-    return f"{subnet.get('CidrBlock')} in {subnet.get('VpcId')}, zone {subnet.get('AvailabilityZone')}"
+    return (f"{subnet.get('CidrBlock')} in {subnet.get('VpcId')}, "
+            f"zone {subnet.get('AvailabilityZone')}")

@@ -31,14 +31,10 @@ def run(cfg: config.Config, path: str, batch, cloud) -> int:
         lines, code = _asked(ask)
         for verdict, text in lines:
             print(f"  {verdict:<8} {text}")
-        worst = max(worst, code, key=_severity)
+        worst = max(worst, code)  # the exit codes grow with the severity: 0 < 1 < 2
     print(("OK " if worst == EXIT_OK else "NOT OK ") + f"{path}: {config.summary(cfg)}",
           file=sys.stdout if worst == EXIT_OK else sys.stderr)
     return worst
-
-
-def _severity(code: int) -> int:
-    return {EXIT_OK: 0, EXIT_FAILURE: 1, EXIT_USAGE: 2}[code]
 
 
 def _asked(ask: Callable[[], List[Line]]) -> Tuple[List[Line], int]:
