@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from elastiq.adapters.ec2 import EC2Cloud, make_client  # noqa: E402
+from elastiq.adapters.ec2.cloud import EC2Cloud, make_client  # noqa: E402
 from tests.support.ec2_fixtures import World, make_config  # noqa: E402
 from tests.support.ec2_server import MotoServer  # noqa: E402
 

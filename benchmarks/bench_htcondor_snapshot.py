@@ -27,7 +27,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 import classad2  # noqa: E402
 
-from elastiq.adapters.htcondor import HTCondorBatch  # noqa: E402
+from elastiq.adapters.htcondor.batch import HTCondorBatch  # noqa: E402
 from elastiq.config import Config, ElastiqSection, VMSection  # noqa: E402
 
 SIZES = ((10_000, 1_000), (50_000, 5_000), (100_000, 10_000))

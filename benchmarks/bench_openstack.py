@@ -56,7 +56,7 @@ def until(check, timeout=600):
 
 
 def bench(root: Path, servers: int) -> dict:
-    from elastiq.adapters.openstack import OpenStackCloud, connect
+    from elastiq.adapters.openstack.cloud import OpenStackCloud, connect
     from elastiq.model import InstanceState
     from tests.support.openstack_fixtures import CLOUD, TestCloud
 

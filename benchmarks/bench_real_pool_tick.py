@@ -54,8 +54,8 @@ FRAGMENTS = ("MAX_JOBS_PER_OWNER = 10000000", "MAX_JOBS_PER_SUBMISSION = 1000000
 #: to the file named by argv[1] at exit.
 TIMED_RUN = """
 import atexit, json, runpy, sys, time
-from elastiq.adapters.ec2 import EC2Cloud
-from elastiq.adapters.htcondor import HTCondorBatch
+from elastiq.adapters.ec2.cloud import EC2Cloud
+from elastiq.adapters.htcondor.batch import HTCondorBatch
 from elastiq.core.policy import DefaultPolicy
 from elastiq.runtime.tick import Runtime
 from botocore.endpoint import Endpoint

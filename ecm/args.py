@@ -11,7 +11,7 @@ import textwrap
 
 from elastiq import __version__ as OWN_VERSION
 from elastiq.config import TEN_YEARS_S
-from elastiq.runtime.options import exit_codes_help, plain
+from elastiq.cli.options import exit_codes_help, plain
 
 from . import render
 from .clouds import CLOUDS, DEFAULT_CLOUD

@@ -1,8 +1,8 @@
 """ecm on an EC2 API (AWS, OpenStack's EC2 API, ...): through elastiq's EC2 adapter.
 
-The EC2 client is the adapter's (:func:`elastiq.adapters.ec2_client.make_client`: the same keys,
+The EC2 client is the adapter's (:func:`elastiq.adapters.ec2.client.make_client`: the same keys,
 endpoint, CA bundle and retries as the daemon's) and every SDK exception becomes a domain error
-through the adapter's translation (:func:`elastiq.adapters.ec2_translate.error_from_exception`),
+through the adapter's translation (:func:`elastiq.adapters.ec2.translate.error_from_exception`),
 worded here for ecm's user: which flag, which ec2rc.sh variable.  boto3 itself is used only for
 what the adapter never does: the object store (S3 API) the elastiq wheel is staged in, and the
 keys of boto3's own chain when they are embedded.
@@ -14,11 +14,11 @@ from typing import List, Mapping, Optional, Tuple
 from urllib.parse import urlparse
 
 from elastiq.adapters.base import AdapterError, AuthError, ConfigError, TransientError
-from elastiq.adapters.ec2_client import make_client
-from elastiq.adapters.ec2_request import access_settings
-from elastiq.adapters.ec2_translate import (CREDENTIALS_HINT, error_code, error_from_exception,
+from elastiq.adapters.ec2.client import make_client
+from elastiq.adapters.ec2.request import access_settings
+from elastiq.adapters.ec2.translate import (CREDENTIALS_HINT, error_code, error_from_exception,
                                             not_implemented)
-from elastiq.adapters.ec2_config import Settings as EC2Section
+from elastiq.adapters.ec2.config import Settings as EC2Section
 
 from .clouds import Endpoint, Image
 

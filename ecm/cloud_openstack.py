@@ -1,9 +1,9 @@
 """ecm on OpenStack (``--cloud openstack``): through elastiq's OpenStack adapter.
 
-The connection is the adapter's (:func:`elastiq.adapters.openstack.connect`: a clouds.yaml
+The connection is the adapter's (:func:`elastiq.adapters.openstack.cloud.connect`: a clouds.yaml
 entry named by ``OS_CLOUD``, else the ``OS_*`` variables of an openrc file) and every SDK
 exception becomes a domain error through the adapter's translation
-(:func:`elastiq.adapters.openstack.error_from_exception`), worded here for ecm's user.
+(:func:`elastiq.adapters.openstack.cloud.error_from_exception`), worded here for ecm's user.
 
 Credentials embedded in a master (``--embed-credentials``) are an application credential
 (``auth_url`` + ``application_credential_id`` + ``_secret``): the master has no clouds.yaml,
@@ -15,10 +15,10 @@ from __future__ import annotations
 from typing import List, Mapping, Optional, Tuple
 
 from elastiq.adapters.base import AdapterError, AuthError, ConfigError
-from elastiq.adapters.openstack import connect as adapter_connect
-from elastiq.adapters.openstack import error_from_exception
-from elastiq.adapters.openstack_config import Settings
-from elastiq.adapters.openstack_translate import find_or_none
+from elastiq.adapters.openstack.cloud import connect as adapter_connect
+from elastiq.adapters.openstack.cloud import error_from_exception
+from elastiq.adapters.openstack.config import Settings
+from elastiq.adapters.openstack.translate import find_or_none
 
 from .clouds import Endpoint, Image
 

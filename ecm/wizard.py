@@ -2,7 +2,7 @@
 
 What it does, and the flag of every answer: :mod:`ecm.args`; the questions: :mod:`ecm.questions`.
 
-Exit codes: :data:`elastiq.runtime.options.EXIT_CODES` (``ecm --help`` shows them).
+Exit codes: :data:`elastiq.cli.options.EXIT_CODES` (``ecm --help`` shows them).
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import List, Optional
 
 from elastiq import __version__ as OWN_VERSION
 from elastiq.adapters.base import AdapterError, AuthError, ConfigError
-from elastiq.runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,
+from elastiq.cli.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,
                                      EXIT_USAGE)
 
 from . import clouds, render, source

@@ -14,8 +14,8 @@ from typing import Dict, List, Optional, Sequence, Union
 import classad2
 import htcondor2
 
-from elastiq.adapters.htcondor import HTCondorBatch
-from elastiq.adapters.htcondor_config import Settings as HTCondorSettings
+from elastiq.adapters.htcondor.batch import HTCondorBatch
+from elastiq.adapters.htcondor.config import Settings as HTCondorSettings
 from elastiq.config import Config, ElastiqSection, VMSection
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "htcondor"

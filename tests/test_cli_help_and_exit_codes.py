@@ -17,7 +17,7 @@ import pytest
 
 from elastiq import __version__ as OWN_VERSION
 from elastiq.cli import ctl
-from elastiq.runtime import options
+from elastiq.cli import options
 from tests.test_ctl import elastiqctl, write_config
 from tests.test_ecm_wizard import (ecm_moto, failing_credentials, run,  # noqa: F401 fixtures
                                    workdir)

@@ -7,7 +7,7 @@ import argparse
 import json
 
 from elastiq.model import Lifecycle
-from elastiq.runtime import status
+from elastiq.cli import status
 from tests.support.sim_world import SimWorld
 
 # 8 one-cpu jobs at 0 on 4-cpu VMs: two workers, each left with one long job (25% used).

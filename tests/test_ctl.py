@@ -155,7 +155,7 @@ def test_a_user_without_permission_gets_exit_4_and_a_hint(tmp_path, verb):
         (state / "elastiq.pid").write_text("1\n")
         path = write_config(public, state)
         os.chmod(path, 0o644)
-        import elastiq.runtime.daemon  # noqa: F401 (start checks with it: nobody cannot import)
+        import elastiq.cli.run  # noqa: F401 (start checks with it: nobody cannot import)
         code, err = as_nobody(ctl.main, [verb, "--config", path])
     finally:
         for name in os.listdir(public):

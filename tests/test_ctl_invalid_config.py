@@ -3,7 +3,7 @@ with what it read at start; ``elastiqctl status``, ``log``, ``conf`` and ``stop`
 pid, state and log files, so they still work and say the file is invalid now; ``start`` and
 ``restart`` refuse (exit 2) and leave the daemon alone.  Where the files are: the file's own
 ``elastiq.state_dir``/``log_file`` while it still parses (the typo is elsewhere), else the
-defaults, and ``--set`` wins (``elastiq.runtime.standin``)."""
+defaults, and ``--set`` wins (``elastiq.cli.standin``)."""
 from __future__ import annotations
 
 import os

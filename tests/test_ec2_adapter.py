@@ -9,7 +9,7 @@ import pytest
 
 from elastiq.adapters import CLOUDS, load_class
 from elastiq.adapters.base import AuthError, ConfigError, QuotaError
-from elastiq.adapters.ec2 import EC2Cloud
+from elastiq.adapters.ec2.cloud import EC2Cloud
 from elastiq.model import InstanceState
 from tests.support.ec2_fixtures import CLUSTER, make_config
 from tests.support.ports import check_cloud

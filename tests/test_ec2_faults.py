@@ -13,7 +13,7 @@ import pytest
 
 from elastiq.adapters.base import (AdapterError, AuthError, ConfigError, QuotaError,
                                    TransientError)
-from elastiq.adapters.ec2 import EC2Cloud
+from elastiq.adapters.ec2.cloud import EC2Cloud
 from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY, make_config
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from elastiq import config
 from elastiq.adapters.base import TransientError
-from elastiq.adapters.ec2 import EC2Cloud
+from elastiq.adapters.ec2.cloud import EC2Cloud
 from tests.support.ec2_fixtures import make_config
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from botocore.utils import parse_timestamp
 
-from elastiq.adapters.ec2_client import timestamp
+from elastiq.adapters.ec2.client import timestamp
 
 
 @pytest.mark.parametrize("text", [

@@ -13,8 +13,8 @@ from botocore import exceptions as bce
 from botocore.parsers import ResponseParserError
 
 from elastiq.adapters.base import AuthError, ConfigError, FatalError, TransientError
-from elastiq.adapters.ec2_client import translate
-from elastiq.adapters.ec2_translate import error_code, error_from_exception, not_implemented
+from elastiq.adapters.ec2.client import translate
+from elastiq.adapters.ec2.translate import error_code, error_from_exception, not_implemented
 
 ENDPOINT = "the EC2 endpoint https://cloud.example.org:8773"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY1"

@@ -11,11 +11,12 @@ import pytest
 
 from elastiq.adapters.base import (AuthError, ConfigError, FatalError, QuotaError,
                                    TransientError)
-from elastiq.adapters.ec2_request import access_settings, client_token, launch_params
-from elastiq.adapters.ec2_translate import error_from_code, redact, secret_values, to_instance
-from elastiq.adapters.ec2_userdata import (MAX_USER_DATA_BYTES, detect_addresses,
-                                           prepare_user_data, substitute)
-from elastiq.adapters.ec2_config import Settings as EC2Section
+from elastiq.adapters.ec2.request import access_settings, client_token, launch_params
+from elastiq.adapters.ec2.translate import error_from_code, to_instance
+from elastiq.adapters.redact import redact, secret_values
+from elastiq.adapters.userdata import (MAX_USER_DATA_BYTES, detect_addresses,
+                                       prepare_user_data, substitute)
+from elastiq.adapters.ec2.config import Settings as EC2Section
 from elastiq.model import InstanceState
 
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYSECRETKEY1"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 from elastiq.adapters.base import look_in_pool
-from elastiq.adapters.ec2 import EC2Cloud
+from elastiq.adapters.ec2.cloud import EC2Cloud
 from elastiq.core import get_policy
 from elastiq.model import Job, Lifecycle, Pool, Queue
 from elastiq.runtime.state import StateStore

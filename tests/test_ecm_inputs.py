@@ -15,8 +15,8 @@ import pytest
 
 from ecm import render
 from elastiq.adapters.base import ConfigError
-from elastiq.adapters.ec2_userdata import prepare_user_data
-from elastiq.adapters.ec2_config import Settings as EC2Section
+from elastiq.adapters.userdata import prepare_user_data
+from elastiq.adapters.ec2.config import Settings as EC2Section
 from tests.test_ecm_render import TOKEN, answers
 from tests.test_ecm_wizard import (CONF, ecm_moto, failing_credentials, run,  # noqa: F401
                                    workdir, written)

@@ -6,7 +6,7 @@ import pytest
 
 from elastiq import config, flavours
 from elastiq.adapters.base import ConfigError
-from elastiq.adapters.factory import read_catalogue, resolve_flavours
+from elastiq.runtime.factory import read_catalogue, resolve_flavours
 from elastiq.model import Flavour
 from elastiq.sim import engine, workload
 
@@ -156,7 +156,7 @@ def test_openstack_launches_only_its_own_entries_and_names_them(tmp_path):
     """Without a Nova (not started this round): the adapter refuses a flavour that is not one
     of its entries before any call; the real-cloud path is tests/test_openstack_adapter.py's."""
     pytest.importorskip("openstack")
-    from elastiq.adapters.openstack import OpenStackCloud
+    from elastiq.adapters.openstack.cloud import OpenStackCloud
 
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text("clouds:\n  here:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n")

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from elastiq.adapters.base import ConfigError
-from elastiq.adapters.factory import read_catalogue
+from elastiq.runtime.factory import read_catalogue
 from elastiq.core import decide, get_policy
 from elastiq.model import Job, Memory, Pool, Queue, Snapshot
 from elastiq.runtime.actuator import Actuator

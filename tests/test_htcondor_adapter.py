@@ -15,8 +15,8 @@ import pytest
 
 from elastiq.adapters import BATCH_SYSTEMS, load_class
 from elastiq.adapters.base import ConfigError, FatalError, TransientError
-from elastiq.adapters.htcondor import CondorBindings, HTCondorBatch
-from elastiq.adapters.htcondor_pool import aggregate_workers, candidate_ips
+from elastiq.adapters.htcondor.batch import CondorBindings, HTCondorBatch
+from elastiq.adapters.htcondor.pool import aggregate_workers, candidate_ips
 from htcondor_fake import SCHEDD, FakeBindings, by_id, config, fake, load
 from tests.support.ports import check_batch
 
@@ -132,7 +132,7 @@ def test_requirements_on_the_cluster_name_match_only_our_cluster():
 
 def test_unmatchable_jobs_are_logged_once_with_the_reason(caplog):
     adapter = batch()
-    with caplog.at_level(logging.INFO, logger="elastiq.adapters.htcondor"):
+    with caplog.at_level(logging.INFO, logger="elastiq.adapters.htcondor.batch"):
         adapter.queue()
         adapter.queue()
     lines = [r.getMessage() for r in caplog.records if "can never run" in r.getMessage()]

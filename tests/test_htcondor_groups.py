@@ -9,8 +9,8 @@ import logging
 import classad2
 import pytest
 
-from elastiq.adapters.htcondor import HTCondorBatch
-from elastiq.adapters.htcondor_groups import group_procs
+from elastiq.adapters.htcondor.batch import HTCondorBatch
+from elastiq.adapters.htcondor.groups import group_procs
 
 from htcondor_fake import FakeBindings, config, fake, load
 from htcondor_fake import by_id as ad_of
@@ -35,7 +35,7 @@ def read(bindings, caplog=None):
     adapter = HTCondorBatch(config(), bindings=bindings, clock=lambda: NOW)
     if caplog is not None:
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="elastiq.adapters.htcondor"):
+        with caplog.at_level(logging.INFO, logger="elastiq.adapters.htcondor.batch"):
             queue = adapter.queue()
         told = (r.getMessage() for r in caplog.records)
         return queue, sorted(m for m in told if m.startswith("job "))

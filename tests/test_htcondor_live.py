@@ -12,7 +12,7 @@ from __future__ import annotations
 import classad2
 import pytest
 
-from elastiq.adapters.htcondor import CondorBindings, HTCondorBatch
+from elastiq.adapters.htcondor.batch import CondorBindings, HTCondorBatch
 from elastiq.config import Config, ElastiqSection, VMSection
 
 MARK = "ElastiqLiveTest"  # only our template advertises it: such jobs stay idle yet matchable

@@ -17,7 +17,7 @@ import subprocess
 import classad2
 import pytest
 
-from elastiq.adapters.htcondor import HTCondorBatch
+from elastiq.adapters.htcondor.batch import HTCondorBatch
 from htcondor_fake import config, fake, load
 
 CI_ROOT = pathlib.Path(os.environ.get("ELASTIQ_CI_ROOT", "/var/lib/elastiq-ci/trixie"))

@@ -13,8 +13,8 @@ import logging
 import classad2
 import pytest
 
-from elastiq.adapters.htcondor import HTCondorBatch
-from elastiq.adapters.htcondor_template import learned, synthetic
+from elastiq.adapters.htcondor.batch import HTCondorBatch
+from elastiq.adapters.htcondor.template import learned, synthetic
 from elastiq.core import get_policy
 from elastiq.model import Launch, Memory, Snapshot
 from htcondor_fake import by_id, config, fake, load

@@ -15,7 +15,7 @@ import pytest
 
 from ecm import render
 from elastiq import config
-from elastiq.adapters.ec2 import EC2Cloud
+from elastiq.adapters.ec2.cloud import EC2Cloud
 from tests.support import tools
 from tests.support.ec2_fixtures import ACCESS_KEY, REGION, SECRET_KEY
 

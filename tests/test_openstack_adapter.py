@@ -11,7 +11,7 @@ import pytest
 
 from elastiq import flavours as flavour_list
 from elastiq.adapters.base import AuthError, ConfigError, QuotaError, TransientError
-from elastiq.adapters.openstack import OpenStackCloud
+from elastiq.adapters.openstack.cloud import OpenStackCloud
 from elastiq.model import InstanceState
 from tests.support.net import free_port
 from tests.support.openstack_proxy import NovaFaultProxy

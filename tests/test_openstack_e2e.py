@@ -18,7 +18,7 @@ import time
 import pytest
 import yaml
 
-from elastiq.adapters.openstack_translate import cluster_tag
+from elastiq.adapters.openstack.translate import cluster_tag
 from tests.support.condor_pool import wait_for
 from tests.support.instance_startds import InstanceStartds, nova_alive
 from tests.test_e2e_real_pool import ROOT, TIMINGS, actions, log_lines

@@ -8,9 +8,9 @@ import base64
 import pytest
 
 from elastiq import config
-from elastiq.adapters import openstack_config
+from elastiq.adapters.openstack import config as openstack_config
 from elastiq.adapters.base import AuthError, ConfigError, FatalError, QuotaError, TransientError
-from elastiq.adapters.openstack_translate import (STATES, cluster_tag, error_from_status,
+from elastiq.adapters.openstack.translate import (STATES, cluster_tag, error_from_status,
                                                   state_of, to_instance)
 from elastiq.model import InstanceState
 from elastiq.runtime import logs
@@ -148,7 +148,7 @@ def test_secret_texts_cover_the_user_data_lines(tmp_path):
 
 
 def test_adapter_refuses_before_any_call(tmp_path):
-    from elastiq.adapters.openstack import OpenStackCloud
+    from elastiq.adapters.openstack.cloud import OpenStackCloud
 
     clouds = tmp_path / "clouds.yaml"
     clouds.write_text("clouds:\n  here:\n    auth:\n      auth_url: http://127.0.0.1:9/v3\n")

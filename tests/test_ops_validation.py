@@ -79,7 +79,7 @@ def test_config_check_and_run_agree(name, tmp_path, moto):
 def test_config_check_calls_the_function_run_calls(monkeypatch, tmp_path):
     """One validation function: replacing the factory's prepare changes what check says."""
     from elastiq import cli, config
-    from elastiq.adapters import factory
+    from elastiq.runtime import factory
 
     def refuse(cfg):
         raise config.InvalidConfig(cfg.source, "probe.key", "refused by prepare")

@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from elastiq import cli
-from elastiq.adapters import factory
+from elastiq.runtime import factory
 from elastiq.adapters.base import ConfigError, TransientError
 from elastiq.model import Catalogue
 from elastiq.runtime import daemon, pidfile

@@ -86,7 +86,7 @@ def test_log_file_redacts_what_a_leaky_library_or_error_would_print(secret_confi
     handler = logs.setup(secret_config, str(path), level="DEBUG")
     assert isinstance(handler, logging.handlers.RotatingFileHandler)
     assert handler.maxBytes == 10 * 1024 * 1024 and handler.backupCount == 5
-    logging.getLogger("elastiq.adapters.ec2").warning("request failed: %s", AuthError(
+    logging.getLogger("elastiq.adapters.ec2.cloud").warning("request failed: %s", AuthError(
         f"AuthFailure for {ACCESS_KEY} signed with {SECRET_KEY}"))
     logging.getLogger("elastiq.x").info("user data was %s", USER_DATA)
     try:

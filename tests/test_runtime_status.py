@@ -14,7 +14,7 @@ from elastiq.model import InstanceRecord, Lifecycle, Memory
 from elastiq.runtime.hostlist import compact
 from elastiq.runtime.pidfile import PidLock
 from elastiq.runtime.state import Decision, Observation, State, StateStore, VMView
-from elastiq.runtime.status import boot_to_join
+from elastiq.cli.status import boot_to_join
 
 
 @pytest.mark.parametrize("names, expected", [

@@ -116,23 +116,6 @@ def test_queue_check_reuses_the_listing_unless_demand_rose_or_we_acted(env):
     assert cloud.list_calls == calls + 2  # older than list_vms_every_s
 
 
-def test_a_listing_noted_as_read_again_is_reused_from_then(env):
-    """What a tick the simulator skips leaves behind: the listing counts as read at that time
-    (a later queue check reuses it), and the listing is the cloud's own."""
-    rt, clock, cloud, batch, _ = env
-    rt.tick("vms")
-    age = rt.config.elastiq.list_vms_every_s
-    clock.advance(age)
-    rt.observer.relisted(clock.now)
-    assert cloud.list_calls == 2
-    clock.advance(age - 1)
-    rt.tick("queue")
-    assert cloud.list_calls == 2  # younger than list_vms_every_s since the note
-    clock.advance(1)
-    rt.tick("queue")
-    assert cloud.list_calls == 3
-
-
 def test_boot_to_join_times_of_our_launches_are_recorded(env):
     rt, clock, cloud, batch, store = env
     batch.submit(1)

@@ -11,10 +11,10 @@ import pytest
 
 from elastiq import config
 from elastiq.adapters.base import AuthError, ConfigError, FatalError, TransientError
-from elastiq.adapters.slurm import SlurmBatch
-from elastiq.adapters.slurm_cli import SlurmCommands
-from elastiq.adapters.slurm_jobs import array_tasks, constraint_met, jobs_per_node, read_queue
-from elastiq.adapters.slurm_nodes import gone, read_nodes
+from elastiq.adapters.slurm.batch import SlurmBatch
+from elastiq.adapters.slurm.cli import SlurmCommands
+from elastiq.adapters.slurm.jobs import array_tasks, constraint_met, jobs_per_node, read_queue
+from elastiq.adapters.slurm.nodes import gone, read_nodes
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures", "slurm")
 

@@ -8,7 +8,7 @@ import pytest
 
 from elastiq import config
 from elastiq.adapters.base import AuthError
-from elastiq.adapters.slurm import SlurmBatch
+from elastiq.adapters.slurm.batch import SlurmBatch
 from tests.support.condor_daemons import TEST_USER
 from tests.support.ports import check_batch
 from tests.support.slurm_cluster import SlurmCluster, require_slurm, wait_for

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from elastiq.adapters.ec2 import EC2Cloud
-from elastiq.adapters.slurm import SlurmBatch
+from elastiq.adapters.ec2.cloud import EC2Cloud
+from elastiq.adapters.slurm.batch import SlurmBatch
 from elastiq.core import get_policy
 from elastiq.model import Lifecycle
 from elastiq.runtime.state import StateStore

@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from elastiq.adapters.base import ConfigError
-from elastiq.adapters.ec2_config import Settings as EC2Section
-from elastiq.adapters.ec2_userdata import prepare_user_data
+from elastiq.adapters.ec2.config import Settings as EC2Section
+from elastiq.adapters.userdata import prepare_user_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TOKEN = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ3b3JrZXIifQ.c2lnbmF0dXJlLXZhbHVl"

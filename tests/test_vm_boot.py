@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from elastiq.adapters.ec2_request import CLUSTER_TAG
+from elastiq.adapters.ec2.request import CLUSTER_TAG
 from tests.support import vm_cloud
 from tests.support.instance_startds import ec2_alive
 

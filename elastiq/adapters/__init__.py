@@ -2,12 +2,13 @@
 
 A :class:`Plugin` names its adapter class (``"module:Class"``) and its configuration module,
 as strings, so that choosing an adapter imports only its SDK, and reading the configuration
-imports none.  Adding a batch system or a cloud = one adapter module + its configuration
-module + one line here + its tests.  A name that is not registered may be given as a dotted
-``"package.module:Class"`` path (test-support adapters, site plugins): its configuration
-module, if any, is the sibling ``package.module_config``.
+imports none.  Adding a batch system or a cloud = one package here (``<name>/``: its adapter,
+its configuration module, its pure translators) + one line below + its tests; what is neutral
+between clouds (:mod:`.userdata`, :mod:`.redact`) stays beside the packages.  A name that is
+not registered may be given as a dotted ``"package.module:Class"`` path (test-support adapters,
+site plugins): its configuration module, if any, is the sibling ``package.module_config``.
 
-The configuration module of a plugin (``elastiq/adapters/<plugin>_config.py``) imports no SDK
+The configuration module of a plugin (``elastiq/adapters/<plugin>/config.py``) imports no SDK
 and defines::
 
     NAME = "ec2"                        # its YAML section (and legacy INI [section]) name
@@ -38,13 +39,15 @@ class Plugin(NamedTuple):
 
 
 BATCH_SYSTEMS = {
-    "htcondor": Plugin("elastiq.adapters.htcondor:HTCondorBatch", "elastiq.adapters.htcondor_config"),
-    "slurm": Plugin("elastiq.adapters.slurm:SlurmBatch", "elastiq.adapters.slurm_config"),
+    "htcondor": Plugin("elastiq.adapters.htcondor.batch:HTCondorBatch",
+                       "elastiq.adapters.htcondor.config"),
+    "slurm": Plugin("elastiq.adapters.slurm.batch:SlurmBatch", "elastiq.adapters.slurm.config"),
 }
 
 CLOUDS = {
-    "ec2": Plugin("elastiq.adapters.ec2:EC2Cloud", "elastiq.adapters.ec2_config"),
-    "openstack": Plugin("elastiq.adapters.openstack:OpenStackCloud", "elastiq.adapters.openstack_config"),
+    "ec2": Plugin("elastiq.adapters.ec2.cloud:EC2Cloud", "elastiq.adapters.ec2.config"),
+    "openstack": Plugin("elastiq.adapters.openstack.cloud:OpenStackCloud",
+                        "elastiq.adapters.openstack.config"),
 }
 
 

@@ -1,6 +1,6 @@
 """`elastiq` command line: one registry of commands, one error envelope, clean exit codes.
 
-Exit codes: :data:`elastiq.runtime.options.EXIT_CODES`, one table for ``elastiq``,
+Exit codes: :data:`elastiq.cli.options.EXIT_CODES`, one table for ``elastiq``,
 ``elastiqctl`` and ``ecm``.  No traceback reaches the user unless ``--debug`` is given.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import List, Optional
 from .. import __version__, config
 from ..adapters.base import AdapterError, AuthError, ConfigError
 # the commands' shared options and exit codes, also as ``cli.<name>`` for the commands here
-from ..runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
+from .options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,  # noqa: F401
                               EXIT_PERMISSION, EXIT_USAGE, add_config_arguments, config_path,
                               exit_codes_help, load_config, plain)
 
@@ -22,8 +22,8 @@ from ..runtime.options import (EXIT_FAILURE, EXIT_INTERRUPTED, EXIT_OK,  # noqa:
 #: and ``command(args) -> int``; it must import its heavy dependencies lazily.
 COMMANDS = {
     "config": "elastiq.cli.config_cli",
-    "run": "elastiq.runtime.daemon",
-    "status": "elastiq.runtime.status",
+    "run": "elastiq.cli.run",
+    "status": "elastiq.cli.status",
     "simulate": "elastiq.cli.simulate",
 }
 

@@ -13,7 +13,7 @@ import os
 import sys
 
 from .. import config
-from ..runtime.options import add_config_arguments, config_path
+from .options import add_config_arguments, config_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -51,7 +51,7 @@ def command(args: argparse.Namespace) -> int:
     path = args.file or config_path(args)
     cfg = config.load(path, args.overrides)
     if args.config_command == "check":
-        from ..adapters.factory import prepare  # the check `elastiq run` makes before it starts
+        from ..runtime.factory import prepare  # the check `elastiq run` makes before it starts
         _, batch, cloud = prepare(cfg)
         for note in cfg.notes:
             print(f"note: {path}: {note}", file=sys.stderr)

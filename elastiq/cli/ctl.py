@@ -4,7 +4,7 @@ With the systemd unit installed and systemd running, start/stop/restart go throu
 and log follows the journal.  Otherwise the daemon runs as a background process whose pid file
 tells whether it runs (:mod:`elastiq.cli.ctl_process`).
 
-Exit codes: the table of :data:`elastiq.runtime.options.EXIT_CODES` (``elastiqctl --help``).
+Exit codes: the table of :data:`elastiq.cli.options.EXIT_CODES` (``elastiqctl --help``).
 """
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ from typing import List, Optional
 from .. import __version__, cli, config
 from .ctl_process import Denied, config_file, follow, start, stop
 from ..runtime import paths
-from ..runtime import standin
-from ..runtime import status as status_mod
+from . import standin
+from . import status as status_mod
 
 UNIT = "elastiq.service"
 SYSTEMD_RUN_DIR = "/run/systemd/system"
@@ -109,7 +109,7 @@ def _run(args: argparse.Namespace) -> int:
                 return subprocess.call(cmd + (["-f"] if args.follow else []))
             return follow(where.log_file, args.lines, args.follow)
         if args.verb in ("start", "restart"):  # refused by `elastiq run`: refused here, at once
-            from ..adapters.factory import prepare
+            from ..runtime.factory import prepare
             prepare(cfg)
         if systemd:
             return _systemctl(args.verb)

@@ -12,7 +12,7 @@ from typing import Callable, List, Tuple
 from .. import config
 from ..adapters.base import NOT_SUPPORTED, AdapterError, AuthError, ConfigError
 from ..model import ALIVE_STATES
-from ..runtime.options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from .options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 Line = Tuple[str, str]  # (verdict, text)
 

@@ -178,7 +178,7 @@ def command(args: argparse.Namespace) -> int:
         return cli.EXIT_USAGE
     if path and (cfg.vm.cpus is None or cfg.vm.memory_mb is None) \
             and engine.first_flavour_shape(cfg) is None:
-        from ..adapters.factory import flavour_name
+        from ..runtime.factory import flavour_name
         shape = engine.sim_catalogue(cfg)
         print(f"elastiq simulate: worker VM shape {shape.cpus} cpu(s), {shape.memory_mb} MiB: "
               f"vm.cpus / vm.memory_mb are not set in {path}, and the simulator cannot ask the "

@@ -20,10 +20,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter
-from itertools import islice
-from operator import attrgetter, le
+from operator import attrgetter
 from dataclasses import dataclass, field
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..model import IdleJobs, Job
 
@@ -69,42 +68,16 @@ _KIND = attrgetter("cpus", "memory_mb", "fits_worker")
 
 def classify(jobs: Iterable[Job], vm_cpus: int, vm_memory_mb: int, fresh_after: float,
              unstarted: Optional[Tuple[float, int, int]] = None) -> Placeable:
-    """One pass over the idle jobs (there may be 100,000 of them).  ``unstarted``:
+    """The idle jobs (there may be 100,000 of them) counted by kind and age.  ``unstarted``:
     ``(queued_before, cpus, memory_mb)`` of jobs known not to start (``Memory.unstarted``).
 
-    The jobs are put in queue order (a queue already in that order, as the schedd's usually
-    is, is only checked), cut at ``queued_before`` and ``fresh_after`` by bisection, and each
-    part counted by (cpus, memory, fits) in C (``Counter`` over ``attrgetter``): the
-    Python work per tick grows with the number of distinct shapes, not of jobs.  Jobs that
-    come with their summary (:class:`~elastiq.model.IdleJobs`) are not read at all: each
-    kind's queue times are bisected."""
+    Works on each kind's sorted queue times (:func:`kinds_of`, or the summary that comes with
+    :class:`~elastiq.model.IdleJobs`): per kind, the first ``cut`` are *unstarted* (when the
+    shape is small enough), the first ``old`` are stale, found by bisection, so the work per
+    tick grows with the number of distinct kinds, not of jobs."""
     before, max_cpus, max_memory = unstarted or (float("-inf"), 0, 0)
-    if isinstance(jobs, IdleJobs) and jobs.by_kind is not None:
-        return _classify_summary(jobs.by_kind, vm_cpus, vm_memory_mb, fresh_after, before,
-                                 max_cpus, max_memory)
-    shapes: Counter = Counter()
-    stale: Counter = Counter()
-    unmatchable = fresh = skipped = 0
-    for (cpus, memory, fits), n, is_cut, is_stale in _counts(jobs, before, fresh_after):
-        if not (fits and cpus <= vm_cpus and memory <= vm_memory_mb):
-            unmatchable += n
-            continue
-        shape = (max(cpus, 1), max(memory, 0))
-        if is_cut and shape[0] <= max_cpus and shape[1] <= max_memory:
-            skipped += n
-            continue
-        shapes[shape] += n
-        if is_stale:
-            stale[shape] += n
-        else:
-            fresh += n
-    return Placeable(shapes, unmatchable, fresh, stale, skipped)
-
-
-def _classify_summary(by_kind, vm_cpus: int, vm_memory_mb: int, fresh_after: float,
-                      before: float, max_cpus: int, max_memory: int) -> Placeable:
-    """:func:`classify` from each kind's sorted queue times: the first ``cut`` are
-    *unstarted* (when the shape is small enough), the first ``old`` are stale."""
+    by_kind = jobs.by_kind if isinstance(jobs, IdleJobs) and jobs.by_kind is not None \
+        else kinds_of(jobs)
     shapes: Counter = Counter()
     stale: Counter = Counter()
     unmatchable = fresh = skipped = 0
@@ -126,18 +99,16 @@ def _classify_summary(by_kind, vm_cpus: int, vm_memory_mb: int, fresh_after: flo
     return Placeable(shapes, unmatchable, fresh, stale, skipped)
 
 
-def _counts(jobs: Iterable[Job], before: float, fresh_after: float):
-    """``(kind, n, queued <= before, queued <= fresh_after)`` for every kind of job, n > 0."""
+def kinds_of(jobs: Iterable[Job]) -> Dict[Tuple[int, int, bool], List[float]]:
+    """``(cpus, memory_mb, fits_worker)`` -> the sorted ``queued_since`` of the jobs of that
+    kind (the summary :class:`~elastiq.model.IdleJobs` carries)."""
     jobs = jobs if isinstance(jobs, (list, tuple)) else list(jobs)
-    queued = list(map(_QUEUED, jobs))
-    if not all(map(le, queued, islice(queued, 1, None))):
-        jobs = sorted(jobs, key=_QUEUED)
-        queued.sort()
-    cut, stale_end = bisect_right(queued, before), bisect_right(queued, fresh_after)
-    bounds = sorted({0, cut, stale_end, len(jobs)})
-    for lo, hi in zip(bounds, bounds[1:]):
-        for kind, n in Counter(map(_KIND, jobs[lo:hi])).items():
-            yield kind, n, hi <= cut, hi <= stale_end
+    by_kind: Dict[Tuple[int, int, bool], List[float]] = {}
+    for kind, queued in zip(map(_KIND, jobs), map(_QUEUED, jobs)):
+        by_kind.setdefault(kind, []).append(queued)
+    for times in by_kind.values():
+        times.sort()  # linear on a queue already in order, as the schedd's usually is
+    return by_kind
 
 
 def by_shape(

@@ -1,122 +1,35 @@
-"""Run the elastiq daemon: grow and shrink the pool until SIGTERM or SIGINT.
-
-Each tick observes the queue, the pool and the cloud, lets the core decide, carries out the
-plan (launch, drain, terminate) and saves the state.  The checks run at the configured
-intervals and, in between, whenever a time-based decision falls due.
-
-On SIGTERM/SIGINT the action under way is finished, the remaining ones are abandoned, the
-state is saved and the process exits 0.  Exit codes: 1 already running or failed (with
---once: the tick could not read the queue, the pool or the cloud), 2 bad configuration or
-refused credentials (``elastiq config check`` makes the same checks; logged too), 4 permission
-denied on the state or log location (the table: ``elastiq --help``).
-"""
+"""The daemon's life once started: build the runtime on the saved state, serve the metrics,
+tick at the scheduled moments until told to stop, and save the state on the way out (the
+``elastiq run`` command around it, with its signals, pid lock and exit codes, is
+:mod:`elastiq.cli.run`)."""
 from __future__ import annotations
 
-import argparse
 import logging
-import signal
-import sys
 import threading
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Tuple
 
-from .. import __version__, config
-from ..adapters.base import AdapterError
-from ..adapters import factory
+from .. import config
 from ..core import get_policy
-from . import logs, options, paths, pidfile
+from . import paths
 from .metrics import Metrics, MetricsServer
-from .pidfile import AlreadyRunning, PidLock
 from .state import StateStore
 from .tick import Runtime, build_runtime
 
 log = logging.getLogger("elastiq.daemon")
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    options.add_config_arguments(parser, config.DEFAULT_PATH)
-    parser.add_argument("--dry-run", action="store_true",
-                        help="log what would be launched, drained and terminated; change nothing")
-    parser.add_argument("--log-stderr", action="store_true",
-                        help="log to stderr (for journald under systemd) instead of the log file")
-    parser.add_argument("--once", action="store_true", help="run a single tick and exit")
-
-
-def command(args: argparse.Namespace) -> int:
-    cfg = options.load_config(args)
-    where = paths.resolve(cfg)
-    try:
-        # a daemon that is refused must not write into (or rotate) the running one's log;
-        # the lock taken below settles a race between two starting at once
-        running = pidfile.status(where.pid_file)
-        if running.running:
-            return _already_running(AlreadyRunning(where.pid_file, running.pid))
-        logs.setup(cfg, None if args.log_stderr else where.log_file)
-    except PermissionError as err:
-        return _denied(err)
-    stop = threading.Event()
-
-    def on_signal(signum, _frame) -> None:
-        if not stop.is_set():
-            log.info("%s received: finishing the current action, then stopping",
-                     signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        return _start(cfg, where, args, stop)
-    except (config.InvalidConfig, AdapterError) as err:  # also in the log: elastiqctl log shows it
-        log.error("cannot start: %s", err)
-        raise
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-
-
-def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
-           stop: threading.Event) -> int:
-    dry_run = args.dry_run or cfg.debug.dry_run_boot_vms or cfg.debug.dry_run_shutdown_vms
-    log.info("elastiq %s starting: %s; state in %s%s", __version__, config.summary(cfg),
-             where.state_dir, " (dry run)" if dry_run else "")
-    for note in cfg.notes:
-        log.warning("%s: %s", cfg.source or "configuration", note)
-    catalogue, batch, cloud = factory.prepare(cfg, read_shape=True)
-    lock = PidLock(where.pid_file)
-    try:
-        lock.acquire(announce=False)
-    except AlreadyRunning as err:
-        return _already_running(err)
-    except PermissionError as err:
-        return _denied(err)
-    try:
-        return _serve(cfg, where, args, catalogue, batch, cloud, stop, lock.announce)
-    finally:
-        lock.release()
-
-
-def _already_running(err: AlreadyRunning) -> int:
-    print(f"elastiq: {err}", file=sys.stderr)
-    return options.EXIT_FAILURE
-
-
-def _denied(err: PermissionError) -> int:
-    print(f"elastiq: permission denied: {err.filename} (run as root or as the elastiq user, "
-          "or set elastiq.state_dir and elastiq.log_file)", file=sys.stderr)
-    return options.EXIT_PERMISSION
-
-
-def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, catalogue, batch,
-           cloud, stop: threading.Event, serving: Callable[[], None]) -> int:
-    """Run until ``stop``; ``serving()`` is called once the metrics port (if any) listens."""
+def serve(cfg: config.Config, where: paths.Paths, catalogue, batch, cloud, stop: threading.Event,
+          serving: Callable[[], None], *, dry_run: bool, once: bool) -> Tuple[str, ...]:
+    """Tick until ``stop`` (``once``: a single tick), then save the state.  ``serving()`` is
+    called once the metrics port (if any) listens.  Returns the problems of a ``once`` tick
+    that could not observe (empty otherwise); PermissionError: the state is not ours to read."""
     policy = get_policy(cfg.elastiq.policy)
     store = StateStore(where.state_dir, policy=policy)
-    try:
-        state = store.load()
-    except PermissionError as err:  # a state file left by root, say
-        return _denied(err)
+    state = store.load()
     metrics = Metrics()
     runtime = build_runtime(cfg, batch, cloud, store, state, time.time, metrics,
-                            dry_run=args.dry_run, stopping=stop, policy=policy,
+                            dry_run=dry_run, stopping=stop, policy=policy,
                             catalogue=catalogue)
     if state is not None:
         owned = len(runtime.policy.owned(state.memory))
@@ -137,7 +50,7 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, cat
     serving()
     problems: tuple = ()
     try:
-        if args.once:
+        if once:
             runtime.tick("once")
             problems = runtime.state.observation.problems if runtime.state.observation else ()
         elif not stop.is_set():
@@ -147,15 +60,11 @@ def _serve(cfg: config.Config, where: paths.Paths, args: argparse.Namespace, cat
             server.stop()
     runtime.save()
     log.info("stopped; state saved to %s", store.path)
-    if args.once and problems:  # a tick that could not observe is not a success
-        print(f"elastiq: the tick could not observe: {'; '.join(problems)} (see the log)",
-              file=sys.stderr)
-        return options.EXIT_FAILURE
-    return options.EXIT_OK
+    return tuple(problems)
 
 
 def _loop(cfg: config.Config, runtime: Runtime, stop: threading.Event) -> None:
-    from .scheduler import Scheduler, checks  # apscheduler: only when running
+    from ..runtime.scheduler import Scheduler, checks  # apscheduler: only when running
 
     scheduler = Scheduler(runtime.tick, checks(cfg))
     scheduler.start()

@@ -10,10 +10,11 @@ from __future__ import annotations
 import threading
 from typing import Dict, Iterable, Optional, Tuple
 
-from ..model import Snapshot
+from ..model import InstanceState, Snapshot
 
 TICK_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
-VM_STATES = ("requested", "booting", "running", "shutting-down", "error")
+#: every cloud state of a VM that costs or may cost (gone ones are not shown)
+VM_STATES = tuple(s.value for s in InstanceState if s is not InstanceState.GONE)
 
 
 class Metrics:

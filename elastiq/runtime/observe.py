@@ -61,11 +61,6 @@ class Observer:
         """The cloud changed because of us: read it again at the next tick."""
         self._listing = None
 
-    def relisted(self, now: float) -> None:
-        """The cloud was listed again at ``now`` and showed the listing the observer holds
-        (a tick the simulator skips because the world is as last read)."""
-        self._listing, self._listed_at = tuple(self.cloud.list_instances()), now
-
     def observe(self, kind: str, now: float) -> Snapshot:
         problems: List[str] = []
         queue: Optional[Queue] = self._read("queue", self.batch.queue, problems)

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from dataclasses import replace
-from typing import Any, Callable, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Type
 
 from ..adapters.base import BatchSystem, Cloud
 from ..config import Config
@@ -36,12 +36,14 @@ def build_runtime(config: Config, batch: BatchSystem, cloud: Cloud, store: "Stat
                   state: Optional[State] = None, clock: Callable[[], float] = time.time,
                   metrics: Optional[Metrics] = None, dry_run: bool = False,
                   stopping: Optional[threading.Event] = None, policy=None,
-                  catalogue: Optional[Catalogue] = None) -> "Runtime":
+                  catalogue: Optional[Catalogue] = None,
+                  observer_class: Type[Observer] = Observer) -> "Runtime":
     """The Runtime as ``elastiq run`` builds it: the policy named by ``elastiq.policy``
-    (``policy``: another policy object, as ``elastiq simulate --policy`` runs)."""
+    (``policy``: another policy object, as ``elastiq simulate --policy`` runs;
+    ``observer_class``: the simulator's, which may note ticks it skipped)."""
     policy = policy if policy is not None else get_policy(config.elastiq.policy)
     return Runtime(config, policy, batch, cloud, store, state, clock, metrics, dry_run, stopping,
-                   catalogue)
+                   catalogue, observer_class)
 
 
 class Runtime:
@@ -49,7 +51,8 @@ class Runtime:
                  store: StateStore, state: Optional[State] = None,
                  clock: Callable[[], float] = time.time, metrics: Optional[Metrics] = None,
                  dry_run: bool = False, stopping: Optional[threading.Event] = None,
-                 catalogue: Optional[Catalogue] = None):
+                 catalogue: Optional[Catalogue] = None,
+                 observer_class: Type[Observer] = Observer):
         self.config, self.policy, self.store, self.clock = config, policy, store, clock
         # the worker VMs' facts beside the configuration (the user's input, never changed)
         self.catalogue = catalogue or Catalogue.of(config.vm)
@@ -58,7 +61,7 @@ class Runtime:
         self.state = replace(self.state, cluster=config.elastiq.cluster_name)
         self.stopping = stopping or threading.Event()  # set: abandon the remaining actions
         e = config.elastiq
-        self.observer = Observer(batch, cloud, e.list_vms_every_s, on_error=self.metrics.error)
+        self.observer = observer_class(batch, cloud, e.list_vms_every_s, on_error=self.metrics.error)
         # a drain sent is in flight until the pool shows it, or every check has run once more
         self.in_flight = InFlight(batch, clock, max(e.check_queue_every_s, e.list_vms_every_s))
         self.actuator = Actuator(self.in_flight, cloud, policy, config, clock, self.metrics,

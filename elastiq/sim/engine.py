@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional, Tuple
 
 from ..adapters.base import ConfigError
-from ..adapters.factory import flavour_entries, resolve_flavours
+from ..runtime.factory import flavour_entries, resolve_flavours
 from .. import flavours as flavour_list
 from .cloud import BootDelay
 from ..config import Config, InvalidConfig
@@ -155,7 +155,8 @@ class Simulation:
         state = State(memory=self.policy.initial_memory(seed=options.seed))
         self.runtime = build_runtime(self.config, self.world.batch, self.world.cloud, _Unsaved(),
                                      state, clock=self.world.clock, metrics=_Unscraped(),
-                                     policy=self.policy, catalogue=self.catalogue)
+                                     policy=self.policy, catalogue=self.catalogue,
+                                     observer_class=skip.ReplayObserver)
         self.scheduler = Scheduler(self._tick, checks(self.config), clock=self.world.clock)
         self.recorder = Recorder(self, timeline=options.timeline)
         self._acted = False

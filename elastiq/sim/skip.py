@@ -1,13 +1,24 @@
-"""Agenda arithmetic only a replay needs: which periodic ticks a quiet stretch skips, and
-which of them last served each check.  Pure, over the daemon's
-:class:`~elastiq.runtime.scheduler.Agenda` (its ``due_at``, ``intervals``, ``pace`` and
-``window``); the daemon itself only ever asks the agenda for the next tick."""
+"""What only a replay needs: which periodic ticks a quiet stretch skips and which of them last
+served each check (pure, over the daemon's :class:`~elastiq.runtime.scheduler.Agenda`: its
+``due_at``, ``intervals``, ``pace`` and ``window``; the daemon itself only ever asks the agenda
+for the next tick), and an observer that notes the listing those ticks would have read."""
 from __future__ import annotations
 
 import math
 from typing import Dict, Optional
 
+from ..runtime.observe import Observer
 from ..runtime.scheduler import Agenda
+
+
+class ReplayObserver(Observer):
+    """The daemon's observer, which can also note a listing read during a skipped stretch."""
+
+    def relisted(self, now: float) -> None:
+        """The cloud was listed again at ``now`` and showed the listing the observer holds
+        (the last tick of a quiet stretch the simulator skips because the world is as last
+        read): later ticks reuse it as read then."""
+        self._listing, self._listed_at = tuple(self.cloud.list_instances()), now
 
 
 def tick_at_or_after(agenda: Agenda, when: float) -> float:

@@ -19,7 +19,7 @@ from dataclasses import replace
 from typing import Dict, List, Optional, Set
 
 from elastiq.adapters.base import TransientError
-from elastiq.adapters.ec2 import EC2Cloud
+from elastiq.adapters.ec2.cloud import EC2Cloud
 from elastiq.sim.cloud import SimPool
 from elastiq.core import get_policy
 from elastiq.runtime.state import StateStore

@@ -27,7 +27,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 import boto3
 
 from elastiq.adapters.base import look_in_pool
-from elastiq.adapters.ec2_request import CLUSTER_TAG
+from elastiq.adapters.ec2.request import CLUSTER_TAG
 from elastiq.model import Job, Pool, Queue, Worker
 
 

@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from elastiq.adapters.ec2_config import Settings as EC2Section
+from elastiq.adapters.ec2.config import Settings as EC2Section
 from elastiq.config import Config, ElastiqSection
 from tests.support.ec2_server import REGION, MotoServer
 from tests.support.fault_proxy import FaultProxy

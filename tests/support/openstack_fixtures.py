@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from elastiq import config
-from elastiq.adapters.openstack_config import Settings
+from elastiq.adapters.openstack.config import Settings
 
 CLOUD = "elastiq-test"
 
