@@ -48,6 +48,7 @@ def test_endpoint_serves_what_the_ticks_counted(tmp_path):
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/other", timeout=10)
         assert err.value.code == 404
+        err.value.close()  # the error holds the reply's socket
     finally:
         server.stop()
     assert got[("elastiq_vms", (("state", "booting"),))] == 2
