@@ -1,4 +1,6 @@
-"""The original elastiq's algorithm (2014-2018), as a pure policy, to compare against.
+"""The original elastiq's algorithm (2014-2018), as a pure policy: a baseline of ``elastiq
+simulate --policy legacy``, to compare elastiq's own policy against (the daemon does not run
+it: its weaknesses, listed below, are what elastiq's policy fixes).
 
 Each call of :func:`plan` is one run of the original's ``check_queue`` (the daemon calls it
 every ``check_queue_every_s``); ``check_vms`` and ``check_vm_errors`` run inside it at their
@@ -58,12 +60,14 @@ import random
 from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Mapping, Optional, TYPE_CHECKING, Tuple
 
-from ..model import (ALIVE_STATES, Catalogue, Instance, InstanceState, Launch, LaunchOutcome,
-                     Plan, Pool, Snapshot, Terminate)
-from .reasons import LegacyCode, Reason
+from ...core.policy import BasePolicy
+from ...core.reasons import Reason
+from ...model import (ALIVE_STATES, Catalogue, Instance, InstanceState, Launch, LaunchOutcome,
+                      Plan, Pool, Snapshot, Terminate)
+from .views import LegacyCode
 
-if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
-    from ..config import Config
+if TYPE_CHECKING:  # annotations only
+    from ...config import Config
 
 
 @dataclass(frozen=True)
@@ -357,3 +361,23 @@ def record_launch(memory: LegacyMemory, outcome: LaunchOutcome, config: Config, 
         deadlines=tuple(sorted(memory.deadlines + tuple((deadline, i) for i in outcome.granted),
                                key=lambda d: d[0])),  # in time order whatever the clock did
     )
+
+
+class LegacyPolicy(BasePolicy):
+    """The original elastiq's algorithm as a policy object; it reads no lifecycle record
+    (the original kept none: the runtime keeps them all the same) and nothing of its memory
+    outlives a restart (as the original, which had no state)."""
+
+    name = "legacy"
+
+    def initial_memory(self, seed: int = 0):
+        return initial_memory(seed)
+
+    def plan(self, snapshot, fleet, memory, config, now, catalogue=None):
+        return plan(snapshot, memory, config, now, catalogue)
+
+    def record_launch(self, memory, outcome, config, now):
+        return record_launch(memory, outcome, config, now)
+
+    def drained_instead(self, memory, instance_id, now):
+        return drained_instead(memory, instance_id)
