@@ -74,7 +74,7 @@ class BasePolicy:
     termination changes nothing in it, nothing of it is shown or kept across a restart (as
     the original elastiq, which had no state), and it rests at ``min_vms``."""
 
-    name = "policy"
+    name: str
 
     def drained_instead(self, memory, instance_id: str, now: float):
         return memory

@@ -101,6 +101,8 @@ def unneeded_now(candidates, destinations) -> List[str]:
 
 
 class AutoscalerPolicy(BasePolicy):
+    name = "autoscaler"
+
     def initial_memory(self, seed: int = 0) -> AutoscalerMemory:
         return AutoscalerMemory()
 

@@ -119,6 +119,7 @@ class CobaldPolicy(BasePolicy):
         if controller not in ("linear", "relative"):
             raise ValueError(f"unknown COBalD controller {controller!r}")
         self.kind = controller
+        self.name = "cobald-relative" if controller == "relative" else "cobald"
 
     def controller(self, target, config: Config, cpus: int):
         interval = config.elastiq.check_queue_every_s
