@@ -1,6 +1,9 @@
 """The original elastiq's algorithm (2014-2018), as a pure policy: a baseline of ``elastiq
-simulate --policy legacy``, to compare elastiq's own policy against (the daemon does not run
-it: its weaknesses, listed below, are what elastiq's policy fixes).
+simulate --policy legacy``, to compare elastiq's own policy against.  The daemon does not run
+it: a site migrating from the original elastiq that wants its behaviour first would not get
+it here either (the deviations below: other ports, tags, drains), nothing of its memory
+outlives a restart, and what it does worse (idle hosts terminated without a drain, hosts
+counted by a counter) is what elastiq's policy fixes.
 
 Each call of :func:`plan` is one run of the original's ``check_queue`` (the daemon calls it
 every ``check_queue_every_s``); ``check_vms`` and ``check_vm_errors`` run inside it at their
@@ -50,7 +53,7 @@ Deviations, so that both policies run on the same ports and can be compared:
 - a partial queue or pool counts as read (the original had no such notion); an unreadable
   one skips that check, as the original did.
 
-A little over 300 lines, a sixth of them this account of what is faithful and what deviates:
+Under 400 lines, a seventh of them this account of what is faithful and what deviates:
 one algorithm, kept whole in one place so that it can be read against the original's.
 """
 from __future__ import annotations
