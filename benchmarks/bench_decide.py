@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from elastiq.config import load  # noqa: E402
-from elastiq.core import decide  # noqa: E402
+from elastiq.core import get_policy, records as core_records  # noqa: E402
 from elastiq.model import (  # noqa: E402
     Instance,
     InstanceRecord,
@@ -51,18 +51,19 @@ def build(n_jobs: int, n_workers: int, seed: int = 1):
         instances.append(Instance(iid, InstanceState.RUNNING, NOW - 9000, "bench"))
         records[iid] = InstanceRecord(Lifecycle.JOINED, NOW - 8000, NOW - 9000, NOW - 8000, f"vm{k}", NOW - 10)
     snapshot = Snapshot(Queue(jobs, n_workers), Pool(tuple(workers)), tuple(instances))
-    return snapshot, Memory(waiting_since=NOW - 600, instances=records)
+    return snapshot, records, Memory(waiting_since=NOW - 600)
 
 
 def time_one(n_jobs: int, n_workers: int, repeat: int) -> dict:
     config = load(None, ["elastiq.cluster_name=bench", f"quota.max_vms={n_workers + 500}",
                          "vm.cpus=4", "vm.memory_mb=16384"])
-    snapshot, memory = build(n_jobs, n_workers)
+    snapshot, records, memory = build(n_jobs, n_workers)
+    policy = get_policy("default")
     best = float("inf")
     plan = None
     for _ in range(repeat):
         start = time.perf_counter()
-        plan, _ = decide.plan(snapshot, memory, config, NOW)
+        plan, _, _ = core_records.step(policy, snapshot, records, memory, config, NOW)
         best = min(best, time.perf_counter() - start)
     return {"jobs": n_jobs, "workers": n_workers, "seconds": round(best, 4),
             "launch": plan.launch_count, "actions": len(plan.actions)}

@@ -56,7 +56,7 @@ TIMED_RUN = """
 import atexit, json, runpy, sys, time
 from elastiq.adapters.ec2.cloud import EC2Cloud
 from elastiq.adapters.htcondor.batch import HTCondorBatch
-from elastiq.core.policy import DefaultPolicy
+from elastiq.core import records
 from elastiq.runtime.tick import Runtime
 from botocore.endpoint import Endpoint
 spent, out, inside = {}, sys.argv.pop(1), []  # inside: the tick and cloud calls under way
@@ -75,7 +75,7 @@ def timed(cls, name, key):
             del inside[len(inside) - marks:]
     setattr(cls, name, wrapper)
 for cls, name, key in ((HTCondorBatch, "queue", "queue_read_s"), (HTCondorBatch, "pool", "pool_read_s"),
-                       (DefaultPolicy, "plan", "decision_s"), (EC2Cloud, "list_instances", "cloud_list_s"),
+                       (records, "step", "decision_s"), (EC2Cloud, "list_instances", "cloud_list_s"),
                        (EC2Cloud, "launch", "cloud_launch_s"), (Endpoint, "_send", "cloud_server_s"),
                        (Runtime, "tick", "tick_s")):
     timed(cls, name, key)

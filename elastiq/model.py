@@ -9,7 +9,7 @@ down from a missing or partial observation.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, FrozenSet, Mapping, Optional, Sequence, Tuple, Union
 
 if TYPE_CHECKING:  # the core imports this module
@@ -254,6 +254,8 @@ class Lifecycle(str, enum.Enum):
 
 @dataclass(frozen=True)
 class InstanceRecord:
+    """The runtime's record of one instance we own (``core/records.py``), for every policy."""
+
     lifecycle: Lifecycle
     since: float
     launched_at: float
@@ -262,18 +264,18 @@ class InstanceRecord:
     missing_since: Optional[float] = None  # joined once, its worker absent from the pool since
     busy_at: Optional[float] = None  # last tick its worker was seen running a job
     underused_since: Optional[float] = None  # its worker used below elastiq.consolidate_below since
-    drain: Optional[str] = None  # why we drain it: "idle" or "consolidation" (None: not by us)
+    drain: Optional[str] = None  # the code of the reason we drain it ("idle", "consolidation"...; None: not by us)
     flavour: Optional[str] = None  # the flavour we launched it as (None: the first, or unknown)
     listed_at: Optional[float] = None  # first listed by the cloud (None: not yet)
 
 
 @dataclass(frozen=True)
 class Memory:
-    """State carried from one tick to the next (the runtime persists it).
+    """The default policy's own memory between ticks (the runtime keeps and persists it; the
+    per-instance records are the runtime's, see ``core/records.py``).
 
     ``waiting_since``: when demand was first seen above the threshold (None: not above).
     ``backoff_until`` / ``failures``: launch back-off after consecutive launch failures.
-    ``instances``: lifecycle record of every instance we own and have not seen gone.
     ``unstarted``: ``(queued_before, cpus, memory_mb)``: idle jobs queued before that time
     and no larger than that shape waited ``idle_timeout_max_s`` next to an idle worker they fit
     and did not start there; they are reported and never cause a launch.
@@ -282,7 +284,6 @@ class Memory:
     waiting_since: Optional[float] = None
     backoff_until: float = 0.0
     failures: int = 0
-    instances: Mapping[str, InstanceRecord] = field(default_factory=dict)
     unstarted: Optional[Tuple[float, int, int]] = None
 
 

@@ -24,7 +24,7 @@ def test_consolidation_drain_is_logged_and_shown(tmp_path, capsys):
     assert w.runtime.metrics.actions.get(("drain", "consolidation")) == 1
     assert "25% used < 50% for " in drains[0] and "no job needs a new VM" in drains[0]
     assert "1 job(s) finish there" in drains[0]
-    records = w.runtime.state.memory.instances
+    records = w.runtime.state.records
     drained = [i for i, r in records.items() if r.drain == "consolidation"]
     assert len(drained) == 1 and records[drained[0]].lifecycle is Lifecycle.DRAINING
     assert drained[0] in drains[0]

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from elastiq.core import decide
-from elastiq.model import CancelDrain, Drain, InstanceRecord, Lifecycle, Memory, Terminate
+from elastiq.model import CancelDrain, Drain, InstanceRecord, Lifecycle, Terminate
 from elastiq.core.reasons import Code, Reason
 
 from tests.test_core_decide import cfg, inst, jobs, joined, snap, worker
+from tests.support.core_tick import CoreState, tick
 
 T0 = 1000.0
 AFTER = 600.0  # elastiq.consolidate_after_s's default
@@ -22,10 +22,10 @@ def two_ticks(claimed, idle=(), after=AFTER, *extra, free=None):
     free = free or [None] * len(claimed)
     workers = [worker(i, claimed=c, free=f) for i, (c, f) in enumerate(zip(claimed, free), 1)]
     instances = [inst(i) for i in range(1, len(claimed) + 1)]
-    memory = Memory(instances={f"i-{i}": joined(i) for i in range(1, len(claimed) + 1)})
+    memory = CoreState(instances={f"i-{i}": joined(i) for i in range(1, len(claimed) + 1)})
     config = cfg(*extra)
-    _, memory = decide.plan(snap(idle, workers, instances), memory, config, T0)
-    return decide.plan(snap(idle, workers, instances), memory, config, T0 + after)
+    _, memory = tick(snap(idle, workers, instances), memory, config, T0)
+    return tick(snap(idle, workers, instances), memory, config, T0 + after)
 
 
 CASES = [
@@ -73,14 +73,14 @@ def test_consolidated_worker_ends_when_its_jobs_end_and_its_drain_is_cancelled_b
     instances = [inst(1), inst(2)]
     # draining with its job still running: not terminated
     busy = [worker(1, claimed=1, draining=True), worker(2, claimed=3)]
-    plan, kept = decide.plan(snap((), busy, instances), memory, config, T0 + AFTER + 15)
+    plan, kept = tick(snap((), busy, instances), memory, config, T0 + AFTER + 15)
     assert not plan.actions
     # jobs wait that the one accepting worker cannot take: the drain is cancelled first
-    plan, _ = decide.plan(snap(jobs(3), busy, instances), kept, config, T0 + AFTER + 30)
+    plan, _ = tick(snap(jobs(3), busy, instances), kept, config, T0 + AFTER + 30)
     assert [type(a) for a in plan.actions] == [CancelDrain]
     # no job waits and its job ended: terminated
     done = [worker(1, claimed=0, idle_since=T0 + AFTER + 20, draining=True), worker(2, claimed=3)]
-    plan, _ = decide.plan(snap((), done, instances), kept, config, T0 + AFTER + 30)
+    plan, _ = tick(snap((), done, instances), kept, config, T0 + AFTER + 30)
     assert [a.instance_ids for a in plan.actions if isinstance(a, Terminate)] == [("i-1",)]
 
 
@@ -91,9 +91,9 @@ def test_under_use_restarts_after_a_cancelled_drain():
     accepting = [worker(1, claimed=1), worker(2, claimed=3)]
     # the pool shows the drain cancelled: under-use counts again from now
     t = T0 + AFTER + 60
-    plan, memory = decide.plan(snap((), accepting, instances), memory, config, t)
+    plan, memory = tick(snap((), accepting, instances), memory, config, t)
     assert not plan.actions and memory.instances["i-1"].underused_since == t
-    plan, _ = decide.plan(snap((), accepting, instances), memory, config, t + AFTER)
+    plan, _ = tick(snap((), accepting, instances), memory, config, t + AFTER)
     assert [a.instance_id for a in plan.actions if isinstance(a, Drain)] == ["i-1"]
 
 
@@ -126,11 +126,11 @@ def test_an_idle_worker_is_drained_after_the_adapted_timeout_not_the_hour():
     """Boot-to-join 200 s: released 1,600 s after its last job, not 3,600 s."""
     config = cfg("elastiq.idle_timeout_max_s=3600")
     record = InstanceRecord(Lifecycle.JOINED, 200.0, 0.0, 200.0, "w1", busy_at=1000.0)
-    memory = Memory(instances={"i-1": record})
+    memory = CoreState(instances={"i-1": record})
     snapshot = snap((), [worker(1, idle_since=1000.0)], [inst(1)])
-    plan, _ = decide.plan(snapshot, memory, config, 2599.0)
+    plan, _ = tick(snapshot, memory, config, 2599.0)
     assert not plan.actions and plan.next_check == 2600.0
-    plan, _ = decide.plan(snapshot, memory, config, 2600.0)
+    plan, _ = tick(snapshot, memory, config, 2600.0)
     basis = Reason.of(Code.BOOT_TO_JOIN, factor=8, median=200, low=600, high=3600)
     assert [a.reason for a in plan.actions] == [
         Reason.of(Code.IDLE, idle=1600, timeout=1600, basis=basis)]

@@ -6,10 +6,10 @@ import random
 import pytest
 
 from elastiq.config import load
-from elastiq.core import decide
-from elastiq.core.memory_codec import dump_memory, load_memory
+from elastiq.core.memory_codec import dump_records, load_records
 from elastiq.model import (Catalogue, Flavour, Instance, InstanceRecord, InstanceState, Job,
-                           LaunchOutcome, Lifecycle, Memory, Pool, Queue, Snapshot, Worker)
+                           LaunchOutcome, Lifecycle, Pool, Queue, Snapshot, Worker)
+from tests.support.core_tick import CoreState, record_launch, tick
 
 CLUSTER = "c1"
 FLAVOURS = (Flavour("vm4", 4, 8192, 1.0), Flavour("vm2", 2, 4096, 0.5),
@@ -23,7 +23,7 @@ def cfg(max_vms=10):
 
 def mixed(snapshot, memory, max_vms=10, flavours=FLAVOURS):
     """The default policy's plan at 100.0 with these flavours beside the configuration."""
-    return decide.plan(snapshot, memory, cfg(max_vms), 100.0, Catalogue(4, 8192, flavours))
+    return tick(snapshot, memory, cfg(max_vms), 100.0, Catalogue(4, 8192, flavours))
 
 
 def jobs(n, cpus=1, memory=1000, prefix="j"):
@@ -39,38 +39,38 @@ def launches(plan):
 
 
 def test_a_few_small_jobs_get_a_small_vm():
-    plan, _ = mixed(snap(jobs(2)), Memory())
+    plan, _ = mixed(snap(jobs(2)), CoreState())
     assert launches(plan) == [("vm2", 1)]
     assert (plan.actions[0].count, plan.actions[0].flavour) == (1, "vm2")
-    plan, _ = mixed(snap(jobs(1)), Memory())
+    plan, _ = mixed(snap(jobs(1)), CoreState())
     assert launches(plan) == [("vm1", 1)]
 
 
 def test_a_burst_gets_large_vms_and_its_tail_a_small_one():
-    plan, _ = mixed(snap(jobs(9)), Memory(), max_vms=20)
+    plan, _ = mixed(snap(jobs(9)), CoreState(), max_vms=20)
     assert launches(plan) == [("vm1", 1), ("vm4", 2)]
 
 
 def test_the_nearer_max_vms_the_larger_the_vms():
     # 3 VMs of max_vms 10: a quarter-size VM only while the fleet holds <= 10/4 VMs
-    plan, _ = mixed(snap(jobs(9)), Memory(), max_vms=10)
+    plan, _ = mixed(snap(jobs(9)), CoreState(), max_vms=10)
     assert launches(plan) == [("vm2", 1), ("vm4", 2)]
-    plan, _ = mixed(snap(jobs(9)), Memory(), max_vms=4)
+    plan, _ = mixed(snap(jobs(9)), CoreState(), max_vms=4)
     assert launches(plan) == [("vm4", 3)]
-    plan, _ = mixed(snap(jobs(1)), Memory(), max_vms=4)
+    plan, _ = mixed(snap(jobs(1)), CoreState(), max_vms=4)
     assert launches(plan) == [("vm1", 1)]
 
 
 def test_memory_decides_the_size_too():
-    plan, _ = mixed(snap(jobs(1, memory=3000)), Memory())
+    plan, _ = mixed(snap(jobs(1, memory=3000)), CoreState())
     assert launches(plan) == [("vm2", 1)]  # 1 cpu but 3000 MiB: vm1 (2048 MiB) is too small
 
 
 def test_prices_not_proportional_to_cpus_are_followed():
     dear_small = (FLAVOURS[0], Flavour("vm2", 2, 4096, 1.0), Flavour("vm1", 1, 2048, 0.9))
-    plan, _ = mixed(snap(jobs(2)), Memory(), flavours=dear_small)
+    plan, _ = mixed(snap(jobs(2)), CoreState(), flavours=dear_small)
     assert launches(plan) == [("vm4", 1)]  # vm2 costs as much: the first listed of equal price
-    plan, _ = mixed(snap(jobs(1)), Memory(), flavours=dear_small)
+    plan, _ = mixed(snap(jobs(1)), CoreState(), flavours=dear_small)
     assert launches(plan) == [("vm1", 1)]
 
 
@@ -83,32 +83,32 @@ def test_a_full_fleet_with_a_draining_worker_still_decides():
                for i in range(2)]
     records = {f"i-{i}": InstanceRecord(Lifecycle.DRAINING if i else Lifecycle.JOINED, 0.0, 0.0,
                                         1.0, f"w{i}") for i in range(2)}
-    plan, _ = mixed(snap(jobs(4), workers, instances), Memory(instances=records), max_vms=2)
+    plan, _ = mixed(snap(jobs(4), workers, instances), CoreState(instances=records), max_vms=2)
     assert launches(plan) == [] and [type(a).__name__ for a in plan.actions] == ["CancelDrain"]
 
 
 def test_a_flavour_of_unknown_shape_is_never_launched():
     unknown_small = FLAVOURS[:2] + (Flavour("vm1", None, None),)
-    plan, _ = mixed(snap(jobs(1)), Memory(), flavours=unknown_small)
+    plan, _ = mixed(snap(jobs(1)), CoreState(), flavours=unknown_small)
     assert launches(plan) == [("vm2", 1)]
     only_first = (FLAVOURS[0], Flavour("vm2", None, None), Flavour("vm1", None, None))
-    plan, _ = mixed(snap(jobs(1)), Memory(), flavours=only_first)
+    plan, _ = mixed(snap(jobs(1)), CoreState(), flavours=only_first)
     assert launches(plan) == [(None, 1)]  # the one-flavour road: the configured flavour
     unknown_first = (Flavour("vm4", None, None),) + FLAVOURS[1:]
-    plan, _ = mixed(snap(jobs(1)), Memory(), flavours=unknown_first)
+    plan, _ = mixed(snap(jobs(1)), CoreState(), flavours=unknown_first)
     assert launches(plan) == [(None, 1)]
 
 
 def test_booting_vms_count_with_their_own_flavours_shape():
     booting = Instance("i-1", InstanceState.BOOTING, 90.0, CLUSTER, instance_type="vm1")
-    memory = Memory(instances={"i-1": InstanceRecord(Lifecycle.BOOTING, 90.0, 90.0)})
+    memory = CoreState(instances={"i-1": InstanceRecord(Lifecycle.BOOTING, 90.0, 90.0)})
     # the vm1 holds 1 job, not 4: the 2 others need a new VM, a large one while a VM boots
     plan, _ = mixed(snap(jobs(3), instances=[booting]), memory)
     assert launches(plan) == [("vm4", 1)]
     plan, _ = mixed(snap(jobs(1), instances=[booting]), memory)
     assert launches(plan) == []
     # not listed yet: the flavour comes from the record of the launch
-    memory = decide.record_launch(Memory(), LaunchOutcome(1, ("i-1",), flavour="vm1"), cfg(), 90.0)
+    memory = record_launch(CoreState(), LaunchOutcome(1, ("i-1",), flavour="vm1"), cfg(), 90.0)
     plan, _ = mixed(snap(jobs(3)), memory)
     assert launches(plan) == [("vm4", 1)]
     # one flavour: the booting VM counts as a whole VM of the one shape, no launch
@@ -117,19 +117,19 @@ def test_booting_vms_count_with_their_own_flavours_shape():
 
 
 def test_the_launch_record_keeps_its_flavour_across_ticks_and_restarts():
-    memory = decide.record_launch(Memory(), LaunchOutcome(1, ("i-1",), flavour="vm2"), cfg(), 90.0)
+    memory = record_launch(CoreState(), LaunchOutcome(1, ("i-1",), flavour="vm2"), cfg(), 90.0)
     listed = Instance("i-1", InstanceState.RUNNING, 90.0, CLUSTER)
     _, memory = mixed(snap(instances=[listed]), memory)
     assert memory.instances["i-1"].flavour == "vm2"
-    assert load_memory(dump_memory(memory)).instances["i-1"].flavour == "vm2"
-    assert "flavour" not in dump_memory(Memory(instances={"i-2": InstanceRecord(
-        Lifecycle.BOOTING, 1.0, 1.0)}))["instances"]["i-2"]  # one flavour: the state as before
+    assert load_records(dump_records(memory.instances))["i-1"].flavour == "vm2"
+    assert "flavour" not in dump_records({"i-2": InstanceRecord(
+        Lifecycle.BOOTING, 1.0, 1.0)})["i-2"]  # one flavour: the state as before
 
 
 def test_booting_vms_no_job_needs_are_terminated_newest_first_by_size():
     small = Instance("i-1", InstanceState.BOOTING, 80.0, CLUSTER, instance_type="vm1")
     big = Instance("i-2", InstanceState.BOOTING, 90.0, CLUSTER, instance_type="vm4")
-    memory = Memory(instances={i.id: InstanceRecord(Lifecycle.BOOTING, i.launched_at,
+    memory = CoreState(instances={i.id: InstanceRecord(Lifecycle.BOOTING, i.launched_at,
                                                     i.launched_at) for i in (small, big)})
     # one 1-cpu job: the older vm1 holds it, the newer vm4 is not needed
     plan, _ = mixed(snap(jobs(1), instances=[small, big]), memory)
@@ -163,7 +163,7 @@ def test_never_above_max_vms_and_never_more_vms_than_one_flavour(seed):
     idle = [Job(f"j{n}", rng.choice((1, 1, 2, 3, 4)), rng.choice((500, 1500, 3000, 7000)), 0.0)
             for n in range(rng.randint(0, 30))]
     shot = snap(idle, workers, instances)
-    memory = Memory(instances=records)
+    memory = CoreState(instances=records)
     several, _ = mixed(shot, memory, max_vms)
     one, _ = mixed(shot, memory, max_vms, ())
     assert alive + several.launch_count <= max_vms

@@ -8,9 +8,9 @@ import pytest
 from elastiq import config
 from elastiq.sim.cloud import BootDelay, SimCloud, SimPool
 from elastiq.core import POLICIES, get_policy
-from elastiq.core.policy import CounterPolicy, MemoryView, Policy
-from elastiq.model import (Instance, InstanceRecord, InstanceState, Launch, Lifecycle,
-                           LaunchOutcome, Memory, Plan, Pool, Snapshot, Worker)
+from elastiq.core.policy import BasePolicy, MemoryView, Policy
+from elastiq.model import Launch, LaunchOutcome, Lifecycle, Memory, Plan
+from elastiq.sim import engine, peers
 from elastiq.runtime.state import StateStore
 from elastiq.runtime.tick import build_runtime
 from elastiq.core.reasons import Code, Reason
@@ -20,61 +20,36 @@ CFG = config.load(None, ["elastiq.cluster_name=test"])
 NOW = 10_000.0
 
 
-def rec(lifecycle, since=NOW - 100, joined_at=None, worker=None):
-    return InstanceRecord(lifecycle, since, NOW - 900, joined_at, worker)
-
-
-@pytest.mark.parametrize("name", sorted(POLICIES))
-def test_registered_policies_keep_the_protocol_and_an_empty_start(name):
-    policy = get_policy(name)
+@pytest.mark.parametrize("name", sorted(POLICIES) + list(peers.NAMES))
+def test_every_policy_keeps_the_protocol_and_an_empty_start(name):
+    try:
+        policy = engine.get_policy(name)
+    except peers.PolicyUnavailable:
+        pytest.skip(f"{name}: its package is not installed")
     assert isinstance(policy, Policy) and policy.name == name
     memory = policy.initial_memory()
     assert policy.load_memory(policy.dump_memory(memory)) == memory
-    assert policy.owned(memory) == {} and policy.join_delays(memory, ("i-1",)) == ((), ())
     assert policy.view(memory) == MemoryView()  # nothing to show before the first tick
+    assert policy.drained_instead(memory, "i-1", NOW) is not None
     assert policy.resting_vms(config.load(None, ["quota.min_vms=2"])) == 2
 
 
-def test_default_policy_undoes_marks_of_actions_not_carried_out():
+def test_the_default_policy_shows_and_stores_its_own_memory():
     policy = get_policy("default")
-    before = Memory(instances={"i-a": rec(Lifecycle.JOINED, worker="w-a")})
-    after = Memory(instances={"i-a": rec(Lifecycle.DRAINING, since=NOW, worker="w-a"),
-                              "i-new": rec(Lifecycle.JOINED)})  # adopted this tick
-    undone = policy.undo(after, before, ("i-a", "i-new"))
-    assert undone.instances == before.instances
-
-
-def test_default_policy_notes_a_drain_instead_of_a_terminate():
-    policy = get_policy("default")
-    memory = Memory(instances={"i-a": rec(Lifecycle.TERMINATING)})
-    got = policy.drained_instead(memory, "i-a", "w-a", NOW).instances["i-a"]
-    assert (got.lifecycle, got.worker, got.since, got.joined_at) == (Lifecycle.DRAINING, "w-a", NOW, NOW)
-    assert policy.drained_instead(memory, "i-gone", "w", NOW) == memory
-
-
-def test_default_policy_join_delays_and_owned():
-    policy = get_policy("default")
-    memory = Memory(instances={"i-j": rec(Lifecycle.JOINED, joined_at=NOW - 600, worker="w-j"),
-                               "i-b": rec(Lifecycle.BOOTING)})
-    assert policy.join_delays(memory, ("i-j", "i-b", "i-forgotten")) == ((300.0,), ("i-b",))
-    assert policy.owned(memory) == {"i-j": "w-j", "i-b": None}
     backing_off = Memory(waiting_since=NOW - 50, failures=2, backoff_until=NOW + 60,
-                         instances=memory.instances)
-    assert policy.view(backing_off) == MemoryView(memory.instances, NOW - 50, 2, NOW + 60)
-    assert policy.load_memory(policy.dump_memory(memory)) == memory
-    with pytest.raises(ValueError, match="memory.instances.i-1.since"):
-        policy.load_memory({"instances": {"i-1": {"lifecycle": "joined", "since": "x"}}})
+                         unstarted=(NOW - 900, 4, 8000))
+    assert policy.view(backing_off) == MemoryView(NOW - 50, 2, NOW + 60)
+    assert policy.load_memory(policy.dump_memory(backing_off)) == backing_off
+    assert "instances" not in policy.dump_memory(backing_off)  # the records are the runtime's
+    with pytest.raises(ValueError, match="memory.failures"):
+        policy.load_memory({"failures": -1})
 
 
-def test_default_policy_adopts_tagged_instances():
+def test_a_launch_that_failed_backs_off_in_the_memory_and_records_nothing():
     policy = get_policy("default")
-    listing = (Instance("i-ours", InstanceState.RUNNING, NOW - 60, "test"),
-               Instance("i-theirs", InstanceState.RUNNING, NOW - 60, "other"))
-    snapshot = Snapshot(None, Pool((Worker("w", "i-ours"),)), listing)
-    memory, found = policy.adopt(Memory(instances={"i-old": rec(Lifecycle.JOINED)}), snapshot,
-                                 CFG, NOW)
-    assert found.adopted == ("i-ours",) and found.missing == ("i-old",) and found.kept == 0
-    assert memory.instances["i-ours"].worker == "w"
+    failed = policy.record_launch(Memory(), LaunchOutcome(2, (), "quota"), CFG, NOW)
+    assert failed.failures == 1 and failed.backoff_until == NOW + CFG.elastiq.launch_backoff_s
+    assert policy.record_launch(Memory(), LaunchOutcome(2, ("i-1",)), CFG, NOW) == Memory()
 
 
 @dataclass(frozen=True)
@@ -84,7 +59,7 @@ class Sealed:
     launched: tuple = ()
 
 
-class OnceThenStill(CounterPolicy):
+class OnceThenStill(BasePolicy):
     """Launches one VM at its first plan, then nothing; remembers the ids in its own way."""
 
     name = "once"
@@ -92,7 +67,7 @@ class OnceThenStill(CounterPolicy):
     def initial_memory(self, seed: int = 0):
         return Sealed()
 
-    def plan(self, snapshot, memory, config_, now, catalogue=None):
+    def plan(self, snapshot, fleet, memory, config_, now, catalogue=None):
         return (Plan() if memory.launched else Plan((Launch(1, Reason.of(Code.MIN_VMS, alive=0, min_vms=1)),))), memory
 
     def record_launch(self, memory, outcome: LaunchOutcome, config_, now):
@@ -120,9 +95,18 @@ def test_the_runtime_keeps_and_persists_a_memory_it_cannot_read(tmp_path):
     runtime.tick("queue")
     assert runtime.state.memory == Sealed(("i-sim000001",))
     assert store.load().memory == Sealed(("i-sim000001",))  # through the policy's codec
+    # the records are the runtime's, for a policy that reads none too
+    assert [r.lifecycle for r in store.load().records.values()] == [Lifecycle.BOOTING]
 
 
 def test_the_daemon_policy_is_chosen_by_configuration():
-    assert config.load(None, ["elastiq.policy=legacy"]).elastiq.policy == "legacy"
+    assert config.load(None, ["elastiq.policy=default"]).elastiq.policy == "default"
     with pytest.raises(config.InvalidConfig, match="elastiq.policy: unknown 'nope'"):
         config.load(None, ["elastiq.policy=nope"])
+
+
+def test_the_original_elastiqs_policy_is_a_baseline_the_daemon_refuses_with_a_reason():
+    with pytest.raises(config.InvalidConfig) as err:
+        config.load(None, ["elastiq.policy=legacy"])
+    assert "elastiq.policy" in str(err.value) and "elastiq simulate --policy legacy" in str(err.value)
+    assert engine.get_policy("legacy").name == "legacy"  # the simulator still runs it

@@ -5,7 +5,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from elastiq.config import load
-from elastiq.core import decide
 from elastiq.model import (
     ALIVE_STATES,
     CancelDrain,
@@ -15,7 +14,6 @@ from elastiq.model import (
     InstanceState,
     Job,
     Lifecycle,
-    Memory,
     Pool,
     Queue,
     Snapshot,
@@ -23,6 +21,7 @@ from elastiq.model import (
     Worker,
 )
 from elastiq.core.reasons import Reason
+from tests.support.core_tick import CoreState, tick
 
 OURS = "ours"
 NOW = 10_000.0
@@ -75,7 +74,7 @@ def worlds(draw):
                           draw(st.one_of(st.none(), times)), None, draw(st.one_of(st.none(), times)))
         for i in draw(st.lists(st.sampled_from(IDS), unique=True, max_size=6))
     }
-    memory = Memory(draw(st.one_of(st.none(), times)), draw(st.sampled_from([0.0, NOW + 50])),
+    memory = CoreState(draw(st.one_of(st.none(), times)), draw(st.sampled_from([0.0, NOW + 50])),
                     draw(st.integers(0, 3)), records)
     return Snapshot(queue, pool, listed), memory
 
@@ -96,10 +95,10 @@ def alive_before(snapshot, memory, config):
 @given(worlds(), configs())
 def test_invariants(world, config):
     snapshot, memory = world
-    plan, new_memory = decide.plan(snapshot, memory, config, NOW)
+    plan, new_memory = tick(snapshot, memory, config, NOW)
     assert all(isinstance(a.reason, Reason) for a in plan.actions)
     if snapshot.instances is None:
-        assert plan.actions == () and new_memory is memory
+        assert plan.actions == () and new_memory == memory
         return
 
     # never above max_vms, counting requested, booting and in-error instances we own
@@ -134,7 +133,7 @@ def quiet(snapshot):
 def drains_keep_min_vms(snapshot, memory, config) -> bool:
     """Asserts that the plan's drains leave at least min_vms instances staying; whether it
     drained at all."""
-    plan, new_memory = decide.plan(snapshot, memory, config, NOW)
+    plan, new_memory = tick(snapshot, memory, config, NOW)
     if not plan.of(Drain):
         return False
     alive = alive_before(snapshot, memory, config)

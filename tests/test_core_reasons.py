@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from elastiq.core.reasons import Code, LegacyCode, Reason, ReasonCode
-from elastiq.sim.peers.views import AutoscalerCode, CobaldCode
+from elastiq.core.reasons import Code, Reason, ReasonCode
+from elastiq.sim.peers.views import AutoscalerCode, CobaldCode, LegacyCode
 
 R = Reason.of
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from elastiq.core import decide
 from elastiq.core.wanted import COLLECTOR_GRACE_S
-from elastiq.model import (CancelDrain, Drain, Job, Lifecycle, Memory, Pool, Queue, Snapshot,
+from elastiq.model import (CancelDrain, Drain, Job, Lifecycle, Pool, Queue, Snapshot,
                            Terminate)
 from elastiq.core.reasons import Code, Reason
 
 from tests.test_core_decide import cfg, inst, joined, worker
+from tests.support.core_tick import CoreState, tick
 
 IDLE_FOR = 600  # BASE config of test_core_decide
 
@@ -27,7 +27,7 @@ class World:
         self.jobs, self.running_on = tuple(jobs), frozenset(running_on)
         self.running = len(self.running_on) if running is None else running
         self.counts = {"Drain": 0, "CancelDrain": 0, "Terminate": 0, "Launch": 0}
-        self.memory = Memory(instances={f"i-{i}": joined(i) for i in range(1, n + 1)})
+        self.memory = CoreState(instances={f"i-{i}": joined(i) for i in range(1, n + 1)})
         self.hidden = False
         self.collector_started = None
 
@@ -38,7 +38,7 @@ class World:
                         tuple(self.instances.values()))
 
     def tick(self, config, now):
-        plan, self.memory = decide.plan(self.snapshot(), self.memory, config, now)
+        plan, self.memory = tick(self.snapshot(), self.memory, config, now)
         for action in plan.actions:
             self.counts[type(action).__name__] += 1
             if isinstance(action, (Drain, CancelDrain)):
@@ -110,7 +110,7 @@ def test_idle_time_counts_from_the_last_tick_the_worker_was_seen_busy():
 
 def test_after_a_restart_without_memory_the_pools_idle_since_is_used():
     world = World(1, idle_since=0.0)
-    world.memory = Memory()
+    world.memory = CoreState()
     world.tick(cfg(), 1000.0)
     assert world.counts["Drain"] == 1
 
@@ -174,6 +174,6 @@ def test_right_after_a_collector_restart_missing_workers_are_not_gone():
 
 def test_busy_at_survives_the_state_file():
     from elastiq.runtime.state import State, decode, encode
-    memory = Memory(instances={"i-1": replace(joined(1), busy_at=12.5)}, unstarted=(3.0, 4, 8000))
-    back = decode(encode(State(memory=memory))).memory
-    assert back.instances["i-1"].busy_at == 12.5 and back.unstarted == (3.0, 4, 8000)
+    memory = CoreState(instances={"i-1": replace(joined(1), busy_at=12.5)}, unstarted=(3.0, 4, 8000))
+    back = decode(encode(State(memory=memory.memory, records=memory.instances)))
+    assert back.records["i-1"].busy_at == 12.5 and back.memory.unstarted == (3.0, 4, 8000)

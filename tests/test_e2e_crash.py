@@ -134,7 +134,7 @@ def stop_when_empty(proc, watcher, store=None):
     its listing (its saved state then owns none: the records of VMs it terminated are dropped
     at the listing after), then SIGTERM it; its stderr."""
     deadline = time.monotonic() + WAIT_S
-    while watcher.alive() or (store is not None and store.read().memory.instances):
+    while watcher.alive() or (store is not None and store.read().records):
         assert proc.poll() is None, f"the daemon died: {proc.stderr.read().decode()}"
         assert time.monotonic() < deadline, "the idle workers were never terminated"
         time.sleep(0.1)
@@ -251,7 +251,7 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
             with daemon(path, tmp_path) as proc:
                 state = wait_first_tick(proc, store, started)
                 gone_now = terminated(client, "e2e")
-                forgotten = [i for i in before if i not in state.memory.instances and i not in gone_now]
+                forgotten = [i for i in before if i not in state.records and i not in gone_now]
                 assert forgotten == [], f"run {run}: tagged instances not in the state: {forgotten}"
                 if run < KILLS:
                     if point == "save":
@@ -275,7 +275,7 @@ def test_sigkill_at_many_points_loses_nothing_and_respects_the_limits(tmp_path, 
 
     assert watcher.peak <= MAX_VMS and watcher.samples > 100
     assert watcher.peak == MAX_VMS  # the limit was reached, and held
-    assert store.read().memory.instances == {}
+    assert store.read().records == {}
     # every run but the last was killed at its point, in both directions; busy workers existed
     assert [phase for phase, _ in kills] == ["up", "down"] * (KILLS // 2), kills
     # which decision points a phase can reach depends on where the previous kill landed (a
@@ -315,7 +315,7 @@ def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud)
     assert "SIGTERM received: finishing the current action, then stopping" in log
     assert "shutting down: 1 planned action(s) abandoned" in log
     assert len(json.loads((tmp_path / "pool" / "drains.json").read_text())) == 1  # finished
-    assert sorted(StateStore(str(tmp_path / "state")).read().memory.instances) == ours
+    assert sorted(StateStore(str(tmp_path / "state")).read().records) == ours
     after = live_status(path, tmp_path)
     assert after["untracked"] == [] and sorted(i["instance_id"] for i in after["live"]) == ours
 

@@ -53,7 +53,7 @@ def test_a_lost_launch_answer_is_learnt_by_asking_again_not_launched_twice(
     _daemon(fault_proxy.url, ec2_world, store, clock).tick("start")
     assert moto.stats()["alive"] == 2
     (unknown,) = store.load().unknown_launches  # persisted: it survives a restart
-    assert unknown.count == 2 and not store.load().memory.instances
+    assert unknown.count == 2 and not store.load().records
 
     # the daemon restarts after the launch back-off (60 s); EC2's listing does not show the
     # new instances yet
@@ -64,7 +64,7 @@ def test_a_lost_launch_answer_is_learnt_by_asking_again_not_launched_twice(
     assert moto.stats()["alive"] == 2  # ... so nothing was launched twice
     state = store.load()
     assert state.unknown_launches == ()
-    ids = {i for i, r in state.memory.instances.items() if r.lifecycle is Lifecycle.REQUESTED}
+    ids = {i for i, r in state.records.items() if r.lifecycle is Lifecycle.REQUESTED}
     assert len(ids) == 2 and set(state.awaiting_join) == ids
     launches = [d.text for d in state.decisions if d.kind == "launch"]
     assert len(launches) == 2 and unknown.request_id in launches[1]  # the retry, said so

@@ -8,7 +8,7 @@ import pytest
 
 from elastiq.adapters.base import ConfigError
 from elastiq.runtime.factory import read_catalogue
-from elastiq.core import decide, get_policy
+from elastiq.core import get_policy, records
 from elastiq.model import Job, Memory, Pool, Queue, Snapshot
 from elastiq.runtime.actuator import Actuator
 from tests.support.ec2_fixtures import make_config
@@ -64,12 +64,13 @@ def test_the_daemon_launches_the_mix_through_ec2(moto, ec2_world):
         [("c5.xlarge", 4, 8192, 1.0), ("c5.large", 2, 4096, 0.5)]
     idle = tuple(Job(f"j{i}", 1, 1000, 0.0) for i in range(6))
     snapshot = Snapshot(Queue(idle), Pool(()), cloud.list_instances())
-    plan, memory = decide.plan(snapshot, Memory(waiting_since=0.0), cfg, 100.0, catalogue)
+    policy = get_policy("default")
+    plan, recs, memory = records.step(policy, snapshot, {}, Memory(waiting_since=0.0), cfg, 100.0,
+                                      catalogue)
     assert sorted((a.flavour, a.count) for a in plan.actions) == [("c5.large", 1), ("c5.xlarge", 1)]
-    outcome = Actuator(None, cloud, get_policy("default"), cfg, lambda: 100.0).execute(
-        plan, memory, Memory())
+    outcome = Actuator(None, cloud, policy, cfg, lambda: 100.0).execute(plan, recs, memory, {})
     found = types_of(moto.client(), outcome.launched)
     assert sorted(found.values()) == ["c5.large", "c5.xlarge"]
-    assert {outcome.memory.instances[i].flavour for i in outcome.launched} == \
+    assert {outcome.records[i].flavour for i in outcome.launched} == \
         {"c5.large", "c5.xlarge"}
     assert set(states(moto.client(), outcome.launched).values()) <= {"pending", "running"}

@@ -15,7 +15,7 @@ import pytest
 
 from elastiq.adapters.htcondor.batch import HTCondorBatch
 from elastiq.adapters.htcondor.template import learned, synthetic
-from elastiq.core import get_policy
+from elastiq.core import get_policy, records
 from elastiq.model import Launch, Memory, Snapshot
 from htcondor_fake import by_id, config, fake, load
 
@@ -228,9 +228,9 @@ def test_a_cluster_without_docker_never_launches_for_docker_jobs():
                           vm={"cpus": 4, "memory_mb": 8192}, htcondor={"has_docker": has_docker})
         adapter = HTCondorBatch(cfg, bindings=fake(ads, slots=[]), clock=lambda: NOW, local=LOCAL)
         snapshot = Snapshot(queue=adapter.queue(), pool=adapter.pool(), instances=())
-        memory, launches = Memory(), []
+        kept, memory, launches = {}, Memory(), []
         for now in (NOW, NOW + 1, NOW + 3600):
-            plan, memory = policy.plan(snapshot, memory, cfg, now)
+            plan, kept, memory = records.step(policy, snapshot, kept, memory, cfg, now)
             launches += [a for a in plan.actions if isinstance(a, Launch)]
         assert bool(launches) is has_docker, plan.notes
 

@@ -28,8 +28,8 @@ def actuator(tmp_path, **kw):
 
 
 def joined(clock, *ids):
-    return Memory(instances={i: InstanceRecord(Lifecycle.JOINED, clock.now - 50, clock.now - 100,
-                                               clock.now - 90, f"w-{i}") for i in ids})
+    return {i: InstanceRecord(Lifecycle.JOINED, clock.now - 50, clock.now - 100, clock.now - 90,
+                              f"w-{i}") for i in ids}
 
 
 def test_each_failure_is_isolated_and_the_rest_still_runs(tmp_path, caplog):
@@ -40,7 +40,7 @@ def test_each_failure_is_isolated_and_the_rest_still_runs(tmp_path, caplog):
     plan = Plan((Drain("w1", a, IDLE), Drain("w2", b, IDLE), Launch(2, WAITING),
                  Terminate((a,), DRAINED)))
     with caplog.at_level(logging.INFO, logger="elastiq"):
-        out = act.execute(plan, Memory(), Memory())
+        out = act.execute(plan, {}, Memory(), {})
     assert batch.drain_calls == ["w2"]  # the first drain failed, the second one ran
     assert cloud.terminate_calls == [(a,)]  # and so did the termination after the failed launch
     assert "drain w1 failed (transient error): schedd busy" in caplog.text
@@ -59,12 +59,12 @@ def test_each_decision_is_one_info_line_with_its_reason(tmp_path, caplog):
     """Golden: the wording of each kind of action as logged (and shown by ``status``)."""
     act, clock, cloud, batch, _ = actuator(tmp_path)
     a, b = cloud.add(), cloud.add()
-    memory = joined(clock, a, b)
+    records = joined(clock, a, b)
     with caplog.at_level(logging.DEBUG, logger="elastiq"):
         act.execute(Plan((Launch(3, WAITING), Launch(1, WAITING, "m1.small"),
                           Drain(f"w-{a}", a, IDLE),
                           CancelDrain(f"w-{a}", a, Reason.of(Code.JOBS_WAITING, jobs=2)),
-                          Terminate((b,), Reason.of(Code.IN_ERROR)))), memory, memory)
+                          Terminate((b,), Reason.of(Code.IN_ERROR)))), records, Memory(), records)
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.INFO] == [
         "launch 3: 11 jobs waiting 140 s >= 40 s, 1 VM booting, 1/10 VMs",
         "launch 1 m1.small: 11 jobs waiting 140 s >= 40 s, 1 VM booting, 1/10 VMs",
@@ -77,11 +77,11 @@ def test_launch_outcome_is_recorded_and_persisted_at_once(tmp_path):
     act, clock, cloud, batch, metrics = actuator(tmp_path)
     cloud.capacity = 2
     persisted = []
-    out = act.execute(Plan((Launch(3, WAITING),)), Memory(), Memory(),
-                      persist=lambda memory, granted: persisted.append((memory, granted)))
+    out = act.execute(Plan((Launch(3, WAITING),)), {}, Memory(), {},
+                      persist=lambda records, memory, granted: persisted.append((records, granted)))
     assert len(out.launched) == 2 and metrics.launches == 2
-    assert persisted == [(out.memory, out.launched)]
-    assert {i: r.lifecycle for i, r in out.memory.instances.items()} == \
+    assert persisted == [(out.records, out.launched)]
+    assert {i: r.lifecycle for i, r in out.records.items()} == \
         {i: Lifecycle.REQUESTED for i in out.launched}
 
 
@@ -97,7 +97,7 @@ def test_a_failing_multi_instance_terminate_is_retried_one_by_one(tmp_path):
         original(instance_ids)
 
     cloud.terminate = terminate
-    out = act.execute(Plan((Terminate(ids, DRAINED),)), Memory(), Memory())
+    out = act.execute(Plan((Terminate(ids, DRAINED),)), {}, Memory(), {})
     assert cloud.terminate_calls == [(ids[0],), (ids[2],)]
     assert metrics.terminations == 2
     assert out.decisions[-1].text == f"terminate failed for {ids[1]}"
@@ -108,17 +108,17 @@ def test_dry_run_changes_nothing_and_undoes_the_cores_marks(tmp_path, caplog):
         tmp_path, debug={"dry_run_boot_vms": True, "dry_run_shutdown_vms": True}))
     a, b = cloud.add(), cloud.add()
     before = joined(clock, a, b)
-    marked = Memory(instances={
+    marked = {
         a: InstanceRecord(Lifecycle.DRAINING, clock.now, clock.now - 100, clock.now - 90, f"w-{a}"),
         b: InstanceRecord(Lifecycle.TERMINATING, clock.now, clock.now - 100, clock.now - 90, f"w-{b}"),
-    })
+    }
     plan = Plan((Launch(2, WAITING), Drain(f"w-{a}", a, IDLE),
                  CancelDrain(f"w-{a}", a, WAITING), Terminate((b,), DRAINED)))
     with caplog.at_level(logging.INFO, logger="elastiq"):
-        out = act.execute(plan, marked, before)
+        out = act.execute(plan, marked, Memory(), before)
     assert cloud.launch_calls == [] and cloud.terminate_calls == []
     assert batch.drain_calls == [] and batch.cancel_calls == []
-    assert dict(out.memory.instances) == dict(before.instances)
+    assert dict(out.records) == before
     assert "dry run, would launch 2: 11 jobs waiting" in caplog.text
     assert f"dry run, would terminate {b}: drained, no claimed slot" in caplog.text
     assert out.acted == 0 and not out.changed_cloud and act.metrics.actions == {}
@@ -127,7 +127,7 @@ def test_dry_run_changes_nothing_and_undoes_the_cores_marks(tmp_path, caplog):
 def test_dry_run_boot_only_still_shuts_down(tmp_path):
     act, clock, cloud, batch, _ = actuator(tmp_path, dry_run_boot=True)
     a = cloud.add()
-    act.execute(Plan((Launch(1, WAITING), Terminate((a,), DRAINED))), Memory(), Memory())
+    act.execute(Plan((Launch(1, WAITING), Terminate((a,), DRAINED))), {}, Memory(), {})
     assert cloud.launch_calls == [] and cloud.terminate_calls == [(a,)]
 
 
@@ -150,7 +150,7 @@ def test_stop_request_abandons_the_remaining_actions(tmp_path, caplog):
     a, b = cloud.add(), cloud.add()
     with caplog.at_level(logging.INFO, logger="elastiq"):
         out = act.execute(Plan((Drain("w1", a, IDLE), Drain("w2", b, IDLE), Terminate((a,), DRAINED))),
-                          Memory(), Memory())
+                          {}, Memory(), {})
     assert batch.drain_calls == ["w1"] and cloud.terminate_calls == []
     assert out.abandoned == 2
     assert "shutting down: 2 planned action(s) abandoned" in caplog.text
@@ -161,14 +161,15 @@ def test_abandoned_actions_leave_no_lifecycle_mark(tmp_path):
     afresh (its reason may no longer hold); the drain that was carried out keeps its mark."""
     act, clock, cloud, batch, _ = stopped_during_first_drain(tmp_path)
     a, b = cloud.add(), cloud.add()
-    before = Memory(instances={i: InstanceRecord(Lifecycle.JOINED, 0.0, 0.0, 1.0, w)
-                               for i, w in ((a, "w1"), (b, "w2"))})
-    marked = Memory(instances={a: InstanceRecord(Lifecycle.DRAINING, 5.0, 0.0, 1.0, "w1"),
-                               b: InstanceRecord(Lifecycle.TERMINATING, 5.0, 0.0, 1.0, "w2")})
-    out = act.execute(Plan((Drain("w1", a, IDLE), Terminate((b,), DRAINED))), marked, before)
+    before = {i: InstanceRecord(Lifecycle.JOINED, 0.0, 0.0, 1.0, w)
+              for i, w in ((a, "w1"), (b, "w2"))}
+    marked = {a: InstanceRecord(Lifecycle.DRAINING, 5.0, 0.0, 1.0, "w1"),
+              b: InstanceRecord(Lifecycle.TERMINATING, 5.0, 0.0, 1.0, "w2")}
+    out = act.execute(Plan((Drain("w1", a, IDLE), Terminate((b,), DRAINED))), marked, Memory(),
+                      before)
     assert out.abandoned == 1 and cloud.terminate_calls == []
-    assert out.memory.instances[a].lifecycle is Lifecycle.DRAINING
-    assert out.memory.instances[b] == before.instances[b]
+    assert out.records[a].lifecycle is Lifecycle.DRAINING
+    assert out.records[b] == before[b]
 
 
 def test_a_launch_whose_answer_was_lost_is_asked_again_until_its_outcome_is_known(tmp_path):
@@ -185,26 +186,27 @@ def test_a_launch_whose_answer_was_lost_is_asked_again_until_its_outcome_is_know
 
     cloud.launch = recording
     cloud.faults.fail("launch", TransientError("read timeout"), times=2)
-    out = act.execute(Plan((Launch(2, WAITING, "m1.small"),)), Memory(), Memory())
+    out = act.execute(Plan((Launch(2, WAITING, "m1.small"),)), {}, Memory(), {})
     (lost,) = out.unknown
     assert (lost.count, lost.flavour) == (2, "m1.small") and out.memory.failures == 1
-    memory, left, decisions = act.retry_unknown(out.unknown, out.memory)
+    records, memory, left, decisions = act.retry_unknown(out.unknown, out.records, out.memory)
     assert left == (lost,) and memory.failures == 1  # failed again: still unknown, counted once
     clock.advance(10)
-    memory, left, decisions = act.retry_unknown(left, memory)
+    records, memory, left, decisions = act.retry_unknown(left, records, memory)
     assert left == () and len(asked) == 3 and len(set(asked)) == 1  # the same request each time
-    assert [r.lifecycle for r in memory.instances.values()] == [Lifecycle.REQUESTED] * 2
+    assert [r.lifecycle for r in records.values()] == [Lifecycle.REQUESTED] * 2
     assert decisions[0].text == f"launch 2 m1.small: retry of launch request {lost.request_id}," \
                                 " whose outcome is unknown"
     assert metrics.actions[("launch", "retry")] == 2
     # while one is unknown, a new launch waits: should the retry launch after all, the two
     # together could exceed max_vms
-    held = act.execute(Plan((Launch(1, WAITING),)), memory, memory, hold_launches=True)
+    held = act.execute(Plan((Launch(1, WAITING),)), records, memory, records, hold_launches=True)
     assert len(asked) == 3 and held.acted == 0 and held.memory is memory
     assert [d.text for d in held.decisions] == [
         "launch 1 held back: an earlier launch's outcome is not known yet"]
     deploy = act.config.elastiq.estimated_vm_deploy_time_s
-    assert act.retry_unknown((UnknownLaunch("r-1", 1, None, clock.now - deploy),), memory)[1] == ()
+    assert act.retry_unknown((UnknownLaunch("r-1", 1, None, clock.now - deploy),), records,
+                             memory)[2] == ()
     assert len(asked) == 4  # still asked at the deadline ...
     late = UnknownLaunch("r-2", 1, None, clock.now - deploy - 1)  # ... given up after it
-    assert act.retry_unknown((late,), memory)[1:] == ((), ()) and len(asked) == 4
+    assert act.retry_unknown((late,), records, memory)[2:] == ((), ()) and len(asked) == 4

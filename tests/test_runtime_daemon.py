@@ -212,7 +212,7 @@ def test_a_state_of_another_cluster_is_pointed_out(tmp_path):
     from elastiq.model import InstanceRecord, Lifecycle, Memory
 
     StateStore(str(tmp_path / "state")).save(State(
-        Memory(instances={"i-old": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)}), cluster="old"))
+        Memory(), cluster="old", records={"i-old": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)}))
     proc = spawn(write_config(tmp_path), "--once", "--log-stderr")
     _, err = proc.communicate(timeout=WAIT_S)
     assert proc.returncode == 0, err

@@ -29,7 +29,7 @@ def test_a_vm_deleted_outside_elastiq_is_said_once_and_forgotten(tmp_path, caplo
     clock, cloud, batch, rt = runtime(tmp_path)
     iid = cloud.add(launched_at=clock.now - 900)
     rt.tick("start")
-    assert rt.state.memory.instances[iid].listed_at == clock.now
+    assert rt.state.records[iid].listed_at == clock.now
     del cloud.instances[iid]  # OpenStack lists a deleted server no more
     with caplog.at_level(logging.INFO, logger="elastiq"):
         for _ in range(3):
@@ -39,7 +39,7 @@ def test_a_vm_deleted_outside_elastiq_is_said_once_and_forgotten(tmp_path, caplo
     assert [r.getMessage() for r in lines] == [
         f"{iid} ended without elastiq terminating it: deleted outside elastiq, or powered off "
         "by a safety net"]
-    assert iid not in rt.state.memory.instances
+    assert iid not in rt.state.records
 
 
 def test_a_vm_shutting_down_by_itself_is_said_once_and_ours_are_not(tmp_path, caplog):
@@ -49,9 +49,9 @@ def test_a_vm_shutting_down_by_itself_is_said_once_and_ours_are_not(tmp_path, ca
     rt.tick("start")
     cloud.instances[outside] = replace(cloud.instances[outside], state=InstanceState.SHUTTING_DOWN)
     cloud.terminate([ours])  # as elastiq's terminate would
-    records = dict(rt.state.memory.instances)
+    records = dict(rt.state.records)
     records[ours] = replace(records[ours], lifecycle=Lifecycle.TERMINATING)
-    rt.state = replace(rt.state, memory=replace(rt.state.memory, instances=records))
+    rt.state = replace(rt.state, records=records)
     with caplog.at_level(logging.INFO, logger="elastiq"):
         clock.advance(60)
         rt.tick("check")
@@ -67,10 +67,10 @@ def test_a_requested_vm_deleted_after_being_listed_is_forgotten_at_once(tmp_path
     iid = cloud.add(state=InstanceState.REQUESTED)  # young: well within the deploy time
     batch.submit(1)  # a job waits for it: it is kept
     rt.tick("start")
-    assert rt.state.memory.instances[iid].lifecycle is Lifecycle.REQUESTED
+    assert rt.state.records[iid].lifecycle is Lifecycle.REQUESTED
     del cloud.instances[iid]
     with caplog.at_level(logging.INFO, logger="elastiq"):
         clock.advance(30)
         rt.tick("check")
-    assert iid not in rt.state.memory.instances  # before: kept "requested" for 600 s more
+    assert iid not in rt.state.records  # before: kept "requested" for 600 s more
     assert said(caplog, f"{iid} ended without elastiq terminating it")

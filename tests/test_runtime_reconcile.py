@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from elastiq.model import (Instance, InstanceRecord, InstanceState, Lifecycle, Memory, Pool,
-                           Snapshot, Worker)
+from elastiq.model import Instance, InstanceRecord, InstanceState, Lifecycle, Pool, Snapshot, Worker
 from elastiq.config import load
-from elastiq.core import get_policy
 from elastiq.runtime.reconcile import reconcile
 
-POLICY = get_policy("default")
 CFG = load(None, ["elastiq.cluster_name=test", "elastiq.estimated_vm_deploy_time_s=600"])
 
 NOW = 10_000.0
@@ -24,10 +21,10 @@ def test_tagged_instances_missing_from_memory_are_adopted_from_cloud_and_pool():
                  inst("i-stop", InstanceState.SHUTTING_DOWN), inst("i-gone", InstanceState.GONE),
                  inst("i-drain"), inst("i-other", cluster="other"), inst("i-untagged", cluster=None))
     pool = Pool((Worker("w-run", "i-run"), Worker("w-drain", "i-drain", draining=True)))
-    memory, report = reconcile(POLICY, Memory(), Snapshot(None, pool, instances), CFG, NOW)
+    records, report = reconcile({}, Snapshot(None, pool, instances), CFG, NOW)
     assert report.adopted == ("i-boot", "i-drain", "i-err", "i-run", "i-stop")
     assert report.missing == () and report.kept == 0
-    got = {i: (r.lifecycle, r.worker, r.joined_at, r.launched_at) for i, r in memory.instances.items()}
+    got = {i: (r.lifecycle, r.worker, r.joined_at, r.launched_at) for i, r in records.items()}
     assert got == {
         "i-run": (Lifecycle.JOINED, "w-run", NOW, NOW - 600),
         "i-drain": (Lifecycle.DRAINING, "w-drain", NOW, NOW - 600),
@@ -38,23 +35,23 @@ def test_tagged_instances_missing_from_memory_are_adopted_from_cloud_and_pool():
 
 
 def test_missing_records_are_reported():
-    saved = Memory(waiting_since=NOW - 5, failures=1, instances={
+    saved = {
         "i-a": InstanceRecord(Lifecycle.DRAINING, NOW - 50, NOW - 900, NOW - 800, "w-a"),
         "i-lost": InstanceRecord(Lifecycle.REQUESTED, NOW - 3, NOW - 3),
-    })
-    memory, report = reconcile(POLICY, saved, Snapshot(None, None, (inst("i-a"),)), CFG, NOW)
+    }
+    records, report = reconcile(saved, Snapshot(None, None, (inst("i-a"),)), CFG, NOW)
     # kept as saved, with when the cloud listed it first (a state saved before that was noted)
-    assert memory.instances["i-a"] == replace(saved.instances["i-a"], listed_at=NOW)
-    assert "i-lost" in memory.instances  # requested 3 s ago: the cloud may not list it yet
+    assert records["i-a"] == replace(saved["i-a"], listed_at=NOW)
+    assert "i-lost" in records  # requested 3 s ago: the cloud may not list it yet
     assert report.adopted == () and report.missing == ("i-lost",) and report.kept == 1
     assert report.lines()[-1] == "1 saved instance(s) not listed by the cloud: i-lost"
 
 
 def test_without_a_listing_nothing_is_reconciled():
-    saved = Memory(instances={"i-a": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)})
-    assert reconcile(POLICY, saved, Snapshot(None, None, None, ("cloud unreadable",)), CFG, NOW) == (saved, None)
+    saved = {"i-a": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)}
+    assert reconcile(saved, Snapshot(None, None, None, ("cloud unreadable",)), CFG, NOW) == (saved, None)
 
 
 def test_an_instance_without_launch_time_is_dated_now():
-    memory, _ = reconcile(POLICY, Memory(), Snapshot(None, None, (inst("i-x", launched_at=0.0),)), CFG, NOW)
-    assert memory.instances["i-x"].launched_at == NOW
+    records, _ = reconcile({}, Snapshot(None, None, (inst("i-x", launched_at=0.0),)), CFG, NOW)
+    assert records["i-x"].launched_at == NOW

@@ -52,8 +52,9 @@ def saved_state() -> State:
     views = tuple(VMView(i, "running", f"10.0.0.{i[2:]}", r.worker, 2 if i == "i-4" else 0)
                   for i, r in joined.items())
     decisions = tuple(Decision(NOW - 100 + k, "launch", f"launch {k}: reason {k}") for k in range(15))
-    return State(Memory(instances=joined), decisions, (62.0, 70.0, 78.0), ("i-new",),
-                 Observation(NOW - 5, 11, 4, views, ("queue partly read",)), "physics", NOW - 5)
+    return State(Memory(), decisions, (62.0, 70.0, 78.0), ("i-new",),
+                 Observation(NOW - 5, 11, 4, views, ("queue partly read",)), "physics", NOW - 5,
+                 records=joined)
 
 
 @pytest.fixture
@@ -155,35 +156,29 @@ def test_status_live_with_the_cloud_down_still_shows_the_rest(setup, capsys):
     assert data["live_error"].startswith("transient error:") and "live" not in data
 
 
-def test_status_of_a_daemon_running_the_legacy_policy(tmp_path, capsys):
-    """The state file holds the configured policy's memory (the legacy one keeps none):
-    status reads it with that policy's codec and shows what the state has."""
-    from elastiq.core import get_policy
-
-    path = tmp_path / "elastiq.yaml"
+def test_status_with_the_legacy_baseline_configured_says_why_and_shows_the_state(setup, capsys):
+    """``policy: legacy`` (the original elastiq's algorithm, now a baseline of ``elastiq
+    simulate`` only) makes the configuration invalid: status says why and what to do, and
+    still shows the state from the daemon's files."""
+    path, tmp_path = setup
     path.write_text(yaml.safe_dump({"elastiq": {"cluster_name": "physics", "policy": "legacy",
                                                 "state_dir": str(tmp_path / "state")}}))
-    legacy = get_policy("legacy")
-    state = saved_state()
-    StateStore(str(tmp_path / "state"), policy=legacy).save(
-        State(legacy.initial_memory(), state.decisions, state.join_times, (),
-              state.observation, "physics", NOW - 5))
     assert cli.main(["status", "--config", str(path), "--json"]) == 3
-    data = json.loads(capsys.readouterr().out)
-    assert data["state"] is True and data["cluster"] == "physics"
-    assert data["vms"] == [] and data["idle_jobs"] == 11
-    assert data["decisions"][-1]["text"] == "launch 14: reason 14"
+    out, err = capsys.readouterr()
+    assert "elastiq.policy: 'legacy'" in err and "elastiq simulate --policy legacy" in err
+    data = json.loads(out)
+    assert data["state"] is True and len(data["vms"]) == len(saved_state().records)
 
 
 def test_status_shows_each_vm_flavour_when_several_are_launched(tmp_path, capsys):
     state = saved_state()
-    records = dict(state.memory.instances)
+    records = dict(state.records)
     records["i-4"] = replace(records["i-4"], flavour="c5.xlarge")
     records["i-new"] = replace(records["i-new"], flavour="c5.large")
     path = tmp_path / "elastiq.yaml"
     path.write_text(yaml.safe_dump({"elastiq": {"cluster_name": "physics",
                                                 "state_dir": str(tmp_path / "state")}}))
-    StateStore(str(tmp_path / "state")).save(replace(state, memory=Memory(instances=records)))
+    StateStore(str(tmp_path / "state")).save(replace(state, records=records))
     assert cli.main(["status", "--config", str(path)]) == 3
     lines = capsys.readouterr().out.splitlines()
     assert next(line for line in lines if line.startswith("INSTANCE")).split()[-1] == "FLAVOUR"

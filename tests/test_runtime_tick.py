@@ -35,8 +35,8 @@ def test_launch_at_the_wake_up_the_plan_asked_for(env):
     rt.tick("wake")
     assert cloud.launch_calls == [(t0 + 40, 3)]  # 5 jobs, one per VM, capped by max_vms 3
     saved = store.load()
-    assert sorted(saved.memory.instances) == sorted(cloud.instances)
-    assert all(r.lifecycle is Lifecycle.REQUESTED for r in saved.memory.instances.values())
+    assert sorted(saved.records) == sorted(cloud.instances)
+    assert all(r.lifecycle is Lifecycle.REQUESTED for r in saved.records.values())
     launch = [d for d in saved.decisions if d.kind == "launch"]
     assert launch and launch[-1].text.startswith("launch 3: 5 jobs waiting 40 s >= 40 s")
 
@@ -53,7 +53,7 @@ def test_state_is_saved_right_after_a_launch_before_the_next_action(env, tmp_pat
     seen_at_terminate = {}
 
     def terminate(ids, original=cloud.terminate):
-        seen_at_terminate.update(store.load().memory.instances)
+        seen_at_terminate.update(store.load().records)
         original(ids)
 
     cloud.terminate = terminate
@@ -137,7 +137,7 @@ def test_adopted_instances_are_not_timed(env):
     clock.advance(60)
     rt.tick("vms")
     assert store.load().join_times == ()
-    assert [r.lifecycle for r in store.load().memory.instances.values()] == [Lifecycle.JOINED]
+    assert [r.lifecycle for r in store.load().records.values()] == [Lifecycle.JOINED]
 
 
 def test_reconcile_waits_for_a_listing_then_adopts(env, caplog):
@@ -146,12 +146,12 @@ def test_reconcile_waits_for_a_listing_then_adopts(env, caplog):
     cloud.add(cluster="someone-else")
     cloud.faults.fail("list_instances", TransientError("503"))
     rt.tick("start")
-    assert not rt.reconciled and rt.state.memory.instances == {}
+    assert not rt.reconciled and rt.state.records == {}
     clock.advance(20)
     with caplog.at_level(logging.INFO, logger="elastiq"):
         rt.tick("vms")
     assert rt.reconciled
-    assert list(store.load().memory.instances) == [ours]
+    assert list(store.load().records) == [ours]
     assert f"adopted 1 tagged instance(s) not in the saved state: {ours}" in caplog.text
     assert any(ours in d.text for d in store.load().decisions if d.kind == "note")
 
@@ -242,7 +242,7 @@ def test_a_drain_in_flight_is_not_sent_again_before_the_pool_shows_it(tmp_path, 
         rt.tick("queue")  # the pool shows it draining now
     assert batch.drain_calls == ["10-0-0-1"]
     assert "failed" not in caplog.text
-    assert [r.lifecycle for r in rt.state.memory.instances.values()] == [Lifecycle.TERMINATING]
+    assert [r.lifecycle for r in rt.state.records.values()] == [Lifecycle.TERMINATING]
 
 
 def test_a_drain_the_pool_never_shows_is_sent_again_after_every_check_ran(tmp_path):

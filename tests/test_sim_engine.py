@@ -7,7 +7,7 @@ import pytest
 
 from elastiq import config
 from elastiq.sim.cloud import BootDelay
-from elastiq.core import legacy
+from elastiq.sim.peers import legacy
 from elastiq.model import Launch, Plan
 from elastiq.sim import engine, metrics
 from elastiq.sim.workload import Workload, synthetic
@@ -146,7 +146,7 @@ def test_a_pool_that_cannot_grow_stops_instead_of_spinning(policy):
 def test_engine_calls_the_policy_like_the_daemon():
     calls = []
 
-    def plan(snapshot, memory, config_, now, catalogue):
+    def plan(snapshot, fleet, memory, config_, now, catalogue):
         calls.append(("plan", now, snapshot.complete))
         return legacy.plan(snapshot, memory, config_, now, catalogue)
 
@@ -178,7 +178,7 @@ def test_progress_is_reported():
 
 
 def test_a_policy_that_overshoots_max_vms_is_caught():
-    def plan(snapshot, memory, config_, now, catalogue):
+    def plan(snapshot, fleet, memory, config_, now, catalogue):
         if memory == "fresh":
             return Plan((Launch(12, Reason.of(Code.MIN_VMS, alive=0, min_vms=12)),)), "launched"
         return Plan(), memory

@@ -1,4 +1,4 @@
-"""The legacy policy (the original elastiq's algorithm), called directly with hand-made snapshots."""
+"""The legacy baseline (the original elastiq's algorithm), called directly with hand-made snapshots."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -6,11 +6,13 @@ from dataclasses import replace
 import pytest
 
 from elastiq import config
-from elastiq.core import get_policy, legacy
+from elastiq.sim.engine import get_policy
+from elastiq.sim.peers import legacy
 from elastiq.model import (
     Instance, InstanceState, Job, Launch, LaunchOutcome, Pool, Queue, Snapshot, Terminate, Worker,
 )
-from elastiq.core.reasons import LegacyCode, Reason
+from elastiq.core.reasons import Reason
+from elastiq.sim.peers.views import LegacyCode
 
 R, B, E = InstanceState.RUNNING, InstanceState.BOOTING, InstanceState.ERROR
 
@@ -54,11 +56,11 @@ def run(snapshots, c, memory=None, start=1000.0, step=15.0):
     return out
 
 
-def test_registered_as_the_legacy_policy():
+def test_registered_as_the_legacy_baseline():
     policy = get_policy("legacy")
     assert policy.name == "legacy"
     assert policy.initial_memory(seed=7) == legacy.initial_memory(7)  # the seed reaches its rng
-    plan, memory = policy.plan(snap(idle=5), policy.initial_memory(), cfg(), 0.0)
+    plan, memory = policy.plan(snap(idle=5), None, policy.initial_memory(), cfg(), 0.0)
     assert (plan, memory) == legacy.plan(snap(idle=5), legacy.initial_memory(), cfg(), 0.0)
 
 
@@ -239,7 +241,7 @@ def test_a_host_drained_instead_is_terminated_at_the_next_vm_check_without_a_job
     plan, m = legacy.plan(s, m, c, 700.0)
     assert terminated(plan) == ["i-0", "i-1"] and m.vms_allegedly_running == 1
     # the daemon found a job matched on w1 since the observation and drained it instead
-    m = get_policy("legacy").drained_instead(m, "i-1", "w1", 700.0)
+    m = get_policy("legacy").drained_instead(m, "i-1", 700.0)
     busy = snap(instances=[vm(1)], workers=[worker(1, jobs=1)])
     plan, m = legacy.plan(busy, m, c, 745.0)
     assert terminated(plan) == [] and m.drained == {"i-1"}  # the job runs: kept

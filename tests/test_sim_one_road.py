@@ -12,7 +12,7 @@ import pytest
 
 from elastiq import config
 from elastiq.sim.cloud import BootDelay
-from elastiq.core import get_policy
+from elastiq.core import POLICIES, get_policy
 from elastiq.runtime.scheduler import Scheduler, checks
 from elastiq.runtime.state import StateStore
 from elastiq.runtime.tick import build_runtime
@@ -24,13 +24,16 @@ KNOBS = ["quota.max_vms=10", "vm.cpus=4", "vm.memory_mb=8192", "elastiq.idle_tim
 
 
 def daemon_road(sim: engine.Simulation, options: engine.SimOptions, state_dir, until: float):
-    """The actions the daemon's runtime takes on a fresh copy of the simulation's world."""
+    """The actions the daemon's runtime takes on a fresh copy of the simulation's world (a
+    baseline's policy, which the daemon does not run, given as the simulator gives it)."""
     world = World(sim.workload, sim.config, options, engine.EPOCH, sim.catalogue)
-    policy = get_policy(sim.config.elastiq.policy)  # as the daemon's _serve chooses it
+    baseline = options.policy if options.policy not in POLICIES else None
+    policy = (engine.get_policy(baseline) if baseline
+              else get_policy(sim.config.elastiq.policy))  # as the daemon's _serve chooses it
     runtime = build_runtime(sim.config, world.batch, world.cloud,
                             StateStore(str(state_dir), policy=policy), clock=world.clock,
-                            catalogue=sim.catalogue)
-    assert runtime.policy.name == sim.config.elastiq.policy
+                            policy=policy if baseline else None, catalogue=sim.catalogue)
+    assert runtime.policy.name == (baseline or sim.config.elastiq.policy)
     scheduler = Scheduler(runtime.tick, checks(sim.config), clock=world.clock)
     scheduler.wake_at(engine.EPOCH, kind="start")  # as Scheduler.start() does
     ticks = 0
@@ -62,10 +65,9 @@ def test_simulator_and_daemon_runtime_take_the_same_actions(tmp_path, seed):
     assert result["ticks"] < ticks / 2  # and the simulator skipped the quiet ticks
 
 
-def test_same_actions_with_the_legacy_policy_chosen_by_configuration(tmp_path):
+def test_same_actions_with_the_legacy_baseline(tmp_path):
     # every tick: the legacy policy's own check cadence does not keep Plan.next_check's
     # contract, so skipping quiet stretches may shift its decisions by a period
-    sim, result, actions, _ = both_roads(tmp_path, synthetic(1), sets=["elastiq.policy=legacy"],
-                                         policy="legacy", every_tick=True)
+    sim, result, actions, _ = both_roads(tmp_path, synthetic(1), policy="legacy", every_tick=True)
     assert result["jobs_completed"] == result["jobs"]
     assert sim.world.actions == actions and actions

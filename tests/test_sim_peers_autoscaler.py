@@ -38,14 +38,14 @@ def terminated(plan):
 def test_pending_jobs_launch_at_once_by_bin_packing_after_free_room_and_upcoming_nodes():
     policy, c = AutoscalerPolicy(), cfg()
     # 3 free cpus on w0, one VM booting (4 more): 14 pending jobs -> 7 uncovered -> 2 new VMs
-    plan, _ = policy.plan(snap([worker(0, 1)], idle=14, extra=["i-9"]), AutoscalerMemory(), c, 0.0)
+    plan, _ = policy.plan(snap([worker(0, 1)], idle=14, extra=["i-9"]), None, AutoscalerMemory(), c, 0.0)
     assert [a.count for a in plan.actions if isinstance(a, Launch)] == [2]
-    plan, _ = policy.plan(snap([worker(0, 1)], idle=3), AutoscalerMemory(), c, 0.0)
+    plan, _ = policy.plan(snap([worker(0, 1)], idle=3), None, AutoscalerMemory(), c, 0.0)
     assert not plan.actions  # they fit the free room: no scale-up
 
 
 def test_scale_up_stays_within_max_vms():
-    plan, _ = AutoscalerPolicy().plan(snap([worker(0, 4)], idle=100), AutoscalerMemory(), cfg("quota.max_vms=3"), 0.0)
+    plan, _ = AutoscalerPolicy().plan(snap([worker(0, 4)], idle=100), None, AutoscalerMemory(), cfg("quota.max_vms=3"), 0.0)
     assert [a.count for a in plan.actions if isinstance(a, Launch)] == [2]
 
 
@@ -53,36 +53,36 @@ def test_unneeded_for_ten_minutes_then_drained_then_terminated_when_empty():
     policy, c = AutoscalerPolicy(), cfg()
     busy, light = worker(0, 3), worker(1, 1)  # utilization 0.75 and 0.25; w1's job fits on w0
     m = policy.initial_memory()
-    plan, m = policy.plan(snap([busy, light]), m, c, 100.0)
+    plan, m = policy.plan(snap([busy, light]), None, m, c, 100.0)
     assert m.unneeded == {"i-1": 100.0} and plan.next_check == 700.0
-    plan, m = policy.plan(snap([busy, light]), m, c, 699.0)
+    plan, m = policy.plan(snap([busy, light]), None, m, c, 699.0)
     assert not plan.actions
-    plan, m = policy.plan(snap([busy, light]), m, c, 700.0)
+    plan, m = policy.plan(snap([busy, light]), None, m, c, 700.0)
     assert drained(plan) == ["i-1"] and not terminated(plan)  # drained, never killed
-    plan, m = policy.plan(snap([busy, worker(1, 1, draining=True)]), m, c, 715.0)
+    plan, m = policy.plan(snap([busy, worker(1, 1, draining=True)]), None, m, c, 715.0)
     assert not plan.actions  # its job still runs
-    plan, m = policy.plan(snap([busy, worker(1, 0, draining=True)]), m, c, 730.0)
+    plan, m = policy.plan(snap([busy, worker(1, 0, draining=True)]), None, m, c, 730.0)
     assert terminated(plan) == ["i-1"]
 
 
 def test_busy_node_resets_the_unneeded_timer_and_jobs_that_fit_nowhere_keep_a_node():
     policy, c = AutoscalerPolicy(), cfg()
-    _, m = policy.plan(snap([worker(0, 4), worker(1, 1)]), policy.initial_memory(), c, 0.0)
+    _, m = policy.plan(snap([worker(0, 4), worker(1, 1)]), None, policy.initial_memory(), c, 0.0)
     assert m.unneeded == {}  # w1's job would fit nowhere else
-    _, m = policy.plan(snap([worker(0, 3), worker(1, 1)]), m, c, 100.0)
+    _, m = policy.plan(snap([worker(0, 3), worker(1, 1)]), None, m, c, 100.0)
     assert m.unneeded == {"i-1": 100.0}
-    _, m = policy.plan(snap([worker(0, 3), worker(1, 2)]), m, c, 200.0)
+    _, m = policy.plan(snap([worker(0, 3), worker(1, 2)]), None, m, c, 200.0)
     assert m.unneeded == {}
-    _, m = policy.plan(snap([worker(0, 3), worker(1, 1)]), m, c, 300.0)
+    _, m = policy.plan(snap([worker(0, 3), worker(1, 1)]), None, m, c, 300.0)
     assert m.unneeded == {"i-1": 300.0}
 
 
 def test_no_scale_down_within_ten_minutes_of_a_scale_up():
     policy, c = AutoscalerPolicy(), cfg()
     m = AutoscalerMemory(last_scale_up=500.0, unneeded={"i-1": 0.0})
-    plan, m = policy.plan(snap([worker(0, 2), worker(1, 0)]), m, c, 600.0)
+    plan, m = policy.plan(snap([worker(0, 2), worker(1, 0)]), None, m, c, 600.0)
     assert not drained(plan) and plan.next_check == 1100.0 and m.unneeded == {"i-1": 0.0}
-    plan, m = policy.plan(snap([worker(0, 2), worker(1, 0)]), m, c, 1100.0)
+    plan, m = policy.plan(snap([worker(0, 2), worker(1, 0)]), None, m, c, 1100.0)
     assert drained(plan) == ["i-1"]
 
 
@@ -90,9 +90,9 @@ def test_one_non_empty_node_at_a_time_and_never_below_min_vms():
     policy, c = AutoscalerPolicy(), cfg()
     workers = [worker(0, 1), worker(1, 1), worker(2, 0), worker(3, 0)]
     m = AutoscalerMemory(unneeded={f"i-{i}": 0.0 for i in range(4)})
-    plan, m = policy.plan(snap(workers), m, c, 600.0)
+    plan, m = policy.plan(snap(workers), None, m, c, 600.0)
     assert drained(plan) == ["i-2", "i-3", "i-0"]  # the empty ones in bulk, one busy one
-    plan, _ = policy.plan(snap(workers), AutoscalerMemory(unneeded={f"i-{i}": 0.0 for i in range(4)}),
+    plan, _ = policy.plan(snap(workers), None, AutoscalerMemory(unneeded={f"i-{i}": 0.0 for i in range(4)}),
                           cfg("quota.min_vms=3"), 600.0)
     assert drained(plan) == ["i-2"]
 

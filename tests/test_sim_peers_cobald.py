@@ -39,7 +39,7 @@ def regulate(kind, used, demand, n=1):
     """One plan() of ``n`` available drones at ratio ``used``; the demand it leaves."""
     snapshot = snap([(i, R) for i in range(n)], [worker(i, used) for i in range(n)])
     memory = CobaldMemory(demand=demand, regulated_at=1000.0 - TICK)
-    _, new = CobaldPolicy(kind).plan(snapshot, memory, cfg(), 1000.0)
+    _, new = CobaldPolicy(kind).plan(snapshot, None, memory, cfg(), 1000.0)
     return new.demand
 
 
@@ -83,14 +83,14 @@ def test_limiter_and_quota_clamp_the_demand():
 
 def test_interval_is_the_time_since_the_last_regulation_at_most_one_tick():
     policy, snapshot = CobaldPolicy(), snap([(0, R)], [worker(0, 1.0)])
-    _, m = policy.plan(snapshot, CobaldMemory(demand=10.0, regulated_at=995.0), cfg(), 1000.0)
+    _, m = policy.plan(snapshot, None, CobaldMemory(demand=10.0, regulated_at=995.0), cfg(), 1000.0)
     assert m.demand == 10.0 + RATE * 5
-    _, m = policy.plan(snapshot, CobaldMemory(demand=10.0, regulated_at=0.0), cfg(), 1000.0)
+    _, m = policy.plan(snapshot, None, CobaldMemory(demand=10.0, regulated_at=0.0), cfg(), 1000.0)
     assert m.demand == 10.0 + RATE * TICK  # the engine skipped ticks at a fixed point
 
 
 def test_demand_above_the_drones_launches_new_drones():
-    plan, m = CobaldPolicy().plan(snap([(0, R)], [worker(0, 1.0)]), CobaldMemory(demand=12.0), cfg(), 0.0)
+    plan, m = CobaldPolicy().plan(snap([(0, R)], [worker(0, 1.0)]), None, CobaldMemory(demand=12.0), cfg(), 0.0)
     assert plan.of(Launch)[0].count == 4  # 19.5 cores wanted, 4 held: ceil(15.5 / 4)
     assert plan.next_check == TICK
 
@@ -99,7 +99,7 @@ def test_released_drones_drain_least_used_first_and_stop_only_when_drained():
     policy, c = CobaldPolicy(), cfg()
     instances = [(0, R), (1, R), (2, B)]
     busy, idle = worker(0, 0.4, jobs=2), worker(1, 0.0)
-    plan, m = policy.plan(snap(instances, [busy, idle]), CobaldMemory(demand=10.0), c, 0.0)
+    plan, m = policy.plan(snap(instances, [busy, idle]), None, CobaldMemory(demand=10.0), c, 0.0)
     # demand 2.5 < supply 8: 9.5 cores too many; the idle and the booting drones (supply x
     # utilisation 0) go, the busy one stays
     assert plan.of(Terminate)[0].instance_ids == ("i-2",)
@@ -107,31 +107,31 @@ def test_released_drones_drain_least_used_first_and_stop_only_when_drained():
     assert m.released == m.draining == frozenset({"i-1"})
 
     draining = worker(1, 0.3, draining=True, jobs=1)  # a job was matched before the drain
-    plan, m = policy.plan(snap(instances[:2], [busy, draining]), m, c, TICK)
+    plan, m = policy.plan(snap(instances[:2], [busy, draining]), None, m, c, TICK)
     assert not plan.of(Terminate) and not plan.of(Drain)  # never kill it: wait
     drained = worker(1, 0.0, draining=True)
-    plan, m = policy.plan(snap(instances[:2], [busy, drained]), m, c, 2 * TICK)
+    plan, m = policy.plan(snap(instances[:2], [busy, drained]), None, m, c, 2 * TICK)
     assert [t.instance_ids for t in plan.of(Terminate)] == [("i-1",)]
 
 
 def test_released_drone_not_yet_joined_drains_once_it_joins():
     policy, c = CobaldPolicy(), cfg()
     memory = CobaldMemory(demand=4.0, released=frozenset({"i-1"}))
-    plan, m = policy.plan(snap([(0, R), (1, R)], [worker(0, 0.6)]), memory, c, 0.0)
+    plan, m = policy.plan(snap([(0, R), (1, R)], [worker(0, 0.6)]), None, memory, c, 0.0)
     assert not plan.of(Drain) and not plan.of(Terminate) and m.released == {"i-1"}
-    plan, m = policy.plan(snap([(0, R), (1, R)], [worker(0, 0.6), worker(1, 0.0)]), m, c, TICK)
+    plan, m = policy.plan(snap([(0, R), (1, R)], [worker(0, 0.6), worker(1, 0.0)]), None, m, c, TICK)
     assert [d.instance_id for d in plan.of(Drain)] == ["i-1"]
 
 
 def test_vm_in_error_is_cleaned_up_and_replaced():
-    plan, m = CobaldPolicy().plan(snap([(0, InstanceState.ERROR)], []), CobaldMemory(demand=4.0), cfg(), 0.0)
+    plan, m = CobaldPolicy().plan(snap([(0, InstanceState.ERROR)], []), None, CobaldMemory(demand=4.0), cfg(), 0.0)
     assert plan.of(Terminate)[0].instance_ids == ("i-0",)
     assert plan.of(Launch)[0].count == 3  # demand 11.5 cores and no drone left
 
 
 def test_fixed_point_asks_for_no_tick():
     # utilisation below 0.5 with demand at the Limiter's minimum: nothing changes any more
-    plan, m = CobaldPolicy().plan(snap([(0, R)], [worker(0, 0.0)]), CobaldMemory(demand=1.0), cfg(), 0.0)
+    plan, m = CobaldPolicy().plan(snap([(0, R)], [worker(0, 0.0)]), None, CobaldMemory(demand=1.0), cfg(), 0.0)
     assert not plan.actions and plan.next_check is None and m.demand == 1.0
 
 

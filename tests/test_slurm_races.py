@@ -66,7 +66,7 @@ def test_a_drained_worker_given_a_job_before_the_terminate_is_kept(tmp_path, mot
                  explain=slurm.explain)
         tick(1)
         tick(200)  # idle for longer than idle_for_time_s (100 s): drained
-        assert runtime.state.memory.instances[vm].lifecycle is Lifecycle.DRAINING
+        assert runtime.state.records[vm].lifecycle is Lifecycle.DRAINING
         second = []
 
         def given_a_job():

@@ -19,8 +19,9 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .. import config
 from ..adapters.base import AdapterError, error_kind
-from ..core import consolidate, get_policy
+from ..core import get_policy
 from ..core.policy import MemoryView, Policy
+from ..core.reasons import Code
 from ..runtime import hostlist, paths, pidfile
 from . import standin
 from .options import (EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PERMISSION,
@@ -67,6 +68,7 @@ def report(state: Optional[State], policy: Policy, running: pidfile.PidStatus,
     wrote the state (it says what its memory holds); ``live_error``: why the cloud could not
     be listed for ``--live``."""
     held = policy.view(state.memory) if state is not None else MemoryView()
+    records = state.records if state is not None else {}
     out: Dict[str, Any] = {
         "running": running.running, "pid": running.pid if running.running else None,
         "stale_pid_file": running.stale, "state_file": where.state_file,
@@ -75,7 +77,7 @@ def report(state: Optional[State], policy: Policy, running: pidfile.PidStatus,
     if live_error is not None:
         out["live_error"] = live_error
     if live is not None:
-        known = set(held.records)
+        known = set(records)
         out["live"] = live
         out["untracked"] = sorted(i["instance_id"] for i in live
                                   if i["instance_id"] not in known and i["state"] != "gone")
@@ -84,7 +86,7 @@ def report(state: Optional[State], policy: Policy, running: pidfile.PidStatus,
     obs = state.observation
     views = {v.instance_id: v for v in (obs.vms if obs else ())}
     vms = []
-    for iid, record in sorted(held.records.items()):
+    for iid, record in sorted(records.items()):
         view = views.get(iid)
         vms.append({
             "instance_id": iid, "state": _shown(record), "drain": record.drain,
@@ -119,7 +121,7 @@ def report(state: Optional[State], policy: Policy, running: pidfile.PidStatus,
 
 def _shown(record) -> str:
     """The lifecycle, with drains for consolidation (their jobs still run) told apart."""
-    if record.lifecycle is Lifecycle.DRAINING and record.drain == consolidate.CONSOLIDATION:
+    if record.lifecycle is Lifecycle.DRAINING and record.drain == Code.CONSOLIDATION.value:
         return CONSOLIDATING
     return record.lifecycle.value
 

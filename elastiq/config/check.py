@@ -6,7 +6,7 @@ import logging
 from typing import Iterator, Optional, Tuple
 
 from ..adapters import BATCH_SYSTEMS, CLOUDS, is_dotted_path
-from ..core import POLICIES
+from ..core import BASELINES, POLICIES
 from .sections import PLUGIN_FIELDS, Config, plugin_module
 
 _POSITIVE = ("check_queue_every_s", "list_vms_every_s", "recheck_after_action_s",
@@ -45,7 +45,9 @@ def core_problems(cfg: Config) -> Iterator[Tuple[str, str]]:
         problem = plugin_problem(getattr(e, f"{kind}_plugin"), kind)
         if problem:
             yield f"elastiq.{kind}_plugin", problem
-    if e.policy not in POLICIES:
+    if e.policy in BASELINES:
+        yield "elastiq.policy", f"{e.policy!r}: {BASELINES[e.policy]}"
+    elif e.policy not in POLICIES:
         yield "elastiq.policy", f"unknown {e.policy!r} (known: {', '.join(POLICIES)})"
     if logging.getLevelName(e.log_level.upper()) == f"Level {e.log_level.upper()}":
         yield "elastiq.log_level", f"unknown level {e.log_level!r} (DEBUG, INFO, WARNING, ERROR)"

@@ -52,8 +52,8 @@ class ElastiqSection:
     batch_plugin: str = "htcondor"
     cloud_plugin: str = "ec2"
     policy: str = "default"  # the decision core the daemon runs (elastiq.core.POLICIES)
-    # policy legacy only: the period of the original elastiq's VM check (idle hosts terminated,
-    # min_vms kept); its error check runs every list_vms_every_s
+    # `elastiq simulate --policy legacy` only: the period of the original elastiq's VM check
+    # (idle hosts terminated, min_vms kept); its error check runs every list_vms_every_s
     legacy_check_vms_every_s: float = 45
     log_level: str = "INFO"
     log_file: Optional[str] = None

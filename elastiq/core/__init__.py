@@ -1,20 +1,25 @@
 """The pure decision core: no I/O, no SDK imports, no clock reads (``now`` is a parameter).
 
-A *policy* is an object of the :class:`~elastiq.core.policy.Policy` protocol: ``plan`` and
-``record_launch``, and the few operations the runtime needs on the policy's memory (adopt
-instances after a restart, undo an action not carried out, join times, what it owns), which
-stays opaque to the runtime.  ``default`` is elastiq's policy; ``legacy`` reproduces the
-original elastiq (2014-2018) for comparison in ``elastiq simulate``.  The daemon runs the one
-named by ``elastiq.policy`` in its configuration.
+A *policy* is an object of the :class:`~elastiq.core.policy.Policy` protocol: it plans (and
+folds a launch's outcome into its own small memory, if it keeps one); the per-instance
+lifecycle records are the runtime's, kept by :mod:`.records` for every policy.  ``default``
+(:mod:`.decide`) is the daemon's policy, the one named by ``elastiq.policy``.  The original
+elastiq's algorithm and the other projects' policies are baselines of ``elastiq simulate``
+(:mod:`elastiq.sim.peers`).
 """
 from __future__ import annotations
 
-from .policy import DefaultPolicy, LegacyPolicy, Policy
+from .policy import DefaultPolicy, Policy
 
-#: Registered policies: name -> class.  One line per policy.
+#: Registered policies the daemon can run: name -> class.  One line per policy.
 POLICIES = {
     "default": DefaultPolicy,
-    "legacy": LegacyPolicy,
+}
+
+#: Policies that are baselines of ``elastiq simulate`` only: name -> what to do instead.
+BASELINES = {
+    "legacy": "the original elastiq's algorithm is a baseline of `elastiq simulate --policy "
+              "legacy`, not run by the daemon: set 'default' (or remove the key)",
 }
 
 

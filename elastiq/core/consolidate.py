@@ -28,10 +28,6 @@ from .demand import place
 from .lifecycle import Fleet, Member
 from .reasons import Code, Reason
 
-#: ``InstanceRecord.drain`` of a drain for consolidation (the idle rule's is ``IDLE``).
-CONSOLIDATION, IDLE = "consolidation", "idle"
-
-
 def use(worker: Worker) -> float:
     """The larger of the claimed cpu and memory shares of ``worker``."""
     return max((worker.cpus - worker.free_cpus) / max(worker.cpus, 1),

@@ -1,5 +1,7 @@
-"""The one entry point of the default policy: ``plan(snapshot, memory, config, now,
-catalogue)`` (the catalogue: the worker VMs' shape and flavours, see :class:`~elastiq.model.Catalogue`).
+"""The one entry point of the default policy: ``plan(snapshot, fleet, memory, config, now,
+catalogue)`` (the fleet: the runtime's lifecycle records brought up to the observation, see
+:mod:`.records`; the catalogue: the worker VMs' shape and flavours, see
+:class:`~elastiq.model.Catalogue`).
 
 Pure: the same arguments always give the same Plan and Memory.  What it guarantees:
 
@@ -25,11 +27,10 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional, TYPE_CHECKING
 
-from ..model import Catalogue, Lifecycle, LaunchOutcome, Memory, Plan, Snapshot, InstanceRecord
+from ..model import Catalogue, Lifecycle, LaunchOutcome, Memory, Plan, Snapshot
 from . import demand as demand_mod
 from . import mix
-from .consolidate import CONSOLIDATION, IDLE, note_underuse
-from .lifecycle import Fleet, mark, track
+from .lifecycle import Fleet
 from .reasons import Code, Reason
 from .scaledown import scale_down
 from .scaleup import scale_up
@@ -114,17 +115,16 @@ def no_decision(snapshot: Snapshot) -> Reason:
     return Reason.of(Code.NO_DECISION, problems="; ".join(snapshot.problems) or "cloud unreadable")
 
 
-def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float,
+def plan(snapshot: Snapshot, fleet: Optional[Fleet], memory: Memory, config: Config, now: float,
          catalogue: Optional[Catalogue] = None):
-    """Decide this tick.  Returns ``(Plan, Memory)``; see the module docstring.
-    ``catalogue`` None: the configuration's own (its ``vm`` section, one flavour)."""
+    """Decide this tick.  Returns ``(Plan, Memory)``; see the module docstring.  ``fleet``
+    None: the cloud could not be listed.  ``catalogue`` None: the configuration's own (its
+    ``vm`` section, one flavour)."""
     catalogue = catalogue or Catalogue.of(config.vm)
-    if snapshot.instances is None:
+    if fleet is None:
         return Plan(notes=(no_decision(snapshot),)), memory
 
     e = config.elastiq
-    fleet = track(snapshot, memory.instances, e.cluster_name, e.estimated_vm_deploy_time_s, now)
-    fleet = note_underuse(fleet, e.consolidate_below, now)
     failures = memory.failures
     if any(r.joined_at == now for r in fleet.records.values()):
         failures = 0  # a VM joined: launches work again
@@ -146,16 +146,6 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float,
         doubt=pool_doubt(snapshot, fleet, now),
         waiting=tuple(jobs.shapes.items()) if jobs is not None else None)
 
-    records = fleet.records  # a dict of this tick's, copied before any mark
-    if down.drains or down.consolidations or up.cancel_drains or down.terminates:
-        records = dict(records)
-        mark(records, (d.instance_id for d in down.drains), Lifecycle.DRAINING, now, IDLE)
-        mark(records, (d.instance_id for d in down.consolidations), Lifecycle.DRAINING, now,
-             CONSOLIDATION)
-        mark(records, (c.instance_id for c in up.cancel_drains), Lifecycle.JOINED, now)
-        mark(records, (i for t in down.terminates for i in t.instance_ids),
-             Lifecycle.TERMINATING, now)
-
     backoff_until = memory.backoff_until
     if down.failures:
         failures += down.failures
@@ -164,7 +154,7 @@ def plan(snapshot: Snapshot, memory: Memory, config: Config, now: float,
     actions = (up.cancel_drains + up.launches + down.drains
                + down.consolidations + down.terminates)
     wakes = [t for t in (up.wake, down.wake) if t is not None and t > now]
-    new_memory = Memory(up.waiting_since, backoff_until, failures, records, unstarted)
+    new_memory = Memory(up.waiting_since, backoff_until, failures, unstarted)
     notes = (ended_notes(fleet, e.estimated_vm_deploy_time_s) + unstarted_note(jobs, e.idle_timeout_max_s)
              + up.notes + down.notes)
     return Plan(actions, notes, min(wakes) if wakes else None), new_memory
@@ -186,15 +176,11 @@ def ended_notes(fleet: Fleet, deploy_time_s: float) -> tuple:
 
 
 def record_launch(memory: Memory, outcome: LaunchOutcome, config: Config, now: float) -> Memory:
-    """Fold the result of a Launch into memory: granted ids become *requested* records (they
-    count against ``max_vms`` even before the cloud lists them); a launch that granted nothing
-    because of an error starts or extends the back-off."""
-    records = dict(memory.instances)
-    for instance_id in outcome.granted:
-        records[instance_id] = InstanceRecord(Lifecycle.REQUESTED, now, now,
-                                              flavour=outcome.flavour)
+    """Fold the result of a Launch into memory: a launch that granted nothing because of an
+    error starts or extends the back-off (the instances granted are the runtime's records,
+    :func:`.records.launched`)."""
     if outcome.error is not None and not outcome.granted:
         failures = memory.failures + 1
-        return replace(memory, instances=records, failures=failures,
+        return replace(memory, failures=failures,
                        backoff_until=now + backoff_delay(failures, config))
-    return replace(memory, instances=records)
+    return memory

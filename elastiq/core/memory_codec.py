@@ -1,39 +1,34 @@
-"""The default policy's memory as JSON data and back (pure: what the state file stores).
+"""The runtime's records and the default policy's memory as JSON data and back (pure: what
+the state file stores).
 
-:func:`load_memory` raises ValueError naming the bad field (``memory.instances.i-1.since``).
+The loaders raise ValueError naming the bad field (``records.i-1.since``).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Mapping, Optional
 
 from ..model import InstanceRecord, Lifecycle, Memory
 
 
-def dump_memory(m: Memory) -> Dict[str, Any]:
+def dump_records(records: Mapping[str, InstanceRecord]) -> Dict[str, Any]:
     return {
-        "waiting_since": m.waiting_since,
-        "backoff_until": m.backoff_until,
-        "failures": m.failures,
-        "instances": {
-            iid: {"lifecycle": r.lifecycle.value, "since": r.since,
-                  "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker,
-                  "missing_since": r.missing_since, "busy_at": r.busy_at,
-                  "underused_since": r.underused_since, "drain": r.drain,
-                  **({"flavour": r.flavour} if r.flavour is not None else {}),
-                  **({"listed_at": r.listed_at} if r.listed_at is not None else {})}
-            for iid, r in sorted(m.instances.items())
-        },
-        "unstarted": None if m.unstarted is None else list(m.unstarted),
+        iid: {"lifecycle": r.lifecycle.value, "since": r.since,
+              "launched_at": r.launched_at, "joined_at": r.joined_at, "worker": r.worker,
+              "missing_since": r.missing_since, "busy_at": r.busy_at,
+              "underused_since": r.underused_since, "drain": r.drain,
+              **({"flavour": r.flavour} if r.flavour is not None else {}),
+              **({"listed_at": r.listed_at} if r.listed_at is not None else {})}
+        for iid, r in sorted(records.items())
     }
 
 
-def load_memory(data: Any) -> Memory:
-    mem = data
-    if not isinstance(mem, dict) or not isinstance(mem.get("instances"), dict):
-        raise ValueError("memory.instances: missing")
+def load_records(data: Any, what: str = "records") -> Dict[str, InstanceRecord]:
+    """``what``: where the records are in the file, for the errors."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{what}: missing")
     records = {}
-    for iid, raw in mem["instances"].items():
-        where = f"memory.instances.{iid}"
+    for iid, raw in data.items():
+        where = f"{what}.{iid}"
         if not isinstance(raw, dict):
             raise ValueError(f"{where}: expected an object")
         try:
@@ -54,6 +49,24 @@ def load_memory(data: Any) -> Memory:
             flavour=_opt_str(raw.get("flavour"), f"{where}.flavour"),
             listed_at=number(raw.get("listed_at"), f"{where}.listed_at", optional=True),
         )
+    return records
+
+
+def dump_memory(m: Memory) -> Dict[str, Any]:
+    return {
+        "waiting_since": m.waiting_since,
+        "backoff_until": m.backoff_until,
+        "failures": m.failures,
+        "unstarted": None if m.unstarted is None else list(m.unstarted),
+    }
+
+
+def load_memory(data: Any) -> Memory:
+    """The default policy's memory (a state file of format 1 also holds the records in it, as
+    ``instances``: they are the runtime's, read apart)."""
+    mem = data
+    if not isinstance(mem, dict):
+        raise ValueError("memory: expected an object")
     failures = mem.get("failures", 0)
     if isinstance(failures, bool) or not isinstance(failures, int) or failures < 0:
         raise ValueError("memory.failures: expected a non-negative integer")
@@ -61,7 +74,6 @@ def load_memory(data: Any) -> Memory:
         waiting_since=number(mem.get("waiting_since"), "memory.waiting_since", optional=True),
         backoff_until=number(mem.get("backoff_until", 0.0), "memory.backoff_until"),
         failures=failures,
-        instances=records,
         unstarted=_unstarted(mem.get("unstarted")),
     )
 

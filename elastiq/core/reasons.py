@@ -8,7 +8,7 @@ that is itself a Reason renders as its text.  ``volatile`` names the parameters 
 from tick to tick while the reason stays the same (elapsed times): :attr:`Reason.key` leaves
 them out, so a note repeated with a longer wait is not news.
 
-Each policy may add its codes as another :class:`ReasonCode` enum (the peers of the
+Each policy may add its codes as another :class:`ReasonCode` enum (the baselines of the
 simulator do); a code's value is the ``reason`` label of ``elastiq_actions_total``.
 """
 from __future__ import annotations
@@ -95,22 +95,6 @@ class Code(ReasonCode):
     UNSTARTED = ("unstarted", "{count} idle job(s) did not start in {idle_for:g} s next to an"
                  " idle worker they fit (the pool does not match them): no VM is launched or"
                  " kept for them")
-
-
-class LegacyCode(ReasonCode):
-    """The reasons of the original elastiq's policy (``core/legacy.py``), in its words."""
-
-    NOT_JOINED = "not-joined", "not joined after {deploy:g} s"
-    IN_ERROR = "in-error", "in error"
-    REPLACE_ERROR = "replace-error", "to replace {count} in error"
-    JOBS_WAITING = ("jobs-waiting", "{jobs} jobs waiting above {threshold} for more than"
-                    " {wait:g} s")
-    IDLE = "idle", "idle for more than {idle_for:g} s"
-    MIN_VMS = "min-vms", "below min_vms {min_vms}"
-    NO_LISTING = "no-listing", "cannot launch {count}: no list of instances"
-    OVER_QUOTA = "over-quota", "over quota: {alive} of max_vms {max_vms}"
-    NO_QUEUE = "no-queue", "cannot get the number of waiting jobs this time"
-    KEPT_MIN_VMS = "kept-min-vms", "keeping {count} idle host(s) for min_vms {min_vms}"
 
 
 @dataclass(frozen=True)

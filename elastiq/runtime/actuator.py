@@ -7,15 +7,17 @@
   the workers of its instances (a VM may have joined, or a job been matched, since the
   observation).  One whose worker is there and accepts jobs is drained instead; one whose
   worker runs a job is kept (draining); one whose worker drains with no claimed slot, or that
-  has none, is terminated.  When the pool cannot be asked, nothing of that Terminate is; the
-  policy is told which instance was drained instead (``Policy.drained_instead``) or not
-  terminated (``Policy.undo``).
+  has none, is terminated.  When the pool cannot be asked, nothing of that Terminate is.  The
+  records note which instance was drained instead (:func:`~elastiq.core.records.drained_instead`,
+  and the policy's memory through ``Policy.drained_instead``) or not terminated
+  (:func:`~elastiq.core.records.undo`).
 - A failing action is logged with its error class and reason; the next actions still run.
   A Terminate of several instances that fails is retried one instance at a time, so one bad
   id does not keep the others alive.
-- Every launch outcome (ids granted, or the error class) is folded into memory through the
-  policy's ``record_launch`` and handed to ``persist`` at once: a crash right after a launch
-  loses nothing (and the cluster tag covers a crash during the call itself).
+- Every launch outcome (ids granted, or the error class) is recorded (the ids granted as
+  *requested* records, :func:`~elastiq.core.records.launched`; the outcome in the policy's
+  memory through its ``record_launch``) and handed to ``persist`` at once: a crash right after
+  a launch loses nothing (and the cluster tag covers a crash during the call itself).
 - Every launch names its request (``request_id``).  A launch that failed with a transient
   error may have reached the cloud (the answer was lost): it is an :class:`UnknownLaunch` of
   the outcome, and :meth:`Actuator.retry_unknown` asks for it again, the same request, before
@@ -25,9 +27,8 @@
   finally gets through launches it, and a launch made meanwhile for the same jobs could
   take the cluster above ``max_vms``.
 - Dry run: ``dry_run_boot_vms`` skips launches, ``dry_run_shutdown_vms`` skips drains, drain
-  cancellations and terminations; both log what would have happened.  The policy undoes what
-  it noted of a skipped action's instances (``Policy.undo``), so memory matches the unchanged
-  world.
+  cancellations and terminations; both log what would have happened.  The records of a
+  skipped action's instances are undone, so they match the unchanged world.
 - ``should_stop()`` is asked before each action: on shutdown the remaining ones are abandoned,
   and undone in memory as for a dry run (the core decides afresh after the
   restart, rather than carrying out a decision whose reason may no longer hold).
@@ -41,6 +42,7 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
 from ..config import Config
+from ..core import records as rec
 from ..core.reasons import Code, Reason
 from ..model import Action, CancelDrain, Drain, LaunchOutcome, Launch, Plan, Terminate
 from .metrics import Metrics
@@ -48,9 +50,13 @@ from .state import Decision, UnknownLaunch
 
 log = logging.getLogger(__name__)
 
+#: ``persist(records, memory, granted_ids)``: save right after a launch.
+Persist = Callable[[rec.Records, Any, Tuple[str, ...]], None]
+
 
 @dataclass(frozen=True)
 class Outcome:
+    records: rec.Records
     memory: Any  # the policy's
     decisions: Tuple[Decision, ...]
     launched: Tuple[str, ...]  # ids granted by the cloud this time
@@ -95,15 +101,16 @@ class Actuator:
         self.should_stop = should_stop
         self.known_ips = known_ips  # private IP -> instance id, for the look before terminating
 
-    def execute(self, plan: Plan, memory: Any, before: Any,
-                persist: Callable[[Any, Tuple[str, ...]], None] = lambda m, ids: None,
+    def execute(self, plan: Plan, records: rec.Records, memory: Any, before: rec.Records,
+                persist: Persist = lambda r, m, ids: None,
                 hold_launches: bool = False) -> Outcome:
-        """Carry out ``plan``.  ``memory`` is the core's new memory, ``before`` the previous
-        tick's (to undo the marks of dry-run actions).  ``persist(memory, granted_ids)`` is
-        called right after each launch.  ``hold_launches``: an earlier launch's outcome is
-        still unknown, so the launches are held back (noted, not carried out)."""
+        """Carry out ``plan``.  ``records`` and ``memory`` are the records and the policy's
+        memory after the plan, ``before`` the records the tick started from (to undo the marks
+        of actions not carried out).  ``persist(records, memory, granted_ids)`` is called right
+        after each launch.  ``hold_launches``: an earlier launch's outcome is still unknown, so
+        the launches are held back (noted, not carried out)."""
         if not plan.actions:
-            return Outcome(memory, (), (), False, 0, 0)
+            return Outcome(records, memory, (), (), False, 0, 0)
         decisions: List[Decision] = []
         launched: List[str] = []
         unknown: List[UnknownLaunch] = []
@@ -114,8 +121,8 @@ class Actuator:
                 log.info("shutting down: %d planned action(s) abandoned", len(left))
                 for skipped in left:
                     if not isinstance(skipped, Launch):
-                        memory = self.policy.undo(memory, before, _instance_ids(skipped))
-                return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted,
+                        records = rec.undo(records, before, _instance_ids(skipped))
+                return Outcome(records, memory, tuple(decisions), tuple(launched), changed_cloud, acted,
                                len(left), tuple(unknown))
             kind, text = describe(action)
             if hold_launches and isinstance(action, Launch):
@@ -127,7 +134,7 @@ class Actuator:
                 log.info("dry run, would %s", text)
                 decisions.append(Decision(self.clock(), kind, f"dry run, would {text}"))
                 if not isinstance(action, Launch):
-                    memory = self.policy.undo(memory, before, _instance_ids(action))
+                    records = rec.undo(records, before, _instance_ids(action))
                 continue
             log.info("%s", text)
             decisions.append(Decision(self.clock(), kind, text))
@@ -136,13 +143,13 @@ class Actuator:
             acted += 1
             if isinstance(action, Launch):
                 changed_cloud = True
-                memory, granted, failure, lost = self._launch(action, memory)
+                records, memory, granted, failure, lost = self._launch(action, records, memory)
                 launched.extend(granted)
                 unknown.extend(lost)
-                persist(memory, granted)
+                persist(records, memory, granted)
             elif isinstance(action, Terminate):
                 changed_cloud = True
-                action, memory, held = self._look(action, memory, before)
+                action, records, memory, held = self._look(action, records, memory, before)
                 decisions.extend(Decision(self.clock(), "note", text) for text in held)
                 failure = ""
                 if action.instance_ids:
@@ -156,15 +163,16 @@ class Actuator:
                                      action.worker)
             if failure:
                 decisions.append(Decision(self.clock(), "failed", failure))
-        return Outcome(memory, tuple(decisions), tuple(launched), changed_cloud, acted, 0,
-                       tuple(unknown))
+        return Outcome(records, memory, tuple(decisions), tuple(launched), changed_cloud, acted,
+                       0, tuple(unknown))
 
-    def retry_unknown(self, unknown: Tuple[UnknownLaunch, ...], memory: Any,
-                      persist: Callable[[Any, Tuple[str, ...]], None] = lambda m, ids: None
-                      ) -> Tuple[Any, Tuple[UnknownLaunch, ...], Tuple[Decision, ...]]:
+    def retry_unknown(self, unknown: Tuple[UnknownLaunch, ...], records: rec.Records,
+                      memory: Any, persist: Persist = lambda r, m, ids: None
+                      ) -> Tuple[rec.Records, Any, Tuple[UnknownLaunch, ...], Tuple[Decision, ...]]:
         """Ask again for each launch whose outcome is unknown, the same request (id, count,
-        flavour): what it grants is recorded and persisted as any launch's.  Returns the memory,
-        the launches still unknown (another transient error) and the decisions.  One unknown
+        flavour): what it grants is recorded and persisted as any launch's.  Returns the
+        records, the memory, the launches still unknown (another transient error) and the
+        decisions.  One unknown
         for longer than ``estimated_vm_deploy_time_s`` is given up: a VM it made is listed by
         then, with the cluster tag, and adopted."""
         left: List[UnknownLaunch] = []
@@ -184,21 +192,22 @@ class Actuator:
             log.info("%s", text)
             decisions.append(Decision(self.clock(), kind, text))
             self.metrics.action(kind, Code.RETRY)
-            memory, granted, failure, again = self._launch(action, memory, lost)
-            persist(memory, granted)
+            records, memory, granted, failure, again = self._launch(action, records, memory, lost)
+            persist(records, memory, granted)
             left.extend(again)
             if failure:
                 decisions.append(Decision(self.clock(), "failed", failure))
-        return memory, tuple(left), tuple(decisions)
+        return records, memory, tuple(left), tuple(decisions)
 
     def _dry(self, action: Action) -> bool:
         return self.dry_run_boot if isinstance(action, Launch) else self.dry_run_shutdown
 
-    def _launch(self, action: Launch, memory: Any, retry: Optional[UnknownLaunch] = None
-                ) -> Tuple[Any, Tuple[str, ...], str, Tuple[UnknownLaunch, ...]]:
+    def _launch(self, action: Launch, records: rec.Records, memory: Any,
+                retry: Optional[UnknownLaunch] = None
+                ) -> Tuple[rec.Records, Any, Tuple[str, ...], str, Tuple[UnknownLaunch, ...]]:
         """Launch; ``retry``: the unknown launch this one asks for again (its failure is not
-        counted twice).  Returns the memory, the ids granted, the failure and the launch left
-        unknown (a transient error)."""
+        counted twice).  Returns the records, the memory, the ids granted, the failure and the
+        launch left unknown (a transient error)."""
         failure, unknown = "", ()
         request_id = retry.request_id if retry else uuid.uuid4().hex
         try:
@@ -220,13 +229,16 @@ class Actuator:
                 unknown = (retry or UnknownLaunch(request_id, action.count, action.flavour,
                                                   self.clock()),)
             if retry is not None:  # counted (and backed off) the first time
-                return memory, granted, failure, unknown
-        return (self.policy.record_launch(memory, outcome, self.config, self.clock()), granted,
+                return records, memory, granted, failure, unknown
+        now = self.clock()
+        return (rec.launched(records, outcome, now),
+                self.policy.record_launch(memory, outcome, self.config, now), granted,
                 failure, unknown)
 
-    def _look(self, action: Terminate, memory: Any,
-              before: Any) -> Tuple[Terminate, Any, List[str]]:
-        """The Terminate left after looking at the pool, the memory, and what was held back."""
+    def _look(self, action: Terminate, records: rec.Records, memory: Any, before: rec.Records
+              ) -> Tuple[Terminate, rec.Records, Any, List[str]]:
+        """The Terminate left after looking at the pool, the records, the memory, and what
+        was held back."""
         ids = action.instance_ids
         try:
             present = self.batch.workers_of(ids, self.known_ips())
@@ -234,7 +246,7 @@ class Actuator:
             kind = self._failed("look at the pool before terminating", ", ".join(ids), err)
             held = Reason.of(Code.HELD_BACK, ids=ids,
                              cause=Reason.of(Code.POOL_UNREADABLE, kind=kind))
-            return (replace(action, instance_ids=()), self.policy.undo(memory, before, ids),
+            return (replace(action, instance_ids=()), rec.undo(records, before, ids), memory,
                     [str(held)])
         go, held = [], []
         for instance_id in ids:
@@ -253,10 +265,12 @@ class Actuator:
                 failure = self._call("drain", worker.name, self.batch.drain, worker.name, text)
             held.append(text + (f" ({failure})" if failure else ""))
             if failure:
-                memory = self.policy.undo(memory, before, (instance_id,))
+                records = rec.undo(records, before, (instance_id,))
             else:
-                memory = self.policy.drained_instead(memory, instance_id, worker.name, self.clock())
-        return replace(action, instance_ids=tuple(go)), memory, held
+                now = self.clock()
+                records = rec.drained_instead(records, instance_id, worker.name, now)
+                memory = self.policy.drained_instead(memory, instance_id, now)
+        return replace(action, instance_ids=tuple(go)), records, memory, held
 
     def _terminate(self, action: Terminate) -> str:
         ids = action.instance_ids

@@ -32,7 +32,7 @@ def serve(cfg: config.Config, where: paths.Paths, catalogue, batch, cloud, stop:
                             dry_run=dry_run, stopping=stop, policy=policy,
                             catalogue=catalogue)
     if state is not None:
-        owned = len(runtime.policy.owned(state.memory))
+        owned = len(state.records)
         log.info("loaded the state: %d instance(s) owned", owned)
         if state.cluster and state.cluster != cfg.elastiq.cluster_name:
             log.warning("the state was saved for cluster %r, the configuration names %r: the "

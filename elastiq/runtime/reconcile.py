@@ -1,16 +1,15 @@
-"""Start-up reconciliation: the saved memory against what the cloud shows now.
+"""Start-up reconciliation: the saved records against what the cloud shows now.
 
 Runs on the first observation after start in which the cloud could be listed (until then the
 core makes no decision at all, so nothing can be forgotten or doubled meanwhile), and reports:
 
 - *adopted*: alive instances carrying our cluster tag that memory does not know (state file
-  lost or corrupt, crash between the launch call and the save).  They are ours: the policy
-  takes them on (``Policy.adopt``: the default one tracks them exactly as any instance it
-  sees for the first time), in the memory the tick starts from (so an action on them that is
+  lost or corrupt, crash between the launch call and the save).  They are ours: the records
+  take them on (:func:`elastiq.core.records.adopt` tracks them exactly as any instance seen
+  for the first time), in the records the tick starts from (so an action on them that is
   skipped can be undone);
-- *missing*: saved instances the cloud no longer lists.  The default policy keeps a freshly
-  requested one for ``estimated_vm_deploy_time_s`` (the cloud may not list it yet) and forgets
-  the others.
+- *missing*: saved instances the cloud no longer lists.  A freshly requested one is kept for
+  ``estimated_vm_deploy_time_s`` (the cloud may not list it yet), the others are forgotten.
 
 Everything else continues as saved: draining and terminating go on where the previous process
 left them.
@@ -18,9 +17,10 @@ left them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Optional, Tuple
 
 from ..config import Config
+from ..core.records import Records, adopt
 from ..model import Snapshot
 
 
@@ -41,11 +41,11 @@ class Report:
         return tuple(out)
 
 
-def reconcile(policy, memory: Any, snapshot: Snapshot, config: Config,
-              now: float) -> Tuple[Any, Optional[Report]]:
-    """The policy's memory with the cloud's instances adopted, and the report;
-    ``(memory, None)`` while the cloud cannot be listed."""
+def reconcile(records: Records, snapshot: Snapshot, config: Config,
+              now: float) -> Tuple[Records, Optional[Report]]:
+    """The records with the cloud's instances adopted, and the report; ``(records, None)``
+    while the cloud cannot be listed."""
     if snapshot.instances is None:
-        return memory, None
-    memory, found = policy.adopt(memory, snapshot, config, now)
-    return memory, Report(found.adopted, found.missing, found.kept)
+        return records, None
+    records, found = adopt(records, snapshot, config, now)
+    return records, Report(found.adopted, found.missing, found.kept)

@@ -1,10 +1,15 @@
 """What must outlive the daemon process, stored atomically as one JSON file (mode 0600).
 
-The state holds the policy's memory, opaque here and stored through the policy's codec
-(``dump_memory``/``load_memory``; the default policy's: owned instances and their lifecycle,
-when the waiting threshold was first reached, launch back-off), the last decisions with their
-reasons, the boot-to-join times of past workers and a summary of the last observation (what
-``elastiq status`` shows while the daemon runs).
+The state holds the lifecycle record of every instance we own (the runtime's, for any
+policy: :mod:`elastiq.core.records`), the policy's own memory, opaque here and stored through
+the policy's codec (``dump_memory``/``load_memory``; the default policy's: when the waiting
+threshold was first reached, launch back-off), the last decisions with their reasons, the
+boot-to-join times of past workers and a summary of the last observation (what ``elastiq
+status`` shows while the daemon runs).
+
+Format 2 stores the records beside the memory (``records``); format 1 (elastiq before the
+records were the runtime's) stored them inside the default policy's memory
+(``memory.instances``): it is still read.
 
 Writes are atomic: a temporary file in the same directory is written, fsync'ed and renamed over
 the old one, then the directory is fsync'ed.  A reader (``elastiq status``) therefore sees the
@@ -20,14 +25,16 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple
 
-from ..core.memory_codec import dump_memory, load_memory, number as _num
-from ..model import Memory
+from ..core.memory_codec import (dump_memory, dump_records, load_memory, load_records,
+                                 number as _num)
+from ..model import InstanceRecord, Memory
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1
+FORMAT = 2
+READABLE_FORMATS = (1, 2)  # 1: the records inside the memory (memory.instances)
 MAX_DECISIONS = 50
 MAX_JOIN_TIMES = 500
 
@@ -82,6 +89,8 @@ class State:
     cluster: str = ""
     saved_at: float = 0.0
     unknown_launches: Tuple[UnknownLaunch, ...] = ()
+    # the lifecycle record of every instance we own (elastiq.core.records)
+    records: Mapping[str, InstanceRecord] = field(default_factory=dict)
 
 
 # ----------------------------------------------------------------------------- codec
@@ -93,6 +102,7 @@ def encode(state: State, dump: Callable[[Any], Any] = dump_memory) -> Dict[str, 
         "format": FORMAT,
         "cluster": state.cluster,
         "saved_at": state.saved_at,
+        "records": dump_records(state.records),
         "memory": dump(state.memory),
         "decisions": [{"at": d.at, "kind": d.kind, "text": d.text} for d in state.decisions],
         "join_times": list(state.join_times),
@@ -116,9 +126,15 @@ def decode(data: Any, load: Callable[[Any], Any] = load_memory) -> State:
     """The inverse of :func:`encode`; ValueError (naming the bad field) on anything else."""
     if not isinstance(data, dict):
         raise ValueError("top level: expected an object")
-    if data.get("format") != FORMAT:
+    if data.get("format") not in READABLE_FORMATS:
         raise ValueError(f"format: expected {FORMAT}, got {data.get('format')!r}")
-    memory = load(data.get("memory"))
+    raw_memory = data.get("memory")
+    if data["format"] == 1:  # the records were the default policy's, in its memory
+        records = (load_records(raw_memory.get("instances"), "memory.instances")
+                   if isinstance(raw_memory, dict) else {})
+    else:
+        records = load_records(data.get("records"))
+    memory = load(raw_memory)
     decisions = tuple(
         Decision(_num(d["at"], "decisions.at"), str(d["kind"]), str(d["text"]))
         for d in _list(data, "decisions")
@@ -145,7 +161,8 @@ def decode(data: Any, load: Callable[[Any], Any] = load_memory) -> State:
         )
     return State(memory=memory, decisions=decisions, join_times=join_times,
                  awaiting_join=awaiting, observation=observation, cluster=str(data.get("cluster", "")),
-                 saved_at=_num(data.get("saved_at", 0.0), "saved_at"), unknown_launches=unknown)
+                 saved_at=_num(data.get("saved_at", 0.0), "saved_at"), unknown_launches=unknown,
+                 records=records)
 
 
 def _list(data: dict, key: str) -> list:

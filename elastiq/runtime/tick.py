@@ -1,8 +1,10 @@
 """One tick: observe (batch + cloud) -> reconcile (once) -> decide (core) -> act -> persist.
 
-:class:`Runtime` holds what lives between ticks (the persisted :class:`State`, the observer's
-cloud listing, the notes of the last plan) and nothing else; the clock is injected, so tests
-and the latency benchmark drive it in virtual time.
+:class:`Runtime` holds what lives between ticks (the persisted :class:`State`: the lifecycle
+records and the policy's memory among it; the observer's cloud listing, the notes of the last
+plan) and nothing else; the clock is injected, so tests and the latency benchmark drive it in
+virtual time.  The decision is :func:`elastiq.core.records.step`: the records brought up to
+the observation, the policy's plan over them, the plan's marks in them.
 
 ``tick(kind)`` returns when the runtime wants to tick again: the plan's ``next_check`` (a
 time-based condition changes then; one not after the tick's time is ignored), or
@@ -19,7 +21,7 @@ from typing import Any, Callable, FrozenSet, Iterable, List, Mapping, Optional, 
 
 from ..adapters.base import BatchSystem, Cloud
 from ..config import Config
-from ..core import get_policy
+from ..core import get_policy, records as rec
 from ..core.reasons import Reason
 from ..model import Catalogue, InstanceState, Plan, Snapshot
 from .actuator import Actuator, Outcome
@@ -81,10 +83,10 @@ class Runtime:
         snapshot = self.observer.observe(kind, started)
         self.metrics.observed(snapshot)
         now = self.clock()
-        before = self.state.memory
+        before, memory = self.state.records, self.state.memory
         decisions: List[Decision] = []
         if not self.reconciled:
-            before, report = reconcile(self.policy, before, snapshot, self.config, now)
+            before, report = reconcile(before, snapshot, self.config, now)
             if report is not None:
                 self.reconciled = True
                 for line in report.lines():
@@ -93,12 +95,14 @@ class Runtime:
                     decisions.extend(Decision(now, "note", line) for line in report.lines()[1:])
 
         if self.state.unknown_launches:  # learn their outcome before deciding anew
-            before = self._retry_unknown(before, decisions)
-        plan, memory = self.policy.plan(snapshot, before, self.config, now, self.catalogue)
+            before, memory = self._retry_unknown(before, memory, decisions)
+        plan, records, memory = rec.step(self.policy, snapshot, before, memory, self.config, now,
+                                         self.catalogue)
         plan = self.last_plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))
 
-        outcome = self.actuator.execute(plan, memory, before, persist=self._persist_launch,
+        outcome = self.actuator.execute(plan, records, memory, before,
+                                        persist=self._persist_launch,
                                         hold_launches=bool(self.state.unknown_launches))
         if outcome.changed_cloud:
             self.observer.invalidate_cloud()
@@ -106,30 +110,33 @@ class Runtime:
         self.metrics.tick(self.clock() - started)
         return self._next_wake(plan, outcome, now)
 
-    def _persist_launch(self, memory: Any, granted: Tuple[str, ...]) -> None:
-        """Save the memory right after a launch, with the instances granted awaiting their join."""
-        self._save(replace(self.state, memory=memory,
+    def _persist_launch(self, records: rec.Records, memory: Any, granted: Tuple[str, ...]) -> None:
+        """Save the records and memory right after a launch, with the instances granted
+        awaiting their join."""
+        self._save(replace(self.state, records=records, memory=memory,
                            awaiting_join=self.state.awaiting_join + granted))
 
-    def _retry_unknown(self, memory: Any, decisions: List[Decision]) -> Any:
-        memory, left, done = self.actuator.retry_unknown(self.state.unknown_launches, memory,
-                                                         persist=self._persist_launch)
+    def _retry_unknown(self, records: rec.Records, memory: Any,
+                       decisions: List[Decision]) -> Tuple[rec.Records, Any]:
+        records, memory, left, done = self.actuator.retry_unknown(
+            self.state.unknown_launches, records, memory, persist=self._persist_launch)
         self.state = replace(self.state, unknown_launches=left)
         decisions.extend(done)
         self.observer.invalidate_cloud()
-        return memory
+        return records, memory
 
     def _next_state(self, outcome: Outcome, decisions: List[Decision], snapshot: Snapshot) -> State:
-        memory = outcome.memory
+        records = outcome.records
         # this tick's launches were added to awaiting_join at once
-        joins, awaiting = self.policy.join_delays(memory, self.state.awaiting_join)
-        owned = self.policy.owned(memory) if self._for_status else {}
+        joins, awaiting = rec.join_delays(records, self.state.awaiting_join)
+        owned = {i: r.worker for i, r in records.items()} if self._for_status else {}
         now, old = self.clock(), self.state
         new = tuple(decisions) + outcome.decisions
-        return State(memory, (old.decisions + new)[-MAX_DECISIONS:] if new else old.decisions,
+        return State(outcome.memory,
+                     (old.decisions + new)[-MAX_DECISIONS:] if new else old.decisions,
                      (old.join_times + joins)[-MAX_JOIN_TIMES:] if joins else old.join_times,
                      awaiting, _summarise(snapshot, owned, now, old.observation, self._for_status),
-                     old.cluster, now, old.unknown_launches + outcome.unknown)
+                     old.cluster, now, old.unknown_launches + outcome.unknown, records)
 
     def _next_wake(self, plan: Plan, outcome: Outcome, now: float) -> Optional[float]:
         # a next_check not after this tick's time is this tick's: waking for it again at once

@@ -51,12 +51,12 @@ from .workload import Workload
 from .world import World
 
 EPOCH = 1_000_000_000.0  # virtual time of the first job; metrics are relative to it
-#: Every policy ``elastiq simulate`` can run: elastiq's own, then the peers' (:mod:`.peers`).
+#: Every policy ``elastiq simulate`` can run: elastiq's own, then the baselines (:mod:`.peers`).
 POLICY_NAMES = tuple(CORE_POLICIES) + peers.NAMES
 
 
 def get_policy(name: str):
-    """The policy registered under ``name``: elastiq's core ones or a peer's (KeyError if
+    """The policy registered under ``name``: elastiq's core ones or a baseline's (KeyError if
     unknown; :class:`peers.PolicyUnavailable` when its package is missing)."""
     if name in CORE_POLICIES:
         return core_policy(name)

@@ -167,7 +167,7 @@ class Chaos:
     def orphans(self) -> int:
         """Alive instances that elastiq would never terminate: tagged ones its memory does
         not know, and untagged ones (a launch whose tags were lost)."""
-        known = set(self.runtime.state.memory.instances)
+        known = set(self.runtime.state.records)
         tagged = set(self.alive())
         everything = {i["InstanceId"] for r in self.client.describe_instances()["Reservations"]
                       for i in r["Instances"] if i["State"]["Name"] in ALIVE}

@@ -83,5 +83,5 @@ class SimWorld:
         return [d.text for d in self.runtime.state.decisions]
 
     def lifecycle(self, instance_id: str):
-        record = self.runtime.state.memory.instances.get(instance_id)
+        record = self.runtime.state.records.get(instance_id)
         return record.lifecycle if record else None

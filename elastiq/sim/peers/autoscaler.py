@@ -42,7 +42,7 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Mapping, Optional
 
 from ...config import Config
-from ...core.policy import CounterPolicy
+from ...core.policy import BasePolicy
 from ...core.demand import by_shape, classify
 from ...model import (Catalogue, Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot,
                       Terminate)
@@ -100,7 +100,9 @@ def unneeded_now(candidates, destinations) -> List[str]:
     return chosen
 
 
-class AutoscalerPolicy(CounterPolicy):
+class AutoscalerPolicy(BasePolicy):
+    name = "autoscaler"
+
     def initial_memory(self, seed: int = 0) -> AutoscalerMemory:
         return AutoscalerMemory()
 
@@ -114,7 +116,7 @@ class AutoscalerPolicy(CounterPolicy):
         requested.update((i, now) for i in outcome.granted)
         return replace(memory, last_scale_up=now, requested=requested)
 
-    def plan(self, snapshot: Snapshot, memory: AutoscalerMemory, config: Config, now: float,
+    def plan(self, snapshot: Snapshot, fleet, memory: AutoscalerMemory, config: Config, now: float,
              catalogue: Optional[Catalogue] = None):
         if snapshot.instances is None:
             return no_decision(snapshot), memory

@@ -59,7 +59,7 @@ from cobald.decorator.standardiser import Standardiser
 from cobald.interfaces import Pool
 
 from ...config import Config
-from ...core.policy import CounterPolicy
+from ...core.policy import BasePolicy
 from ...model import (Catalogue, Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot,
                       Terminate)
 from ...core.reasons import Reason
@@ -112,13 +112,14 @@ def pipeline(factory: FactoryPool, config: Config, cpus: int):
     return Limiter(quota, minimum=max(1, config.quota.min_vms * cpus))
 
 
-class CobaldPolicy(CounterPolicy):
+class CobaldPolicy(BasePolicy):
     """``controller``: "linear" (LinearController) or "relative" (RelativeSupplyController)."""
 
     def __init__(self, controller: str = "linear"):
         if controller not in ("linear", "relative"):
             raise ValueError(f"unknown COBalD controller {controller!r}")
         self.kind = controller
+        self.name = "cobald-relative" if controller == "relative" else "cobald"
 
     def controller(self, target, config: Config, cpus: int):
         interval = config.elastiq.check_queue_every_s
@@ -139,7 +140,7 @@ class CobaldPolicy(CounterPolicy):
         return CobaldMemory(memory.demand, memory.released, memory.draining,
                             memory.requested | frozenset(outcome.granted), memory.regulated_at)
 
-    def plan(self, snapshot: Snapshot, memory: CobaldMemory, config: Config, now: float,
+    def plan(self, snapshot: Snapshot, fleet, memory: CobaldMemory, config: Config, now: float,
              catalogue: Optional[Catalogue] = None):
         if snapshot.instances is None:
             return no_decision(snapshot), memory

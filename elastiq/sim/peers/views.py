@@ -8,6 +8,22 @@ from ...core.reasons import ReasonCode
 from ...model import ALIVE_STATES, Instance, Plan, Snapshot, Worker
 
 
+class LegacyCode(ReasonCode):
+    """The reasons of the original elastiq's policy (:mod:`.legacy`), in its words."""
+
+    NOT_JOINED = "not-joined", "not joined after {deploy:g} s"
+    IN_ERROR = "in-error", "in error"
+    REPLACE_ERROR = "replace-error", "to replace {count} in error"
+    JOBS_WAITING = ("jobs-waiting", "{jobs} jobs waiting above {threshold} for more than"
+                    " {wait:g} s")
+    IDLE = "idle", "idle for more than {idle_for:g} s"
+    MIN_VMS = "min-vms", "below min_vms {min_vms}"
+    NO_LISTING = "no-listing", "cannot launch {count}: no list of instances"
+    OVER_QUOTA = "over-quota", "over quota: {alive} of max_vms {max_vms}"
+    NO_QUEUE = "no-queue", "cannot get the number of waiting jobs this time"
+    KEPT_MIN_VMS = "kept-min-vms", "keeping {count} idle host(s) for min_vms {min_vms}"
+
+
 class AutoscalerCode(ReasonCode):
     """The reasons of the cluster-autoscaler peer, in its project's words."""
 
