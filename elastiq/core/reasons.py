@@ -90,6 +90,8 @@ class Code(ReasonCode):
     BELOW_THRESHOLD = ("below-threshold", "{count:#job} waiting, not above the threshold of"
                        " {threshold}")
     MAX_VMS = "max-vms", "{count:#more VM} wanted but max_vms {max_vms} reached ({alive} alive)"
+    QUOTA = ("quota", "{count:#more VM} wanted but the quota's cores or memory are used up"
+             " ({used})")
     BACKOFF = ("backoff", "launch of {count} held back: backing off after {failures:#failure}"
                " for {left:.0f} s more", ("left",))
     UNSTARTED = ("unstarted", "{count} idle job(s) did not start in {idle_for:g} s next to an"
