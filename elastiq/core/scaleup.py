@@ -83,7 +83,11 @@ def scale_up(
             if held >= wait:
                 wanted = demand.new_vms
                 jobs = dict(jobs=demand.uncovered, held=held, wait=wait)
-                if demand.unplaced:
+                if demand.unplaced and room is not None and room.limits_shape \
+                        and demand.new_vms < room.vms + len(draining):  # cores or memory
+                    notes.append(Reason.of(Code.NO_ROOM_QUOTA, count=demand.unplaced,
+                                           used=used_text(q, room)))
+                elif demand.unplaced:
                     notes.append(Reason.of(Code.NO_ROOM, count=demand.unplaced,
                                            max_vms=q.max_vms, alive=fleet.alive))
             else:
