@@ -85,11 +85,13 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
         booting = fleet.booting
     budget = None
     if limit is None:
-        room = (room or quota_room(fleet, config, catalogue)).plus(
-            quota.shape_of(m.flavour, catalogue) for m in fleet.members
-            if m.record.lifecycle is Lifecycle.DRAINING)
-        limit = room.holds((catalogue.cpus, catalogue.memory_mb))
-        budget = room if room.limits_shape else None
+        room = room or quota_room(fleet, config, catalogue)
+        draining = [m for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING]
+        if room.limits_shape:
+            budget = room.plus(quota.shape_of(m.flavour, catalogue) for m in draining)
+            limit = budget.holds((catalogue.cpus, catalogue.memory_mb))
+        else:
+            limit = room.vms + len(draining)
     if e.n_jobs_per_vm:
         return demand_mod.by_count(jobs, [w.running_jobs for w in accepting], booting,
                                    e.n_jobs_per_vm, limit)

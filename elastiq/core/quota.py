@@ -16,17 +16,16 @@ The default policy, the legacy one and the simulator's peers all count with this
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Iterable, List, Optional, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
 
 from ..model import Catalogue
 
 Shape = Tuple[int, int]
 
 
-@dataclass(frozen=True)
-class Room:
-    """What the quota leaves: VMs, cores and MiB (None: not limited)."""
+class Room(NamedTuple):
+    """What the quota leaves: VMs, cores and MiB (None: not limited).  A tuple: one is made
+    every tick."""
 
     vms: int
     cores: Optional[int] = None
@@ -54,10 +53,11 @@ class Room:
 
     def plus(self, shapes: Iterable[Shape]) -> "Room":
         """The room with these VMs given back (e.g. draining workers a job may take again)."""
-        room = self
-        for shape in shapes:
-            room = room.after(-1, shape)
-        return room
+        count = cores = memory = 0
+        for c, m in shapes:
+            count, cores, memory = count + 1, cores + c, memory + m
+        return Room(self.vms + count, None if self.cores is None else self.cores + cores,
+                    None if self.memory_mb is None else self.memory_mb + memory)
 
 
 def shape_of(flavour: Optional[str], catalogue: Catalogue) -> Shape:

@@ -44,24 +44,25 @@ class Recorder:
         self._last: Optional[Tuple[int, ...]] = None
         self.ticks = self.plan_calls = self.violations = self.problem_ticks = 0
         self.quota_violations = 0
-        self.max_alive = 0
-        self.max_shape = (0, 0)  # most cores, most MiB alive
+        self.max_alive = self.max_cores = self.max_memory_mb = 0
         self.stop_reason: Optional[str] = None
 
-    def tick(self, t: float, peak_alive: int, problems: bool,
-             peak_shape: Tuple[int, int] = (0, 0)) -> None:
+    def tick(self, t: float, peak_alive: int, problems: bool, peak_cores: int = 0,
+             peak_memory_mb: int = 0) -> None:
         """End of a tick; ``peak_alive``: most instances alive at any point of it;
-        ``peak_shape``: most cores and MiB they held."""
+        ``peak_cores``/``peak_memory_mb``: most cores and MiB they held."""
         self.ticks += 1
         self.problem_ticks += problems
         q = self.sim.config.quota
         if peak_alive > q.max_vms:
             self.violations += 1
-        cores, memory = peak_shape
-        if ((q.max_cores is not None and cores > q.max_cores)
-                or (q.max_memory_mb is not None and memory > q.max_memory_mb)):
+        if ((q.max_cores is not None and peak_cores > q.max_cores)
+                or (q.max_memory_mb is not None and peak_memory_mb > q.max_memory_mb)):
             self.quota_violations += 1
-        self.max_shape = (max(self.max_shape[0], cores), max(self.max_shape[1], memory))
+        if peak_cores > self.max_cores:
+            self.max_cores = peak_cores
+        if peak_memory_mb > self.max_memory_mb:
+            self.max_memory_mb = peak_memory_mb
         self.max_alive = max(self.max_alive, peak_alive)
         if self.keep_timeline:
             self.sample(t)
@@ -126,8 +127,8 @@ class Recorder:
             "vms_never_joined": sum(_never_joined(vm, end) for vm in cloud.vms.values()),
             "max_vms_violations": self.violations,
             "quota_violations": self.quota_violations,
-            "cores_peak": self.max_shape[0],
-            "memory_mb_peak": self.max_shape[1],
+            "cores_peak": self.max_cores,
+            "memory_mb_peak": self.max_memory_mb,
             "jobs_killed": pool.jobs_killed,
             "sim_span_s": round(end - start, 1),
             "ticks": self.ticks,
