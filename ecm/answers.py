@@ -82,10 +82,18 @@ class Answers:
     networks: Tuple[str, ...] = ()
     #: OpenStack without embedded credentials: the clouds.yaml entry the master uses.
     os_cloud: Optional[str] = None
+    #: Smaller sizes of ``flavour``'s family, largest first, that elastiq may launch too
+    #: (:mod:`ecm.family`; () = ``flavour`` alone).
+    smaller_flavours: Tuple[str, ...] = ()
 
     @property
     def embeds_credentials(self) -> bool:
         return bool(self.access_key and self.secret_key)
+
+    @property
+    def flavours(self):
+        """The cloud section's ``flavour``: one name, or the family's names largest first."""
+        return [self.flavour, *self.smaller_flavours] if self.smaller_flavours else self.flavour
 
     @property
     def noclaim_shutdown_s(self) -> int:

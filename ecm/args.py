@@ -46,6 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="put the cloud credentials in the master (needed on OpenStack)")
     emb.add_argument("--no-embed-credentials", dest="embed", action="store_false",
                      help="the master uses its instance role (AWS); the default with --yes")
+    fam = p.add_mutually_exclusive_group()
+    fam.add_argument("--flavour-family", dest="flavour_family", action="store_true", default=None,
+                     help="list FLAVOR_VMS's smaller sizes after it (the cloud's family, same "
+                     "memory per cpu, down to a quarter of its cpus): elastiq launches them "
+                     "for small demand (asked when the cloud offers some)")
+    fam.add_argument("--one-flavour", dest="flavour_family", action="store_false",
+                     help="FLAVOR_VMS alone; the default with --yes")
     a("--ca-bundle", metavar="FILE", help="CA bundle to trust for a private cloud endpoint")
     a("--region", help="region name for boto3 (default: AWS_REGION or us-east-1)")
     a("--security-group", dest="security_groups", action="append", default=[], metavar="NAME",

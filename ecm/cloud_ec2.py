@@ -10,7 +10,7 @@ keys of boto3's own chain when they are embedded.
 from __future__ import annotations
 
 import re
-from typing import List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 from urllib.parse import urlparse
 
 from elastiq.adapters.base import AdapterError, AuthError, ConfigError, TransientError
@@ -123,6 +123,27 @@ class EC2WizardCloud:
         if page is UNKNOWN:  # an EC2-compatible API without DescribeInstanceTypes
             return None
         return any(t.get("InstanceType") == name for t in (page or {}).get("InstanceTypes", []))
+
+    def flavour_shapes(self, name: str) -> Optional[Dict[str, Tuple[int, int]]]:
+        """(cpus, MiB) of the instance types of ``name``'s family (``c5.*`` for
+        ``c5.2xlarge``); None when the API cannot describe instance types."""
+        prefix = name.rpartition(".")[0]
+        query = {"Filters": [{"Name": "instance-type", "Values": [f"{prefix}.*" if prefix else name]}]}
+        shapes: Dict[str, Tuple[int, int]] = {}
+        while True:
+            page = self._call("DescribeInstanceTypes", self._ec2.describe_instance_types,
+                              unsupported=UNKNOWN, **query)
+            if page is UNKNOWN:
+                return None
+            for item in (page or {}).get("InstanceTypes", []):
+                cpus = (item.get("VCpuInfo") or {}).get("DefaultVCpus")
+                memory = (item.get("MemoryInfo") or {}).get("SizeInMiB")
+                if item.get("InstanceType") and cpus and memory:
+                    shapes[item["InstanceType"]] = (int(cpus), int(memory))
+            token = (page or {}).get("NextToken")
+            if not token:
+                return shapes
+            query["NextToken"] = token
 
     def static_credentials(self) -> Tuple[str, str]:
         if self._key and self._secret:

@@ -12,7 +12,7 @@ clouds.yaml entry (``openstack.cloud``), which the administrator puts on the mas
 """
 from __future__ import annotations
 
-from typing import List, Mapping, Optional, Tuple
+from typing import Dict, List, Mapping, Optional, Tuple
 
 from elastiq.adapters.base import AdapterError, AuthError, ConfigError
 from elastiq.adapters.openstack.cloud import connect as adapter_connect
@@ -59,7 +59,7 @@ class OpenStackWizardCloud:
         name = (self._auth.get("application_credential_id") or self._auth.get("username")
                 or self.entry)
         self.endpoint = Endpoint(url, region_name, name, shown, False, None)
-        self._flavours: Optional[List[str]] = None
+        self._flavours: Optional[Dict[str, Optional[Tuple[int, int]]]] = None
 
     def check(self) -> None:
         self._call("authenticate", self._conn.authorize)
@@ -73,9 +73,17 @@ class OpenStackWizardCloud:
 
     def list_flavours(self) -> List[str]:
         """Names of the flavours the project may use (cached)."""
+        return sorted(self._listed_flavours())
+
+    def flavour_shapes(self, name: str) -> Optional[Dict[str, Tuple[int, int]]]:
+        """(cpus, MiB) of every flavour the project may use (``name``'s family is among them)."""
+        return {n: shape for n, shape in self._listed_flavours().items() if shape is not None}
+
+    def _listed_flavours(self) -> Dict[str, Optional[Tuple[int, int]]]:
         if self._flavours is None:
             flavours = self._call("list flavours", lambda: list(self._conn.compute.flavors()))
-            self._flavours = sorted(f.name for f in flavours)
+            self._flavours = {f.name: (int(f.vcpus), int(f.ram)) if f.vcpus and f.ram else None
+                              for f in flavours}
         return self._flavours
 
     def image_id_problem(self, text: str) -> Optional[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 import os
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Protocol, Tuple
+from typing import Dict, List, Mapping, Optional, Protocol, Tuple
 
 #: ``--cloud`` name -> ``module:function`` connecting to it.
 CLOUDS = {"ec2": "ecm.cloud_ec2:connect", "openstack": "ecm.cloud_openstack:connect"}
@@ -75,6 +75,10 @@ class WizardCloud(Protocol):
 
     def has_flavour(self, name: str) -> Optional[bool]:
         """Whether the flavour exists; None when the cloud cannot say."""
+
+    def flavour_shapes(self, name: str) -> Optional[Dict[str, Tuple[int, int]]]:
+        """(cpus, MiB) by name of the flavours the cloud offers, ``name``'s family at least
+        (:mod:`ecm.family`); None when the cloud cannot say."""
 
     def static_credentials(self) -> Tuple[str, str]:
         """The keys in use, for embedding in the master."""

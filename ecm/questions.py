@@ -62,5 +62,12 @@ class Questions:
         return self.q.confirm("Embed the cloud credentials in the master (needed on OpenStack; "
                               "on AWS prefer an instance role)?", default=default).unsafe_ask()
 
+    def flavour_family(self, flavour: str, smaller: str, default: bool) -> bool:
+        return self.q.confirm(
+            f"The cloud offers smaller sizes of {flavour}: {smaller}.  Let elastiq launch them "
+            f"too (largest first), so that a few small jobs do not keep a whole {flavour} "
+            "(lower cost; jobs may wait a little longer)?",
+            default=default).unsafe_ask()
+
     def confirm(self, message: str) -> bool:
         return self.q.confirm(message, default=True).unsafe_ask()

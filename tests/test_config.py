@@ -72,6 +72,13 @@ def test_yaml_round_trip(tmp_path):
     ("elastiq: {waiting_jobs_tme_s: 4}", "elastiq.waiting_jobs_tme_s", "unknown key"),
     ("quota: {max_vms: lots}", "quota.max_vms", "expected an integer (got 'lots')"),
     ("quota: {min_vms: 5, max_vms: 2}", "quota.min_vms", "greater than max_vms"),
+    ("quota: {max_cores: many}", "quota.max_cores", "expected an integer (got 'many')"),
+    ("quota: {max_cores: 0}", "quota.max_cores", "must be >= 1 (got 0); leave it out"),
+    ("quota: {max_memory_mb: -5}", "quota.max_memory_mb", "must be >= 1"),
+    ("{vm: {cpus: 8}, quota: {max_cores: 4}}", "quota.max_cores",
+     "4 is less than one VM's 8 cpus (vm.cpus): no VM could start"),
+    ("{vm: {memory_mb: 4096}, quota: {min_vms: 3, max_memory_mb: 10000}}", "quota.max_memory_mb",
+     "less than min_vms x 4096 MiB (12288): min_vms could not be kept"),
     ("elastiq: {idle_timeout_max_s: -1}", "elastiq.idle_timeout_max_s", "must not be negative"),
     ("elastiq: {check_queue_every_s: 0}", "elastiq.check_queue_every_s", "must be > 0"),
     ("debug: {dry_run_boot_vms: maybe}", "debug.dry_run_boot_vms", "expected true or false"),
@@ -87,6 +94,16 @@ def test_bad_values_name_file_and_key(tmp_path, text, key, problem):
         config.load(path)
     assert err.value.key == key and err.value.source == path
     assert problem in str(err.value) and str(err.value).startswith(f"{path}: {key}: ")
+
+
+def test_cores_and_memory_quotas_are_read_and_summarised(tmp_path):
+    path = write(tmp_path, "q.yaml", "quota: {max_vms: 400, max_cores: 160, max_memory_mb: 327680}")
+    cfg = config.load(path)
+    assert (cfg.quota.max_cores, cfg.quota.max_memory_mb) == (160, 327680)
+    assert "0-400 VMs (at most 160 cores, 327680 MiB)" in config.summary(cfg)
+    unset = config.load(None)
+    assert (unset.quota.max_cores, unset.quota.max_memory_mb) == (None, None)
+    assert "0-3 VMs of" in config.summary(unset) and "at most" not in config.summary(unset)
 
 
 def test_wrong_type_of_a_secret_is_not_echoed(tmp_path):

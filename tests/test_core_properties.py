@@ -1,6 +1,8 @@
 """Property tests of the default policy over random snapshots and memories."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -122,6 +124,21 @@ def test_invariants(world, config):
     touched = [a.instance_id for a in plan.actions if isinstance(a, (Drain, CancelDrain))]
     touched += list(plan.terminated_ids)
     assert len(touched) == len(set(touched)), plan.actions
+
+
+@settings(max_examples=200, deadline=None)
+@given(worlds(), configs(), st.integers(1, 40), st.sampled_from([None, 8000, 20000, 40000]))
+def test_never_above_max_cores_or_max_memory(world, config, max_cores, max_memory):
+    """As max_vms: every alive VM we own counts with the worker shape (the catalogue knows
+    no other flavour here), booting, requested and in error included."""
+    config = replace(config, quota=replace(config.quota, max_cores=max_cores,
+                                           max_memory_mb=max_memory))
+    snapshot, memory = world
+    plan, _ = tick(snapshot, memory, config, NOW)
+    if snapshot.instances is not None and plan.launch_count:
+        vms = len(alive_before(snapshot, memory, config)) + plan.launch_count
+        assert vms * config.vm.cpus <= max_cores
+        assert max_memory is None or vms * config.vm.memory_mb <= max_memory
 
 
 def quiet(snapshot):

@@ -154,6 +154,7 @@ def _wizard_on(openstack_cloud, tmp_path, monkeypatch, keypair, network, credent
     cloud.check()
     assert (image.id, image.name) in [(i.image_id, i.name) for i in cloud.list_images()]
     assert flavor.name in cloud.list_flavours()
+    assert cloud.flavour_shapes(flavor.name)[flavor.name] == (flavor.vcpus, flavor.ram)
     assert cloud.has_key_pair(keypair.name) and not cloud.has_key_pair("no-such-key")
     assert cloud.has_network(network.name) and not cloud.has_network("no-such-net")
 

@@ -372,3 +372,48 @@ def test_two_runs_in_the_same_minute_name_two_clusters():
     assert len(names) == 50
     for name in names:
         assert CLUSTER_NAME.fullmatch(name) and re.fullmatch(r"elastiq-20261205-1540-[0-9a-f]{4}", name)
+
+
+FAMILY_CONF = CONF.replace("FLAVOR_VMS=m1.large", "FLAVOR_VMS=c5.2xlarge").replace(
+    "JOBS_PER_VM=2", "JOBS_PER_VM=0")
+
+
+@pytest.mark.parametrize("flag, flavour", [
+    ((), "c5.2xlarge"),  # --yes: FLAVOR_VMS alone, and a note on the flag
+    (("--flavour-family",), ["c5.2xlarge", "c5.xlarge", "c5.large"]),
+    (("--one-flavour",), "c5.2xlarge"),
+])
+def test_the_flavour_family_is_listed_with_consent_only(ecm_moto, workdir, flag, flavour):
+    """moto describes EC2's c5 sizes: c5.xlarge (4 cpus, 8 GiB) and c5.large (2, 4 GiB) are
+    the smaller sizes of c5.2xlarge (8, 16 GiB), largest first; the written configuration
+    loads in elastiq as a list of flavours."""
+    (workdir / "ecm.conf").write_text(FAMILY_CONF)
+    image = ecm_moto.images["Rocky-9-EC2-Base-9.4-20240509.0.x86_64"]
+    result = run(ecm_moto, workdir, "--yes", "--os", "rocky9", "--image", image,
+                 "--output", "master.ud", "--embed-credentials", *flag)
+    assert result.returncode == 0, result.stderr
+    cfg = embedded_config(master_text(workdir / "master.ud"))
+    assert cfg["ec2"]["flavour"] == flavour
+    assert ("--flavour-family lets elastiq launch them" in result.stderr) == (not flag)
+    from elastiq.config_load import from_dict
+    loaded = from_dict(cfg, "master.ud")
+    assert loaded.cloud.flavour == (tuple(flavour) if isinstance(flavour, list) else flavour)
+
+
+def test_the_family_question_is_asked_when_the_cloud_offers_one(ecm_moto, workdir):
+    (workdir / "ecm.conf").write_text(FAMILY_CONF)
+    child = spawn(ecm_moto, workdir, "--os", "rocky9", "--image",
+                  ecm_moto.images["Rocky-9-EC2-Base-9.4-20240509.0.x86_64"],
+                  "--cluster-name", "fam-1", "--no-embed-credentials")
+    child.expect(r"smaller sizes of c5.2xlarge: c5.xlarge \(4 cpus, 8 GiB\), c5.large "
+                 r"\(2 cpus, 4 GiB\)")
+    child.send("y")
+    child.expect(r"workers of c5.2xlarge, c5.xlarge, c5.large")
+    child.expect(r"Write master-rocky9-\S+\?")
+    child.send("y")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    [path] = written(workdir)
+    assert embedded_config(master_text(path))["ec2"]["flavour"] == \
+        ["c5.2xlarge", "c5.xlarge", "c5.large"]

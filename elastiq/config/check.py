@@ -58,10 +58,30 @@ def core_problems(cfg: Config) -> Iterator[Tuple[str, str]]:
             yield f"quota.{name}", f"must not be negative (got {getattr(q, name)})"
     if q.min_vms > q.max_vms:
         yield "quota.min_vms", f"min_vms ({q.min_vms}) is greater than max_vms ({q.max_vms})"
+    yield from quota_shape_problems(cfg)
     for name in ("cpus", "memory_mb", "disk_mb"):
         value = getattr(cfg.vm, name)
         if value is not None and value < 1:
             yield f"vm.{name}", f"must be >= 1 (got {value})"
+
+
+def quota_shape_problems(cfg: Config) -> Iterator[Tuple[str, str]]:
+    """``quota.max_cores``/``max_memory_mb``: set means > 0, and, where the ``vm`` section
+    gives the (first) flavour's shape, room for one VM and for ``min_vms`` of them."""
+    q = cfg.quota
+    for name, key, unit in (("max_cores", "cpus", "cpus"), ("max_memory_mb", "memory_mb", "MiB")):
+        shape = getattr(cfg.vm, key)
+        limit = getattr(q, name)
+        if limit is None:
+            continue
+        if limit < 1:
+            yield f"quota.{name}", f"must be >= 1 (got {limit}); leave it out for no limit"
+        elif shape is not None and limit < shape:
+            yield f"quota.{name}", (f"{limit} is less than one VM's {shape} {unit} "
+                                    f"(vm.{key}): no VM could start")
+        elif shape is not None and limit < q.min_vms * shape:
+            yield f"quota.{name}", (f"{limit} is less than min_vms x {shape} {unit} "
+                                    f"({q.min_vms * shape}): min_vms could not be kept")
 
 
 def problems(cfg: Config) -> Iterator[Tuple[str, str]]:

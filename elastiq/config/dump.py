@@ -63,7 +63,10 @@ def summary(cfg: Config) -> str:
     batch = f", {parts['batch']}" if parts.get("batch") else ""
     idle = (f"{min(e.idle_timeout_min_s, e.idle_timeout_max_s):g}-{e.idle_timeout_max_s:g} s"
             if e.idle_timeout_boot_factor else f"{e.idle_timeout_max_s:g} s")
-    return (f"cluster {e.cluster_name!r}: {q.min_vms}-{q.max_vms} VMs{cloud}, {sizing},"
+    limits = ", ".join(f"{value} {unit}" for value, unit in
+                       ((q.max_cores, "cores"), (q.max_memory_mb, "MiB")) if value is not None)
+    limits = f" (at most {limits})" if limits else ""
+    return (f"cluster {e.cluster_name!r}: {q.min_vms}-{q.max_vms} VMs{limits}{cloud}, {sizing},"
             f" idle timeout {idle}, cloud listed every {e.list_vms_every_s:g} s{batch}")
 
 

@@ -17,6 +17,7 @@ TEN_YEARS_S = 10 * 365 * 86400
 MAX_VMS = 100_000
 BOUNDS: Dict[str, float] = {
     "quota.min_vms": MAX_VMS, "quota.max_vms": MAX_VMS,
+    "quota.max_cores": 100_000 * MAX_VMS, "quota.max_memory_mb": 1 << 40,
     "elastiq.waiting_jobs_threshold": 10_000_000, "elastiq.n_jobs_per_vm": 100_000,
     "vm.cpus": 100_000, "vm.memory_mb": 1 << 30, "vm.disk_mb": 1 << 40,
 }
@@ -78,8 +79,14 @@ RENAMED_KEYS = {
 
 @dataclass(frozen=True)
 class QuotaSection:
+    """Limits as clouds count them (OpenStack's and AWS's quotas count instances, cores and
+    RAM): every alive VM of ours counts, booting ones included, with its flavour's cpus and
+    memory.  ``max_cores``/``max_memory_mb`` None: no limit but ``max_vms``."""
+
     min_vms: int = 0
     max_vms: int = 3
+    max_cores: Optional[int] = None
+    max_memory_mb: Optional[int] = None
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,8 @@ catalogue)`` (the fleet: the runtime's lifecycle records brought up to the obser
 
 Pure: the same arguments always give the same Plan and Memory.  What it guarantees:
 
-- never plans more alive instances of ours than ``max_vms`` (booting and requested included);
+- never plans more alive instances of ours than ``max_vms`` (booting and requested included),
+  nor more cores or memory than ``max_cores``/``max_memory_mb`` (:mod:`.quota`);
 - never terminates an instance whose worker has a claimed slot; idle workers are drained
   first and terminated only once drained and unclaimed;
 - never drains or terminates anything unless queue, pool and cloud were all read completely;
@@ -29,7 +30,7 @@ from typing import Optional, TYPE_CHECKING
 
 from ..model import Catalogue, Lifecycle, LaunchOutcome, Memory, Plan, Snapshot
 from . import demand as demand_mod
-from . import mix
+from . import mix, quota
 from .lifecycle import Fleet
 from .reasons import Code, Reason
 from .scaledown import scale_down
@@ -62,22 +63,36 @@ def placeable(snapshot: Snapshot, config: Config, catalogue: Catalogue, now: flo
                                now - config.elastiq.idle_timeout_max_s, unstarted)
 
 
+def quota_room(fleet: Fleet, config: Config, catalogue: Catalogue) -> quota.Room:
+    """The room the quota leaves for new VMs, counting every alive VM of ours."""
+    return quota.room_left(config.quota, catalogue, fleet.alive,
+                           (m.flavour for m in fleet.members))
+
+
 def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
                    config: Config, catalogue: Catalogue, booting: Optional[int] = None,
-                   limit: Optional[int] = None) -> Optional[demand_mod.Demand]:
+                   limit: Optional[int] = None,
+                   room: Optional[quota.Room] = None) -> Optional[demand_mod.Demand]:
     """Demand of the idle jobs given our fleet; None when queue or pool is unreadable.
 
-    ``booting`` and ``limit`` default to the VMs booting now and the room left under max_vms
-    (plus draining workers, whose drain can be cancelled)."""
+    ``booting`` and ``limit`` default to the VMs booting now and the room left under the
+    quota (``room``, by default :func:`quota_room`'s), plus draining workers, whose drain
+    can be cancelled."""
     if jobs is None or snapshot.pool is None:
         return None
     e, q = config.elastiq, config.quota
     accepting = [m.worker for m in fleet.members if m.accepting]
     if booting is None:
         booting = fleet.booting
+    budget = None
     if limit is None:
-        draining = sum(1 for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING)
-        limit = max(0, q.max_vms - fleet.alive) + draining
+        room = room or quota_room(fleet, config, catalogue)
+        draining = [m for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING]
+        if room.limits_shape:
+            budget = room.plus(quota.shape_of(m.flavour, catalogue) for m in draining)
+            limit = budget.holds((catalogue.cpus, catalogue.memory_mb))
+        else:
+            limit = room.vms + len(draining)
     if e.n_jobs_per_vm:
         return demand_mod.by_count(jobs, [w.running_jobs for w in accepting], booting,
                                    e.n_jobs_per_vm, limit)
@@ -85,7 +100,8 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
     flavours = mix.usable(catalogue.flavours)
     if flavours:
         names = [m.flavour for m in fleet.members if m.booting][:booting]
-        return mix.by_flavours(jobs, free, names, flavours, limit, fleet.alive, q.max_vms)
+        return mix.by_flavours(jobs, free, names, flavours, budget.vms if budget else limit,
+                               fleet.alive, q.max_vms, budget)
     return demand_mod.by_shape(jobs, free, booting, catalogue.cpus, catalogue.memory_mb, limit)
 
 
@@ -135,9 +151,10 @@ def plan(snapshot: Snapshot, fleet: Optional[Fleet], memory: Memory, config: Con
     unstarted = memory.unstarted
     if jobs is not None and snapshot.pool is not None:
         jobs, unstarted = release_unstarted(jobs, fleet, unstarted, e.idle_timeout_max_s, now)
-    demand = compute_demand(jobs, snapshot, fleet, config, catalogue)
+    room = quota_room(fleet, config, catalogue)
+    demand = compute_demand(jobs, snapshot, fleet, config, catalogue, room=room)
     up = scale_up(demand, fleet, draining, memory, config, now,
-                  catalogue.flavours[0].name if catalogue.flavours else None)
+                  catalogue.flavours[0].name if catalogue.flavours else None, room, catalogue)
     down = scale_down(
         snapshot, fleet, config, now, launching=bool(up.launches),
         keep=frozenset(c.instance_id for c in up.cancel_drains),

@@ -22,7 +22,7 @@ from bisect import bisect_right
 from collections import Counter
 from operator import attrgetter
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 from ..model import IdleJobs, Job
 
@@ -127,9 +127,12 @@ def by_shape(
 
 
 def pack(jobs: Placeable, room: Sequence[Tuple[int, int]], vm_cpus: int, vm_memory_mb: int,
-         limit: int) -> Tuple[int, List[List[int]], int]:
+         limit: int, open_vm: Optional[Callable[[int, int], Optional[Tuple[int, int]]]] = None,
+         ) -> Tuple[int, List[List[int]], int]:
     """First-fit decreasing of the job shapes into ``room`` (free cpus/memory of workers and
     booting VMs), then into at most ``limit`` new VMs of ``vm_cpus``/``vm_memory_mb``.
+    ``open_vm(cpus, memory_mb)``, when given, sizes each new VM instead: the shape of a VM
+    that holds a job of that shape, or None when none may be opened for it (a quota).
     Returns (jobs without room in ``room``, the new VMs' room left, jobs left unplaced)."""
     existing: List[List[int]] = [[c, m] for c, m in room if c > 0]
     leftover = []
@@ -146,7 +149,10 @@ def pack(jobs: Placeable, room: Sequence[Tuple[int, int]], vm_cpus: int, vm_memo
         if new:
             count = place(cpus, memory, count, new)
         while count and len(new) < limit:
-            new.append([vm_cpus, vm_memory_mb])
+            shape = (vm_cpus, vm_memory_mb) if open_vm is None else open_vm(cpus, memory)
+            if shape is None:
+                break
+            new.append(list(shape))
             count = place(cpus, memory, count, new[-1:])
         unplaced += count
     return uncovered, new, unplaced

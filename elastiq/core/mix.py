@@ -20,6 +20,10 @@ Used only when the cloud section names two or more flavours of known shape
   VMs join, and the room a large VM has left serves the next ones without another boot
   (small VMs for every few jobs would make each of them wait a whole boot: on LPC-EGEE the
   p95 wait went from 177 s to 224 s without this rule).
+- Under a cores/memory quota (``quota.max_cores``, ``quota.max_memory_mb``, see
+  :mod:`.quota`) each new VM is packed as the largest flavour that holds its first job and
+  still fits the room left, then shrunk as above (never grown): when the large ones no longer
+  fit, smaller ones take the jobs the quota still has room for.
 - A flavour of unknown shape is never chosen (fail safe).
 - The new VMs are listed fullest first: when fewer are launched (drains cancelled, ``max_vms``,
   back-off), the ones left out are the emptiest.
@@ -30,6 +34,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..model import Flavour
 from .demand import Demand, Placeable, pack, place
+from .quota import Room
 
 
 def usable(flavours: Sequence[Flavour]) -> Tuple[Flavour, ...]:
@@ -49,11 +54,32 @@ def shape_of(name: Optional[str], flavours: Sequence[Flavour]) -> Tuple[int, int
     return flavours[0].cpus, flavours[0].memory_mb  # type: ignore[return-value]
 
 
-def cheapest(cpus: int, memory_mb: int, flavours: Sequence[Flavour]) -> Flavour:
+def cheapest(cpus: int, memory_mb: int, flavours: Sequence[Flavour],
+             opened: Optional[Flavour] = None) -> Flavour:
     """The cheapest flavour of at least this shape (ties: the first listed); the first
-    flavour, the largest, holds anything packed for it."""
-    fitting = [f for f in flavours if f.cpus >= cpus and f.memory_mb >= memory_mb]
-    return min(fitting or flavours[:1], key=lambda f: f.price)
+    flavour, the largest, holds anything packed for it.  ``opened``: the flavour the VM was
+    packed as under a cores/memory quota: no larger one is chosen (it is, if none fits)."""
+    fitting = [f for f in flavours if f.cpus >= cpus and f.memory_mb >= memory_mb
+               and (opened is None or (f.cpus <= opened.cpus and f.memory_mb <= opened.memory_mb))]
+    return min(fitting or [opened or flavours[0]], key=lambda f: f.price)
+
+
+def quota_opener(flavours: Sequence[Flavour], room: Room, opened: List[Flavour]):
+    """:func:`.demand.pack`'s ``open_vm`` under a cores/memory quota: each new VM is the
+    largest flavour that holds the job and still fits the room left (appended to
+    ``opened``); None when none does."""
+    by_size = sorted(flavours, key=lambda f: (f.cpus, f.memory_mb), reverse=True)
+    left = [room]
+
+    def open_vm(cpus: int, memory_mb: int) -> Optional[Tuple[int, int]]:
+        for f in by_size:
+            shape = (f.cpus, f.memory_mb)
+            if f.cpus >= cpus and f.memory_mb >= memory_mb and left[0].holds(shape):
+                left[0] = left[0].after(1, shape)
+                opened.append(f)
+                return shape  # type: ignore[return-value]
+        return None
+    return open_vm
 
 
 def allowed(flavours: Sequence[Flavour], vms_after: int, max_vms: int) -> Tuple[Flavour, ...]:
@@ -68,21 +94,28 @@ def allowed(flavours: Sequence[Flavour], vms_after: int, max_vms: int) -> Tuple[
 
 def by_flavours(jobs: Placeable, free: Sequence[Tuple[int, int]],
                 booting: Sequence[Optional[str]], flavours: Sequence[Flavour],
-                limit: int, alive: int = 0, max_vms: Optional[int] = None) -> Demand:
+                limit: int, alive: int = 0, max_vms: Optional[int] = None,
+                quota: Optional[Room] = None) -> Demand:
     """The demand of ``jobs`` (see the module docstring) given the free room of joined workers,
     the flavour names of the VMs booting, ``flavours`` (:func:`usable`'s), and the fleet's
-    ``alive`` VMs of ``max_vms`` (None: no limit on the sizes, see :func:`allowed`)."""
+    ``alive`` VMs of ``max_vms`` (None: no limit on the sizes, see :func:`allowed`).
+    ``quota``: the room a cores/memory quota leaves (None: not limited); each new VM is then
+    packed as the largest flavour that still fits it (:func:`quota_opener`)."""
     ref = flavours[0]
     room = list(free) + [shape_of(name, flavours) for name in booting]
-    uncovered, new, unplaced = pack(jobs, room, ref.cpus, ref.memory_mb, limit)
+    opened: List[Flavour] = []
+    open_vm = None if quota is None else quota_opener(flavours, quota, opened)
+    uncovered, new, unplaced = pack(jobs, room, ref.cpus, ref.memory_mb, limit, open_vm)
     if booting:  # jobs come faster than VMs join: the room a large VM leaves serves them
         sizes: Sequence[Flavour] = flavours[:1]
     else:
         sizes = flavours if max_vms is None else allowed(flavours, alive + len(new), max_vms)
     chosen: List[Tuple[float, str]] = []
-    for cpus_left, memory_left in new:
-        used_cpus, used_memory = ref.cpus - cpus_left, ref.memory_mb - memory_left
-        flavour = cheapest(used_cpus, used_memory, sizes)
+    for index, (cpus_left, memory_left) in enumerate(new):
+        box = opened[index] if opened else None
+        used_cpus = (box or ref).cpus - cpus_left
+        used_memory = (box or ref).memory_mb - memory_left
+        flavour = cheapest(used_cpus, used_memory, sizes, box)
         chosen.append((-(used_cpus / ref.cpus), flavour.name))
     counts: Dict[str, int] = {}
     for _, name in sorted(chosen, key=lambda c: c[0]):  # fullest first, stable

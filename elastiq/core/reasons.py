@@ -85,11 +85,15 @@ class Code(ReasonCode):
                     " {deploy:g} s: forgotten")
     UNMATCHABLE = "unmatchable", "{count:#idle job} can never run on a worker VM: ignored"
     NO_ROOM = "no-room", "{count:#job} without room: max_vms {max_vms} reached ({alive} alive)"
+    NO_ROOM_QUOTA = ("no-room-quota", "{count:#job} without room: the quota's cores or memory"
+                     " are used up ({used})")
     WAITING = ("waiting", "{count:#job} waiting for {held:.0f} s of {wait:g} s before launching",
                ("held",))
     BELOW_THRESHOLD = ("below-threshold", "{count:#job} waiting, not above the threshold of"
                        " {threshold}")
     MAX_VMS = "max-vms", "{count:#more VM} wanted but max_vms {max_vms} reached ({alive} alive)"
+    QUOTA = ("quota", "{count:#more VM} wanted but the quota's cores or memory are used up"
+             " ({used})")
     BACKOFF = ("backoff", "launch of {count} held back: backing off after {failures:#failure}"
                " for {left:.0f} s more", ("left",))
     UNSTARTED = ("unstarted", "{count} idle job(s) did not start in {idle_for:g} s next to an"

@@ -10,7 +10,8 @@
   new is launched.
 - ``min_vms`` is kept regardless of demand.
 - The launch never takes the number of alive instances we own (requested, booting, running,
-  in error) above ``max_vms``.
+  in error) above ``max_vms``, nor their cores or memory above ``max_cores``/``max_memory_mb``
+  (:mod:`.quota`: what does not fit is cut, flavour by flavour, with a ``quota`` note).
 - After failed launches, nothing is launched until the back-off has passed.
 """
 from __future__ import annotations
@@ -18,10 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Sequence, TYPE_CHECKING, Tuple
 
-from ..model import CancelDrain, Launch, Memory
+from ..model import CancelDrain, Catalogue, Launch, Memory
 from .demand import Demand
 from .lifecycle import Fleet, Member
 from .mix import split
+from .quota import Room, used_text, within
 from .reasons import Code, Reason
 
 if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
@@ -55,10 +57,14 @@ def scale_up(
     config: Config,
     now: float,
     first_flavour: Optional[str] = None,
+    room: Optional[Room] = None,
+    catalogue: Optional[Catalogue] = None,
 ) -> ScaleUp:
     """Decide the launch (and drain cancellations) of this tick.  ``demand`` None: the queue
     or the pool could not be read, so only ``min_vms`` can cause a launch.
-    ``first_flavour``: with several flavours, the first's name (the VMs beyond the mix)."""
+    ``first_flavour``: with several flavours, the first's name (the VMs beyond the mix).
+    ``room``: what the quota leaves (:mod:`.quota`; None or only VMs counted: ``max_vms``
+    alone limits), with ``catalogue`` for the flavours' shapes."""
     e, q = config.elastiq, config.quota
     notes = []
     wake = None
@@ -77,7 +83,11 @@ def scale_up(
             if held >= wait:
                 wanted = demand.new_vms
                 jobs = dict(jobs=demand.uncovered, held=held, wait=wait)
-                if demand.unplaced:
+                if demand.unplaced and room is not None and room.limits_shape \
+                        and demand.new_vms < room.vms + len(draining):  # cores or memory
+                    notes.append(Reason.of(Code.NO_ROOM_QUOTA, count=demand.unplaced,
+                                           used=used_text(q, room)))
+                elif demand.unplaced:
                     notes.append(Reason.of(Code.NO_ROOM, count=demand.unplaced,
                                            max_vms=q.max_vms, alive=fleet.alive))
             else:
@@ -119,8 +129,13 @@ def scale_up(
         why = Reason.of(code, **jobs, booting=fleet.booting, alive=fleet.alive,
                         max_vms=q.max_vms)
         if demand is not None and demand.mix:  # several flavours
-            launches = tuple(Launch(n, why, name)
-                             for name, n in split(count, demand.mix, first_flavour))
+            planned = split(count, demand.mix, first_flavour)
         else:
-            launches = (Launch(count, why),)
+            planned = [(None, count)]
+        if room is not None and catalogue is not None and room.limits_shape:
+            planned = within(planned, room, catalogue)
+            short = count - sum(n for _, n in planned)
+            if short:
+                notes.append(Reason.of(Code.QUOTA, count=short, used=used_text(q, room)))
+        launches = tuple(Launch(n, why, name) for name, n in planned)
     return ScaleUp(launches, cancels, waiting_since, tuple(notes), wake)

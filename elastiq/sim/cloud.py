@@ -88,9 +88,11 @@ class SimCloud:
                  boot_delay: BootDelay = BootDelay(), never_join_share: float = 0.0,
                  error_share: float = 0.0, capacity: Optional[int] = None,
                  list_failure: float = 0.0, seed: int = 0, pool: Optional["SimPool"] = None,
-                 flavours: Optional[Dict[str, Tuple[int, int]]] = None):
+                 flavours: Optional[Dict[str, Tuple[int, int]]] = None,
+                 shape: Tuple[int, int] = (1, 2048)):
         self.clock, self.cluster, self.boot_delay, self.pool = clock, cluster, boot_delay, pool
         self.flavours = flavours or {}  # name -> (cpus, memory_mb): launch(flavour=) takes them
+        self.shape = shape  # (cpus, memory_mb) of a VM launched without a flavour
         self.never_join_share, self.error_share = never_join_share, error_share
         self.capacity, self.list_failure = capacity, list_failure
         self.rng = random.Random(seed)
@@ -98,6 +100,7 @@ class SimCloud:
         self.listed: Dict[str, _VM] = {}  # the ones list_instances still shows
         self.events: List[Tuple[float, int, str]] = []
         self.alive = 0
+        self.alive_cores = self.alive_memory_mb = 0  # of the alive instances, as a quota counts
         self.in_error = 0  # alive instances in ERROR
         self.version = 0  # bumped on every change a listing could show
         self.launch_calls = 0
@@ -142,6 +145,7 @@ class SimCloud:
                      None if fails or silent else now + delay, fails)
             if flavour is not None:
                 vm.flavour, (vm.cpus, vm.memory_mb) = flavour, self.flavours[flavour]
+            self._count(vm, 1)
             self.vms[vm.id] = self.listed[vm.id] = vm
             heapq.heappush(self.events, (vm.running_at, 0, vm.id))
             if vm.join_at is not None:
@@ -161,6 +165,7 @@ class SimCloud:
                 self.in_error -= 1
             vm.terminated_at, vm.state = now, InstanceState.SHUTTING_DOWN
             self.alive -= 1
+            self._count(vm, -1)
             heapq.heappush(self.events, (now + SHUTDOWN_S, 2, vm.id))
             if self.pool is not None:
                 self.pool.remove_worker(vm.id, now)
@@ -188,6 +193,10 @@ class SimCloud:
             elif self.pool is not None:
                 self.pool.add_worker(vm.id, when, vm.cpus, vm.memory_mb)
             self._changed()
+
+    def _count(self, vm: _VM, sign: int) -> None:
+        self.alive_cores += sign * (vm.cpus or self.shape[0])
+        self.alive_memory_mb += sign * (vm.memory_mb or self.shape[1])
 
     def _changed(self) -> None:
         self.version += 1

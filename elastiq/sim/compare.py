@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from .metrics import _hours
+from .metrics import _hours, quota_limits
 
 #: (heading, result key, format) of each column after the policy's name.
 COLUMNS = (
@@ -30,10 +30,12 @@ def comparison_table(results: Mapping[str, dict]) -> str:
     add up to VM-h."""
     first = next(iter(results.values()))
     k = first["knobs"]
+    limits = quota_limits(k)
     head = (f"{first['workload']}: {first['jobs']} jobs; max_vms {k['max_vms']}, min_vms {k['min_vms']},"
-            f" VM {k['vm_cpus']} cpus / {k['vm_memory_mb']} MiB")
-    rows = [("policy",) + tuple(h for h, _, _ in COLUMNS)]
-    rows += [(name,) + tuple(_cell(fmt, r[key]) for _, key, fmt in COLUMNS) for name, r in results.items()]
+            f"{' ' + limits + ',' if limits else ''} VM {k['vm_cpus']} cpus / {k['vm_memory_mb']} MiB")
+    columns = COLUMNS + ((("ticks over quota", "quota_violations", "{}"),) if limits else ())
+    rows = [("policy",) + tuple(h for h, _, _ in columns)]
+    rows += [(name,) + tuple(_cell(fmt, r[key]) for _, key, fmt in columns) for name, r in results.items()]
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
              for row in rows]

@@ -184,7 +184,8 @@ class Simulation:
         if plan.actions and self.options.on_decision is not None:
             self.options.on_decision(t - EPOCH, plan)
         observation = self.runtime.state.observation
-        rec.tick(t, world.peak, bool(observation and observation.problems))
+        rec.tick(t, world.peak, bool(observation and observation.problems), world.peak_cores,
+                 world.peak_memory_mb)
         return wake
 
     # -- the loop

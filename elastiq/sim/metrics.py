@@ -9,6 +9,9 @@
 - ``vms_peak``: most instances alive at once (checked after every launch); the limit is
   ``knobs.max_vms``;
 - ``max_vms_violations``: ticks in which more of our instances were alive than max_vms;
+- ``quota_violations``: ticks in which our alive instances held more cores or memory than
+  ``quota.max_cores``/``max_memory_mb`` (each VM with its flavour's shape, booting included);
+  ``cores_peak``/``memory_mb_peak``: the most they held at once;
 - ``vms_in_error``: VMs that went to the cloud's error state; ``vms_never_joined``: VMs not in
   error that were terminated (or still alive at the end) without ever joining the pool;
 - ``jobs_skipped``: trace jobs left out (unknown run time), ``jobs_unmatchable``: larger than
@@ -24,7 +27,7 @@ from typing import List, Optional, Tuple
 REQUIRED_KEYS = (
     "jobs", "jobs_completed", "vm_hours", "busy_vm_hours", "idle_vm_hours", "oracle_vm_hours",
     "wait_mean_s", "wait_p95_s", "vms_peak", "launch_calls", "vms_launched", "vms_terminated",
-    "vms_in_error", "vms_never_joined", "max_vms_violations", "jobs_killed",
+    "vms_in_error", "vms_never_joined", "max_vms_violations", "quota_violations", "jobs_killed",
 )
 
 #: Timeline columns after the time (hours from the first job).
@@ -40,15 +43,26 @@ class Recorder:
         self.timeline: List[Tuple[float, ...]] = []
         self._last: Optional[Tuple[int, ...]] = None
         self.ticks = self.plan_calls = self.violations = self.problem_ticks = 0
-        self.max_alive = 0
+        self.quota_violations = 0
+        self.max_alive = self.max_cores = self.max_memory_mb = 0
         self.stop_reason: Optional[str] = None
 
-    def tick(self, t: float, peak_alive: int, problems: bool) -> None:
-        """End of a tick; ``peak_alive``: most instances alive at any point of it."""
+    def tick(self, t: float, peak_alive: int, problems: bool, peak_cores: int = 0,
+             peak_memory_mb: int = 0) -> None:
+        """End of a tick; ``peak_alive``: most instances alive at any point of it;
+        ``peak_cores``/``peak_memory_mb``: most cores and MiB they held."""
         self.ticks += 1
         self.problem_ticks += problems
-        if peak_alive > self.sim.config.quota.max_vms:
+        q = self.sim.config.quota
+        if peak_alive > q.max_vms:
             self.violations += 1
+        if ((q.max_cores is not None and peak_cores > q.max_cores)
+                or (q.max_memory_mb is not None and peak_memory_mb > q.max_memory_mb)):
+            self.quota_violations += 1
+        if peak_cores > self.max_cores:
+            self.max_cores = peak_cores
+        if peak_memory_mb > self.max_memory_mb:
+            self.max_memory_mb = peak_memory_mb
         self.max_alive = max(self.max_alive, peak_alive)
         if self.keep_timeline:
             self.sample(t)
@@ -112,6 +126,9 @@ class Recorder:
             "vms_in_error": sum(_went_to_error(vm, end) for vm in cloud.vms.values()),
             "vms_never_joined": sum(_never_joined(vm, end) for vm in cloud.vms.values()),
             "max_vms_violations": self.violations,
+            "quota_violations": self.quota_violations,
+            "cores_peak": self.max_cores,
+            "memory_mb_peak": self.max_memory_mb,
             "jobs_killed": pool.jobs_killed,
             "sim_span_s": round(end - start, 1),
             "ticks": self.ticks,
@@ -121,6 +138,7 @@ class Recorder:
             "wall_s": round(wall_s, 3),
             "knobs": {
                 "max_vms": cfg.quota.max_vms, "min_vms": cfg.quota.min_vms,
+                "max_cores": cfg.quota.max_cores, "max_memory_mb": cfg.quota.max_memory_mb,
                 "vm_cpus": shape.cpus, "vm_memory_mb": shape.memory_mb,
                 "n_jobs_per_vm": cfg.elastiq.n_jobs_per_vm,
                 "waiting_jobs_threshold": cfg.elastiq.waiting_jobs_threshold,
@@ -195,10 +213,17 @@ def _hours(seconds: float) -> str:
     return f"{seconds:.0f} s"
 
 
+def quota_limits(knobs: dict) -> str:
+    """``max_cores 160, max_memory_mb 327680`` as set in ``knobs`` ("": neither is set)."""
+    return ", ".join(f"{name} {knobs[name]}" for name in ("max_cores", "max_memory_mb")
+                     if knobs.get(name) is not None)
+
+
 def summary_table(r: dict) -> str:
     """A readable summary of one result (or of several: pass them one by one)."""
     ok = lambda n: "ok" if n == 0 else "NOT OK"  # noqa: E731
     k = r["knobs"]
+    limits = quota_limits(k)
     rows = [
         ("workload", f"{r['workload']}: {r['jobs']} jobs over {_hours(r['sim_span_s'])}"
                      + (f", {r['jobs_unmatchable']} larger than a VM left out" if r["jobs_unmatchable"] else "")
@@ -221,6 +246,9 @@ def summary_table(r: dict) -> str:
                 f" {r['vms_never_used']} never ran a job ({r['vms_in_error']} in error,"
                 f" {r['vms_never_joined']} never joined), {r['vms_alive_at_end']} alive at the end"),
         ("max_vms violations", f"{r['max_vms_violations']} ticks over max_vms  {ok(r['max_vms_violations'])}"),
+        *(("quota violations", f"{r['quota_violations']} ticks over {limits}  (at most"
+                               f" {r['cores_peak']} cores, {r['memory_mb_peak']} MiB at once)"
+                               f"  {ok(r['quota_violations'])}"),)[:1 if limits else 0],
         ("jobs killed", f"{r['jobs_killed']}  {ok(r['jobs_killed'])}"),
         ("simulation", f"{r['ticks']} ticks, {r['plan_calls']} plan calls, {r['wall_s']:.2f} s wall;"
                        f" stopped: {r['stop_reason']}"),

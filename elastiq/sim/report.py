@@ -135,13 +135,14 @@ def write(directory: str, result: dict, timeline: Sequence[Tuple[float, ...]],
 
 def write_comparison(directory: str, results: Mapping[str, dict]) -> str:
     """``comparison.png``: one point per policy, VM-hours against p95 wait (lower left is
-    better on both; a cross: jobs killed or max_vms exceeded); its path."""
+    better on both; a cross: jobs killed, max_vms or the cores/memory quota exceeded); its path."""
     plt = _pyplot()
     _folder(directory)
     fig, ax = plt.subplots(figsize=(9, 6))
     for n, (name, r) in enumerate(results.items()):
         flags = [f"{r['jobs_killed']} jobs killed"] if r["jobs_killed"] else []
         flags += [f"{r['max_vms_violations']} ticks over max_vms"] if r["max_vms_violations"] else []
+        flags += [f"{r['quota_violations']} ticks over quota"] if r.get("quota_violations") else []
         ax.scatter(r["wait_p95_s"], r["vm_hours"], s=70, color=f"C{n % 10}",
                    marker="X" if flags else "o",
                    label=f"{name}: {r['vm_hours']:.1f} VM-h, p95 {r['wait_p95_s']:.0f} s"

@@ -37,11 +37,13 @@ class World:
                                   list_failure=options.list_failure, seed=options.seed,
                                   pool=self.pool,
                                   flavours={f.name: (f.cpus, f.memory_mb)
-                                            for f in catalogue.flavours if f.known})
+                                            for f in catalogue.flavours if f.known},
+                                  shape=(vm.cpus, vm.memory_mb))
         self.batch, self.cloud = _Batch(self), _Cloud(self)
         self.actions: List[Tuple[float, str, str]] = []
         self.started = 0  # jobs the negotiator started this tick
         self.peak = 0  # most instances alive this tick
+        self.peak_cores = self.peak_memory_mb = 0  # and most cores, memory
         self._negotiated = True
         self._seen_pool: Optional[int] = None
         self._seen_cloud: Optional[int] = None
@@ -55,6 +57,7 @@ class World:
         self.pool.advance(t)
         self.sim_cloud.advance(t)
         self._negotiated, self.started, self.peak = False, 0, self.sim_cloud.alive
+        self.peak_cores, self.peak_memory_mb = self.sim_cloud.alive_cores, self.sim_cloud.alive_memory_mb
 
     def negotiate(self) -> None:
         """The negotiation cycle of this tick (once)."""
@@ -120,7 +123,10 @@ class _Cloud:
         try:
             return self.sim.launch(count, flavour=flavour)
         finally:
-            self.world.peak = max(self.world.peak, self.sim.alive)
+            world, sim = self.world, self.sim
+            world.peak = max(world.peak, sim.alive)
+            world.peak_cores = max(world.peak_cores, sim.alive_cores)
+            world.peak_memory_mb = max(world.peak_memory_mb, sim.alive_memory_mb)
 
     def terminate(self, instance_ids) -> None:
         self.world._act("terminate", ",".join(instance_ids))

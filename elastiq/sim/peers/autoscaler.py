@@ -21,7 +21,9 @@ the parameters to CA?"):
 Scale-up, at once: the idle jobs that fit one VM are packed first-fit decreasing into the free
 cpu/memory of accepting workers and into the VMs still coming up (CA's filter of pods that fit
 existing nodes, and its upcoming nodes), then onto new VMs (the binpacking estimator), within
-max_vms counting every alive VM of ours.  Scale-down, "if no scale-up is needed" in the same
+max_vms counting every alive VM of ours, and within ``quota.max_cores``/``max_memory_mb``
+counting their cores and memory (CA's ``--cores-total`` and ``--memory-total``, over every
+node).  Scale-down, "if no scale-up is needed" in the same
 loop: a joined worker is *unneeded* while its utilisation is below 0.5 and its running jobs fit
 on the other accepting workers (simulated one candidate after the other, least utilised first,
 each keeping the room it took); unneeded since is tracked during the cool-down too.  A worker
@@ -44,6 +46,7 @@ from typing import Dict, FrozenSet, List, Mapping, Optional
 from ...config import Config
 from ...core.policy import BasePolicy
 from ...core.demand import by_shape, classify
+from ...core.quota import room_left, used_text
 from ...model import (Catalogue, Drain, InstanceState, Launch, LaunchOutcome, Plan, Snapshot,
                       Terminate)
 from ...core.reasons import Reason
@@ -151,7 +154,9 @@ class AutoscalerPolicy(BasePolicy):
         scaled_up = False
         if snapshot.queue is not None and workers is not None:
             upcoming = sum(1 for i in alive if i not in workers and i not in gone) + len(requested)
-            limit = max(0, q.max_vms - (len(alive) - len(gone) + len(requested)))
+            counted = [i.instance_type for i in alive.values() if i.id not in gone]
+            room = room_left(q, vm, len(counted) + len(requested), counted + [None] * len(requested))
+            limit = room.holds((vm.cpus, vm.memory_mb))
             jobs = classify(snapshot.queue.idle, vm.cpus, vm.memory_mb, now)
             free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
             need = by_shape(jobs, free, upcoming, vm.cpus, vm.memory_mb, limit)
@@ -159,8 +164,11 @@ class AutoscalerPolicy(BasePolicy):
                 scaled_up = True
                 actions.append(Launch(need.new_vms, Reason.of(AutoscalerCode.PENDING, jobs=need.uncovered,
                                                               count=need.new_vms)))
-            elif need.unplaced:
+            elif need.unplaced and room.vms <= 0:
                 notes.append(Reason.of(AutoscalerCode.PENDING_MAX, jobs=need.unplaced, max_vms=q.max_vms))
+            elif need.unplaced:
+                notes.append(Reason.of(AutoscalerCode.PENDING_RESOURCES, jobs=need.unplaced,
+                                       used=used_text(q, room)))
 
         unneeded = dict(memory.unneeded)
         if snapshot.complete:

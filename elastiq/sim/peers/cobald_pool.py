@@ -4,7 +4,8 @@ The pipeline is the one of TARDIS's documentation, built from cobald 0.14's own 
 
     LinearController | RelativeSupplyController      cobald.controller
       -> Limiter(minimum)                            cobald.decorator.limiter
-      -> Standardiser(maximum = max_vms * cpus)      TARDIS's site quota, in cores
+      -> Standardiser(maximum = max_vms * cpus)      TARDIS's site quota, in cores (within
+                                                     quota.max_cores / max_memory_mb)
       -> FactoryPool(drones, factory=new drone)      cobald.composite.factory
            -> Drone: one per VM of ours              below, after tardis.resources.drone.Drone
 
@@ -38,7 +39,8 @@ site, one machine type: they pass demand through unchanged), Logger, SqliteRegis
 heartbeats, ``drone_minimum_lifetime`` (off by default), retries of failed API calls, drones
 restored at start; a VM that never joins is kept, as IntegratingState keeps it (no deploy
 timeout).  As in TARDIS, the quota clamps demand, and draining drones have demand 0: while
-they drain, new drones can take the VMs alive above max_vms (counted as violations).
+they drain, new drones can take the VMs alive above max_vms, or above quota.max_cores /
+max_memory_mb (counted as violations).
 
 Parameters: LinearController with COBalD's defaults (low_utilisation 0.5, high_allocation 0.5;
 TARDIS's example uses 0.9/0.9) and a rate of ``cpus / 8`` cores per second (TARDIS's example:
@@ -105,10 +107,23 @@ class CobaldMemory:
     regulated_at: Optional[float] = None
 
 
-def pipeline(factory: FactoryPool, config: Config, cpus: int):
+def quota_cores(config: Config, cpus: int, memory_mb: int) -> int:
+    """TARDIS's site quota, in cores: ``max_vms`` VMs of ``cpus``, within ``max_cores``, and
+    as many VMs' cores as ``max_memory_mb`` holds VMs of ``memory_mb`` (TARDIS counts cores
+    only)."""
+    q = config.quota
+    limits = [q.max_vms * cpus]
+    if q.max_cores is not None:
+        limits.append(q.max_cores // cpus * cpus)
+    if q.max_memory_mb is not None:
+        limits.append(q.max_memory_mb // memory_mb * cpus)
+    return min(limits)
+
+
+def pipeline(factory: FactoryPool, config: Config, cpus: int, memory_mb: int = 0):
     """TARDIS's documented pipeline below the controller: Limiter(minimum) -> quota -> factory
-    (``cpus``: of one worker VM)."""
-    quota = Standardiser(factory, maximum=config.quota.max_vms * cpus)
+    (``cpus``, ``memory_mb``: of one worker VM)."""
+    quota = Standardiser(factory, maximum=quota_cores(config, cpus, memory_mb or 1))
     return Limiter(quota, minimum=max(1, config.quota.min_vms * cpus))
 
 
@@ -144,7 +159,8 @@ class CobaldPolicy(BasePolicy):
              catalogue: Optional[Catalogue] = None):
         if snapshot.instances is None:
             return no_decision(snapshot), memory
-        cpus = (catalogue or Catalogue.of(config.vm)).cpus
+        vm = catalogue or Catalogue.of(config.vm)
+        cpus = vm.cpus
         tick = config.elastiq.check_queue_every_s
         alive = ours(snapshot, config.elastiq.cluster_name)
         listed = {i.id for i in snapshot.instances}
@@ -173,7 +189,7 @@ class CobaldPolicy(BasePolicy):
         factory = FactoryPool(*drones, factory=lambda: Drone(None, cpus, rank=len(drones)))
         factory.demand = memory.demand
         interval = tick if memory.regulated_at is None else min(now - memory.regulated_at, tick)
-        self.controller(pipeline(factory, config, cpus), config, cpus).regulate(interval)
+        self.controller(pipeline(factory, config, cpus, vm.memory_mb), config, cpus).regulate(interval)
         supply, demand = factory.supply, factory.demand  # FactoryPool.run, one iteration
         if supply > demand:
             factory._shrink(target=demand)

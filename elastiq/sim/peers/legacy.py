@@ -42,6 +42,8 @@ Deviations, so that both policies run on the same ports and can be compared:
 - the ``max_vms`` cap counts all our alive instances (requested, booting, running, error);
   the original counted the cloud's ``running`` ones (pending VMs were missed, so it could
   overshoot while VMs booted; its last version also subtracted the allegedly-running count);
+- ``quota.max_cores``/``max_memory_mb`` (the original had only ``max_vms``) cap its launches
+  as the default policy's (:mod:`.quota`);
 - the threshold test is ``>`` as in most versions (its last version used ``>=``);
 - terminations are assumed to succeed (the original retried a failed one 10 s later);
 - the daemon looks at the pool before terminating and drains a worker that accepts jobs
@@ -64,7 +66,8 @@ from dataclasses import dataclass, field, replace
 from typing import Dict, FrozenSet, List, Mapping, Optional, TYPE_CHECKING, Tuple
 
 from ...core.policy import BasePolicy
-from ...core.reasons import Reason
+from ...core.quota import room_left, used_text
+from ...core.reasons import Code, Reason
 from ...model import (ALIVE_STATES, Catalogue, Instance, InstanceState, Launch, LaunchOutcome,
                       Plan, Pool, Snapshot, Terminate)
 from .views import LegacyCode
@@ -119,8 +122,9 @@ def jobs_per_vm(config: Config, catalogue: Catalogue) -> int:
 class _Tick:
     """Working state of one plan() call."""
 
-    def __init__(self, snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float):
-        self.m, self.config, self.now = memory, config, now
+    def __init__(self, snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float,
+                 catalogue: Catalogue):
+        self.m, self.config, self.now, self.catalogue = memory, config, now, catalogue
         self.allegedly = memory.vms_allegedly_running
         self.actions: List = []
         self.notes: List[Reason] = []
@@ -135,6 +139,13 @@ class _Tick:
         n = sum(1 for i in self.ours.values() if i.state in ALIVE_STATES and i.id not in self.terminated)
         return n + self.launched
 
+    def _alive_flavours(self):
+        """The flavours of the VMs :meth:`alive` counts (launched this tick: the configured)."""
+        for i in (self.ours or {}).values():
+            if i.state in ALIVE_STATES and i.id not in self.terminated:
+                yield i.instance_type
+        yield from [None] * self.launched
+
     def terminate(self, ids: List[str], reason: Reason) -> None:
         ids = [i for i in ids if i not in self.terminated]
         if ids:
@@ -148,10 +159,13 @@ class _Tick:
         if self.ours is None:
             self.notes.append(Reason.of(LegacyCode.NO_LISTING, count=wanted))
             return
-        count = min(wanted, self.config.quota.max_vms - self.alive())
+        q, vm = self.config.quota, self.catalogue
+        room = room_left(q, vm, self.alive(), self._alive_flavours())
+        count = min(wanted, room.holds((vm.cpus, vm.memory_mb)))
         if count <= 0:
             self.notes.append(Reason.of(LegacyCode.OVER_QUOTA, alive=self.alive(),
-                                        max_vms=self.config.quota.max_vms))
+                                        max_vms=q.max_vms) if room.vms <= 0 else
+                              Reason.of(Code.QUOTA, count=wanted, used=used_text(q, room)))
             return
         self.launched += count
         self.actions.append(Launch(count, reason))
@@ -180,7 +194,8 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float,
     """One check_queue tick of the original elastiq.  Returns ``(Plan, LegacyMemory)``;
     ``catalogue`` None: the configuration's own worker VM shape."""
     e = config.elastiq
-    tick = _Tick(snapshot, memory, config, now)
+    catalogue = catalogue or Catalogue.of(config.vm)
+    tick = _Tick(snapshot, memory, config, now, catalogue)
 
     # change_vms_allegedly_running(-1) and check_owned_instance, both due at the deadline
     passed = 0
@@ -215,7 +230,7 @@ def plan(snapshot: Snapshot, memory: LegacyMemory, config: Config, now: float,
     first_seen = memory.first_seen_above_threshold
     n_waiting = None
     if snapshot.queue is not None:
-        per_vm = jobs_per_vm(config, catalogue or Catalogue.of(config.vm))
+        per_vm = jobs_per_vm(config, catalogue)
         n_waiting = len(snapshot.queue.idle) - tick.allegedly * per_vm
         if n_waiting > e.waiting_jobs_threshold:
             if first_seen is None:

@@ -33,6 +33,8 @@ class AutoscalerCode(ReasonCode):
     PENDING = ("jobs-waiting", "{jobs} pending job(s) fit no node nor upcoming node: {count}"
                " new node(s) by bin packing")
     PENDING_MAX = "max-vms", "{jobs} pending job(s) but max_vms {max_vms} reached"
+    PENDING_RESOURCES = ("quota", "{jobs} pending job(s) but the cores or memory limit is"
+                         " reached ({used}): --cores-total / --memory-total")
     UNNEEDED = ("idle", "scale-down: node unneeded (utilization {utilization:.2f}) for"
                 " {after:g} s")
 
