@@ -24,7 +24,7 @@ from .. import __version__, config
 from ..adapters.base import AdapterError
 from ..adapters import factory
 from ..core import get_policy
-from . import logs, options, paths, pidfile
+from . import logs, options, owner, paths, pidfile
 from .metrics import Metrics, MetricsServer
 from .pidfile import AlreadyRunning, PidLock
 from .state import StateStore
@@ -80,7 +80,13 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
              where.state_dir, " (dry run)" if dry_run else "")
     for note in cfg.notes:
         log.warning("%s: %s", cfg.source or "configuration", note)
-    catalogue, batch, cloud = factory.prepare(cfg, read_shape=True)
+    try:  # made before anything is launched: every VM carries it
+        owner_id = owner.load_or_create(where.state_dir)
+    except PermissionError as err:
+        return _denied(err)
+    log.info("owner id %s (%s): the VMs of cluster %r that carry another are not this "
+             "daemon's", owner_id, owner.path_in(where.state_dir), cfg.elastiq.cluster_name)
+    catalogue, batch, cloud = factory.prepare(cfg, read_shape=True, owner=owner_id)
     lock = PidLock(where.pid_file)
     try:
         lock.acquire(announce=False)

@@ -85,11 +85,13 @@ class SimCloud:
     """Cloud port over simulated VMs; ``pool`` (optional) receives joins and terminations."""
 
     def __init__(self, clock: Callable[[], float], *, cluster: str = "elastiq",
+                 owner: Optional[str] = None,
                  boot_delay: BootDelay = BootDelay(), never_join_share: float = 0.0,
                  error_share: float = 0.0, capacity: Optional[int] = None,
                  list_failure: float = 0.0, seed: int = 0, pool: Optional["SimPool"] = None,
                  flavours: Optional[Dict[str, Tuple[int, int]]] = None):
         self.clock, self.cluster, self.boot_delay, self.pool = clock, cluster, boot_delay, pool
+        self.owner = owner  # the owner id every VM carries (elastiq.runtime.owner)
         self.flavours = flavours or {}  # name -> (cpus, memory_mb): launch(flavour=) takes them
         self.never_join_share, self.error_share = never_join_share, error_share
         self.capacity, self.list_failure = capacity, list_failure
@@ -115,7 +117,8 @@ class SimCloud:
             raise TransientError("simulated cloud API timeout")
         if self._listing is None:
             self._listing = tuple(
-                Instance(vm.id, vm.state, vm.launched_at, self.cluster, instance_type=vm.flavour)
+                Instance(vm.id, vm.state, vm.launched_at, self.cluster, instance_type=vm.flavour,
+                         owner=self.owner)
                 for vm in self.listed.values()
             )
         return self._listing
