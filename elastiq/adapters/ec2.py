@@ -230,7 +230,7 @@ class EC2Cloud:
         try:
             with self._boundary("DescribeInstances", passthrough=ids_gone):
                 items = list(self._describe(InstanceIds=ids, Filters=[tag_filter(self._cluster)]))
-        except bce.ClientError:  # some ids unknown to the cloud: a filter on instance-id ignores them
+        except bce.ClientError:  # some ids unknown to the cloud: a filter on ids ignores them
             with self._boundary("DescribeInstances"):
                 items = [item for chunk in chunks(ids, MAX_FILTER_VALUES)
                          for item in self._describe(
