@@ -112,7 +112,9 @@ class Pool:
 
 @dataclass(frozen=True)
 class Instance:
-    """One cloud VM.  ``cluster`` is the value of its ``elastiq:cluster`` tag (None: untagged)."""
+    """One cloud VM.  ``cluster`` is the value of its ``elastiq:cluster`` tag (None: untagged),
+    ``owner`` of its ``elastiq:owner`` tag: the id of the daemon that launched it (None: none,
+    an older elastiq's; see :mod:`elastiq.runtime.owner`)."""
 
     id: str
     state: InstanceState
@@ -120,6 +122,7 @@ class Instance:
     cluster: Optional[str] = None
     private_ip: Optional[str] = None
     instance_type: Optional[str] = None
+    owner: Optional[str] = None
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,37 @@ def test_each_setting_the_cloud_does_not_know_is_named(tmp_path, moto, ec2_world
     assert moto.calls("RunInstances") == 0
 
 
+def test_instances_of_the_cluster_name_owned_by_another_daemon_are_a_problem(tmp_path, moto,
+                                                                            ec2_world):
+    """Another daemon's VMs under this cluster's name (issue 25, item 7): a PROBLEM once this
+    daemon's owner id is known, a note while it has none; VMs without owner id: a note."""
+    from elastiq.adapters.ec2.cloud import EC2Cloud
+    from tests.support.ec2_fixtures import make_config
+
+    path = write(tmp_path, moto.url, ec2_world)
+    other = EC2Cloud(make_config(moto.url, ec2_world, cluster="online"), owner="0ther0wner")
+    (theirs,) = other.launch(1)
+    (unowned,) = EC2Cloud(make_config(moto.url, ec2_world, cluster="online")).launch(1)
+    before = elastiq("config", "check", "--online", path)  # no daemon has run here yet
+    assert before.returncode == 0, before.stdout + before.stderr
+    owner_file = tmp_path / "state" / "owner"
+    assert (f"-        1 instance(s) tagged elastiq:cluster=online belong to another elastiq "
+            f"(owner 0ther0wner; this one has none yet): {theirs}.") in before.stdout
+    assert f"(no owner id read from {owner_file}: " in before.stdout
+    assert (f"-        1 alive instance(s) tagged elastiq:cluster=online carry no elastiq:owner"
+            in before.stdout) and unowned in before.stdout
+    owner_file.parent.mkdir()
+    owner_file.write_text("0urs\n")
+    done = elastiq("config", "check", "--online", path)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert (f"PROBLEM  1 instance(s) tagged elastiq:cluster=online belong to another elastiq "
+            f"(owner 0ther0wner; this one's is 0urs): {theirs}. They are not adopted, counted "
+            "or terminated. Two clusters share this name: rename one (elastiq.cluster_name).") \
+        in done.stdout
+    assert "ok       instances of cluster 'online': 2 alive, 0 ending or gone" in done.stdout
+    assert moto.calls("TerminateInstances") == 0
+
+
 def test_a_cloud_that_cannot_be_reached_is_exit_1(tmp_path, ec2_world):
     url = f"http://127.0.0.1:{unused_port()}"
     done = elastiq("config", "check", "--online", write(tmp_path, url, ec2_world))

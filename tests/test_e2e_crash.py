@@ -295,8 +295,11 @@ def test_sigterm_during_an_action_finishes_it_saves_and_exits_0(tmp_path, cloud)
     path = write_files(tmp_path, cloud, control)
     client = cloud.client()
     image = client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "owner").write_text("e2e0wner\n")  # this daemon's owner id
     client.run_instances(ImageId=image, MinCount=2, MaxCount=2, TagSpecifications=[{
-        "ResourceType": "instance", "Tags": [{"Key": "elastiq:cluster", "Value": "e2e"}]}])
+        "ResourceType": "instance", "Tags": [{"Key": "elastiq:cluster", "Value": "e2e"},
+                                             {"Key": "elastiq:owner", "Value": "e2e0wner"}]}])
     ours = sorted(Watcher(client, "e2e").alive())
     before = live_status(path, tmp_path)
     assert (before["state"], before["untracked"]) == (False, ours)  # orphans, until adopted

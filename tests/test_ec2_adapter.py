@@ -43,6 +43,8 @@ def states(client, ids):
 def test_registered_and_implements_the_cloud_port(ec2_config):
     assert load_class(CLOUDS, "ec2") is EC2Cloud
     check_cloud(cloud_for(ec2_config), CLUSTER)  # the port's behaviour on a real EC2 API
+    check_cloud(cloud_for(ec2_config, owner="ours"), CLUSTER,  # and with owner ids
+                other=cloud_for(ec2_config, owner="theirs"))
 
 
 def test_launch_is_one_call_with_tags_user_data_and_shutdown_behaviour(moto, ec2_world):

@@ -223,9 +223,10 @@ def test_stuck_in_build_and_error_are_seen(openstack_cloud):
 def test_the_cloud_port_contract(openstack_cloud):
     """The contract every Cloud and test double is held to (tests/support/ports.py)."""
     cluster = _cluster("port")
-    cloud = OpenStackCloud(openstack_cloud.config(cluster))
+    cloud = OpenStackCloud(openstack_cloud.config(cluster), owner="ours")
+    theirs = OpenStackCloud(openstack_cloud.config(cluster), owner="theirs")
     ids = ()
     try:
-        ids = check_cloud(cloud, cluster, catch_up_s=60)
+        ids = check_cloud(cloud, cluster, catch_up_s=60, other=theirs)
     finally:
         _cleanup(openstack_cloud.conn, ids)

@@ -84,9 +84,10 @@ def test_elastiq_run_on_nova_scales_adopts_and_leaves_nothing(openstack_cloud, c
             wait_for(lambda: vms.check() or len(workers()) == max_vms, 90,
                      f"{max_vms} workers from Nova in the pool", explain=explain)
             joined = time.time() - submitted
-            # restart without the state: the new daemon adopts the tagged servers
+            # restart without the state file: the new daemon adopts the servers carrying the
+            # cluster's tag and its owner id (the state directory's owner file)
             assert _stop(daemon) == 0
-            (tmp_path / "state").rename(tmp_path / "state.old")
+            (tmp_path / "state" / "state.json").rename(tmp_path / "state.json.old")
             daemon = _start(tmp_path, env, "second")
             done = wait_for(lambda: vms.check() or (lambda js: js if len(js) == max_vms else None)(
                 [j for j in pool.jobs(f"ClusterId == {jobs}", ["JobStatus", "NumJobStarts"])

@@ -188,3 +188,32 @@ def test_status_shows_each_vm_flavour_when_several_are_launched(tmp_path, capsys
     assert cli.main(["status", "--config", str(path), "--json"]) == 3
     vms = {v["instance_id"]: v["flavour"] for v in json.loads(capsys.readouterr().out)["vms"]}
     assert (vms["i-4"], vms["i-new"], vms["i-5"]) == ("c5.xlarge", "c5.large", None)
+
+
+class TwoOwnersCloud:
+    """A cloud plugin listing the cluster's instances of two daemons and an unowned one."""
+
+    def __init__(self, config, **_):
+        pass
+
+    def list_instances(self):
+        from elastiq.model import Instance, InstanceState
+        return tuple(Instance(iid, InstanceState.RUNNING, 0.0, "physics", owner=owner)
+                     for iid, owner in (("i-ours", "0urs"), ("i-theirs", "th3irs"),
+                                        ("i-old", None)))
+
+
+def test_status_live_tells_another_daemons_instances_of_the_name_apart(setup, capsys):
+    """Issue 25.7: another daemon's instances under this cluster's name are not 'not in the
+    state' (untracked) ones: they are another elastiq's, left alone."""
+    path, tmp_path = setup
+    (tmp_path / "state" / "owner").write_text("0urs\n")
+    live = ["status", "--config", str(path), "--live",
+            "--set", "elastiq.cloud_plugin=tests.test_runtime_status:TwoOwnersCloud"]
+    assert cli.main(live) == 3
+    out = capsys.readouterr().out
+    assert ("cloud now: 3 tagged instance(s) alive; not in the state: i-old, i-ours; "
+            "another elastiq's (the same cluster name, left alone): i-theirs") in out
+    assert cli.main([*live, "--json"]) == 3
+    data = json.loads(capsys.readouterr().out)
+    assert (data["untracked"], data["others"]) == (["i-old", "i-ours"], ["i-theirs"])

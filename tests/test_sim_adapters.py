@@ -47,7 +47,7 @@ def states(cloud):
 
 
 def test_they_implement_the_ports():
-    clock, pool, cloud = make()
+    clock, pool, cloud = make(owner="simulation")
     check_cloud(cloud, "elastiq", settle=lambda: at(clock, pool, cloud, clock.now - 1000.0 + 1))
     at(clock, pool, cloud, 200)  # the instance left booted and joined
     check_batch(pool, settle=lambda: at(clock, pool, cloud, clock.now - 1000.0 + 1))

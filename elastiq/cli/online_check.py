@@ -7,11 +7,13 @@ the cloud or the pool cannot be reached (retry later, or fix the network), else 
 from __future__ import annotations
 
 import sys
-from typing import Callable, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from .. import config
 from ..adapters.base import NOT_SUPPORTED, AdapterError, AuthError, ConfigError
-from ..model import ALIVE_STATES
+from ..model import ALIVE_STATES, Instance
+from ..runtime import owner as owner_file
+from ..runtime import paths
 from .options import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 
 Line = Tuple[str, str]  # (verdict, text)
@@ -23,7 +25,7 @@ def run(cfg: config.Config, path: str, batch, cloud) -> int:
     e = cfg.elastiq
     worst = EXIT_OK
     sections = (
-        (f"cloud ({e.cloud_plugin})", lambda: _cloud(cloud, e.cluster_name)),
+        (f"cloud ({e.cloud_plugin})", lambda: _cloud(cloud, e.cluster_name, _owner(cfg))),
         (f"batch system ({e.batch_plugin})", lambda: _batch(batch)),
     )
     for title, ask in sections:
@@ -50,7 +52,18 @@ def _asked(ask: Callable[[], List[Line]]) -> Tuple[List[Line], int]:
     return lines, code
 
 
-def _cloud(cloud, cluster: str) -> List[Line]:
+def _owner(cfg: config.Config) -> Tuple[Optional[str], str]:
+    """This configuration's daemon's owner id (None: it has none yet, or it cannot be read
+    here) and the file that keeps it."""
+    state_dir = paths.resolve(cfg).state_dir
+    where = owner_file.path_in(state_dir)
+    try:
+        return owner_file.read(state_dir), where
+    except (OSError, config.InvalidConfig):
+        return None, where
+
+
+def _cloud(cloud, cluster: str, owner: Tuple[Optional[str], str]) -> List[Line]:
     lines: List[Line] = []
     checks = cloud.check_settings()
     if checks is NOT_SUPPORTED:
@@ -61,10 +74,31 @@ def _cloud(cloud, cluster: str) -> List[Line]:
             lines.append(("PROBLEM", f"{check.key}{value}: {check.problem}"))
         else:
             lines.append(("ok", f"{check.key}{value}: {check.found}"))
-    instances = cloud.list_instances()
-    alive = sum(i.state in ALIVE_STATES for i in instances)
-    lines.append(("ok", f"instances of cluster {cluster!r}: {alive} alive, "
-                        f"{len(instances) - alive} ending or gone"))
+    lines.extend(_instances(cloud.list_instances(), cluster, *owner))
+    return lines
+
+
+def _instances(instances: Tuple[Instance, ...], cluster: str, owner: Optional[str],
+               where: str) -> List[Line]:
+    """The cluster's instances; alive ones carrying another daemon's owner id are a PROBLEM
+    (two clusters share the name: ``run`` leaves them alone) when this daemon's id is known,
+    a note when it is not (it has not run here, or keeps its state elsewhere)."""
+    alive = [i for i in instances if i.state in ALIVE_STATES]
+    lines: List[Line] = [("ok", f"instances of cluster {cluster!r}: {len(alive)} alive, "
+                                f"{len(instances) - len(alive)} ending or gone")]
+    others: Dict[str, List[str]] = {}
+    for instance in alive:
+        if instance.owner not in (None, owner):
+            others.setdefault(instance.owner, []).append(instance.id)
+    for other, ids in sorted(others.items()):
+        text = owner_file.foreign_text(cluster, other, ids, owner, where)
+        lines.append(("PROBLEM" if owner else "-",
+                      text if owner else f"{text} (no owner id read from {where}: if the "
+                                         "daemon keeps its state elsewhere, ignore this)"))
+    unowned = [i.id for i in alive if i.owner is None]
+    if unowned:
+        lines.append(("-", owner_file.unowned_text(
+            cluster, unowned, "are kept by run only if its saved state knows them")))
     return lines
 
 

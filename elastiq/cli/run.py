@@ -20,7 +20,7 @@ import threading
 
 from .. import __version__, config
 from ..adapters.base import AdapterError
-from ..runtime import daemon, factory, logs, paths, pidfile
+from ..runtime import daemon, factory, logs, owner, paths, pidfile
 from ..runtime.pidfile import AlreadyRunning, PidLock
 from . import options
 
@@ -74,7 +74,13 @@ def _start(cfg: config.Config, where: paths.Paths, args: argparse.Namespace,
              where.state_dir, " (dry run)" if dry_run else "")
     for note in cfg.notes:
         log.warning("%s: %s", cfg.source or "configuration", note)
-    catalogue, batch, cloud = factory.prepare(cfg, read_shape=True)
+    try:  # made before anything is launched: every VM carries it
+        owner_id = owner.load_or_create(where.state_dir)
+    except PermissionError as err:
+        return _denied(err)
+    log.info("owner id %s (%s): the VMs of cluster %r that carry another are not this "
+             "daemon's", owner_id, owner.path_in(where.state_dir), cfg.elastiq.cluster_name)
+    catalogue, batch, cloud = factory.prepare(cfg, read_shape=True, owner=owner_id)
     lock = PidLock(where.pid_file)
     try:
         lock.acquire(announce=False)

@@ -22,7 +22,7 @@ from ..adapters.base import AdapterError, error_kind
 from ..core import get_policy
 from ..core.policy import MemoryView, Policy
 from ..core.reasons import Code
-from ..runtime import hostlist, paths, pidfile
+from ..runtime import hostlist, owner, paths, pidfile
 from . import standin
 from .options import (EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, EXIT_PERMISSION,
                       add_config_arguments, config_path, load_config)
@@ -63,10 +63,12 @@ def boot_to_join(seconds: Sequence[float]) -> Optional[Dict[str, float]]:
 
 def report(state: Optional[State], policy: Policy, running: pidfile.PidStatus,
            where: paths.Paths, now: float, decisions: int = 10,
-           live: Optional[List[Dict[str, Any]]] = None, live_error: Optional[str] = None) -> dict:
+           live: Optional[List[Dict[str, Any]]] = None, live_error: Optional[str] = None,
+           owner: Optional[str] = None) -> dict:
     """Everything ``status`` shows, as plain data (the JSON output); ``policy``: the one that
     wrote the state (it says what its memory holds); ``live_error``: why the cloud could not
-    be listed for ``--live``."""
+    be listed for ``--live``; ``owner``: the daemon's owner id (None: unknown), which tells
+    another daemon's instances of the same cluster name (``others``) from untracked ones."""
     held = policy.view(state.memory) if state is not None else MemoryView()
     records = state.records if state is not None else {}
     out: Dict[str, Any] = {
@@ -78,9 +80,12 @@ def report(state: Optional[State], policy: Policy, running: pidfile.PidStatus,
         out["live_error"] = live_error
     if live is not None:
         known = set(records)
+        alive = [i for i in live if i["instance_id"] not in known and i["state"] != "gone"]
         out["live"] = live
-        out["untracked"] = sorted(i["instance_id"] for i in live
-                                  if i["instance_id"] not in known and i["state"] != "gone")
+        out["others"] = sorted(i["instance_id"] for i in alive
+                               if owner and i.get("owner") not in (None, owner))
+        out["untracked"] = sorted(i["instance_id"] for i in alive
+                                  if i["instance_id"] not in out["others"])
     if state is None:
         return out
     obs = state.observation
@@ -145,8 +150,10 @@ def _live_lines(data: dict) -> List[str]:
     if "live" not in data:
         return []
     alive = [i for i in data["live"] if i["state"] != "gone"]
+    others = (f"; another elastiq's (the same cluster name, left alone): "
+              f"{', '.join(data['others'])}" if data.get("others") else "")
     return [f"cloud now: {len(alive)} tagged instance(s) alive; not in the state: "
-            f"{', '.join(data['untracked']) or 'none'}"]
+            f"{', '.join(data['untracked']) or 'none'}{others}"]
 
 
 def render(data: dict, now: float) -> str:
@@ -213,8 +220,16 @@ def _live(cfg: config.Config) -> Tuple[Optional[List[Dict[str, Any]]], Optional[
         listed = cloud.list_instances()
     except AdapterError as err:
         return None, f"{error_kind(err)} error: {err}"
-    return [{"instance_id": i.id, "state": i.state.value, "address": i.private_ip}
-            for i in listed], None
+    return [{"instance_id": i.id, "state": i.state.value, "address": i.private_ip,
+             "owner": i.owner} for i in listed], None
+
+
+def _owner(where: paths.Paths) -> Optional[str]:
+    """The daemon's owner id, None when it cannot be read (not made yet, damaged, denied)."""
+    try:
+        return owner.read(where.state_dir)
+    except (OSError, config.InvalidConfig):
+        return None
 
 
 def command(args: argparse.Namespace) -> int:
@@ -240,7 +255,8 @@ def show(args: argparse.Namespace, cfg: config.Config) -> int:
         return EXIT_FAILURE
     now = time.time()
     live, live_error = _live(cfg) if args.live else (None, None)
-    data = report(state, policy, running, where, now, args.decisions, live, live_error)
+    data = report(state, policy, running, where, now, args.decisions, live, live_error,
+                  _owner(where) if args.live else None)
     if args.json:
         json.dump(data, sys.stdout, indent=1, sort_keys=True)
         sys.stdout.write("\n")

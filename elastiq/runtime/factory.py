@@ -5,6 +5,7 @@ reads the configuration, which itself reads the adapters' registry.
 """
 from __future__ import annotations
 
+import inspect
 import logging
 from typing import TYPE_CHECKING, Dict, Optional, Tuple
 
@@ -28,34 +29,45 @@ def _adapter_class(cfg: Config, key: str, registry: dict):
         raise InvalidConfig(cfg.source, f"elastiq.{key}", f"cannot load {name!r}: {err}") from None
 
 
-def build_cloud(cfg: Config):
+def build_cloud(cfg: Config, owner: Optional[str] = None):
     """The cloud named by the configuration (constructed as ``Class(cfg)``: it reads
-    ``cfg.cloud``, its own section)."""
-    return _adapter_class(cfg, "cloud_plugin", CLOUDS)(cfg)
+    ``cfg.cloud``, its own section).  ``owner``: the daemon's owner id, given as
+    ``Class(cfg, owner=owner)`` to a cloud that takes it (one that does not cannot tell two
+    clusters of the same name apart: said once)."""
+    cloud_class = _adapter_class(cfg, "cloud_plugin", CLOUDS)
+    if owner is None:
+        return cloud_class(cfg)
+    if "owner" in inspect.signature(cloud_class).parameters:
+        return cloud_class(cfg, owner=owner)
+    log.warning("the cloud %s takes no owner id: the instances of another cluster named %r on "
+                "the same account would be taken for this one's", cfg.elastiq.cloud_plugin,
+                cfg.elastiq.cluster_name)
+    return cloud_class(cfg)
 
 
-def build_adapters(cfg: Config, read_shape: bool = True):
+def build_adapters(cfg: Config, read_shape: bool = True, owner: Optional[str] = None):
     """``(catalogue, batch system, cloud)`` named by the configuration.
 
     The cloud comes first: with ``read_shape``, the :class:`~elastiq.model.Catalogue` holds
     what it tells of the worker VMs (:func:`read_catalogue`, one call to the cloud), else the
     configuration's own; the batch system is built with it (``Class(cfg, catalogue=...)``), so
     that its idea of a worker VM (which jobs fit one) is the flavour's, not the defaults.  The
-    configuration itself is never changed: it stays the user's input."""
+    configuration itself is never changed: it stays the user's input.  ``owner``: see
+    :func:`build_cloud`."""
     batch_class = _adapter_class(cfg, "batch_plugin", BATCH_SYSTEMS)
-    cloud = build_cloud(cfg)
+    cloud = build_cloud(cfg, owner)
     catalogue = read_catalogue(cfg, cloud) if read_shape else Catalogue.of(cfg.vm)
     return catalogue, batch_class(cfg, catalogue=catalogue), cloud
 
 
-def prepare(cfg: Config, read_shape: bool = False):
+def prepare(cfg: Config, read_shape: bool = False, owner: Optional[str] = None):
     """The one check of a configuration for running, shared by ``run`` and ``config check``:
     build the batch system and the cloud as ``run`` does, so a setting the adapters refuse
     (user-data file, endpoint, keys, region...) is an :class:`InvalidConfig` naming the
     file and key.  No call to either is made unless ``read_shape`` (``run``: see
     :func:`build_adapters`).  Returns what :func:`build_adapters` returns."""
     try:
-        return build_adapters(cfg, read_shape)
+        return build_adapters(cfg, read_shape, owner)
     except ConfigError as err:
         raise InvalidConfig(cfg.source, err.key, str(err)) from None
 

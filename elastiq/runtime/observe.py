@@ -13,15 +13,20 @@ younger than ``list_vms_every_s`` -- unless the queue shows new demand, or the r
 on the cloud since (then the listing is read again at once).  The instances we
 launched since the listing are known to the core from its memory, so a reused listing never
 lets it exceed ``max_vms``.
+
+With an :class:`~.owner.Ownership` (the daemon's: its cloud tags launches with an owner id),
+the instances of another daemon's cluster of the same name are left out of every listing
+(see :mod:`.owner`): the core never sees them.
 """
 from __future__ import annotations
 
 import functools
 import logging
-from typing import Callable, Dict, List, Optional, Tuple, TypeVar
+from typing import Callable, Collection, Dict, List, Optional, Tuple, TypeVar
 
 from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
 from ..model import Instance, Pool, Queue, Snapshot
+from .owner import Ownership
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,8 +47,14 @@ def _reads_cloud(kind: str) -> bool:
 
 class Observer:
     def __init__(self, batch: BatchSystem, cloud: Cloud, cloud_max_age_s: float,
-                 on_error: Callable[[str], None] = lambda kind: None):
+                 on_error: Callable[[str], None] = lambda kind: None,
+                 ownership: Optional[Ownership] = None,
+                 known: Callable[[], Collection[str]] = tuple):
+        """``ownership``: keep only our instances, ``known()`` giving the ids the saved state
+        holds (an instance without owner id is ours only if known); None: every instance of
+        the listing is ours."""
         self.batch, self.cloud = batch, cloud
+        self.ownership, self.known = ownership, known
         self.cloud_max_age_s = cloud_max_age_s
         self.on_error = on_error
         self._listing: Optional[Tuple[Instance, ...]] = None
@@ -73,7 +84,7 @@ class Observer:
         if fresh:
             instances = self._read("cloud", self.cloud.list_instances, problems)
             if instances is not None:
-                instances = tuple(instances)
+                instances = self._ours(instances)
                 self._listing, self._listed_at = instances, now
             else:
                 self._listing = None
@@ -86,6 +97,10 @@ class Observer:
         self._known_ips = known_ips or self._known_ips
         pool: Optional[Pool] = self._read("pool", lambda: self.batch.pool(known_ips), problems)
         return Snapshot(queue=queue, pool=pool, instances=instances, problems=tuple(problems))
+
+    def _ours(self, listing) -> Tuple[Instance, ...]:
+        listing = tuple(listing)
+        return listing if self.ownership is None else self.ownership.ours(listing, self.known)
 
     def _read(self, what: str, call: Callable[[], T], problems: List[str]) -> Optional[T]:
         """``call()``, or None with the problem noted: its kind, its cause and whether

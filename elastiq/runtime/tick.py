@@ -28,6 +28,8 @@ from .actuator import Actuator, Outcome
 from .inflight import InFlight
 from .metrics import Metrics
 from .observe import Observer
+from . import owner as owner_file
+from .owner import Ownership
 from .reconcile import reconcile
 from .state import (MAX_DECISIONS, MAX_JOIN_TIMES, Decision, Observation, State, StateStore,
                     VMView)
@@ -63,7 +65,10 @@ class Runtime:
         self.state = replace(self.state, cluster=config.elastiq.cluster_name)
         self.stopping = stopping or threading.Event()  # set: abandon the remaining actions
         e = config.elastiq
-        self.observer = observer_class(batch, cloud, e.list_vms_every_s, on_error=self.metrics.error)
+        self.observer = observer_class(batch, cloud, e.list_vms_every_s,
+                                       on_error=self.metrics.error,
+                                       ownership=_ownership(cloud, e.cluster_name, store),
+                                       known=lambda: self.state.records)
         # a drain sent is in flight until the pool shows it, or every check has run once more
         self.in_flight = InFlight(batch, clock, max(e.check_queue_every_s, e.list_vms_every_s))
         self.actuator = Actuator(self.in_flight, cloud, policy, config, clock, self.metrics,
@@ -179,6 +184,17 @@ class Runtime:
         except OSError as err:  # disk full, permissions: keep running, try again next tick
             self.metrics.error("state")
             log.error("cannot save the state to %s: %s", self.store.path, err.strerror or err)
+
+
+def _ownership(cloud: Cloud, cluster: str, store) -> Optional[Ownership]:
+    """The split of listings by owner when the cloud tags launches with an owner id (its
+    ``owner`` attribute; a cloud without one sees every instance of the cluster as ours)."""
+    owner = getattr(cloud, "owner", None)
+    if not owner:
+        return None
+    directory = getattr(store, "directory", None)
+    return Ownership(owner, cluster, owner_file.path_in(directory) if directory
+                     else "the owner file of the state directory")
 
 
 def _summarise(snapshot: Snapshot, owned: Mapping[str, Optional[str]], now: float,

@@ -85,12 +85,14 @@ class SimCloud:
     """Cloud port over simulated VMs; ``pool`` (optional) receives joins and terminations."""
 
     def __init__(self, clock: Callable[[], float], *, cluster: str = "elastiq",
+                 owner: Optional[str] = None,
                  boot_delay: BootDelay = BootDelay(), never_join_share: float = 0.0,
                  error_share: float = 0.0, capacity: Optional[int] = None,
                  list_failure: float = 0.0, seed: int = 0, pool: Optional["SimPool"] = None,
                  flavours: Optional[Dict[str, Tuple[int, int]]] = None,
                  shape: Tuple[int, int] = (1, 2048)):
         self.clock, self.cluster, self.boot_delay, self.pool = clock, cluster, boot_delay, pool
+        self.owner = owner  # the owner id every VM carries (elastiq.runtime.owner)
         self.flavours = flavours or {}  # name -> (cpus, memory_mb): launch(flavour=) takes them
         self.shape = shape  # (cpus, memory_mb) of a VM launched without a flavour
         self.never_join_share, self.error_share = never_join_share, error_share
@@ -118,7 +120,8 @@ class SimCloud:
             raise TransientError("simulated cloud API timeout")
         if self._listing is None:
             self._listing = tuple(
-                Instance(vm.id, vm.state, vm.launched_at, self.cluster, instance_type=vm.flavour)
+                Instance(vm.id, vm.state, vm.launched_at, self.cluster, instance_type=vm.flavour,
+                         owner=self.owner)
                 for vm in self.listed.values()
             )
         return self._listing

@@ -18,7 +18,7 @@ class ReplayObserver(Observer):
         """The cloud was listed again at ``now`` and showed the listing the observer holds
         (the last tick of a quiet stretch the simulator skips because the world is as last
         read): later ticks reuse it as read then."""
-        self._listing, self._listed_at = tuple(self.cloud.list_instances()), now
+        self._listing, self._listed_at = self._ours(self.cloud.list_instances()), now
 
 
 def tick_at_or_after(agenda: Agenda, when: float) -> float:

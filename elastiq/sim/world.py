@@ -20,6 +20,10 @@ from typing import List, Optional, Tuple
 from .cloud import SimCloud, SimPool
 
 
+#: The owner id of the simulated daemon: every simulated VM carries it (so all are its own).
+SIM_OWNER = "simulation"
+
+
 class World:
     def __init__(self, workload, config, options, start: float, catalogue):
         """``catalogue``: the worker VMs' shape and flavours (``engine.sim_catalogue``)."""
@@ -29,7 +33,7 @@ class World:
         self.pool = SimPool(clock, workload, start=start, vm_cpus=vm.cpus,
                             vm_memory_mb=vm.memory_mb, queue_failure=options.queue_failure,
                             pool_failure=options.pool_failure, seed=options.seed)
-        self.sim_cloud = SimCloud(clock, cluster=config.elastiq.cluster_name,
+        self.sim_cloud = SimCloud(clock, cluster=config.elastiq.cluster_name, owner=SIM_OWNER,
                                   boot_delay=options.boot_delay,
                                   never_join_share=options.never_join_share,
                                   error_share=options.error_share,
@@ -112,6 +116,7 @@ class _Cloud:
 
     def __init__(self, world: World):
         self.world, self.sim = world, world.sim_cloud
+        self.owner = self.sim.owner
 
     def list_instances(self):
         answer = self.sim.list_instances()

@@ -15,12 +15,15 @@ def _nothing() -> None:
 
 
 def check_cloud(cloud, cluster: str, settle: Callable[[], None] = _nothing,
-                catch_up_s: float = 0.0) -> Tuple[str, ...]:
-    """Launch two instances into a cloud with room for them, see them listed as ours and
-    alive, terminate one (twice: idempotent) and see only that one go.  ``settle``: let the
-    cloud's time pass (a no-op for a real API).  ``catch_up_s``: how long a real cloud's listing
-    may take to show the termination (Nova: a server deleted while it is being scheduled is
-    listed as building a moment longer).  Returns the two ids."""
+                catch_up_s: float = 0.0, other=None) -> Tuple[str, ...]:
+    """Launch two instances into a cloud with room for them, see them listed as ours (with
+    the cloud's owner id, if it has one) and alive, terminate one (twice: idempotent) and see
+    only that one go.  ``settle``: let the cloud's time pass (a no-op for a real API).
+    ``catch_up_s``: how long a real cloud's listing may take to show the termination (Nova: a
+    server deleted while it is being scheduled is listed as building a moment longer).
+    ``other``: the same cloud and cluster for another owner id (a cloud taking an owner): the
+    instance it launches is listed with its owner, and ``cloud`` refuses to terminate it.
+    Returns the two ids."""
     before = {i.id for i in cloud.list_instances()}
     assert cloud.launch(0) == ()
     ids = cloud.launch(2)
@@ -28,6 +31,8 @@ def check_cloud(cloud, cluster: str, settle: Callable[[], None] = _nothing,
     settle()
     listed = {i.id: i for i in cloud.list_instances()}
     assert all(i.cluster == cluster for i in listed.values()), listed
+    owner = getattr(cloud, "owner", None)
+    assert {listed[i].owner for i in ids} == {owner}, listed
     assert {listed[i].state in ALIVE_STATES for i in ids} == {True}, listed
     cloud.terminate([ids[0]])
     settle()
@@ -44,9 +49,25 @@ def check_cloud(cloud, cluster: str, settle: Callable[[], None] = _nothing,
     assert going, after
     assert after[ids[1]] in ALIVE_STATES and before <= set(after), after
     cloud.terminate([])
+    if other is not None:
+        _check_other_owner(cloud, other, settle)
     shapes = cloud.describe_flavours([])  # NOT_SUPPORTED (None) or a mapping, empty here
     assert shapes is None or dict(shapes) == {}, shapes
     return ids
+
+
+def _check_other_owner(cloud, other, settle: Callable[[], None]) -> None:
+    assert cloud.owner and other.owner and other.owner != cloud.owner
+    (theirs,) = other.launch(1)
+    try:
+        settle()
+        assert {i.id: i.owner for i in cloud.list_instances()}[theirs] == other.owner
+        cloud.terminate([theirs])  # not ours: refused
+        settle()
+        state = {i.id: i.state for i in other.list_instances()}[theirs]
+        assert state in ALIVE_STATES, state
+    finally:
+        other.terminate([theirs])
 
 
 def check_batch(batch, settle: Callable[[], None] = _nothing) -> str:

@@ -42,15 +42,25 @@ class Faults:
 
 
 class FakeCloud:
+    """``owner``: the owner id its launches carry (None: none, as a cloud without owners);
+    ``add(owner=...)`` makes another daemon's instance, which ``terminate`` refuses."""
+
     def __init__(self, clock: Clock, cluster: str = "test", capacity: Optional[int] = None,
-                 boot_s: float = 10.0):
+                 boot_s: float = 10.0, owner: Optional[str] = None):
         self.clock, self.cluster, self.capacity, self.boot_s = clock, cluster, capacity, boot_s
+        self.owner = owner
         self.instances: Dict[str, Instance] = {}
         self.faults = Faults()
         self.launch_calls: List[Tuple[float, int]] = []
         self.terminate_calls: List[Tuple[str, ...]] = []
         self.list_calls = 0
         self._ids = itertools.count(1)
+
+    def sharing(self, owner: str) -> "FakeCloud":
+        """The same cloud (its instances) as another daemon, with owner id ``owner``, uses it."""
+        other = FakeCloud(self.clock, self.cluster, self.capacity, self.boot_s, owner)
+        other.instances, other._ids = self.instances, self._ids
+        return other
 
     def alive(self) -> List[Instance]:
         return [i for i in self.instances.values() if i.state is not InstanceState.GONE]
@@ -65,11 +75,12 @@ class FakeCloud:
         return tuple(self.instances.values())
 
     def add(self, state: InstanceState = InstanceState.RUNNING, launched_at: Optional[float] = None,
-            cluster: Optional[str] = None) -> str:
+            cluster: Optional[str] = None, owner: Optional[str] = None) -> str:
         n = next(self._ids)
         iid = f"i-{n:08x}"
         self.instances[iid] = Instance(iid, state, self.clock() if launched_at is None else launched_at,
-                                       cluster or self.cluster, f"10.0.0.{n}", "m1.small")
+                                       cluster or self.cluster, f"10.0.0.{n}", "m1.small",
+                                       owner)
         return iid
 
     def launch(self, count: int, *, flavour: Optional[str] = None,
@@ -77,7 +88,7 @@ class FakeCloud:
         self.faults.check("launch")
         self.launch_calls.append((self.clock(), count))
         room = count if self.capacity is None else max(0, min(count, self.capacity - len(self.alive())))
-        return tuple(self.add(InstanceState.BOOTING) for _ in range(room))
+        return tuple(self.add(InstanceState.BOOTING, owner=self.owner) for _ in range(room))
 
     def describe_flavours(self, names: Sequence[str]) -> None:
         return NOT_SUPPORTED
@@ -89,7 +100,7 @@ class FakeCloud:
         self.faults.check("terminate")
         self.terminate_calls.append(tuple(instance_ids))
         for iid in instance_ids:
-            if iid in self.instances:
+            if iid in self.instances and self.instances[iid].owner in (None, self.owner):
                 self.instances[iid] = replace(self.instances[iid], state=InstanceState.GONE)
 
 

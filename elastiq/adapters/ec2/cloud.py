@@ -5,7 +5,9 @@ import boto3/botocore.  Its configuration is the ``ec2`` section (:mod:`.config`
 it guarantees:
 
 * It sees only instances tagged ``elastiq:cluster=<cluster_name>``: listing filters by the tag
-  and checks it again on every item; terminate refuses any id not carrying it.
+  and checks it again on every item; terminate refuses any id not carrying it.  Given an
+  ``owner`` id, it tags every launch ``elastiq:owner=<owner>`` too, lists every instance's
+  owner, and terminate refuses an id carrying another owner's (:mod:`elastiq.runtime.owner`).
 * ``launch(n)`` is one RunInstances call (MinCount=1, MaxCount=n: EC2 grants what it can), with
   the cluster's tags on instances and volumes, ``InstanceInitiatedShutdownBehavior=terminate``
   (a worker that powers itself off stops costing money) and a ClientToken (see
@@ -31,7 +33,7 @@ from ...model import Instance
 from . import settings as ec2_settings
 from ..base import NOT_SUPPORTED, AdapterError, ConfigError, SettingCheck
 from .client import ids_gone, make_client, not_implemented, translate
-from .request import CLUSTER_TAG, chunks, cluster_tags, launch_params, tag_filter
+from .request import CLUSTER_TAG, OWNER_TAG, chunks, cluster_tags, launch_params, tag_filter
 from ..redact import secret_values
 from .translate import tag_value, to_instance
 from ..userdata import Detect, detect_addresses, prepare_user_data
@@ -47,9 +49,10 @@ MAX_FILTER_VALUES = 200
 
 
 class EC2Cloud:
-    """:class:`base.Cloud` on EC2.  Extra keyword arguments tune botocore (``max_attempts``:
-    attempts per call, the first included; timeouts in seconds), paging, batching, address
-    detection and the environment read for ec2rc.sh."""
+    """:class:`base.Cloud` on EC2.  ``owner``: the daemon's owner id (None: launches carry
+    none and every instance of the cluster is terminated when asked).  Extra keyword arguments
+    tune botocore (``max_attempts``: attempts per call, the first included; timeouts in
+    seconds), paging, batching, address detection and the environment read for ec2rc.sh."""
 
     def __init__(self, config: Config, user_data: Union[bytes, str, None] = None,
                  substitutions: Optional[Mapping[str, str]] = None, client=None,
@@ -57,9 +60,10 @@ class EC2Cloud:
                  connect_timeout: float = 10.0, read_timeout: Optional[float] = None,
                  page_size: int = 1000, batch_size: int = MAX_IDS_PER_CALL,
                  detect: Detect = detect_addresses,
-                 environ: Optional[Mapping[str, str]] = None):
+                 environ: Optional[Mapping[str, str]] = None, owner: Optional[str] = None):
         self._ec2 = config.cloud
         self._cluster = config.elastiq.cluster_name
+        self.owner = owner
         self._clock = clock
         self._page_size = max(5, min(page_size, 1000))
         self._batch_size = max(1, min(batch_size, MAX_IDS_PER_CALL))
@@ -94,12 +98,13 @@ class EC2Cloud:
             return ()
         request_id = request_id or uuid.uuid4().hex
         params = launch_params(self._ec2, self._cluster, count, request_id, self._user_data,
-                               flavour)
+                               flavour, self.owner)
         with self._boundary("RunInstances"):
             granted = self._client.run_instances(**params).get("Instances") or []
         ids = tuple(item["InstanceId"] for item in granted)
         untagged = [item["InstanceId"] for item in granted
-                    if tag_value(item, CLUSTER_TAG) != self._cluster]
+                    if tag_value(item, CLUSTER_TAG) != self._cluster
+                    or tag_value(item, OWNER_TAG) != self.owner]
         if untagged:
             self._tag_late(untagged)
         log.debug("launched %d of %d VM(s) requested (request %s): %s",
@@ -119,11 +124,12 @@ class EC2Cloud:
         with self._boundary("DescribeInstances"):
             for item in self._describe(Filters=[tag_filter(self._cluster)],
                                        PaginationConfig={"PageSize": self._page_size}):
-                found.append(to_instance(item, CLUSTER_TAG, self._clock))
+                found.append(to_instance(item, CLUSTER_TAG, self._clock, OWNER_TAG))
         return tuple(found)
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
-        """Terminate those of ``instance_ids`` that carry our cluster tag; idempotent.
+        """Terminate those of ``instance_ids`` that carry our cluster tag and no other owner's;
+        idempotent.
 
         Per batch of up to 1000 ids: one DescribeInstances (ids + tag filter) to verify, one
         TerminateInstances for the live ones.  Ids that are not ours, or unknown to the cloud,
@@ -134,8 +140,9 @@ class EC2Cloud:
             states = self._states_of_ours(batch)
             refused = [i for i in batch if i not in states]
             if refused:
-                log.warning("not terminating %s: not tagged %s=%s (or long gone)",
-                            " ".join(refused), CLUSTER_TAG, self._cluster)
+                log.warning("not terminating %s: not tagged %s=%s, or another elastiq's "
+                            "(%s), or long gone", " ".join(refused), CLUSTER_TAG, self._cluster,
+                            OWNER_TAG)
             alive = [i for i in batch if states.get(i) not in (None, "terminated")]
             if alive:
                 self._terminate_ours(alive)
@@ -190,7 +197,8 @@ class EC2Cloud:
         try:
             for chunk in chunks(ids, self._batch_size):
                 with self._boundary("CreateTags"):
-                    self._client.create_tags(Resources=chunk, Tags=cluster_tags(self._cluster))
+                    self._client.create_tags(Resources=chunk,
+                                             Tags=cluster_tags(self._cluster, self.owner))
         except AdapterError:
             log.error("cannot tag new instances %s: terminating them", " ".join(ids))
             try:
@@ -217,22 +225,20 @@ class EC2Cloud:
                         " ".join(foreign[:10]))
 
     def _states_of_ours(self, ids: List[str]) -> Dict[str, str]:
-        """EC2 state name of each id that carries our tag (ids not ours are absent)."""
+        """EC2 state name of each id that carries our tag and no other owner's (ids not ours
+        are absent)."""
         try:
             with self._boundary("DescribeInstances", passthrough=ids_gone):
-                return {item["InstanceId"]: item["State"]["Name"]
-                        for item in self._describe(InstanceIds=ids,
-                                                   Filters=[tag_filter(self._cluster)])}
-        except bce.ClientError:
-            pass  # some ids unknown to the cloud: a filter on instance-id ignores them
-        states: Dict[str, str] = {}
-        with self._boundary("DescribeInstances"):
-            for chunk in chunks(ids, MAX_FILTER_VALUES):
-                filters = [tag_filter(self._cluster), {"Name": "instance-id", "Values": chunk}]
-                for item in self._describe(Filters=filters,
-                                           PaginationConfig={"PageSize": self._page_size}):
-                    states[item["InstanceId"]] = item["State"]["Name"]
-        return states
+                items = list(self._describe(InstanceIds=ids, Filters=[tag_filter(self._cluster)]))
+        except bce.ClientError:  # some ids unknown to the cloud: a filter on ids ignores them
+            with self._boundary("DescribeInstances"):
+                items = [item for chunk in chunks(ids, MAX_FILTER_VALUES)
+                         for item in self._describe(
+                             Filters=[tag_filter(self._cluster),
+                                      {"Name": "instance-id", "Values": chunk}],
+                             PaginationConfig={"PageSize": self._page_size})]
+        return {item["InstanceId"]: item["State"]["Name"] for item in items
+                if self.owner is None or tag_value(item, OWNER_TAG) in (None, self.owner)}
 
     def _terminate_ours(self, ids: List[str]) -> None:
         log.debug("terminating %d instance(s): %s", len(ids), " ".join(ids))

@@ -14,6 +14,7 @@ from .config import Settings as EC2Section
 from ..base import ConfigError
 
 CLUSTER_TAG = "elastiq:cluster"
+OWNER_TAG = "elastiq:owner"  # the launching daemon's owner id (elastiq.runtime.owner)
 MANAGED_TAG = "elastiq:managed"
 _SG_ID = re.compile(r"^sg-[0-9a-f]+$")
 
@@ -51,8 +52,10 @@ def client_token(cluster: str, request_id: str) -> str:
     return hashlib.sha256(f"elastiq\0{cluster}\0{request_id}".encode()).hexdigest()
 
 
-def cluster_tags(cluster: str) -> List[Dict[str, str]]:
+def cluster_tags(cluster: str, owner: Optional[str] = None) -> List[Dict[str, str]]:
+    """The tags of every instance (and volume) we launch; ``owner``: the daemon's owner id."""
     return [{"Key": CLUSTER_TAG, "Value": cluster},
+            *([{"Key": OWNER_TAG, "Value": owner}] if owner else []),
             {"Key": MANAGED_TAG, "Value": "true"},
             {"Key": "Name", "Value": f"{cluster}-worker"}]
 
@@ -62,13 +65,14 @@ def tag_filter(cluster: str) -> Dict[str, object]:
 
 
 def launch_params(ec2: EC2Section, cluster: str, count: int, request_id: str,
-                  user_data: Optional[bytes], flavour: Optional[str] = None) -> Dict[str, object]:
+                  user_data: Optional[bytes], flavour: Optional[str] = None,
+                  owner: Optional[str] = None) -> Dict[str, object]:
     """RunInstances parameters for up to ``count`` workers (MinCount=1: take what is granted).
 
     ``flavour``: the instance type, one of ``ec2.flavour``'s entries (None: the first).
     ``ec2.security_groups`` entries that look like ids (``sg-...``) go to SecurityGroupIds,
     the others (names) to SecurityGroups.  Raises ConfigError when image or flavour is unset,
-    or when ``flavour`` is not one of ``ec2.flavour``'s.
+    or when ``flavour`` is not one of ``ec2.flavour``'s.  ``owner``: tagged ``elastiq:owner``.
     """
     names = flavour_list.names(ec2.flavour)
     for key, value in (("ec2.image_id", ec2.image_id), ("ec2.flavour", names)):
@@ -76,7 +80,7 @@ def launch_params(ec2: EC2Section, cluster: str, count: int, request_id: str,
             raise ConfigError(f"cannot launch VMs: {key} is not set", key=key)
     if flavour is not None and flavour not in names:
         raise ConfigError(f"cannot launch {flavour!r}: not one of ec2.flavour's", key="ec2.flavour")
-    tags = cluster_tags(cluster)
+    tags = cluster_tags(cluster, owner)
     params: Dict[str, object] = {
         "ImageId": ec2.image_id, "InstanceType": flavour or names[0], "MinCount": 1,
         "MaxCount": count, "ClientToken": client_token(cluster, request_id),

@@ -155,8 +155,8 @@ def tag_value(description: Mapping[str, Any], key: str) -> Optional[str]:
 
 
 def to_instance(description: Mapping[str, Any], cluster_tag: str,
-                clock: Callable[[], float]) -> Instance:
-    """One DescribeInstances item as a :class:`model.Instance`.
+                clock: Callable[[], float], owner_tag: str = "elastiq:owner") -> Instance:
+    """One DescribeInstances item as a :class:`model.Instance` (its owner: ``owner_tag``'s value).
 
     An unknown state name is ERROR (it counts against max_vms and gets looked at) with a
     warning.  A missing LaunchTime (some EC2-compatible clouds) is taken as ``clock()``.
@@ -175,6 +175,7 @@ def to_instance(description: Mapping[str, Any], cluster_tag: str,
         cluster=tag_value(description, cluster_tag),
         private_ip=description.get("PrivateIpAddress") or None,
         instance_type=description.get("InstanceType"),
+        owner=tag_value(description, owner_tag),
     )
 
 

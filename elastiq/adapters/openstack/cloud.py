@@ -5,7 +5,9 @@ The only module that imports openstacksdk/keystoneauth.  What it guarantees:
 * It sees only servers tagged ``elastiq:<cluster>`` (Nova server tags, microversion >= 2.26 to
   filter on them, >= 2.52 to set them at creation): listing filters on the server side and
   checks the tag again on every item; terminate refuses any id not carrying it.  Metadata
-  (``elastiq:cluster``, ``elastiq:request``) says the same for humans.
+  (``elastiq:cluster``, ``elastiq:request``) says the same for humans.  Given an ``owner`` id,
+  every server also carries ``elastiq:owner=<owner>`` in its metadata, listings report each
+  server's owner, and terminate refuses another owner's (:mod:`elastiq.runtime.owner`).
 * ``launch(n)`` is one create (``min_count=1, max_count=n``: Nova grants what the quota
   allows) plus one listing of that request's servers (a multi-create answers with the first
   only).  Nova has no client token: every request carries its own id in the servers' name and
@@ -40,7 +42,7 @@ from ..base import (AdapterError, AuthError, ConfigError, FatalError, SettingChe
 from ..redact import redact, secret_values
 from ..userdata import Detect, detect_addresses, prepare_user_data
 from .config import NETWORK_WORDS, Settings
-from .translate import (CLUSTER_KEY, REQUEST_KEY, cluster_tag, error_from_status,
+from .translate import (CLUSTER_KEY, OWNER_KEY, REQUEST_KEY, cluster_tag, error_from_status,
                         find_or_none, server_name, to_instance)
 
 log = logging.getLogger(__name__)
@@ -83,13 +85,15 @@ def connect(s: Settings, timeout: float):
 
 class OpenStackCloud:
     """:class:`base.Cloud` on OpenStack.  ``conn`` replaces the connection made from the
-    settings (tests, the benchmark); ``read_timeout`` overrides ``read_timeout_s``."""
+    settings (tests, the benchmark); ``read_timeout`` overrides ``read_timeout_s``; ``owner``:
+    the daemon's owner id (None: none set, every server of the cluster may be deleted)."""
 
     def __init__(self, config, user_data: Union[bytes, str, None] = None,
                  substitutions: Optional[Mapping[str, str]] = None, conn=None,
                  clock: Callable[[], float] = time.time, *, read_timeout: Optional[float] = None,
-                 detect: Detect = detect_addresses):
+                 detect: Detect = detect_addresses, owner: Optional[str] = None):
         self._s: Settings = config.cloud
+        self.owner = owner
         self._cluster = config.elastiq.cluster_name
         self._tag = cluster_tag(self._cluster)
         self._clock = clock
@@ -167,11 +171,13 @@ class OpenStackCloud:
         ids = list(dict.fromkeys(i for i in instance_ids if i))
         if not ids:
             return
-        states = {s["id"]: to_instance(s, self._clock).state for s in self._servers()}
+        listed = (to_instance(s, self._clock) for s in self._servers())
+        states = {i.id: i.state for i in listed
+                  if self.owner is None or i.owner in (None, self.owner)}
         refused = [i for i in ids if i not in states]
         if refused:
-            log.warning("not terminating %s: not tagged %s (or gone)", " ".join(refused),
-                        self._tag)
+            log.warning("not terminating %s: not tagged %s, or another elastiq's (%s), or gone",
+                        " ".join(refused), self._tag, OWNER_KEY)
         alive = [i for i in ids if states.get(i) not in
                  (None, InstanceState.GONE, InstanceState.SHUTTING_DOWN)]
         if alive:
@@ -280,7 +286,8 @@ class OpenStackCloud:
             "networks": self._find("networks"), "min_count": 1, "max_count": count,
             "tags": [self._tag],
             "metadata": {CLUSTER_KEY: self._cluster, REQUEST_KEY: request_id,
-                         "elastiq:managed": "true"}}
+                         "elastiq:managed": "true",
+                         **({OWNER_KEY: self.owner} if self.owner else {})}}
         if s.key_name:
             attrs["key_name"] = s.key_name
         if s.security_groups:

@@ -33,6 +33,7 @@ PREFIX = "openstack"
 #: Metadata keys on every server we create (humans read them; the tag is what we filter on).
 CLUSTER_KEY = "elastiq:cluster"
 REQUEST_KEY = "elastiq:request"
+OWNER_KEY = "elastiq:owner"  # the launching daemon's owner id (elastiq.runtime.owner)
 _TAG_OK = re.compile(r"^[^,/]{1,60}$")
 
 #: Nova status -> elastiq state.  SHUTOFF / PAUSED / SUSPENDED / SHELVED* are ERROR for the
@@ -172,12 +173,13 @@ def state_of(status: Optional[str], task_state: Optional[str]) -> InstanceState:
 def to_instance(server: Mapping[str, Any], clock: Callable[[], float]) -> Instance:
     """One server (openstacksdk attribute names: id, status, task_state, created_at,
     metadata, addresses, flavor) as a :class:`model.Instance`."""
-    flavor = server.get("flavor") or {}
+    flavor, metadata = server.get("flavor") or {}, server.get("metadata") or {}
     return Instance(
         id=server["id"],
         state=state_of(server.get("status"), server.get("task_state")),
         launched_at=_launched_at(server.get("created_at"), clock),
-        cluster=(server.get("metadata") or {}).get(CLUSTER_KEY),
+        cluster=metadata.get(CLUSTER_KEY),
         private_ip=_fixed_ipv4(server.get("addresses")),
         instance_type=flavor.get("original_name") or flavor.get("name") or flavor.get("id"),
+        owner=metadata.get(OWNER_KEY),
     )
