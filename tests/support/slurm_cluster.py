@@ -125,7 +125,12 @@ class SlurmCluster:
     @classmethod
     def start(cls, timeout: float = 60.0, **options) -> "SlurmCluster":
         """munged and slurmctld, answering; stopped again (directory kept) if they do not."""
-        cluster = cls(**options)
+        return cls(**options).start_daemons(timeout)
+
+    def start_daemons(self, timeout: float = 60.0) -> "SlurmCluster":
+        """munged (with :attr:`key`) and slurmctld (with :attr:`config`) of a cluster made
+        but not started (its files may be replaced first, e.g. by a rendered slurm.conf)."""
+        cluster = self
         try:
             d = cluster.directory
             munged = _Process(cluster, "munged", [
@@ -202,10 +207,14 @@ class SlurmCluster:
 
     def start_node(self, name: str, cpus: int = 1, memory_mb: int = 1024,
                    cluster: Optional[str] = None, instance_id: Optional[str] = None,
-                   wait: float = 0) -> SlurmNode:
+                   wait: float = 0, argv: Optional[Sequence[str]] = None,
+                   mounts: Optional[str] = None) -> SlurmNode:
         """A dynamic node carrying the cluster and instance id as features (see the module
-        docstring); ``wait``: seconds to wait until slurmctld lists it (0: do not wait)."""
-        node = SlurmNode(self, name, cpus, memory_mb, features(cluster, instance_id))
+        docstring); ``wait``: seconds to wait until slurmctld lists it (0: do not wait).
+        ``argv``: slurmd's arguments instead (after ``slurmd -D``; ``{port}``: its port); ``mounts``: what its
+        mount namespace gets instead of proc and /dev (:func:`condor_daemons.in_root`)."""
+        node = SlurmNode(self, name, cpus, memory_mb, features(cluster, instance_id), argv,
+                         mounts)
         self.nodes[name] = node
         if wait:
             wait_for(lambda: name in self.node_names() or not node.alive(), wait,
