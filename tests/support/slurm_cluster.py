@@ -44,7 +44,8 @@ Choices, and what Slurm 24.11 needs on this machine (found by running it here):
 * slurmstepd (one per running job step) runs in its own session and outlives slurmd by
   design, then waits for slurmctld forever: :meth:`SlurmCluster.stop` cancels the jobs left
   and kills by pid whatever still holds a file of the cluster's directory open.
-* ``SlurmdTimeout`` is short so that a stopped slurmd is marked not responding in seconds,
+* ``SlurmdTimeout`` is short (``slurmd_timeout``, 6 s) so that a stopped slurmd is marked not
+  responding in seconds (tests of what must not wait for it make it long),
   and ``bf_interval=1`` so that a node that joins gets its pending jobs within a second or two.
 """
 from __future__ import annotations
@@ -76,7 +77,8 @@ class SlurmCluster:
     """munged and slurmctld; workers are added with :meth:`start_node`."""
 
     def __init__(self, root: str = ROOT, name: str = "slurm", worker_cpus: int = 2,
-                 worker_memory_mb: int = 2048, max_job_nodes: int = 2, extra: Sequence[str] = ()):
+                 worker_memory_mb: int = 2048, max_job_nodes: int = 2, extra: Sequence[str] = (),
+                 slurmd_timeout: int = 6):
         why = slurm_unavailable(root)
         if why:
             raise SlurmUnavailable(why)
@@ -106,7 +108,7 @@ class SlurmCluster:
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core_Memory",
             "DefMemPerCPU=256", "ReturnToService=2", "MaxNodeCount=64", "TreeWidth=65533",
             "SchedulerType=sched/backfill", "SchedulerParameters=bf_interval=1",
-            "SlurmdTimeout=6", "MessageTimeout=5", "MinJobAge=600",
+            f"SlurmdTimeout={slurmd_timeout}", "MessageTimeout=5", "MinJobAge=600",
             f"NodeName=elastiq-shape[1-{max_job_nodes}] CPUs={worker_cpus} "
             f"RealMemory={worker_memory_mb} Features=elastiq State=FUTURE",
             "Nodeset=elastiq Feature=elastiq",
