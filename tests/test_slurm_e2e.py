@@ -6,7 +6,9 @@ Checked (issue 28's "Done when"): 6 jobs (4 one-core, 2 ``--exclusive``) each ru
 (COMPLETED, never requeued); the burst launched in one RunInstances call; never more than
 max_vms instances alive; no worker drained sooner than idle_for_time_s after its last job; a
 foreign untagged instance and a node of no cluster untouched; the workers drained, terminated
-and their nodes deleted from Slurm; back to min_vms; no traceback, error or failed action.
+and their nodes deleted from Slurm right after the terminate (``BatchSystem.forget``; the
+cluster's SlurmdTimeout is 300 s, so nothing waits for slurmctld to find them not
+responding); back to min_vms; no traceback, error or failed action.
 The log helpers and timings are the HTCondor end-to-end test's (tests/test_e2e_real_pool.py).
 """
 from __future__ import annotations
@@ -26,13 +28,18 @@ pytestmark = pytest.mark.daemons
 CPUS, MEMORY_MB, FLAVOUR = 2, 2048, "t3.small"
 MIN_VMS, MAX_VMS = 0, 3
 JOB_S = 10
+#: Longer than the test waits for the nodes to go: only forget() can delete them in time.
+SLURMD_TIMEOUT_S = 300
+#: A node is deleted this soon after its VM's terminate (one scontrol read and delete).
+FORGET_S = 10
 
 
 @pytest.mark.timeout(400)
 def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_property):
     require_slurm()
     name = "e2e-slurm"
-    slurm = SlurmCluster.start(name="e2e", worker_cpus=CPUS, worker_memory_mb=MEMORY_MB)
+    slurm = SlurmCluster.start(name="e2e", worker_cpus=CPUS, worker_memory_mb=MEMORY_MB,
+                               slurmd_timeout=SLURMD_TIMEOUT_S)
     client = moto.client()
     foreign = client.run_instances(ImageId=ec2_world.image_id, MinCount=1, MaxCount=1,
                                    InstanceType=FLAVOUR)["Instances"][0]["InstanceId"]
@@ -90,8 +97,15 @@ def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_p
     for t, target, _ in actions(log_path, "drain"):
         drains.setdefault(target, t)
     gaps = {i: round(drains[i] - last_job[i], 1) for i in drains if i in last_job}
+    terminated = {i: t for t, _, msg in actions(log_path, "terminate")
+                  for i in msg.split(":")[0].split(" ", 1)[1].split(", ")}
+    deleted = {m.split()[1]: t for t, _, logger, m in lines
+               if logger == "elastiq.adapters.slurm" and m.startswith("node ")
+               and " deleted from Slurm" in m}
+    forget_s = {i: round(deleted[i] - terminated[i], 1) for i in deleted if i in terminated}
     figures = {"jobs": len(jobs), "launch_calls": launch_calls, "instances": len(vms.started),
                "peak_instances": vms.peak, "last_job_to_drain_s": gaps,
+               "terminate_to_node_deleted_s": forget_s,
                "submit_to_all_done_s": round(max(last_job.values()) - submitted_at, 1)}
     for key, value in figures.items():
         record_property(key, value)
@@ -110,6 +124,8 @@ def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_p
     too_soon = {i: g for i, g in gaps.items() if g < IDLE_S - MARGIN_S}
     assert not too_soon, f"drained sooner than idle_for_time_s={IDLE_S} s: {too_soon}\n{log}"
     assert set(vms.stopped) == set(vms.started)  # every worker's VM terminated
+    assert set(deleted) == set(vms.started) == set(forget_s), (deleted, terminated, log)
+    assert all(0 <= s <= FORGET_S for s in forget_s.values()), (forget_s, log)
     state = client.describe_instances(InstanceIds=[foreign])["Reservations"][0]["Instances"][0]
     assert state["State"]["Name"] == "running" and foreign not in log
     assert "foreign" not in drains and "DRAIN" not in foreign_node["state"]
