@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from tests.test_ecm_render import OS_IDS, VARIANTS, _yaml_block, answers, shell_
 from tests.test_ecm_wizard import (ecm_moto, embedded_config, master_text, run,  # noqa: F401
                                    workdir)
 
+ROOT = Path(__file__).resolve().parent.parent
 KEY = "Zm9vYmFyYmF6cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG9maHVnb3Rob3Jk"
 
 
@@ -188,3 +190,30 @@ def test_the_wizard_writes_a_slurm_master_with_a_fresh_key_per_cluster(ecm_moto,
                   "--batch", "slurm")
     assert refused.returncode == 2 and "batch" in refused.stderr and "debian13" in refused.stderr
     assert "Traceback" not in refused.stderr and not (workdir / "r").exists()
+
+
+def test_the_master_reads_the_workers_shape_for_slurm_conf_from_the_cloud(tmp_path, moto,
+                                                                           ec2_world):
+    """The master-worker-shape unit, with elastiq's own Python, on the elastiq.yaml ecm
+    writes (no vm section): the flavour's shape as the EC2 API (moto) describes it; a
+    configuration it cannot use leaves the stated default, with a log line."""
+    from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
+    from tests.support.ec2_server import REGION
+
+    a = slurm(image_id=ec2_world.image_id, flavour="t3.small", api_url=moto.url, region=REGION,
+              key_name=ec2_world.key_name, access_key=ACCESS_KEY, secret_key=SECRET_KEY)
+    path = _write_yaml(render.render_master(a), tmp_path, MUNGE_KEY=KEY)
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python3").symlink_to(sys.executable)
+    unit = render.units(render.render_master(a))["master-worker-shape"]
+    shown = 'printf "%s %s" "$WORKER_CPUS" "$WORKER_MEMORY_MB"'
+    for config, expected in ((path, "2 2048"), (tmp_path / "missing.yaml", "1 2048")):
+        done = subprocess.run(
+            ["bash", "-euc", 'log() { echo "LOG $*"; }\n' + unit + shown], capture_output=True,
+            text=True, env={"PATH": "/usr/bin:/bin", "ELASTIQ_VENV": str(venv),
+                            "ELASTIQ_CONFIG": str(config), "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.endswith(expected)
+        assert ("LOG cannot read the workers' shape" in done.stdout) is (expected == "1 2048")
+        assert "Traceback" not in done.stderr
