@@ -182,7 +182,9 @@ def test_the_worker_joins_configless_as_its_instance_and_elastiq_sees_it(cluster
     wait_for(lambda: cluster.jobs()[job]["job_state"] == ["COMPLETED"], 60, "the job done",
              explain=cluster.explain)
     assert _read(f"{cluster.host_dir}/jobs/slurm-{job}.out") == f"ran on {INSTANCE}\n"
-    cluster.stop_node(node)
+    cluster.stop_node(node)  # its VM terminated: elastiq's actuator has Slurm forget it
+    batch.forget([INSTANCE])
+    assert INSTANCE not in cluster.node_names()
 
 
 def test_the_container_example_runs_alone_on_a_worker_and_its_output_comes_back(cluster):
