@@ -8,8 +8,9 @@ max_vms instances alive; no worker drained sooner than idle_for_time_s after its
 foreign untagged instance and a node of no cluster untouched; the workers drained, terminated
 and their nodes deleted from Slurm right after the terminate (``BatchSystem.forget``; the
 cluster's SlurmdTimeout is 300 s, so nothing waits for slurmctld to find them not
-responding); back to min_vms; no traceback, error or failed action.
-The log helpers and timings are the HTCondor end-to-end test's (tests/test_e2e_real_pool.py).
+responding); back to min_vms; no traceback, error or failed action.  Twice: with a
+hand-written configuration, and with the one ``ecm --batch slurm`` writes (the worker shape
+from the cloud's flavour).  The log helpers and timings are the HTCondor end-to-end test's (tests/test_e2e_real_pool.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,11 @@ import yaml
 
 from tests.support.instance_startds import ec2_alive, healthy, start_elastiq
 from tests.support.slurm_cluster import InstanceNodes, SlurmCluster, require_slurm, wait_for
-from tests.test_e2e_real_pool import IDLE_S, MARGIN_S, actions, explicit_config, log_lines
+from ecm import render
+from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
+from tests.support.ec2_server import REGION
+from tests.test_e2e_real_pool import (IDLE_S, MARGIN_S, TIMINGS, actions, explicit_config,
+                                      log_lines)
 
 pytestmark = pytest.mark.daemons
 CPUS, MEMORY_MB, FLAVOUR = 2, 2048, "t3.small"
@@ -34,8 +39,24 @@ SLURMD_TIMEOUT_S = 300
 FORGET_S = 10
 
 
+def ecm_config(tmp_path, moto, world, cluster, flavour, cpus, memory_mb, min_vms, max_vms):
+    """What ``ecm --batch slurm`` writes into the master's elastiq.yaml (no ``vm:`` section:
+    the flavour's shape comes from the cloud), test timings, and what the master's boot adds
+    (its address and the munge key)."""
+    cfg = render.elastiq_config(render.Answers(
+        os_id="debian13", batch="slurm", image_id=world.image_id, cluster_name=cluster,
+        flavour=flavour, min_vms=min_vms, max_vms=max_vms, jobs_per_vm=0, idle_time_s=IDLE_S,
+        key_name=world.key_name, signing_key="m" * 64, api_url=moto.url, region=REGION,
+        access_key=ACCESS_KEY, secret_key=SECRET_KEY))
+    assert "vm" not in cfg and cfg["elastiq"]["batch_plugin"] == "slurm"
+    cfg["elastiq"].update(TIMINGS)
+    cfg["substitute"] = {"ipv4": "127.0.0.1", "munge_key": "m" * 64}
+    return cfg
+
+
 @pytest.mark.timeout(400)
-def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_property):
+@pytest.mark.parametrize("writer", [explicit_config, ecm_config], ids=["vm-section", "ecm"])
+def test_elastiq_scales_a_real_slurm_cluster(writer, tmp_path, moto, ec2_world, record_property):
     require_slurm()
     name = "e2e-slurm"
     slurm = SlurmCluster.start(name="e2e", worker_cpus=CPUS, worker_memory_mb=MEMORY_MB,
@@ -44,12 +65,11 @@ def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_p
     foreign = client.run_instances(ImageId=ec2_world.image_id, MinCount=1, MaxCount=1,
                                    InstanceType=FLAVOUR)["Instances"][0]["InstanceId"]
     slurm.start_node("foreign", 1, 512, wait=30)  # a node of no cluster
-    cfg = explicit_config(tmp_path, moto, ec2_world, name, FLAVOUR, CPUS, MEMORY_MB,
-                          MIN_VMS, MAX_VMS)
+    cfg = writer(tmp_path, moto, ec2_world, name, FLAVOUR, CPUS, MEMORY_MB, MIN_VMS, MAX_VMS)
     log_path = str(tmp_path / "elastiq.log")
     cfg["elastiq"].update(state_dir=str(tmp_path / "state"), log_file=log_path,
                           batch_plugin="slurm")
-    cfg["slurm"] = {"bin_dir": slurm.bin_dir, "partitions": ["main"]}
+    cfg.setdefault("slurm", {}).update(bin_dir=slurm.bin_dir, partitions=["main"])
     (tmp_path / "elastiq.yaml").write_text(yaml.safe_dump(cfg))
     os.chmod(tmp_path / "elastiq.yaml", 0o600)
 
