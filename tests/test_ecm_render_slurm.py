@@ -130,6 +130,16 @@ def test_without_shared_home_nothing_of_it_is_rendered(os_id):
     assert "htcondor" not in yaml.safe_load(render.elastiq_yaml(a))
 
 
+@pytest.mark.parametrize("os_id", OS_IDS)
+def test_htcondor_with_shared_home_is_valid_shell(os_id, tmp_path):
+    a = answers(os_id, shared_home=True)
+    for name, text in (("master", render.render_master(a)), ("worker", render.render_worker(a))):
+        assert "worker-shared-home" in text or "master-shared-home" in text
+        path = tmp_path / name
+        path.write_text(text)
+        shell_checks(path)
+
+
 def _bash(unit: str, **env: str) -> None:
     subprocess.run(["bash", "-euc", "log() { echo \"$*\"; }\n" + unit], check=True,
                    env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", **env})
