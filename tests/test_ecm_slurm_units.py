@@ -11,8 +11,9 @@ against Debian 13's Slurm 24.11 in the provisioned root (tests/support/slurm_clu
   (rootful podman standing in for docker, run as the user whom the provisioned root lets use
   it, as the docker group would on a worker).
 
-Skipped with the reason where the Slurm root (or podman in it) is missing; failed instead
-when ELASTIQ_REQUIRE_SLURM=1.
+Skipped with the reason where the Slurm root is missing (failed instead when
+ELASTIQ_REQUIRE_SLURM=1), or podman in it for the container job (failed instead when
+ELASTIQ_REQUIRE_REAL_POOL=1, as the docker-universe tests).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from elastiq.adapters.slurm import SlurmBatch
 from tests.support import docker_pool
 from tests.support.condor_daemons import MOUNTS, TEST_USER, in_root, wait_for
 from tests.support.slurm_cluster import SlurmCluster, require_slurm
+from tests.support.tools import skip_or_fail
 from tests.test_ecm_render import answers
 
 pytestmark = pytest.mark.daemons
@@ -188,10 +190,8 @@ def test_the_worker_joins_configless_as_its_instance_and_elastiq_sees_it(cluster
 
 
 def test_the_container_example_runs_alone_on_a_worker_and_its_output_comes_back(cluster):
-    why = docker_pool.unavailable(cluster.root)
-    if why:
-        require_slurm()  # keeps the skip honest about what is missing
-        pytest.skip(why)
+    skip_or_fail(docker_pool.unavailable(cluster.root), "ELASTIQ_REQUIRE_REAL_POOL",
+                 "podman in the root (the docker pool's)")
     home = f"{cluster.directory}/home"
     os.makedirs(f"{cluster.root}{home}/jobs/output", exist_ok=True)
     run_unit(cluster, cluster.rendered_units.master["container-job"], JOB_HOME=home)
