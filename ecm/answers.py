@@ -26,6 +26,11 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 CLUSTER_NAME_RULE = "1-63 letters, digits, '.', '_' or '-', starting with a letter or digit"
 SERIES = re.compile(r"[0-9]{1,3}\.(x|[0-9]{1,3})")
+#: The batch systems ecm can set up; the first is the default.
+BATCH_SYSTEMS = ("htcondor", "slurm")
+#: The operating systems whose own archive has a Slurm with dynamic nodes and configless
+#: workers as the Slurm templates use them (Debian 13: Slurm 24.11, the version the tests run).
+SLURM_OSES = ("debian13",)
 
 
 
@@ -55,6 +60,7 @@ class Answers:
     jobs_per_vm: int
     idle_time_s: int
     key_name: Optional[str]
+    #: The cluster's own random secret: HTCondor's pool signing key, or Slurm's munge key.
     signing_key: str
     api_url: Optional[str] = None
     region: Optional[str] = None
@@ -85,6 +91,11 @@ class Answers:
     #: Smaller sizes of ``flavour``'s family, largest first, that elastiq may launch too
     #: (:mod:`ecm.family`; () = ``flavour`` alone).
     smaller_flavours: Tuple[str, ...] = ()
+    #: The batch system of the cluster (:data:`BATCH_SYSTEMS`).
+    batch: str = "htcondor"
+    #: The master exports /home over NFS and the workers mount it (HTCondor: same
+    #: FILESYSTEM_DOMAIN on master and workers, so jobs need no file transfer).
+    shared_home: bool = False
 
     @property
     def embeds_credentials(self) -> bool:
@@ -116,6 +127,12 @@ def validate(a: Answers) -> None:
                           f"(known: {', '.join(OPERATING_SYSTEMS)})")
     if a.cloud not in ("ec2", "openstack"):
         raise RenderError("cloud", f"unknown cloud {a.cloud!r} (known: ec2, openstack)")
+    if a.batch not in BATCH_SYSTEMS:
+        raise RenderError("batch", f"unknown batch system {a.batch!r} (known: "
+                          f"{', '.join(BATCH_SYSTEMS)})")
+    if a.batch == "slurm" and a.os_id not in SLURM_OSES:
+        raise RenderError("batch", f"Slurm clusters run on {', '.join(SLURM_OSES)} (its Slurm "
+                          f"has the dynamic nodes the workers join as), not on {a.os_id}")
     if not CLUSTER_NAME.fullmatch(a.cluster_name):
         raise RenderError("cluster_name", f"{CLUSTER_NAME_RULE} (got {a.cluster_name!r})")
     if not SERIES.fullmatch(a.htcondor_series):

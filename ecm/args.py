@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     a("--subnet-id", metavar="ID", help="subnet of the workers")
     a("--network", dest="networks", action="append", default=[], metavar="NAME",
       help="OpenStack: network of the workers, checked (repeatable; default: Nova's choice)")
+    a("--batch", choices=render.BATCH_SYSTEMS, default=render.BATCH_SYSTEMS[0],
+      help="batch system of the cluster: htcondor (default) or slurm (slurmctld on the "
+      "master, workers join as dynamic nodes; --os " + "/".join(render.SLURM_OSES) + " only)")
+    a("--shared-home", action="store_true",
+      help="the master exports /home over NFS to the workers (default: not shared)")
     a("--htcondor-series", default=render.DEFAULT_HTCONDOR_SERIES, metavar="SERIES",
       help="HTCondor release series, e.g. 25.0 (LTS, default) or 25.x (feature); with "
       "--os debian13 only the master's Python bindings follow it (Debian's HTCondor 23.9 runs)")

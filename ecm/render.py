@@ -1,6 +1,7 @@
 """Answers in, user-data out: PURE (no cloud, no prompts, no clock, no randomness).
 
-:func:`render_worker` gives the worker user-data (``slave_files/<os>.sh.j2``) and
+:func:`render_worker` gives the worker user-data (``slave_files/<os>.sh.j2``; a Slurm
+cluster's: ``ecm/templates/worker-slurm.sh.j2``) and
 :func:`render_master` the master user-data (``ecm/templates/master.sh.j2``), which embeds
 ``/etc/elastiq/elastiq.yaml`` (:func:`elastiq_yaml`) holding the worker user-data base64-encoded.
 :func:`master_user_data` gives the bytes to write: the script itself, or its gzip when it is
@@ -13,8 +14,8 @@ an answer is ever expanded or executed.  :func:`validate` refuses control charac
 terminators in answers before anything is rendered.
 
 Placeholders: elastiq fills ``%ipv4%`` (the master's address) and ``%token%`` (the worker's
-IDTOKEN) into the worker user-data at launch, from the ``substitute`` section the master writes
-into elastiq.yaml at boot.  That substitution works on text, so the worker user-data is never
+IDTOKEN; Slurm: ``%munge_key%``, the cluster's munge key) into the worker user-data at launch,
+from the ``substitute`` section the master writes into elastiq.yaml at boot.  That substitution works on text, so the worker user-data is never
 gzip-compressed: it must fit as it is (:class:`UserDataTooLarge` otherwise).
 """
 from __future__ import annotations
@@ -32,9 +33,9 @@ import jinja2
 import yaml
 
 # the answers and their checks, also as ``render.<name>`` for the callers of render
-from .answers import (CLUSTER_NAME, CLUSTER_NAME_RULE, DEFAULT_HTCONDOR_REPO,  # noqa: F401
-                      DEFAULT_HTCONDOR_SERIES, HEREDOC_WORDS, Answers, RenderError,
-                      UserDataTooLarge, validate)
+from .answers import (BATCH_SYSTEMS, CLUSTER_NAME, CLUSTER_NAME_RULE,  # noqa: F401
+                      DEFAULT_HTCONDOR_REPO, DEFAULT_HTCONDOR_SERIES, HEREDOC_WORDS,
+                      SLURM_OSES, Answers, RenderError, UserDataTooLarge, validate)
 from .oses import OPERATING_SYSTEMS
 
 #: Raw user-data limit of EC2 (16 KiB): workers (launched through the EC2 API) always fit it.
@@ -71,14 +72,15 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-def worker_template_name(os_id: str) -> str:
-    return f"{os_id}.sh.j2"
+def worker_template_name(os_id: str, batch: str = "htcondor") -> str:
+    return f"{os_id}.sh.j2" if batch == "htcondor" else f"worker-{batch}.sh.j2"
 
 
 def render_worker(a: Answers) -> str:
-    """The worker user-data, still holding the ``%ipv4%`` and ``%token%`` placeholders."""
+    """The worker user-data, still holding the ``%ipv4%`` and ``%token%`` (Slurm:
+    ``%munge_key%``) placeholders."""
     validate(a)
-    template = _environment().get_template(worker_template_name(a.os_id))
+    template = _environment().get_template(worker_template_name(a.os_id, a.batch))
     return template.render(a=a, os=OPERATING_SYSTEMS[a.os_id])
 
 
@@ -103,13 +105,23 @@ def elastiq_config(a: Answers) -> dict:
             "cluster_name": a.cluster_name,
             "n_jobs_per_vm": a.jobs_per_vm,
             "idle_timeout_max_s": a.idle_time_s,
-            "batch_plugin": "htcondor",
+            "batch_plugin": a.batch,
             "cloud_plugin": a.cloud,
             "state_dir": STATE_DIR,
         },
         "quota": {"min_vms": a.min_vms, "max_vms": a.max_vms},
         a.cloud: {key: value for key, value in section.items() if value is not None},
+        **batch_section(a),
     }
+
+
+def batch_section(a: Answers) -> dict:
+    """The batch plugin's section, where it differs from the plugin's defaults: with a
+    shared /home, HTCondor workers advertise the master's FILESYSTEM_DOMAIN (the cluster
+    name), which elastiq must know before it has seen a worker."""
+    if a.batch == "htcondor" and a.shared_home:
+        return {"htcondor": {"filesystem_domain": a.cluster_name}}
+    return {}
 
 
 def ec2_section(a: Answers) -> dict:
@@ -151,6 +163,11 @@ def openstack_section(a: Answers) -> dict:
     }
 
 
+def slurm_cluster_name(a: Answers) -> str:
+    """Slurm's ClusterName: the cluster name in lower case, ``.`` and ``-`` as ``_``."""
+    return re.sub(r"[^a-z0-9_]", "_", a.cluster_name.lower())
+
+
 def pip_spec(a: Answers) -> str:
     """What the master's pip installs: ``elastiq_source`` with the cloud's extra (``openstack``:
     openstacksdk), in each pinned shape of :mod:`ecm.source`."""
@@ -174,7 +191,7 @@ def render_master(a: Answers) -> str:
     validate(a)
     template = _environment().get_template("master.sh.j2")
     return template.render(a=a, os=OPERATING_SYSTEMS[a.os_id], elastiq_yaml=elastiq_yaml(a),
-                           elastiq_source=pip_spec(a),
+                           elastiq_source=pip_spec(a), slurm_cluster=slurm_cluster_name(a),
                            ca_bundle_path=CA_BUNDLE_PATH, state_dir=STATE_DIR)
 
 

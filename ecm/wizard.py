@@ -183,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
         subnet_id=args.subnet_id, worker_noclaim_shutdown_s=args.worker_noclaim_shutdown,
         master_lost_shutdown_s=args.master_lost_shutdown, cloud=args.cloud,
         networks=tuple(args.networks), os_cloud=getattr(cloud, "entry", None),
-        smaller_flavours=smaller_flavours)
+        smaller_flavours=smaller_flavours, batch=args.batch, shared_home=args.shared_home)
     limit = args.user_data_limit or (render.USER_DATA_LIMIT if endpoint.is_aws
                                      else render.NOVA_USER_DATA_LIMIT)
     render.master_user_data(answers, limit)  # refuses what cannot be rendered, before asking

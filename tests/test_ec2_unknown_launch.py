@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from elastiq.adapters.base import look_in_pool
+from elastiq.adapters.base import forgets_by_itself, look_in_pool
 from elastiq.adapters.ec2.cloud import EC2Cloud
 from elastiq.core import get_policy
 from elastiq.model import Job, Lifecycle, Pool, Queue
@@ -34,6 +34,7 @@ class _Waiting:
         raise AssertionError("nothing to cancel")
 
     workers_of = look_in_pool
+    forget = forgets_by_itself
 
 
 def _daemon(url, world, store, clock):

@@ -242,3 +242,44 @@ def test_the_learned_template_keeps_a_workers_docker_when_configured():
     assert learned(worker, config())["DockerVersion"].startswith("Docker version 26.1.5")
     without = learned(worker, config(has_docker=False))
     assert without["HasDocker"] is False and "DockerVersion" not in without
+
+
+# ------------------------------------------------------- shared files (should_transfer_files = NO)
+
+#: What submit writes for ``should_transfer_files = NO``: the worker must share the files.
+NO_TRANSFER = (f'(TARGET.Arch == "X86_64") && (TARGET.OpSys == "LINUX") && {DISK_25_12} && '
+               '(TARGET.Memory >= RequestMemory) && (TARGET.Cpus >= RequestCpus) && '
+               '(TARGET.FileSystemDomain == MY.FileSystemDomain)')
+
+
+def _no_transfer_job(domain):
+    """The captured job 3.1 alone in the queue, idle, transferring no files."""
+    ad = by_id(jobs_with(NO_TRANSFER), "3.1")
+    ad["ShouldTransferFiles"] = "NO"
+    ad["FileSystemDomain"] = domain  # the schedd's FILESYSTEM_DOMAIN
+    return [ad]
+
+
+@pytest.mark.parametrize("configured,fits", [(None, False), ("physics-c1", True),
+                                              ("elsewhere", False)])
+def test_a_job_without_file_transfer_launches_the_first_worker_only_on_a_shared_domain(
+        configured, fits):
+    """Issue 28: before any worker is seen, a job that transfers no files fits the workers
+    (and launches the first one) only when ``htcondor.filesystem_domain`` (ecm
+    --shared-home: the cluster name, which master and workers set as FILESYSTEM_DOMAIN) is
+    its schedd's domain; unset, the synthetic worker's domain is one no job has."""
+    from tests.support.world import make_config
+
+    cfg = make_config(elastiq={"cluster_name": "demo", "waiting_jobs_time_s": 0},
+                      vm={"cpus": 4, "memory_mb": 8192},
+                      htcondor={} if configured is None else {"filesystem_domain": configured})
+    adapter = HTCondorBatch(cfg, bindings=fake(_no_transfer_job("physics-c1"), slots=[]),
+                            clock=lambda: NOW, local=LOCAL)
+    queue = adapter.queue()
+    assert idle_by_id(queue)["3.1"].fits_worker is fits
+    snapshot = Snapshot(queue=queue, pool=adapter.pool(), instances=())
+    kept, memory, launches = {}, Memory(), []
+    for now in (NOW, NOW + 1, NOW + 3600):
+        plan, kept, memory = records.step(get_policy("default"), snapshot, kept, memory, cfg, now)
+        launches += [a for a in plan.actions if isinstance(a, Launch)]
+    assert bool(launches) is fits, plan.notes

@@ -101,6 +101,26 @@ def test_a_failing_multi_instance_terminate_is_retried_one_by_one(tmp_path):
     assert cloud.terminate_calls == [(ids[0],), (ids[2],)]
     assert metrics.terminations == 2
     assert out.decisions[-1].text == f"terminate failed for {ids[1]}"
+    assert batch.forget_calls == [(ids[0], ids[2])]  # the batch system forgets those gone
+
+
+def test_the_batch_system_forgets_the_workers_of_the_vms_terminated_and_only_those(
+        tmp_path, caplog):
+    """Issue 28: after a terminate the cloud accepted, ``BatchSystem.forget`` (Slurm deletes
+    the nodes at once); not after a failed one; its own failure is logged, the terminate
+    stays done."""
+    act, clock, cloud, batch, metrics = actuator(tmp_path)
+    a, b, c = cloud.add(), cloud.add(), cloud.add()
+    act.execute(Plan((Terminate((a, b), DRAINED),)), {}, Memory(), {})
+    assert batch.forget_calls == [(a, b)]
+    cloud.faults.fail("terminate", TransientError("API down"))
+    out = act.execute(Plan((Terminate((c,), DRAINED),)), {}, Memory(), {})
+    assert batch.forget_calls == [(a, b)] and out.decisions[-1].kind == "failed"
+    batch.faults.fail("forget", TransientError("slurmctld busy"))
+    with caplog.at_level(logging.WARNING, logger="elastiq"):
+        out = act.execute(Plan((Terminate((c,), DRAINED),)), {}, Memory(), {})
+    assert [d.kind for d in out.decisions] == ["terminate"] and metrics.terminations == 3
+    assert f"forget the workers of {c} failed (transient error): slurmctld busy" in caplog.text
 
 
 def test_dry_run_changes_nothing_and_undoes_the_cores_marks(tmp_path, caplog):
@@ -117,7 +137,7 @@ def test_dry_run_changes_nothing_and_undoes_the_cores_marks(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="elastiq"):
         out = act.execute(plan, marked, Memory(), before)
     assert cloud.launch_calls == [] and cloud.terminate_calls == []
-    assert batch.drain_calls == [] and batch.cancel_calls == []
+    assert batch.drain_calls == [] and batch.cancel_calls == [] and batch.forget_calls == []
     assert dict(out.records) == before
     assert "dry run, would launch 2: 11 jobs waiting" in caplog.text
     assert f"dry run, would terminate {b}: drained, no claimed slot" in caplog.text

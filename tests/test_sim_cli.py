@@ -187,3 +187,20 @@ def test_report_without_matplotlib_says_what_to_install(tmp_path, capsys, monkey
     err = capsys.readouterr().err
     assert code == 2 and "--report needs matplotlib: pip install 'elastiq[report]'" in err
     assert not (tmp_path / "rep").exists()
+
+
+def test_simulate_is_batch_system_neutral(tmp_path, capsys, monkeypatch):
+    """Issue 28: a Slurm cluster's configuration (its slurm section) replays exactly as the
+    same one for HTCondor: the simulator swaps the batch plugin for its own pool, and the
+    core sees only jobs and workers."""
+    monkeypatch.delenv("ELASTIQ_CONFIG", raising=False)
+    results = {}
+    for batch, section in (("htcondor", "htcondor:\n  has_docker: true\n"),
+                           ("slurm", "slurm:\n  partitions: [main]\n")):
+        conf = tmp_path / f"{batch}.yaml"
+        conf.write_text(f"elastiq:\n  batch_plugin: {batch}\nquota:\n  max_vms: 6\n"
+                        f"vm:\n  cpus: 2\n{section}")
+        assert cli.main(["simulate", "--config", str(conf), "--json", "--max-jobs", "40"]) == 0
+        results[batch] = json.loads(capsys.readouterr().out)
+        results[batch].pop("wall_s")  # the replay's own run time
+    assert results["slurm"] == results["htcondor"] and results["slurm"]["jobs_completed"] > 0

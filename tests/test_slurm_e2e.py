@@ -6,8 +6,11 @@ Checked (issue 28's "Done when"): 6 jobs (4 one-core, 2 ``--exclusive``) each ru
 (COMPLETED, never requeued); the burst launched in one RunInstances call; never more than
 max_vms instances alive; no worker drained sooner than idle_for_time_s after its last job; a
 foreign untagged instance and a node of no cluster untouched; the workers drained, terminated
-and their nodes deleted from Slurm; back to min_vms; no traceback, error or failed action.
-The log helpers and timings are the HTCondor end-to-end test's (tests/test_e2e_real_pool.py).
+and their nodes deleted from Slurm right after the terminate (``BatchSystem.forget``; the
+cluster's SlurmdTimeout is 300 s, so nothing waits for slurmctld to find them not
+responding); back to min_vms; no traceback, error or failed action.  Twice: with a
+hand-written configuration, and with the one ``ecm --batch slurm`` writes (the worker shape
+from the cloud's flavour).  The log helpers and timings are the HTCondor end-to-end test's (tests/test_e2e_real_pool.py).
 """
 from __future__ import annotations
 
@@ -20,29 +23,53 @@ import yaml
 
 from tests.support.instance_startds import ec2_alive, healthy, start_elastiq
 from tests.support.slurm_cluster import InstanceNodes, SlurmCluster, require_slurm, wait_for
-from tests.test_e2e_real_pool import IDLE_S, MARGIN_S, actions, explicit_config, log_lines
+from ecm import render
+from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
+from tests.support.ec2_server import REGION
+from tests.test_e2e_real_pool import (IDLE_S, MARGIN_S, TIMINGS, actions, explicit_config,
+                                      log_lines)
 
 pytestmark = pytest.mark.daemons
 CPUS, MEMORY_MB, FLAVOUR = 2, 2048, "t3.small"
 MIN_VMS, MAX_VMS = 0, 3
 JOB_S = 10
+#: Longer than the test waits for the nodes to go: only forget() can delete them in time.
+SLURMD_TIMEOUT_S = 300
+#: A node is deleted this soon after its VM's terminate (one scontrol read and delete).
+FORGET_S = 10
+
+
+def ecm_config(tmp_path, moto, world, cluster, flavour, cpus, memory_mb, min_vms, max_vms):
+    """What ``ecm --batch slurm`` writes into the master's elastiq.yaml (no ``vm:`` section:
+    the flavour's shape comes from the cloud), test timings, and what the master's boot adds
+    (its address and the munge key)."""
+    cfg = render.elastiq_config(render.Answers(
+        os_id="debian13", batch="slurm", image_id=world.image_id, cluster_name=cluster,
+        flavour=flavour, min_vms=min_vms, max_vms=max_vms, jobs_per_vm=0, idle_time_s=IDLE_S,
+        key_name=world.key_name, signing_key="m" * 64, api_url=moto.url, region=REGION,
+        access_key=ACCESS_KEY, secret_key=SECRET_KEY))
+    assert "vm" not in cfg and cfg["elastiq"]["batch_plugin"] == "slurm"
+    cfg["elastiq"].update(TIMINGS)
+    cfg["substitute"] = {"ipv4": "127.0.0.1", "munge_key": "m" * 64}
+    return cfg
 
 
 @pytest.mark.timeout(400)
-def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_property):
+@pytest.mark.parametrize("writer", [explicit_config, ecm_config], ids=["vm-section", "ecm"])
+def test_elastiq_scales_a_real_slurm_cluster(writer, tmp_path, moto, ec2_world, record_property):
     require_slurm()
     name = "e2e-slurm"
-    slurm = SlurmCluster.start(name="e2e", worker_cpus=CPUS, worker_memory_mb=MEMORY_MB)
+    slurm = SlurmCluster.start(name="e2e", worker_cpus=CPUS, worker_memory_mb=MEMORY_MB,
+                               slurmd_timeout=SLURMD_TIMEOUT_S)
     client = moto.client()
     foreign = client.run_instances(ImageId=ec2_world.image_id, MinCount=1, MaxCount=1,
                                    InstanceType=FLAVOUR)["Instances"][0]["InstanceId"]
     slurm.start_node("foreign", 1, 512, wait=30)  # a node of no cluster
-    cfg = explicit_config(tmp_path, moto, ec2_world, name, FLAVOUR, CPUS, MEMORY_MB,
-                          MIN_VMS, MAX_VMS)
+    cfg = writer(tmp_path, moto, ec2_world, name, FLAVOUR, CPUS, MEMORY_MB, MIN_VMS, MAX_VMS)
     log_path = str(tmp_path / "elastiq.log")
     cfg["elastiq"].update(state_dir=str(tmp_path / "state"), log_file=log_path,
                           batch_plugin="slurm")
-    cfg["slurm"] = {"bin_dir": slurm.bin_dir, "partitions": ["main"]}
+    cfg.setdefault("slurm", {}).update(bin_dir=slurm.bin_dir, partitions=["main"])
     (tmp_path / "elastiq.yaml").write_text(yaml.safe_dump(cfg))
     os.chmod(tmp_path / "elastiq.yaml", 0o600)
 
@@ -90,8 +117,15 @@ def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_p
     for t, target, _ in actions(log_path, "drain"):
         drains.setdefault(target, t)
     gaps = {i: round(drains[i] - last_job[i], 1) for i in drains if i in last_job}
+    terminated = {i: t for t, _, msg in actions(log_path, "terminate")
+                  for i in msg.split(":")[0].split(" ", 1)[1].split(", ")}
+    deleted = {m.split()[1]: t for t, _, logger, m in lines
+               if logger == "elastiq.adapters.slurm.batch" and m.startswith("node ")
+               and " deleted from Slurm" in m}
+    forget_s = {i: round(deleted[i] - terminated[i], 1) for i in deleted if i in terminated}
     figures = {"jobs": len(jobs), "launch_calls": launch_calls, "instances": len(vms.started),
                "peak_instances": vms.peak, "last_job_to_drain_s": gaps,
+               "terminate_to_node_deleted_s": forget_s,
                "submit_to_all_done_s": round(max(last_job.values()) - submitted_at, 1)}
     for key, value in figures.items():
         record_property(key, value)
@@ -110,6 +144,8 @@ def test_elastiq_scales_a_real_slurm_cluster(tmp_path, moto, ec2_world, record_p
     too_soon = {i: g for i, g in gaps.items() if g < IDLE_S - MARGIN_S}
     assert not too_soon, f"drained sooner than idle_for_time_s={IDLE_S} s: {too_soon}\n{log}"
     assert set(vms.stopped) == set(vms.started)  # every worker's VM terminated
+    assert set(deleted) == set(vms.started) == set(forget_s), (deleted, terminated, log)
+    assert all(0 <= s <= FORGET_S for s in forget_s.values()), (forget_s, log)
     state = client.describe_instances(InstanceIds=[foreign])["Reservations"][0]["Instances"][0]
     assert state["State"]["Name"] == "running" and foreign not in log
     assert "foreign" not in drains and "DRAIN" not in foreign_node["state"]

@@ -75,6 +75,28 @@ def test_queue_pool_drain_and_removal_on_real_daemons(cluster):
     assert "elsewhere" in cluster.node_names()
 
 
+def test_forget_deletes_the_nodes_of_terminated_vms_at_once(tmp_path):
+    """Issue 28: right after the terminate, not once slurmctld finds the slurmd gone
+    (SlurmdTimeout, 300 s here): only our node of that instance is deleted."""
+    require_slurm()
+    cluster = SlurmCluster.start(worker_cpus=2, worker_memory_mb=2048, slurmd_timeout=300)
+    try:
+        batch = adapter(cluster)
+        cluster.start_node("w1", 2, 2048, cluster="c1", instance_id="i-01", wait=30)
+        cluster.start_node("w2", 2, 2048, cluster="c1", instance_id="i-02", wait=30)
+        cluster.start_node("other", 2, 2048, cluster="c2", instance_id="i-01", wait=30)
+        batch.drain("w1", "idle")
+        cluster.stop_node(cluster.nodes["w1"])  # the VM is terminated
+        assert {w.name for w in batch.pool().workers} == {"w1", "w2"}  # still listed
+        batch.forget(["i-01", "i-never-joined"])
+        assert sorted(n for n in cluster.node_names() if not n.startswith("elastiq-shape")) \
+            == ["other", "w2"]
+        assert [w.name for w in batch.pool().workers] == ["w2"]
+        batch.forget([])  # nothing to do: no call
+    finally:
+        cluster.stop()
+
+
 def test_the_look_before_terminating_asks_slurmctld(cluster):
     batch = adapter(cluster)
     cluster.start_node("w1", 2, 2048, cluster="c1", instance_id="i-01", wait=30)

@@ -82,6 +82,14 @@ class BatchSystem(Protocol):
         been matched, since the last observation).  An instance absent from the answer has
         no worker in the pool.  Raises :class:`AdapterError` when the pool cannot be asked."""
 
+    def forget(self, instance_ids: Sequence[str]) -> None:
+        """These instances' VMs were just terminated (the actuator calls this once the cloud
+        accepted the terminate): drop at once what the batch system still keeps of their
+        workers, so it schedules nothing there and lists no dead node (Slurm: delete the
+        nodes).  A no-op where the batch system forgets by itself; an instance without a
+        worker is no error.  Raises :class:`AdapterError`; what is left is cleaned up later
+        (or never needed)."""
+
 
 def look_in_pool(batch: BatchSystem, instance_ids: Sequence[str],
                  known_ips: Optional[Mapping[str, str]] = None) -> Dict[str, Worker]:
@@ -89,6 +97,12 @@ def look_in_pool(batch: BatchSystem, instance_ids: Sequence[str],
     test doubles): ``workers_of = look_in_pool`` in the class body."""
     wanted = set(instance_ids)
     return {w.instance_id: w for w in batch.pool(known_ips).workers if w.instance_id in wanted}
+
+
+def forgets_by_itself(batch: BatchSystem, instance_ids: Sequence[str]) -> None:
+    """``forget`` of a batch system that needs no telling when a worker's VM is gone (the
+    simulated pool, test doubles; HTCondor: see its adapter): ``forget = forgets_by_itself``
+    in the class body."""
 
 
 #: The answer of a cloud that cannot do what an optional capability asks (describe flavours,

@@ -26,9 +26,12 @@ _HOSTNAME = re.compile(r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9]
 #: be ``date +%Y%m%d`` or ``printf '%s%s'``, which are left alone.
 PLACEHOLDER = re.compile(r"%([a-z][a-z0-9_]{2,})%")
 #: Names elastiq knows how to fill in (the master's addresses) or that ecm's templates use.
-KNOWN_NAMES = ("ipv4", "ipv6", "fqdn", "token")
+KNOWN_NAMES = ("ipv4", "ipv6", "fqdn", "token", "munge_key")
 #: An IDTOKEN (a JWT: base64url header.payload.signature).
 _TOKEN = re.compile(r"[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+#: A munge key as ecm makes it (Slurm clusters): base64url text, 32 to 1024 bytes, the
+#: lengths munged accepts.
+_MUNGE_KEY = re.compile(r"[A-Za-z0-9_-]{32,1024}")
 
 
 class UnsafeValue(ValueError):
@@ -57,6 +60,8 @@ def value_problem(name: str, value: str) -> Optional[str]:
         return f"expected a host name (got {value!r})"
     if name == "token" and not _TOKEN.fullmatch(value):
         return "expected an IDTOKEN (header.payload.signature in base64url; value hidden)"
+    if name == "munge_key" and not _MUNGE_KEY.fullmatch(value):
+        return "expected 32 to 1024 base64url characters (value hidden)"
     return None
 
 

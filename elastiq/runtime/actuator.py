@@ -11,6 +11,8 @@
   records note which instance was drained instead (:func:`~elastiq.core.records.drained_instead`,
   and the policy's memory through ``Policy.drained_instead``) or not terminated
   (:func:`~elastiq.core.records.undo`).
+- After a terminate the cloud accepted, the batch system forgets those instances' workers
+  (``BatchSystem.forget``: Slurm deletes their nodes at once).
 - A failing action is logged with its error class and reason; the next actions still run.
   A Terminate of several instances that fails is retried one instance at a time, so one bad
   id does not keep the others alive.
@@ -273,10 +275,13 @@ class Actuator:
         return replace(action, instance_ids=tuple(go)), records, memory, held
 
     def _terminate(self, action: Terminate) -> str:
+        """Terminate, then have the batch system forget the workers of the VMs terminated
+        (its failure is logged and does not make the terminate fail)."""
         ids = action.instance_ids
         failure = self._call("terminate", ", ".join(ids), self.cloud.terminate, ids, quiet=len(ids) > 1)
         if not failure:
             self.metrics.terminated(len(ids))
+            self._forget(ids)
             return ""
         if len(ids) == 1:
             return failure
@@ -286,7 +291,12 @@ class Actuator:
                 failed.append(instance_id)
             else:
                 self.metrics.terminated(1)
+        self._forget(tuple(i for i in ids if i not in failed))
         return f"terminate failed for {', '.join(failed)}" if failed else ""
+
+    def _forget(self, ids: Tuple[str, ...]) -> None:
+        if ids:
+            self._call("forget the workers of", ", ".join(ids), self.batch.forget, ids)
 
     def _call(self, what: str, target: str, func, *args, quiet: bool = False) -> str:
         try:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 class InFlight:
     """The batch system as the actuator sees it: ``drain``/``cancel_drain`` pass through and
-    are remembered per worker (the last one wins); ``workers_of`` passes through."""
+    are remembered per worker (the last one wins); ``workers_of`` and ``forget`` pass through."""
 
     def __init__(self, batch, clock: Callable[[], float], hold_s: float):
         self.batch, self.clock, self.hold_s = batch, clock, hold_s
@@ -38,6 +38,9 @@ class InFlight:
     def workers_of(self, instance_ids, known_ips=None):
         """The look before a terminate goes to the pool itself (nothing to remember)."""
         return self.batch.workers_of(instance_ids, known_ips)
+
+    def forget(self, instance_ids) -> None:
+        self.batch.forget(instance_ids)
 
     def hold_back(self, plan: Plan, pool: Optional[Pool], now: float) -> Plan:
         """``plan`` without the drains and cancellations already in flight."""

@@ -25,7 +25,7 @@ import random
 from typing import Callable, Dict, List, Mapping, Optional, Tuple
 
 from ..model import IdleJobs, Job, Pool, Queue, Worker
-from ..adapters.base import TransientError
+from ..adapters.base import TransientError, forgets_by_itself
 
 
 class _Slotted:
@@ -131,6 +131,9 @@ class SimPool:
         if self.clock() < self._hidden_until:
             return {}
         return {i: self.workers[i].as_worker() for i in instance_ids if i in self.workers}
+
+    #: The simulated cloud removes a worker when its VM stops.
+    forget = forgets_by_itself
 
     def _maybe_fail(self) -> None:
         if self.pool_failure and self.rng.random() < self.pool_failure:

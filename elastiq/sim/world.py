@@ -102,6 +102,9 @@ class _Batch:
         self.world.negotiate()
         return self.world.pool.workers_of(instance_ids, known_ips)
 
+    def forget(self, instance_ids) -> None:
+        self.world.pool.forget(instance_ids)
+
     def drain(self, worker: str, reason: str) -> None:
         self.world._act("drain", worker)
         self.world.pool.drain(worker, reason)

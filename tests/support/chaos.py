@@ -97,6 +97,9 @@ class _Pool:
         self._check("pool")
         return self.sim.workers_of(ids, known_ips)
 
+    def forget(self, ids):
+        self.sim.forget(ids)
+
 
 class Chaos:
     def __init__(self, tmp_path, server, world, cluster: str, jobs, *, max_vms: int = 4,

@@ -26,7 +26,7 @@ from typing import Dict, List, Mapping, Optional, Tuple
 
 import boto3
 
-from elastiq.adapters.base import look_in_pool
+from elastiq.adapters.base import forgets_by_itself, look_in_pool
 from elastiq.adapters.ec2.request import CLUSTER_TAG
 from elastiq.model import Job, Pool, Queue, Worker
 
@@ -132,6 +132,7 @@ class E2EPool:
         self._save_drains([w for w in self._drains() if w != worker])
 
     workers_of = look_in_pool
+    forget = forgets_by_itself
 
 
 def claimed_ids(directory: str) -> Dict[str, int]:

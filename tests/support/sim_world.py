@@ -49,6 +49,9 @@ class _Late:
     def workers_of(self, instance_ids, known_ips=None):
         return self.sim.workers_of(instance_ids, known_ips)
 
+    def forget(self, instance_ids):
+        self.sim.forget(instance_ids)
+
 
 class SimWorld:
     def __init__(self, tmp_path, jobs: Sequence[tuple], boot_s: float = 30.0,

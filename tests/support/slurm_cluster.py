@@ -44,7 +44,8 @@ Choices, and what Slurm 24.11 needs on this machine (found by running it here):
 * slurmstepd (one per running job step) runs in its own session and outlives slurmd by
   design, then waits for slurmctld forever: :meth:`SlurmCluster.stop` cancels the jobs left
   and kills by pid whatever still holds a file of the cluster's directory open.
-* ``SlurmdTimeout`` is short so that a stopped slurmd is marked not responding in seconds,
+* ``SlurmdTimeout`` is short (``slurmd_timeout``, 6 s) so that a stopped slurmd is marked not
+  responding in seconds (tests of what must not wait for it make it long),
   and ``bf_interval=1`` so that a node that joins gets its pending jobs within a second or two.
 """
 from __future__ import annotations
@@ -76,7 +77,8 @@ class SlurmCluster:
     """munged and slurmctld; workers are added with :meth:`start_node`."""
 
     def __init__(self, root: str = ROOT, name: str = "slurm", worker_cpus: int = 2,
-                 worker_memory_mb: int = 2048, max_job_nodes: int = 2, extra: Sequence[str] = ()):
+                 worker_memory_mb: int = 2048, max_job_nodes: int = 2, extra: Sequence[str] = (),
+                 slurmd_timeout: int = 6):
         why = slurm_unavailable(root)
         if why:
             raise SlurmUnavailable(why)
@@ -106,7 +108,7 @@ class SlurmCluster:
             "SelectType=select/cons_tres", "SelectTypeParameters=CR_Core_Memory",
             "DefMemPerCPU=256", "ReturnToService=2", "MaxNodeCount=64", "TreeWidth=65533",
             "SchedulerType=sched/backfill", "SchedulerParameters=bf_interval=1",
-            "SlurmdTimeout=6", "MessageTimeout=5", "MinJobAge=600",
+            f"SlurmdTimeout={slurmd_timeout}", "MessageTimeout=5", "MinJobAge=600",
             f"NodeName=elastiq-shape[1-{max_job_nodes}] CPUs={worker_cpus} "
             f"RealMemory={worker_memory_mb} Features=elastiq State=FUTURE",
             "Nodeset=elastiq Feature=elastiq",
@@ -125,7 +127,12 @@ class SlurmCluster:
     @classmethod
     def start(cls, timeout: float = 60.0, **options) -> "SlurmCluster":
         """munged and slurmctld, answering; stopped again (directory kept) if they do not."""
-        cluster = cls(**options)
+        return cls(**options).start_daemons(timeout)
+
+    def start_daemons(self, timeout: float = 60.0) -> "SlurmCluster":
+        """munged (with :attr:`key`) and slurmctld (with :attr:`config`) of a cluster made
+        but not started (its files may be replaced first, e.g. by a rendered slurm.conf)."""
+        cluster = self
         try:
             d = cluster.directory
             munged = _Process(cluster, "munged", [
@@ -202,10 +209,14 @@ class SlurmCluster:
 
     def start_node(self, name: str, cpus: int = 1, memory_mb: int = 1024,
                    cluster: Optional[str] = None, instance_id: Optional[str] = None,
-                   wait: float = 0) -> SlurmNode:
+                   wait: float = 0, argv: Optional[Sequence[str]] = None,
+                   mounts: Optional[str] = None) -> SlurmNode:
         """A dynamic node carrying the cluster and instance id as features (see the module
-        docstring); ``wait``: seconds to wait until slurmctld lists it (0: do not wait)."""
-        node = SlurmNode(self, name, cpus, memory_mb, features(cluster, instance_id))
+        docstring); ``wait``: seconds to wait until slurmctld lists it (0: do not wait).
+        ``argv``: slurmd's arguments instead (after ``slurmd -D``; ``{port}``: its port); ``mounts``: what its
+        mount namespace gets instead of proc and /dev (:func:`condor_daemons.in_root`)."""
+        node = SlurmNode(self, name, cpus, memory_mb, features(cluster, instance_id), argv,
+                         mounts)
         self.nodes[name] = node
         if wait:
             wait_for(lambda: name in self.node_names() or not node.alive(), wait,

@@ -56,11 +56,13 @@ def holding_files_under(prefix: str) -> List[int]:
 class _Process:
     """One daemon run inside the root; its pid is the daemon's (in_root execs)."""
 
-    def __init__(self, cluster: "SlurmCluster", name: str, argv: Sequence[str]):
+    def __init__(self, cluster: "SlurmCluster", name: str, argv: Sequence[str],
+                 mounts: Optional[str] = None):
         self.name = name
         self.out = f"{cluster.host_dir}/log/{name}.out"
+        more = {"mounts": mounts} if mounts else {}
         with open(self.out, "wb") as out:
-            self.proc = subprocess.Popen(in_root(cluster.root, argv, cluster.env()),
+            self.proc = subprocess.Popen(in_root(cluster.root, argv, cluster.env(), **more),
                                          stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
 
@@ -80,14 +82,17 @@ class _Process:
 
 
 class SlurmNode(_Process):
-    """A worker: one ``slurmd -Z`` (dynamic node)."""
+    """A worker: one ``slurmd -Z`` (dynamic node); ``argv``: its arguments instead of the
+    rig's, where ``{port}`` stands for the port picked for it."""
 
     def __init__(self, cluster: "SlurmCluster", name: str, cpus: int, memory_mb: int,
-                 node_features: Sequence[str]):
+                 node_features: Sequence[str], argv: Optional[Sequence[str]] = None,
+                 mounts: Optional[str] = None):
         os.makedirs(f"{cluster.host_dir}/spool/{name}", exist_ok=True)
         self.port = free_port()
         conf = (f"CPUs={cpus} RealMemory={memory_mb} Port={self.port} NodeAddr=127.0.0.1 "
                 f"Features={','.join(node_features)}")
-        super().__init__(cluster, f"slurmd-{name}",
-                         ["slurmd", "-D", "-Z", "-N", name, "--conf", conf])
+        args = (["-Z", "-N", name, "--conf", conf] if argv is None
+                else [a.replace("{port}", str(self.port)) for a in argv])
+        super().__init__(cluster, f"slurmd-{name}", ["slurmd", "-D", *args], mounts)
         self.node_name = name

@@ -11,7 +11,7 @@ import itertools
 from dataclasses import replace
 from typing import Dict, Mapping, List, Optional, Sequence, Set, Tuple
 
-from elastiq.adapters.base import NOT_SUPPORTED, look_in_pool
+from elastiq.adapters.base import NOT_SUPPORTED, forgets_by_itself, look_in_pool
 from elastiq.model import Instance, InstanceState, Job, Pool, Queue, Worker
 
 
@@ -118,6 +118,7 @@ class FakeBatch:
         self.known_ips: Dict[str, str] = {}  # as the runtime passed them to the last pool()
         self.drain_calls: List[str] = []
         self.cancel_calls: List[str] = []
+        self.forget_calls: List[Tuple[str, ...]] = []
 
     @staticmethod
     def worker_name(instance: Instance) -> str:
@@ -158,6 +159,10 @@ class FakeBatch:
         self.draining.discard(worker)
 
     workers_of = look_in_pool
+
+    def forget(self, instance_ids) -> None:
+        self.faults.check("forget")
+        self.forget_calls.append(tuple(instance_ids))
 
 
 def world(clock: Optional[Clock] = None, **cloud_args) -> Tuple[Clock, FakeCloud, FakeBatch]:
@@ -224,3 +229,4 @@ class IdleBatch:
         pass
 
     workers_of = look_in_pool
+    forget = forgets_by_itself

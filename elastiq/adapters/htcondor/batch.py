@@ -27,7 +27,7 @@ from . import ads as ads
 from . import groups as groups_of
 from . import pool as pool_ads
 from . import template as template
-from ..base import AdapterError, TransientError
+from ..base import AdapterError, TransientError, forgets_by_itself
 from .bindings import CondorBindings, boundary, bulk, daemon_started, local_facts
 
 if TYPE_CHECKING:
@@ -282,3 +282,8 @@ class HTCondorBatch:
             found = self._bindings.query_slots(constraint, pool_ads.SLOT_PROJECTION)
             workers, _, _ = pool_ads.aggregate_workers(found, self._cluster, known_ips or {})
         return {w.instance_id: w for w in workers if w.instance_id in ids}
+
+    #: Nothing to do after a terminate (no ad is invalidated): a startd invalidates its own
+    #: ads as it shuts down, the collector drops the ads of a VM that vanished once they are
+    #: not renewed, and a worker missing from the pool is no proof anyway (see DESIGN.md).
+    forget = forgets_by_itself

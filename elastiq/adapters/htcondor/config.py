@@ -1,12 +1,17 @@
 """The ``htcondor`` section: HTCondor's words for what a worker VM is.
 
 ``opsys``/``arch`` go into the synthetic worker Machine ad (see :mod:`.template`)
-until a worker of ours has been seen; ``has_docker`` decides its ``HasDocker``.  They were
+until a worker of ours has been seen; ``has_docker`` decides its ``HasDocker``;
+``filesystem_domain`` is the workers' ``FILESYSTEM_DOMAIN`` when they share the submitters'
+files (ecm's ``--shared-home`` sets it to the cluster name): jobs that transfer no files
+(``should_transfer_files = NO``) match the synthetic ad, and launch the first worker, only
+when it is the schedd's; None: the workers' domain is not known before one is seen.  They were
 ``vm.opsys``, ``vm.arch`` and ``vm.has_docker``: those keys are still read, with a note.
 Imports no SDK (see the contract in :mod:`elastiq.adapters`).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterable, Optional, Tuple
 
@@ -18,6 +23,7 @@ class Settings:
     opsys: str = "LINUX"
     arch: str = "X86_64"
     has_docker: bool = True
+    filesystem_domain: Optional[str] = None
 
 
 SECRET_KEYS = frozenset()
@@ -30,6 +36,9 @@ def validate(settings: Settings) -> Iterable[Tuple[str, str]]:
         value = getattr(settings, key)
         if not value.strip() or not value.replace("_", "").isalnum():
             yield key, f"expected a word such as {getattr(Settings, key)} (got {value!r})"
+    domain = settings.filesystem_domain
+    if domain is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", domain):
+        yield "filesystem_domain", f"expected a domain name such as physics.example.org (got {domain!r})"
 
 
 def summary(settings: Settings) -> str:

@@ -14,7 +14,8 @@ Two sources, the better one winning:
   It is learned again when no worker of ours advertises its HTCondor version any more (a new
   image), never from a mix of versions back and forth.
 - **synthetic**, before any worker exists: the configuration (shape, ``htcondor.opsys``,
-  ``htcondor.arch``) plus what the local HTCondor tells (``local``: the master's
+  ``htcondor.arch``, ``htcondor.filesystem_domain``: else a domain no job asks for) plus
+  what the local HTCondor tells (``local``: the master's
   ``CondorVersion`` and ``CondorPlatform``, from its schedd or, without one, the bindings'
   version; ``OpSys*`` from its configuration: master and workers boot the same image and install the same
   HTCondor series), and the abilities every current starter has.
@@ -116,7 +117,8 @@ def synthetic(config: Config, local: Mapping[str, Any],
     """The template before any worker of ours was seen."""
     vm = settings(config)
     attrs: Dict[str, Any] = dict.fromkeys(ABILITIES, True)
-    attrs.update(Start=True, GPUs=0, TotalGPUs=0, FileSystemDomain=NAME, UidDomain=NAME,
+    attrs.update(Start=True, GPUs=0, TotalGPUs=0, UidDomain=NAME,
+                 FileSystemDomain=vm.filesystem_domain or NAME,
                  HasFileTransferPluginMethods="data,dav,davs,file,ftp,http,https,s3,gs")
     if local.get("OpSys", vm.opsys) == vm.opsys:  # the master's OS is the workers'
         attrs.update(local)

@@ -7,10 +7,11 @@ the JSON is read by the pure :mod:`.jobs` and :mod:`.nodes`.  Errors: the
 controller unreachable -> :class:`TransientError` (no observation); nothing else escapes as
 anything but an :class:`AdapterError`.
 
-The batch port has no "after terminate" call: a node is deleted from Slurm at the first pool
-read that finds it gone (drained by us, idle, its slurmd not answering: see
-:func:`.nodes.gone`), i.e. once slurmctld has marked it not responding
-(``SlurmdTimeout``) after its VM was terminated.
+A node is deleted from Slurm right after its VM's terminate (:meth:`SlurmBatch.forget`,
+which the actuator calls), so slurmctld never schedules onto it nor lists it; a node left
+over (the deletion failed, elastiq stopped in between) is deleted at the first pool read that
+finds it gone (drained by us, idle, its slurmd not answering: see
+:func:`.nodes.gone`), i.e. once slurmctld has marked it not responding (``SlurmdTimeout``).
 """
 from __future__ import annotations
 
@@ -80,6 +81,18 @@ class SlurmBatch:
             log.info("node %s deleted from Slurm: its VM is gone", name)
         except AdapterError as err:  # tried again at the next pool read
             log.warning("cannot delete node %s (%s error): %s", name, err.kind, err)
+
+    def forget(self, instance_ids: Sequence[str]) -> None:
+        """Delete at once the nodes of ours of these instances (their VMs were terminated),
+        rather than once slurmctld finds them not responding.  One read of the nodes, then one
+        ``scontrol delete`` per node; a node Slurm refuses to delete (a job still on it) is
+        left for the pool read's clean-up."""
+        wanted = set(instance_ids)
+        if not wanted:
+            return
+        data = self._commands.json(["scontrol", "show", "node"])
+        for name in nodes.names_of(data, self._cluster, wanted):
+            self._delete(name)
 
     def drain(self, worker: str, reason: str) -> None:
         """Drain ``worker`` (a node name): it takes no new job, running jobs finish.

@@ -16,7 +16,7 @@ NOT_RESPONDING nodes are idle workers.  A node is *gone* (:func:`gone`) when we 
 """
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Set, Tuple
 
 from ...model import Worker
 from .jobs import number
@@ -63,6 +63,13 @@ def worker(node: Mapping[str, Any], running_jobs: int) -> Worker:
         free_memory_mb=max(0, memory - (number(node.get("alloc_memory")) or 0)),
         idle_since=None if busy else float(number(node.get("last_busy")) or 0),
         draining="DRAIN" in (node.get("state") or ()))
+
+
+def names_of(data: Mapping[str, Any], cluster: str, instance_ids: Set[str]) -> List[str]:
+    """The names of our cluster's nodes of these instances."""
+    return [node["name"] for node in data.get("nodes") or ()
+            if isinstance(node, dict) and node.get("name") and is_ours(node, cluster)
+            and _feature(node, INSTANCE_FEATURE) in instance_ids]
 
 
 def read_nodes(data: Mapping[str, Any], cluster: str,
