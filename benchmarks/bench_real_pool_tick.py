@@ -35,6 +35,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import yaml  # noqa: E402
 
+from elastiq.adapters.ec2.request import CLUSTER_TAG, OWNER_TAG  # noqa: E402
+from elastiq.runtime import owner  # noqa: E402
 from elastiq.runtime.state import StateStore  # noqa: E402
 from tests.support.condor_daemons import unavailable  # noqa: E402
 from tests.support.condor_pool import CondorPool  # noqa: E402
@@ -169,7 +171,11 @@ def bench(jobs: int, slots: int) -> dict:
         image = client.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         client.create_key_pair(KeyName="bench")
         world = World(image_id=image, key_name="bench", subnet_id="", security_group="default")
-        tag = [{"ResourceType": "instance", "Tags": [{"Key": "elastiq:cluster", "Value": CLUSTER}]}]
+        # the daemon's own instances: its cluster tag and its owner id (made here, as its first
+        # start would, so that it takes them for its own)
+        owner_id = owner.load_or_create(os.path.join(tmp, "state"))
+        tag = [{"ResourceType": "instance", "Tags": [{"Key": CLUSTER_TAG, "Value": CLUSTER},
+                                                     {"Key": OWNER_TAG, "Value": owner_id}]}]
         ids = [i["InstanceId"] for i in client.run_instances(
             ImageId=world.image_id, MinCount=slots, MaxCount=slots, InstanceType="m1.large",
             TagSpecifications=tag)["Instances"]] if slots else []
