@@ -395,7 +395,7 @@ def test_the_flavour_family_is_listed_with_consent_only(ecm_moto, workdir, flag,
     cfg = embedded_config(master_text(workdir / "master.ud"))
     assert cfg["ec2"]["flavour"] == flavour
     assert ("--flavour-family lets elastiq launch them" in result.stderr) == (not flag)
-    from elastiq.config_load import from_dict
+    from elastiq.config.loader import from_dict
     loaded = from_dict(cfg, "master.ud")
     assert loaded.cloud.flavour == (tuple(flavour) if isinstance(flavour, list) else flavour)
 
