@@ -164,7 +164,7 @@ def test_waiting_timer_resets_when_demand_goes():
 def test_unreadable_cloud_makes_no_decision_and_keeps_memory():
     memory = CoreState(waiting_since=0, instances={"i-1": joined(1)})
     plan, after = tick(Snapshot(Queue(jobs(50)), Pool(), None, ("cloud: timeout",)),
-                              memory, cfg("quota.min_vms=3"), 1000)
+                       memory, cfg("quota.min_vms=3"), 1000)
     assert plan.actions == () and after == memory
     assert plan.notes[0] == Reason.of(Code.NO_DECISION, problems="cloud: timeout")
 

@@ -9,7 +9,7 @@ from elastiq.config import load
 from elastiq.core.memory_codec import dump_records, load_records
 from elastiq.model import (Catalogue, Flavour, Instance, InstanceRecord, InstanceState, Job,
                            LaunchOutcome, Lifecycle, Pool, Queue, Snapshot, Worker)
-from tests.support.core_tick import CoreState, record_launch, tick
+from tests.support.core_tick import CoreState, random_worker, record_launch, tick
 
 CLUSTER = "c1"
 FLAVOURS = (Flavour("vm4", 4, 8192, 1.0), Flavour("vm2", 2, 4096, 0.5),
@@ -151,13 +151,8 @@ def test_never_above_max_vms_and_never_more_vms_than_one_flavour(seed):
         instances.append(Instance(f"i-{i}", InstanceState.RUNNING, 0.0, CLUSTER,
                                   instance_type=kind.name))
         if joined:
-            used = rng.randint(0, kind.cpus)
-            draining = rng.random() < 0.2
-            workers.append(Worker(f"w{i}", f"i-{i}", None, kind.cpus, kind.memory_mb, used,
-                                  kind.cpus - used, kind.memory_mb * (kind.cpus - used) // kind.cpus,
-                                  None if used else 0.0, draining))
-            records[f"i-{i}"] = InstanceRecord(
-                Lifecycle.DRAINING if draining else Lifecycle.JOINED, 0.0, 0.0, 1.0, f"w{i}")
+            worker, records[f"i-{i}"] = random_worker(rng, i, kind)
+            workers.append(worker)
         else:
             records[f"i-{i}"] = InstanceRecord(Lifecycle.BOOTING, 0.0, 0.0)
     idle = [Job(f"j{n}", rng.choice((1, 1, 2, 3, 4)), rng.choice((500, 1500, 3000, 7000)), 0.0)

@@ -14,7 +14,7 @@ from elastiq.core.reasons import Code
 from elastiq.model import (Catalogue, Flavour, Instance, InstanceRecord, InstanceState, Job,
                            Launch, Lifecycle, Pool, Queue, Snapshot, Worker)
 from elastiq.sim.peers.legacy import LegacyPolicy
-from tests.support.core_tick import POLICY, CoreState, tick
+from tests.support.core_tick import POLICY, CoreState, random_worker, tick
 
 CLUSTER = "c1"
 FLAVOURS = (Flavour("vm4", 4, 8192, 1.0), Flavour("vm2", 2, 4096, 0.5),
@@ -91,11 +91,11 @@ def test_several_flavours_take_the_largest_that_still_fits():
     worker = Worker("w0", "i-0", None, 4, 8192, 4, 0, 0, None)
     memory = CoreState(instances={"i-0": InstanceRecord(Lifecycle.JOINED, 0.0, 0.0, 1.0, "w0")})
     plan, _ = tick(snap(jobs(9), [worker], [running(0, "vm4")]), memory,
-                          cfg("quota.max_cores=6"), 100.0, catalogue)
+                   cfg("quota.max_cores=6"), 100.0, catalogue)
     assert launches(plan) == [("vm2", 1)]
     # without the quota, the same fleet gets large VMs (the quota changed the choice)
     plan, _ = tick(snap(jobs(9), [worker], [running(0, "vm4")]), memory, cfg(), 100.0,
-                          catalogue)
+                   catalogue)
     assert launches(plan) == [("vm1", 1), ("vm4", 2)]
 
 
@@ -104,8 +104,7 @@ def test_a_full_quota_still_cancels_drains():
     room), and nothing is launched."""
     worker = Worker("w0", "i-0", None, 4, 8192, 0, 4, 8192, 50.0, True)
     memory = CoreState(instances={"i-0": InstanceRecord(Lifecycle.DRAINING, 0.0, 0.0, 1.0, "w0")})
-    plan, _ = tick(snap(jobs(4), [worker], [running(0)]), memory,
-                          cfg("quota.max_cores=4"), 100.0)
+    plan, _ = tick(snap(jobs(4), [worker], [running(0)]), memory, cfg("quota.max_cores=4"), 100.0)
     assert [type(a).__name__ for a in plan.actions] == ["CancelDrain"]
 
 
@@ -117,12 +116,8 @@ def fleet(rng, flavours):
         state = rng.choice([InstanceState.RUNNING] * 4 + [InstanceState.BOOTING, InstanceState.ERROR])
         instances.append(Instance(f"i-{i}", state, 0.0, CLUSTER, instance_type=kind.name))
         if state is InstanceState.RUNNING and rng.random() < 0.8:
-            used, draining = rng.randint(0, kind.cpus), rng.random() < 0.2
-            workers.append(Worker(f"w{i}", f"i-{i}", None, kind.cpus, kind.memory_mb, used,
-                                  kind.cpus - used, kind.memory_mb * (kind.cpus - used) // kind.cpus,
-                                  None if used else 0.0, draining))
-            records[f"i-{i}"] = InstanceRecord(
-                Lifecycle.DRAINING if draining else Lifecycle.JOINED, 0.0, 0.0, 1.0, f"w{i}")
+            worker, records[f"i-{i}"] = random_worker(rng, i, kind)
+            workers.append(worker)
         else:
             records[f"i-{i}"] = InstanceRecord(Lifecycle.BOOTING, 0.0, 0.0)
     return instances, workers, records

@@ -7,7 +7,7 @@ from typing import Mapping, Optional, Tuple
 
 from elastiq.core import records
 from elastiq.core.policy import DefaultPolicy
-from elastiq.model import InstanceRecord, Memory
+from elastiq.model import InstanceRecord, Lifecycle, Memory, Worker
 
 POLICY = DefaultPolicy()
 
@@ -41,3 +41,14 @@ def record_launch(state: CoreState, outcome, config, now) -> CoreState:
     memory = POLICY.record_launch(state.memory, outcome, config, now)
     return CoreState(memory.waiting_since, memory.backoff_until, memory.failures,
                      records.launched(state.instances, outcome, now), memory.unstarted)
+
+
+def random_worker(rng, i: int, kind) -> Tuple[Worker, InstanceRecord]:
+    """A joined worker of flavour ``kind`` on instance ``i-<i>`` (named ``w<i>``) with its
+    record: some cores busy, one in five draining (for the random fleets of property tests)."""
+    used, draining = rng.randint(0, kind.cpus), rng.random() < 0.2
+    worker = Worker(f"w{i}", f"i-{i}", None, kind.cpus, kind.memory_mb, used, kind.cpus - used,
+                    kind.memory_mb * (kind.cpus - used) // kind.cpus, None if used else 0.0,
+                    draining)
+    return worker, InstanceRecord(Lifecycle.DRAINING if draining else Lifecycle.JOINED,
+                                  0.0, 0.0, 1.0, f"w{i}")
