@@ -281,7 +281,7 @@ def test_a_job_without_file_transfer_launches_the_first_worker_only_on_a_shared_
     snapshot = Snapshot(queue=queue, pool=adapter.pool(), instances=())
     kept, memory, launches = {}, Memory(), []
     for now in (NOW, NOW + 1, NOW + 3600):
-        plan, kept, memory = records.step(get_policy("default"), snapshot, kept, memory, params_of(cfg),
-                                           now)
+        plan, kept, memory = records.step(get_policy("default"), snapshot, kept, memory,
+                                           params_of(cfg), now)
         launches += [a for a in plan.actions if isinstance(a, Launch)]
     assert bool(launches) is fits, plan.notes

@@ -165,7 +165,8 @@ def test_the_core_imports_nothing_of_the_configuration():
     """The core takes its parameters (``elastiq.core.params``), not the configuration: none of
     its modules imports ``elastiq.config``, not even for annotations."""
     graph = import_graph(ROOT, PACKAGE, annotations=True)
-    core = {m: deps for m, deps in graph.items() if m == "elastiq.core" or m.startswith("elastiq.core.")}
+    core = {m: deps for m, deps in graph.items()
+            if m == "elastiq.core" or m.startswith("elastiq.core.")}
     assert "elastiq.model" in core["elastiq.core.decide"]  # the walk sees the core
     found = {m: sorted(d for d in deps if d == "elastiq.config" or d.startswith("elastiq.config."))
              for m, deps in core.items()}

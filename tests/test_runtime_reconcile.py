@@ -50,7 +50,8 @@ def test_missing_records_are_reported():
 
 def test_without_a_listing_nothing_is_reconciled():
     saved = {"i-a": InstanceRecord(Lifecycle.JOINED, 1.0, 1.0)}
-    assert reconcile(saved, Snapshot(None, None, None, ("cloud unreadable",)), PARAMS, NOW) == (saved, None)
+    unlisted = Snapshot(None, None, None, ("cloud unreadable",))
+    assert reconcile(saved, unlisted, PARAMS, NOW) == (saved, None)
 
 
 def test_an_instance_without_launch_time_is_dated_now():

@@ -24,6 +24,7 @@ from .text import InvalidConfig
 __all__ = [
     "BOUNDS", "CORE_SECTIONS", "DEFAULT_PATH", "MAX_VMS", "TEN_YEARS_S", "Config",
     "DebugSection", "ElastiqSection", "InvalidConfig", "QuotaSection", "VMSection",
-    "from_dict", "load", "load_legacy", "override", "params_of", "problems", "read_text", "secret_texts",
+    "from_dict", "load", "load_legacy", "override", "params_of", "problems", "read_text",
+    "secret_texts",
     "section_classes", "summary", "to_dict", "to_yaml",
 ]
