@@ -53,7 +53,7 @@ class Configured:
     settings the runtime passes (the core's parameters, built from that same configuration)
     are left for the peer's own reading of ``config``."""
 
-    def __init__(self, peer, config: "Config"):
+    def __init__(self, peer, config: Config):
         self.peer, self.config, self.name = peer, config, peer.name
 
     def initial_memory(self, seed: int = 0) -> Any:
