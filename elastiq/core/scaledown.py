@@ -68,9 +68,9 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, params: Params, now: float, *,
         why = doubt or _incomplete_reason(snapshot)
         return ScaleDown((), (), 0, (Reason.of(Code.NO_SCALE_DOWN, cause=why),), None)
 
-    e, q = params.releasing, params.limits
+    releasing, q = params.releasing, params.limits
     deploy = params.estimated_vm_deploy_time_s
-    idle_for, idle_basis = idle_timeout(fleet, e)
+    idle_for, idle_basis = idle_timeout(fleet, releasing)
     reasons: Dict[Reason, List[str]] = {}
     notes: List[Reason] = []
     wakes: List[float] = []
@@ -122,12 +122,13 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, params: Params, now: float, *,
         idle = []
     drains = _choose_drains(idle, fleet, reasons, q.min_vms, (idle_for, idle_basis), now, notes)
     consolidations: Tuple[Drain, ...] = ()
-    if (e.consolidate_below > 0 and not launching and waiting is not None
+    if (releasing.consolidate_below > 0 and not launching and waiting is not None
             and any(m.record.underused_since is not None for m in fleet.members)):
         leaving = _leaving(fleet, reasons) | {d.instance_id for d in drains}
         allowed = max(0, fleet.alive - len(leaving) - q.min_vms)
-        consolidations = consolidation_drains(fleet, leaving, allowed, e.consolidate_below,
-                                              e.consolidate_after_s, now, wakes, waiting)
+        consolidations = consolidation_drains(
+            fleet, leaving, allowed, releasing.consolidate_below, releasing.consolidate_after_s,
+            now, wakes, waiting)
     terminates = _guarded(reasons, snapshot, notes)
     return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None,
                      consolidations)
