@@ -16,7 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from elastiq.config import load  # noqa: E402
+from elastiq.config import load, params_of  # noqa: E402
 from elastiq.core import get_policy, records as core_records  # noqa: E402
 from elastiq.model import (  # noqa: E402
     Instance,
@@ -63,7 +63,7 @@ def time_one(n_jobs: int, n_workers: int, repeat: int) -> dict:
     plan = None
     for _ in range(repeat):
         start = time.perf_counter()
-        plan, _, _ = core_records.step(policy, snapshot, records, memory, config, NOW)
+        plan, _, _ = core_records.step(policy, snapshot, records, memory, params_of(config), NOW)
         best = min(best, time.perf_counter() - start)
     return {"jobs": n_jobs, "workers": n_workers, "seconds": round(best, 4),
             "launch": plan.launch_count, "actions": len(plan.actions)}

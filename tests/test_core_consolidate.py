@@ -113,13 +113,14 @@ def test_under_use_restarts_after_a_cancelled_drain():
 ])
 def test_idle_timeout_follows_the_measured_boot_to_join(boots, extra, expected):
     from elastiq.core.lifecycle import Fleet, Member
+    from elastiq.config import params_of
     from elastiq.core.wanted import idle_timeout
     from elastiq.model import InstanceRecord
 
     members = tuple(Member(inst(i), InstanceRecord(Lifecycle.JOINED, 0.0, 100.0, 100.0 + b, f"w{i}"),
                            worker(i)) for i, b in enumerate(boots, 1))
     config = cfg("elastiq.idle_timeout_max_s=3600", *extra)
-    assert idle_timeout(Fleet(members, {}), config)[0] == expected
+    assert idle_timeout(Fleet(members, {}), params_of(config).releasing)[0] == expected
 
 
 def test_an_idle_worker_is_drained_after_the_adapted_timeout_not_the_hour():

@@ -17,13 +17,14 @@ from elastiq.core.reasons import Code, Reason
 from tests.support.sim_world import workload
 
 CFG = config.load(None, ["elastiq.cluster_name=test"])
+PARAMS = config.params_of(CFG)
 NOW = 10_000.0
 
 
 @pytest.mark.parametrize("name", sorted(POLICIES) + list(peers.NAMES))
 def test_every_policy_keeps_the_protocol_and_an_empty_start(name):
     try:
-        policy = engine.get_policy(name)
+        policy = engine.policy_for(name, resting := config.load(None, ["quota.min_vms=2"]))
     except peers.PolicyUnavailable:
         pytest.skip(f"{name}: its package is not installed")
     assert isinstance(policy, Policy) and policy.name == name
@@ -31,7 +32,7 @@ def test_every_policy_keeps_the_protocol_and_an_empty_start(name):
     assert policy.load_memory(policy.dump_memory(memory)) == memory
     assert policy.view(memory) == MemoryView()  # nothing to show before the first tick
     assert policy.drained_instead(memory, "i-1", NOW) is not None
-    assert policy.resting_vms(config.load(None, ["quota.min_vms=2"])) == 2
+    assert policy.resting_vms(config.params_of(resting)) == 2
 
 
 def test_the_default_policy_shows_and_stores_its_own_memory():
@@ -47,9 +48,9 @@ def test_the_default_policy_shows_and_stores_its_own_memory():
 
 def test_a_launch_that_failed_backs_off_in_the_memory_and_records_nothing():
     policy = get_policy("default")
-    failed = policy.record_launch(Memory(), LaunchOutcome(2, (), "quota"), CFG, NOW)
+    failed = policy.record_launch(Memory(), LaunchOutcome(2, (), "quota"), PARAMS, NOW)
     assert failed.failures == 1 and failed.backoff_until == NOW + CFG.elastiq.launch_backoff_s
-    assert policy.record_launch(Memory(), LaunchOutcome(2, ("i-1",)), CFG, NOW) == Memory()
+    assert policy.record_launch(Memory(), LaunchOutcome(2, ("i-1",)), PARAMS, NOW) == Memory()
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,10 @@ class OnceThenStill(BasePolicy):
     def initial_memory(self, seed: int = 0):
         return Sealed()
 
-    def plan(self, snapshot, fleet, memory, config_, now, catalogue=None):
+    def plan(self, snapshot, fleet, memory, params, now, catalogue=None):
         return (Plan() if memory.launched else Plan((Launch(1, Reason.of(Code.MIN_VMS, alive=0, min_vms=1)),))), memory
 
-    def record_launch(self, memory, outcome: LaunchOutcome, config_, now):
+    def record_launch(self, memory, outcome: LaunchOutcome, params, now):
         return Sealed(memory.launched + outcome.granted)
 
     def dump_memory(self, memory):

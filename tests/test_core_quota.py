@@ -7,12 +7,13 @@ from dataclasses import replace
 
 import pytest
 
-from elastiq.config import load
+from elastiq.config import load, params_of
 from elastiq.core import records as core_records
 from elastiq.core.quota import Room, room_left, within
 from elastiq.core.reasons import Code
 from elastiq.model import (Catalogue, Flavour, Instance, InstanceRecord, InstanceState, Job,
                            Launch, Lifecycle, Pool, Queue, Snapshot, Worker)
+from elastiq.sim.peers import Configured
 from elastiq.sim.peers.legacy import LegacyPolicy
 from tests.support.core_tick import POLICY, CoreState, random_worker, tick
 
@@ -141,8 +142,9 @@ def test_never_above_max_cores_or_max_memory_in_any_policy(seed):
     idle = [Job(f"j{n}", rng.choice((1, 1, 2, 3, 4)), rng.choice((500, 1500, 3000, 7000)), 0.0)
             for n in range(rng.randint(0, 40))]
     shot = snap(idle, workers, instances)
-    for policy in (POLICY, LegacyPolicy()):
-        plan, _, _ = core_records.step(policy, shot, records, policy.initial_memory(), config,
+    for policy in (POLICY, Configured(LegacyPolicy(), config)):
+        plan, _, _ = core_records.step(policy, shot, records, policy.initial_memory(),
+                                       params_of(config),
                                        100.0, catalogue)
         # as with max_vms, a VM terminated in the same plan (before the launch) counts no more
         used = [SHAPES[i.instance_type] for i in instances if i.id not in plan.terminated_ids]

@@ -12,6 +12,7 @@ from elastiq.model import (CancelDrain, Drain, Instance, InstanceRecord, Instanc
 from elastiq.sim import engine
 
 CFG = config.load(None, ["elastiq.cluster_name=test"])
+PARAMS = config.params_of(CFG)
 NOW = 10_000.0
 IDLE = Reason.of(Code.IDLE, idle=700.0, timeout=600.0, basis=Reason.of(Code.IDLE_TIMEOUT_MAX))
 UNDER = Reason.of(Code.CONSOLIDATION, used=0.2, below=0.5, underused=900.0, jobs=1)
@@ -45,7 +46,7 @@ def test_adopt_tracks_tagged_instances_and_reports_the_missing():
     listing = (Instance("i-ours", InstanceState.RUNNING, NOW - 60, "test"),
                Instance("i-theirs", InstanceState.RUNNING, NOW - 60, "other"))
     snapshot = Snapshot(None, Pool((Worker("w", "i-ours"),)), listing)
-    kept, found = records.adopt({"i-old": rec(Lifecycle.JOINED)}, snapshot, CFG, NOW)
+    kept, found = records.adopt({"i-old": rec(Lifecycle.JOINED)}, snapshot, PARAMS, NOW)
     assert found == records.Adoption(("i-ours",), ("i-old",), 0)
     assert set(kept) == {"i-ours"} and kept["i-ours"].worker == "w"
 
@@ -75,17 +76,17 @@ def test_the_plan_is_marked_in_the_records_with_the_code_of_each_drain():
 
 @pytest.mark.parametrize("name", ["default", "legacy"])
 def test_without_a_cloud_listing_the_records_stay_and_the_policy_gets_no_fleet(name):
-    policy = engine.get_policy(name)
+    policy = engine.policy_for(name, CFG)
     seen = []
 
-    class Watching(type(policy)):
-        def plan(self, snapshot, fleet, memory, config_, now, catalogue=None):
+    class Watching:
+        def plan(self, snapshot, fleet, memory, params, now, catalogue=None):
             seen.append(fleet)
-            return super().plan(snapshot, fleet, memory, config_, now, catalogue)
+            return policy.plan(snapshot, fleet, memory, params, now, catalogue)
 
     kept = {"i-1": rec(Lifecycle.JOINED, worker="w1")}
     snapshot = Snapshot(Queue(), Pool(), None, ("cloud: timeout",))
-    plan, after, _ = records.step(Watching(), snapshot, kept, policy.initial_memory(), CFG, NOW)
+    plan, after, _ = records.step(Watching(), snapshot, kept, policy.initial_memory(), PARAMS, NOW)
     assert seen == [None] and after is kept and plan.actions == ()
 
 
@@ -93,6 +94,6 @@ def test_a_step_tracks_the_listing_for_the_policy():
     listing = (Instance("i-1", InstanceState.RUNNING, NOW - 60, "test"),)
     snapshot = Snapshot(Queue(), Pool((Worker("w1", "i-1"),)), listing)
     plan, after, memory = records.step(get_policy("default"), snapshot,
-                                       {"i-1": rec(Lifecycle.BOOTING)}, Memory(), CFG, NOW)
+                                       {"i-1": rec(Lifecycle.BOOTING)}, Memory(), PARAMS, NOW)
     assert after["i-1"].lifecycle is Lifecycle.JOINED and after["i-1"].joined_at == NOW
     assert memory == Memory() and plan.actions == ()

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from elastiq.adapters.base import ConfigError
+from elastiq.config import params_of
 from elastiq.runtime.factory import read_catalogue
 from elastiq.core import get_policy, records
 from elastiq.model import Job, Memory, Pool, Queue, Snapshot
@@ -65,8 +66,8 @@ def test_the_daemon_launches_the_mix_through_ec2(moto, ec2_world):
     idle = tuple(Job(f"j{i}", 1, 1000, 0.0) for i in range(6))
     snapshot = Snapshot(Queue(idle), Pool(()), cloud.list_instances())
     policy = get_policy("default")
-    plan, recs, memory = records.step(policy, snapshot, {}, Memory(waiting_since=0.0), cfg, 100.0,
-                                      catalogue)
+    plan, recs, memory = records.step(policy, snapshot, {}, Memory(waiting_since=0.0),
+                                      params_of(cfg), 100.0, catalogue)
     assert sorted((a.flavour, a.count) for a in plan.actions) == [("c5.large", 1), ("c5.xlarge", 1)]
     outcome = Actuator(None, cloud, policy, cfg, lambda: 100.0).execute(plan, recs, memory, {})
     found = types_of(moto.client(), outcome.launched)

@@ -15,6 +15,7 @@ import pytest
 
 from elastiq.adapters.htcondor.batch import HTCondorBatch
 from elastiq.adapters.htcondor.template import learned, synthetic
+from elastiq.config import params_of
 from elastiq.core import get_policy, records
 from elastiq.model import Launch, Memory, Snapshot
 from htcondor_fake import by_id, config, fake, load
@@ -230,7 +231,7 @@ def test_a_cluster_without_docker_never_launches_for_docker_jobs():
         snapshot = Snapshot(queue=adapter.queue(), pool=adapter.pool(), instances=())
         kept, memory, launches = {}, Memory(), []
         for now in (NOW, NOW + 1, NOW + 3600):
-            plan, kept, memory = records.step(policy, snapshot, kept, memory, cfg, now)
+            plan, kept, memory = records.step(policy, snapshot, kept, memory, params_of(cfg), now)
             launches += [a for a in plan.actions if isinstance(a, Launch)]
         assert bool(launches) is has_docker, plan.notes
 
@@ -280,6 +281,7 @@ def test_a_job_without_file_transfer_launches_the_first_worker_only_on_a_shared_
     snapshot = Snapshot(queue=queue, pool=adapter.pool(), instances=())
     kept, memory, launches = {}, Memory(), []
     for now in (NOW, NOW + 1, NOW + 3600):
-        plan, kept, memory = records.step(get_policy("default"), snapshot, kept, memory, cfg, now)
+        plan, kept, memory = records.step(get_policy("default"), snapshot, kept, memory,
+                                           params_of(cfg), now)
         launches += [a for a in plan.actions if isinstance(a, Launch)]
     assert bool(launches) is fits, plan.notes

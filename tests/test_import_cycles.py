@@ -46,15 +46,17 @@ def _absolute(module: str, is_package: bool, node: ast.ImportFrom) -> str:
     return ".".join(base + ([node.module] if node.module else []))
 
 
-def import_graph(root: Path, package: str) -> Dict[str, Set[str]]:
-    """Module -> the modules of ``package`` it imports (anywhere in its body)."""
+def import_graph(root: Path, package: str, annotations: bool = False) -> Dict[str, Set[str]]:
+    """Module -> the modules of ``package`` it imports (anywhere in its body; ``annotations``:
+    those under ``if TYPE_CHECKING:`` too)."""
     known = modules(root, package)
     graph: Dict[str, Set[str]] = {}
     for name, path in known.items():
         edges = graph.setdefault(name, set())
         tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
-        typing_only = {id(n) for block in ast.walk(tree) if _is_type_checking(block)
-                       for stmt in block.body for n in ast.walk(stmt)}
+        typing_only = set() if annotations else {
+            id(n) for block in ast.walk(tree) if _is_type_checking(block)
+            for stmt in block.body for n in ast.walk(stmt)}
         for node in ast.walk(tree):
             if id(node) in typing_only:
                 continue
@@ -157,6 +159,28 @@ def test_the_graph_sees_the_package():
     graph = import_graph(ROOT, PACKAGE)
     assert "elastiq.model" in graph["elastiq.core.decide"]
     assert "elastiq.adapters.base" in graph["elastiq.adapters.ec2.cloud"]
+
+
+def test_the_core_imports_nothing_of_the_configuration():
+    """The core takes its parameters (``elastiq.core.params``), not the configuration: none of
+    its modules imports ``elastiq.config``, not even for annotations."""
+    graph = import_graph(ROOT, PACKAGE, annotations=True)
+    core = {m: deps for m, deps in graph.items()
+            if m == "elastiq.core" or m.startswith("elastiq.core.")}
+    assert "elastiq.model" in core["elastiq.core.decide"]  # the walk sees the core
+    found = {m: sorted(d for d in deps if d == "elastiq.config" or d.startswith("elastiq.config."))
+             for m, deps in core.items()}
+    assert not {m: d for m, d in found.items() if d}, found
+
+
+def test_imports_for_annotations_count_when_asked(tmp_path):
+    _write(tmp_path, {
+        "pkg/__init__.py": "",
+        "pkg/a.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .b import B\n",
+        "pkg/b.py": "B = 1\n",
+    })
+    assert import_graph(tmp_path, "pkg")["pkg.a"] == set()
+    assert import_graph(tmp_path, "pkg", annotations=True)["pkg.a"] == {"pkg.b"}
 
 
 def _write(root: Path, files: Dict[str, str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from elastiq.adapters.base import TransientError
+from elastiq.config import params_of
 from elastiq.model import InstanceState, Lifecycle
 from tests.support.sim_world import SimWorld
 
@@ -18,7 +19,7 @@ def test_a_vm_at_its_deploy_deadline_that_joins_and_gets_a_job_is_not_terminated
     # the tick at 120 s plans its termination; meanwhile it joins and job 1.0 starts on it.
     w = SimWorld(tmp_path, [(121.0, 1000.0)], boot_s=125.0)
     w.config = w.runtime.config
-    w.runtime.config = w.runtime.actuator.config = _with(w.config, quota={"min_vms": 1})
+    _keep_min_vms(w, 1)
     w.tick(0.0)
     (vm,) = w.cloud.vms
     w.tick(120.0, after_observe=lambda: w.move(126.0))
@@ -59,7 +60,7 @@ def test_a_drained_worker_matched_before_the_terminate_is_kept(tmp_path):
 
 def test_nothing_is_terminated_when_the_look_fails(tmp_path):
     w = SimWorld(tmp_path, [], boot_s=125.0)
-    w.runtime.config = w.runtime.actuator.config = _with(w.runtime.config, quota={"min_vms": 1})
+    _keep_min_vms(w, 1)
     w.tick(0.0)
     (vm,) = w.cloud.vms
     w.pool.workers_of = _failing
@@ -71,6 +72,12 @@ def test_nothing_is_terminated_when_the_look_fails(tmp_path):
 
 def _failing(*_args, **_kw):
     raise TransientError("collector down")
+
+
+def _keep_min_vms(w: SimWorld, count: int) -> None:
+    """The runtime's configuration and the core's parameters built from it, with ``min_vms``."""
+    w.runtime.config = w.runtime.actuator.config = _with(w.runtime.config, quota={"min_vms": count})
+    w.runtime.params = w.runtime.actuator.params = params_of(w.runtime.config)
 
 
 def _with(config, **sections):

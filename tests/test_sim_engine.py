@@ -146,13 +146,13 @@ def test_a_pool_that_cannot_grow_stops_instead_of_spinning(policy):
 def test_engine_calls_the_policy_like_the_daemon():
     calls = []
 
-    def plan(snapshot, fleet, memory, config_, now, catalogue):
+    def plan(snapshot, fleet, memory, params, now, catalogue):
         calls.append(("plan", now, snapshot.complete))
-        return legacy.plan(snapshot, memory, config_, now, catalogue)
+        return legacy.plan(snapshot, memory, sim.config, now, catalogue)
 
-    def record_launch(memory, outcome, config_, now):
+    def record_launch(memory, outcome, params, now):
         calls.append(("record_launch", now, outcome))
-        return legacy.record_launch(memory, outcome, config_, now)
+        return legacy.record_launch(memory, outcome, sim.config, now)
 
     sim = engine.Simulation(synthetic(0), cfg(), engine.SimOptions(policy="legacy", cloud_capacity=3))
     sim.runtime.policy.plan, sim.runtime.policy.record_launch = plan, record_launch
@@ -178,7 +178,7 @@ def test_progress_is_reported():
 
 
 def test_a_policy_that_overshoots_max_vms_is_caught():
-    def plan(snapshot, fleet, memory, config_, now, catalogue):
+    def plan(snapshot, fleet, memory, params, now, catalogue):
         if memory == "fresh":
             return Plan((Launch(12, Reason.of(Code.MIN_VMS, alive=0, min_vms=12)),)), "launched"
         return Plan(), memory

@@ -28,7 +28,7 @@ def daemon_road(sim: engine.Simulation, options: engine.SimOptions, state_dir, u
     baseline's policy, which the daemon does not run, given as the simulator gives it)."""
     world = World(sim.workload, sim.config, options, engine.EPOCH, sim.catalogue)
     baseline = options.policy if options.policy not in POLICIES else None
-    policy = (engine.get_policy(baseline) if baseline
+    policy = (engine.policy_for(baseline, sim.config) if baseline
               else get_policy(sim.config.elastiq.policy))  # as the daemon's _serve chooses it
     runtime = build_runtime(sim.config, world.batch, world.cloud,
                             StateStore(str(state_dir), policy=policy), clock=world.clock,

@@ -5,7 +5,8 @@ folds a launch's outcome into its own small memory, if it keeps one); the per-in
 lifecycle records are the runtime's, kept by :mod:`.records` for every policy.  ``default``
 (:mod:`.decide`) is the daemon's policy, the one named by ``elastiq.policy``.  The original
 elastiq's algorithm and the other projects' policies are baselines of ``elastiq simulate``
-(:mod:`elastiq.sim.peers`).
+(:mod:`elastiq.sim.peers`).  The core reads its settings from :class:`~.params.Params`, which
+the runtime builds from the configuration; it never imports :mod:`elastiq.config`.
 """
 from __future__ import annotations
 

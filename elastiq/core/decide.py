@@ -1,7 +1,7 @@
-"""The one entry point of the default policy: ``plan(snapshot, fleet, memory, config, now,
+"""The one entry point of the default policy: ``plan(snapshot, fleet, memory, params, now,
 catalogue)`` (the fleet: the runtime's lifecycle records brought up to the observation, see
-:mod:`.records`; the catalogue: the worker VMs' shape and flavours, see
-:class:`~elastiq.model.Catalogue`).
+:mod:`.records`; the params: the settings the core reads, see :mod:`.params`; the catalogue:
+the worker VMs' shape and flavours, see :class:`~elastiq.model.Catalogue`).
 
 Pure: the same arguments always give the same Plan and Memory.  What it guarantees:
 
@@ -26,51 +26,49 @@ Pure: the same arguments always give the same Plan and Memory.  What it guarante
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Optional, TYPE_CHECKING
+from typing import Optional
 
 from ..model import Catalogue, Lifecycle, LaunchOutcome, Memory, Plan, Snapshot
 from . import demand as demand_mod
 from . import mix, quota
 from .lifecycle import Fleet
+from .params import Params
 from .reasons import Code, Reason
 from .scaledown import scale_down
 from .scaleup import scale_up
 from .wanted import pool_doubt, release_unstarted, unstarted_note
-
-if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
-    from ..config import Config
 
 
 def initial_memory() -> Memory:
     return Memory()
 
 
-def backoff_delay(failures: int, config: Config) -> float:
+def backoff_delay(failures: int, params: Params) -> float:
     """Exponential back-off after ``failures`` consecutive failures, capped."""
-    e = config.elastiq
+    e = params.launching
     if failures <= 0:
         return 0.0
     return min(e.launch_backoff_s * 2 ** min(failures - 1, 30), e.launch_backoff_max_s)
 
 
-def placeable(snapshot: Snapshot, config: Config, catalogue: Catalogue, now: float,
+def placeable(snapshot: Snapshot, params: Params, catalogue: Catalogue, now: float,
               unstarted=None) -> Optional[demand_mod.Placeable]:
     """The idle jobs sorted by shape (fresh: waiting less than ``idle_timeout_max_s``), those
     known not to start (``unstarted``) set apart; None when the queue is unreadable."""
     if snapshot.queue is None:
         return None
     return demand_mod.classify(snapshot.queue.idle, catalogue.cpus, catalogue.memory_mb,
-                               now - config.elastiq.idle_timeout_max_s, unstarted)
+                               now - params.releasing.idle_timeout_max_s, unstarted)
 
 
-def quota_room(fleet: Fleet, config: Config, catalogue: Catalogue) -> quota.Room:
+def quota_room(fleet: Fleet, params: Params, catalogue: Catalogue) -> quota.Room:
     """The room the quota leaves for new VMs, counting every alive VM of ours."""
-    return quota.room_left(config.quota, catalogue, fleet.alive,
+    return quota.room_left(params.limits, catalogue, fleet.alive,
                            (m.flavour for m in fleet.members))
 
 
 def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
-                   config: Config, catalogue: Catalogue, booting: Optional[int] = None,
+                   params: Params, catalogue: Catalogue, booting: Optional[int] = None,
                    limit: Optional[int] = None,
                    room: Optional[quota.Room] = None) -> Optional[demand_mod.Demand]:
     """Demand of the idle jobs given our fleet; None when queue or pool is unreadable.
@@ -80,40 +78,40 @@ def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fle
     can be cancelled."""
     if jobs is None or snapshot.pool is None:
         return None
-    e, q = config.elastiq, config.quota
+    n_jobs_per_vm = params.launching.n_jobs_per_vm
     accepting = [m.worker for m in fleet.members if m.accepting]
     if booting is None:
         booting = fleet.booting
     budget = None
     if limit is None:
-        room = room or quota_room(fleet, config, catalogue)
+        room = room or quota_room(fleet, params, catalogue)
         draining = [m for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING]
         if room.limits_shape:
             budget = room.plus(quota.shape_of(m.flavour, catalogue) for m in draining)
             limit = budget.holds((catalogue.cpus, catalogue.memory_mb))
         else:
             limit = room.vms + len(draining)
-    if e.n_jobs_per_vm:
+    if n_jobs_per_vm:
         return demand_mod.by_count(jobs, [w.running_jobs for w in accepting], booting,
-                                   e.n_jobs_per_vm, limit)
+                                   n_jobs_per_vm, limit)
     free = [(w.free_cpus, w.free_memory_mb) for w in accepting]
     flavours = mix.usable(catalogue.flavours)
     if flavours:
         names = [m.flavour for m in fleet.members if m.booting][:booting]
         return mix.by_flavours(jobs, free, names, flavours, budget.vms if budget else limit,
-                               fleet.alive, q.max_vms, budget)
+                               fleet.alive, params.limits.max_vms, budget)
     return demand_mod.by_shape(jobs, free, booting, catalogue.cpus, catalogue.memory_mb, limit)
 
 
 def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
-                    config: Config, catalogue: Catalogue,
+                    params: Params, catalogue: Catalogue,
                     demand: Optional[demand_mod.Demand]) -> int:
     """How many booting VMs no waiting job needs any more (the jobs they were launched for
     found room on workers that freed up, or left the queue)."""
     booting = fleet.booting
     if demand is None or not booting or demand.uncovered:
         return 0
-    flavours = mix.usable(catalogue.flavours) if not config.elastiq.n_jobs_per_vm else ()
+    flavours = mix.usable(catalogue.flavours) if not params.launching.n_jobs_per_vm else ()
     if flavours:  # several sizes: the newest booting VMs that no job is packed into
         free = [(m.worker.free_cpus, m.worker.free_memory_mb) for m in fleet.members
                 if m.accepting]
@@ -122,7 +120,7 @@ def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fl
                         key=lambda m: (-m.record.launched_at, m.id), reverse=True)
         return mix.unneeded_booting(jobs, free, [m.flavour for m in on_way if not m.listed],
                                     [m.flavour for m in listed], flavours)
-    needed = compute_demand(jobs, snapshot, fleet, config, catalogue, booting=0, limit=booting)
+    needed = compute_demand(jobs, snapshot, fleet, params, catalogue, booting=0, limit=booting)
     return booting - needed.new_vms
 
 
@@ -131,34 +129,34 @@ def no_decision(snapshot: Snapshot) -> Reason:
     return Reason.of(Code.NO_DECISION, problems="; ".join(snapshot.problems) or "cloud unreadable")
 
 
-def plan(snapshot: Snapshot, fleet: Optional[Fleet], memory: Memory, config: Config, now: float,
+def plan(snapshot: Snapshot, fleet: Optional[Fleet], memory: Memory, params: Params, now: float,
          catalogue: Optional[Catalogue] = None):
     """Decide this tick.  Returns ``(Plan, Memory)``; see the module docstring.  ``fleet``
-    None: the cloud could not be listed.  ``catalogue`` None: the configuration's own (its
-    ``vm`` section, one flavour)."""
-    catalogue = catalogue or Catalogue.of(config.vm)
+    None: the cloud could not be listed.  ``catalogue`` None: the configured one
+    (``params.catalogue``: the ``vm`` section, one flavour)."""
+    catalogue = catalogue or params.catalogue
     if fleet is None:
         return Plan(notes=(no_decision(snapshot),)), memory
 
-    e = config.elastiq
+    idle_max = params.releasing.idle_timeout_max_s
     failures = memory.failures
     if any(r.joined_at == now for r in fleet.records.values()):
         failures = 0  # a VM joined: launches work again
 
     draining = [m for m in fleet.members if m.record.lifecycle is Lifecycle.DRAINING and m.worker]
     draining.sort(key=lambda m: (-m.worker.free_cpus, m.id))
-    jobs = placeable(snapshot, config, catalogue, now, memory.unstarted)
+    jobs = placeable(snapshot, params, catalogue, now, memory.unstarted)
     unstarted = memory.unstarted
     if jobs is not None and snapshot.pool is not None:
-        jobs, unstarted = release_unstarted(jobs, fleet, unstarted, e.idle_timeout_max_s, now)
-    room = quota_room(fleet, config, catalogue)
-    demand = compute_demand(jobs, snapshot, fleet, config, catalogue, room=room)
-    up = scale_up(demand, fleet, draining, memory, config, now,
+        jobs, unstarted = release_unstarted(jobs, fleet, unstarted, idle_max, now)
+    room = quota_room(fleet, params, catalogue)
+    demand = compute_demand(jobs, snapshot, fleet, params, catalogue, room=room)
+    up = scale_up(demand, fleet, draining, memory, params, now,
                   catalogue.flavours[0].name if catalogue.flavours else None, room, catalogue)
     down = scale_down(
-        snapshot, fleet, config, now, launching=bool(up.launches),
+        snapshot, fleet, params, now, launching=bool(up.launches),
         keep=frozenset(c.instance_id for c in up.cancel_drains),
-        surplus_booting=surplus_booting(jobs, snapshot, fleet, config, catalogue, demand),
+        surplus_booting=surplus_booting(jobs, snapshot, fleet, params, catalogue, demand),
         jobs_waiting=jobs.waiting if jobs is not None else 0,
         doubt=pool_doubt(snapshot, fleet, now),
         waiting=tuple(jobs.shapes.items()) if jobs is not None else None)
@@ -166,13 +164,13 @@ def plan(snapshot: Snapshot, fleet: Optional[Fleet], memory: Memory, config: Con
     backoff_until = memory.backoff_until
     if down.failures:
         failures += down.failures
-        backoff_until = max(backoff_until, now + backoff_delay(failures, config))
+        backoff_until = max(backoff_until, now + backoff_delay(failures, params))
 
     actions = (up.cancel_drains + up.launches + down.drains
                + down.consolidations + down.terminates)
     wakes = [t for t in (up.wake, down.wake) if t is not None and t > now]
     new_memory = Memory(up.waiting_since, backoff_until, failures, unstarted)
-    notes = (ended_notes(fleet, e.estimated_vm_deploy_time_s) + unstarted_note(jobs, e.idle_timeout_max_s)
+    notes = (ended_notes(fleet, params.estimated_vm_deploy_time_s) + unstarted_note(jobs, idle_max)
              + up.notes + down.notes)
     return Plan(actions, notes, min(wakes) if wakes else None), new_memory
 
@@ -192,12 +190,12 @@ def ended_notes(fleet: Fleet, deploy_time_s: float) -> tuple:
     return notes
 
 
-def record_launch(memory: Memory, outcome: LaunchOutcome, config: Config, now: float) -> Memory:
+def record_launch(memory: Memory, outcome: LaunchOutcome, params: Params, now: float) -> Memory:
     """Fold the result of a Launch into memory: a launch that granted nothing because of an
     error starts or extends the back-off (the instances granted are the runtime's records,
     :func:`.records.launched`)."""
     if outcome.error is not None and not outcome.granted:
         failures = memory.failures + 1
         return replace(memory, failures=failures,
-                       backoff_until=now + backoff_delay(failures, config))
+                       backoff_until=now + backoff_delay(failures, params))
     return memory

@@ -6,17 +6,18 @@ policy may keep a small memory of its own between ticks (the default one: since 
 wait, the launch back-off; the original elastiq's: its counters), which the runtime keeps,
 hands back and persists without reading it.  Every operation is pure (``now`` is a parameter):
 
-- ``plan(snapshot, fleet, memory, config, now, catalogue) -> (Plan, memory)``: the decision of
-  one tick (``fleet`` None: the cloud could not be listed; ``catalogue``: the worker VMs'
-  shape and flavours, None: the configuration's own);
-- ``record_launch(memory, outcome, config, now)``: a launch's result, folded in at once;
+- ``plan(snapshot, fleet, memory, params, now, catalogue) -> (Plan, memory)``: the decision of
+  one tick (``fleet`` None: the cloud could not be listed; ``params``: the settings the core
+  reads, :class:`~.params.Params`; ``catalogue``: the worker VMs' shape and flavours, None:
+  the configured one);
+- ``record_launch(memory, outcome, params, now)``: a launch's result, folded in at once;
 - ``drained_instead(memory, instance_id, now)``: a planned termination found the instance's
   worker accepting or running jobs and drained it instead;
 - ``initial_memory(seed)``, ``dump_memory(memory)`` / ``load_memory(data)``: the memory of a
   fresh start (``seed``: of any random choice) and its JSON form in the state file
   (ValueError naming the bad field);
 - ``view(memory) -> MemoryView``: what ``status`` shows of it;
-- ``resting_vms(config)``: the VMs it keeps while nothing runs.
+- ``resting_vms(params)``: the VMs it keeps while nothing runs.
 
 :class:`BasePolicy` gives the memory operations of a policy that needs none of them (nothing
 kept across a restart, nothing to show): a policy then writes ``initial_memory``, ``plan`` and
@@ -25,15 +26,13 @@ kept across a restart, nothing to show): a policy then writes ``initial_memory``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import (TYPE_CHECKING, Any, Optional, Protocol, Tuple, runtime_checkable)
+from typing import Any, Optional, Protocol, Tuple, runtime_checkable
 
 from ..model import Catalogue, LaunchOutcome, Plan, Snapshot
 from . import decide
 from .lifecycle import Fleet
 from .memory_codec import dump_memory, load_memory
-
-if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
-    from ..config import Config
+from .params import Params
 
 
 @dataclass(frozen=True)
@@ -52,17 +51,17 @@ class Policy(Protocol):
 
     def initial_memory(self, seed: int = 0) -> Any: ...
 
-    def plan(self, snapshot: Snapshot, fleet: Optional[Fleet], memory: Any, config: Config,
+    def plan(self, snapshot: Snapshot, fleet: Optional[Fleet], memory: Any, params: Params,
              now: float, catalogue: Optional[Catalogue] = None) -> Tuple[Plan, Any]: ...
 
-    def record_launch(self, memory: Any, outcome: LaunchOutcome, config: Config,
+    def record_launch(self, memory: Any, outcome: LaunchOutcome, params: Params,
                       now: float) -> Any: ...
 
     def drained_instead(self, memory: Any, instance_id: str, now: float) -> Any: ...
 
     def view(self, memory: Any) -> MemoryView: ...
 
-    def resting_vms(self, config: Config) -> int: ...
+    def resting_vms(self, params: Params) -> int: ...
 
     def dump_memory(self, memory: Any) -> Any: ...
 
@@ -82,8 +81,8 @@ class BasePolicy:
     def view(self, memory) -> MemoryView:
         return MemoryView()
 
-    def resting_vms(self, config: Config) -> int:
-        return config.quota.min_vms
+    def resting_vms(self, params: Params) -> int:
+        return params.limits.min_vms
 
     def dump_memory(self, memory) -> Any:
         return None
@@ -100,11 +99,11 @@ class DefaultPolicy(BasePolicy):
     def initial_memory(self, seed: int = 0):
         return decide.initial_memory()
 
-    def plan(self, snapshot, fleet, memory, config, now, catalogue=None):
-        return decide.plan(snapshot, fleet, memory, config, now, catalogue)
+    def plan(self, snapshot, fleet, memory, params, now, catalogue=None):
+        return decide.plan(snapshot, fleet, memory, params, now, catalogue)
 
-    def record_launch(self, memory, outcome, config, now):
-        return decide.record_launch(memory, outcome, config, now)
+    def record_launch(self, memory, outcome, params, now):
+        return decide.record_launch(memory, outcome, params, now)
 
     def view(self, memory) -> MemoryView:
         return MemoryView(memory.waiting_since, memory.failures, memory.backoff_until)

@@ -69,9 +69,9 @@ def shape_of(flavour: Optional[str], catalogue: Catalogue) -> Shape:
 
 
 def room_left(quota, catalogue: Catalogue, alive: int, flavours: Iterable[Optional[str]]) -> Room:
-    """The room ``quota`` (the configuration's quota section) leaves, given our ``alive`` VMs
-    and their flavour names (one per VM; None: not known; read only when cores or memory
-    are limited)."""
+    """The room ``quota`` (:class:`.params.Limits`, or any object with its fields) leaves,
+    given our ``alive`` VMs and their flavour names (one per VM; None: not known; read only
+    when cores or memory are limited)."""
     vms = quota.max_vms - alive
     if quota.max_cores is None and quota.max_memory_mb is None:
         return Room(max(0, vms))

@@ -25,9 +25,9 @@ from ..model import (ALIVE_STATES, CancelDrain, Catalogue, Drain, InstanceRecord
                      LaunchOutcome, Lifecycle, Plan, Snapshot, Terminate)
 from .consolidate import note_underuse
 from .lifecycle import Fleet, mark, track
+from .params import Params
 
-if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
-    from ..config import Config
+if TYPE_CHECKING:  # annotations only
     from .policy import Policy
 
 #: instance id -> its lifecycle record: every instance we own and have not seen gone.
@@ -44,21 +44,20 @@ class Adoption:
     kept: int = 0
 
 
-def observe(snapshot: Snapshot, records: Records, config: Config, now: float) -> Optional[Fleet]:
+def observe(snapshot: Snapshot, records: Records, params: Params, now: float) -> Optional[Fleet]:
     """The records merged with the observation, as the fleet a policy plans over; None when
     the cloud could not be listed (the records then stay as they were)."""
     if snapshot.instances is None:
         return None
-    e = config.elastiq
-    fleet = track(snapshot, records, e.cluster_name, e.estimated_vm_deploy_time_s, now)
-    return note_underuse(fleet, e.consolidate_below, now)
+    fleet = track(snapshot, records, params.cluster_name, params.estimated_vm_deploy_time_s, now)
+    return note_underuse(fleet, params.releasing.consolidate_below, now)
 
 
-def step(policy: Policy, snapshot: Snapshot, records: Records, memory: Any, config: Config,
+def step(policy: Policy, snapshot: Snapshot, records: Records, memory: Any, params: Params,
          now: float, catalogue: Optional[Catalogue] = None) -> Tuple[Plan, Records, Any]:
     """One decision: ``(plan, records, the policy's memory)`` after this observation."""
-    fleet = observe(snapshot, records, config, now)
-    plan, memory = policy.plan(snapshot, fleet, memory, config, now, catalogue)
+    fleet = observe(snapshot, records, params, now)
+    plan, memory = policy.plan(snapshot, fleet, memory, params, now, catalogue)
     return plan, mark_plan(fleet.records if fleet is not None else records, plan, now), memory
 
 
@@ -92,20 +91,20 @@ def launched(records: Records, outcome: LaunchOutcome, now: float) -> Records:
     return out
 
 
-def adopt(records: Records, snapshot: Snapshot, config: Config,
+def adopt(records: Records, snapshot: Snapshot, params: Params,
           now: float) -> Tuple[Records, Adoption]:
     """The saved records against the cloud's listing (which must not be None): the listed
     instances are tracked exactly as any instance seen for the first time; a saved record the
     cloud does not list is kept while freshly requested (``estimated_vm_deploy_time_s``: the
     cloud may not list it yet)."""
-    e = config.elastiq
-    listed = {i.id: i for i in snapshot.instances if i.cluster == e.cluster_name}
+    listed = {i.id: i for i in snapshot.instances if i.cluster == params.cluster_name}
     adopted = tuple(sorted(
         i.id for i in listed.values()
         if i.id not in records
         and (i.state in ALIVE_STATES or i.state is InstanceState.SHUTTING_DOWN)))
     missing = tuple(sorted(i for i in records if i not in listed))
-    tracked = track(snapshot, records, e.cluster_name, e.estimated_vm_deploy_time_s, now).records
+    tracked = track(snapshot, records, params.cluster_name, params.estimated_vm_deploy_time_s,
+                    now).records
     return tracked, Adoption(adopted, missing, len(records) - len(missing))
 
 

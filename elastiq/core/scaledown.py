@@ -23,16 +23,14 @@ The final guard: an instance whose worker has a claimed slot is never terminated
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, FrozenSet, List, Optional, TYPE_CHECKING, Tuple
+from typing import Dict, FrozenSet, List, Optional, Tuple
 
 from ..model import Drain, Lifecycle, Snapshot, Terminate
 from .consolidate import consolidation_drains
 from .lifecycle import Fleet, Member
+from .params import Params
 from .reasons import Code, Reason
 from .wanted import idle_start, idle_timeout
-
-if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
-    from ..config import Config
 
 
 @dataclass(frozen=True)
@@ -57,7 +55,7 @@ def _incomplete_reason(snapshot: Snapshot) -> Reason:
     return Reason.of(Code.INCOMPLETE, problems="; ".join(parts) or "observation incomplete")
 
 
-def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
+def scale_down(snapshot: Snapshot, fleet: Fleet, params: Params, now: float, *,
                launching: bool = False, keep: FrozenSet[str] = frozenset(),
                surplus_booting: int = 0, jobs_waiting: int = 0,
                doubt: Optional[Reason] = None, waiting=None) -> ScaleDown:
@@ -70,9 +68,9 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         why = doubt or _incomplete_reason(snapshot)
         return ScaleDown((), (), 0, (Reason.of(Code.NO_SCALE_DOWN, cause=why),), None)
 
-    e, q = config.elastiq, config.quota
-    deploy = e.estimated_vm_deploy_time_s
-    idle_for, idle_basis = idle_timeout(fleet, config)
+    releasing, q = params.releasing, params.limits
+    deploy = params.estimated_vm_deploy_time_s
+    idle_for, idle_basis = idle_timeout(fleet, releasing)
     reasons: Dict[Reason, List[str]] = {}
     notes: List[Reason] = []
     wakes: List[float] = []
@@ -124,12 +122,13 @@ def scale_down(snapshot: Snapshot, fleet: Fleet, config: Config, now: float, *,
         idle = []
     drains = _choose_drains(idle, fleet, reasons, q.min_vms, (idle_for, idle_basis), now, notes)
     consolidations: Tuple[Drain, ...] = ()
-    if (e.consolidate_below > 0 and not launching and waiting is not None
+    if (releasing.consolidate_below > 0 and not launching and waiting is not None
             and any(m.record.underused_since is not None for m in fleet.members)):
         leaving = _leaving(fleet, reasons) | {d.instance_id for d in drains}
         allowed = max(0, fleet.alive - len(leaving) - q.min_vms)
-        consolidations = consolidation_drains(fleet, leaving, allowed, e.consolidate_below,
-                                              e.consolidate_after_s, now, wakes, waiting)
+        consolidations = consolidation_drains(
+            fleet, leaving, allowed, releasing.consolidate_below, releasing.consolidate_after_s,
+            now, wakes, waiting)
     terminates = _guarded(reasons, snapshot, notes)
     return ScaleDown(drains, terminates, failures, tuple(notes), min(wakes) if wakes else None,
                      consolidations)

@@ -17,17 +17,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence, TYPE_CHECKING, Tuple
+from typing import Optional, Sequence, Tuple
 
 from ..model import CancelDrain, Catalogue, Launch, Memory
 from .demand import Demand
 from .lifecycle import Fleet, Member
 from .mix import split
+from .params import Params
 from .quota import Room, used_text, within
 from .reasons import Code, Reason
-
-if TYPE_CHECKING:  # annotations only: the configuration imports the core's registry
-    from ..config import Config
 
 
 #: ``waiting_jobs_time_s`` when unset.  At equal p95 wait, waiting costs VM-hours instead of
@@ -54,7 +52,7 @@ def scale_up(
     fleet: Fleet,
     draining: Sequence[Member],
     memory: Memory,
-    config: Config,
+    params: Params,
     now: float,
     first_flavour: Optional[str] = None,
     room: Optional[Room] = None,
@@ -65,7 +63,7 @@ def scale_up(
     ``first_flavour``: with several flavours, the first's name (the VMs beyond the mix).
     ``room``: what the quota leaves (:mod:`.quota`; None or only VMs counted: ``max_vms``
     alone limits), with ``catalogue`` for the flavours' shapes."""
-    e, q = config.elastiq, config.quota
+    launching, q = params.launching, params.limits
     notes = []
     wake = None
     waiting_since = memory.waiting_since
@@ -75,11 +73,11 @@ def scale_up(
     if demand is not None:
         if demand.unmatchable:
             notes.append(Reason.of(Code.UNMATCHABLE, count=demand.unmatchable))
-        if demand.uncovered > e.waiting_jobs_threshold:
+        if demand.uncovered > launching.waiting_jobs_threshold:
             waiting_since = waiting_since if waiting_since is not None else now
             held = now - waiting_since
             cancellable = demand.new_vms
-            wait = waiting_time(e.waiting_jobs_time_s)
+            wait = waiting_time(launching.waiting_jobs_time_s)
             if held >= wait:
                 wanted = demand.new_vms
                 jobs = dict(jobs=demand.uncovered, held=held, wait=wait)
@@ -98,7 +96,7 @@ def scale_up(
             waiting_since = None
             if demand.uncovered:
                 notes.append(Reason.of(Code.BELOW_THRESHOLD, count=demand.uncovered,
-                                       threshold=e.waiting_jobs_threshold))
+                                       threshold=launching.waiting_jobs_threshold))
 
     cancels = tuple(
         CancelDrain(m.worker.name, m.id, Reason.of(Code.JOBS_WAITING, jobs=demand.uncovered))

@@ -28,6 +28,7 @@ from typing import Optional, Tuple
 from ..model import Lifecycle, Snapshot
 from .demand import Placeable
 from .lifecycle import Fleet, Member
+from .params import Releasing
 from .reasons import Code, Reason
 
 #: HTCondor's default UPDATE_INTERVAL (300 s) plus its jitter and a negotiation cycle.
@@ -45,12 +46,12 @@ def idle_start(member: Member) -> Optional[float]:
     return record.joined_at
 
 
-def idle_timeout(fleet: Fleet, config) -> Tuple[float, Reason]:
+def idle_timeout(fleet: Fleet, releasing: Releasing) -> Tuple[float, Reason]:
     """How long a worker may sit idle before it is drained, and why (its basis):
     ``idle_timeout_boot_factor`` times the median boot-to-join time of our VMs in the pool now
     (what a relaunch would cost), within ``idle_timeout_min_s`` (capped at the maximum) and
     ``idle_timeout_max_s``; the maximum itself when the factor is 0 or nothing was measured."""
-    e = config.elastiq
+    e = releasing
     longest, factor, floor = e.idle_timeout_max_s, e.idle_timeout_boot_factor, e.idle_timeout_min_s
     boots = sorted(m.record.joined_at - m.record.launched_at for m in fleet.members
                    if m.record.joined_at is not None and m.worker is not None)

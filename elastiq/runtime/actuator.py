@@ -43,8 +43,9 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple
 
 from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
-from ..config import Config
+from ..config import Config, params_of
 from ..core import records as rec
+from ..core.params import Params
 from ..core.reasons import Code, Reason
 from ..model import Action, CancelDrain, Drain, LaunchOutcome, Launch, Plan, Terminate
 from .metrics import Metrics
@@ -94,8 +95,10 @@ class Actuator:
                  clock: Callable[[], float], metrics: Optional[Metrics] = None,
                  dry_run_boot: bool = False, dry_run_shutdown: bool = False,
                  should_stop: Callable[[], bool] = lambda: False,
-                 known_ips: Callable[[], Mapping[str, str]] = dict):
+                 known_ips: Callable[[], Mapping[str, str]] = dict,
+                 params: Optional[Params] = None):
         self.batch, self.cloud, self.policy, self.config = batch, cloud, policy, config
+        self.params = params or params_of(config)  # the runtime's, or built here
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.dry_run_boot = dry_run_boot or config.debug.dry_run_boot_vms
@@ -234,7 +237,7 @@ class Actuator:
                 return records, memory, granted, failure, unknown
         now = self.clock()
         return (rec.launched(records, outcome, now),
-                self.policy.record_launch(memory, outcome, self.config, now), granted,
+                self.policy.record_launch(memory, outcome, self.params, now), granted,
                 failure, unknown)
 
     def _look(self, action: Terminate, records: rec.Records, memory: Any, before: rec.Records

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Tuple
 
-from ..config import Config
+from ..core.params import Params
 from ..core.records import Records, adopt
 from ..model import Snapshot
 
@@ -41,11 +41,11 @@ class Report:
         return tuple(out)
 
 
-def reconcile(records: Records, snapshot: Snapshot, config: Config,
+def reconcile(records: Records, snapshot: Snapshot, params: Params,
               now: float) -> Tuple[Records, Optional[Report]]:
     """The records with the cloud's instances adopted, and the report; ``(records, None)``
     while the cloud cannot be listed."""
     if snapshot.instances is None:
         return records, None
-    records, found = adopt(records, snapshot, config, now)
+    records, found = adopt(records, snapshot, params, now)
     return records, Report(found.adopted, found.missing, found.kept)

@@ -20,7 +20,7 @@ from dataclasses import replace
 from typing import Any, Callable, FrozenSet, Iterable, List, Mapping, Optional, Tuple, Type
 
 from ..adapters.base import BatchSystem, Cloud
-from ..config import Config
+from ..config import Config, params_of
 from ..core import get_policy, records as rec
 from ..core.reasons import Reason
 from ..model import Catalogue, InstanceState, Plan, Snapshot
@@ -58,6 +58,7 @@ class Runtime:
                  catalogue: Optional[Catalogue] = None,
                  observer_class: Type[Observer] = Observer):
         self.config, self.policy, self.store, self.clock = config, policy, store, clock
+        self.params = params_of(config)  # what the core reads of the configuration
         # the worker VMs' facts beside the configuration (the user's input, never changed)
         self.catalogue = catalogue or Catalogue.of(config.vm)
         self.metrics = metrics or Metrics()
@@ -72,6 +73,7 @@ class Runtime:
         # a drain sent is in flight until the pool shows it, or every check has run once more
         self.in_flight = InFlight(batch, clock, max(e.check_queue_every_s, e.list_vms_every_s))
         self.actuator = Actuator(self.in_flight, cloud, policy, config, clock, self.metrics,
+                                 params=self.params,
                                  dry_run_boot=dry_run, dry_run_shutdown=dry_run,
                                  should_stop=self.stopping.is_set,
                                  known_ips=self.observer.known_ips)
@@ -91,7 +93,7 @@ class Runtime:
         before, memory = self.state.records, self.state.memory
         decisions: List[Decision] = []
         if not self.reconciled:
-            before, report = reconcile(before, snapshot, self.config, now)
+            before, report = reconcile(before, snapshot, self.params, now)
             if report is not None:
                 self.reconciled = True
                 for line in report.lines():
@@ -101,7 +103,7 @@ class Runtime:
 
         if self.state.unknown_launches:  # learn their outcome before deciding anew
             before, memory = self._retry_unknown(before, memory, decisions)
-        plan, records, memory = rec.step(self.policy, snapshot, before, memory, self.config, now,
+        plan, records, memory = rec.step(self.policy, snapshot, before, memory, self.params, now,
                                          self.catalogue)
         plan = self.last_plan = self.in_flight.hold_back(plan, snapshot.pool, now)
         decisions.extend(self._log_notes(plan.notes, now))

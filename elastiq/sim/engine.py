@@ -63,6 +63,13 @@ def get_policy(name: str):
     return peers.get_peer(name)
 
 
+def policy_for(name: str, config: Config):
+    """The policy ``name`` as the runtime runs it: a baseline bound to ``config``
+    (:class:`peers.Configured`), elastiq's own as it is."""
+    policy = get_policy(name)
+    return policy if name in CORE_POLICIES else peers.Configured(policy, config)
+
+
 @dataclass
 class SimOptions:
     policy: str = "default"
@@ -151,7 +158,7 @@ class Simulation:
         self.workload_start = EPOCH
         self.world = World(self.workload, self.config, options, EPOCH, self.catalogue)
         self.pool, self.cloud = self.world.pool, self.world.sim_cloud
-        self.policy = get_policy(options.policy)
+        self.policy = policy_for(options.policy, config)
         state = State(memory=self.policy.initial_memory(seed=options.seed))
         self.runtime = build_runtime(self.config, self.world.batch, self.world.cloud, _Unsaved(),
                                      state, clock=self.world.clock, metrics=_Unscraped(),
@@ -226,7 +233,7 @@ class Simulation:
             return False
         if self._done_at is None:
             self._done_at = t
-        if self.cloud.alive <= self.policy.resting_vms(self.config):
+        if self.cloud.alive <= self.policy.resting_vms(self.runtime.params):
             return True
         if t - self._done_at > 3 * (e.idle_timeout_max_s + e.estimated_vm_deploy_time_s) + 3600:
             self.recorder.stop_reason = "VMs still alive long after the last job"

@@ -1,10 +1,12 @@
 """The core's part of one tick as the runtime runs it (:func:`elastiq.core.records.step` with
-the default policy), for tests that follow the records and the policy's memory together."""
+the default policy, the core's parameters built from the configuration given), for tests that
+follow the records and the policy's memory together."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Mapping, Optional, Tuple
 
+from elastiq.config import params_of
 from elastiq.core import records
 from elastiq.core.policy import DefaultPolicy
 from elastiq.model import InstanceRecord, Lifecycle, Memory, Worker
@@ -30,7 +32,8 @@ class CoreState:
 
 def tick(snapshot, state: CoreState, config, now, catalogue=None):
     """``(plan, state after it)``, as the runtime decides (records tracked, plan, marks)."""
-    plan, recs, memory = records.step(POLICY, snapshot, state.instances, state.memory, config,
+    plan, recs, memory = records.step(POLICY, snapshot, state.instances, state.memory,
+                                      params_of(config),
                                       now, catalogue)
     return plan, CoreState(memory.waiting_since, memory.backoff_until, memory.failures, recs,
                            memory.unstarted)
@@ -38,7 +41,7 @@ def tick(snapshot, state: CoreState, config, now, catalogue=None):
 
 def record_launch(state: CoreState, outcome, config, now) -> CoreState:
     """A launch's outcome recorded as the actuator records it."""
-    memory = POLICY.record_launch(state.memory, outcome, config, now)
+    memory = POLICY.record_launch(state.memory, outcome, params_of(config), now)
     return CoreState(memory.waiting_since, memory.backoff_until, memory.failures,
                      records.launched(state.instances, outcome, now), memory.unstarted)
 

@@ -397,5 +397,8 @@ class LegacyPolicy(BasePolicy):
     def record_launch(self, memory, outcome, config, now):
         return record_launch(memory, outcome, config, now)
 
+    def resting_vms(self, config: Config) -> int:
+        return config.quota.min_vms
+
     def drained_instead(self, memory, instance_id, now):
         return drained_instead(memory, instance_id)
