@@ -16,6 +16,7 @@ import pytest
 from elastiq.adapters.ec2_request import CLUSTER_TAG
 from tests.support import vm_cloud
 from tests.support.instance_startds import ec2_alive
+from tests.support.vm_cloud import vms_possible  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.daemons
 CLUSTER = "boot-1"
@@ -30,15 +31,6 @@ curl -fsS -m 20 --retry 5 -X POST --data-binary "ran as $(id -u) on $(hostname)"
 fate=$(curl -fsS -m 20 --retry 5 "http://$gw:{PORT}/fate/$id")
 if [ "$fate" = poweroff ]; then poweroff; fi
 """
-
-@pytest.fixture
-def vms_possible():
-    reason = vm_cloud.unavailable()
-    if reason:
-        if os.environ.get("ELASTIQ_REQUIRE_VMS") == "1":
-            pytest.fail(f"ELASTIQ_REQUIRE_VMS=1 but {reason}")
-        pytest.skip(reason)
-
 
 def reports_handler(ran: dict, fates: dict):
     """Records ``POST /ran/<id>`` (time, body) in ``ran``; answers ``GET /fate/<id>`` from
