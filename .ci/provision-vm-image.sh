@@ -152,6 +152,9 @@ datasource_list: [NoCloud, None]
 # The disk is the image's size, and the image has no ssh server: nothing to resize, no host keys.
 resize_rootfs: false
 ssh_genkeytypes: []
+# The test network has no DNS: the VM's name resolves through /etc/hosts, as a cloud's resolver
+# would answer it (HTCondor retries an unresolvable own name: ~2 minutes per daemon or tool).
+manage_etc_hosts: true
 system_info:
   network:
     renderers: [networkd]

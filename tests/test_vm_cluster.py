@@ -46,9 +46,12 @@ ECM_CONF = ("FLAVOR_VMS=t3.small\nMAX_VMS=1\nMIN_VMS=0\nJOBS_PER_VM=1\nIDLE_TIME
 MASTER_STATE = r"""
 echo "cloudinit=$(cloud-init status 2>/dev/null | sed -n 's/^status: //p')"
 echo "condor=$(systemctl is-active condor)"
-echo "schedd=$(condor_status -schedd -af Name 2>/dev/null | head -n 1)"
+echo "schedd=$(timeout 20 condor_status -schedd -af Name 2>/dev/null | head -n 1)"
 echo "elastiq=$(systemctl is-active elastiq)"
 """
+
+#: What the VM is busy with (diagnostics printed as the master's state changes).
+BUSY = "ps -eo pid,etimes,time,args --sort=-time | grep -v ' \\[' | head -n 8 | cut -c1-160"
 
 
 class Clock:
@@ -164,14 +167,16 @@ def test_ecm_master_boots_runs_elastiq_and_a_worker_it_launches_runs_the_job(
 
 def master_ready(agent, master, clock, explain):
     """Waits for cloud-init to finish the master's user-data with HTCondor and elastiq up."""
-    seen = []
+    seen, polls = [], []
 
     def ready():
-        rc, out = agent.run(master, MASTER_STATE, 120)
+        rc, out = agent.run(master, MASTER_STATE, 300)
         state = _state(out)
-        if state != (seen or [None])[-1]:
+        polls.append(state)
+        if state != (seen or [None])[-1] or len(polls) % 8 == 0:
             seen.append(state)
-            print(f"{time.time() - clock.start:7.1f} s  master: {state}", flush=True)
+            print(f"{time.time() - clock.start:7.1f} s  master: {state}\n"
+                  f"{agent.run(master, BUSY, 120)[1]}", flush=True)
         if state.get("condor") == "active" and state.get("schedd"):
             clock.mark("master HTCondor up (collector lists the schedd)")
         if state.get("elastiq") == "active":
