@@ -155,9 +155,8 @@ def test_ecm_master_boots_runs_elastiq_and_a_worker_it_launches_runs_the_job(
                 clock.mark("master qemu started", cloud.booted[master])
                 clock.mark("master agent up", agent.wait_hello(master, 600, explain))
                 master_ready(agent, master, clock, explain)
-                rc, out = agent.run(master, "elastiqctl status", 120)
-                assert rc == 0, out
-                print(f"elastiqctl status on the master:\n{out}")
+                status = elastiq_serves(agent, master, clock)
+                print(f"elastiqctl status on the master:\n{status}")
                 worker = workers_run_the_job(agent, master, client, cloud, clock, explain,
                                              refresh_addresses)
                 restarts_keep_the_state(agent, master, worker, client)
@@ -200,6 +199,23 @@ def master_ready(agent, master, clock, explain):
                         "elastiq.service; /opt/elastiq/bin/python3 -c 'import elastiq; "
                         "print(elastiq.__version__)'", 60)
     assert rc == 0 and "User=elastiq" in out and "ProtectSystem=strict" in out, out
+
+
+def elastiq_serves(agent, master, clock) -> str:
+    """``elastiqctl status`` exits 0 once elastiq has saved its first state (its first tick)."""
+    outcome = {}
+
+    def saved():
+        outcome["status"] = agent.run(master, "elastiqctl status", 180)
+        return outcome["status"][0] == 0
+
+    def journal():
+        return (f"elastiqctl status: {outcome.get('status')}\n"
+                + agent.run(master, "journalctl -u elastiq -n 60 --no-pager", 120)[1])
+
+    _wait(saved, 600, "elastiqctl status exit 0 on the master", journal, 15)
+    clock.mark("master elastiqctl status exit 0 (state saved)")
+    return outcome["status"][1]
 
 
 def workers_run_the_job(agent, master, client, cloud, clock, explain, refresh_addresses):
