@@ -14,7 +14,7 @@ import time
 import pytest
 
 from elastiq.adapters.ec2_request import CLUSTER_TAG
-from tests.support import vm_cloud
+from tests.support import vm_cloud, vm_services
 from tests.support.instance_startds import ec2_alive
 from tests.support.vm_cloud import vms_possible  # noqa: F401 (fixture)
 
@@ -78,7 +78,7 @@ def test_instances_boot_run_their_user_data_power_off_and_are_stopped(
         leaver, stayer = ids
         ran: dict = {}
         load = os.getloadavg()
-        with vm_cloud.NamespaceServer(net, PORT, reports_handler(ran, {leaver: "poweroff"})), \
+        with vm_services.NamespaceServer(net, PORT, reports_handler(ran, {leaver: "poweroff"})), \
                 vm_cloud.VmCloud(net, ec2_alive(client, CLUSTER), client, tmp_path) as cloud:
             def explain():
                 cloud.check()

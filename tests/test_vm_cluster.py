@@ -111,13 +111,13 @@ def test_ecm_master_boots_runs_elastiq_and_a_worker_it_launches_runs_the_job(
         agent = Agent(net.gateway, AGENT_PORT)
         ids_by_address = {}
         moto_port = int(moto.url.rsplit(":", 1)[1])
-        with vm_cloud.NamespaceServer(net, APT_PORT, vm_services.directory_handler(
+        with vm_services.NamespaceServer(net, APT_PORT, vm_services.directory_handler(
                 vm_cloud.APT_REPO)) as apt, \
-                vm_cloud.NamespaceServer(net, WHEEL_PORT, vm_services.directory_handler(
+                vm_services.NamespaceServer(net, WHEEL_PORT, vm_services.directory_handler(
                     index.parent)) as wheels, \
                 vm_services.Forwarder(net, CLOUD_PORT, moto_port) as endpoint, \
-                vm_cloud.NamespaceServer(net, AGENT_PORT, agent.handler()), \
-                vm_cloud.NamespaceServer(net, 80, vm_services.metadata_handler(
+                vm_services.NamespaceServer(net, AGENT_PORT, agent.handler()), \
+                vm_services.NamespaceServer(net, 80, vm_services.metadata_handler(
                     ids_by_address.get), address=vm_cloud.METADATA_ADDRESS):
             clock.mark("servers up in the namespace")
             user_data = run_ecm(net, endpoint.url, image, apt.url, wheels.url + "/simple",

@@ -12,7 +12,9 @@ tb-size=128 -cpu max``: this host's /dev/kvm cannot run a stock kernel, and with
 VM takes 1.5 GB), the image's kernel booted directly, a copy-on-write overlay per VM, the seed
 an ISO labelled ``cidata`` holding ``user-data`` (the bytes EC2's metadata service serves: the
 API's base64 removed, gzip kept; EC2's 16 KiB limit), ``meta-data`` (instance id) and
-``network-config`` (the VM's own private address).  The VMs are on a bridge inside a network
+``network-config`` (the VM's own private address, and a route to EC2's metadata address
+169.254.169.254 through the gateway, where tests/support/vm_services.py answers), and the test
+cloud's own ``vendor-data`` when given (tests/support/vm_agent.py: test-only).  The VMs are on a bridge inside a network
 namespace the test creates (:class:`TestNetwork`), reaching only what the test serves there.
 An instance terminated stops its VM (qemu killed by its pid); a VM that powers itself off
 stops its instance (``StopInstances``), as a cloud shows a machine shut down from inside.
@@ -22,12 +24,10 @@ from __future__ import annotations
 import base64
 import binascii
 import ctypes
-import http.server
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -148,37 +148,6 @@ class TestNetwork:
         return box["value"]
 
 
-class NamespaceServer:
-    """An HTTP server (threads per request) on ``net.gateway:port`` (or ``address:port``) inside
-    the namespace: what the VMs reach.  ``handler`` is a BaseHTTPRequestHandler class."""
-
-    def __init__(self, net: TestNetwork, port: int, handler, address: Optional[str] = None):
-        address = address or net.gateway
-
-        def bound():
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((address, port))
-            return sock
-
-        self.url = f"http://{address}:{port}"
-        self.server = http.server.ThreadingHTTPServer((address, port), handler,
-                                                      bind_and_activate=False)
-        self.server.socket.close()  # made in the host's namespace: replaced
-        self.server.socket = net.socket_inside(bound)
-        self.server.server_activate()
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def __enter__(self) -> "NamespaceServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-
-
 def seed_iso(path: Path, instance_id: str, user_data: bytes, address: str, mac: str,
              gateway: str, vendor_data: bytes = b"") -> None:
     """The NoCloud seed of one VM: its user-data bytes as they are, its id and address (and a
@@ -186,7 +155,10 @@ def seed_iso(path: Path, instance_id: str, user_data: bytes, address: str, mac: 
     folder = path.with_suffix(".d")
     folder.mkdir()
     (folder / "user-data").write_bytes(user_data)
-    (folder / "vendor-data").write_bytes(vendor_data)
+    names = ["user-data", "meta-data", "network-config"]
+    if vendor_data:
+        (folder / "vendor-data").write_bytes(vendor_data)
+        names.append("vendor-data")
     (folder / "meta-data").write_text(f"instance-id: {instance_id}\n"
                                       f"local-hostname: {instance_id}\n")
     (folder / "network-config").write_text(
@@ -194,8 +166,7 @@ def seed_iso(path: Path, instance_id: str, user_data: bytes, address: str, mac: 
         f"      macaddress: \"{mac}\"\n    addresses: [{address}/24]\n"
         f"    routes:\n      - to: {METADATA_ADDRESS}/32\n        via: {gateway}\n")
     subprocess.run(["genisoimage", "-quiet", "-output", str(path), "-volid", "cidata", "-joliet",
-                    "-rock", *(str(folder / n) for n in ("user-data", "meta-data",
-                                                         "network-config", "vendor-data"))],
+                    "-rock", *(str(folder / n) for n in names)],
                    check=True, capture_output=True, timeout=60)
 
 

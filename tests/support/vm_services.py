@@ -1,9 +1,11 @@
 """What the booted VMs reach on the test network (issue 26), each inside its namespace:
 
+* :class:`NamespaceServer`: an HTTP server on the bridge's gateway address (or another address
+  local to the namespace);
 * :class:`Forwarder`: a TCP port on the bridge's gateway address whose connections go to a
   port of the host's 127.0.0.1 (moto's EC2 and S3 endpoint);
 * :func:`directory_handler`: static files (the local apt repository, the wheel index), for a
-  :class:`tests.support.vm_cloud.NamespaceServer`;
+  :class:`NamespaceServer`;
 * :func:`wheel_index`: a PEP 503 index of the wheels a VM's pip needs for some requirements,
   fetched once on the host with ``pip download`` (the machine's own pip configuration) for the
   VM's Python and platform, cached under /var/lib/elastiq-ci;
@@ -25,6 +27,37 @@ from pathlib import Path
 from typing import Callable, Dict, Iterable, Optional
 
 CACHE = Path(os.environ.get("ELASTIQ_CI_VM_CACHE", "/var/lib/elastiq-ci/vm-cache"))
+
+
+class NamespaceServer:
+    """An HTTP server (threads per request) on ``net.gateway:port`` (or ``address:port``) inside
+    the namespace: what the VMs reach.  ``handler`` is a BaseHTTPRequestHandler class."""
+
+    def __init__(self, net, port: int, handler, address: Optional[str] = None):
+        address = address or net.gateway
+
+        def bound():
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((address, port))
+            return sock
+
+        self.url = f"http://{address}:{port}"
+        self.server = http.server.ThreadingHTTPServer((address, port), handler,
+                                                      bind_and_activate=False)
+        self.server.socket.close()  # made in the host's namespace: replaced
+        self.server.socket = net.socket_inside(bound)
+        self.server.server_activate()
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def __enter__(self) -> "NamespaceServer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
 
 
 class Forwarder:
