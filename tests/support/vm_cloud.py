@@ -12,7 +12,9 @@ tb-size=128 -cpu max``: this host's /dev/kvm cannot run a stock kernel, and with
 VM takes 1.5 GB), the image's kernel booted directly, a copy-on-write overlay per VM, the seed
 an ISO labelled ``cidata`` holding ``user-data`` (the bytes EC2's metadata service serves: the
 API's base64 removed, gzip kept; EC2's 16 KiB limit), ``meta-data`` (instance id) and
-``network-config`` (the VM's own private address).  The VMs are on a bridge inside a network
+``network-config`` (the VM's own private address, and a route to EC2's metadata address
+169.254.169.254 through the gateway, where tests/support/vm_services.py answers), and the test
+cloud's own ``vendor-data`` when given (tests/support/vm_agent.py: test-only).  The VMs are on a bridge inside a network
 namespace the test creates (:class:`TestNetwork`), reaching only what the test serves there.
 An instance terminated stops its VM (qemu killed by its pid); a VM that powers itself off
 stops its instance (``StopInstances``), as a cloud shows a machine shut down from inside.
@@ -22,17 +24,17 @@ from __future__ import annotations
 import base64
 import binascii
 import ctypes
-import http.server
 import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, Optional
+
+import pytest
 
 IMAGE_DIR = Path(os.environ.get("ELASTIQ_CI_VM_DIR", "/var/lib/elastiq-ci/debian13-vm"))
 MARKER = IMAGE_DIR / ".elastiq-provisioned"
@@ -45,6 +47,19 @@ PROGRAMS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
 USER_DATA_LIMIT = 16384
 QEMU_ACCEL = ["-accel", "tcg,thread=single,tb-size=128", "-cpu", "max"]
 _CLONE_NEWNET = 0x40000000
+#: EC2's metadata service address (tests/support/vm_services.py answers on it).
+METADATA_ADDRESS = "169.254.169.254"
+
+
+@pytest.fixture
+def vms_possible():
+    """Skips the test with the reason when VMs cannot boot here; fails it instead when
+    ELASTIQ_REQUIRE_VMS=1 (CI)."""
+    reason = unavailable()
+    if reason:
+        if os.environ.get("ELASTIQ_REQUIRE_VMS") == "1":
+            pytest.fail(f"ELASTIQ_REQUIRE_VMS=1 but {reason}")
+        pytest.skip(reason)
 
 
 def unavailable() -> Optional[str]:
@@ -82,6 +97,8 @@ class TestNetwork:
             _ip("-n", self.name, "link", "add", "br0", "type", "bridge")
             _ip("-n", self.name, "addr", "add", f"{self.gateway}/24", "dev", "br0")
             _ip("-n", self.name, "link", "set", "br0", "up")
+            # EC2's metadata address, local to the namespace: the VMs route it via the bridge.
+            _ip("-n", self.name, "addr", "add", f"{METADATA_ADDRESS}/32", "dev", "lo")
         except BaseException:
             self.close()
             raise
@@ -131,48 +148,25 @@ class TestNetwork:
         return box["value"]
 
 
-class NamespaceServer:
-    """An HTTP server (threads per request) on ``net.gateway:port`` inside the namespace: what
-    the VMs reach.  ``handler`` is a BaseHTTPRequestHandler class."""
-
-    def __init__(self, net: TestNetwork, port: int, handler):
-        def bound():
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((net.gateway, port))
-            return sock
-
-        self.url = f"http://{net.gateway}:{port}"
-        self.server = http.server.ThreadingHTTPServer((net.gateway, port), handler,
-                                                      bind_and_activate=False)
-        self.server.socket.close()  # made in the host's namespace: replaced
-        self.server.socket = net.socket_inside(bound)
-        self.server.server_activate()
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def __enter__(self) -> "NamespaceServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-
-
-def seed_iso(path: Path, instance_id: str, user_data: bytes, address: str, mac: str) -> None:
-    """The NoCloud seed of one VM: its user-data bytes as they are, its id and address."""
+def seed_iso(path: Path, instance_id: str, user_data: bytes, address: str, mac: str,
+             gateway: str, vendor_data: bytes = b"") -> None:
+    """The NoCloud seed of one VM: its user-data bytes as they are, its id and address (and a
+    route to the metadata address through ``gateway``), the test cloud's vendor-data."""
     folder = path.with_suffix(".d")
     folder.mkdir()
     (folder / "user-data").write_bytes(user_data)
+    names = ["user-data", "meta-data", "network-config"]
+    if vendor_data:
+        (folder / "vendor-data").write_bytes(vendor_data)
+        names.append("vendor-data")
     (folder / "meta-data").write_text(f"instance-id: {instance_id}\n"
                                       f"local-hostname: {instance_id}\n")
     (folder / "network-config").write_text(
         "version: 2\nethernets:\n  eth0:\n    match:\n"
-        f"      macaddress: \"{mac}\"\n    addresses: [{address}/24]\n")
+        f"      macaddress: \"{mac}\"\n    addresses: [{address}/24]\n"
+        f"    routes:\n      - to: {METADATA_ADDRESS}/32\n        via: {gateway}\n")
     subprocess.run(["genisoimage", "-quiet", "-output", str(path), "-volid", "cidata", "-joliet",
-                    "-rock", *(str(folder / n) for n in ("user-data", "meta-data",
-                                                         "network-config"))],
+                    "-rock", *(str(folder / n) for n in names)],
                    check=True, capture_output=True, timeout=60)
 
 
@@ -180,7 +174,7 @@ class Vm:
     """One qemu VM booted from the image on its own overlay; ``console`` is its serial log."""
 
     def __init__(self, net: TestNetwork, folder: Path, instance_id: str, user_data: bytes,
-                 memory_mb: int = 512):
+                 memory_mb: int = 512, vendor_data: bytes = b""):
         if len(user_data) > USER_DATA_LIMIT:
             raise ValueError(f"{instance_id}: {len(user_data)} bytes of user-data, more than "
                              f"EC2's {USER_DATA_LIMIT}")
@@ -193,7 +187,7 @@ class Vm:
                        capture_output=True, timeout=60)
         tap, self.address, mac = net.new_tap()
         seed = folder / "seed.iso"
-        seed_iso(seed, instance_id, user_data, self.address, mac)
+        seed_iso(seed, instance_id, user_data, self.address, mac, net.gateway, vendor_data)
         argv = ["qemu-system-x86_64", *QEMU_ACCEL, "-m", str(memory_mb), "-smp", "1",
                 "-display", "none", "-monitor", "none", "-no-reboot",
                 "-serial", f"file:{self.console}",
@@ -254,10 +248,14 @@ class VmCloud(threading.Thread):
     every ``every`` seconds; its error is raised again by :meth:`check` and on leaving."""
 
     def __init__(self, net: TestNetwork, alive: Callable[[], Dict[str, bool]], client,
-                 folder: Path, max_vms: int = 2, every: float = 1.0):
+                 folder: Path, max_vms: int = 2, every: float = 1.0, memory_mb: int = 512,
+                 vendor_data: Optional[Callable[[str], bytes]] = None):
         super().__init__(daemon=True, name=f"vm-cloud-{net.name}")
         self.net, self.alive, self.client, self.folder = net, alive, client, Path(folder)
-        self.max_vms, self.every = max_vms, every
+        self.max_vms, self.every, self.memory_mb = max_vms, every, memory_mb
+        self.vendor_data = vendor_data or (lambda instance_id: b"")
+        #: instance id -> its VM's address (kept after the VM is gone)
+        self.addresses: Dict[str, str] = {}
         self.vms: Dict[str, Vm] = {}
         self.booted: Dict[str, float] = {}
         self.powered_off: Dict[str, float] = {}
@@ -272,8 +270,11 @@ class VmCloud(threading.Thread):
             if running and instance_id not in self.booted:
                 if len(self.running_vms()) >= self.max_vms:
                     raise RuntimeError(f"{instance_id}: more than {self.max_vms} VMs at once")
-                self.vms[instance_id] = Vm(self.net, self.folder / instance_id, instance_id,
-                                           instance_user_data(self.client, instance_id))
+                vm = Vm(self.net, self.folder / instance_id, instance_id,
+                        instance_user_data(self.client, instance_id), self.memory_mb,
+                        self.vendor_data(instance_id))
+                self.vms[instance_id] = vm
+                self.addresses[instance_id] = vm.address
                 self.booted[instance_id] = time.time()
         for instance_id, vm in list(self.vms.items()):
             if vm.running():
