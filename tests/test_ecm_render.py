@@ -120,6 +120,16 @@ def test_elastiq_yaml_loads_with_elastiqs_loader_and_embeds_the_worker(tmp_path,
         "m1.large"
 
 
+def test_worker_join_limit_is_elastiqs_deploy_time_and_its_default_otherwise():
+    def deploy_time(a):
+        return elastiq_config.from_dict(yaml.safe_load(render.elastiq_yaml(a))).elastiq \
+            .estimated_vm_deploy_time_s
+
+    assert deploy_time(answers(worker_join_limit_s=1800)) == 1800
+    assert "estimated_vm_deploy_time_s" not in render.elastiq_yaml(answers())
+    assert deploy_time(answers()) == elastiq_config.ElastiqSection().estimated_vm_deploy_time_s
+
+
 HOSTILE = [
     "x'; touch {canary}; echo '",
     'x"; touch {canary}; echo "',
