@@ -14,7 +14,7 @@ import time
 import pytest
 
 from elastiq.adapters.ec2_request import CLUSTER_TAG
-from tests.support import vm_cloud, vm_services
+from tests.support import vm_cloud, vm_network, vm_services
 from tests.support.instance_startds import ec2_alive
 from tests.support.vm_cloud import vms_possible  # noqa: F401 (fixture)
 
@@ -69,7 +69,7 @@ def _wait(check, timeout: float, what: str, explain):
 def test_instances_boot_run_their_user_data_power_off_and_are_stopped(
         vms_possible, moto, moto_image, tmp_path):
     client = moto.client()
-    with vm_cloud.TestNetwork() as net:
+    with vm_network.TestNetwork() as net:
         user_data = gzip.compress(USER_DATA.format(gateway=net.gateway).encode(), mtime=0)
         ids = sorted(i["InstanceId"] for i in client.run_instances(
             ImageId=moto_image, MinCount=2, MaxCount=2, InstanceType="t3.micro",

@@ -1,4 +1,4 @@
-"""A cluster booted for real from ecm's output (issue 26, items 4 and 5).
+"""A cluster booted for real from ecm's output (issue 26, items 4 to 6).
 
 ``ecm --yes --os debian13`` runs as a process inside the test network, with ec2rc.sh-style
 variables naming the EC2/S3 endpoint on the bridge (moto, forwarded from the host's 127.0.0.1),
@@ -7,78 +7,72 @@ elastiq's dependencies for Debian 13's Python); its wheel is staged in moto's S3
 runs the master instance with the written user-data through the EC2 API; the test cloud boots
 it as a qemu VM (tests/support/vm_cloud.py).  Checked from outside, through the test cloud's
 vendor-data agent (tests/support/vm_agent.py, test-only, not in the product's user-data):
-cloud-init finished without error, HTCondor's collector and schedd run, elastiq runs as the
-hardened elastiq.service; ``elastiqctl status`` works.  Then an unprivileged user submits the
-master's example vanilla job (2 of its 10 instances: TCG time); elastiq launches a worker
-through the EC2 API with the worker user-data, the test cloud boots it, it installs HTCondor
-and docker from the apt repository, joins with the worker token, and the jobs complete.  On
-the way, ``systemctl restart elastiq`` and ``elastiqctl restart`` keep elastiq's state (the
-worker it launched, no second launch).
 
-Times are printed (pytest -s).  Measured on this 2-core host (TCG, shared): ecm + servers ~30 s,
-master cloud-init done 6.5-11 min after qemu starts (load 2-5); the worker part has not run to
-the end yet (expect the whole test at ~25-35 min).  Skipped with the reason when VMs cannot boot
-here, failed when ELASTIQ_REQUIRE_VMS=1.
+* the master: cloud-init finished without error, HTCondor's collector and schedd run, elastiq
+  runs as the hardened elastiq.service, ``elastiqctl status`` works;
+* the master's job user submits the example vanilla job (1 of its 10) and a job that keeps a
+  worker busy (sleep); elastiq launches 2 workers (MAX_VMS=2) through the EC2 API with the
+  worker user-data, the test cloud boots them, they install HTCondor and docker.io from the apt
+  repository and join with the worker token.  Meanwhile ``systemctl restart elastiq`` and
+  ``elastiqctl restart`` keep elastiq's state (both workers known, no third launch).  Each
+  worker's docker loads the test's image tarball (tests/support/vm_docker_image.py: nothing is
+  pulled), then the example docker job is submitted; both example jobs complete, the docker one
+  on the worker's docker engine;
+* scale down: the worker that ran them goes idle and elastiq drains and terminates it
+  (IDLE_TIME=60); the busy one is left alone;
+* the safety nets: with elastiq stopped, the busy job removed, the last worker is unclaimed:
+  HTCondor's STARTD_NOCLAIM_SHUTDOWN ends the startd, the condor_master runs the poweroff hook,
+  the VM powers off, and the cloud shows the instance terminated (elastiq launches workers with
+  InstanceInitiatedShutdownBehavior=terminate).  Its master watch had run on its timer and
+  recorded the master as reachable (it powers off only when the master is gone, which this test
+  does not do).  elastiq started again finds 0 workers and launches none.
+
+Times and memory are printed (pytest -s).  Skipped with the reason when VMs cannot boot here,
+failed when ELASTIQ_REQUIRE_VMS=1.  ELASTIQ_VM_HOLD_DIR keeps the VMs up when it fails
+(tests/support/vm_session.py).
 """
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from ecm import render
-from tests.support import vm_cloud, vm_services
+from tests.support import vm_cloud, vm_network, vm_services
 from tests.support.ecm_wheel import own_wheel
 from tests.support.instance_startds import ec2_alive
 from tests.support.vm_agent import Agent
 from tests.support.vm_cloud import vms_possible  # noqa: F401 (fixture)
+from tests.support.vm_docker_image import image_tarball
+from tests.support.vm_session import (AS_JOB_USER, BUSY, MASTER_STATE, Clock, hold, key_values,
+                                      master_diagnostics, submit, wait)
 
 pytestmark = [pytest.mark.daemons, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = "vmc-1"
 IMAGE_NAME = "debian-13-genericcloud-amd64-20251201"
-APT_PORT, WHEEL_PORT, CLOUD_PORT, AGENT_PORT = 8081, 8082, 8083, 8099
-ECM_CONF = ("FLAVOR_VMS=t3.small\nMAX_VMS=1\nMIN_VMS=0\nJOBS_PER_VM=1\nIDLE_TIME=3600\n"
+APT_PORT, WHEEL_PORT, CLOUD_PORT, FILES_PORT, AGENT_PORT = 8081, 8082, 8083, 8084, 8099
+ECM_CONF = ("FLAVOR_VMS=t3.small\nMAX_VMS=2\nMIN_VMS=0\nJOBS_PER_VM=1\nIDLE_TIME=60\n"
             "KEY_NAME=vm-key\n")
-#: What the master's state looks like from outside, one key=value a line.
-MASTER_STATE = r"""
-echo "cloudinit=$(cloud-init status 2>/dev/null | sed -n 's/^status: //p')"
-echo "condor=$(systemctl is-active condor)"
-echo "schedd=$(timeout 20 condor_status -schedd -af Name 2>/dev/null | head -n 1)"
-echo "elastiq=$(systemctl is-active elastiq)"
+#: Workers unclaimed this long power off (ecm --worker-noclaim-shutdown); longer than
+#: IDLE_TIME, so that elastiq, not the safety net, removes an idle worker while it runs.
+NOCLAIM_S = 180
+DOCKER_IMAGE = "debian:stable-slim"  # the master's example docker job's image
+KEEP_BUSY = ("cat > keep-busy.sub <<'EOF'\nuniverse = vanilla\nexecutable = /bin/sleep\n"
+             "arguments = 3000\ntransfer_executable = false\nlog = log/keep-busy.log\n"
+             "request_cpus = 1\nrequest_memory = 128MB\nqueue 1\nEOF\n")
+
+#: On a worker: its clock and the master watch's record (key=value), the safety nets' log lines.
+WORKER_SAFETY_NETS = r"""
+echo now=$(date +%s)
+echo seen=$(cat /var/lib/elastiq-worker/master-last-seen 2>/dev/null)
+echo unclaimed_exits=$(grep -c 'resources are free, exiting' /var/log/condor/StartLog)
+tail -n 3 /var/log/condor/MasterLog
 """
-
-#: What the VM is busy with (diagnostics printed as the master's state changes).
-BUSY = "ps -eo pid,etimes,time,args --sort=-time | grep -v ' \\[' | head -n 8 | cut -c1-160"
-
-
-class Clock:
-    def __init__(self):
-        self.start, self.marks = time.time(), {}
-
-    def mark(self, what: str, at: float = None) -> None:
-        self.marks.setdefault(what, (at or time.time()) - self.start)
-
-    def report(self) -> str:
-        return "\n".join(f"  {t:7.1f} s  {what}" for what, t in self.marks.items())
-
-
-def _wait(check, timeout: float, what: str, explain, every: float = 5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"no {what} within {timeout:.0f} s\n{explain()}")
-
-
-def _state(text: str) -> dict:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
 
 
 def run_ecm(net, cloud_url: str, image: str, apt_url: str, index_url: str, folder: Path):
@@ -92,6 +86,7 @@ def run_ecm(net, cloud_url: str, image: str, apt_url: str, index_url: str, folde
             "--cluster-name", CLUSTER, "--embed-credentials", "--apt-mirror", apt_url,
             "--index-url", index_url, "--user-data-limit", str(vm_cloud.USER_DATA_LIMIT),
             "--elastiq-source", str(own_wheel().path),
+            "--worker-noclaim-shutdown", str(NOCLAIM_S), "--worker-join-limit", "1800",
             "-o", "master.userdata"]
     done = subprocess.run(net.command(argv), cwd=folder, env=env, capture_output=True,
                           text=True, timeout=600, stdin=subprocess.DEVNULL)
@@ -99,7 +94,7 @@ def run_ecm(net, cloud_url: str, image: str, apt_url: str, index_url: str, folde
     return (folder / "master.userdata").read_bytes()
 
 
-def test_ecm_master_boots_runs_elastiq_and_a_worker_it_launches_runs_the_job(
+def test_ecm_cluster_boots_runs_the_example_jobs_on_workers_and_scales_back_to_zero(
         vms_possible, moto, tmp_path):
     clock = Clock()
     client = moto.client()
@@ -108,19 +103,24 @@ def test_ecm_master_boots_runs_elastiq_and_a_worker_it_launches_runs_the_job(
     client.create_key_pair(KeyName="vm-key")
     index = vm_services.wheel_index(vm_services.own_requirements()
                                     + [f"htcondor=={render.DEFAULT_HTCONDOR_SERIES}.*"])
-    clock.mark("wheel index ready (cached under /var/lib/elastiq-ci)")
-    with vm_cloud.TestNetwork() as net:
+    served = tmp_path / "served"
+    served.mkdir()
+    image_tarball(served / "image.tar", DOCKER_IMAGE)
+    clock.mark("wheel index (cached under /var/lib/elastiq-ci) and docker image tarball ready")
+    with vm_network.TestNetwork() as net:
         agent = Agent(net.gateway, AGENT_PORT)
-        ids_by_address = {}
         moto_port = int(moto.url.rsplit(":", 1)[1])
         with vm_services.NamespaceServer(net, APT_PORT, vm_services.directory_handler(
                 vm_cloud.APT_REPO)) as apt, \
                 vm_services.NamespaceServer(net, WHEEL_PORT, vm_services.directory_handler(
                     index.parent)) as wheels, \
+                vm_services.NamespaceServer(net, FILES_PORT, vm_services.directory_handler(
+                    served)) as files, \
                 vm_services.Forwarder(net, CLOUD_PORT, moto_port) as endpoint, \
                 vm_services.NamespaceServer(net, AGENT_PORT, agent.handler()), \
                 vm_services.NamespaceServer(net, 80, vm_services.metadata_handler(
-                    ids_by_address.get), address=vm_cloud.METADATA_ADDRESS):
+                    lambda address: cloud.instance_at(address)),
+                    address=vm_network.METADATA_ADDRESS):
             clock.mark("servers up in the namespace")
             user_data = run_ecm(net, endpoint.url, image, apt.url, wheels.url + "/simple",
                                 tmp_path)
@@ -141,153 +141,213 @@ def test_ecm_master_boots_runs_elastiq_and_a_worker_it_launches_runs_the_job(
                     states[master] = state == "running"
                 return states
 
-            with vm_cloud.VmCloud(net, alive, client, tmp_path / "vms", max_vms=2,
+            with vm_cloud.VmCloud(net, alive, client, tmp_path / "vms", max_vms=3,
                                   memory_mb=768, vendor_data=agent.vendor_data) as cloud:
-                def refresh_addresses():
-                    ids_by_address.update({a: i for i, a in cloud.addresses.items()})
-                    return False
-
                 def explain():
                     cloud.check()
                     consoles = "\n".join(f"--- console of {i}\n{vm.console_tail(40)}"
                                          for i, vm in cloud.vms.items())
                     return f"{consoles}\n--- master\n{master_diagnostics(agent, master)}"
 
-                _wait(lambda: cloud.check() or master in cloud.booted, 60, "master VM started", explain, 1)
-                refresh_addresses()
-                clock.mark("master qemu started", cloud.booted[master])
-                clock.mark("master agent up", agent.wait_hello(master, 600, explain))
-                master_ready(agent, master, clock, explain)
-                status = elastiq_serves(agent, master, clock)
-                print(f"elastiqctl status on the master:\n{status}")
-                worker = workers_run_the_job(agent, master, client, cloud, clock, explain,
-                                             refresh_addresses)
-                restarts_keep_the_state(agent, master, worker, client)
-                print(f"peak RSS (MB): {cloud.peak_rss_mb}")
+                run = Run(agent, master, client, cloud, clock, explain)
+                try:
+                    wait(lambda: cloud.check() or master in cloud.booted, 60,
+                         "master VM started", explain, 1)
+                    clock.mark("master qemu started", cloud.booted[master])
+                    clock.mark("master agent up", agent.wait_hello(master, 600, explain))
+                    run.master_ready()
+                    run.elastiq_serves()
+                    run.workers_run_the_example_jobs(f"{files.url}/image.tar")
+                    run.elastiq_scales_down()
+                    run.unclaimed_worker_powers_off()
+                    print(f"peak RSS of qemu (MB): {cloud.peak_rss_mb}")
+                except BaseException:
+                    hold(agent, cloud)
+                    raise
     print("times since the test started:\n" + clock.report())
 
 
-def master_diagnostics(agent, master) -> str:
-    """elastiq's journal, HTCondor's queue and pool on the master (when its agent answers)."""
-    if master not in agent.hello:
-        return "(the master's agent never started)"
-    try:
-        return agent.run(master, "journalctl -u elastiq -n 60 --no-pager; elastiqctl status; "
-                         "timeout 30 condor_q -all; timeout 30 condor_status -any", 300)[1]
-    except AssertionError as err:
-        return f"(no diagnostics: {err})"
+class Run:
+    """The steps on the booted cluster, in order; what they learn (the workers) kept."""
 
+    def __init__(self, agent, master, client, cloud, clock, explain):
+        self.agent, self.master, self.client = agent, master, client
+        self.cloud, self.clock, self.explain = cloud, clock, explain
+        self.workers: list = []
 
-def master_ready(agent, master, clock, explain):
-    """Waits for cloud-init to finish the master's user-data with HTCondor and elastiq up."""
-    seen, polls = [], []
+    def on_master(self, script: str, timeout: float = 120):
+        return self.agent.run(self.master, script, timeout)
 
-    def ready():
-        rc, out = agent.run(master, MASTER_STATE, 300)
-        state = _state(out)
-        polls.append(state)
-        if state != (seen or [None])[-1] or len(polls) % 8 == 0:
-            seen.append(state)
-            print(f"{time.time() - clock.start:7.1f} s  master: {state}\n"
-                  f"{agent.run(master, BUSY, 120)[1]}", flush=True)
-        if state.get("condor") == "active" and state.get("schedd"):
-            clock.mark("master HTCondor up (collector lists the schedd)")
-        if state.get("elastiq") == "active":
-            clock.mark("master elastiq.service active")
-        finished = state.get("cloudinit") not in ("running", "not started", "", None)
-        if finished:
-            _, errors = agent.run(master, "cloud-init status --long", 60)
-            if state.get("cloudinit") != "done" and "scripts_user" in errors:
-                _, log = agent.run(master, "tail -n 60 /var/log/cloud-init-output.log", 60)
-                raise AssertionError(f"the master's user-data failed:\n{errors}\n{log}")
-            print(f"cloud-init status on the master:\n{errors}")
-        return finished and state.get("elastiq") == "active"
+    def alive(self) -> set:
+        return set(ec2_alive(self.client, CLUSTER)())
 
-    try:
-        _wait(ready, 1800, "master ready (cloud-init done, elastiq active)", explain, 15)
-    finally:
-        _, log = agent.run(master, "grep -n \"running 'modules:final'\\|elastiq-user-data\\|"
-                           "Up [0-9.]* seconds\" /var/log/cloud-init-output.log | tail -n 20", 60)
-        print(f"master cloud-init output (extract):\n{log}")
-    rc, out = agent.run(master, "systemctl show -p User -p NoNewPrivileges -p ProtectSystem "
-                        "elastiq.service; /opt/elastiq/bin/python3 -c 'import elastiq; "
-                        "print(elastiq.__version__)'", 60)
-    assert rc == 0 and "User=elastiq" in out and "ProtectSystem=strict" in out, out
+    def master_ready(self):
+        """cloud-init finished the master's user-data with HTCondor and elastiq up."""
+        seen, polls = [], []
 
+        def ready():
+            state = key_values(self.on_master(MASTER_STATE, 300)[1])
+            polls.append(state)
+            if state != (seen or [None])[-1] or len(polls) % 8 == 0:
+                seen.append(state)
+                print(f"{time.time() - self.clock.start:7.1f} s  master: {state}\n"
+                      f"{self.on_master(BUSY)[1]}", flush=True)
+            if state.get("condor") == "active" and state.get("schedd"):
+                self.clock.mark("master HTCondor up (collector lists the schedd)")
+            if state.get("elastiq") == "active":
+                self.clock.mark("master elastiq.service active")
+            finished = state.get("cloudinit") not in ("running", "not started", "", None)
+            if finished:
+                errors = self.on_master("cloud-init status --long", 60)[1]
+                if state.get("cloudinit") != "done" and "scripts_user" in errors:
+                    log = self.on_master("tail -n 60 /var/log/cloud-init-output.log", 60)[1]
+                    raise AssertionError(f"the master's user-data failed:\n{errors}\n{log}")
+            return finished and state.get("elastiq") == "active"
 
-def elastiq_serves(agent, master, clock) -> str:
-    """``elastiqctl status`` exits 0: the daemon holds its pid file (its state may not be saved yet)."""
-    outcome = {}
+        wait(ready, 1800, "master ready (cloud-init done, elastiq active)", self.explain, 15)
+        self.clock.mark("master cloud-init done")
+        rc, out = self.on_master("systemctl show -p User -p NoNewPrivileges -p ProtectSystem "
+                                 "elastiq.service", 60)
+        assert rc == 0 and "User=elastiq" in out and "ProtectSystem=strict" in out, out
 
-    def saved():
-        outcome["status"] = agent.run(master, "elastiqctl status", 180)
-        return outcome["status"][0] == 0
+    def elastiq_serves(self):
+        """``elastiqctl status`` exits 0 (the daemon holds its pid file)."""
+        outcome = {}
 
-    def journal():
-        return f"elastiqctl status: {outcome.get('status')}\n{master_diagnostics(agent, master)}"
+        def serves():
+            outcome["status"] = self.on_master("elastiqctl status", 180)
+            return outcome["status"][0] == 0
 
-    _wait(saved, 600, "elastiqctl status exit 0 on the master", journal, 15)
-    clock.mark("master elastiqctl status exit 0")
-    return outcome["status"][1]
+        wait(serves, 600, "elastiqctl status exit 0 on the master", lambda: (
+            f"elastiqctl status: {outcome.get('status')}\n"
+            f"{master_diagnostics(self.agent, self.master)}"), 15)
+        self.clock.mark("master elastiqctl status exit 0")
+        print(f"elastiqctl status on the master:\n{outcome['status'][1]}", flush=True)
 
+    def workers_run_the_example_jobs(self, image_url: str):
+        vanilla = submit(self.agent, self.master, "sed 's/^queue 10$/queue 1/' test.sub > "
+                         "test-1.sub\nrunuser -u \"$JOB_USER\" -- condor_submit test-1.sub")
+        self.keeper = submit(self.agent, self.master, KEEP_BUSY + "runuser -u \"$JOB_USER\" "
+                             "-- condor_submit keep-busy.sub")
+        self.clock.mark("vanilla job and busy job submitted")
+        self.workers = sorted(wait(lambda: len(self.alive()) == 2 and self.alive(), 900,
+                                   "2 workers launched by elastiq", self.explain, 5))
+        self.clock.mark("elastiq launched 2 workers (RunInstances)")
+        with ThreadPoolExecutor(len(self.workers)) as pool:
+            loading = [pool.submit(self.docker_image_loaded, w, image_url)
+                       for w in self.workers]
+            self.restarts_keep_the_state()
+            for done in loading:
+                done.result()
+        docker = submit(self.agent, self.master, "sed 's/^queue 10$/queue 1/' test-docker.sub "
+                        "> test-docker-1.sub\nrunuser -u \"$JOB_USER\" -- condor_submit "
+                        "test-docker-1.sub")
+        self.clock.mark("docker job submitted (its image loaded on both workers)")
+        joined = "condor_status -af ElastiqInstanceId"
+        wait(lambda: set(self.workers) <= set(self.on_master(joined, 60)[1].split()), 1800,
+             "both workers in the pool", self.explain, 10)
+        self.clock.mark("both workers joined the pool (with their instance ids)")
+        for worker in self.workers:
+            log = self.agent.run(worker, "grep -n 'Up [0-9.]* seconds\\|joining' "
+                                 "/var/log/cloud-init-output.log", 60)[1]
+            print(f"worker {worker} cloud-init output (extract):\n{log}", flush=True)
+        for cluster, what in ((vanilla, "vanilla"), (docker, "docker")):
+            self.job_done(cluster, what)
+        rc, out = self.on_master(f"{AS_JOB_USER}cat output/test.{vanilla}.0.out "
+                                 f"output/test-docker.{docker}.0.out", 60)
+        assert rc == 0 and "Done." in out and 'PRETTY_NAME="Debian GNU/Linux 13' in out, out
 
-def workers_run_the_job(agent, master, client, cloud, clock, explain, refresh_addresses):
-    """The example vanilla job (2 of its instances) submitted as the master's job user runs on
-    a worker that elastiq launched; returns the worker's instance id."""
-    submit = ("JOB_USER=$(getent passwd 1000 | cut -d: -f1)\ncd \"$(getent passwd \"$JOB_USER\" | cut -d: -f6)/jobs\"\n"
-              "sed 's/^queue 10$/queue 2/' test.sub > test-2.sub && chown \"$JOB_USER:\" "
-              "test-2.sub\nrunuser -u \"$JOB_USER\" -- condor_submit test-2.sub")
-    rc, out = agent.run(master, submit, 120)
-    assert rc == 0 and "2 job(s) submitted" in out, out
-    cluster_id = re.search(r"submitted to cluster (\d+)", out).group(1)
-    clock.mark("jobs submitted")
+    def docker_image_loaded(self, worker: str, image_url: str):
+        """The worker's docker (docker.io, installed by its user-data) loads the test's image
+        tarball as soon as it runs (the test's stand-in for a registry: nothing is pulled)."""
+        started = wait(lambda: self.cloud.check() or self.cloud.booted.get(worker), 120,
+                       f"VM of {worker} started", self.explain, 1)
+        self.clock.mark(f"worker {worker} qemu started", started)
+        self.clock.mark(f"worker {worker} agent up",
+                        self.agent.wait_hello(worker, 600, self.explain))
+        wait(lambda: self.agent.run(worker, "systemctl is-active docker", 60)[0] == 0, 1800,
+             f"docker active on {worker}", self.explain, 10)
+        self.clock.mark(f"worker {worker} docker active")
+        rc, out = self.agent.run(worker, f"curl -fsS -o /run/image.tar {image_url} && "
+                                 "docker load -i /run/image.tar && rm /run/image.tar", 600)
+        assert rc == 0 and f"Loaded image: {DOCKER_IMAGE}" in out, out
+        self.clock.mark(f"worker {worker} docker image loaded")
 
-    def launched():
-        ids = [i for i, running in ec2_alive(client, CLUSTER)().items()]
-        return ids[0] if ids else None
+    def restarts_keep_the_state(self):
+        """systemctl restart elastiq and elastiqctl restart: elastiq comes back knowing the
+        workers it launched (its state), and launches no more."""
+        for restart in ("systemctl restart elastiq", "elastiqctl restart"):
+            rc, out = self.on_master(f"{restart} && sleep 20 && systemctl is-active elastiq "
+                                     "&& elastiqctl status", 240)
+            assert rc == 0 and all(w in out for w in self.workers), f"{restart}:\n{out}"
+        assert self.alive() <= set(self.workers)
+        self.clock.mark("elastiq restarted twice, state kept")
 
-    try:
-        worker = _wait(launched, 180, "worker launched by elastiq", lambda: "", 5)
-    except AssertionError:  # slow (TCG): what elastiq is doing, then wait on
-        print(f"no launch yet, 180 s after the submit:\n{master_diagnostics(agent, master)}",
-              flush=True)
-        worker = _wait(launched, 720, "worker launched by elastiq", explain, 5)
-    clock.mark("elastiq launched a worker (RunInstances)")
-    _wait(lambda: cloud.check() or worker in cloud.booted, 120, "worker VM started", explain, 1)
-    refresh_addresses()
-    clock.mark("worker qemu started", cloud.booted[worker])
-    clock.mark("worker agent up", agent.wait_hello(worker, 600, explain))
+    def job_done(self, cluster: str, what: str):
+        def done():
+            out = self.on_master(f"condor_history {cluster} -af ExitCode JobStatus", 60)[1]
+            if out.split()[1:2] == ["4"]:
+                return out.split()
+            held = self.on_master(f"condor_q {cluster} -af JobStatus HoldReason", 60)[1]
+            assert not held.startswith("5 "), f"{what} job held: {held}"
+            return None
 
-    def joined():
-        rc, out = agent.run(master, "condor_status -af Machine ElastiqInstanceId", 60)
-        return rc == 0 and worker in out
+        exit_code = wait(done, 1800, f"{what} job done", self.explain, 10)[0]
+        self.clock.mark(f"{what} job done")
+        assert exit_code == "0", f"{what} job exit code {exit_code}"
 
-    try:
-        _wait(joined, 1800, f"worker {worker} in the pool", explain, 20)
-    finally:
-        _, log = agent.run(worker, "tail -n 25 /var/log/cloud-init-output.log", 60)
-        print(f"worker cloud-init output (tail):\n{log}")
-    clock.mark("worker joined the pool (with its instance id)")
+    def keeper_host(self) -> str:
+        out = self.on_master(f"condor_q {self.keeper} -af RemoteHost", 60)[1]
+        hosts = [w for w in self.workers if w in out]
+        assert len(hosts) == 1, f"the busy job runs on {out!r}, not one of {self.workers}"
+        return hosts[0]
 
-    def done():
-        rc, out = agent.run(master, f"condor_history {cluster_id} -af ProcId ExitCode "
-                            "JobStatus LastRemoteHost", 60)
-        finished = [line for line in out.splitlines() if line.split()[2:3] == ["4"]]
-        return finished if len(finished) == 2 else None
+    def elastiq_scales_down(self):
+        """The idle worker is drained and terminated by elastiq; the busy one is kept."""
+        busy = self.keeper_host()
+        idle = next(w for w in self.workers if w != busy)
+        wait(lambda: self.cloud.check() or idle in self.cloud.stopped, 900,
+             f"idle worker {idle} terminated", self.explain, 5)
+        self.clock.mark("elastiq terminated the idle worker (its VM stopped)")
+        journal = self.on_master("journalctl -u elastiq --no-pager -o cat | grep -i "
+                                 "'drain\\|terminat'", 60)[1]
+        print(f"elastiq's drains and terminations:\n{journal}", flush=True)
+        assert f"({idle})" in journal and f"terminate {idle}" in journal, journal
+        assert self.alive() == {busy} and busy not in self.cloud.powered_off
+        self.last = busy
 
-    finished = _wait(done, 1800, "both jobs completed", explain, 20)
-    clock.mark("both jobs done")
-    assert all(line.split()[1] == "0" for line in finished), finished
-    rc, out = agent.run(master, "cat ~debian/jobs/output/test.*.out", 60)
-    assert out.count("Done.") == 2, out
-    return worker
+    def unclaimed_worker_powers_off(self):
+        """elastiq stopped, the busy job removed: the worker powers itself off, unclaimed."""
+        worker = self.last
+        rc, out = self.on_master(f"systemctl stop elastiq; systemctl is-active elastiq\n"
+                                 f"{AS_JOB_USER}runuser -u \"$JOB_USER\" -- condor_rm "
+                                 f"{self.keeper}", 120)
+        assert "inactive" in out and "marked for removal" in out, out
+        self.clock.mark("elastiq stopped, busy job removed")
+        polls = []
 
+        def powered_off():
+            if worker in self.cloud.powered_off:
+                return True
+            try:
+                polls.append(self.agent.run(worker, WORKER_SAFETY_NETS, 20)[1])
+            except AssertionError:  # powering off
+                pass
+            return False
 
-def restarts_keep_the_state(agent, master, worker, client):
-    """systemctl restart elastiq and elastiqctl restart: elastiq comes back knowing the worker
-    it launched (its state), and launches no second one."""
-    for restart in ("systemctl restart elastiq", "elastiqctl restart"):
-        rc, out = agent.run(master, f"{restart} && sleep 20 && systemctl is-active elastiq "
-                            "&& elastiqctl status", 180)
-        assert rc == 0 and worker in out, f"{restart}:\n{out}"
-    assert list(ec2_alive(client, CLUSTER)()) == [worker]
+        wait(powered_off, NOCLAIM_S + 900, f"{worker} powered off", self.explain, 5)
+        self.clock.mark("unclaimed worker powered itself off (back to 0 workers)",
+                        self.cloud.powered_off[worker])
+        console = self.cloud.console_tail(worker, 5)
+        print(f"{worker}'s last poll:\n{polls[-1:]}\nconsole:\n{console}", flush=True)
+        watched = [key_values(poll) for poll in polls]
+        assert any(w.get("unclaimed_exits", "0") != "0" for w in watched), polls[-3:]
+        assert "reboot: Power down" in console, console
+        assert any(w.get("seen") and int(w["now"]) - int(w["seen"]) < 330 for w in watched), \
+            f"the master watch did not record the master every 5 min: {polls[-3:]}"
+        state = self.client.describe_instances(InstanceIds=[worker])["Reservations"][0][
+            "Instances"][0]["State"]["Name"]
+        assert state == "terminated" and not self.alive(), state
+        rc, out = self.on_master("systemctl start elastiq && sleep 30 && elastiqctl status", 180)
+        assert rc == 0 and worker not in out and not self.alive(), out
+        print(f"elastiqctl status, started again:\n{out}", flush=True)

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 CACHE = Path(os.environ.get("ELASTIQ_CI_VM_CACHE", "/var/lib/elastiq-ci/vm-cache"))
 
@@ -199,7 +199,3 @@ def own_requirements() -> list:
 
     return [r for r in requires("elastiq") or [] if "extra ==" not in r]
 
-
-def addresses_to_ids(vms: Dict) -> Dict[str, str]:
-    """VM address -> instance id, from VmCloud's ``vms`` (instance id -> Vm)."""
-    return {vm.address: instance_id for instance_id, vm in list(vms.items())}
