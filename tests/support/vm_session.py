@@ -70,6 +70,51 @@ def master_diagnostics(agent, master: str) -> str:
         return f"(no diagnostics: {err})"
 
 
+def master_ready(agent, master: str, clock: Clock, explain) -> None:
+    """cloud-init finished the master's user-data with HTCondor and elastiq up."""
+    seen, polls = [], []
+
+    def ready():
+        state = key_values(agent.run(master, MASTER_STATE, 300)[1])
+        polls.append(state)
+        if state != (seen or [None])[-1] or len(polls) % 8 == 0:
+            seen.append(state)
+            print(f"{time.time() - clock.start:7.1f} s  master: {state}\n"
+                  f"{agent.run(master, BUSY, 120)[1]}", flush=True)
+        if state.get("condor") == "active" and state.get("schedd"):
+            clock.mark("master HTCondor up (collector lists the schedd)")
+        if state.get("elastiq") == "active":
+            clock.mark("master elastiq.service active")
+        finished = state.get("cloudinit") not in ("running", "not started", "", None)
+        if finished:
+            errors = agent.run(master, "cloud-init status --long", 60)[1]
+            if state.get("cloudinit") != "done" and "scripts_user" in errors:
+                log = agent.run(master, "tail -n 60 /var/log/cloud-init-output.log", 60)[1]
+                raise AssertionError(f"the master's user-data failed:\n{errors}\n{log}")
+        return finished and state.get("elastiq") == "active"
+
+    wait(ready, 1800, "master ready (cloud-init done, elastiq active)", explain, 15)
+    clock.mark("master cloud-init done")
+    rc, out = agent.run(master, "systemctl show -p User -p NoNewPrivileges -p ProtectSystem "
+                        "elastiq.service", 60)
+    assert rc == 0 and "User=elastiq" in out and "ProtectSystem=strict" in out, out
+
+
+def elastiq_serves(agent, master: str, clock: Clock) -> None:
+    """``elastiqctl status`` exits 0 (the daemon holds its pid file)."""
+    outcome = {}
+
+    def serves():
+        outcome["status"] = agent.run(master, "elastiqctl status", 180)
+        return outcome["status"][0] == 0
+
+    wait(serves, 600, "elastiqctl status exit 0 on the master", lambda: (
+        f"elastiqctl status: {outcome.get('status')}\n"
+        f"{master_diagnostics(agent, master)}"), 15)
+    clock.mark("master elastiqctl status exit 0")
+    print(f"elastiqctl status on the master:\n{outcome['status'][1]}", flush=True)
+
+
 def hold(agent, cloud) -> None:
     """Debugging aid: with ELASTIQ_VM_HOLD_DIR set, the VMs stay up when the test fails; a
     file ``<instance id>.<n>.sh`` put there runs on that VM (its output in ``<instance
