@@ -25,17 +25,13 @@ MARKER=$DIR/.elastiq-provisioned
 HOST_PACKAGES="qemu-system-x86 qemu-utils genisoimage debootstrap e2fsprogs"
 VM_PACKAGES="systemd-sysv udev dbus cloud-init linux-image-cloud-amd64 initramfs-tools zstd
 iproute2 netbase curl ca-certificates python3-venv sudo gpg"
-REPO_PACKAGES="htcondor docker.io nftables python3 python3-venv curl ca-certificates"
+# What the debian13 templates install (ecm/templates/lib.sh.j2, without recommended packages).
+REPO_PACKAGES="htcondor docker.io docker-cli apparmor nftables python3 python3-venv curl ca-certificates"
 
 log() { echo "provision-vm-image: $*" >&2; }
 
 [ "$(id -u)" = 0 ] || { log "must run as root"; exit 1; }
 [ -r /etc/debian_version ] || { log "not a Debian host (no /etc/debian_version)"; exit 1; }
-
-if [ -e "$MARKER" ]; then
-    log "$DIR already provisioned ($(cat "$MARKER")); nothing to do"
-    exit 0
-fi
 
 # The first enabled 'deb' mirror of the machine's apt sources that is not a security archive.
 apt_mirror() {
@@ -64,6 +60,36 @@ apt_mirror() {
 
 MIRROR=${ELASTIQ_CI_MIRROR:-$(apt_mirror | head -n1)}
 [ -n "$MIRROR" ] || { log "no Debian mirror found in /etc/apt/sources.list.d/*.sources or /etc/apt/sources.list"; exit 1; }
+
+# The index the VMs' apt reads: Debian's own Packages.xz and Translation-en.xz of $SUITE main
+# (~16 MB; apt in a TCG VM spent minutes on the 91 MB uncompressed files), checked against the
+# signed InRelease, each also at its by-hash path (the InRelease says Acquire-By-Hash: apt asks
+# there first).  apt-get update fails on a missing Translation-en that the InRelease lists.
+# Version 3 of the index; a directory provisioned with an older one gets just this step.
+INDEX_VERSION=3
+repo_index() {
+    local dists=$1/dists/$SUITE rel sha
+    for rel in main/binary-amd64/Packages.xz main/i18n/Translation-en.xz; do
+        sha=$(awk -v f="$rel" '/^SHA256:/ { s = 1; next } /^[^ ]/ { s = 0 } s && $3 == f { print $1 }' \
+            "$dists/InRelease")
+        [ -n "$sha" ] || { log "no SHA256 of $rel in $dists/InRelease"; exit 1; }
+        mkdir -p "$(dirname "$dists/$rel")/by-hash/SHA256"
+        rm -f "${dists:?}/${rel%.xz}"
+        /usr/lib/apt/apt-helper download-file "$MIRROR/dists/$SUITE/$rel" "$dists/$rel" "SHA256:$sha" \
+            >/dev/null || { log "$MIRROR has no $rel matching the InRelease of $DIR (newer point release? remove $DIR and provision again)"; exit 1; }
+        ln -f "$dists/$rel" "$(dirname "$dists/$rel")/by-hash/SHA256/$sha"
+    done
+    echo "$INDEX_VERSION" >"$1/.index-version"
+}
+
+if [ -e "$MARKER" ]; then
+    if [ "$(cat "$DIR/apt-repo/.index-version" 2>/dev/null)" != "$INDEX_VERSION" ]; then
+        log "$DIR: updating the apt repository's index to version $INDEX_VERSION"
+        repo_index "$DIR/apt-repo"
+    fi
+    log "$DIR already provisioned ($(cat "$MARKER")); nothing to do"
+    exit 0
+fi
 
 start=$(date +%s)
 missing=
@@ -123,6 +149,12 @@ rm -f "$ROOT"/etc/apt/sources.list.d/*
 cat >"$ROOT/etc/cloud/cloud.cfg.d/90-elastiq-ci.cfg" <<'EOF'
 # elastiq CI image (.ci/provision-vm-image.sh): the seed ISO only, networkd renders the network.
 datasource_list: [NoCloud, None]
+# The disk is the image's size, and the image has no ssh server: nothing to resize, no host keys.
+resize_rootfs: false
+ssh_genkeytypes: []
+# The test network has no DNS: the VM's name resolves through /etc/hosts, as a cloud's resolver
+# would answer it (HTCondor retries an unresolvable own name: ~2 minutes per daemon or tool).
+manage_etc_hosts: true
 system_info:
   network:
     renderers: [networkd]
@@ -166,13 +198,9 @@ while read -r uri; do
     (cd "$REPO/$(dirname "$rel")" && hostapt download "$name=$version" >>"$DIR/debootstrap.log" 2>&1)
     [ -s "$REPO/$rel" ] || { log "apt-get download $name=$version did not give $rel"; exit 1; }
 done <"$HOSTAPT/uris"
-lists=$HOSTAPT/state/lists
-mkdir -p "$REPO/dists/$SUITE/main/binary-amd64" "$REPO/dists/$SUITE/main/i18n"
-cp "$(ls "$lists"/*_dists_"${SUITE}"_InRelease)" "$REPO/dists/$SUITE/InRelease"
-cp "$(ls "$lists"/*_dists_"${SUITE}"_main_binary-amd64_Packages)" "$REPO/dists/$SUITE/main/binary-amd64/Packages"
-for t in "$lists"/*_dists_"${SUITE}"_main_i18n_Translation-en; do
-    [ -e "$t" ] && cp "$t" "$REPO/dists/$SUITE/main/i18n/Translation-en"
-done
+mkdir -p "$REPO/dists/$SUITE"
+cp "$(ls "$HOSTAPT/state/lists"/*_dists_"${SUITE}"_InRelease)" "$REPO/dists/$SUITE/InRelease"
+repo_index "$REPO"
 rm -rf "$HOSTAPT"
 t1c=$(date +%s)
 

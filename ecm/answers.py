@@ -82,6 +82,8 @@ class Answers:
     worker_noclaim_shutdown_s: Optional[int] = None
     #: Worker powers off when the master has been unreachable this long (0: never).
     master_lost_shutdown_s: int = 3600
+    #: elastiq replaces a worker not in the pool this long after its launch; None: its default.
+    worker_join_limit_s: Optional[int] = None
     #: The cloud the workers boot on: "ec2", or "openstack" (workers advertise the Nova UUID).
     cloud: str = "ec2"
     #: OpenStack: the workers' Neutron networks (names or ids; () lets Nova choose).
@@ -156,6 +158,9 @@ def validate(a: Answers) -> None:
         top = 4 * top if name == "noclaim_shutdown_s" else top
         if not 0 <= getattr(a, name) <= top:
             raise RenderError(name, f"must be between 0 and {top} (got {getattr(a, name)})")
+    if a.worker_join_limit_s is not None and not 60 <= a.worker_join_limit_s <= SECONDS_LIMIT:
+        raise RenderError("worker_join_limit_s", f"must be between 60 and {SECONDS_LIMIT} "
+                          f"(got {a.worker_join_limit_s})")
     unpinned = source.problem(a.elastiq_source, a.elastiq_version)
     if unpinned:
         raise RenderError("elastiq_source", unpinned)

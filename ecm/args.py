@@ -86,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
       f"AWS, {render.NOVA_USER_DATA_LIMIT} elsewhere, as OpenStack Nova); gzip beyond it")
     a("--worker-noclaim-shutdown", type=_bounded(0, TEN_YEARS_S), metavar="SECONDS",
       help="workers power off when unclaimed this long (default 4 x IDLE_TIME, >= 4 h; 0: never)")
+    a("--worker-join-limit", type=_bounded(60, TEN_YEARS_S), metavar="SECONDS",
+      help="elastiq replaces a worker not in the pool this long after its launch (default 600; "
+      "raise it where workers take longer to boot and install HTCondor)")
     a("--master-lost-shutdown", type=_bounded(0, TEN_YEARS_S), default=3600, metavar="SECONDS",
       help="workers power off when the master is unreachable this long (default 3600; 0: never)")
     return p

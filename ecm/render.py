@@ -100,15 +100,18 @@ def elastiq_config(a: Answers) -> dict:
     the ``substitute`` section at boot, once it knows its address and has minted the token)."""
     validate(a)
     section = ec2_section(a) if a.cloud == "ec2" else openstack_section(a)
+    elastiq = {
+        "cluster_name": a.cluster_name,
+        "n_jobs_per_vm": a.jobs_per_vm,
+        "idle_timeout_max_s": a.idle_time_s,
+        "batch_plugin": a.batch,
+        "cloud_plugin": a.cloud,
+        "state_dir": STATE_DIR,
+    }
+    if a.worker_join_limit_s is not None:
+        elastiq["estimated_vm_deploy_time_s"] = a.worker_join_limit_s
     return {
-        "elastiq": {
-            "cluster_name": a.cluster_name,
-            "n_jobs_per_vm": a.jobs_per_vm,
-            "idle_timeout_max_s": a.idle_time_s,
-            "batch_plugin": a.batch,
-            "cloud_plugin": a.cloud,
-            "state_dir": STATE_DIR,
-        },
+        "elastiq": elastiq,
         "quota": {"min_vms": a.min_vms, "max_vms": a.max_vms},
         a.cloud: {key: value for key, value in section.items() if value is not None},
         **batch_section(a),

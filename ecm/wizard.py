@@ -181,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
         pip_index_url=args.index_url, apt_mirror=args.apt_mirror,
         ca_bundle_pem=ca_pem, security_groups=tuple(args.security_groups),
         subnet_id=args.subnet_id, worker_noclaim_shutdown_s=args.worker_noclaim_shutdown,
-        master_lost_shutdown_s=args.master_lost_shutdown, cloud=args.cloud,
+        master_lost_shutdown_s=args.master_lost_shutdown,
+        worker_join_limit_s=args.worker_join_limit, cloud=args.cloud,
         networks=tuple(args.networks), os_cloud=getattr(cloud, "entry", None),
         smaller_flavours=smaller_flavours, batch=args.batch, shared_home=args.shared_home)
     limit = args.user_data_limit or (render.USER_DATA_LIMIT if endpoint.is_aws

@@ -124,7 +124,8 @@ def test_numbers_are_bounded(ecm_moto, workdir, line, words):
 
 def test_render_bounds_the_numbers_given_as_answers():
     for changes, field in (({"max_vms": 10**26}, "max_vms"),
-                           ({"master_lost_shutdown_s": 10**9}, "master_lost_shutdown_s")):
+                           ({"master_lost_shutdown_s": 10**9}, "master_lost_shutdown_s"),
+                           ({"worker_join_limit_s": 59}, "worker_join_limit_s")):
         with pytest.raises(render.RenderError) as err:
             render.render_master(answers(**changes))
         assert err.value.field == field

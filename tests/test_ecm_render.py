@@ -120,6 +120,16 @@ def test_elastiq_yaml_loads_with_elastiqs_loader_and_embeds_the_worker(tmp_path,
         "m1.large"
 
 
+def test_worker_join_limit_is_elastiqs_deploy_time_and_its_default_otherwise():
+    def deploy_time(a):
+        return elastiq_config.from_dict(yaml.safe_load(render.elastiq_yaml(a))).elastiq \
+            .estimated_vm_deploy_time_s
+
+    assert deploy_time(answers(worker_join_limit_s=1800)) == 1800
+    assert "estimated_vm_deploy_time_s" not in render.elastiq_yaml(answers())
+    assert deploy_time(answers()) == elastiq_config.ElastiqSection().estimated_vm_deploy_time_s
+
+
 HOSTILE = [
     "x'; touch {canary}; echo '",
     'x"; touch {canary}; echo "',
@@ -280,15 +290,18 @@ def test_htcondor_comes_from_the_os_archive_or_the_htcondor_repository(os_id):
     for script in (render.render_master(a), render.render_worker(a)):
         lines = _install_lines(script)
         if OPERATING_SYSTEMS[os_id].htcondor_source == "os":
-            assert "retry apt-get install -y curl ca-certificates htcondor" in " ".join(lines)
+            assert ("retry apt-get install -y --no-install-recommends curl ca-certificates "
+                    "htcondor") in " ".join(lines)
             assert "mirror.example.org" not in script and "HTCONDOR_REPO" not in script
             assert "htcss-downloads" not in script
         else:
             assert any("HTCONDOR_REPO" in line for line in lines)
             assert "HTCONDOR_REPO=https://mirror.example.org/htcondor" in script.splitlines()
     worker = render.render_worker(a)
-    docker = "retry apt-get install -y docker.io" if OPERATING_SYSTEMS[os_id].family == "deb" \
-        else "retry dnf install -y docker-ce docker-ce-cli containerd.io"
+    docker = {"el": "retry dnf install -y docker-ce docker-ce-cli containerd.io",
+              "deb": "retry apt-get install -y docker.io"}[OPERATING_SYSTEMS[os_id].family]
+    if OPERATING_SYSTEMS[os_id].htcondor_source == "os":  # Debian's docker.io: the CLI is apart
+        docker = "retry apt-get install -y --no-install-recommends docker.io docker-cli apparmor"
     assert docker in worker.splitlines()
 
 

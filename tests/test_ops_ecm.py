@@ -114,7 +114,7 @@ def test_ecm_conf_numbers_have_bounds(key, value):
 
 
 @pytest.mark.parametrize("flag", ["--master-lost-shutdown", "--worker-noclaim-shutdown",
-                                  "--user-data-limit"])
+                                  "--user-data-limit", "--worker-join-limit"])
 def test_number_flags_have_bounds(flag, capsys):
     with pytest.raises(SystemExit) as stop:
         wizard.build_parser().parse_args([flag, "-5"])

@@ -14,8 +14,9 @@ import time
 import pytest
 
 from elastiq.adapters.ec2.request import CLUSTER_TAG
-from tests.support import vm_cloud
+from tests.support import vm_cloud, vm_network, vm_services
 from tests.support.instance_startds import ec2_alive
+from tests.support.vm_cloud import vms_possible  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.daemons
 CLUSTER = "boot-1"
@@ -30,15 +31,6 @@ curl -fsS -m 20 --retry 5 -X POST --data-binary "ran as $(id -u) on $(hostname)"
 fate=$(curl -fsS -m 20 --retry 5 "http://$gw:{PORT}/fate/$id")
 if [ "$fate" = poweroff ]; then poweroff; fi
 """
-
-@pytest.fixture
-def vms_possible():
-    reason = vm_cloud.unavailable()
-    if reason:
-        if os.environ.get("ELASTIQ_REQUIRE_VMS") == "1":
-            pytest.fail(f"ELASTIQ_REQUIRE_VMS=1 but {reason}")
-        pytest.skip(reason)
-
 
 def reports_handler(ran: dict, fates: dict):
     """Records ``POST /ran/<id>`` (time, body) in ``ran``; answers ``GET /fate/<id>`` from
@@ -77,7 +69,7 @@ def _wait(check, timeout: float, what: str, explain):
 def test_instances_boot_run_their_user_data_power_off_and_are_stopped(
         vms_possible, moto, moto_image, tmp_path):
     client = moto.client()
-    with vm_cloud.TestNetwork() as net:
+    with vm_network.TestNetwork() as net:
         user_data = gzip.compress(USER_DATA.format(gateway=net.gateway).encode(), mtime=0)
         ids = sorted(i["InstanceId"] for i in client.run_instances(
             ImageId=moto_image, MinCount=2, MaxCount=2, InstanceType="t3.micro",
@@ -86,7 +78,7 @@ def test_instances_boot_run_their_user_data_power_off_and_are_stopped(
         leaver, stayer = ids
         ran: dict = {}
         load = os.getloadavg()
-        with vm_cloud.NamespaceServer(net, PORT, reports_handler(ran, {leaver: "poweroff"})), \
+        with vm_services.NamespaceServer(net, PORT, reports_handler(ran, {leaver: "poweroff"})), \
                 vm_cloud.VmCloud(net, ec2_alive(client, CLUSTER), client, tmp_path) as cloud:
             def explain():
                 cloud.check()

@@ -12,27 +12,31 @@ tb-size=128 -cpu max``: this host's /dev/kvm cannot run a stock kernel, and with
 VM takes 1.5 GB), the image's kernel booted directly, a copy-on-write overlay per VM, the seed
 an ISO labelled ``cidata`` holding ``user-data`` (the bytes EC2's metadata service serves: the
 API's base64 removed, gzip kept; EC2's 16 KiB limit), ``meta-data`` (instance id) and
-``network-config`` (the VM's own private address).  The VMs are on a bridge inside a network
-namespace the test creates (:class:`TestNetwork`), reaching only what the test serves there.
+``network-config`` (the VM's own private address, and a route to EC2's metadata address
+169.254.169.254 through the gateway, where tests/support/vm_services.py answers), and the test
+cloud's own ``vendor-data`` when given (tests/support/vm_agent.py: test-only).  The VMs are on
+a bridge inside a network namespace the test creates (tests/support/vm_network.py), reaching
+only what the test serves there.
 An instance terminated stops its VM (qemu killed by its pid); a VM that powers itself off
-stops its instance (``StopInstances``), as a cloud shows a machine shut down from inside.
+stops its instance, or terminates it when it was launched with
+``InstanceInitiatedShutdownBehavior=terminate``, as EC2 shows a machine shut down from inside.
 """
 from __future__ import annotations
 
 import base64
 import binascii
-import ctypes
-import http.server
 import os
-import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
 from typing import Callable, Dict, Optional
+
+import pytest
+
+from tests.support.vm_network import METADATA_ADDRESS, TestNetwork
 
 IMAGE_DIR = Path(os.environ.get("ELASTIQ_CI_VM_DIR", "/var/lib/elastiq-ci/debian13-vm"))
 MARKER = IMAGE_DIR / ".elastiq-provisioned"
@@ -44,7 +48,17 @@ PROGRAMS = {"qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils",
 #: EC2's limit on the raw user-data.
 USER_DATA_LIMIT = 16384
 QEMU_ACCEL = ["-accel", "tcg,thread=single,tb-size=128", "-cpu", "max"]
-_CLONE_NEWNET = 0x40000000
+
+
+@pytest.fixture
+def vms_possible():
+    """Skips the test with the reason when VMs cannot boot here; fails it instead when
+    ELASTIQ_REQUIRE_VMS=1 (CI)."""
+    reason = unavailable()
+    if reason:
+        if os.environ.get("ELASTIQ_REQUIRE_VMS") == "1":
+            pytest.fail(f"ELASTIQ_REQUIRE_VMS=1 but {reason}")
+        pytest.skip(reason)
 
 
 def unavailable() -> Optional[str]:
@@ -62,117 +76,25 @@ def unavailable() -> Optional[str]:
     return None
 
 
-def _ip(*argv: str) -> None:
-    subprocess.run(["ip", *argv], check=True, capture_output=True, timeout=30)
-
-
-class TestNetwork:
-    """A network namespace with a bridge at ``<prefix>.1/24`` (a private range), a tap device
-    per VM on it; deleting the namespace removes them all."""
-
-    def __init__(self, prefix: str = "10.26.0"):
-        self.name = f"elq-{secrets.token_hex(4)}"
-        self.prefix, self.gateway = prefix, f"{prefix}.1"
-        self.taps = 0
-
-    def __enter__(self) -> "TestNetwork":
-        _ip("netns", "add", self.name)
-        try:
-            _ip("-n", self.name, "link", "set", "lo", "up")
-            _ip("-n", self.name, "link", "add", "br0", "type", "bridge")
-            _ip("-n", self.name, "addr", "add", f"{self.gateway}/24", "dev", "br0")
-            _ip("-n", self.name, "link", "set", "br0", "up")
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
-
-    def new_tap(self) -> tuple:
-        """A tap device on the bridge: (its name, the VM's address, the VM's MAC)."""
-        self.taps += 1
-        n = self.taps
-        if n > 200:
-            raise RuntimeError("more than 200 VMs on one test network")
-        tap = f"tap{n}"
-        _ip("-n", self.name, "tuntap", "add", tap, "mode", "tap")
-        _ip("-n", self.name, "link", "set", tap, "master", "br0", "up")
-        return tap, f"{self.prefix}.{10 + n}", f"52:54:00:26:{n // 256:02x}:{n % 256:02x}"
-
-    def command(self, argv) -> list:
-        """``argv`` run inside the namespace (``ip netns exec`` execs it: same pid)."""
-        return ["ip", "netns", "exec", self.name, *argv]
-
-    def socket_inside(self, make: Callable):
-        """``make()`` (e.g. a bound socket) created inside the namespace, from a thread of its
-        own that enters it (setns changes only the calling thread's namespace)."""
-        box: dict = {}
-
-        def enter_and_make():
-            try:
-                libc = ctypes.CDLL(None, use_errno=True)
-                with open(f"/run/netns/{self.name}", "rb") as ns:
-                    if libc.setns(ns.fileno(), _CLONE_NEWNET) != 0:
-                        raise OSError(ctypes.get_errno(), "setns into " + self.name)
-                box["value"] = make()
-            except BaseException as exc:  # handed to the caller's thread
-                box["error"] = exc
-
-        thread = threading.Thread(target=enter_and_make, name=f"in-{self.name}")
-        thread.start()
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box["value"]
-
-
-class NamespaceServer:
-    """An HTTP server (threads per request) on ``net.gateway:port`` inside the namespace: what
-    the VMs reach.  ``handler`` is a BaseHTTPRequestHandler class."""
-
-    def __init__(self, net: TestNetwork, port: int, handler):
-        def bound():
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((net.gateway, port))
-            return sock
-
-        self.url = f"http://{net.gateway}:{port}"
-        self.server = http.server.ThreadingHTTPServer((net.gateway, port), handler,
-                                                      bind_and_activate=False)
-        self.server.socket.close()  # made in the host's namespace: replaced
-        self.server.socket = net.socket_inside(bound)
-        self.server.server_activate()
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def __enter__(self) -> "NamespaceServer":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(10)
-
-
-def seed_iso(path: Path, instance_id: str, user_data: bytes, address: str, mac: str) -> None:
-    """The NoCloud seed of one VM: its user-data bytes as they are, its id and address."""
+def seed_iso(path: Path, instance_id: str, user_data: bytes, address: str, mac: str,
+             gateway: str, vendor_data: bytes = b"") -> None:
+    """The NoCloud seed of one VM: its user-data bytes as they are, its id and address (and a
+    route to the metadata address through ``gateway``), the test cloud's vendor-data."""
     folder = path.with_suffix(".d")
     folder.mkdir()
     (folder / "user-data").write_bytes(user_data)
+    names = ["user-data", "meta-data", "network-config"]
+    if vendor_data:
+        (folder / "vendor-data").write_bytes(vendor_data)
+        names.append("vendor-data")
     (folder / "meta-data").write_text(f"instance-id: {instance_id}\n"
                                       f"local-hostname: {instance_id}\n")
     (folder / "network-config").write_text(
         "version: 2\nethernets:\n  eth0:\n    match:\n"
-        f"      macaddress: \"{mac}\"\n    addresses: [{address}/24]\n")
+        f"      macaddress: \"{mac}\"\n    addresses: [{address}/24]\n"
+        f"    routes:\n      - to: {METADATA_ADDRESS}/32\n        via: {gateway}\n")
     subprocess.run(["genisoimage", "-quiet", "-output", str(path), "-volid", "cidata", "-joliet",
-                    "-rock", *(str(folder / n) for n in ("user-data", "meta-data",
-                                                         "network-config"))],
+                    "-rock", *(str(folder / n) for n in names)],
                    check=True, capture_output=True, timeout=60)
 
 
@@ -180,7 +102,7 @@ class Vm:
     """One qemu VM booted from the image on its own overlay; ``console`` is its serial log."""
 
     def __init__(self, net: TestNetwork, folder: Path, instance_id: str, user_data: bytes,
-                 memory_mb: int = 512):
+                 memory_mb: int = 512, vendor_data: bytes = b""):
         if len(user_data) > USER_DATA_LIMIT:
             raise ValueError(f"{instance_id}: {len(user_data)} bytes of user-data, more than "
                              f"EC2's {USER_DATA_LIMIT}")
@@ -193,13 +115,14 @@ class Vm:
                        capture_output=True, timeout=60)
         tap, self.address, mac = net.new_tap()
         seed = folder / "seed.iso"
-        seed_iso(seed, instance_id, user_data, self.address, mac)
+        seed_iso(seed, instance_id, user_data, self.address, mac, net.gateway, vendor_data)
         argv = ["qemu-system-x86_64", *QEMU_ACCEL, "-m", str(memory_mb), "-smp", "1",
                 "-display", "none", "-monitor", "none", "-no-reboot",
                 "-serial", f"file:{self.console}",
                 "-kernel", str(IMAGE_DIR / "vmlinuz"), "-initrd", str(IMAGE_DIR / "initrd.img"),
                 "-append", "root=/dev/vda rw console=ttyS0",
-                "-drive", f"file={overlay},if=virtio,format=qcow2",
+                # A throw-away disk: its flushes (dpkg's fsyncs) are not passed on to the host.
+                "-drive", f"file={overlay},if=virtio,format=qcow2,cache=unsafe",
                 "-drive", f"file={seed},if=virtio,format=raw,readonly=on",
                 "-netdev", f"tap,id=n0,ifname={tap},script=no,downscript=no",
                 "-device", f"virtio-net-pci,netdev=n0,mac={mac}"]
@@ -230,11 +153,16 @@ class Vm:
                 self.proc.wait()
 
     def console_tail(self, lines: int = 30) -> str:
-        try:
-            text = self.console.read_text(errors="replace")
-        except OSError as err:
-            return f"(no console: {err.strerror})"
-        return "\n".join(text.splitlines()[-lines:])
+        return tail(self.console, lines)
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last ``lines`` lines of a VM's serial console log."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError as err:
+        return f"(no console: {err.strerror})"
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def instance_user_data(client, instance_id: str) -> bytes:
@@ -250,14 +178,19 @@ def instance_user_data(client, instance_id: str) -> bytes:
 class VmCloud(threading.Thread):
     """Boots a VM per running instance that ``alive`` reports (instance id -> running), at most
     ``max_vms`` at once (more is an error: this host has 2 cores); stops the VM of an instance
-    no longer running; stops the instance of a VM that powered off.  A background thread does it
+    no longer running; stops (or terminates: :meth:`shut_down`) the instance of a VM that
+    powered off.  A background thread does it
     every ``every`` seconds; its error is raised again by :meth:`check` and on leaving."""
 
     def __init__(self, net: TestNetwork, alive: Callable[[], Dict[str, bool]], client,
-                 folder: Path, max_vms: int = 2, every: float = 1.0):
+                 folder: Path, max_vms: int = 2, every: float = 1.0, memory_mb: int = 512,
+                 vendor_data: Optional[Callable[[str], bytes]] = None):
         super().__init__(daemon=True, name=f"vm-cloud-{net.name}")
         self.net, self.alive, self.client, self.folder = net, alive, client, Path(folder)
-        self.max_vms, self.every = max_vms, every
+        self.max_vms, self.every, self.memory_mb = max_vms, every, memory_mb
+        self.vendor_data = vendor_data or (lambda instance_id: b"")
+        #: instance id -> its VM's address (kept after the VM is gone)
+        self.addresses: Dict[str, str] = {}
         self.vms: Dict[str, Vm] = {}
         self.booted: Dict[str, float] = {}
         self.powered_off: Dict[str, float] = {}
@@ -272,8 +205,11 @@ class VmCloud(threading.Thread):
             if running and instance_id not in self.booted:
                 if len(self.running_vms()) >= self.max_vms:
                     raise RuntimeError(f"{instance_id}: more than {self.max_vms} VMs at once")
-                self.vms[instance_id] = Vm(self.net, self.folder / instance_id, instance_id,
-                                           instance_user_data(self.client, instance_id))
+                vm = Vm(self.net, self.folder / instance_id, instance_id,
+                        instance_user_data(self.client, instance_id), self.memory_mb,
+                        self.vendor_data(instance_id))
+                self.vms[instance_id] = vm
+                self.addresses[instance_id] = vm.address
                 self.booted[instance_id] = time.time()
         for instance_id, vm in list(self.vms.items()):
             if vm.running():
@@ -285,8 +221,27 @@ class VmCloud(threading.Thread):
                 del self.vms[instance_id]
             elif not vm.running():
                 self.powered_off[instance_id] = time.time()
-                self.client.stop_instances(InstanceIds=[instance_id])
+                self.shut_down(instance_id)
                 del self.vms[instance_id]
+
+    def shut_down(self, instance_id: str) -> None:
+        """What EC2 does to an instance whose machine powered itself off: stops it, or
+        terminates it when it was launched with InstanceInitiatedShutdownBehavior=terminate
+        (as elastiq launches its workers)."""
+        behaviour = self.client.describe_instance_attribute(
+            InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior")
+        if behaviour["InstanceInitiatedShutdownBehavior"]["Value"] == "terminate":
+            self.client.terminate_instances(InstanceIds=[instance_id])
+        else:
+            self.client.stop_instances(InstanceIds=[instance_id])
+
+    def console_tail(self, instance_id: str, lines: int = 30) -> str:
+        """The end of the serial console of the instance's VM (also once it is gone)."""
+        return tail(self.folder / instance_id / "console.log", lines)
+
+    def instance_at(self, address: str) -> Optional[str]:
+        """The instance whose VM has (or had) ``address``."""
+        return next((i for i, a in list(self.addresses.items()) if a == address), None)
 
     def running_vms(self) -> Dict[str, Vm]:
         return {i: vm for i, vm in self.vms.items() if vm.running()}
