@@ -128,7 +128,7 @@ def test_list_sees_only_our_cluster_in_every_state(moto, ec2_world):
     listed = {i.id: i for i in cloud.list_instances()}
 
     assert set(listed) == set(ours)
-    assert listed[ours[0]].state is InstanceState.ERROR  # stopped: see ec2_translate.STATES
+    assert listed[ours[0]].state is InstanceState.ERROR  # stopped: see elastiq.adapters.ec2.translate.STATES
     assert listed[ours[1]].state is InstanceState.GONE
     assert {listed[i].state for i in ours[2:]} == {InstanceState.RUNNING}
     for instance in listed.values():

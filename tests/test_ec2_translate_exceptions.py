@@ -1,5 +1,5 @@
 """The one translation of botocore's exceptions into domain errors
-(``ec2_translate.error_from_exception``), shared by the EC2 adapter and ecm.
+(``elastiq.adapters.ec2.translate.error_from_exception``), shared by the EC2 adapter and ecm.
 
 Real botocore exception objects in (the adapter's ``ec2_client.translate`` is this function
 with the client's endpoint named).

@@ -351,7 +351,7 @@ def test_pool_query_uses_a_projection_and_our_cluster():
     call, learn, again = [c for c in bindings.calls if c[0] == "query_slots"]
     assert call[1] == again[1] == 'ElastiqCluster =?= undefined || ElastiqCluster =?= "demo"'
     assert "State" in call[2] and "ElastiqInstanceId" in call[2] and "Disk" not in call[2]
-    # the worker template is learned once from one whole slot ad (see test_htcondor_template)
+    # the worker template is learned once from one whole slot ad (see tests/test_htcondor_template.py)
     assert learn[1:] == ('Name == "slot1@vm-a@vm"', ())
 
 

@@ -2,7 +2,7 @@
 
 No I/O and no import of ``htcondor2``/``classad2``: the functions receive the ClassAd objects the
 bindings returned (mapping-like, with ``get``/``eval``/``externalRefs``) and, for matchmaking,
-the Machine ad template and a blank ad built by ``adapters/htcondor.py``, the only module that
+the Machine ad template and a blank ad built by ``batch.py``, the only module that
 imports the bindings.  Everything here only calls methods on ads it is given.  Slot ads are
 :mod:`.pool`'s.
 
