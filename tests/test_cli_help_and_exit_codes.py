@@ -22,6 +22,8 @@ from tests.test_ctl import elastiqctl, write_config
 from tests.test_ecm_wizard import (ecm_moto, failing_credentials, run,  # noqa: F401 fixtures
                                    workdir)
 
+pytestmark = pytest.mark.local  # runs the commands as processes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = Path(ROOT, "README.md").read_text(encoding="utf-8")
 MARKUP = re.compile(r":[a-z]+:`|``|`[^`\s][^`]*`")

@@ -18,8 +18,9 @@ from tests.support.nobody import as_nobody
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SECRET = "ctl-secret-key-0123456789abcdef"
 
-pytestmark = pytest.mark.skipif(ctl.uses_systemd(), reason="the elastiq unit is installed here: "
-                                "elastiqctl would drive systemd, not a pid file")
+pytestmark = [pytest.mark.local,  # starts elastiq daemons as processes
+              pytest.mark.skipif(ctl.uses_systemd(), reason="the elastiq unit is installed here: "
+                                 "elastiqctl would drive systemd, not a pid file")]
 
 
 def write_config(directory, state_dir, **elastiq):

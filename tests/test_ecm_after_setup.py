@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.local  # builds a venv and runs pip, ecm and python as processes
+
 from elastiq import __version__ as OWN_VERSION
 from tests.test_ecm_source import answer_values, install, installed_version, s3
 from tests.test_ecm_wizard import CONF, ecm_moto, master_text  # noqa: F401 fixture

@@ -23,6 +23,8 @@ from tests.test_ecm_render import OS_IDS, VARIANTS, _yaml_block, answers, shell_
 from tests.test_ecm_wizard import (ecm_moto, embedded_config, master_text, run,  # noqa: F401
                                    workdir)
 
+pytestmark = pytest.mark.local  # runs shellcheck and the wizard as processes
+
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "Zm9vYmFyYmF6cXV1eGNvcmdlZ3JhdWx0Z2FycGx5d2FsZG9maHVnb3Rob3Jk"
 

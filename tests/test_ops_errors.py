@@ -16,6 +16,8 @@ from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
 from tests.support.ec2_server import REGION
 from tests.support.net import free_port
 
+pytestmark = pytest.mark.local  # runs elastiq and ecm as processes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEGACY = "[quota]\nmax_vms = 7\n\n[ec2]\naws_secret_access_key = s3cr3t-value\n"
 JOB = "{n} {t} 0 {run} 1 -1 -1 1 -1 -1 1 1 1 -1 1 1 -1 -1\n"
