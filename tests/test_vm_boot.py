@@ -7,7 +7,6 @@ ELASTIQ_REQUIRE_VMS=1 (CI).  Times and memory are printed (pytest -s)."""
 from __future__ import annotations
 
 import gzip
-import http.server
 import os
 import time
 
@@ -36,23 +35,14 @@ def reports_handler(ran: dict, fates: dict):
     """Records ``POST /ran/<id>`` (time, body) in ``ran``; answers ``GET /fate/<id>`` from
     ``fates`` ("stay" by default)."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(vm_services.QuietHandler):
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             ran[self.path.rsplit("/", 1)[-1]] = (time.time(), body.decode())
-            self._answer(b"ok")
+            self.answer(200, b"ok")
 
         def do_GET(self):
-            self._answer(fates.get(self.path.rsplit("/", 1)[-1], "stay").encode())
-
-        def _answer(self, body: bytes):
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(200, fates.get(self.path.rsplit("/", 1)[-1], "stay").encode())
 
     return Handler
 

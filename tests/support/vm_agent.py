@@ -16,11 +16,12 @@ an empty body), runs it as root with bash and posts its output and exit status
 from __future__ import annotations
 
 import base64
-import http.server
 import threading
 import time
 from collections import deque
 from typing import Callable, Deque, Dict, Tuple
+
+from tests.support.vm_services import QuietHandler
 
 AGENT = r"""#!/bin/bash
 # elastiq test agent (tests/support/vm_agent.py): test-only, never part of the product.
@@ -86,15 +87,15 @@ class Agent:
     def handler(self):
         agent = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self):
                 parts = self.path.strip("/").split("/")
                 if parts[:2] != ["agent", "next"] or len(parts) != 3:
-                    return self._answer(404, b"")
+                    return self.answer(404, b"")
                 with agent._lock:
                     queue = agent._queue.get(parts[2])
                     seq, script = queue.popleft() if queue else (None, "")
-                self._answer(200, f"{seq}\n{script}".encode() if seq else b"")
+                self.answer(200, f"{seq}\n{script}".encode() if seq else b"")
 
             def do_POST(self):
                 parts = self.path.strip("/").split("/")
@@ -106,17 +107,8 @@ class Agent:
                         agent._done[(parts[2], int(parts[3]))] = (
                             int(self.headers.get("X-Rc", "-1")), body.decode(errors="replace"))
                     else:
-                        return self._answer(404, b"")
+                        return self.answer(404, b"")
                     agent._lock.notify_all()
-                self._answer(200, b"ok")
-
-            def _answer(self, code: int, body: bytes):
-                self.send_response(code)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
+                self.answer(200, b"ok")
 
         return Handler

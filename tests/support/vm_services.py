@@ -124,6 +124,20 @@ class Forwarder:
         self.thread.join(10)
 
 
+class QuietHandler(http.server.BaseHTTPRequestHandler):
+    """A request handler that logs nothing and answers with :meth:`answer` (the test servers
+    the VMs talk to: metadata, the agent, the boot test's reports)."""
+
+    def answer(self, code: int, body: bytes) -> None:
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
 def directory_handler(folder: Path):
     """Static files of ``folder`` (directory listings serve as PEP 503 pages)."""
 
@@ -138,24 +152,15 @@ def metadata_handler(instance_of: Callable[[str], Optional[str]]):
     """``GET /latest/meta-data/instance-id`` answers ``instance_of(client address)``; IMDSv2's
     token request is not offered (the worker template then asks without a token)."""
 
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_GET(self):
             instance_id = instance_of(self.client_address[0])
             if self.path.rstrip("/") == "/latest/meta-data/instance-id" and instance_id:
-                return self._answer(200, instance_id.encode())
-            self._answer(404, b"not found")
+                return self.answer(200, instance_id.encode())
+            self.answer(404, b"not found")
 
         def do_PUT(self):
-            self._answer(405, b"")
-
-        def _answer(self, code: int, body: bytes):
-            self.send_response(code)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(405, b"")
 
     return Handler
 
