@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import os
 import re
-import signal
 import time
 
 import pytest
@@ -26,7 +25,8 @@ from ecm import render
 from tests.support.condor_pool import wait_for
 from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
 from tests.support.ec2_server import REGION
-from tests.support.instance_startds import InstanceStartds, ec2_alive, healthy, start_elastiq
+from tests.support.instance_startds import (InstanceStartds, ec2_alive, healthy,
+                                            kill_if_running, start_elastiq, stop_elastiq)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IDLE_S = 20       # elastiq.idle_timeout_max_s
@@ -160,13 +160,9 @@ def test_elastiq_scales_a_real_pool(scenario, condor_pools, tmp_path, moto, ec2_
             wait_for(healthy(vms, daemon, lambda: len(vms.alive()) == min_vms and len(vms.startds) == min_vms),
                      IDLE_S + 60, f"back to min_vms={min_vms}", explain=explain)
             launch_calls = moto.calls("RunInstances") - launches_before
-        daemon.send_signal(signal.SIGTERM)
-        _, err = daemon.communicate(timeout=60)
+        err = stop_elastiq(daemon)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
-    err = err.decode(errors="replace")
+        kill_if_running(daemon)
     lines = log_lines(log_path)
     log = "".join(f"{level} {logger}: {m}\n" for _, level, logger, m in lines)
 

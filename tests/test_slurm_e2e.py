@@ -15,13 +15,13 @@ from the cloud's flavour).  The log helpers and timings are the HTCondor end-to-
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 import pytest
 import yaml
 
-from tests.support.instance_startds import ec2_alive, healthy, start_elastiq
+from tests.support.instance_startds import (ec2_alive, healthy, kill_if_running, start_elastiq,
+                                            stop_elastiq)
 from tests.support.slurm_cluster import InstanceNodes, SlurmCluster, require_slurm, wait_for
 from ecm import render
 from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY
@@ -99,14 +99,10 @@ def test_elastiq_scales_a_real_slurm_cluster(writer, tmp_path, moto, ec2_world, 
                      explain=explain)
             launch_calls = moto.calls("RunInstances") - launches_before
             foreign_node = slurm.json(["scontrol", "show", "node", "foreign", "--json"])["nodes"][0]
-        daemon.send_signal(signal.SIGTERM)
-        _, err = daemon.communicate(timeout=60)
+        err = stop_elastiq(daemon)
     finally:
-        if daemon.poll() is None:
-            daemon.kill()
-            daemon.wait()
+        kill_if_running(daemon)
         slurm.stop()
-    err = err.decode(errors="replace")
     lines = log_lines(log_path)
     log = "".join(f"{level} {logger}: {m}\n" for _, level, logger, m in lines)
 

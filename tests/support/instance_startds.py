@@ -18,6 +18,7 @@ another kind of worker (:class:`tests.support.slurm_cluster.InstanceNodes`: slur
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -40,6 +41,19 @@ def start_elastiq(config_path: str, env: Mapping[str, str]) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "elastiq", "run", "--config", config_path],
                             cwd=ROOT, env=dict(env, PYTHONPATH=ROOT),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop_elastiq(daemon: subprocess.Popen) -> str:
+    """SIGTERM, as systemd stops it; its stderr once it has exited (within 60 s)."""
+    daemon.send_signal(signal.SIGTERM)
+    return daemon.communicate(timeout=60)[1].decode(errors="replace")
+
+
+def kill_if_running(daemon: subprocess.Popen) -> None:
+    """What a test that failed before :func:`stop_elastiq` leaves: killed, and waited for."""
+    if daemon.poll() is None:
+        daemon.kill()
+        daemon.wait()
 
 
 def healthy(vms, daemon: subprocess.Popen, check: Callable[[], T]) -> Callable[[], T]:
