@@ -115,31 +115,33 @@ class FakeBindings:
         self._collector()
         return load("collector.long.txt")
 
-    def locate_startd(self, name):
-        self.calls.append(("locate_startd", name))
+    def _startd(self, slot):
+        """The startd daemon ad of ``slot``, as condor_drain finds it from a slot's name."""
         self._collector()
+        name = slot.split("@", 1)[1]
         for ad in self.startds:
             if ad["Name"] == name:
                 return ad
-        raise htcondor2.HTCondorException(f"Unable to locate startd {name}")
+        raise RuntimeError(f"condor_drain failed (exit code 1): Can't find address for {slot}")
 
     def _slots_of(self, startd):
         return [s for s in self.slots if s["Name"].split("@", 1)[1] == startd["Name"]]
 
-    def drain(self, startd, reason):
-        self.calls.append(("drain", startd["Name"], reason))
+    def drain(self, slot, reason):
+        self.calls.append(("drain", slot, reason))
+        startd = self._startd(slot)
         mine = self._slots_of(startd)
         if any(s.get("Draining") is True for s in mine):
-            raise htcondor2.HTCondorException("Failed to send drain request: already draining")
+            raise RuntimeError("condor_drain failed (exit code 1): Draining already in progress")
         for ad in mine + [startd]:
             ad.update({"Draining": True, "DrainReason": reason, "DrainingRequestId": "7"})
-        return "7"
 
-    def cancel_drain(self, startd):
-        self.calls.append(("cancel_drain", startd["Name"]))
+    def cancel_drain(self, slot):
+        self.calls.append(("cancel_drain", slot))
+        startd = self._startd(slot)
         mine = self._slots_of(startd)
         if not any(s.get("Draining") is True for s in mine):
-            raise htcondor2.HTCondorException("Failed to cancel drain: not draining")
+            raise RuntimeError("condor_drain failed (exit code 1): not draining")
         for ad in mine + [startd]:
             for attr in ("Draining", "DrainReason", "DrainingRequestId"):
                 ad.pop(attr, None)

@@ -38,8 +38,9 @@ def test_registered_and_implements_the_protocol():
     assert load_class(BATCH_SYSTEMS, "htcondor") is HTCondorBatch
     bindings = fake()
     name = check_batch(batch(bindings))  # the port's behaviour on the captured pool
-    assert [c[:2] for c in bindings.calls if "drain" in c[0]] == [("drain", name),
-                                                                  ("cancel_drain", name)]
+    # condor_drain addresses the startd through one of its slots (no DNS lookup of its host)
+    assert [c[:2] for c in bindings.calls if "drain" in c[0]] == [("drain", f"slot1@{name}"),
+                                                                  ("cancel_drain", f"slot1@{name}")]
 
 
 def test_counts_idle_and_running_and_ignores_held():
@@ -448,7 +449,7 @@ def test_drain_is_graceful_and_shows_in_the_pool(caplog):
         adapter.drain("vm-a@vm", "elastiq: idle for 3600 s")
         adapter.cancel_drain("vm-a@vm")
         adapter.drain("vm-a@vm", "elastiq: idle for 3600 s")
-    assert ("drain", "vm-a@vm", "elastiq: idle for 3600 s") in bindings.calls
+    assert ("drain", "slot1@vm-a@vm", "elastiq: idle for 3600 s") in bindings.calls
     assert workers(adapter.pool())["vm-a@vm"].draining
     assert caplog.records == []  # the actuator's INFO line is the one (the adapter's: DEBUG)
 

@@ -130,3 +130,29 @@ def test_drain_then_cancel(adapter, live_pool):
     finally:
         adapter.cancel_drain(worker.name)
     live_pool.wait_for(lambda: state() is False, WAIT_S, f"{worker.name} no longer draining")
+
+
+def test_drain_a_worker_as_booted_workers_are(adapter, live_pool):
+    """A worker as ecm's template makes one: the startd named after its host, a host name no
+    DNS knows (networks of private addresses without DNS), and administration only through the
+    capability it gave the collector (SEC_ENABLE_REMOTE_ADMINISTRATION; its own
+    ALLOW_ADMINISTRATOR names nobody here).  The drain reaches it and is cancelled."""
+    host = "worker-7.nodns.invalid"
+    startd = live_pool.start_startd("booted", cpus=1, memory_mb=1024, cluster=CLUSTER,
+                                    instance_id="i-0live0000000booted", fragments=[
+                                        "STARTD_NAME =", "MASTER_NAME =", f"NETWORK_HOSTNAME = {host}",
+                                        "SEC_ENABLE_REMOTE_ADMINISTRATION = True",
+                                        "ALLOW_ADMINISTRATOR = nobody@nowhere.invalid"])
+    try:
+        def draining():
+            found = [w for w in adapter.pool(known_ips={}).workers if w.name == host]
+            return found[0].draining if found else None
+
+        live_pool.wait_for(lambda: draining() is False, WAIT_S, f"{host} in the pool")
+        adapter.drain(host, "elastiq live test")
+        live_pool.wait_for(lambda: draining() is True, WAIT_S, f"{host} showing Draining")
+        assert 'DrainReason = "elastiq live test"' in startd.log("StartLog")
+        adapter.cancel_drain(host)
+        live_pool.wait_for(lambda: draining() is False, WAIT_S, f"{host} no longer draining")
+    finally:
+        live_pool.stop_startd(startd)

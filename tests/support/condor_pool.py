@@ -42,6 +42,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import shlex
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,7 @@ class CondorPool(Daemons):
         self.client_config = self.host_dir + "/client_config"
         with open(self.client_config, "w", encoding="utf-8") as handle:
             handle.write(f"COLLECTOR_HOST = 127.0.0.1:{self.port}\nSCHEDD_NAME = {self.schedd_name}\n"
+                         f"BIN = {self._host_tools()}\n"
                          "SEC_CLIENT_AUTHENTICATION_METHODS = CLAIMTOBE\n"
                          "SEC_DEFAULT_AUTHENTICATION_METHODS = CLAIMTOBE\n"
                          "NETWORK_INTERFACE = 127.0.0.1\nUSE_SHARED_PORT = False\n"
@@ -188,10 +190,25 @@ class CondorPool(Daemons):
     def run_in_root(self, argv: Sequence[str], user: Optional[str] = TEST_USER, input: str = "",
                     timeout: float = 60.0) -> subprocess.CompletedProcess:
         """Run a command inside the root with this pool's configuration (as the test user)."""
-        env = {"CONDOR_CONFIG": self.config, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
-               "HOME": "/tmp", "LANG": "C.UTF-8"}
-        return subprocess.run(in_root(self.root, argv, env, user), input=input, text=True,
-                              capture_output=True, timeout=timeout, cwd="/")
+        return subprocess.run(in_root(self.root, argv, self._root_env(), user), input=input,
+                              text=True, capture_output=True, timeout=timeout, cwd="/")
+
+    def _root_env(self) -> Dict[str, str]:
+        return {"CONDOR_CONFIG": self.config, "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+                "HOME": "/tmp", "LANG": "C.UTF-8"}
+
+    def _host_tools(self) -> str:
+        """A directory of HTCondor's tools for host processes (the client configuration's
+        BIN: elastiq runs ``condor_drain`` from there): each runs the root's own tool inside
+        the root, as root, with this pool's configuration."""
+        directory = self.host_dir + "/bin"
+        os.makedirs(directory)
+        for tool in ("condor_drain",):
+            path = f"{directory}/{tool}"
+            with open(path, "w", encoding="utf-8") as handle:
+                handle.write(f'#!/bin/sh\nexec {shlex.join(in_root(self.root, [tool], self._root_env()))} "$@"\n')
+            os.chmod(path, 0o755)
+        return directory
 
     def submit(self, description: Mapping[str, str], count: int = 1) -> int:
         """Submit with the pool's own ``condor_submit`` as the test user; the cluster id."""

@@ -236,7 +236,7 @@ class HTCondorBatch:
         matching new jobs at once, running jobs finish.  Idempotent: draining a worker that
         already drains is not an error.  The worker is drained when the pool shows it
         ``draining`` with no claimed slot; terminating the VM is the cloud adapter's job."""
-        if self._drain_call(worker, True, lambda startd: self._bindings.drain(startd, reason)):
+        if self._drain_call(worker, True, lambda slot: self._bindings.drain(slot, reason)):
             log.debug("draining %s gracefully: %s", worker, reason)
 
     def cancel_drain(self, worker: str) -> None:
@@ -244,11 +244,17 @@ class HTCondorBatch:
         if self._drain_call(worker, False, self._bindings.cancel_drain):
             log.debug("cancelled the drain of %s", worker)
 
-    def _drain_call(self, worker: str, want: bool, call: Callable[[Any], Any]) -> bool:
-        """Make the call; False if it failed only because the worker already was as wanted."""
+    def _drain_call(self, worker: str, want: bool, call: Callable[[str], Any]) -> bool:
+        """Make the call on one of the worker's slots (the startd is addressed through it);
+        False if it failed only because the worker already was as wanted."""
+        what = f"cannot {'drain' if want else 'cancel the drain of'} {worker}"
+        with boundary(what):
+            slots = self._slots_of(worker)
+        if not slots:
+            raise TransientError(f"{what}: it has no slot in the pool")
         try:
-            with boundary(f"cannot {'drain' if want else 'cancel the drain of'} {worker}"):
-                call(self._bindings.locate_startd(worker))
+            with boundary(what):
+                call(min(str(ad["Name"]) for ad in slots))
             return True
         except TransientError:
             if self._draining(worker) is not want:
@@ -256,13 +262,17 @@ class HTCondorBatch:
             log.info("%s already %s", worker, "draining" if want else "not draining")
             return False
 
+    def _slots_of(self, worker: str) -> List[Any]:
+        """The collector's slot ads of ``worker`` (Name, Machine, Draining, State)."""
+        found = self._bindings.query_slots(self._slot_constraint,
+                                           ("Name", "Machine", "Draining", "State"))
+        return [ad for ad in found if ad.get("Name") and pool_ads.startd_name(ad) == worker]
+
     def _draining(self, worker: str) -> Optional[bool]:
         """What the collector says of ``worker``'s drain; None if it cannot tell."""
         try:
             with boundary(f"cannot check whether {worker} drains"):
-                slots = self._bindings.query_slots(
-                    self._slot_constraint, ("Name", "Machine", "Draining", "State"))
-                return pool_ads.names_draining(slots, worker)
+                return pool_ads.names_draining(self._slots_of(worker), worker)
         except AdapterError:
             return None
 

@@ -8,6 +8,7 @@ import contextlib
 import gc
 import logging
 import os
+import subprocess
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import classad2
@@ -18,6 +19,8 @@ from . import template as template
 from ..base import AdapterError, ConfigError, FatalError, TransientError
 
 log = logging.getLogger("elastiq.adapters.htcondor.batch")
+#: Seconds an HTCondor tool (condor_drain) may take before the call counts as failed.
+TOOL_TIMEOUT_S = 60
 
 
 class CondorBindings:
@@ -50,20 +53,39 @@ class CondorBindings:
         return self._collector().query(htcondor2.AdType.Startd, constraint=constraint,
                                        projection=list(projection))
 
-    def locate_startd(self, name: str) -> classad2.ClassAd:
-        return self._collector().locate(htcondor2.DaemonType.Startd, name)
-
     def collector_ads(self) -> List[classad2.ClassAd]:
         return self._collector().query(htcondor2.AdType.Collector,
                                        projection=["Name", "DaemonStartTime", "MyCurrentTime",
                                                    "MonitorSelfAge"])
 
-    def drain(self, startd: classad2.ClassAd, reason: str) -> str:
-        return htcondor2.Startd(startd).drainJobs(drain_type=htcondor2.DrainType.Graceful,
-                                                  reason=reason)
+    def drain(self, slot: str, reason: str) -> None:
+        """Drain the startd of ``slot`` (a slot's Name, ``slot1@host``) gracefully, with
+        HTCondor's own ``condor_drain``: a worker that holds a token but not the pool's signing
+        key cannot check the master's token, and accepts its drain only with the admin
+        capability it gave the collector (``SEC_ENABLE_REMOTE_ADMINISTRATION``), which the tool
+        fetches and the bindings' ``Startd.drainJobs`` does not.  A slot's name, unlike a bare
+        host name, is found in the collector without a DNS lookup."""
+        self._tool("condor_drain", "-graceful", "-reason", reason, slot)
 
-    def cancel_drain(self, startd: classad2.ClassAd) -> None:
-        htcondor2.Startd(startd).cancelDrainJobs()
+    def cancel_drain(self, slot: str) -> None:
+        self._tool("condor_drain", "-cancel", slot)
+
+    def _tool(self, name: str, *args: str) -> None:
+        """Run an HTCondor tool from HTCondor's BIN directory against this pool; RuntimeError
+        with what it said if it fails, cannot start or hangs."""
+        path = os.path.join(htcondor2.param.get("BIN") or "/usr/bin", name)
+        argv = [path] + (["-pool", self._pool] if self._pool else []) + list(args)
+        try:
+            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                  timeout=TOOL_TIMEOUT_S)
+        except FileNotFoundError:
+            raise RuntimeError(f"{path} is missing (HTCondor's tools, found where its BIN "
+                               f"setting says)") from None
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{name} did not answer within {TOOL_TIMEOUT_S} s") from None
+        if done.returncode != 0:
+            said = " ".join((done.stderr.strip() or done.stdout.strip()).split())
+            raise RuntimeError(f"{name} failed (exit code {done.returncode}): {said}")
 
 
 def daemon_started(ad: Any) -> Optional[float]:
