@@ -18,9 +18,10 @@ vendor-data agent (tests/support/vm_agent.py, test-only, not in the product's us
   worker's docker loads the test's image tarball (tests/support/vm_docker_image.py: nothing is
   pulled), then the example docker job is submitted; both example jobs complete, the docker one
   on the worker's docker engine;
-* only with ELASTIQ_VM_SCALE_DOWN=1 (opt-in: it FAILS today, at the drain; see below):
-* scale down: the worker that ran them goes idle and elastiq drains and terminates it
-  (IDLE_TIME=60); the busy one is left alone;
+* scale down: the worker that ran them goes idle and elastiq drains it (HTCondor's
+  ``condor_drain`` on the master: the worker, whose host name no DNS knows, takes the drain
+  through the admin capability it gave the collector) and terminates it (IDLE_TIME=60); the
+  busy one is left alone;
 * the safety nets: with elastiq stopped, the busy job removed, the last worker is unclaimed:
   HTCondor's STARTD_NOCLAIM_SHUTDOWN ends the startd, the condor_master runs the poweroff hook,
   the VM powers off, and the cloud shows the instance terminated (elastiq launches workers with
@@ -28,21 +29,9 @@ vendor-data agent (tests/support/vm_agent.py, test-only, not in the product's us
   recorded the master as reachable (it powers off only when the master is gone, which this test
   does not do).  elastiq started again finds 0 workers and launches none.
 
-Where the opt-in part stops (seen in a booted run): elastiq decides to drain the idle worker
-but every drain fails, "cannot drain i-...: [Errno -3] Temporary failure in name resolution":
-htcondor2's ``Collector.locate(DaemonType.Startd, name)`` resolves a name without "@" as a host
-name (no DNS for the workers on this network, nor on many private clouds); and a drain sent to
-the startd's address from a collector query is refused ("Startd failed to start draining
-jobs", as root and as elastiq on the master), while ``condor_drain slot1@<worker>`` as root on
-the master works (HTCondor's remote administration through the collector).  The safety net
-then did its part for real: 180 s unclaimed, the worker's startd ended its condor_master, which
-ran the poweroff hook; the VM powered off, the test cloud terminated the instance and elastiq
-logged it "ended without elastiq terminating it".
-
-Opt-in as a whole for now (ELASTIQ_VM_CLUSTER=1): it passed its required part once (20 min at
-load 3-6) and failed once at load 10 (one worker did not yet advertise HasDocker when checked),
-so it is not yet a test CI can require.  Times and memory are printed (pytest -s).  Skipped with
-the reason when VMs cannot boot here, failed when ELASTIQ_REQUIRE_VMS=1.  ELASTIQ_VM_HOLD_DIR keeps the VMs up when it fails
+Takes 20-35 min (TCG; do not run it beside other heavy work).  Times and memory are printed
+(pytest -s).  Skipped with the reason when VMs cannot boot here, failed when
+ELASTIQ_REQUIRE_VMS=1 (CI).  ELASTIQ_VM_HOLD_DIR keeps the VMs up when it fails
 (tests/support/vm_session.py).
 """
 from __future__ import annotations
@@ -65,10 +54,7 @@ from tests.support.vm_docker_image import image_tarball
 from tests.support.vm_session import (AS_JOB_USER, Clock, elastiq_serves, hold, key_values,
                                       master_diagnostics, master_ready, submit, wait)
 
-pytestmark = [pytest.mark.daemons, pytest.mark.timeout(3600),
-              pytest.mark.skipif(os.environ.get("ELASTIQ_VM_CLUSTER") != "1",
-                                 reason="the booted cluster (20-35 min) runs with "
-                                 "ELASTIQ_VM_CLUSTER=1: not yet reliable enough for CI")]
+pytestmark = [pytest.mark.daemons, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parent.parent
 CLUSTER = "vmc-1"
 IMAGE_NAME = "debian-13-genericcloud-amd64-20251201"
@@ -175,9 +161,8 @@ def test_ecm_cluster_boots_runs_the_example_jobs_on_workers_and_scales_back_to_z
                     master_ready(agent, master, clock, explain)
                     elastiq_serves(agent, master, clock)
                     run.workers_run_the_example_jobs(f"{files.url}/image.tar")
-                    if os.environ.get("ELASTIQ_VM_SCALE_DOWN") == "1":  # fails today: see above
-                        run.elastiq_scales_down()
-                        run.unclaimed_worker_powers_off()
+                    run.elastiq_scales_down()
+                    run.unclaimed_worker_powers_off()
                     print(f"peak RSS of qemu (MB): {cloud.peak_rss_mb}")
                 except BaseException:
                     hold(agent, cloud)
@@ -222,10 +207,17 @@ class Run:
         wait(lambda: set(self.workers) <= set(self.on_master(joined, 60)[1].split()), 1800,
              "both workers in the pool", self.explain, 10)
         self.clock.mark("both workers joined the pool (with their instance ids)")
-        slots = self.on_master("condor_status -af ElastiqInstanceId HasDocker "
-                               "ElastiqDockerProblem", 60)[1]
-        with_docker = {line.split()[0] for line in slots.splitlines() if " true " in line}
-        assert with_docker == set(self.workers), f"docker not advertised by both:\n{slots}"
+        def docker_advertised():
+            slots = self.on_master("condor_status -af ElastiqInstanceId HasDocker "
+                                   "ElastiqDockerProblem", 60)[1]
+            problems = [line for line in slots.splitlines() if "undefined" not in line.split()[2:]]
+            assert not problems, f"a worker's docker check failed:\n{slots}"
+            return {line.split()[0] for line in slots.splitlines() if " true " in line} \
+                == set(self.workers)
+
+        # a startd advertises HasDocker once its own docker test has passed, which on a busy
+        # host may come an update after the slot first shows up
+        wait(docker_advertised, 600, "HasDocker advertised by both workers", self.explain, 10)
         for worker in self.workers:
             log = self.agent.run(worker, "grep -n 'Up [0-9.]* seconds\\|joining' "
                                  "/var/log/cloud-init-output.log", 60)[1]
