@@ -36,7 +36,6 @@ ELASTIQ_REQUIRE_VMS=1 (CI).  ELASTIQ_VM_HOLD_DIR keeps the VMs up when it fails
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
