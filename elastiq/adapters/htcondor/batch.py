@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import classad2
 
@@ -28,6 +28,7 @@ from . import groups as groups_of
 from . import pool as pool_ads
 from . import template as template
 from ..base import AdapterError, TransientError, forgets_by_itself
+from ..told import TellOnce
 from .bindings import CondorBindings, boundary, bulk, daemon_started, local_facts
 
 if TYPE_CHECKING:
@@ -69,7 +70,7 @@ class HTCondorBatch:
                                    classad2.ClassAd())
         self._projection: List[str] = list(ads.JOB_PROJECTION)
         self._slot_constraint = pool_ads.slot_constraint(classad2.quote(self._cluster))
-        self._told: Set[Tuple[str, str]] = set()
+        self._told = TellOnce(log)
 
     # ------------------------------------------------------------------------- queue
 
@@ -104,7 +105,7 @@ class HTCondorBatch:
             notes += told
         if len(failed) == len(schedds):
             raise TransientError(f"no schedd could be read ({', '.join(failed)})")
-        self._tell_once(notes, complete=not failed)
+        self._told.tell(notes, complete=not failed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("queue: %d idle (%d never matchable), %d running, %d/%d schedds, %.3f s",
                       len(idle), sum(not j.fits_worker for j in idle), running,
@@ -146,14 +147,6 @@ class HTCondorBatch:
             return idle, running, running_on, notes
         return (grouped[0] + idle, grouped[1] + running, grouped[2] | running_on,
                 grouped[3] + notes)
-
-    def _tell_once(self, notes: List[Tuple[str, str]], complete: bool) -> None:
-        """Log each (job, message) once while the job stays idle with that problem."""
-        now = set(notes)
-        for job, message in sorted(now - self._told):
-            log.info("job %s %s", job, message)
-        # A complete queue tells which jobs are gone (or fixed): forget them.
-        self._told = now if complete else self._told | now
 
     # ------------------------------------------------------------------------- pool
 
