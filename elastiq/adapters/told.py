@@ -19,13 +19,20 @@ MAX_RUNS = 10
 def jobs_named(ids: Iterable[str]) -> str:
     """``job X`` for one job; ``N jobs R1 R2 ...`` for several, consecutive numbers of one
     prefix merged into a run (``s#4.0-19999``), the first :data:`MAX_RUNS` runs named."""
-    ids = sorted(set(ids), key=_order)
-    if len(ids) == 1:
-        return f"job {ids[0]}"
-    runs: List[List] = []  # [prefix, first, last] or [id, None, None]
-    for jid in ids:
+    parsed = []  # (prefix, number or None), each id once
+    for jid in set(ids):
         found = _NUMBERED.match(jid)
-        prefix, number = (found.group(1), int(found.group(2))) if found else (jid, None)
+        parsed.append((found.group(1), int(found.group(2))) if found else (jid, None))
+    if len(parsed) == 1:
+        prefix, number = parsed[0]
+        return f"job {prefix}{'' if number is None else number}"
+    order: Dict[str, Tuple] = {}  # prefix -> its sort key, made once per prefix
+    for prefix, _ in parsed:
+        if prefix not in order:
+            order[prefix] = _natural(prefix)
+    parsed.sort(key=lambda item: (order[item[0]], -1 if item[1] is None else item[1]))
+    runs: List[List] = []  # [prefix, first, last]; first and last None for an id as it is
+    for prefix, number in parsed:
         last = runs[-1] if runs else None
         if number is not None and last and last[0] == prefix and last[2] == number - 1:
             last[2] = number
@@ -34,13 +41,13 @@ def jobs_named(ids: Iterable[str]) -> str:
     shown = [p if n is None else f"{p}{n}" if n == m else f"{p}{n}-{m}"
              for p, n, m in runs[:MAX_RUNS]]
     more = " ..." if len(runs) > MAX_RUNS else ""
-    return f"{len(ids)} jobs {' '.join(shown)}{more}"
+    return f"{len(parsed)} jobs {' '.join(shown)}{more}"
 
 
-def _order(jid: str) -> Tuple:
-    """Numbers in ids by their value (``s#2.0`` before ``s#12.0``): text and numbers
-    alternate in the parts, so two ids compare part by part alike."""
-    return tuple(int(part) if n % 2 else part for n, part in enumerate(_DIGITS.split(jid)))
+def _natural(text: str) -> Tuple:
+    """Numbers in a text by their value (``s#2.`` before ``s#12.``): text and numbers
+    alternate in the parts, so two keys compare part by part alike."""
+    return tuple(int(part) if n % 2 else part for n, part in enumerate(_DIGITS.split(text)))
 
 
 class TellOnce:
