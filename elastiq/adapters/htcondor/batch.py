@@ -53,6 +53,10 @@ class HTCondorBatch:
     from its slot ad (see :mod:`.template`); the next :meth:`queue` judges on it.
     """
 
+    #: Its reads talk to its own daemons and share nothing with the other port's adapter: the
+    #: runtime lists the cloud while it reads the queue (:func:`base.reads_overlap`).
+    independent_reads = True
+
     def __init__(self, config: Config, bindings: Any = None,
                  clock: Callable[[], float] = time.time,
                  machine_attrs: Optional[Mapping[str, Any]] = None,

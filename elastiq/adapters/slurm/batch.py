@@ -40,6 +40,10 @@ class SlurmBatch:
     with it); ``catalogue``: the worker VMs' shape (default: the ``vm`` section's).
     """
 
+    #: Its reads talk to its own commands and share nothing with the other port's adapter: the
+    #: runtime lists the cloud while it reads the queue (:func:`base.reads_overlap`).
+    independent_reads = True
+
     def __init__(self, config: Config, commands: Optional[SlurmCommands] = None,
                  clock: Callable[[], float] = time.time, catalogue: Optional[Catalogue] = None):
         settings = config.batch
