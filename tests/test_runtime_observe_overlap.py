@@ -122,3 +122,17 @@ def test_which_adapters_overlap_their_reads():
     # the simulator's share one world and one random source: the replay stays deterministic
     assert not reads_overlap(SimPool, SimCloud)
     assert not reads_overlap(HTCondorBatch, SimCloud) and not reads_overlap(SimPool, EC2Cloud)
+
+
+class Abandoned(BaseException):
+    """Not an Exception: nothing in the read catches it, its thread just ends."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_listing_thread_that_dies_without_an_answer_is_a_problem_not_a_crash(env):
+    rt, clock, cloud, batch, meeting = env
+    cloud.faults.fail("list_instances", Abandoned())
+    rt.tick("vms")
+    assert rt.state.observation.problems == (
+        "cloud unreadable (internal error: RuntimeError, see the log): retried at the next tick",)
+    assert cloud.launch_calls == [] and cloud.terminate_calls == []

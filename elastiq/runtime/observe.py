@@ -170,7 +170,12 @@ class _Read:
     def result(self) -> _Outcome:
         if self._thread is not None:
             self._thread.join()
+            if self._outcome is None:  # its thread died of a BaseException: no answer
+                self._outcome = self._attempt(self._what, _no_answer)
         elif self._outcome is None:
             self._outcome = self._attempt(self._what, self._call)
-        assert self._outcome is not None
         return self._outcome
+
+
+def _no_answer():
+    raise RuntimeError("the read's thread ended without an answer")
