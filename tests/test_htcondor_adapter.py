@@ -117,7 +117,8 @@ def test_a_smaller_vm_makes_the_big_jobs_unmatchable(caplog):
     with caplog.at_level(logging.INFO):
         jobs = idle_by_id(batch(cfg=config(cpus=1, memory_mb=4096)).queue())
     assert not jobs["3.1"].fits_worker and jobs["5.0"].fits_worker
-    assert "#3.1 can never run on a worker VM: requests 2 cpus, a worker VM has 1" in caplog.text
+    assert "3 jobs master@vm#3.1-3 can never run on a worker VM: requests 2 cpus, a worker VM has 1" \
+        in caplog.text  # the jobs alike in one line
     jobs = idle_by_id(batch(cfg=config(disk_mb=1000)).queue())  # 3.x want 2 GB of disk
     assert not jobs["3.1"].fits_worker and jobs["5.0"].fits_worker
 

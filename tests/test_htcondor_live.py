@@ -9,6 +9,9 @@ Waiting on real daemons is polling with a deadline.
 """
 from __future__ import annotations
 
+import logging
+import re
+
 import classad2
 import pytest
 
@@ -71,6 +74,20 @@ def test_queue_sees_idle_jobs_and_judges_them(adapter, submit, live_pool):
         [j for j in ours(queue, fits).values()]
     assert [j.fits_worker for j in ours(queue, too_big).values()] == [False]
     assert ours(queue, held) == {}
+
+
+def test_jobs_that_can_never_run_are_told_in_one_line(adapter, submit, live_pool, caplog):
+    """The real schedd's groups: three jobs alike that can never run make one INFO line
+    naming them as a run (elastiq/adapters/told.py), once."""
+    big = submit(count=3, request_memory="10000000", requirements=f"TARGET.{MARK} =?= true")
+    with caplog.at_level(logging.INFO, logger="elastiq.adapters.htcondor.batch"):
+        live_pool.wait_for(lambda: len(ours(adapter.queue(), big)) == 3, WAIT_S,
+                           "the submitted jobs idle in the queue")
+        adapter.queue()
+    lines = [r.getMessage() for r in caplog.records if f"#{big}." in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert re.fullmatch(rf"3 jobs \S+#{big}\.0-2 can never run on a worker VM: requests "
+                        r"10000000 MB memory, a worker VM has 4096 MB", lines[0]), lines
 
 
 class JobByJob(CondorBindings):

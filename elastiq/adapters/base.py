@@ -7,7 +7,7 @@ contain secrets (keys, tokens, user-data).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
+from typing import Any, Dict, Mapping, Optional, Protocol, Sequence, Tuple, runtime_checkable
 
 from ..model import Instance, Pool, Queue, Worker
 
@@ -103,6 +103,15 @@ def forgets_by_itself(batch: BatchSystem, instance_ids: Sequence[str]) -> None:
     """``forget`` of a batch system that needs no telling when a worker's VM is gone (the
     simulated pool, test doubles; HTCondor: see its adapter): ``forget = forgets_by_itself``
     in the class body."""
+
+
+def reads_overlap(batch: Any, cloud: Any) -> bool:
+    """Whether the batch system's queue read and the cloud's listing may run at the same
+    time, in two threads: both adapters declare ``independent_reads = True`` in their class
+    body (their reads talk to their own remote system and share no state with the other
+    adapter).  Simulated adapters, which share one world and one random source, do not."""
+    return getattr(batch, "independent_reads", False) is True and \
+        getattr(cloud, "independent_reads", False) is True
 
 
 #: The answer of a cloud that cannot do what an optional capability asks (describe flavours,

@@ -14,6 +14,16 @@ on the cloud since (then the listing is read again at once).  The instances we
 launched since the listing are known to the core from its memory, so a reused listing never
 lets it exceed ``max_vms``.
 
+When the listing is read whatever the queue shows (a VM check, a wake-up, the start, a listing
+gone stale or invalidated) and both adapters declare ``independent_reads``
+(:func:`~elastiq.adapters.base.reads_overlap`), the listing runs in a thread while the queue is
+read: the two are independent I/O against two remote systems, so the tick waits for the
+slower of the two rather than for their sum.  The listing gets a head start of up to
+:data:`HEAD_START_S` to put its request on the wire: the HTCondor bindings hold the
+interpreter's lock for the whole of a schedd query, and a listing that had not sent its
+request by then would wait for the query to end.  Either way each read's errors are its own
+problem, noted in the fixed order queue, cloud, pool, in the calling thread.
+
 With an :class:`~.owner.Ownership` (the daemon's: its cloud tags launches with an owner id),
 the instances of another daemon's cluster of the same name are left out of every listing
 (see :mod:`.owner`): the core never sees them.
@@ -22,9 +32,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from typing import Callable, Collection, Dict, List, Optional, Tuple, TypeVar
 
-from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind
+from ..adapters.base import AdapterError, BatchSystem, Cloud, error_kind, reads_overlap
 from ..model import Instance, Pool, Queue, Snapshot
 from .owner import Ownership
 
@@ -37,6 +48,10 @@ PERMANENT_KINDS = frozenset({"config", "auth", "fatal"})
 #: Tick kinds that always read the cloud; the periodic ``queue`` check may reuse the listing.
 #: A tick serving several checks has their kinds joined by ``+`` (``"queue+vms"``).
 CLOUD_KINDS = frozenset({"vms", "wake", "start", "once"})
+#: Seconds the calling thread leaves the listing thread alone before it reads the queue: time
+#: to send the listing's first request (~10 ms of Python) before a schedd query takes the
+#: interpreter's lock.  A listing answered sooner ends the wait at once.
+HEAD_START_S = 0.05
 
 
 @functools.lru_cache(maxsize=None)
@@ -57,6 +72,7 @@ class Observer:
         self.ownership, self.known = ownership, known
         self.cloud_max_age_s = cloud_max_age_s
         self.on_error = on_error
+        self._overlap = reads_overlap(batch, cloud)  # list the cloud while reading the queue
         self._listing: Optional[Tuple[Instance, ...]] = None
         self._listed_at = float("-inf")
         self._last_idle: Optional[int] = None
@@ -74,15 +90,17 @@ class Observer:
 
     def observe(self, kind: str, now: float) -> Snapshot:
         problems: List[str] = []
-        queue: Optional[Queue] = self._read("queue", self.batch.queue, problems)
+        listing_due = (_reads_cloud(kind) or self._listing is None
+                       or now - self._listed_at >= self.cloud_max_age_s)
+        listing = _Read(self._try, "cloud", self.cloud.list_instances,
+                        background=listing_due and self._overlap)
+        queue: Optional[Queue] = self._note(self._try("queue", self.batch.queue), problems)
         idle = None if queue is None else len(queue.idle)
         new_demand = idle is not None and idle > (self._last_idle or 0)
         if queue is not None:
             self._last_idle = idle
-        fresh = (_reads_cloud(kind) or new_demand or self._listing is None
-                 or now - self._listed_at >= self.cloud_max_age_s)
-        if fresh:
-            instances = self._read("cloud", self.cloud.list_instances, problems)
+        if listing_due or new_demand:
+            instances = self._note(listing.result(), problems)
             if instances is not None:
                 instances = self._ours(instances)
                 self._listing, self._listed_at = instances, now
@@ -95,18 +113,19 @@ class Observer:
             self._ips = {i.private_ip: i.id for i in instances or () if i.private_ip}
         known_ips = self._ips
         self._known_ips = known_ips or self._known_ips
-        pool: Optional[Pool] = self._read("pool", lambda: self.batch.pool(known_ips), problems)
+        pool: Optional[Pool] = self._note(
+            self._try("pool", lambda: self.batch.pool(known_ips)), problems)
         return Snapshot(queue=queue, pool=pool, instances=instances, problems=tuple(problems))
 
     def _ours(self, listing) -> Tuple[Instance, ...]:
         listing = tuple(listing)
         return listing if self.ownership is None else self.ownership.ours(listing, self.known)
 
-    def _read(self, what: str, call: Callable[[], T], problems: List[str]) -> Optional[T]:
-        """``call()``, or None with the problem noted: its kind, its cause and whether
-        retrying can help (``status`` shows it)."""
+    def _try(self, what: str, call: Callable[[], T]) -> "_Outcome":
+        """``call()``'s value, or None with the problem (its kind, its cause and whether
+        retrying can help: ``status`` shows it), logged here; safe in any thread."""
         try:
-            return call()
+            return call(), None, None
         except AdapterError as err:
             kind, cause = error_kind(err), str(err)
             log.warning("cannot read the %s (%s error): %s", what, kind, err)
@@ -116,6 +135,47 @@ class Observer:
                       exc_info=True)
         outlook = ("retrying cannot help until that is fixed" if kind in PERMANENT_KINDS
                    else "retried at the next tick")
-        problems.append(f"{what} unreadable ({kind} error: {cause}): {outlook}")
-        self.on_error(kind)
-        return None
+        return None, f"{what} unreadable ({kind} error: {cause}): {outlook}", kind
+
+    def _note(self, outcome: "_Outcome", problems: List[str]):
+        """The value of a read; its problem, if any, noted (in the calling thread)."""
+        value, problem, kind = outcome
+        if problem is not None:
+            problems.append(problem)
+            self.on_error(kind)
+        return value
+
+
+_Outcome = Tuple[object, Optional[str], Optional[str]]
+
+
+class _Read:
+    """One read, made when its result is asked (``background`` False), or started in a thread
+    at once with :data:`HEAD_START_S` of head start (True; its result is then waited for)."""
+
+    def __init__(self, attempt: Callable[[str, Callable], _Outcome], what: str,
+                 call: Callable, background: bool):
+        self._attempt, self._what, self._call = attempt, what, call
+        self._outcome: Optional[_Outcome] = None
+        self._thread: Optional[threading.Thread] = None
+        if background:
+            self._thread = threading.Thread(target=self._run, name=f"elastiq-read-{what}",
+                                            daemon=True)
+            self._thread.start()
+            self._thread.join(HEAD_START_S)
+
+    def _run(self) -> None:
+        self._outcome = self._attempt(self._what, self._call)
+
+    def result(self) -> _Outcome:
+        if self._thread is not None:
+            self._thread.join()
+            if self._outcome is None:  # its thread died of a BaseException: no answer
+                self._outcome = self._attempt(self._what, _no_answer)
+        elif self._outcome is None:
+            self._outcome = self._attempt(self._what, self._call)
+        return self._outcome
+
+
+def _no_answer():
+    raise RuntimeError("the read's thread ended without an answer")

@@ -54,6 +54,10 @@ class EC2Cloud:
     tune botocore (``max_attempts``: attempts per call, the first included; timeouts in
     seconds), paging, batching, address detection and the environment read for ec2rc.sh."""
 
+    #: Its reads talk to the cloud's API and share nothing with the other port's adapter: the
+    #: runtime lists the cloud while it reads the queue (:func:`base.reads_overlap`).
+    independent_reads = True
+
     def __init__(self, config: Config, user_data: Union[bytes, str, None] = None,
                  substitutions: Optional[Mapping[str, str]] = None, client=None,
                  clock: Callable[[], float] = time.time, *, max_attempts: int = 4,

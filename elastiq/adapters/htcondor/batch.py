@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import classad2
 
@@ -28,6 +28,7 @@ from . import groups as groups_of
 from . import pool as pool_ads
 from . import template as template
 from ..base import AdapterError, TransientError, forgets_by_itself
+from ..told import TellOnce
 from .bindings import CondorBindings, boundary, bulk, daemon_started, local_facts
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ class HTCondorBatch:
     from its slot ad (see :mod:`.template`); the next :meth:`queue` judges on it.
     """
 
+    #: Its reads talk to its own daemons and share nothing with the other port's adapter: the
+    #: runtime lists the cloud while it reads the queue (:func:`base.reads_overlap`).
+    independent_reads = True
+
     def __init__(self, config: Config, bindings: Any = None,
                  clock: Callable[[], float] = time.time,
                  machine_attrs: Optional[Mapping[str, Any]] = None,
@@ -69,7 +74,7 @@ class HTCondorBatch:
                                    classad2.ClassAd())
         self._projection: List[str] = list(ads.JOB_PROJECTION)
         self._slot_constraint = pool_ads.slot_constraint(classad2.quote(self._cluster))
-        self._told: Set[Tuple[str, str]] = set()
+        self._told = TellOnce(log)
 
     # ------------------------------------------------------------------------- queue
 
@@ -104,7 +109,7 @@ class HTCondorBatch:
             notes += told
         if len(failed) == len(schedds):
             raise TransientError(f"no schedd could be read ({', '.join(failed)})")
-        self._tell_once(notes, complete=not failed)
+        self._told.tell(notes, complete=not failed)
         if log.isEnabledFor(logging.DEBUG):
             log.debug("queue: %d idle (%d never matchable), %d running, %d/%d schedds, %.3f s",
                       len(idle), sum(not j.fits_worker for j in idle), running,
@@ -146,14 +151,6 @@ class HTCondorBatch:
             return idle, running, running_on, notes
         return (grouped[0] + idle, grouped[1] + running, grouped[2] | running_on,
                 grouped[3] + notes)
-
-    def _tell_once(self, notes: List[Tuple[str, str]], complete: bool) -> None:
-        """Log each (job, message) once while the job stays idle with that problem."""
-        now = set(notes)
-        for job, message in sorted(now - self._told):
-            log.info("job %s %s", job, message)
-        # A complete queue tells which jobs are gone (or fixed): forget them.
-        self._told = now if complete else self._told | now
 
     # ------------------------------------------------------------------------- pool
 

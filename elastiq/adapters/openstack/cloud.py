@@ -88,6 +88,10 @@ class OpenStackCloud:
     settings (tests, the benchmark); ``read_timeout`` overrides ``read_timeout_s``; ``owner``:
     the daemon's owner id (None: none set, every server of the cluster may be deleted)."""
 
+    #: Its reads talk to the cloud's API and share nothing with the other port's adapter: the
+    #: runtime lists the cloud while it reads the queue (:func:`base.reads_overlap`).
+    independent_reads = True
+
     def __init__(self, config, user_data: Union[bytes, str, None] = None,
                  substitutions: Optional[Mapping[str, str]] = None, conn=None,
                  clock: Callable[[], float] = time.time, *, read_timeout: Optional[float] = None,

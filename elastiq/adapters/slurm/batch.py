@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ...model import Catalogue, Pool, Queue, Worker
 from . import jobs, nodes
 from ..base import AdapterError
+from ..told import TellOnce
 from .cli import SlurmCommands
 
 if TYPE_CHECKING:
@@ -39,6 +40,10 @@ class SlurmBatch:
     with it); ``catalogue``: the worker VMs' shape (default: the ``vm`` section's).
     """
 
+    #: Its reads talk to its own commands and share nothing with the other port's adapter: the
+    #: runtime lists the cloud while it reads the queue (:func:`base.reads_overlap`).
+    independent_reads = True
+
     def __init__(self, config: Config, commands: Optional[SlurmCommands] = None,
                  clock: Callable[[], float] = time.time, catalogue: Optional[Catalogue] = None):
         settings = config.batch
@@ -48,16 +53,13 @@ class SlurmBatch:
         self._partitions, self._features = settings.partitions, settings.features
         self._commands = commands or SlurmCommands(settings.bin_dir, settings.command_timeout_s)
         self._clock = clock
-        self._told: Set[Tuple[str, str]] = set()
+        self._told = TellOnce(log)
 
     def queue(self) -> Queue:
         data = self._commands.json(["squeue"])
         idle, running, running_on, notes = jobs.read_queue(
             data, self._shape, self._clock(), self._partitions, self._features)
-        now = set(notes)
-        for job, why in sorted(now - self._told):
-            log.info("job %s %s", job, why)
-        self._told = now
+        self._told.tell(notes)
         return Queue(idle=tuple(idle), running=running, running_on=running_on)
 
     def _nodes(self) -> Tuple[List[Worker], List[str], int]:
