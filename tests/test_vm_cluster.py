@@ -68,6 +68,15 @@ KEEP_BUSY = ("cat > keep-busy.sub <<'EOF'\nuniverse = vanilla\nexecutable = /bin
              "arguments = 3000\ntransfer_executable = false\nlog = log/keep-busy.log\n"
              "request_cpus = 1\nrequest_memory = 128MB\nqueue 1\nEOF\n")
 
+#: On a worker, started before it goes unclaimed: HTCondor's master log and the safety nets'
+#: journal lines copied to the kernel's log, so to the serial console, which the test cloud
+#: keeps once the VM is gone (polls every 5 s miss the second between the startd's exit and the
+#: power-off).
+CONSOLE_WATCH = r"""
+systemd-run --unit=elastiq-test-console sh -c '{ tail -n 0 -F /var/log/condor/MasterLog &
+  journalctl -f -n 0 -t elastiq-worker -o cat & wait; } |
+  while IFS= read -r line; do echo "elastiq-test: $line" > /dev/kmsg; done'
+"""
 #: On a worker: its clock and the master watch's record (key=value), the master's log's end.
 WORKER_SAFETY_NETS = r"""
 echo now=$(date +%s)
@@ -288,6 +297,8 @@ class Run:
     def unclaimed_worker_powers_off(self):
         """elastiq stopped, the busy job removed: the worker powers itself off, unclaimed."""
         worker = self.last
+        rc, out = self.agent.run(worker, CONSOLE_WATCH, 60)
+        assert rc == 0, out
         rc, out = self.on_master(f"systemctl stop elastiq; systemctl is-active elastiq\n"
                                  f"{AS_JOB_USER}runuser -u \"$JOB_USER\" -- condor_rm "
                                  f"{self.keeper}", 120)
@@ -307,12 +318,15 @@ class Run:
         wait(powered_off, NOCLAIM_S + 900, f"{worker} powered off", self.explain, 5)
         self.clock.mark("unclaimed worker powered itself off (back to 0 workers)",
                         self.cloud.powered_off[worker])
-        console = self.cloud.console_tail(worker, 30)
-        print(f"{worker}'s last poll:\n{polls[-1:]}\nconsole:\n{console}", flush=True)
+        console = self.cloud.console_tail(worker, 400)  # the shutdown itself is ~90 lines
+        copied = [line for line in console.splitlines() if "elastiq-test: " in line]
+        print(f"{worker}'s last poll:\n{polls[-1:]}\nconsole, copied lines:\n" + "\n".join(
+            copied) + "\nconsole, end:\n" + "\n".join(console.splitlines()[-5:]), flush=True)
         watched = [key_values(poll) for poll in polls]
-        # the poweroff hook's line (condor exited by itself: the startd unclaimed for long), on
-        # the console since the VM may be gone a second after (the polls every 5 s miss it)
-        assert "HTCondor exited after being unclaimed for long: powering off" in console, console
+        # HTCondor ended by itself (the startd unclaimed for long) and ran the poweroff hook
+        seen = console + "".join(polls)
+        assert "All daemons are gone" in seen and \
+            "shutdown program path to /usr/local/sbin/elastiq-worker-poweroff" in seen, copied
         assert "reboot: Power down" in console, console
         assert any(w.get("seen") and int(w["now"]) - int(w["seen"]) < 330 for w in watched), \
             f"the master watch did not record the master every 5 min: {polls[-3:]}"

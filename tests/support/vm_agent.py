@@ -3,8 +3,7 @@ and reads their output, with nothing of it in the product's user-data.
 
 The test cloud hands every VM, besides the instance's own user-data, a *vendor-data* part (as a
 cloud provider may): a cloud-config whose ``bootcmd`` starts ``elastiq-test-agent`` as a
-transient systemd unit early in boot (and has journald copy notices to the serial console, so
-that what a VM logged as it powered itself off can still be read).  The agent announces itself (``POST /agent/hello/<id>``),
+transient systemd unit early in boot.  The agent announces itself (``POST /agent/hello/<id>``),
 then polls the test's server for a command (``GET /agent/next/<id>``: ``<seq>\\n<script>`` or
 an empty body), runs it as root with bash and posts its output and exit status
 (``POST /agent/done/<id>/<seq>``, header ``X-Rc``).
@@ -47,12 +46,6 @@ done
 """
 
 
-#: journald's drop-in: messages of priority notice or above (``logger``'s default, so the
-#: safety nets' "powering off" lines) go to the serial console too, which the test cloud keeps
-#: after the VM is gone.
-CONSOLE = "[Journal]\nForwardToConsole=yes\nMaxLevelConsole=notice\n"
-
-
 class Agent:
     """The test's side: the vendor-data per VM, the HTTP handler, and :meth:`run`."""
 
@@ -70,12 +63,7 @@ class Agent:
         start = (f"echo {encoded} | base64 -d > /run/elastiq-test-agent && systemd-run "
                  "--no-block -p DefaultDependencies=no --unit=elastiq-test-agent "
                  "/bin/bash /run/elastiq-test-agent")
-        console = base64.b64encode(CONSOLE.encode()).decode()
-        forward = (f"mkdir -p /etc/systemd/journald.conf.d && echo {console} | base64 -d > "
-                   "/etc/systemd/journald.conf.d/elastiq-test-console.conf && "
-                   "systemctl restart systemd-journald")
-        return (f"#cloud-config\nbootcmd:\n  - [sh, -c, \"{start}\"]\n"
-                f"  - [sh, -c, \"{forward}\"]\n").encode()
+        return f"#cloud-config\nbootcmd:\n  - [sh, -c, \"{start}\"]\n".encode()
 
     def run(self, instance_id: str, script: str, timeout: float) -> Tuple[int, str]:
         """``script`` run with bash as root on the VM: (exit status, stdout+stderr)."""
