@@ -2,10 +2,12 @@
 read, decision and the rest, and the process's peak memory.
 
     sudo python3 benchmarks/bench_real_pool_tick.py [--jobs 100000] [--slots 2000]
+                                                    [--cluster-size N]
 
 A real HTCondor 23.9 central manager and schedd from the provisioned Debian trixie root
 (tests/support/condor_pool.py; no startd, no negotiation): the schedd holds ``--jobs`` idle
-jobs of the unprivileged test user in five shapes (1-8 cpus, 512 MB-16 GB, a docker one), the
+jobs of the unprivileged test user in five shapes (1-8 cpus, 512 MB-16 GB, a docker one: one
+cluster per shape, or ``--cluster-size`` jobs per cluster as DAGMan's one job per node), the
 collector ``--slots`` partitionable slot ads of our cluster advertised with ``condor_advertise``
 (two thirds idle, the rest with claimed dynamic slots), each naming one of ``--slots``
 instances of the moto EC2 server tagged for the cluster.  ``elastiq run --once`` runs as a
@@ -60,7 +62,8 @@ SPLIT = ("observe_s", "cloud_launch_s", "decision_s")
 #: (request_cpus, request_memory MB, docker) of the job shapes, submitted in equal shares.
 SHAPES = ((1, 512, False), (1, 2048, False), (2, 4096, False), (4, 8192, True), (8, 16000, False))
 FRAGMENTS = ("MAX_JOBS_PER_OWNER = 10000000", "MAX_JOBS_PER_SUBMISSION = 10000000",
-             "MAX_JOBS_SUBMITTED = 10000000", "NEGOTIATOR_INTERVAL = 86400")
+             "MAX_JOBS_SUBMITTED = 10000000", "NEGOTIATOR_INTERVAL = 86400",
+             "SCHEDD_INTERVAL = 5")
 #: Runs `elastiq run --once` with timers around the calls that make up a tick; the totals go
 #: to the file named by argv[1] at exit.
 TIMED_RUN = """
@@ -115,19 +118,47 @@ class AnswerCache(FaultProxy):
         return answer
 
 
-def submit_jobs(pool: CondorPool, jobs: int) -> float:
+def submit_jobs(pool: CondorPool, jobs: int, cluster_size: int = 0) -> float:
+    """``jobs`` idle jobs in the SHAPES, in equal shares: one cluster per shape, or with
+    ``cluster_size`` clusters of that many jobs (as DAGMan submits, one per node), each of one
+    shape in turn, submitted with the bindings of the root."""
     start = time.perf_counter()
-    for n, (cpus, memory, docker) in enumerate(SHAPES):
+    if cluster_size:
+        code = ("import htcondor2\nschedd = htcondor2.Schedd()\n"
+                f"shapes = [htcondor2.Submit(d) for d in {[description(*s) for s in SHAPES]!r}]\n"
+                f"for n, first in enumerate(range(0, {jobs}, {cluster_size})):\n"
+                f"    schedd.submit(shapes[n % {len(SHAPES)}], "
+                f"count=min({cluster_size}, {jobs} - first))\n")
+        done = pool.run_in_root(["python3", "-c", code], timeout=3600)
+        assert done.returncode == 0, done.stderr
+        return time.perf_counter() - start
+    for n, shape in enumerate(SHAPES):
         count = jobs // len(SHAPES) + (n < jobs % len(SHAPES))
-        description = {"executable": "/bin/sleep", "arguments": "600", "request_cpus": str(cpus),
-                       "request_memory": str(memory), "request_disk": "1GB"}
-        if docker:
-            description.update(universe="docker", docker_image="debian:trixie")
-        text = "".join(f"{k} = {v}\n" for k, v in description.items()) + f"queue {count}\n"
+        text = "".join(f"{k} = {v}\n" for k, v in description(*shape).items())
         if count:  # pool.submit's, with a time limit for tens of thousands of jobs
-            done = pool.run_in_root(["condor_submit", "-terse", "-"], input=text, timeout=1800)
+            done = pool.run_in_root(["condor_submit", "-terse", "-"],
+                                    input=text + f"queue {count}\n", timeout=1800)
             assert done.returncode == 0, done.stderr
     return time.perf_counter() - start
+
+
+def description(cpus: int, memory: int, docker: bool) -> dict:
+    """A submit description of one of the SHAPES."""
+    found = {"executable": "/bin/sleep", "arguments": "600", "request_cpus": str(cpus),
+             "request_memory": str(memory), "request_disk": "1GB"}
+    if docker:
+        found.update(universe="docker", docker_image="debian:trixie")
+    return found
+
+
+def publish_schedd(pool: CondorPool, jobs: int) -> None:
+    """Wait for the schedd's ad in the collector to count the jobs (it is sent every
+    ``SCHEDD_INTERVAL``): elastiq reads there how many jobs the schedd holds, as on a master
+    whose jobs have been queued for a while.  (``condor_reschedule`` would send it at once,
+    but starts a negotiation cycle, which keeps the schedd busy during the tick.)"""
+    pool.wait_for(lambda: any(ad.get("TotalJobAds") == jobs for ad in pool.collector().query(
+        pool.htcondor2.AdType.Schedd, projection=["TotalJobAds"])), 120,
+        f"the schedd's ad counting {jobs} jobs")
 
 
 def slot_ad(n: int, instance_id: str, now: int) -> str:
@@ -191,7 +222,7 @@ def run_once(pool: CondorPool, config_path: str, directory: str) -> dict:
             "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
 
 
-def bench(jobs: int, slots: int) -> dict:
+def bench(jobs: int, slots: int, cluster_size: int = 0) -> dict:
     with MotoServer() as moto, AnswerCache(moto.url) as cache, \
             tempfile.TemporaryDirectory(prefix="bench-tick-") as tmp:
         client = moto.client()
@@ -208,7 +239,8 @@ def bench(jobs: int, slots: int) -> dict:
             TagSpecifications=tag)["Instances"]] if slots else []
         pool = CondorPool.start(name="bench-tick", fragments=FRAGMENTS)
         try:
-            submit_s = submit_jobs(pool, jobs)
+            submit_s = submit_jobs(pool, jobs, cluster_size)
+            publish_schedd(pool, jobs)
             advertise_s = advertise(pool, ids)
             cfg = {"elastiq": {"cluster_name": CLUSTER, "state_dir": os.path.join(tmp, "state"),
                                "log_file": os.path.join(tmp, "elastiq.log"), "log_level": "INFO"},
@@ -233,7 +265,7 @@ def bench(jobs: int, slots: int) -> dict:
             tick.update(tick_without_cloud_server_s=again["tick_s"], without_cloud_server=again)
         finally:
             pool.stop()
-    return {"jobs": jobs, "slot_ads": slots, "instances": len(ids), "submit_s": round(submit_s, 1),
+    return {"jobs": jobs, "jobs_per_cluster": cluster_size or None, "slot_ads": slots, "instances": len(ids), "submit_s": round(submit_s, 1),
             "advertise_s": round(advertise_s, 1), **tick, "goal_tick_s": GOAL_TICK_S,
             "goal_rss_mb": GOAL_RSS_MB, "goal_met": tick["tick_s"] < GOAL_TICK_S
             and tick["peak_rss_mb"] < GOAL_RSS_MB,
@@ -245,12 +277,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100000, help="idle jobs in the schedd")
     parser.add_argument("--slots", type=int, default=2000, help="slot ads of our cluster")
+    parser.add_argument("--cluster-size", type=int, default=0, metavar="N",
+                        help="jobs per cluster (default: one cluster per job shape)")
     args = parser.parse_args(argv)
     reason = unavailable()
     if reason:
         print(json.dumps({"benchmark": "real_pool_tick", "skipped": reason}))
         return 0
-    print(json.dumps({"benchmark": "real_pool_tick", **bench(args.jobs, args.slots)}, indent=1))
+    print(json.dumps({"benchmark": "real_pool_tick", **bench(args.jobs, args.slots, args.cluster_size)}, indent=1))
     return 0
 
 

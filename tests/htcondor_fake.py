@@ -80,11 +80,13 @@ class FakeBindings:
             raise jobs
         return _select(jobs, constraint, projection)
 
-    def group_jobs(self, schedd, constraint, projection):
+    def group_jobs(self, schedd, constraint, projection, apart=False):
         """As the schedd answers ``QueryOpt.GroupBy``: the constraint sees the projected
         attributes only; one ad per set of jobs whose projected attributes read the same
-        (the first one's), with ``JobCount`` and ``JobIds`` ("c.p" or "c.p ... c.q")."""
-        self.calls.append(("group_jobs", schedd["Name"], constraint, tuple(projection)))
+        (the first one's), with ``JobCount`` and ``JobIds`` ("c.p" or "c.p ... c.q").
+        ``apart`` (a child process's query) changes nothing here; it is recorded."""
+        self.calls.append(("group_jobs", schedd["Name"], constraint, tuple(projection))
+                          + (("apart",) if apart else ()))
         jobs = self.jobs[schedd["Name"]]
         if isinstance(jobs, Exception):
             raise jobs

@@ -91,11 +91,14 @@ def test_bench_replay_on_the_first_jobs_of_the_traces():
 
 
 @pytest.mark.daemons
-def test_bench_real_pool_tick():
+@pytest.mark.parametrize("clusters", [(), ("--cluster-size", "4")], ids=["per-shape", "size-4"])
+def test_bench_real_pool_tick(clusters):
     from tests.support.condor_fixtures import require_real_pool
     require_real_pool()
-    result = run("bench_real_pool_tick.py", "--jobs", "50", "--slots", "10", timeout=300)
+    result = run("bench_real_pool_tick.py", "--jobs", "50", "--slots", "10", *clusters,
+                 timeout=300)
     assert (result["idle_jobs_seen"], result["vms_seen"], result["problems"]) == (50, 10, [])
+    assert result["jobs_per_cluster"] == (int(clusters[1]) if clusters else None)
     assert 0 < result["queue_read_s"] < result["tick_s"] and result["peak_rss_mb"] > 0
     cloud = result["cloud_list_s"] + result.get("cloud_launch_s", 0.0)
     assert 0 < result["cloud_server_s"] <= cloud + 0.001

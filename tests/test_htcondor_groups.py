@@ -1,7 +1,8 @@
 """The queue read from the schedd's grouped answer (``QueryOpt.GroupBy``) is the queue read job
 by job: same jobs, ids, sizes, waiting times, verdicts, running count and notes.  On the
 captured ads (tests/fixtures/htcondor) with the fake's grouping (tests/htcondor_fake.py);
-test_htcondor_live.py checks the real schedd's grouping."""
+A big schedd is read in parts (:func:`groups.query_parts`) as in one query.
+test_htcondor_live.py checks the real schedd's grouping and the parts' child processes."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,8 @@ import logging
 import classad2
 import pytest
 
+from elastiq.adapters.htcondor import ads as ads_of
+from elastiq.adapters.htcondor import groups
 from elastiq.adapters.htcondor.batch import HTCondorBatch
 from elastiq.adapters.htcondor.groups import group_procs
 
@@ -85,6 +88,40 @@ def test_contiguous_groups_need_no_job_by_job_query():
     queue, _ = read(bindings)
     assert [c[0] for c in bindings.calls if "jobs" in c[0]] == ["group_jobs"]
     assert len(queue.idle) == 4 + 299
+
+
+class BigSchedd(FakeBindings):
+    """A schedd whose ad in the collector counts more jobs than one query reads."""
+
+    def locate_schedds(self):
+        ads = super().locate_schedds()
+        for ad in ads:
+            ad["TotalJobAds"] = groups.SPLIT_ABOVE_JOBS + 1
+        return ads
+
+
+def test_a_big_schedd_is_read_in_parts_apart_as_one_query_reads_it(caplog):
+    ads = copies(load("jobs.queue.long.txt"), "3.1", range(4, 300))
+    plain = fake(ads)
+    big = BigSchedd(plain.jobs, plain.slots, plain.startds)
+    whole, told = read(plain, caplog)
+    parted, parted_told = read(big, caplog)
+    calls = [c for c in big.calls if c[0] == "group_jobs"]
+    assert [(c[2], c[-1]) for c in calls] == [
+        (f"({ads_of.JOB_CONSTRAINT}) && ClusterId % 2 == {part}", "apart") for part in (0, 1)]
+    assert parted.idle == whole.idle and len(whole.idle) == 4 + 299
+    assert (parted.running, parted.running_on, parted_told) == (whole.running, whole.running_on,
+                                                                told)
+
+
+@pytest.mark.parametrize("total, parts", [(None, 1), ("many", 1), (0, 1),
+                                          (groups.SPLIT_ABOVE_JOBS, 1),
+                                          (groups.SPLIT_ABOVE_JOBS + 1, groups.QUERY_PARTS)])
+def test_only_a_schedd_known_to_be_big_is_read_in_parts(total, parts):
+    found = groups.query_parts("JobStatus == 1", total)
+    assert len(found) == parts
+    if parts > 1:
+        assert found == [f"(JobStatus == 1) && ClusterId % {parts} == {n}" for n in range(parts)]
 
 
 @pytest.mark.parametrize("attrs, expected", [

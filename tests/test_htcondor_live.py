@@ -15,6 +15,7 @@ import re
 import classad2
 import pytest
 
+from elastiq.adapters.htcondor import groups
 from elastiq.adapters.htcondor.batch import CondorBindings, HTCondorBatch
 from elastiq.config import Config, ElastiqSection, VMSection
 
@@ -115,6 +116,45 @@ def test_the_schedds_groups_name_the_jobs_as_the_job_by_job_read(adapter, submit
         assert sorted(named.items()) == sorted(ours(plain, cluster).items())
     assert {j.fits_worker for j in ours(grouped, gap).values()} == {False}
     assert sorted(j.memory_mb for j in ours(grouped, varied).values()) == [60, 61, 62]
+
+
+class Recorded(CondorBindings):
+    """The real bindings, recording whether each grouped query was made apart."""
+
+    def __init__(self):
+        super().__init__()
+        self.apart = []
+
+    def group_jobs(self, schedd, constraint, projection, apart=False):
+        self.apart.append(apart)
+        return super().group_jobs(schedd, constraint, projection, apart=apart)
+
+
+def test_a_big_schedd_is_read_apart_in_parts_as_in_one_query(adapter, submit, live_pool,
+                                                             monkeypatch):
+    """The real schedd read as one holding more than SPLIT_ABOVE_JOBS jobs is (its ad's
+    TotalJobAds): two grouped queries at once, each by a child process; the jobs are those
+    of one query in this process."""
+    clusters = [submit(count=3, requirements=f"TARGET.{MARK} =?= true"),
+                submit(count=2, requirements=f"TARGET.{MARK} =?= true", request_memory="128")]
+    live_pool.wait_for(lambda: len(ours(adapter.queue(), clusters[1])) == 2, WAIT_S,
+                       "the submitted jobs idle in the queue")
+    whole = adapter.queue()
+    monkeypatch.setattr(groups, "SPLIT_ABOVE_JOBS", -1)  # any schedd whose ad counts its jobs
+    bindings = Recorded()
+    parted = HTCondorBatch(adapter._config, bindings=bindings, machine_attrs={MARK: True}).queue()
+    assert bindings.apart == [True] * groups.QUERY_PARTS
+    for cluster, count in zip(clusters, (3, 2)):
+        assert ours(parted, cluster) == ours(whole, cluster) and len(ours(whole, cluster)) == count
+
+
+def test_a_query_apart_that_fails_says_why(adapter, live_pool):
+    """A schedd that does not answer: the child process's one line, as an adapter error."""
+    nobody = CondorBindings().locate_schedds()[0]
+    nobody["MyAddress"] = "<127.0.0.1:1>"
+    with pytest.raises(RuntimeError, match=r"^the schedd query failed \(exit code 1\): "
+                                           r"Failed to fetch ads from schedd"):
+        CondorBindings().group_jobs(nobody, "true", ["ClusterId"], apart=True)
 
 
 def test_a_runnable_job_is_seen_idle_or_running(adapter, submit, live_pool):

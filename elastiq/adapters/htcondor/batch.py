@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import classad2
@@ -134,8 +135,7 @@ class HTCondorBatch:
         """One grouped query (the schedd aggregates jobs alike in every projected attribute:
         a few ads instead of 100,000), then job by job only the clusters whose idle jobs the
         groups cannot name (:func:`.groups.read_groups`)."""
-        groups = self._bindings.group_jobs(location, ads.JOB_CONSTRAINT,
-                                           groups_of.group_projection(self._projection))
+        groups = self._groups(location, groups_of.group_projection(self._projection))
         with bulk():
             grouped = groups_of.read_groups(groups, name, self.matcher, now)
         if grouped is not None and not grouped[4]:
@@ -151,6 +151,20 @@ class HTCondorBatch:
             return idle, running, running_on, notes
         return (grouped[0] + idle, grouped[1] + running, grouped[2] | running_on,
                 grouped[3] + notes)
+
+    def _groups(self, location: Any, projection: Sequence[str]) -> List[Any]:
+        """The schedd's groups of the jobs we read: in one grouped query, or for a big schedd
+        in several at once (:func:`.groups.query_parts`), each in a child process (the
+        bindings hold the interpreter's lock while they wait for the schedd), their groups
+        then in ClusterId order."""
+        parts = groups_of.query_parts(ads.JOB_CONSTRAINT, location.get("TotalJobAds"))
+        if len(parts) == 1:
+            return self._bindings.group_jobs(location, parts[0], projection)
+        with ThreadPoolExecutor(len(parts)) as queries:
+            answers = list(queries.map(lambda part: self._bindings.group_jobs(
+                location, part, projection, apart=True), parts))
+        return sorted((ad for answer in answers for ad in answer),
+                      key=lambda ad: ad.get("ClusterId", -1))
 
     # ------------------------------------------------------------------------- pool
 

@@ -6,25 +6,37 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 import subprocess
+import sys
 from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import classad2
 import htcondor2
 
 from . import ads as ads
+from . import schedd_query
 from . import template as template
 from ..base import AdapterError, ConfigError, FatalError, TransientError
 
 log = logging.getLogger("elastiq.adapters.htcondor.batch")
 #: Seconds an HTCondor tool (condor_drain) may take before the call counts as failed.
 TOOL_TIMEOUT_S = 60
+#: What a schedd's ad must hold to reach it (``htcondor2.Collector.locateAll``'s projection),
+#: and how many jobs it holds.
+SCHEDD_LOCATION = ["MyAddress", "AddressV1", "CondorVersion", "CondorPlatform", "Name", "Machine",
+                   "TotalJobAds"]
+#: Seconds a schedd query in a child process (100,000 jobs: ~1.5 s) may take before it counts
+#: as failed.
+QUERY_TIMEOUT_S = 300
 
 
 class CondorBindings:
-    """The htcondor2 calls elastiq makes, each one a fresh connection (no state to go stale).
+    """The HTCondor calls elastiq makes, each one a fresh connection (no state to go stale):
+    htcondor2 in this process, except the grouped queries of a big schedd (child processes,
+    see :mod:`.schedd_query`) and the drains (HTCondor's ``condor_drain``, see :meth:`drain`).
 
     ``pool``: the collector (``host:port``); None means the configuration's COLLECTOR_HOST.
     """
@@ -36,18 +48,28 @@ class CondorBindings:
         return htcondor2.Collector(self._pool)
 
     def locate_schedds(self) -> List[classad2.ClassAd]:
-        return self._collector().locateAll(htcondor2.DaemonType.Schedd)
+        """Every schedd's location ad (``Collector.locateAll``'s), with its ``TotalJobAds``."""
+        return self._collector().query(htcondor2.AdType.Schedd, projection=SCHEDD_LOCATION)
 
     def query_jobs(self, schedd: classad2.ClassAd, constraint: str,
                    projection: Sequence[str]) -> List[classad2.ClassAd]:
         return htcondor2.Schedd(schedd).query(constraint=constraint, projection=list(projection))
 
-    def group_jobs(self, schedd: classad2.ClassAd, constraint: str,
-                   projection: Sequence[str]) -> List[classad2.ClassAd]:
+    def group_jobs(self, schedd: classad2.ClassAd, constraint: str, projection: Sequence[str],
+                   apart: bool = False) -> List[classad2.ClassAd]:
         """One ad per set of jobs alike in every attribute of ``projection`` (which must hold
-        those ``constraint`` reads), with ``JobCount`` and ``JobIds`` (``"c.p ... c.q"``)."""
-        return htcondor2.Schedd(schedd).query(constraint=constraint, projection=list(projection),
-                                              opts=htcondor2.QueryOpt.GroupBy)
+        those ``constraint`` reads), with ``JobCount`` and ``JobIds`` (``"c.p ... c.q"``).
+        ``apart``: queried by a child process (:mod:`.schedd_query`), so that this process's
+        other threads run meanwhile, and several such queries at once."""
+        if not apart:
+            return htcondor2.Schedd(schedd).query(constraint=constraint,
+                                                  projection=list(projection),
+                                                  opts=htcondor2.QueryOpt.GroupBy)
+        request = json.dumps({"schedd": str(schedd), "constraint": constraint,
+                              "projection": list(projection)})
+        answer = _run([sys.executable, schedd_query.__file__], "the schedd query",
+                      QUERY_TIMEOUT_S, request)
+        return [classad2.ClassAd(text) for text in answer.split("\0")[:-1]]
 
     def query_slots(self, constraint: str, projection: Sequence[str]) -> List[classad2.ClassAd]:
         return self._collector().query(htcondor2.AdType.Startd, constraint=constraint,
@@ -71,21 +93,28 @@ class CondorBindings:
         self._tool("condor_drain", "-cancel", slot)
 
     def _tool(self, name: str, *args: str) -> None:
-        """Run an HTCondor tool from HTCondor's BIN directory against this pool; RuntimeError
-        with what it said if it fails, cannot start or hangs."""
+        """Run an HTCondor tool from HTCondor's BIN directory against this pool."""
         path = os.path.join(htcondor2.param.get("BIN") or "/usr/bin", name)
         argv = [path] + (["-pool", self._pool] if self._pool else []) + list(args)
-        try:
-            done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                                  timeout=TOOL_TIMEOUT_S)
-        except FileNotFoundError:
-            raise RuntimeError(f"{path} is missing (HTCondor's tools, found where its BIN "
-                               f"setting says)") from None
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"{name} did not answer within {TOOL_TIMEOUT_S} s") from None
-        if done.returncode != 0:
-            said = " ".join((done.stderr.strip() or done.stdout.strip()).split())
-            raise RuntimeError(f"{name} failed (exit code {done.returncode}): {said}")
+        _run(argv, name, TOOL_TIMEOUT_S,
+             found_where="HTCondor's tools, found where its BIN setting says")
+
+
+def _run(argv: List[str], what: str, timeout: float, request: str = "",
+         found_where: str = "the Python running elastiq") -> str:
+    """The standard output of a child process given ``request`` on its standard input;
+    RuntimeError with what it said if it fails, cannot start or hangs."""
+    try:
+        done = subprocess.run(argv, input=request, capture_output=True, text=True,
+                              timeout=timeout)
+    except FileNotFoundError:
+        raise RuntimeError(f"{argv[0]} is missing ({found_where})") from None
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{what} did not answer within {timeout} s") from None
+    if done.returncode != 0:
+        said = " ".join((done.stderr.strip() or done.stdout.strip()).split())
+        raise RuntimeError(f"{what} failed (exit code {done.returncode}): {said}")
+    return done.stdout
 
 
 def daemon_started(ad: Any) -> Optional[float]:

@@ -18,12 +18,29 @@ from .ads import IDLE, RUNNING, Matcher, add_startd, idle_job
 #: Not asked in a grouped query (``group_projection``): they differ per job and would make
 #: one group of each.
 PER_JOB = frozenset({"procid", "globaljobid"})
+#: A schedd holding more jobs than this (its ad's ``TotalJobAds``) is read in
+#: :data:`QUERY_PARTS` grouped queries at once: the schedd answers each in a query worker of
+#: its own (``SCHEDD_QUERY_WORKERS``, 8 by default), and its grouping, ~14 us per job, is
+#: shared between them.
+SPLIT_ABOVE_JOBS = 20000
+QUERY_PARTS = 2
 
 
 def group_projection(projection: Sequence[str]) -> List[str]:
     """The attributes a grouped query asks (and groups by): the projection less the per-job
     ids; JobStatus, ClusterId and every attribute a job is judged on stay."""
     return [a for a in projection if a.lower() not in PER_JOB]
+
+
+def query_parts(constraint: str, total_jobs: Any) -> List[str]:
+    """The constraints of the grouped queries that together select the jobs ``constraint``
+    selects, disjoint by ClusterId (a group never spans clusters, so together they answer the
+    groups one query would): ``constraint`` alone for a schedd of at most
+    :data:`SPLIT_ABOVE_JOBS` jobs, or of unknown size."""
+    if type(total_jobs) is not int or total_jobs <= SPLIT_ABOVE_JOBS:
+        return [constraint]
+    return [f"({constraint}) && ClusterId % {QUERY_PARTS} == {part}"
+            for part in range(QUERY_PARTS)]
 
 
 def group_procs(ad: Any) -> Optional[Tuple[int, range]]:
