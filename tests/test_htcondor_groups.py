@@ -114,14 +114,29 @@ def test_a_big_schedd_is_read_in_parts_apart_as_one_query_reads_it(caplog):
                                                                 told)
 
 
-@pytest.mark.parametrize("total, parts", [(None, 1), ("many", 1), (0, 1),
-                                          (groups.SPLIT_ABOVE_JOBS, 1),
-                                          (groups.SPLIT_ABOVE_JOBS + 1, groups.QUERY_PARTS)])
-def test_only_a_schedd_known_to_be_big_is_read_in_parts(total, parts):
-    found = groups.query_parts("JobStatus == 1", total)
+@pytest.mark.parametrize("total, last, parts", [
+    (None, None, 1), ("many", None, 1), (0, None, 1), (groups.SPLIT_ABOVE_JOBS, None, 1),
+    (groups.SPLIT_ABOVE_JOBS + 1, None, groups.QUERY_PARTS),
+    (groups.SPLIT_ABOVE_JOBS + 1, groups.MANY_GROUPS, groups.QUERY_PARTS),
+    (groups.SPLIT_ABOVE_JOBS + 1, groups.MANY_GROUPS + 1, 1)])
+def test_only_a_schedd_known_to_be_big_is_read_in_parts(total, last, parts):
+    found = groups.query_parts("JobStatus == 1", total, last)
     assert len(found) == parts
     if parts > 1:
         assert found == [f"(JobStatus == 1) && ClusterId % {parts} == {n}" for n in range(parts)]
+
+
+def test_a_big_schedd_whose_answer_was_many_groups_is_read_in_one_query(monkeypatch):
+    """One-job clusters: their groups parsed from a child's text cost more than the parts
+    save; the next read is one query in this process."""
+    monkeypatch.setattr(groups, "MANY_GROUPS", 2)  # the captured queue's groups are more
+    plain = fake()
+    big = BigSchedd(plain.jobs, plain.slots, plain.startds)
+    adapter = HTCondorBatch(config(), bindings=big, clock=lambda: NOW)
+    first, second = adapter.queue(), adapter.queue()
+    calls = [c for c in big.calls if c[0] == "group_jobs"]
+    assert [c[-1] == "apart" for c in calls] == [True] * groups.QUERY_PARTS + [False]
+    assert first == second and len(first.idle) >= 7
 
 
 @pytest.mark.parametrize("attrs, expected", [

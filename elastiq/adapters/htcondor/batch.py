@@ -76,6 +76,7 @@ class HTCondorBatch:
         self._projection: List[str] = list(ads.JOB_PROJECTION)
         self._slot_constraint = pool_ads.slot_constraint(classad2.quote(self._cluster))
         self._told = TellOnce(log)
+        self._groups_read: Dict[str, int] = {}  # schedd name -> group ads of its last answer
 
     # ------------------------------------------------------------------------- queue
 
@@ -135,7 +136,7 @@ class HTCondorBatch:
         """One grouped query (the schedd aggregates jobs alike in every projected attribute:
         a few ads instead of 100,000), then job by job only the clusters whose idle jobs the
         groups cannot name (:func:`.groups.read_groups`)."""
-        groups = self._groups(location, groups_of.group_projection(self._projection))
+        groups = self._groups(location, name, groups_of.group_projection(self._projection))
         with bulk():
             grouped = groups_of.read_groups(groups, name, self.matcher, now)
         if grouped is not None and not grouped[4]:
@@ -152,19 +153,22 @@ class HTCondorBatch:
         return (grouped[0] + idle, grouped[1] + running, grouped[2] | running_on,
                 grouped[3] + notes)
 
-    def _groups(self, location: Any, projection: Sequence[str]) -> List[Any]:
+    def _groups(self, location: Any, name: str, projection: Sequence[str]) -> List[Any]:
         """The schedd's groups of the jobs we read: in one grouped query, or for a big schedd
-        in several at once (:func:`.groups.query_parts`), each in a child process (the
-        bindings hold the interpreter's lock while they wait for the schedd), their groups
-        then in ClusterId order."""
-        parts = groups_of.query_parts(ads.JOB_CONSTRAINT, location.get("TotalJobAds"))
+        in several at once, each by a child process (:func:`.groups.query_parts`), their
+        groups then in ClusterId order."""
+        parts = groups_of.query_parts(ads.JOB_CONSTRAINT, location.get("TotalJobAds"),
+                                      self._groups_read.get(name))
         if len(parts) == 1:
-            return self._bindings.group_jobs(location, parts[0], projection)
-        with ThreadPoolExecutor(len(parts)) as queries:
-            answers = list(queries.map(lambda part: self._bindings.group_jobs(
-                location, part, projection, apart=True), parts))
-        return sorted((ad for answer in answers for ad in answer),
-                      key=lambda ad: ad.get("ClusterId", -1))
+            found = self._bindings.group_jobs(location, parts[0], projection)
+        else:
+            with ThreadPoolExecutor(len(parts)) as queries:
+                answers = list(queries.map(lambda part: self._bindings.group_jobs(
+                    location, part, projection, apart=True), parts))
+            found = sorted((ad for answer in answers for ad in answer),
+                           key=lambda ad: ad.get("ClusterId", -1))
+        self._groups_read[name] = len(found)
+        return found
 
     # ------------------------------------------------------------------------- pool
 
