@@ -18,10 +18,12 @@ When the listing is read whatever the queue shows (a VM check, a wake-up, the st
 gone stale or invalidated) and both adapters declare ``independent_reads``
 (:func:`~elastiq.adapters.base.reads_overlap`), the listing runs in a thread while the queue is
 read: the two are independent I/O against two remote systems, so the tick waits for the
-slower of the two rather than for their sum (the HTCondor adapter reads a big schedd in child
-processes: the bindings would hold the interpreter's lock meanwhile).  Either way each read's
-errors are its own problem, noted in the fixed order queue, cloud, pool, in the calling
-thread.
+slower of the two rather than for their sum.  The listing gets a head start of up to
+:data:`HEAD_START_S` to put its request on the wire: the HTCondor bindings hold the
+interpreter's lock for the whole of a schedd query made in this process (the adapter reads a
+big schedd in child processes, but a small one here), and a listing that had not sent its
+request by then would wait for the query to end.  Either way each read's errors are its own
+problem, noted in the fixed order queue, cloud, pool, in the calling thread.
 
 With an :class:`~.owner.Ownership` (the daemon's: its cloud tags launches with an owner id),
 the instances of another daemon's cluster of the same name are left out of every listing
@@ -47,6 +49,10 @@ PERMANENT_KINDS = frozenset({"config", "auth", "fatal"})
 #: Tick kinds that always read the cloud; the periodic ``queue`` check may reuse the listing.
 #: A tick serving several checks has their kinds joined by ``+`` (``"queue+vms"``).
 CLOUD_KINDS = frozenset({"vms", "wake", "start", "once"})
+#: Seconds the calling thread leaves the listing thread alone before it reads the queue: time
+#: to send the listing's first request (~10 ms of Python) before a schedd query takes the
+#: interpreter's lock.  A listing answered sooner ends the wait at once.
+HEAD_START_S = 0.05
 
 
 @functools.lru_cache(maxsize=None)
@@ -146,7 +152,7 @@ _Outcome = Tuple[object, Optional[str], Optional[str]]
 
 class _Read:
     """One read, made when its result is asked (``background`` False), or started in a thread
-    at once (True; its result is then waited for)."""
+    at once with :data:`HEAD_START_S` of head start (True; its result is then waited for)."""
 
     def __init__(self, attempt: Callable[[str, Callable], _Outcome], what: str,
                  call: Callable, background: bool):
@@ -157,6 +163,7 @@ class _Read:
             self._thread = threading.Thread(target=self._run, name=f"elastiq-read-{what}",
                                             daemon=True)
             self._thread.start()
+            self._thread.join(HEAD_START_S)
 
     def _run(self) -> None:
         self._outcome = self._attempt(self._what, self._call)
