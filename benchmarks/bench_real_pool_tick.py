@@ -6,8 +6,9 @@ read, decision and the rest, and the process's peak memory.
 
 A real HTCondor 23.9 central manager and schedd from the provisioned Debian trixie root
 (tests/support/condor_pool.py; no startd, no negotiation): the schedd holds ``--jobs`` idle
-jobs of the unprivileged test user in five shapes (1-8 cpus, 512 MB-16 GB, a docker one: one
-cluster per shape, or ``--cluster-size`` jobs per cluster as DAGMan's one job per node), the
+jobs of three owners (the unprivileged test user and two of the root's system accounts), each
+in five shapes (1-8 cpus, 512 MB-16 GB, a docker one: one cluster per shape, or
+``--cluster-size`` jobs per cluster, as DAGMan's one job per node), the
 collector ``--slots`` partitionable slot ads of our cluster advertised with ``condor_advertise``
 (two thirds idle, the rest with claimed dynamic slots), each naming one of ``--slots``
 instances of the moto EC2 server tagged for the cluster.  ``elastiq run --once`` runs as a
@@ -47,7 +48,7 @@ import yaml  # noqa: E402
 from elastiq.adapters.ec2.request import CLUSTER_TAG, OWNER_TAG  # noqa: E402
 from elastiq.runtime import owner  # noqa: E402
 from elastiq.runtime.state import StateStore  # noqa: E402
-from tests.support.condor_daemons import unavailable  # noqa: E402
+from tests.support.condor_daemons import TEST_USER, unavailable  # noqa: E402
 from tests.support.condor_pool import CondorPool  # noqa: E402
 from tests.support.ec2_fixtures import ACCESS_KEY, SECRET_KEY, World  # noqa: E402
 from tests.support.ec2_server import REGION, MotoServer  # noqa: E402
@@ -59,6 +60,9 @@ GOAL_TICK_S, GOAL_RSS_MB = 2.0, 500
 #: The parts of the tick in turn; the rest is the tick less these.  The observation holds the
 #: queue read, the cloud listing (the two overlap) and the pool read.
 SPLIT = ("observe_s", "cloud_launch_s", "decision_s")
+#: The jobs' owners: the test user and two of the root's own accounts (it has no other users;
+#: jobs of theirs are never run here).
+OWNERS = (TEST_USER, "daemon", "mail")
 #: (request_cpus, request_memory MB, docker) of the job shapes, submitted in equal shares.
 SHAPES = ((1, 512, False), (1, 2048, False), (2, 4096, False), (4, 8192, True), (8, 16000, False))
 FRAGMENTS = ("MAX_JOBS_PER_OWNER = 10000000", "MAX_JOBS_PER_SUBMISSION = 10000000",
@@ -119,26 +123,30 @@ class AnswerCache(FaultProxy):
 
 
 def submit_jobs(pool: CondorPool, jobs: int, cluster_size: int = 0) -> float:
-    """``jobs`` idle jobs in the SHAPES, in equal shares: one cluster per shape, or with
-    ``cluster_size`` clusters of that many jobs (as DAGMan submits, one per node), each of one
-    shape in turn, submitted with the bindings of the root."""
+    """``jobs`` idle jobs, shared equally by the OWNERS, each owner's in the SHAPES in equal
+    shares: one cluster per shape, or with ``cluster_size`` clusters of that many jobs (as
+    DAGMan submits, one per node), each of one shape in turn, submitted with the bindings of
+    the root."""
     start = time.perf_counter()
-    if cluster_size:
-        code = ("import htcondor2\nschedd = htcondor2.Schedd()\n"
-                f"shapes = [htcondor2.Submit(d) for d in {[description(*s) for s in SHAPES]!r}]\n"
-                f"for n, first in enumerate(range(0, {jobs}, {cluster_size})):\n"
-                f"    schedd.submit(shapes[n % {len(SHAPES)}], "
-                f"count=min({cluster_size}, {jobs} - first))\n")
-        done = pool.run_in_root(["python3", "-c", code], timeout=3600)
-        assert done.returncode == 0, done.stderr
-        return time.perf_counter() - start
-    for n, shape in enumerate(SHAPES):
-        count = jobs // len(SHAPES) + (n < jobs % len(SHAPES))
-        text = "".join(f"{k} = {v}\n" for k, v in description(*shape).items())
-        if count:  # pool.submit's, with a time limit for tens of thousands of jobs
-            done = pool.run_in_root(["condor_submit", "-terse", "-"],
-                                    input=text + f"queue {count}\n", timeout=1800)
+    for o, owner in enumerate(OWNERS):
+        share = jobs // len(OWNERS) + (o < jobs % len(OWNERS))
+        if cluster_size:
+            code = ("import htcondor2\nschedd = htcondor2.Schedd()\n"
+                    f"shapes = [htcondor2.Submit(d) for d in "
+                    f"{[description(*s) for s in SHAPES]!r}]\n"
+                    f"for n, first in enumerate(range(0, {share}, {cluster_size})):\n"
+                    f"    schedd.submit(shapes[n % {len(SHAPES)}], "
+                    f"count=min({cluster_size}, {share} - first))\n")
+            done = pool.run_in_root(["python3", "-c", code], user=owner, timeout=3600)
             assert done.returncode == 0, done.stderr
+            continue
+        for n, shape in enumerate(SHAPES):
+            count = share // len(SHAPES) + (n < share % len(SHAPES))
+            text = "".join(f"{k} = {v}\n" for k, v in description(*shape).items())
+            if count:  # pool.submit's, with a time limit for tens of thousands of jobs
+                done = pool.run_in_root(["condor_submit", "-terse", "-"], user=owner,
+                                        input=text + f"queue {count}\n", timeout=1800)
+                assert done.returncode == 0, done.stderr
     return time.perf_counter() - start
 
 

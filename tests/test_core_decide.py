@@ -280,6 +280,21 @@ def test_booting_vms_no_job_needs_any_more_are_cancelled_newest_first():
     assert memory.failures == 0  # not a failure: no back-off
 
 
+def test_a_booting_vm_stays_when_the_free_room_is_a_claim_the_pool_has_not_heard_of():
+    """The schedd runs a job on w1 (RemoteHost) while w1's slot ad still shows it free (the
+    collector hears of the claim later): that room is not counted, so the booting VM launched
+    for the two jobs still waiting stays (CI: it was terminated, and relaunched 3 s later)."""
+    memory = CoreState(instances={"i-1": joined(1)})
+    instances = [inst(1), inst(2, InstanceState.BOOTING, 100), inst(3, InstanceState.BOOTING, 110)]
+    stale = worker(1)  # its ad: unclaimed, its 4 cpus free
+    queue = Queue(jobs(2, cpus=4), 1, running_on=frozenset({"w1"}))
+    plan, _ = tick(Snapshot(queue, Pool((stale,)), tuple(instances)), memory, cfg(), 200)
+    assert plan.terminated_ids == ()
+    told = Queue(jobs(2, cpus=4), 1)  # no job on w1 as far as the schedd says: its room counts
+    plan, _ = tick(Snapshot(told, Pool((stale,)), tuple(instances)), memory, cfg(), 200)
+    assert plan.terminated_ids == ("i-3",) and plan.actions[0].reason.code is Code.UNNEEDED
+
+
 def test_booting_surplus_respects_min_vms_and_spares_unlisted_launches():
     memory = CoreState(instances={"i-9": InstanceRecord(Lifecycle.REQUESTED, 190, 190)})
     snapshot = snap([], [], [inst(1, InstanceState.BOOTING, 100), inst(2, InstanceState.BOOTING, 150)])

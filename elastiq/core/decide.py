@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from ..model import Catalogue, Lifecycle, LaunchOutcome, Memory, Plan, Snapshot
+from ..model import Catalogue, Lifecycle, LaunchOutcome, Memory, Plan, Snapshot, Worker
 from . import demand as demand_mod
 from . import mix, quota
 from .lifecycle import Fleet
@@ -70,16 +70,20 @@ def quota_room(fleet: Fleet, params: Params, catalogue: Catalogue) -> quota.Room
 def compute_demand(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fleet: Fleet,
                    params: Params, catalogue: Catalogue, booting: Optional[int] = None,
                    limit: Optional[int] = None,
-                   room: Optional[quota.Room] = None) -> Optional[demand_mod.Demand]:
+                   room: Optional[quota.Room] = None,
+                   sure_room_only: bool = False) -> Optional[demand_mod.Demand]:
     """Demand of the idle jobs given our fleet; None when queue or pool is unreadable.
 
     ``booting`` and ``limit`` default to the VMs booting now and the room left under the
     quota (``room``, by default :func:`quota_room`'s), plus draining workers, whose drain
-    can be cancelled."""
+    can be cancelled.  ``sure_room_only``: a worker the schedd says runs a job while its slot
+    ad shows none (an ad older than the claim) counts as full, not free."""
     if jobs is None or snapshot.pool is None:
         return None
     n_jobs_per_vm = params.launching.n_jobs_per_vm
     accepting = [m.worker for m in fleet.members if m.accepting]
+    if sure_room_only:
+        accepting = [w for w in accepting if not _claimed_since_its_ad(w, snapshot)]
     if booting is None:
         booting = fleet.booting
     budget = None
@@ -107,21 +111,31 @@ def surplus_booting(jobs: Optional[demand_mod.Placeable], snapshot: Snapshot, fl
                     params: Params, catalogue: Catalogue,
                     demand: Optional[demand_mod.Demand]) -> int:
     """How many booting VMs no waiting job needs any more (the jobs they were launched for
-    found room on workers that freed up, or left the queue)."""
+    found room on workers that freed up, or left the queue).  Only room the pool and the
+    queue agree on counts: terminating a booting VM for room a job has just taken would
+    launch another one at the next tick."""
     booting = fleet.booting
     if demand is None or not booting or demand.uncovered:
         return 0
     flavours = mix.usable(catalogue.flavours) if not params.launching.n_jobs_per_vm else ()
     if flavours:  # several sizes: the newest booting VMs that no job is packed into
         free = [(m.worker.free_cpus, m.worker.free_memory_mb) for m in fleet.members
-                if m.accepting]
+                if m.accepting and not _claimed_since_its_ad(m.worker, snapshot)]
         on_way = [m for m in fleet.members if m.booting]
         listed = sorted((m for m in on_way if m.listed),  # oldest first
                         key=lambda m: (-m.record.launched_at, m.id), reverse=True)
         return mix.unneeded_booting(jobs, free, [m.flavour for m in on_way if not m.listed],
                                     [m.flavour for m in listed], flavours)
-    needed = compute_demand(jobs, snapshot, fleet, params, catalogue, booting=0, limit=booting)
+    needed = compute_demand(jobs, snapshot, fleet, params, catalogue, booting=0, limit=booting,
+                            sure_room_only=True)
     return booting - needed.new_vms
+
+
+def _claimed_since_its_ad(worker: Worker, snapshot: Snapshot) -> bool:
+    """The schedd says a job runs on ``worker`` while its slot ad shows none: the ad predates
+    the claim (the collector hears of it later), so its free room may be gone."""
+    return worker.running_jobs == 0 and snapshot.queue is not None and \
+        worker.name in snapshot.queue.running_on
 
 
 def no_decision(snapshot: Snapshot) -> Reason:
