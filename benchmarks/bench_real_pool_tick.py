@@ -273,7 +273,8 @@ def bench(jobs: int, slots: int, cluster_size: int = 0) -> dict:
             tick.update(tick_without_cloud_server_s=again["tick_s"], without_cloud_server=again)
         finally:
             pool.stop()
-    return {"jobs": jobs, "jobs_per_cluster": cluster_size or None, "slot_ads": slots, "instances": len(ids), "submit_s": round(submit_s, 1),
+    return {"jobs": jobs, "jobs_per_cluster": cluster_size or None, "slot_ads": slots,
+            "instances": len(ids), "submit_s": round(submit_s, 1),
             "advertise_s": round(advertise_s, 1), **tick, "goal_tick_s": GOAL_TICK_S,
             "goal_rss_mb": GOAL_RSS_MB, "goal_met": tick["tick_s"] < GOAL_TICK_S
             and tick["peak_rss_mb"] < GOAL_RSS_MB,
@@ -292,7 +293,8 @@ def main(argv=None) -> int:
     if reason:
         print(json.dumps({"benchmark": "real_pool_tick", "skipped": reason}))
         return 0
-    print(json.dumps({"benchmark": "real_pool_tick", **bench(args.jobs, args.slots, args.cluster_size)}, indent=1))
+    result = bench(args.jobs, args.slots, args.cluster_size)
+    print(json.dumps({"benchmark": "real_pool_tick", **result}, indent=1))
     return 0
 
 
