@@ -109,3 +109,30 @@ def test_a_worker_whose_docker_fails_for_condor_does_not_advertise_it(pool):
     finally:
         pool.stop_startd(unchecked)
         pool.stop_startd(checked)
+
+
+def test_a_docker_slower_than_htcondors_own_test_is_still_advertised(pool):
+    """HTCondor's own docker test gives ``docker load`` 20 s, which a small VM still busy after
+    its boot can miss; its startd then never advertises HasDocker (a booted CI cluster: neither
+    worker did).  The worker leaves the test to elastiq-docker-check (120 s per step): a docker
+    whose ``load`` takes 25 s is advertised; with HTCondor's own test on, it is not."""
+    slow = "slow-docker"
+    with open(f"{pool.host_dir}/{slow}", "w", encoding="utf-8") as handle:
+        handle.write(f'#!/bin/sh\n[ "$1" != load ] || sleep 25\n'
+                     f'exec {docker_pool.PODMAN_DOCKER} "$@"\n')
+    os.chmod(f"{pool.host_dir}/{slow}", 0o755)
+    docker = f"{pool.directory}/{slow}"
+    htcondor_tests = WORKER.replace("DOCKER_PERFORM_TEST = False", "DOCKER_PERFORM_TEST = True")
+    assert htcondor_tests != WORKER
+    checked = docker_pool.start_docker_startd(pool, "docker-slow", WORKER, docker=docker)
+    unchecked = docker_pool.start_docker_startd(pool, "docker-slow-htcondor-test",
+                                                htcondor_tests, docker=docker, check=False)
+    try:
+        assert "docker works for jobs" in docker_pool.verdict(pool, "docker-slow")
+        assert [ad.get("HasDocker") for ad in checked.slots()] == [True]
+        assert [ad.get("HasDocker") for ad in unchecked.slots()] in ([None], [False])
+        probe = unchecked.log("StarterLog.testing")  # the starter's probe, which the startd runs
+        assert "slow-docker load -i" in probe and "Declaring a hung docker" in probe, probe
+    finally:
+        pool.stop_startd(checked)
+        pool.stop_startd(unchecked)

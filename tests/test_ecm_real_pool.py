@@ -167,8 +167,9 @@ def test_elastiqs_token_reads_queue_and_pool_and_drains_a_user_cannot(cluster):
 
 def test_docker_part_parses_with_condor_config_val(cluster):
     w1 = cluster.nodes[1]
-    got = w1.run("condor_config_val DOCKER DOCKER_IMAGE_CACHE_SIZE DOCKER_DROP_ALL_CAPABILITIES")
-    assert got.stdout.split() == ["/usr/bin/docker", "8", "true"]
+    got = w1.run("condor_config_val DOCKER DOCKER_IMAGE_CACHE_SIZE DOCKER_DROP_ALL_CAPABILITIES "
+                 "DOCKER_PERFORM_TEST")
+    assert got.stdout.split() == ["/usr/bin/docker", "8", "true", "false"]
 
 
 def test_unclaimed_worker_exits_and_its_master_runs_the_poweroff_hook(cluster):

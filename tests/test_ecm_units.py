@@ -43,7 +43,7 @@ def test_worker_condor_unit_parses_with_docker_and_the_elastiq_attributes(tmp_pa
         "DAEMON_LIST", "CONDOR_HOST", "TRUST_DOMAIN", "STARTD_ATTRS", "ElastiqInstanceId",
         "ElastiqCluster", "SEC_DEFAULT_AUTHENTICATION_METHODS", "STARTD_NOCLAIM_SHUTDOWN",
         "MASTER.DAEMON_SHUTDOWN", "DEFAULT_MASTER_SHUTDOWN_SCRIPT", "DOCKER",
-        "DOCKER_IMAGE_CACHE_SIZE"])
+        "DOCKER_IMAGE_CACHE_SIZE", "DOCKER_PERFORM_TEST"])
     assert got["DAEMON_LIST"].split() == ["MASTER", "STARTD"]
     assert (got["CONDOR_HOST"], got["TRUST_DOMAIN"]) == ("10.1.2.3", "physics-2024")
     assert {"ElastiqInstanceId", "ElastiqCluster"} <= set(got["STARTD_ATTRS"].split())
@@ -53,6 +53,7 @@ def test_worker_condor_unit_parses_with_docker_and_the_elastiq_attributes(tmp_pa
     assert got["MASTER.DAEMON_SHUTDOWN"].endswith("> 600)")
     assert got["DEFAULT_MASTER_SHUTDOWN_SCRIPT"] == "/usr/local/sbin/elastiq-worker-poweroff"
     assert (got["DOCKER"], str(got["DOCKER_IMAGE_CACHE_SIZE"])) == ("/usr/bin/docker", "8")
+    assert str(got["DOCKER_PERFORM_TEST"]).lower() == "false"  # elastiq-docker-check tests
 
 
 def test_master_condor_unit_parses_into_central_manager_and_submit(tmp_path):

@@ -51,7 +51,8 @@ from tests.support.vm_agent import Agent
 from tests.support.vm_cloud import vms_possible  # noqa: F401 (fixture)
 from tests.support.vm_docker_image import image_tarball
 from tests.support.vm_session import (AS_JOB_USER, Clock, elastiq_serves, hold, key_values,
-                                      master_diagnostics, master_ready, submit, wait)
+                                      master_diagnostics, master_ready, submit, wait,
+                                      workers_docker)
 
 pytestmark = [pytest.mark.daemons, pytest.mark.timeout(3600)]
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,7 +228,9 @@ class Run:
 
         # a startd advertises HasDocker once its own docker test has passed, which on a busy
         # host may come an update after the slot first shows up
-        wait(docker_advertised, 600, "HasDocker advertised by both workers", self.explain, 10)
+        wait(docker_advertised, 600, "HasDocker advertised by both workers",
+             lambda: f"{self.explain()}\n"
+                     f"{workers_docker(self.agent, self.workers, self.cloud.stopped)}", 10)
         for worker in self.workers:
             log = self.agent.run(worker, "grep -n 'Up [0-9.]* seconds\\|joining' "
                                  "/var/log/cloud-init-output.log", 60)[1]

@@ -17,6 +17,9 @@ echo "elastiq=$(systemctl is-active elastiq)"
 """
 #: What a VM is busy with.
 BUSY = "ps -eo pid,etimes,time,args --sort=-time | grep -v ' \\[' | head -n 8 | cut -c1-160"
+#: What a worker's HTCondor logged of docker, and the verdict of its elastiq-docker-check.
+WORKER_DOCKER = ("grep -ih docker /var/log/condor/*Log* 2>/dev/null | tail -n 15; "
+                 "cat /etc/condor/config.d/99-elastiq-docker-check.conf")
 #: Runs the rest of a script as the master's job user (uid 1000, as ecm's example jobs) in ~/jobs.
 AS_JOB_USER = ("JOB_USER=$(getent passwd 1000 | cut -d: -f1)\n"
                "cd \"$(getent passwd \"$JOB_USER\" | cut -d: -f6)/jobs\"\n")
@@ -68,6 +71,19 @@ def master_diagnostics(agent, master: str) -> str:
                          "timeout 30 condor_q -all; timeout 30 condor_status -any", 300)[1]
     except AssertionError as err:
         return f"(no diagnostics: {err})"
+
+
+def workers_docker(agent, workers, stopped) -> str:
+    """What each worker (its VM still running) logged of docker (WORKER_DOCKER)."""
+    parts = []
+    for worker in workers:
+        try:
+            out = "(its VM stopped)" if worker in stopped else \
+                agent.run(worker, WORKER_DOCKER, 30)[1]
+        except AssertionError as err:
+            out = f"(no answer: {err})"
+        parts.append(f"--- docker on {worker}\n{out}")
+    return "\n".join(parts)
 
 
 def master_ready(agent, master: str, clock: Clock, explain) -> None:
