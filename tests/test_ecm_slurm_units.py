@@ -9,7 +9,9 @@ against Debian 13's Slurm 24.11 in the provisioned root (tests/support/slurm_clu
   adapter, built from the master's elastiq.yaml, sees it as the worker of that instance;
 * the master's example jobs run: the one-core job, and the container job alone on a worker
   (rootful podman standing in for docker, run as the user whom the provisioned root lets use
-  it, as the docker group would on a worker).
+  it, as the docker group would on a worker);
+* the worker's unclaimed watch drains and powers off (a stub ``systemctl``) a node that ran no
+  job for long, and only such a node.
 
 Skipped with the reason where the Slurm root is missing (failed instead when
 ELASTIQ_REQUIRE_SLURM=1), or podman in it for the container job (failed instead when
@@ -21,6 +23,8 @@ import os
 import re
 import shlex
 import subprocess
+import time
+from typing import Optional
 
 import pytest
 
@@ -29,6 +33,7 @@ from elastiq import config as elastiq_config
 from elastiq.adapters.slurm.batch import SlurmBatch
 from tests.support import docker_pool
 from tests.support.condor_daemons import MOUNTS, TEST_USER, in_root, wait_for
+from tests.support.net import free_port
 from tests.support.slurm_cluster import SlurmCluster, require_slurm
 from tests.support.tools import skip_or_fail
 from tests.test_ecm_render import answers
@@ -232,3 +237,108 @@ def _ids(cluster: SlurmCluster, user: str):
             if fields[0] == user:
                 return int(fields[2]), int(fields[3])
     raise AssertionError(f"no {user} in the root")
+
+
+class UnclaimedWatch:
+    """The worker's unclaimed watch (its unit run into the sandbox's paths) for node ``name``,
+    run as its timer runs it, with ``systemctl`` a stub that records its arguments."""
+
+    def __init__(self, cluster: SlurmCluster, name: str, noclaim_s: int = 600):
+        self.cluster, self.noclaim_s = cluster, noclaim_s
+        d = f"{cluster.directory}/unclaimed-{name}"
+        for made in ("sbin", "systemd", "stub"):  # as on a worker, but for the stub
+            os.makedirs(f"{cluster.root}{d}/{made}")
+        run_unit(cluster, cluster.rendered_units.worker["worker-unclaimed-watch"], NODE_NAME=name,
+                 NOCLAIM_SHUTDOWN_S=str(noclaim_s), WATCH_STATE_DIR=f"{d}/state",
+                 ELASTIQ_ETC=f"{d}/etc", SBIN=f"{d}/sbin", SYSTEMD_DIR=f"{d}/systemd")
+        self.program, self.host = f"{d}/sbin/elastiq-unclaimed-watch", cluster.root + d
+        with open(f"{self.host}/stub/systemctl", "w", encoding="utf-8") as handle:
+            handle.write(f'#!/bin/sh\necho "$*" >> {d}/systemctl-calls\n')
+        os.chmod(f"{self.host}/stub/systemctl", 0o755)
+
+    def run(self, conf: Optional[str] = None) -> None:
+        env = dict(self.cluster.env(), PATH=f"{self.program.rsplit('/', 2)[0]}/stub:{PATH}")
+        if conf:
+            env["SLURM_CONF"] = conf
+        done = subprocess.run(in_root(self.cluster.root, [self.program], env),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+
+    @property
+    def since(self) -> Optional[int]:
+        try:
+            return int(_read(f"{self.host}/state/unclaimed-since"))
+        except FileNotFoundError:
+            return None
+
+    def unclaimed_long_ago(self) -> None:
+        with open(f"{self.host}/state/unclaimed-since", "w", encoding="utf-8") as handle:
+            handle.write(f"{int(time.time()) - self.noclaim_s - 1}\n")
+
+    @property
+    def calls(self) -> list:
+        try:
+            return _read(f"{self.host}/systemctl-calls").splitlines()
+        except FileNotFoundError:
+            return []
+
+
+def _node(cluster: SlurmCluster, name: str) -> dict:
+    (node,) = [n for n in cluster.json(["scontrol", "show", "node", "--json"])["nodes"]
+               if n["name"] == name]
+    return node
+
+
+def test_a_worker_that_ran_no_job_for_long_drains_itself_and_powers_off(cluster):
+    """The safety net of a worker elastiq does not release: no job for NOCLAIM_SHUTDOWN_S, it
+    drains itself (no job can start while it goes) and powers off; a job keeps it up."""
+    name = "w-unclaimed"
+    cluster.start_node(name, cpus=2, memory_mb=2048, cluster=CLUSTER, instance_id="i-unclaimed",
+                       wait=30)
+    watch = UnclaimedWatch(cluster, name)
+    job = cluster.sbatch(["-w", name, "--wrap", "sleep 300"])
+    wait_for(lambda: cluster.jobs()[job]["job_state"] == ["RUNNING"], 60, "the job running",
+             explain=cluster.explain)
+    watch.unclaimed_long_ago()
+    watch.run()
+    assert watch.since is None and watch.calls == []  # a job runs: it stays, its clock reset
+    assert "DRAIN" not in _node(cluster, name)["state"]
+    cluster.run(["scancel", str(job)], check=True)
+
+    def idle_seen():
+        watch.run()
+        return watch.since
+    first = wait_for(idle_seen, 60, "the watch seeing the node idle", explain=cluster.explain)
+    assert abs(first - time.time()) < 60 and watch.calls == []
+    watch.run()
+    assert watch.since == first and watch.calls == []  # idle, not yet for long
+    watch.unclaimed_long_ago()
+    watch.run()
+    node = _node(cluster, name)
+    assert "DRAIN" in node["state"] and "elastiq-worker: no job for 600 s" in node["reason"], node
+    assert watch.calls == ["poweroff"]
+
+
+def test_the_unclaimed_watch_powers_off_a_node_the_controller_does_not_know(cluster):
+    """A worker whose slurmd never joined (or that Slurm forgot): nothing can run there."""
+    watch = UnclaimedWatch(cluster, "w-never-joined")
+    watch.run()
+    assert watch.since is not None and watch.calls == []
+    watch.unclaimed_long_ago()
+    watch.run()
+    assert watch.calls == ["poweroff"]
+
+
+def test_the_unclaimed_watch_waits_while_the_controller_does_not_answer(cluster):
+    """Not knowing whether a job was just given to the node, it does nothing (the master watch
+    powers off a worker whose master is gone for long)."""
+    watch = UnclaimedWatch(cluster, "w-no-controller")
+    conf = _read(f"{cluster.host_dir}/slurm.conf")
+    silent = f"{cluster.directory}/unclaimed-w-no-controller/slurm.conf"
+    with open(cluster.root + silent, "w", encoding="utf-8") as handle:
+        handle.write(re.sub(r"^SlurmctldPort=.*$", f"SlurmctldPort={free_port()}", conf,
+                            flags=re.M))
+    watch.unclaimed_long_ago()
+    before = watch.since
+    watch.run(conf=silent)
+    assert watch.since == before and watch.calls == []
