@@ -33,6 +33,19 @@ BATCH_SYSTEMS = ("htcondor", "slurm")
 SLURM_OSES = ("debian13",)
 
 
+def os_ids_for(batch: str) -> Tuple[str, ...]:
+    """The ids of the operating systems a cluster of ``batch`` can run on."""
+    return SLURM_OSES if batch == "slurm" else tuple(OPERATING_SYSTEMS)
+
+
+def os_problem(batch: str, os_id: str) -> Optional[str]:
+    """Why a ``batch`` cluster cannot run on ``os_id``; None when it can."""
+    if os_id in os_ids_for(batch):
+        return None
+    return (f"--batch {batch} runs on {', '.join(os_ids_for(batch))} only (its Slurm has the "
+            f"dynamic nodes the workers join as), not on {os_id}")
+
+
 
 class RenderError(ValueError):
     """An answer that cannot be rendered safely; ``field`` names it (never its value if secret)."""
@@ -132,9 +145,8 @@ def validate(a: Answers) -> None:
     if a.batch not in BATCH_SYSTEMS:
         raise RenderError("batch", f"unknown batch system {a.batch!r} (known: "
                           f"{', '.join(BATCH_SYSTEMS)})")
-    if a.batch == "slurm" and a.os_id not in SLURM_OSES:
-        raise RenderError("batch", f"Slurm clusters run on {', '.join(SLURM_OSES)} (its Slurm "
-                          f"has the dynamic nodes the workers join as), not on {a.os_id}")
+    if os_problem(a.batch, a.os_id):
+        raise RenderError("batch", os_problem(a.batch, a.os_id))
     if not CLUSTER_NAME.fullmatch(a.cluster_name):
         raise RenderError("cluster_name", f"{CLUSTER_NAME_RULE} (got {a.cluster_name!r})")
     if not SERIES.fullmatch(a.htcondor_series):

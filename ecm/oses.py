@@ -23,9 +23,16 @@ class OperatingSystem:
     #: Where HTCondor comes from: "htcondor" (the HTCondor project's repository, in the chosen
     #: series) or "os" (the OS's own archive, in its version: no third-party repository).
     htcondor_source: str = "htcondor"
+    #: (batch system, what of it the OS's own archive installs), shown after the label.
+    from_archive: Tuple[Tuple[str, str], ...] = ()
 
     def matches(self, image_name: str) -> bool:
         return re.search(self.image_pattern, image_name or "", re.IGNORECASE) is not None
+
+    def label_for(self, batch: str) -> str:
+        """The label, and the batch system's version where the OS's own archive fixes it."""
+        version = dict(self.from_archive).get(batch)
+        return f"{self.label}, {version}" if version else self.label
 
 
 OPERATING_SYSTEMS: Dict[str, OperatingSystem] = {
@@ -41,9 +48,11 @@ OPERATING_SYSTEMS: Dict[str, OperatingSystem] = {
                         "ubuntu", r"ubuntu.*(24\.04|noble)"),
         OperatingSystem("debian12", "Debian 12 (bookworm)", "deb", "debian", "bookworm",
                         "debian", r"debian\D*12(\D|$)|bookworm"),
-        OperatingSystem("debian13", "Debian 13 (trixie), HTCondor 23.9 from Debian", "deb",
+        OperatingSystem("debian13", "Debian 13 (trixie)", "deb",
                         "debian", "trixie", "debian", r"debian\D*13(\D|$)|trixie",
-                        htcondor_source="os"),
+                        htcondor_source="os",
+                        from_archive=(("htcondor", "HTCondor 23.9 from Debian"),
+                                      ("slurm", "Slurm 24.11 from Debian"))),
     )
 }
 

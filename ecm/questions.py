@@ -21,9 +21,10 @@ class Questions:
         return self.q.select("Cloud API of the master and the workers:", choices=choices,
                              default=next(c for c in choices if c.value == default)).unsafe_ask()
 
-    def operating_system(self) -> str:
-        choices = [self.q.Choice(os_.label, value=os_id)
-                   for os_id, os_ in OPERATING_SYSTEMS.items()]
+    def operating_system(self, batch: str) -> str:
+        """Only the operating systems a ``batch`` cluster can run on are offered."""
+        choices = [self.q.Choice(OPERATING_SYSTEMS[os_id].label_for(batch), value=os_id)
+                   for os_id in render.os_ids_for(batch)]
         return self.q.select("Operating system of the master and the workers:",
                              choices=choices).unsafe_ask()
 

@@ -35,7 +35,8 @@ import yaml
 # the answers and their checks, also as ``render.<name>`` for the callers of render
 from .answers import (BATCH_SYSTEMS, CLUSTER_NAME, CLUSTER_NAME_RULE,  # noqa: F401
                       DEFAULT_HTCONDOR_REPO, DEFAULT_HTCONDOR_SERIES, HEREDOC_WORDS,
-                      SLURM_OSES, Answers, RenderError, UserDataTooLarge, validate)
+                      SLURM_OSES, Answers, RenderError, UserDataTooLarge, os_ids_for,
+                      os_problem, validate)
 from .oses import OPERATING_SYSTEMS
 
 #: Raw user-data limit of EC2 (16 KiB): workers (launched through the EC2 API) always fit it.

@@ -100,13 +100,16 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(
             "standard input is not a terminal, so ecm cannot ask questions.  Run it "
             "non-interactively with every answer as a flag, e.g.:\n"
-            f"  ecm --yes --os {next(iter(OPERATING_SYSTEMS))} --image {_image_example(args.cloud)} "
+            f"  ecm --yes --os {render.os_ids_for(args.batch)[0]} "
+            f"--image {_image_example(args.cloud)} "
             "[--cluster-name NAME] [--output FILE] [--embed-credentials]\n(ecm --help lists them)")
     if not interactive:
         missing = [flag for flag, value in (("--os", args.os), ("--image", args.image)) if not value]
         if missing:
             raise UsageError(f"--yes needs {' and '.join(missing)} (OS ids: "
-                             f"{', '.join(OPERATING_SYSTEMS)})")
+                             f"{', '.join(render.os_ids_for(args.batch))})")
+    if args.os and render.os_problem(args.batch, args.os):
+        raise UsageError(f"--os {args.os}: {render.os_problem(args.batch, args.os)}")
     if args.output:
         check_output(args.output, args.force)
     ca_pem = read_ca_bundle(args.ca_bundle)
@@ -133,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
                      f"{OWN_VERSION}"):
             source.check_index(OWN_VERSION, args.index_url)
 
-    os_id = args.os or prompts.operating_system()
+    os_id = args.os or prompts.operating_system(args.batch)
     if args.image:
         found = cloud.find_image(args.image)
         if found is None:
@@ -190,8 +193,9 @@ def run(args: argparse.Namespace) -> int:
     render.master_user_data(answers, limit)  # refuses what cannot be rendered, before asking
     output = args.output or f"master-{os_id}-{now:%Y-%m-%d}-{now:%H.%M.%S}"
     check_output(output, args.force)
-    print(f"Cluster {cluster_name}: {OPERATING_SYSTEMS[os_id].label}, image {image_id}, "
-          f"{conf.min_vms}-{conf.max_vms} workers of {', '.join(answers.flavours) if smaller_flavours else conf.flavour}, "
+    flavours = ', '.join(answers.flavours) if smaller_flavours else conf.flavour
+    print(f"Cluster {cluster_name}: {OPERATING_SYSTEMS[os_id].label_for(args.batch)}, "
+          f"image {image_id}, {conf.min_vms}-{conf.max_vms} workers of {flavours}, "
           f"{'credentials embedded' if embed else 'instance role'}.")
     if prompts and not prompts.confirm(f"Write {output}?"):
         print("Nothing was written.")

@@ -229,3 +229,12 @@ def test_the_master_reads_the_workers_shape_for_slurm_conf_from_the_cloud(tmp_pa
         assert done.stdout.endswith(expected)
         assert ("LOG cannot read the workers' shape" in done.stdout) is (expected == "1 2048")
         assert "Traceback" not in done.stderr
+
+
+def test_the_user_data_names_the_batch_system_the_os_archive_installs():
+    slurm, condor = answers("debian13", batch="slurm"), answers("debian13")
+    for script in (render.render_master(slurm), render.render_worker(slurm)):
+        head = script.splitlines()[1]
+        assert "Debian 13 (trixie), Slurm 24.11 from Debian" in head and "HTCondor" not in head
+    for script in (render.render_master(condor), render.render_worker(condor)):
+        assert "Debian 13 (trixie), HTCondor 23.9 from Debian" in script.splitlines()[1]

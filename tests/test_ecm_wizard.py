@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime
 import gzip
+import io
 import os
 import re
 import socket
@@ -225,6 +226,31 @@ def test_the_cloud_is_asked_when_openstack_credentials_are_there(ecm_moto, workd
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 2  # credentials to fix: bad input (issue 25, item 12)
+    assert sorted(p.name for p in workdir.iterdir()) == ["ecm.conf"]
+
+
+def test_a_slurm_cluster_is_offered_only_the_operating_systems_it_runs_on(ecm_moto, workdir):
+    """--batch slurm: the one OS whose Slurm the workers can join, labelled with that Slurm
+    (not with the HTCondor the same OS would install), is the only choice."""
+    child = spawn(ecm_moto, workdir, "--batch", "slurm")
+    child.logfile_read = screen = io.StringIO()
+    child.expect("Operating system of the master and the workers")
+    child.expect("Debian 13 \\(trixie\\), Slurm 24.11 from Debian")
+    child.send(CTRL_C)
+    child.expect(pexpect.EOF)
+    child.close()
+    shown = screen.getvalue()
+    assert child.exitstatus == 130
+    assert "Slurm 24.11" in shown
+    assert not re.search("AlmaLinux|Rocky|Ubuntu|Debian 12|HTCondor", shown), shown
+
+
+def test_an_os_a_slurm_cluster_cannot_run_on_is_refused_before_the_cloud(ecm_moto, workdir):
+    done = run(ecm_moto, workdir, "--yes", "--batch", "slurm", "--os", "rocky9", "--image",
+               ecm_moto.images[ALMA], EC2_URL="http://127.0.0.1:9")  # no cloud listens there
+    assert done.returncode == 2, done.stderr
+    assert "--os rocky9: --batch slurm runs on debian13 only" in done.stderr, done.stderr
+    assert "127.0.0.1:9" not in done.stderr
     assert sorted(p.name for p in workdir.iterdir()) == ["ecm.conf"]
 
 
