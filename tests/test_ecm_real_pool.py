@@ -169,7 +169,7 @@ def test_docker_part_parses_with_condor_config_val(cluster):
     w1 = cluster.nodes[1]
     got = w1.run("condor_config_val DOCKER DOCKER_IMAGE_CACHE_SIZE DOCKER_DROP_ALL_CAPABILITIES "
                  "DOCKER_PERFORM_TEST")
-    assert got.stdout.split() == ["/usr/bin/docker", "8", "true", "false"]
+    assert got.stdout.split() == ["/usr/bin/docker", "8", "true", "False"]
 
 
 def test_unclaimed_worker_exits_and_its_master_runs_the_poweroff_hook(cluster):
