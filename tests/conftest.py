@@ -7,7 +7,7 @@ import pytest
 from tests.support import tools
 
 pytest_plugins = ["tests.support.ec2_fixtures", "tests.support.condor_fixtures",
-                  "tests.support.openstack_fixtures"]
+                  "tests.support.openstack_fixtures", "tests.support.sigterm_teardown"]
 
 
 #: Test tiers (markers), fastest first: ``unit`` runs in this process on our code alone (pure
