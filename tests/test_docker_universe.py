@@ -14,6 +14,7 @@ import re
 import pytest
 
 from ecm import render
+from elastiq.adapters.htcondor import pool as pool_ads
 from tests.support import docker_pool
 from tests.support.condor_pool import CondorPool
 from tests.support.tools import skip_or_fail
@@ -106,6 +107,9 @@ def test_a_worker_whose_docker_fails_for_condor_does_not_advertise_it(pool):
         ads = checked.slots()
         assert [ad.get("HasDocker") for ad in ads] == [None], ads
         assert "/usr/bin/docker load as condor" in ads[0]["ElastiqDockerProblem"], ads[0]
+        problems = pool_ads.docker_problems(ads)  # what elastiq warns of, from the real ads
+        assert list(problems) == [pool_ads.startd_name(ads[0])] and \
+            problems[pool_ads.startd_name(ads[0])] == ads[0]["ElastiqDockerProblem"]
     finally:
         pool.stop_startd(unchecked)
         pool.stop_startd(checked)

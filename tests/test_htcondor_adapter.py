@@ -490,3 +490,32 @@ def test_jobs_of_one_autocluster_are_judged_once():
     del idle(ads, "3.3")["AutoClusterId"]
     jobs = idle_by_id(batch(fake(ads)).queue())
     assert jobs["3.1"].fits_worker and not jobs["3.3"].fits_worker
+
+
+def test_a_worker_whose_docker_check_failed_is_told_once(caplog):
+    """Its startd advertises ElastiqDockerProblem (elastiq-docker-check) instead of HasDocker:
+    one warning naming the worker and why, again only when it comes back after a fix."""
+    slots = load("startd.slots.long.txt")
+    why = "a test container started by condor exited 125, not 37: permission denied"
+    broken = [s for s in slots if s["Name"].endswith("@vm-a@vm")]
+    bindings = fake(slots=slots)
+    adapter = batch(bindings)
+
+    def warned():
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="elastiq.adapters.htcondor.batch"):
+            adapter.pool(known_ips={"127.0.0.1": "i-x"})
+        return [r.getMessage() for r in caplog.records if "docker" in r.getMessage()]
+
+    assert warned() == []
+    for s in broken:
+        s["ElastiqDockerProblem"] = why
+    assert warned() == [f"worker vm-a@vm runs no docker-universe job (no HasDocker): its "
+                        f"docker check says: {why}"]
+    assert warned() == []
+    for s in broken:
+        del s["ElastiqDockerProblem"]
+    assert warned() == []
+    for s in broken:
+        s["ElastiqDockerProblem"] = why
+    assert len(warned()) == 1

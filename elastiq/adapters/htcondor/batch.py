@@ -77,6 +77,7 @@ class HTCondorBatch:
         self._slot_constraint = pool_ads.slot_constraint(classad2.quote(self._cluster))
         self._told = TellOnce(log)
         self._groups_read: Dict[str, int] = {}  # schedd name -> group ads of its last answer
+        self._docker_told: Dict[str, str] = {}  # worker -> the docker problem logged
 
     # ------------------------------------------------------------------------- queue
 
@@ -188,11 +189,21 @@ class HTCondorBatch:
         self._learn(found)
         for note in notes:
             log.debug("pool: %s", note)
+        self._tell_docker_problems(pool_ads.docker_problems(found))
         if malformed:
             log.warning("pool is partial: %d slot ads name no machine", malformed)
         log.debug("pool: %d workers of ours from %d slot ads", len(workers), len(found))
         return Pool(workers=workers, partial=malformed > 0,
                     collector_started=self._collector_started())
+
+    def _tell_docker_problems(self, problems: Mapping[str, str]) -> None:
+        """One warning per worker whose docker check failed (again after it was fixed): the
+        docker-universe jobs that wait for it never run there, whatever the queue says."""
+        for name, why in sorted(problems.items()):
+            if self._docker_told.get(name) != why:
+                log.warning("worker %s runs no docker-universe job (no HasDocker): its docker "
+                            "check says: %s", name, why)
+        self._docker_told = dict(problems)
 
     def _collector_started(self) -> Optional[float]:
         """When the (latest started) collector began: right after a restart it lists only the

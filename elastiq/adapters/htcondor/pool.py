@@ -22,7 +22,7 @@ SLOT_PROJECTION = (
     "Name", "Machine", "SlotType", "PartitionableSlot", "DynamicSlot", "State", "Activity",
     "Cpus", "Memory", "TotalSlotCpus", "TotalSlotMemory", "EnteredCurrentState",
     "EnteredCurrentActivity", "NumDynamicSlotsTime", "Draining", "ElastiqInstanceId",
-    "ElastiqCluster", "StartdIpAddr", "MyAddress", "CondorVersion",
+    "ElastiqCluster", "StartdIpAddr", "MyAddress", "CondorVersion", "ElastiqDockerProblem",
 )
 #: Slot states in which a job runs or is about to: such a slot is claimed.
 BUSY_STATES = frozenset({"Claimed", "Matched", "Preempting"})
@@ -138,6 +138,17 @@ def aggregate_workers(ads: Iterable[Any], cluster: str, known_ips: Mapping[str, 
             memory_mb=m.memory, running_jobs=m.claimed, free_cpus=m.free_cpus, free_memory_mb=m.free_memory,
             idle_since=None if m.claimed else m.last_change, draining=m.draining))
     return tuple(workers), notes, malformed
+
+
+def docker_problems(ads: Iterable[Any]) -> Dict[str, str]:
+    """startd name -> why docker does not work for jobs there, as the worker's
+    elastiq-docker-check advertises it (``ElastiqDockerProblem``, in place of ``HasDocker``)."""
+    found: Dict[str, str] = {}
+    for ad in ads:
+        why, name = text(ad.get("ElastiqDockerProblem")), startd_name(ad)
+        if why and name:
+            found.setdefault(name, why)
+    return found
 
 
 def slot_constraint(quoted_cluster: str) -> str:
