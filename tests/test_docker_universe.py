@@ -96,8 +96,9 @@ def test_a_missing_image_holds_the_job_with_the_reason(pool, worker):
 
 def test_a_worker_whose_docker_fails_for_condor_does_not_advertise_it(pool):
     """The template's DOCKER (/usr/bin/docker: podman-docker, run by the condor user, i.e.
-    rootless podman, which cannot clone here) passes HTCondor's own test, run as root: without
-    the check the worker advertises HasDocker and would hold every docker job; with it, no."""
+    rootless podman, which cannot clone here) passes HTCondor's own detection, run as root:
+    without the check the worker advertises HasDocker and would hold every docker job; with it,
+    no."""
     unchecked = docker_pool.start_docker_startd(pool, "docker-unchecked", WORKER, docker=None,
                                                 check=False)
     checked = docker_pool.start_docker_startd(pool, "docker-broken", WORKER, docker=None)

@@ -116,6 +116,9 @@ def test_the_slurm_worker_joins_as_a_dynamic_node_of_its_instance_configless():
     assert "elastiq-cluster-$CLUSTER_NAME" in unit and "elastiq-instance-$INSTANCE_ID" in unit
     assert "NODE_NAME=${INSTANCE_ID:-$(hostname -s)}" in worker
     assert worker.index("systemctl restart munge") < worker.index("systemctl restart slurmd")
+    (install,) = [line for line in worker.splitlines() if "apt-get install" in line]
+    assert {"slurmd", "slurm-client", "munge"} <= set(install.split())  # the watch's scontrol
+    assert "systemctl enable --now elastiq-unclaimed-watch.timer" in worker
 
 
 # ----------------------------------------------------------------------- shared /home

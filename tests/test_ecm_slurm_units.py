@@ -329,6 +329,19 @@ def test_the_unclaimed_watch_powers_off_a_node_the_controller_does_not_know(clus
     assert watch.calls == ["poweroff"]
 
 
+def test_the_unclaimed_watch_waits_when_scontrol_cannot_tell(cluster):
+    """scontrol failing otherwise than with "Node ... not found" (here: missing) is no answer."""
+    watch = UnclaimedWatch(cluster, "w-no-client")
+    with open(f"{watch.host}/stub/scontrol", "w", encoding="utf-8") as handle:
+        handle.write('#!/bin/sh\necho "scontrol: command not found; Node w-no-client not '
+                     'found" >&2\nexit 127\n')
+    os.chmod(f"{watch.host}/stub/scontrol", 0o755)
+    watch.unclaimed_long_ago()
+    before = watch.since
+    watch.run()
+    assert watch.since == before and watch.calls == []
+
+
 def test_the_unclaimed_watch_waits_while_the_controller_does_not_answer(cluster):
     """Not knowing whether a job was just given to the node, it does nothing (the master watch
     powers off a worker whose master is gone for long)."""

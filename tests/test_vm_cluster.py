@@ -226,8 +226,9 @@ class Run:
             return {line.split()[0] for line in slots.splitlines() if " true " in line} \
                 == set(self.workers)
 
-        # a startd advertises HasDocker once its own docker test has passed, which on a busy
-        # host may come an update after the slot first shows up
+        # a startd advertises HasDocker once `docker info` has answered it (its own test
+        # container is off: DOCKER_PERFORM_TEST), which on a busy host may come an update after
+        # the slot first shows up
         wait(docker_advertised, 600, "HasDocker advertised by both workers",
              lambda: f"{self.explain()}\n"
                      f"{workers_docker(self.agent, self.workers, self.cloud.stopped)}", 10)
