@@ -275,3 +275,37 @@ def test_wake_ups_asked_by_ticks_that_end_at_once_all_fire():
     finally:
         sched.stop()
     assert asked == ["start"] + ["wake"] * (count - 1)
+
+
+def test_a_wake_up_and_the_listener_inside_apschedulers_lock_do_not_deadlock(monkeypatch):
+    """A tick that ends before apscheduler has handed it over runs the job-executed listener in
+    apscheduler's thread, inside its job store lock; a wake-up asked meanwhile used to hold our
+    lock while waiting for that one, and the listener waited for ours (CI: both hung).  Here
+    the two are made to meet: neither waits for the other, and the wake-up is the next run."""
+    sched = Scheduler(lambda kind: None, (("queue", 3600),))
+    sched.start()
+    aps, wake = sched._aps, time.time() + 600
+    waker = threading.Thread(target=sched.wake_at, args=(wake,), daemon=True)
+    modifying, original = threading.Event(), aps.modify_job
+
+    def modify_job(*args, **kwargs):
+        if threading.current_thread() is waker:
+            modifying.set()
+        return original(*args, **kwargs)
+
+    def apscheduler_thread():  # holds its job store lock, then runs our listener
+        with aps._jobstores_lock:
+            if modifying.wait(TIMEOUT):
+                sched._arm()
+
+    monkeypatch.setattr(aps, "modify_job", modify_job)
+    holder = threading.Thread(target=apscheduler_thread, daemon=True)
+    holder.start()
+    waker.start()
+    waker.join(TIMEOUT)
+    holder.join(TIMEOUT)
+    assert modifying.is_set()
+    assert not (waker.is_alive() or holder.is_alive()), "deadlock"  # (not stopped: it would hang)
+    next_run = aps.get_job("tick").next_run_time.timestamp()
+    sched.stop()
+    assert abs(next_run - wake) < 1e-3

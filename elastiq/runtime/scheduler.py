@@ -232,9 +232,19 @@ class Scheduler:
         return wake if wake <= check + self._agenda.window else min(check, wake)
 
     def _arm(self) -> None:
-        """Set the job's next run to the next moment (None: paused until a wake-up)."""
-        with self._lock:
-            if self._stopped or self._aps is None or not self._aps.running:
-                return
-            when = self._next_moment()
+        """Set the job's next run to the next moment (None: paused until a wake-up).
+
+        Our lock is not held while apscheduler is called: a tick that ends before apscheduler
+        has finished handing it over runs our job-executed listener in apscheduler's own
+        thread, which holds its job store lock; a wake-up holding our lock while it waited for
+        that one deadlocked the two (seen in CI).  So the moment is set, then checked to be
+        still the one to set (another thread may have set an older one after it)."""
+        while True:
+            with self._lock:
+                if self._stopped or self._aps is None or not self._aps.running:
+                    return
+                when = self._next_moment()
             self._aps.modify_job(JOB, next_run_time=None if when is None else _at(when))
+            with self._lock:
+                if self._next_moment() == when:
+                    return
