@@ -145,8 +145,9 @@ def validate(a: Answers) -> None:
     if a.batch not in BATCH_SYSTEMS:
         raise RenderError("batch", f"unknown batch system {a.batch!r} (known: "
                           f"{', '.join(BATCH_SYSTEMS)})")
-    if os_problem(a.batch, a.os_id):
-        raise RenderError("batch", os_problem(a.batch, a.os_id))
+    problem = os_problem(a.batch, a.os_id)
+    if problem:
+        raise RenderError("batch", problem)
     if not CLUSTER_NAME.fullmatch(a.cluster_name):
         raise RenderError("cluster_name", f"{CLUSTER_NAME_RULE} (got {a.cluster_name!r})")
     if not SERIES.fullmatch(a.htcondor_series):

@@ -108,8 +108,9 @@ def run(args: argparse.Namespace) -> int:
         if missing:
             raise UsageError(f"--yes needs {' and '.join(missing)} (OS ids: "
                              f"{', '.join(render.os_ids_for(args.batch))})")
-    if args.os and render.os_problem(args.batch, args.os):
-        raise UsageError(f"--os {args.os}: {render.os_problem(args.batch, args.os)}")
+    problem = args.os and render.os_problem(args.batch, args.os)
+    if problem:
+        raise UsageError(f"--os {args.os}: {problem}")
     if args.output:
         check_output(args.output, args.force)
     ca_pem = read_ca_bundle(args.ca_bundle)

@@ -251,18 +251,16 @@ class UnclaimedWatch:
         run_unit(cluster, cluster.rendered_units.worker["worker-unclaimed-watch"], NODE_NAME=name,
                  NOCLAIM_SHUTDOWN_S=str(noclaim_s), WATCH_STATE_DIR=f"{d}/state",
                  ELASTIQ_ETC=f"{d}/etc", SBIN=f"{d}/sbin", SYSTEMD_DIR=f"{d}/systemd")
-        self.program, self.host = f"{d}/sbin/elastiq-unclaimed-watch", cluster.root + d
+        self.directory, self.host = d, cluster.root + d
         with open(f"{self.host}/stub/systemctl", "w", encoding="utf-8") as handle:
             handle.write(f'#!/bin/sh\necho "$*" >> {d}/systemctl-calls\n')
         os.chmod(f"{self.host}/stub/systemctl", 0o755)
 
     def run(self, conf: Optional[str] = None) -> None:
-        env = dict(self.cluster.env(), PATH=f"{self.program.rsplit('/', 2)[0]}/stub:{PATH}")
+        env = dict(self.cluster.env(), PATH=f"{self.directory}/stub:{PATH}")
         if conf:
             env["SLURM_CONF"] = conf
-        done = subprocess.run(in_root(self.cluster.root, [self.program], env),
-                              capture_output=True, text=True, timeout=120)
-        assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+        run_unit(self.cluster, f"{self.directory}/sbin/elastiq-unclaimed-watch", **env)
 
     @property
     def since(self) -> Optional[int]:

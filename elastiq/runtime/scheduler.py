@@ -237,7 +237,7 @@ class Scheduler:
         Our lock is not held while apscheduler is called: a tick that ends before apscheduler
         has finished handing it over runs our job-executed listener in apscheduler's own
         thread, which holds its job store lock; a wake-up holding our lock while it waited for
-        that one deadlocked the two (seen in CI).  So the moment is set, then checked to be
+        that one deadlocked the two (seen in a full test run).  So the moment is set, then checked to be
         still the one to set (another thread may have set an older one after it)."""
         while True:
             with self._lock:
